@@ -1,0 +1,1 @@
+"""warroom: an incident-response engine."""

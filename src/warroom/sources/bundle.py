@@ -1,0 +1,349 @@
+"""The incident bundle: one incident's evidence in a directory, validated on load.
+
+Layout (see docs/bundle-format.md):
+
+    incident.yaml                 manifest (alert, symptoms, window, SLOs, business context)
+    metrics.{csv,jsonl,parquet}   timestamp, service, metric, value [, instance]
+    logs.{csv,jsonl,parquet}      timestamp, service, level, message [, trace_id, instance]
+    traces.{csv,jsonl,parquet}    trace_id, span_id, parent_span_id, service, operation,
+                                  start_time, end_time [, status, instance]
+    changes.{csv,jsonl,parquet}   id, time, service, kind, version, commit, author, description
+    topology.yaml                 optional: {services: {name: {depends_on: [..]}}}
+    baseline/                     optional: fault-free telemetry with the same files
+    after/<action-kind>/          optional: telemetry observed after a mitigation was applied
+    repo/                         optional: a git repository of the services' code
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from warroom.errors import BundleError
+from warroom.sources.manifest import Manifest
+from warroom.yamlfile import line_of, load_model, read_yaml
+
+FORMATS = (".parquet", ".jsonl", ".ndjson", ".csv")
+MAX_FIELD_BYTES = 1 << 20  # a single log message larger than 1 MiB is not a log line
+
+TS = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    required: dict[str, pl.DataType]
+    optional: dict[str, pl.DataType]
+    time_columns: tuple[str, ...]
+
+
+TABLES: dict[str, TableSpec] = {
+    "metrics": TableSpec(
+        "metrics",
+        {"timestamp": TS, "service": pl.String(), "metric": pl.String(), "value": pl.Float64()},
+        {"instance": pl.String()},
+        ("timestamp",),
+    ),
+    "logs": TableSpec(
+        "logs",
+        {"timestamp": TS, "service": pl.String(), "level": pl.String(), "message": pl.String()},
+        {"trace_id": pl.String(), "instance": pl.String()},
+        ("timestamp",),
+    ),
+    "traces": TableSpec(
+        "traces",
+        {
+            "trace_id": pl.String(),
+            "span_id": pl.String(),
+            "parent_span_id": pl.String(),
+            "service": pl.String(),
+            "operation": pl.String(),
+            "start_time": TS,
+            "end_time": TS,
+        },
+        {"status": pl.String(), "instance": pl.String()},
+        ("start_time", "end_time"),
+    ),
+    "changes": TableSpec(
+        "changes",
+        {"id": pl.String(), "time": TS, "service": pl.String(), "kind": pl.String()},
+        {
+            "version": pl.String(),
+            "commit": pl.String(),
+            "author": pl.String(),
+            "description": pl.String(),
+        },
+        ("time",),
+    ),
+}
+
+NULLABLE = {"parent_span_id", "trace_id", "instance", "status", "version", "commit", "author", "description"}
+
+
+@dataclass
+class Telemetry:
+    """The four modalities for one period; a modality that is absent is None."""
+
+    metrics: pl.DataFrame | None = None
+    logs: pl.DataFrame | None = None
+    traces: pl.DataFrame | None = None
+    changes: pl.DataFrame | None = None
+
+    def present(self) -> list[str]:
+        return [name for name in TABLES if getattr(self, name) is not None]
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: Manifest
+    telemetry: Telemetry
+    baseline: Telemetry | None = None
+    after: dict[str, Telemetry] = field(default_factory=dict)
+    topology: dict[str, list[str]] = field(default_factory=dict)
+    repo: Path | None = None
+
+    @property
+    def metrics(self) -> pl.DataFrame | None:
+        return self.telemetry.metrics
+
+    @property
+    def logs(self) -> pl.DataFrame | None:
+        return self.telemetry.logs
+
+    @property
+    def traces(self) -> pl.DataFrame | None:
+        return self.telemetry.traces
+
+    @property
+    def changes(self) -> pl.DataFrame | None:
+        return self.telemetry.changes
+
+    def missing_modalities(self) -> list[str]:
+        return [name for name in ("metrics", "logs", "traces", "changes") if getattr(self, name) is None]
+
+
+def _find_table(folder: Path, name: str) -> Path | None:
+    found = [folder / f"{name}{ext}" for ext in FORMATS if (folder / f"{name}{ext}").is_file()]
+    if len(found) > 1:
+        raise BundleError(
+            f"more than one file for '{name}' ({', '.join(p.name for p in found)}); keep one",
+            file=folder,
+        )
+    return found[0] if found else None
+
+
+def _read_raw(path: Path) -> pl.DataFrame:
+    suffix = path.suffix
+    try:
+        if suffix == ".parquet":
+            return pl.read_parquet(path)
+        if suffix in (".jsonl", ".ndjson"):
+            return pl.read_ndjson(path, infer_schema_length=None)
+        return pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False)
+    except Exception as exc:  # polars raises several exception types; locate the bad line ourselves
+        line = _locate_bad_line(path)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise BundleError(
+            f"cannot parse {suffix.lstrip('.')} ({reason[:160]})", file=path, line=line
+        ) from None
+
+
+def _locate_bad_line(path: Path) -> int | None:
+    """Best effort: the first line that does not parse on its own (JSON Lines) or whose field
+    count differs from the header's (CSV)."""
+    if path.suffix == ".parquet":
+        return None
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            if path.suffix in (".jsonl", ".ndjson"):
+                for number, text in enumerate(handle, start=1):
+                    if text.strip():
+                        try:
+                            if not isinstance(json.loads(text), dict):
+                                return number
+                        except json.JSONDecodeError:
+                            return number
+                return None
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                return 1
+            for row in reader:
+                if len(row) != len(header):
+                    return reader.line_num
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    return None
+
+
+def _coerce(frame: pl.DataFrame, spec: TableSpec, path: Path) -> pl.DataFrame:
+    """Check columns, convert types, and name the first row that does not convert."""
+    if frame.height == 0:
+        raise BundleError("no rows (an absent modality is expressed by omitting the file)", file=path)
+    missing = [col for col in spec.required if col not in frame.columns]
+    if missing:
+        raise BundleError(
+            f"missing column(s) {', '.join(missing)}; expected {', '.join(spec.required)}",
+            file=path,
+            line=1 if path.suffix == ".csv" else None,
+            field=missing[0],
+        )
+    header_offset = 2 if path.suffix == ".csv" else 1
+    wanted = {**spec.required, **{k: v for k, v in spec.optional.items() if k in frame.columns}}
+    columns = []
+    for name, dtype in wanted.items():
+        source = frame.get_column(name)
+        converted = _convert(source, dtype)
+        bad = converted.is_null() & source.is_not_null()
+        if name not in NULLABLE:
+            bad = bad | source.is_null()
+        if name not in NULLABLE and source.dtype == pl.String:
+            bad = bad | (source.str.strip_chars() == "").fill_null(False)
+        index = bad.arg_true()
+        if index.len():
+            row = int(index[0])
+            shown = str(source[row])[:60]
+            raise BundleError(
+                f"value {shown!r} is not a valid {_describe(dtype)}",
+                file=path,
+                line=row + header_offset,
+                field=name,
+            )
+        columns.append(converted.alias(name))
+    result = pl.DataFrame(columns)
+    for text_col in ("message",):
+        if text_col in result.columns:
+            too_long = (result.get_column(text_col).str.len_bytes() > MAX_FIELD_BYTES).arg_true()
+            if too_long.len():
+                row = int(too_long[0])
+                size = len(result.get_column(text_col)[row].encode())
+                raise BundleError(
+                    f"{size} bytes; at most {MAX_FIELD_BYTES} expected for one log message",
+                    file=path,
+                    line=row + header_offset,
+                    field=text_col,
+                )
+    return result
+
+
+def _describe(dtype: pl.DataType) -> str:
+    if dtype == TS:
+        return "timestamp (ISO 8601 with offset, or epoch seconds/milliseconds)"
+    if dtype == pl.Float64:
+        return "number"
+    return "text"
+
+
+def _convert(series: pl.Series, dtype: pl.DataType) -> pl.Series:
+    if dtype == TS:
+        return _to_timestamp(series)
+    if dtype == pl.Float64:
+        if series.dtype.is_numeric():
+            return series.cast(pl.Float64)
+        return series.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    if series.dtype == pl.String:
+        return series
+    return series.cast(pl.String, strict=False)
+
+
+def _to_timestamp(series: pl.Series) -> pl.Series:
+    if isinstance(series.dtype, pl.Datetime):
+        if series.dtype.time_zone is None:
+            return series.dt.replace_time_zone("UTC").dt.cast_time_unit("us")
+        return series.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    if series.dtype.is_numeric():
+        return _epoch_to_timestamp(series.cast(pl.Float64))
+    text = series.cast(pl.String).str.strip_chars()
+    numeric = text.cast(pl.Float64, strict=False)
+    if numeric.is_not_null().sum() == text.is_not_null().sum() and text.is_not_null().any():
+        return _epoch_to_timestamp(numeric)
+    parsed = text.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
+    naive = text.str.to_datetime(time_unit="us", strict=False).dt.replace_time_zone("UTC")
+    return parsed.fill_null(naive)
+
+
+def _epoch_to_timestamp(values: pl.Series) -> pl.Series:
+    """Epoch numbers in s, ms, µs or ns, told apart by magnitude."""
+    median = values.abs().median()
+    magnitude = float(median) if isinstance(median, int | float) else 0.0
+    scale = 1e6 if magnitude < 1e11 else 1e3 if magnitude < 1e14 else 1.0 if magnitude < 1e17 else 1e-3
+    return (values * scale).round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def read_table(path: Path, name: str) -> pl.DataFrame:
+    frame = _coerce(_read_raw(path), TABLES[name], path)
+    order = TABLES[name].time_columns[0]
+    return frame.sort(order)
+
+
+def read_telemetry(folder: Path) -> Telemetry:
+    found: dict[str, Any] = {}
+    for name in TABLES:
+        path = _find_table(folder, name)
+        found[name] = read_table(path, name) if path is not None else None
+    return Telemetry(**found)
+
+
+def _read_topology(path: Path) -> dict[str, list[str]]:
+    data, node = read_yaml(path, BundleError)
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        raise BundleError("expected 'services:' mapping of service → {depends_on: [...]}", file=path, line=1)
+    graph: dict[str, list[str]] = {}
+    for name, spec in services.items():
+        deps = (spec or {}).get("depends_on", []) if isinstance(spec, dict) else None
+        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+            raise BundleError(
+                "expected a list of service names",
+                file=path,
+                line=line_of(node, ["services", name]),
+                field=f"services.{name}.depends_on",
+            )
+        graph[str(name)] = deps
+    return graph
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load and validate a bundle; raise BundleError naming the file, line and field."""
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError("not a directory (expected an incident bundle)", file=root)
+    manifest = load_model(root / "incident.yaml", Manifest, BundleError)
+    telemetry = read_telemetry(root)
+    if not telemetry.present():
+        raise BundleError(
+            f"no telemetry: expected at least one of metrics, logs, traces, changes ({'/'.join(FORMATS)})",
+            file=root,
+        )
+    baseline = read_telemetry(root / "baseline") if (root / "baseline").is_dir() else None
+    after: dict[str, Telemetry] = {}
+    if (root / "after").is_dir():
+        for folder in sorted(p for p in (root / "after").iterdir() if p.is_dir()):
+            after[folder.name] = read_telemetry(folder)
+    topology = _read_topology(root / "topology.yaml") if (root / "topology.yaml").is_file() else {}
+    repo = root / "repo" if (root / "repo").is_dir() else None
+    return Bundle(root, manifest, telemetry, baseline, after, topology, repo)
+
+
+def describe(bundle: Bundle) -> dict[str, Any]:
+    """A short, JSON-friendly inventory of a bundle (what `bundle validate` prints)."""
+    counts = {
+        name: (frame.height if frame is not None else None) for name, frame in vars(bundle.telemetry).items()
+    }
+    return {
+        "path": str(bundle.path),
+        "title": bundle.manifest.title,
+        "alert": bundle.manifest.alert.name,
+        "fired_at": bundle.manifest.alert.fired_at.isoformat(),
+        "rows": counts,
+        "baseline": bundle.baseline.present() if bundle.baseline else [],
+        "after": sorted(bundle.after),
+        "topology_services": len(bundle.topology),
+        "repo": str(bundle.repo) if bundle.repo else None,
+    }
