@@ -114,6 +114,16 @@ class RecommendedAction(BaseModel):
     rollback: str = ""
 
 
+class ActionOutcome(BaseModel):
+    """What became of one action when the executor took it up."""
+
+    action_id: str
+    status: str  # dry_run | executed | verified | failed | undone | skipped | timed_out
+    detail: str = ""
+    verified: bool | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class RootCauseCandidate(BaseModel):
     """One ranked answer to 'which service, which fault, which change'."""
 
@@ -136,6 +146,7 @@ class AgentReport(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict)
     actions: list[RecommendedAction] = Field(default_factory=list)
     candidates: list[RootCauseCandidate] = Field(default_factory=list)
+    outcomes: list[ActionOutcome] = Field(default_factory=list)  # actions this agent executed
     limitations: list[str] = Field(default_factory=list)  # what the agent could not look at, and why
 
 

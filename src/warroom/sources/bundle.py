@@ -4,9 +4,10 @@ Layout (see docs/bundle-format.md):
 
     incident.yaml                 manifest (alert, symptoms, window, SLOs, business context)
     metrics.{csv,jsonl,parquet}   timestamp, service, metric, value [, instance]
-    logs.{csv,jsonl,parquet}      timestamp, service, level, message [, trace_id, instance]
+    logs.{csv,jsonl,parquet}      timestamp, service, level, message [, trace_id, instance, attributes]
     traces.{csv,jsonl,parquet}    trace_id, span_id, parent_span_id, service, operation,
-                                  start_time, end_time [, status, instance]
+                                  start_time, end_time [, status, instance, attributes]
+                                  (attributes: a JSON object as text, e.g. {"http.status_code": 500})
     changes.{csv,jsonl,parquet}   id, time, service, kind, version, commit, author, description
     topology.yaml                 optional: {services: {name: {depends_on: [..]}}}
     baseline/                     optional: fault-free telemetry with the same files
@@ -52,7 +53,7 @@ TABLES: dict[str, TableSpec] = {
     "logs": TableSpec(
         "logs",
         {"timestamp": TS, "service": pl.String(), "level": pl.String(), "message": pl.String()},
-        {"trace_id": pl.String(), "instance": pl.String()},
+        {"trace_id": pl.String(), "instance": pl.String(), "attributes": pl.String()},
         ("timestamp",),
     ),
     "traces": TableSpec(
@@ -66,7 +67,7 @@ TABLES: dict[str, TableSpec] = {
             "start_time": TS,
             "end_time": TS,
         },
-        {"status": pl.String(), "instance": pl.String()},
+        {"status": pl.String(), "instance": pl.String(), "attributes": pl.String()},
         ("start_time", "end_time"),
     ),
     "changes": TableSpec(
@@ -82,7 +83,17 @@ TABLES: dict[str, TableSpec] = {
     ),
 }
 
-NULLABLE = {"parent_span_id", "trace_id", "instance", "status", "version", "commit", "author", "description"}
+NULLABLE = {
+    "parent_span_id",
+    "trace_id",
+    "instance",
+    "status",
+    "attributes",
+    "version",
+    "commit",
+    "author",
+    "description",
+}
 
 
 @dataclass
