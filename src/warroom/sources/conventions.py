@@ -27,6 +27,9 @@ DB_CPU_UTILIZATION = "db_cpu_utilization"  # 0..1
 DB_LONG_RUNNING_QUERIES = "db_long_running_queries"  # count of queries running > 30 s
 DB_LOCK_WAITS = "db_lock_waits"
 DB_QUERY_TIME_MS = "db_query_time_ms"
+DB_POOL_TIMEOUTS = "db_pool_timeouts"  # connection acquisitions that timed out, per second
+DB_CONNECTIONS = "db_connections"  # server-side open connections (service "database")
+DB_TABLE_ROWS = "db_table_rows"  # row count of one table; the instance column names the table
 
 # Hosts, network, load balancer (service names are hosts or the balancer).
 HOST_CPU_UTILIZATION = "host_cpu_utilization"
@@ -35,6 +38,7 @@ LB_HEALTHY_TARGETS = "lb_healthy_targets"
 
 # Security.
 AUTH_FAILURES = "auth_failures"  # failed authentications per second
+TLS_CERT_EXPIRY_SECONDS = "tls_cert_expiry_seconds"  # time left on the serving certificate (< 0: expired)
 
 LATENCY_METRICS = (LATENCY_P99, LATENCY_P95, LATENCY_P50)
 UTILIZATION_METRICS = (
