@@ -137,19 +137,6 @@ class RootCauseCandidate(BaseModel):
     evidence_ids: list[str] = Field(default_factory=list)
 
 
-class AgentReport(BaseModel):
-    """What every specialist returns: summary, findings with evidence, context outputs, actions."""
-
-    agent: str
-    summary: str
-    findings: list[Finding] = Field(default_factory=list)
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    actions: list[RecommendedAction] = Field(default_factory=list)
-    candidates: list[RootCauseCandidate] = Field(default_factory=list)
-    outcomes: list[ActionOutcome] = Field(default_factory=list)  # actions this agent executed
-    limitations: list[str] = Field(default_factory=list)  # what the agent could not look at, and why
-
-
 class TimelineKind(StrEnum):
     ALERT = "alert"
     STATUS_CHANGED = "status_changed"
@@ -173,6 +160,20 @@ class TimelineEvent(BaseModel):
     summary: str
     data: dict[str, Any] = Field(default_factory=dict)
     seq: int | None = None
+
+
+class AgentReport(BaseModel):
+    """What every specialist returns: summary, findings with evidence, context outputs, actions."""
+
+    agent: str
+    summary: str
+    findings: list[Finding] = Field(default_factory=list)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    actions: list[RecommendedAction] = Field(default_factory=list)
+    candidates: list[RootCauseCandidate] = Field(default_factory=list)
+    outcomes: list[ActionOutcome] = Field(default_factory=list)  # actions this agent executed
+    timeline: list[TimelineEvent] = Field(default_factory=list)  # e.g. messages sent, recovery seen
+    limitations: list[str] = Field(default_factory=list)  # what the agent could not look at, and why
 
 
 class Incident(BaseModel):

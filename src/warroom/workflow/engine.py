@@ -1,0 +1,616 @@
+"""The engine: drives the interpreter, runs steps, and commits each result before the next starts.
+
+It knows workflows, steps, approvals and the incident record — nothing of any agent's domain.
+Everything it does to the store for one step (the step result, its timeline events, its actions)
+happens in one transaction, and every timeline event has a deterministic key, so a run killed
+at any point and resumed neither loses nor repeats anything.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from warroom.errors import NotFoundError
+from warroom.incident import (
+    AgentReport,
+    Assignee,
+    Incident,
+    Role,
+    Severity,
+    Status,
+    TimelineEvent,
+    TimelineKind,
+)
+from warroom.record import Decision
+from warroom.sources.bundle import Bundle
+from warroom.store.repository import Store
+from warroom.workflow.interpreter import (
+    Done,
+    OpenGate,
+    RecordDecision,
+    Recorded,
+    RunSteps,
+    covers,
+    decision_key,
+    fold_context,
+    gate_key,
+    holds,
+    next_move,
+    phase_done,
+    step_key,
+)
+from warroom.workflow.runner import StepOutcome, StepRunner, StepTask
+from warroom.workflow.spec import ApprovalPolicy, PhaseSpec, WorkflowSpec
+
+FORWARD = [s for s in Status]  # the lifecycle's forward order
+
+
+class RunOptions(BaseModel):
+    bundle: str
+    execute: bool = False
+    grant: ApprovalPolicy = ApprovalPolicy.NONE  # what the operator approved up front
+    out_dir: str | None = None
+    replay_clock: bool = True  # incident time = alert time + elapsed run time (bundle replays)
+    processes: bool = True
+    workers: int = 2
+
+
+class Progress(Protocol):
+    def phase_started(self, phase: PhaseSpec) -> None: ...
+    def steps_started(self, phase: PhaseSpec, agents: list[tuple[str, str]]) -> None: ...
+    def step_finished(self, outcome: StepOutcome) -> None: ...
+    def decided(self, phase: PhaseSpec, decision: Decision) -> None: ...
+    def phase_finished(self, phase: PhaseSpec) -> None: ...
+    def waiting(self, pending: list[dict[str, Any]]) -> None: ...
+
+
+class SilentProgress:
+    def phase_started(self, phase: PhaseSpec) -> None:
+        pass
+
+    def steps_started(self, phase: PhaseSpec, agents: list[tuple[str, str]]) -> None:
+        pass
+
+    def step_finished(self, outcome: StepOutcome) -> None:
+        pass
+
+    def decided(self, phase: PhaseSpec, decision: Decision) -> None:
+        pass
+
+    def phase_finished(self, phase: PhaseSpec) -> None:
+        pass
+
+    def waiting(self, pending: list[dict[str, Any]]) -> None:
+        pass
+
+
+# Asked for a gated action that was neither approved up front nor in the store: True approves.
+Approver = Callable[[dict[str, Any]], bool]
+
+
+@dataclass
+class RunResult:
+    incident_id: str
+    run_id: str
+    status: str  # succeeded | completed_with_failures | waiting_approval
+    pending: list[dict[str, Any]]
+
+
+class Clock:
+    """Incident time. For a replayed bundle it starts at `origin` and advances with the run."""
+
+    def __init__(self, origin: datetime | None) -> None:
+        self.origin = origin
+        self.started = time.monotonic()
+
+    def now(self) -> datetime:
+        if self.origin is None:
+            return datetime.now(UTC)
+        return self.origin + timedelta(seconds=time.monotonic() - self.started)
+
+
+def draft_incident(bundle: Bundle) -> Incident:
+    """An incident as declared by the alert, before any agent has assessed it."""
+    manifest = bundle.manifest
+    alert = manifest.alert
+    labelled = alert.labels.get("severity", "").upper()
+    severity = Severity(labelled) if labelled in Severity.__members__ else Severity.P2
+    roles = {Role(k): Assignee(name=v) for k, v in manifest.roles.items() if k in Role._value2member_map_}
+    return Incident(
+        id="",
+        title=manifest.title,
+        severity=severity,
+        severity_rule=f"provisional: alert label severity={labelled}" if labelled else "provisional: not yet assessed",
+        affected_services=[alert.service] if alert.service else [],
+        symptoms=manifest.symptoms,
+        business_impact=manifest.business.model_dump(exclude_none=True),
+        roles=roles,
+        rto_minutes=manifest.objectives.rto_minutes,
+        rpo_minutes=manifest.objectives.rpo_minutes,
+        comms_cadence_minutes=manifest.comms.cadence_minutes,
+        detected_at=alert.fired_at,
+        bundle_path=str(bundle.path.resolve()),
+    )
+
+
+INCIDENT_FIELDS = (
+    "severity",
+    "severity_rule",
+    "affected_services",
+    "symptoms",
+    "roles",
+    "title",
+    "started_at",
+)
+
+
+class Engine:
+    def __init__(self, store: Store, progress: Progress | None = None, approver: Approver | None = None) -> None:
+        self.store = store
+        self.progress: Progress = progress or SilentProgress()
+        self.approver = approver
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def start(self, bundle: Bundle, spec: WorkflowSpec, options: RunOptions) -> tuple[str, str]:
+        incident = self.store.create_incident(draft_incident(bundle))
+        alert = bundle.manifest.alert
+        with self.store.transaction() as session:
+            run_id = self.store.create_run(
+                session, incident.id, spec.name, spec.model_dump(mode="json"), options.model_dump(mode="json")
+            )
+            self.store.add_event(
+                session,
+                incident.id,
+                TimelineEvent(
+                    at=alert.fired_at,
+                    kind=TimelineKind.ALERT,
+                    source=alert.labels.get("source", "alert"),
+                    summary=f"{alert.name}: {alert.summary}".strip(": "),
+                    data={"service": alert.service, **alert.labels},
+                ),
+                dedupe_key="alert",
+            )
+            self.store.add_event(
+                session,
+                incident.id,
+                TimelineEvent(
+                    at=alert.fired_at,
+                    kind=TimelineKind.NOTE,
+                    source="engine",
+                    summary=f"incident {incident.id} opened; workflow {spec.name} started",
+                    data={"run_id": run_id, "workflow": spec.name},
+                ),
+                dedupe_key="opened",
+            )
+        return incident.id, run_id
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunResult:
+        row = self.store.get_run(run_id)
+        spec = WorkflowSpec.model_validate(row.spec)
+        options = RunOptions.model_validate(row.options)
+        incident_id = row.incident_id
+        clock = Clock(self._clock_origin(incident_id) if options.replay_clock else None)
+        widest = max((len(p.steps) for p in spec.phases), default=1)
+        runner = StepRunner(options.bundle, processes=options.processes, workers=min(max(options.workers, widest), 8))
+        with self.store.transaction() as session:
+            self.store.set_run_status(session, run_id, "running")
+        try:
+            while True:
+                recorded = self._recorded(run_id)
+                move = next_move(spec, recorded)
+                if isinstance(move, Done):
+                    return self._finish(run_id, incident_id, recorded, clock)
+                self._enter_phase(run_id, incident_id, spec, move.phase, recorded, clock)
+                if isinstance(move, RecordDecision):
+                    self._record_decision(run_id, incident_id, move, clock)
+                elif isinstance(move, OpenGate):
+                    pending = self._open_gate(run_id, incident_id, move, options, clock)
+                    if pending:
+                        with self.store.transaction() as session:
+                            self.store.set_run_status(session, run_id, "waiting_approval")
+                        self.progress.waiting(pending)
+                        return RunResult(incident_id, run_id, "waiting_approval", pending)
+                else:
+                    self._run_steps(run_id, incident_id, spec, move, recorded, options, runner, clock)
+                self._leave_phase(run_id, incident_id, spec, move.phase, clock)
+        finally:
+            runner.close()
+
+    def _clock_origin(self, incident_id: str) -> datetime:
+        events = self.store.timeline(incident_id)
+        return max(e.at for e in events) if events else datetime.now(UTC)
+
+    def _recorded(self, run_id: str) -> dict[str, Recorded]:
+        return {row.key: Recorded(row.key, row.kind, row.status, row.result) for row in self.store.steps(run_id)}
+
+    def _enter_phase(
+        self,
+        run_id: str,
+        incident_id: str,
+        spec: WorkflowSpec,
+        phase: PhaseSpec,
+        recorded: dict[str, Recorded],
+        clock: Clock,
+    ) -> None:
+        at = clock.now()
+        with self.store.transaction() as session:
+            first = self.store.add_event(
+                session,
+                incident_id,
+                TimelineEvent(
+                    at=at,
+                    kind=TimelineKind.PHASE_STARTED,
+                    source="engine",
+                    summary=f"phase {phase.id} started: {phase.title}",
+                    data={"phase": phase.id, "run_id": run_id, "agents": [s.agent for s in phase.steps]},
+                ),
+                dedupe_key=f"{run_id}:phase_started:{phase.id}",
+            )
+            if phase.status and self._status_applies(phase, spec, recorded):
+                self._advance(session, incident_id, phase.status, at)
+        if first:
+            self.progress.phase_started(phase)
+
+    def _status_applies(self, phase: PhaseSpec, spec: WorkflowSpec, recorded: dict[str, Recorded]) -> bool:
+        if not phase.status_when:
+            return True
+        return holds(phase.status_when, fold_context(spec, recorded).for_agents())
+
+    def _advance(self, session: Session, incident_id: str, target: Status, at: datetime) -> None:
+        """Walk the lifecycle forward to `target`, recording each step on the timeline."""
+        incident = self.store.get_incident(incident_id, session)
+        current = FORWARD.index(incident.status)
+        goal = FORWARD.index(target)
+        for status in FORWARD[current + 1 : goal + 1]:
+            incident = self.store.transition(session, incident, status, at, "engine")
+
+    def _leave_phase(self, run_id: str, incident_id: str, spec: WorkflowSpec, phase: PhaseSpec, clock: Clock) -> None:
+        recorded = self._recorded(run_id)
+        if not phase_done(phase, recorded):
+            return
+        keys = [k for k in recorded if k.startswith(f"{phase.id}/")]
+        failed = [k for k in keys if recorded[k].status not in ("succeeded",)]
+        with self.store.transaction() as session:
+            added = self.store.add_event(
+                session,
+                incident_id,
+                TimelineEvent(
+                    at=clock.now(),
+                    kind=TimelineKind.PHASE_FINISHED,
+                    source="engine",
+                    summary=f"phase {phase.id} finished" + (f" ({len(failed)} step(s) failed)" if failed else ""),
+                    data={"phase": phase.id, "run_id": run_id, "failed": failed},
+                ),
+                dedupe_key=f"{run_id}:phase_finished:{phase.id}",
+            )
+        if added:
+            self.progress.phase_finished(phase)
+
+    def _record_decision(self, run_id: str, incident_id: str, move: RecordDecision, clock: Clock) -> None:
+        at = clock.now()
+        decision = move.decision
+        with self.store.transaction() as session:
+            self.store.record_step(
+                session,
+                run_id,
+                {
+                    "key": decision_key(move.phase),
+                    "phase_id": move.phase.id,
+                    "kind": "decision",
+                    "agent": "engine",
+                    "status": "succeeded",
+                    "attempts": 1,
+                    "started_at": at,
+                    "finished_at": at,
+                    "error": None,
+                    "result": decision.model_dump(mode="json"),
+                },
+            )
+            self.store.add_event(
+                session,
+                incident_id,
+                TimelineEvent(
+                    at=at,
+                    kind=TimelineKind.DECISION,
+                    source="engine",
+                    summary=f"{move.phase.id}: path '{decision.path}' ({decision.agent}) — {decision.rationale}",
+                    data=decision.model_dump(mode="json"),
+                ),
+                dedupe_key=f"{run_id}:decision:{move.phase.id}",
+            )
+        self.progress.decided(move.phase, decision)
+
+    def _open_gate(
+        self, run_id: str, incident_id: str, move: OpenGate, options: RunOptions, clock: Clock
+    ) -> list[dict[str, Any]]:
+        """Approve what policy, the up-front grant, the store or the operator allow.
+
+        Returns the actions still waiting; empty when the gate is passed (and recorded)."""
+        stored = {row.action_id: row for row in self.store.actions(incident_id)}
+        approved: list[str] = []
+        pending: list[dict[str, Any]] = []
+        at = clock.now()
+        with self.store.transaction() as session:
+            for action in move.actions:
+                action_id = action["id"]
+                row = stored.get(action_id)
+                if not covers(move.policy, action):
+                    approved.append(action_id)
+                    continue
+                if row is not None and row.approved_by:
+                    approved.append(action_id)
+                    continue
+                actor = None
+                if covers(options.grant, action):
+                    actor = f"cli (--approve {options.grant.value})"
+                elif options.execute and self.approver is not None and self.approver(action):
+                    actor = "operator (interactive)"
+                if actor is None:
+                    pending.append(action)
+                    continue
+                approved.append(action_id)
+                self._approve(session, incident_id, action, actor, at)
+            if pending and options.execute:
+                for action in pending:
+                    self.store.upsert_action(session, incident_id, action["id"], "awaiting_approval")
+                    self.store.add_event(
+                        session,
+                        incident_id,
+                        TimelineEvent(
+                            at=at,
+                            kind=TimelineKind.NOTE,
+                            source="engine",
+                            summary=f"action {action['id']} ({action.get('risk')}) awaits approval",
+                            data={"action_id": action["id"]},
+                        ),
+                        dedupe_key=f"awaiting:{action['id']}",
+                    )
+                return pending
+            self.store.record_step(
+                session,
+                run_id,
+                {
+                    "key": gate_key(move.phase, move.step),
+                    "phase_id": move.phase.id,
+                    "kind": "gate",
+                    "agent": move.step.agent,
+                    "status": "succeeded",
+                    "attempts": 1,
+                    "started_at": at,
+                    "finished_at": at,
+                    "error": None,
+                    "result": {
+                        "policy": move.policy.value,
+                        "approved": approved,
+                        "not_approved": [a["id"] for a in pending],
+                        "mode": "execute" if options.execute else "dry-run",
+                    },
+                },
+            )
+        return []
+
+    def _approve(self, session: Session, incident_id: str, action: dict[str, Any], actor: str, at: datetime) -> None:
+        self.store.upsert_action(session, incident_id, action["id"], "approved", approved_by=actor, approved_at=at)
+        self.store.audit(session, incident_id, action["id"], "approved", actor, at, {"risk": action.get("risk")})
+        self.store.add_event(
+            session,
+            incident_id,
+            TimelineEvent(
+                at=at,
+                kind=TimelineKind.ACTION_APPROVED,
+                source=actor,
+                summary=f"approved: {action.get('title', action['id'])}",
+                data={"action_id": action["id"], "risk": action.get("risk")},
+            ),
+            dedupe_key=f"approved:{action['id']}",
+        )
+
+    def approve(self, incident_id: str, action_id: str, actor: str) -> None:
+        """Record a human approval given after the fact (`warroom approve`)."""
+        known = {row.action_id: row for row in self.store.actions(incident_id)}
+        if action_id not in known:
+            choices = ", ".join(sorted(known)) or "none proposed yet"
+            raise NotFoundError(f"incident {incident_id} has no action '{action_id}' (actions: {choices})")
+        with self.store.transaction() as session:
+            self._approve(session, incident_id, {"id": action_id, **known[action_id].data}, actor, datetime.now(UTC))
+
+    def _run_steps(
+        self,
+        run_id: str,
+        incident_id: str,
+        spec: WorkflowSpec,
+        move: RunSteps,
+        recorded: dict[str, Recorded],
+        options: RunOptions,
+        runner: StepRunner,
+        clock: Clock,
+    ) -> None:
+        ctx = fold_context(spec, recorded)
+        base_context = {
+            **ctx.for_agents(),
+            "incident_record": self.store.get_incident(incident_id).model_dump(mode="json"),
+        }
+        tasks = []
+        for step in move.steps:
+            key = step_key(move.phase, step)
+            approved = ctx.approvals.get(gate_key(move.phase, step))
+            params = {
+                **step.params,
+                "execute": options.execute,
+                "out_dir": options.out_dir,
+                "phase": move.phase.id,
+            }
+            if approved is not None:
+                params["approved_actions"] = approved
+            tasks.append(StepTask(key, step.agent, incident_id, base_context, params, step.timeout_s, step.retries))
+        self.progress.steps_started(move.phase, [(t.key, t.agent) for t in tasks])
+        wall_start = datetime.now(UTC)
+        incident_start = clock.now()
+        for outcome in runner.run(tasks):
+            # map the runner's wall-clock stamps onto incident time
+            outcome.started_at = incident_start + (outcome.started_at - wall_start)
+            outcome.finished_at = incident_start + (outcome.finished_at - wall_start)
+            self._commit_step(run_id, incident_id, move.phase, outcome, tasks)
+            self.progress.step_finished(outcome)
+
+    def _commit_step(
+        self, run_id: str, incident_id: str, phase: PhaseSpec, outcome: StepOutcome, tasks: list[StepTask]
+    ) -> None:
+        agent = next(t.agent for t in tasks if t.key == outcome.key)
+        report = AgentReport.model_validate(outcome.report) if outcome.report else None
+        at = outcome.finished_at
+        with self.store.transaction() as session:
+            self.store.record_step(
+                session,
+                run_id,
+                {
+                    "key": outcome.key,
+                    "phase_id": phase.id,
+                    "kind": "agent",
+                    "agent": agent,
+                    "status": outcome.status,
+                    "attempts": outcome.attempts,
+                    "started_at": outcome.started_at,
+                    "finished_at": outcome.finished_at,
+                    "error": outcome.error,
+                    "result": outcome.report or {},
+                },
+            )
+            if report is None:
+                self.store.add_event(
+                    session,
+                    incident_id,
+                    TimelineEvent(
+                        at=at,
+                        kind=TimelineKind.STEP_FAILED,
+                        source=agent,
+                        summary=f"{agent} {outcome.status.replace('_', ' ')}: {outcome.error}",
+                        data={"step": outcome.key, "attempts": outcome.attempts},
+                    ),
+                    dedupe_key=f"{run_id}:failed:{outcome.key}",
+                )
+                return
+            self._record_report(session, run_id, incident_id, outcome.key, report, at)
+
+    def _record_report(
+        self, session: Session, run_id: str, incident_id: str, key: str, report: AgentReport, at: datetime
+    ) -> None:
+        agent = report.agent
+        self._apply_incident_update(session, incident_id, report, at)
+        for finding in report.findings:
+            self.store.add_event(
+                session,
+                incident_id,
+                TimelineEvent(
+                    at=at,
+                    kind=TimelineKind.FINDING,
+                    source=agent,
+                    summary=f"{finding.title} (confidence {finding.confidence:.2f})",
+                    data={"finding_id": finding.id, "service": finding.service, "kind": finding.kind},
+                ),
+                dedupe_key=f"{run_id}:finding:{key}:{finding.id or finding.title}",
+            )
+        for action in report.actions:
+            stored = {row.action_id for row in self.store.actions(incident_id)}
+            if action.id not in stored:
+                self.store.upsert_action(
+                    session, incident_id, action.id, "proposed", data=action.model_dump(mode="json")
+                )
+                self.store.audit(session, incident_id, action.id, "proposed", agent, at, {"risk": action.risk.value})
+            self.store.add_event(
+                session,
+                incident_id,
+                TimelineEvent(
+                    at=at,
+                    kind=TimelineKind.ACTION_PROPOSED,
+                    source=agent,
+                    summary=f"proposed ({action.risk.value} risk, {action.priority}): {action.title}",
+                    data={"action_id": action.id, "kind": action.kind, "target": action.target},
+                ),
+                dedupe_key=f"proposed:{action.id}",
+            )
+        for outcome in report.outcomes:
+            kind = TimelineKind.ACTION_VERIFIED if outcome.verified is not None else TimelineKind.ACTION_EXECUTED
+            self.store.upsert_action(session, incident_id, outcome.action_id, outcome.status)
+            self.store.audit(
+                session,
+                incident_id,
+                outcome.action_id,
+                outcome.status,
+                agent,
+                at,
+                {"detail": outcome.detail, **outcome.data},
+            )
+            self.store.add_event(
+                session,
+                incident_id,
+                TimelineEvent(
+                    at=at,
+                    kind=kind,
+                    source=agent,
+                    summary=f"{outcome.action_id}: {outcome.status}"
+                    + (f" — {outcome.detail}" if outcome.detail else ""),
+                    data={
+                        "action_id": outcome.action_id,
+                        "status": outcome.status,
+                        "verified": outcome.verified,
+                    },
+                ),
+                dedupe_key=f"{run_id}:outcome:{key}:{outcome.action_id}:{outcome.status}",
+            )
+        for index, item in enumerate(report.timeline):
+            self.store.add_event(session, incident_id, item, dedupe_key=f"{run_id}:event:{key}:{index}")
+
+    def _apply_incident_update(self, session: Session, incident_id: str, report: AgentReport, at: datetime) -> None:
+        update = report.outputs.get("incident")
+        if not isinstance(update, dict):
+            return
+        incident = self.store.get_incident(incident_id, session)
+        changes = {k: update[k] for k in INCIDENT_FIELDS if k in update and update[k] is not None}
+        if not changes:
+            return
+        merged = Incident.model_validate({**incident.model_dump(mode="json"), **changes})
+        self.store.save_incident(session, merged)
+        if merged.severity != incident.severity or merged.severity_rule != incident.severity_rule:
+            self.store.add_event(
+                session,
+                incident_id,
+                TimelineEvent(
+                    at=at,
+                    kind=TimelineKind.NOTE,
+                    source=report.agent,
+                    summary=f"severity {merged.severity.value} ({merged.severity_rule})",
+                    data={"severity": merged.severity.value, "rule": merged.severity_rule},
+                ),
+                dedupe_key=f"severity:{merged.severity.value}:{merged.severity_rule}",
+            )
+
+    def _finish(self, run_id: str, incident_id: str, recorded: dict[str, Recorded], clock: Clock) -> RunResult:
+        failed = [k for k, r in recorded.items() if r.status != "succeeded"]
+        status = "completed_with_failures" if failed else "succeeded"
+        with self.store.transaction() as session:
+            self.store.set_run_status(session, run_id, status, finished=True)
+            self.store.add_event(
+                session,
+                incident_id,
+                TimelineEvent(
+                    at=clock.now(),
+                    kind=TimelineKind.NOTE,
+                    source="engine",
+                    summary=f"workflow run {status.replace('_', ' ')}"
+                    + (f": {', '.join(failed)} failed" if failed else ""),
+                    data={"run_id": run_id, "failed": failed},
+                ),
+                dedupe_key=f"{run_id}:finished",
+            )
+        return RunResult(incident_id, run_id, status, [])

@@ -1,0 +1,179 @@
+"""Runs agent steps concurrently, off the main process, with per-step timeout and retry.
+
+Agents run in a pool of worker processes (spawned, not forked: the columnar libraries keep
+thread pools that do not survive a fork), so CPU-heavy analysis in parallel branches really runs
+at the same time. Each worker loads the incident bundle once. A thread runner with the same
+interface serves benchmarks of the engine itself and agents that only wait on I/O.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from warroom.agents.base import AgentContext
+from warroom.agents.registry import resolve
+from warroom.sources.bundle import Bundle, load_bundle
+
+
+@dataclass(frozen=True)
+class StepTask:
+    key: str
+    agent: str
+    incident_id: str
+    context: dict[str, Any]
+    params: dict[str, Any]
+    timeout_s: float
+    retries: int
+
+
+@dataclass
+class StepOutcome:
+    key: str
+    status: str  # succeeded | failed | timed_out
+    started_at: datetime
+    finished_at: datetime
+    attempts: int
+    report: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Attempt:
+    task: StepTask
+    number: int
+    first_started: datetime
+    started_mono: float = field(default_factory=time.monotonic)
+
+
+_BUNDLES: dict[str, Bundle] = {}
+
+
+def _bundle(path: str) -> Bundle:
+    if path not in _BUNDLES:
+        _BUNDLES.clear()  # one incident per worker at a time; do not hoard memory
+        _BUNDLES[path] = load_bundle(path)
+    return _BUNDLES[path]
+
+
+def _worker_init(bundle_path: str) -> None:
+    _bundle(bundle_path)
+
+
+def execute_agent(bundle_path: str, task: StepTask) -> dict[str, Any]:
+    """Run one agent on the bundle (in whatever process this is called) → AgentReport as JSON."""
+    agent = resolve(task.agent)()
+    ctx = AgentContext(
+        bundle=_bundle(bundle_path), incident_id=task.incident_id, context=task.context, params=task.params
+    )
+    return agent.run(ctx).model_dump(mode="json")
+
+
+def _describe(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
+    return f"{exc.__class__.__name__}: {exc}{where}"
+
+
+class StepRunner:
+    """Submits tasks to an executor and yields each outcome as soon as it is final."""
+
+    def __init__(self, bundle_path: str | Path, *, processes: bool = True, workers: int = 2) -> None:
+        self.bundle_path = str(bundle_path)
+        self.processes = processes
+        self.workers = max(1, workers)
+        self._executor: Executor | None = None
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            if self.processes:
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_init,
+                    initargs=(self.bundle_path,),
+                )
+            else:
+                self._executor = ThreadPoolExecutor(max_workers=self.workers)
+        return self._executor
+
+    def _recycle(self) -> None:
+        """Drop a pool that still runs a timed-out step (a process pool's workers are killed)."""
+        if self._executor is None:
+            return
+        if isinstance(self._executor, ProcessPoolExecutor):
+            for process in list(getattr(self._executor, "_processes", {}).values()):
+                process.kill()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def run(self, tasks: list[StepTask]) -> Iterator[StepOutcome]:
+        running: dict[Future[dict[str, Any]], _Attempt] = {}
+        abandoned = False
+
+        def submit(attempt: _Attempt) -> None:
+            attempt.started_mono = time.monotonic()
+            running[self._pool().submit(execute_agent, self.bundle_path, attempt.task)] = attempt
+
+        for task in tasks:
+            submit(_Attempt(task, 1, datetime.now(UTC)))
+        while running:
+            deadline = min(a.started_mono + a.task.timeout_s for a in running.values())
+            done, _ = wait(list(running), timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED)
+            now_mono = time.monotonic()
+            for future in done:
+                attempt = running.pop(future)
+                try:
+                    report = future.result()
+                except Exception as exc:
+                    outcome = self._retry_or_fail(attempt, "failed", _describe(exc), submit)
+                else:
+                    outcome = StepOutcome(
+                        attempt.task.key,
+                        "succeeded",
+                        attempt.first_started,
+                        datetime.now(UTC),
+                        attempt.number,
+                        report,
+                    )
+                if outcome is not None:
+                    yield outcome
+            for future, attempt in list(running.items()):
+                if future not in done and now_mono - attempt.started_mono >= attempt.task.timeout_s:
+                    running.pop(future)
+                    future.cancel()
+                    abandoned = True
+                    message = f"timed out after {attempt.task.timeout_s:g} s"
+                    outcome = self._retry_or_fail(attempt, "timed_out", message, submit)
+                    if outcome is not None:
+                        yield outcome
+        if abandoned:
+            self._recycle()
+
+    @staticmethod
+    def _retry_or_fail(attempt: _Attempt, status: str, error: str, submit: Any) -> StepOutcome | None:
+        if attempt.number <= attempt.task.retries:
+            submit(_Attempt(attempt.task, attempt.number + 1, attempt.first_started))
+            return None
+        return StepOutcome(
+            attempt.task.key, status, attempt.first_started, datetime.now(UTC), attempt.number, error=error
+        )
