@@ -1,0 +1,174 @@
+"""recovery-validation-specialist: is the system back to baseline after the mitigation?
+
+Tests latency, error rate and success rate observed after the applied action (the bundle's
+`after/<action-kind>/` telemetry) against the baseline with `analysis.recovery`; if the action did
+not recover the system, recommends escalating to the next action of the resolution plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from warroom.agents.base import AgentContext, AgentSpec
+from warroom.analysis.recovery import RecoveryResult, SignalCheck, Verdict, default_scope, verify_after
+from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction
+
+APPLIED = ("executed", "verified", "dry_run", "failed", "undone", "timed_out")
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def plan_of(context: Mapping[str, Any]) -> list[RecommendedAction]:
+    """The resolution plan from the context, in order (malformed entries are skipped)."""
+    plan: list[RecommendedAction] = []
+    for raw in context.get("resolution_plan") or []:
+        try:
+            plan.append(RecommendedAction.model_validate(raw))
+        except ValueError:
+            continue
+    return plan
+
+
+def applied_actions(context: Mapping[str, Any], plan: list[RecommendedAction]) -> tuple[list[str], str | None]:
+    """Action kinds the mitigation took, in order, and the one it says recovered (if any)."""
+    mitigation = as_dict(context.get("mitigation"))
+    kinds = {a.id: a.kind for a in plan}
+    taken: list[str] = []
+    for outcome in mitigation.get("outcomes") or []:
+        if not isinstance(outcome, dict) or outcome.get("status") not in APPLIED:
+            continue
+        data = as_dict(outcome.get("data"))
+        action_id = str(outcome.get("action_id", ""))
+        kind = data.get("kind") or kinds.get(action_id) or action_id.partition("-")[2] or None
+        if kind and kind not in taken:
+            taken.append(str(kind))
+    recovered_by = mitigation.get("recovered_by")
+    return taken, str(recovered_by) if recovered_by else None
+
+
+def check_evidence(check: SignalCheck, action: str) -> Evidence:
+    return Evidence(
+        source=check.source,
+        query=check.query,
+        start=check.baseline_start,
+        end=check.current_end,
+        values={
+            "action": action,
+            "baseline_median": check.baseline_value,
+            "after_median": check.current_value,
+            "limit": check.limit,
+            "margin": check.margin,
+            "slo": check.slo,
+            "mann_whitney_u": check.statistic,
+            "p_value": check.p_value,
+            "hodges_lehmann_shift": check.effect,
+            "baseline_samples": check.baseline_samples,
+            "after_samples": check.current_samples,
+            "after_window": [
+                check.current_start.isoformat() if check.current_start else None,
+                check.current_end.isoformat() if check.current_end else None,
+            ],
+            "recovered_at": check.recovered_at.isoformat() if check.recovered_at else None,
+        },
+    )
+
+
+def _confidence(check: SignalCheck) -> float:
+    if check.p_value is None or check.verdict == Verdict.INSUFFICIENT_DATA:
+        return 0.3
+    return round(max(0.5, min(0.99, 1.0 - check.p_value)), 3)
+
+
+def _metric_names(ctx: AgentContext) -> set[str]:
+    metrics = ctx.bundle.metrics
+    return set(metrics.get_column("metric").unique().to_list()) if metrics is not None else set()
+
+
+class RecoveryValidationSpecialist:
+    spec: ClassVar[AgentSpec] = AgentSpec(
+        name="recovery-validation-specialist",
+        purpose="Test whether latency, error rate and success rate are back to baseline after the "
+        "mitigation; escalate to the next action when they are not.",
+        inputs=("mitigation", "resolution_plan", "diagnosis", "suspect_service", "incident"),
+        outputs=("recovery",),
+    )
+
+    def run(self, ctx: AgentContext) -> AgentReport:
+        bundle, context = ctx.bundle, ctx.context
+        plan = plan_of(context)
+        taken, recovered_by = applied_actions(context, plan)
+        limitations: list[str] = []
+        if "mitigation" not in context:
+            limitations.append("no 'mitigation' in the context: validating the plan's first action")
+        action = recovered_by or (taken[-1] if taken else None)
+        if action is None:
+            candidates = [a.kind for a in plan if a.kind in bundle.after] or sorted(bundle.after)
+            action = candidates[0] if candidates else None
+        if not bundle.after:
+            limitations.append("the bundle has no after/ telemetry: recovery cannot be observed")
+        diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
+        indicator = diagnosis[0].get("indicator") if diagnosis else None
+        advisory = [indicator] if isinstance(indicator, str) and indicator in _metric_names(ctx) else []
+        suspect = context.get("suspect_service")
+        scope = list(dict.fromkeys([*default_scope(bundle), *([suspect] if isinstance(suspect, str) else [])]))
+        history: list[dict[str, Any]] = []
+        for kind in taken:
+            if kind != action:
+                earlier = verify_after(bundle, kind, services=scope)
+                history.append({"action": kind, "verdict": earlier.verdict.value, "reason": earlier.reason})
+        if action is None:
+            result = RecoveryResult(verdict=Verdict.INSUFFICIENT_DATA, reason="no action was applied or planned")
+        else:
+            result = verify_after(bundle, action, services=scope, advisory_metrics=advisory)
+        next_action = self._next(plan, action, taken) if not result.recovered else None
+        fired = bundle.manifest.alert.fired_at
+        minutes = (result.recovered_at - fired).total_seconds() / 60 if result.recovered_at else None
+        recovery = {
+            "recovered": result.recovered,
+            "verdict": result.verdict.value,
+            "action": action,
+            "reason": result.reason,
+            "scope": scope,
+            "checks": [c.model_dump(mode="json") for c in result.checks],
+            "unavailable": result.unavailable,
+            "recovered_at": result.recovered_at.isoformat() if result.recovered_at else None,
+            "alert_to_recovery_min": round(minutes, 2) if minutes is not None else None,
+            "earlier_actions": history,
+            "next_action": next_action.model_dump(mode="json") if next_action else None,
+            "baseline": "baseline/" if bundle.baseline is not None else "telemetry before the window start",
+        }
+        findings = [
+            Finding(
+                title=f"{c.signal} {c.verdict.value.replace('_', ' ')} after {action}"
+                + (" (advisory)" if c.advisory else ""),
+                detail=c.reason,
+                confidence=_confidence(c),
+                service=",".join(c.services) or None,
+                kind="recovery",
+                evidence=[check_evidence(c, action or "")],
+            )
+            for c in result.checks
+        ]
+        summary = f"after {action}: {result.verdict.value.replace('_', ' ')} ({result.reason})"
+        if next_action is not None:
+            summary += f"; escalate to {next_action.id} ({next_action.title})"
+        elif not result.recovered and plan:
+            summary += "; no further action in the plan: escalate to the incident commander"
+        return AgentReport(
+            agent=self.spec.name,
+            summary=summary,
+            findings=findings,
+            outputs={"recovery": recovery},
+            actions=[next_action] if next_action else [],
+            limitations=limitations + [f"no data for {s}" for s in result.unavailable],
+        )
+
+    @staticmethod
+    def _next(plan: list[RecommendedAction], action: str | None, taken: list[str]) -> RecommendedAction | None:
+        """The first plan action after the one validated that has not been tried yet."""
+        kinds = [a.kind for a in plan]
+        start = kinds.index(action) + 1 if action in kinds else 0
+        return next((a for a in plan[start:] if a.kind not in taken and a.kind != action), None)

@@ -1,0 +1,476 @@
+"""incident-resolution-coordinator: diagnosis → prioritised mitigations with risk, order, rollback.
+
+The mapping from a diagnosis to action kinds lives in runbooks (warroom.actions.runbook, when that
+module provides one for the diagnosis) or in the playbooks of `data/resolution.yaml`; this module
+measures the facts the actions need (pool size, replicas, long-running queries, the version to roll
+back to, the code location to fix) and fills each action's parameters and texts from them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from importlib import resources
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import polars as pl
+import yaml
+from simpleeval import SimpleEval
+
+from warroom.agents.base import AgentContext, AgentSpec
+from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel
+from warroom.sources import conventions as cv
+from warroom.sources.bundle import Bundle
+
+PRIORITIES = ("immediate", "short_term", "follow_up")
+# Queries running longer than this are "long-running" (the bundle convention's definition).
+LONG_QUERY_S = 30.0
+DATABASE_METRICS = (cv.DB_CPU_UTILIZATION, cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOCK_WAITS)
+
+
+@cache
+def playbook_data() -> dict[str, Any]:
+    """The playbooks and action templates shipped in `data/resolution.yaml`."""
+    text = resources.files("warroom.agents").joinpath("data/resolution.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict) or "playbooks" not in data or "actions" not in data:
+        raise ValueError("warroom/agents/data/resolution.yaml: expected 'playbooks' and 'actions'")
+    return data
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A context value that should be a mapping, or {} when it is absent or of another shape."""
+    return value if isinstance(value, dict) else {}
+
+
+def _norm(text: str | None) -> str:
+    return (text or "").lower().replace("-", "_").replace(" ", "_")
+
+
+def select_playbook(fault_type: str | None, indicator: str | None) -> dict[str, Any]:
+    """The first playbook whose keywords hit the fault type; else the indicator; else the default."""
+    playbooks: list[dict[str, Any]] = playbook_data()["playbooks"]
+    for text in (_norm(fault_type), _norm(indicator)):
+        if not text:
+            continue
+        for book in playbooks:
+            if any(_norm(word) in text for word in book.get("match") or []):
+                return book
+    return next(book for book in playbooks if not book.get("match"))
+
+
+# --------------------------------------------------------------------------------------------
+# Facts measured from the bundle and the context
+
+
+@dataclass
+class Facts:
+    values: dict[str, Any] = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+
+def _metric(bundle: Bundle, name: str, services: list[str] | None) -> pl.DataFrame | None:
+    metrics = bundle.metrics
+    if metrics is None:
+        return None
+    rows = metrics.filter(pl.col("metric") == name)
+    if services:
+        rows = rows.filter(pl.col("service").is_in(services))
+    window = bundle.manifest.effective_window()
+    inside = rows.filter((pl.col("timestamp") >= window.start) & (pl.col("timestamp") <= window.end))
+    rows = inside if inside.height else rows
+    return rows if rows.height else None
+
+
+def _peak(facts: Facts, bundle: Bundle, key: str, name: str, services: list[str] | None) -> None:
+    rows = _metric(bundle, name, services)
+    if rows is None:
+        facts.values[key] = None
+        return
+    top = rows.sort("value", descending=True).row(0, named=True)
+    facts.values[key] = float(top["value"])
+    facts.evidence.append(
+        Evidence(
+            source="metrics",
+            query=f"max {name}{{service={top['service']}}}",
+            start=rows.get_column("timestamp").min(),
+            end=rows.get_column("timestamp").max(),
+            values={"max": float(top["value"]), "at": top["timestamp"].isoformat(), "service": top["service"]},
+        )
+    )
+
+
+def _replicas(bundle: Bundle, service: str) -> list[str]:
+    for frame in (bundle.metrics, bundle.traces, bundle.logs):
+        if frame is not None and "instance" in frame.columns:
+            names = frame.filter(pl.col("service") == service).get_column("instance").drop_nulls().unique().sort()
+            if names.len():
+                return [str(n) for n in names.to_list()]
+    return []
+
+
+def _database_service(bundle: Bundle, service: str | None) -> str | None:
+    """The service that reports database metrics (prefer a dependency of the suspect)."""
+    if bundle.metrics is None:
+        return None
+    reporting = bundle.metrics.filter(pl.col("metric").is_in(DATABASE_METRICS)).get_column("service").unique().to_list()
+    deps = bundle.topology.get(service or "", [])
+    for name in [*deps, *sorted(reporting)]:
+        if name in reporting:
+            return str(name)
+    return None
+
+
+def _previous_version(bundle: Bundle, change: Mapping[str, Any]) -> str | None:
+    """The version the service ran before the suspect change (the rollback target)."""
+    changes = bundle.changes
+    if changes is None or "version" not in changes.columns:
+        return None
+    when = change.get("time")
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    if not isinstance(when, datetime):
+        return None
+    earlier = (
+        changes.filter(
+            (pl.col("service") == change.get("service"))
+            & (pl.col("time") < when)
+            & pl.col("version").is_not_null()
+            & (pl.col("id") != change.get("id"))
+        )
+        .sort("time")
+        .tail(1)
+    )
+    return str(earlier.get_column("version")[0]) if earlier.height else None
+
+
+def _code_location(finding: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    file = finding.get("file") or finding.get("path")
+    line = finding.get("line")
+    return (str(file) if file else None, int(line) if isinstance(line, int | float) else None)
+
+
+def primary_code_finding(findings: list[Any]) -> dict[str, Any] | None:
+    """The offending code location: the first finding marked as such, else the first with a file."""
+    usable = [f for f in findings if isinstance(f, dict) and _code_location(f)[0]]
+    for finding in usable:
+        role = _norm(str(finding.get("role") or finding.get("relation") or ""))
+        if finding.get("offending") or finding.get("in_change") or role in ("offending", "primary", "cause"):
+            return finding
+    return usable[0] if usable else None
+
+
+def measure_facts(ctx: AgentContext) -> Facts:
+    """Everything the actions need, measured from the bundle and the context."""
+    bundle, context = ctx.bundle, ctx.context
+    facts = Facts()
+    diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
+    best = diagnosis[0] if diagnosis else {}
+    change = as_dict(context.get("suspect_change")) or None
+    service = (
+        context.get("suspect_service")
+        or best.get("service")
+        or (change or {}).get("service")
+        or bundle.manifest.alert.service
+    )
+    v = facts.values
+    v.update(
+        service=service,
+        fault_type=best.get("fault_type"),
+        indicator=best.get("indicator"),
+        confidence=best.get("confidence"),
+    )
+    if not diagnosis:
+        facts.limitations.append("no 'diagnosis' in the context: actions chosen from measured signals only")
+    if bundle.metrics is None:
+        facts.limitations.append("no metrics in the bundle: pool size, replicas and saturation not measured")
+    scope = [service] if service else None
+    _peak(facts, bundle, "pool_utilization", cv.DB_POOL_UTILIZATION, scope)
+    _peak(facts, bundle, "pool_size", cv.DB_POOL_SIZE, scope)
+    _peak(facts, bundle, "cpu_max", cv.CPU_UTILIZATION, scope)
+    _peak(facts, bundle, "memory_max", cv.MEMORY_UTILIZATION, scope)
+    database = _database_service(bundle, service)
+    v["database"] = database or "the database"
+    _peak(facts, bundle, "db_cpu", cv.DB_CPU_UTILIZATION, None)
+    _peak(facts, bundle, "long_running_queries", cv.DB_LONG_RUNNING_QUERIES, None)
+    db_context = as_dict(context.get("database"))
+    for key in ("pool_size", "long_running_queries", "pool_utilization", "db_cpu"):
+        if v.get(key) is None and isinstance(db_context.get(key), int | float):
+            v[key] = float(db_context[key])
+    replicas = _replicas(bundle, service) if service else []
+    v["replicas"] = len(replicas) or None
+    v["replica_names"] = replicas
+    v["replicas_text"] = f"{len(replicas)} replicas" if replicas else "replicas"
+    v["min_duration_s"] = LONG_QUERY_S
+    if change:
+        v.update(
+            change_id=change.get("id"),
+            change_kind=change.get("kind"),
+            from_version=change.get("version") or change.get("commit"),
+            commit=change.get("commit"),
+            description=change.get("description"),
+            minutes_before_onset=change.get("minutes_before_onset"),
+            restore_before=change.get("time"),
+        )
+        v["to_version"] = _previous_version(bundle, change) or f"the version before {change.get('id')}"
+    else:
+        v.update(change_id=None, change_kind=None)
+        facts.limitations.append("no 'suspect_change' in the context: no rollback target")
+    code = primary_code_finding(list(context.get("code_findings") or []))
+    if code:
+        file, line = _code_location(code)
+        v.update(
+            code_file=file,
+            code_line=line,
+            code_location=f"{file}:{line}" if line else file,
+            code_commit=code.get("commit"),
+            code_pattern=code.get("kind") or code.get("pattern") or code.get("title"),
+        )
+    else:
+        v["code_file"] = None
+    security = as_dict(context.get("security"))
+    sources = security.get("sources") or security.get("top_sources") or []
+    v["sources"] = sources if isinstance(sources, list) else []
+    v["sources_count"] = len(v["sources"]) or None
+    deps = bundle.topology.get(service or "", [])
+    dependency = context.get("dependency") or (best.get("dependency") if best else None)
+    v["dependency"] = dependency or (deps[0] if len(deps) == 1 else None)
+    v["rpo_minutes"] = bundle.manifest.objectives.rpo_minutes
+    return facts
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters per action kind (generic: computed from the facts, never per scenario)
+
+
+def parameters_for(kind: str, facts: Facts, template: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The parameters of one action; None when a parameter it cannot do without is unknown."""
+    v = facts.values
+    service = v.get("service")
+    if kind == "kill_long_queries":
+        return {"database": v.get("database"), "min_duration_s": v["min_duration_s"]}
+    if kind == "recycle_pool":
+        return {"service": service, "pool_size": v.get("pool_size")}
+    if kind == "raise_pool_size":
+        size = v.get("pool_size")
+        if size is None:
+            return None
+        factor = float(template.get("factor", 1.5))
+        return {"service": service, "from_size": size, "to_size": float(math.ceil(size * factor))}
+    if kind == "restart":
+        return {"service": service, "instances": v.get("replica_names") or []}
+    if kind == "scale_out":
+        replicas = v.get("replicas")
+        if replicas is None:
+            return None
+        target = float(template.get("target_utilization", 0.6))
+        cpu = v.get("cpu_max")
+        # Enough replicas to bring the measured peak down to the target utilisation.
+        needed = math.ceil(replicas * cpu / target) if cpu else replicas + 1
+        return {"service": service, "from_replicas": replicas, "to_replicas": max(replicas + 1, needed)}
+    if kind == "rollback":
+        if v.get("change_id") is None:
+            return None
+        return {
+            "service": service,
+            "change_id": v["change_id"],
+            "from_version": v.get("from_version"),
+            "to_version": v.get("to_version"),
+            "commit": v.get("commit"),
+        }
+    if kind == "revert_config":
+        if v.get("change_id") is None:
+            return None
+        return {"service": service, "change_id": v["change_id"], "description": v.get("description")}
+    if kind == "fix_forward":
+        if v.get("code_file") is None:
+            return None
+        return {
+            "file": v["code_file"],
+            "line": v.get("code_line"),
+            "commit": v.get("code_commit"),
+            "pattern": v.get("code_pattern"),
+        }
+    if kind == "failover_dependency":
+        return {"service": service, "dependency": v.get("dependency")} if v.get("dependency") else None
+    if kind == "renew_certificate":
+        return {"service": service}
+    if kind == "block_sources":
+        return {"service": service, "sources": v.get("sources") or []} if v.get("sources") else None
+    if kind == "restore_backup":
+        return {"database": v.get("database"), "before": v.get("restore_before"), "rpo_minutes": v.get("rpo_minutes")}
+    return {"service": service}
+
+
+class _Fields(string.Formatter):
+    """str.format that reports whether every field it needed was known."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.values = values
+
+    def render(self, template: str) -> str | None:
+        try:
+            for _, name, _, _ in self.parse(template):
+                if name and self.values.get(name) is None:
+                    return None
+            return self.vformat(template, (), dict(self.values))
+        except (ValueError, TypeError, KeyError, IndexError):
+            return None
+
+
+def _first(fields: _Fields, templates: list[str] | str | None) -> str:
+    options = [templates] if isinstance(templates, str) else list(templates or [])
+    for option in options:
+        text = fields.render(option)
+        if text is not None:
+            return text
+    return ""
+
+
+def _entries(book: Mapping[str, Any], priority: str) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for entry in book.get(priority) or []:
+        if isinstance(entry, str):
+            out.append((entry, None))
+        elif isinstance(entry, dict) and "kind" in entry:
+            out.append((str(entry["kind"]), entry.get("only_if")))
+    return out
+
+
+def _allowed(condition: str | None, facts: Facts) -> bool:
+    if not condition:
+        return True
+    evaluator = SimpleEval(names={"facts": SimpleNamespace(**facts.values)})
+    try:
+        return bool(evaluator.eval(condition))
+    except Exception:  # an unmeasured fact (None) makes the condition unanswerable: leave the action out
+        return False
+
+
+def runbook_steps(fault_type: str | None, indicator: str | None) -> list[tuple[str, str]] | None:
+    """(kind, priority) pairs from warroom.actions.runbook when it has a runbook for the diagnosis."""
+    try:  # built by the actions team; optional here
+        runbook = importlib.import_module("warroom.actions.runbook")
+    except ImportError:
+        return None
+    finder = getattr(runbook, "steps_for_diagnosis", None)
+    if not callable(finder):
+        return None
+    try:
+        steps = finder(fault_type=fault_type, indicator=indicator)
+    except Exception:  # a runbook that cannot answer leaves the playbooks in charge
+        return None
+    pairs = [(str(s.get("kind")), str(s.get("priority", "immediate"))) for s in steps or [] if isinstance(s, dict)]
+    return pairs or None
+
+
+def build_plan(facts: Facts) -> tuple[list[RecommendedAction], str, list[str]]:
+    """The ordered actions, the name of the playbook used, and the actions left out (and why)."""
+    data = playbook_data()
+    v = facts.values
+    steps = runbook_steps(v.get("fault_type"), v.get("indicator"))
+    if steps is not None:
+        source = "runbook"
+        planned: list[tuple[str, str, str | None]] = [(kind, priority, None) for kind, priority in steps]
+    else:
+        book = select_playbook(v.get("fault_type"), v.get("indicator"))
+        source = f"playbook {book['name']}"
+        planned = [(kind, p, cond) for p in PRIORITIES for kind, cond in _entries(book, p)]
+    skipped: list[str] = []
+    actions: list[RecommendedAction] = []
+    seen: set[str] = set()
+    for kind, priority, condition in planned:
+        if kind in seen:
+            continue
+        if not _allowed(condition, facts):
+            skipped.append(f"{kind}: condition not met ({condition})")
+            continue
+        template = data["actions"].get(kind, {})
+        params = parameters_for(kind, facts, template)
+        if params is None:
+            skipped.append(f"{kind}: a required parameter could not be measured")
+            continue
+        seen.add(kind)
+        fields = _Fields({**v, **{k: p for k, p in params.items() if p is not None}})
+        order = len(actions) + 1
+        actions.append(
+            RecommendedAction(
+                id=f"A{order}-{kind}",
+                title=_first(fields, template.get("title")) or f"{kind} on {v.get('service')}",
+                kind=kind,
+                target=str(params.get("service") or params.get("database") or params.get("file") or "") or None,
+                risk=RiskLevel(template.get("risk", "medium")),
+                priority=priority,
+                rationale=_first(fields, template.get("rationale")),
+                parameters={**params, "order": order},
+                rollback=_first(fields, template.get("rollback")),
+            )
+        )
+    return actions, source, skipped
+
+
+class IncidentResolutionCoordinator:
+    spec: ClassVar[AgentSpec] = AgentSpec(
+        name="incident-resolution-coordinator",
+        purpose="Turn the diagnosis into prioritised mitigations (immediate, short term, fix forward), "
+        "each with risk, order, parameters and a rollback procedure.",
+        inputs=("diagnosis", "suspect_service", "suspect_change", "code_findings", "incident", "security"),
+        outputs=("resolution_plan",),
+        aliases=("planning",),
+    )
+
+    def run(self, ctx: AgentContext) -> AgentReport:
+        facts = measure_facts(ctx)
+        actions, source, skipped = build_plan(facts)
+        v = facts.values
+        incident = as_dict(ctx.context.get("incident"))
+        deadline = _rto_deadline(ctx, incident)
+        evidence = facts.evidence
+        findings = [
+            Finding(
+                title=f"Resolution plan: {len(actions)} actions from {source}",
+                detail="; ".join(f"{a.parameters['order']}. [{a.priority}, {a.risk.value}] {a.title}" for a in actions),
+                confidence=float(v.get("confidence") or 0.5),
+                service=v.get("service"),
+                kind="resolution",
+                evidence=evidence,
+            )
+        ]
+        diagnosis = f"{v.get('fault_type')} on {v.get('service')}" if v.get("fault_type") else str(v.get("service"))
+        first = actions[0].title if actions else "no action could be planned"
+        summary = f"{diagnosis}: {len(actions)} actions planned ({source}); first: {first}"
+        if deadline:
+            summary += f"; recovery due by {deadline} (RTO)"
+        limitations = list(facts.limitations) + [f"left out {s}" for s in skipped]
+        return AgentReport(
+            agent=self.spec.name,
+            summary=summary,
+            findings=findings,
+            outputs={
+                "resolution_plan": [a.model_dump(mode="json") for a in actions],
+                "resolution_source": source,
+                "resolution_deadline": deadline,
+            },
+            actions=actions,
+            limitations=limitations,
+        )
+
+
+def _rto_deadline(ctx: AgentContext, incident: Mapping[str, Any]) -> str | None:
+    """When recovery is due: detection (the alert) plus the RTO."""
+    rto = incident.get("rto_minutes") or ctx.bundle.manifest.objectives.rto_minutes
+    if not isinstance(rto, int | float):
+        return None
+    fired = ctx.bundle.manifest.alert.fired_at
+    return (fired + timedelta(minutes=float(rto))).isoformat()
