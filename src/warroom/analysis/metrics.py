@@ -1,0 +1,142 @@
+"""Metric anomalies: robust scoring of each series against its baseline, onset detection, ranking.
+
+Every (service, metric) series is scored as a robust z (distance from the baseline median in units
+of a scale). The scale is the larger of the baseline's spread (1.4826·MAD) and two floors that keep
+idle or near-constant series from producing huge z on tiny moves: a fraction of the baseline level,
+and a fraction of the metric's typical level across all services.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+
+RELATIVE_FLOOR = 0.05  # a change smaller than 5 % of the series' own level is not a deviation
+CROSS_SERVICE_FLOOR = 0.02  # … nor one smaller than 2 % of the metric's typical level anywhere
+ONSET_Z = 3.0
+MAD_TO_SIGMA = 1.4826
+
+# Metrics whose values are fractions of a limit (0..1): their absolute change is meaningful.
+FRACTION_SUFFIXES = ("_utilization", "success_rate", "error_rate")
+
+
+def _sampling_step(frame: pl.DataFrame) -> timedelta:
+    """The typical spacing of a series' samples (zero if it cannot be told)."""
+    steps = (
+        frame.sort("timestamp")
+        .select(pl.col("timestamp").diff().over("service", "metric").dt.total_microseconds().alias("d"))
+        .filter(pl.col("d") > 0)
+        .get_column("d")
+    )
+    if steps.len() == 0:
+        return timedelta(0)
+    median = steps.median()
+    return timedelta(microseconds=float(median)) if isinstance(median, int | float) else timedelta(0)
+
+
+def _series(frame: pl.DataFrame) -> pl.DataFrame:
+    """One value per (service, metric, timestamp): instances are averaged."""
+    return frame.group_by("service", "metric", "timestamp").agg(pl.col("value").mean())
+
+
+def score_series(
+    current: pl.DataFrame,
+    baseline: pl.DataFrame | None,
+    window_start: datetime,
+    window_end: datetime,
+) -> pl.DataFrame:
+    """Score every series in the window against the baseline (the baseline frame plus the current
+    data before `window_start`). One row per (service, metric): base_median, base_scale, peak
+    value, peak z (signed), |z|, onset, points, delta."""
+    cur = _series(current)
+    before = cur.filter(pl.col("timestamp") < window_start)
+    # A sample aggregates the interval before its stamp, so the first sample after the window's
+    # end still describes the window.
+    step = _sampling_step(cur)
+    during = cur.filter(pl.col("timestamp").is_between(window_start, window_end + step))
+    base = pl.concat([_series(baseline), before]) if baseline is not None and baseline.height else before
+    if during.height == 0 or base.height == 0:
+        return pl.DataFrame(
+            schema={
+                "service": pl.String,
+                "metric": pl.String,
+                "base_median": pl.Float64,
+                "base_scale": pl.Float64,
+                "peak": pl.Float64,
+                "z": pl.Float64,
+                "abs_z": pl.Float64,
+                "delta": pl.Float64,
+                "onset": pl.Datetime("us", "UTC"),
+                "points": pl.UInt32,
+            }
+        )
+    stats = base.group_by("service", "metric").agg(
+        pl.col("value").median().alias("base_median"),
+        (pl.col("value") - pl.col("value").median()).abs().median().alias("mad"),
+        pl.len().alias("base_points"),
+    )
+    typical = stats.group_by("metric").agg(pl.col("base_median").abs().quantile(0.75).alias("typical"))
+    stats = stats.join(typical, on="metric", how="left").with_columns(
+        pl.max_horizontal(
+            pl.col("mad") * MAD_TO_SIGMA,
+            pl.col("base_median").abs() * RELATIVE_FLOOR,
+            pl.col("typical").fill_null(0.0) * CROSS_SERVICE_FLOOR,
+            pl.lit(1e-9),
+        ).alias("base_scale")
+    )
+    scored = during.join(stats, on=["service", "metric"], how="inner").with_columns(
+        ((pl.col("value") - pl.col("base_median")) / pl.col("base_scale")).alias("z")
+    )
+    onset = (
+        scored.filter(pl.col("z").abs() >= ONSET_Z)
+        .group_by("service", "metric")
+        .agg(pl.col("timestamp").min().alias("onset"))
+    )
+    peak = (
+        scored.sort("z", descending=True)
+        .with_columns(pl.col("z").abs().alias("abs_z"))
+        .sort("abs_z", descending=True)
+        .group_by("service", "metric", maintain_order=True)
+        .agg(
+            pl.col("base_median").first(),
+            pl.col("base_scale").first(),
+            pl.col("value").first().alias("peak"),
+            pl.col("z").first(),
+            pl.col("abs_z").first(),
+            pl.len().alias("points"),
+        )
+        .with_columns((pl.col("peak") - pl.col("base_median")).alias("delta"))
+    )
+    out = peak.join(onset, on=["service", "metric"], how="left")
+    return out.select(
+        "service", "metric", "base_median", "base_scale", "peak", "z", "abs_z", "delta", "onset", "points"
+    ).sort("abs_z", descending=True)
+
+
+def is_fraction_metric(name: str) -> bool:
+    return name.endswith(FRACTION_SUFFIXES)
+
+
+def materiality(scored: pl.DataFrame) -> pl.Expr:
+    """How much a deviation matters on the metric's own scale (0..1): for fractions of a limit the
+    absolute change (a move from 1 % to 3 % CPU is not saturation), otherwise the relative change."""
+    fraction = pl.col("metric").str.contains(r"(_utilization|success_rate|error_rate)$")
+    relative = pl.col("delta").abs() / (pl.col("base_median").abs() + pl.col("base_scale"))
+    return (
+        pl.when(fraction).then((pl.col("delta").abs() / 0.5).clip(0.0, 1.0)).otherwise((relative / 2.0).clip(0.0, 1.0))
+    )
+
+
+def rank_services(scored: pl.DataFrame, metrics: tuple[str, ...] | None = None) -> pl.DataFrame:
+    """Services ranked by their most anomalous (material) series, optionally among some metrics."""
+    frame = scored if metrics is None else scored.filter(pl.col("metric").is_in(list(metrics)))
+    if frame.height == 0:
+        return pl.DataFrame(schema={"service": pl.String, "metric": pl.String, "score": pl.Float64})
+    return (
+        frame.with_columns((pl.col("abs_z").clip(0, 100) * materiality(frame)).alias("score"))
+        .sort("score", descending=True)
+        .group_by("service", maintain_order=True)
+        .agg(pl.col("metric").first(), pl.col("score").first(), pl.col("z").first(), pl.col("onset").first())
+        .sort("score", descending=True)
+    )

@@ -1,0 +1,483 @@
+"""Fusion: metrics, logs and traces into ranked root-cause candidates, each with its reason.
+
+Per service the analysis gathers one strength per hypothesis, each on a z-like scale:
+
+- code defect: changed logging (new error templates, changed statement order or shares),
+  discounted when a service it calls shows the same kind of change (then it is a victim);
+- CPU / memory: the robust z of the service's own utilisation, weighted by how material the
+  change is on the 0..1 scale of the limit;
+- network delay: extra time on calls into the service (caller span minus callee span);
+- latency: self time (span time not spent in callees).
+
+The service's score is its strongest hypothesis; the fault type is that hypothesis.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from statistics import NormalDist
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, Field
+
+from warroom.analysis import logs as logs_mod
+from warroom.analysis import metrics as metrics_mod
+from warroom.analysis import traces as traces_mod
+from warroom.incident import Evidence, Finding, RootCauseCandidate
+from warroom.sources.bundle import Telemetry
+
+MAX_CANDIDATES = 10
+PROPAGATION_SHARE = 0.5  # a callee with at least half the anomaly explains its caller's anomaly
+CODE_FAULTS = ("exception", "return")
+
+
+class Diagnosis(BaseModel):
+    """What the investigation concluded, with the evidence behind every candidate."""
+
+    candidates: list[RootCauseCandidate] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    findings: dict[str, list[Finding]] = Field(default_factory=dict)
+    limitations: list[str] = Field(default_factory=list)
+    features: list[dict[str, Any]] = Field(default_factory=list)  # per-service scores, for audit
+
+    def top(self) -> RootCauseCandidate | None:
+        return self.candidates[0] if self.candidates else None
+
+
+def _between(frame: pl.DataFrame, column: str, start: datetime, end: datetime) -> pl.DataFrame:
+    return frame.filter(pl.col(column).is_between(start, end))
+
+
+def _split(
+    current: pl.DataFrame | None,
+    baseline: pl.DataFrame | None,
+    column: str,
+    start: datetime,
+    end: datetime,
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None, str]:
+    """The window's rows, and the rows to compare against (the baseline folder, else before)."""
+    if current is None:
+        return None, None, "absent"
+    during = _between(current, column, start, end)
+    if baseline is not None and baseline.height:
+        return during, baseline, "baseline"
+    before = current.filter(pl.col(column) < start)
+    return during, (before if before.height else None), "before-window"
+
+
+class _Ids:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def next(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}-{self.n}"
+
+
+def _f(value: Any) -> float:
+    return float(value) if value is not None and not (isinstance(value, float) and math.isnan(value)) else 0.0
+
+
+def diagnose(
+    current: Telemetry,
+    baseline: Telemetry | None,
+    *,
+    alert_time: datetime,
+    window_start: datetime,
+    window_end: datetime,
+    topology: dict[str, list[str]] | None = None,
+) -> Diagnosis:
+    """Rank root-cause candidates for the window from the telemetry alone."""
+    ids = _Ids()
+    evidence: list[Evidence] = []
+    findings: dict[str, list[Finding]] = {"metrics": [], "logs": [], "traces": []}
+    limitations: list[str] = []
+    base = baseline or Telemetry()
+    start = min(window_start, alert_time)
+
+    per_service: dict[str, dict[str, Any]] = {}
+    tests = 1
+
+    def feat(service: str) -> dict[str, Any]:
+        return per_service.setdefault(service, {"service": service, "evidence": {}})
+
+    # ---- logs ---------------------------------------------------------------------------------
+    cur_logs, base_logs, log_base_kind = _split(current.logs, base.logs, "timestamp", start, window_end)
+    error_keys: pl.DataFrame | None = None
+    if cur_logs is None or cur_logs.height == 0:
+        limitations.append("logs: none in the window, so code defects could only be seen through traces")
+    elif base_logs is None:
+        limitations.append("logs: no baseline (no baseline/ folder and nothing before the window)")
+    else:
+        tc = logs_mod.mine_templates(cur_logs)
+        tb = logs_mod.mine_templates(base_logs)
+        templates = logs_mod.template_shift(tc, tb)
+        transitions = logs_mod.transition_shift(tc, tb)
+        scores = logs_mod.service_log_scores(templates, transitions)
+        tests = templates.height + transitions.height
+        anomalous_err = templates.filter((pl.col("severity") >= 2) & (pl.col("new") | (pl.col("z") > 3))).select(
+            "service", "template"
+        )
+        if "trace_id" in tc.columns:
+            error_keys = tc.join(anomalous_err, on=["service", "template"], how="semi").select("trace_id", "service")
+        for row in scores.iter_rows(named=True):
+            f = feat(row["service"])
+            f["new_error"] = int(row["new_error"])
+            f["new_error_z"] = _f(row["new_error_z"])
+            f["new_exception"] = bool(row["new_exception"])
+            f["flow_z"] = _f(row["flow_z"])
+            f["share_z"] = _f(row["share_z"])
+        _log_evidence(templates, transitions, cur_logs, start, window_end, per_service, evidence, findings, ids)
+        if log_base_kind == "before-window":
+            limitations.append("logs: baseline is the data before the window (no baseline/ folder)")
+
+    # ---- traces -------------------------------------------------------------------------------
+    cur_tr, base_tr, _kind = _split(current.traces, base.traces, "start_time", start, window_end)
+    graph: dict[str, list[str]] = dict(topology or {})
+    if cur_tr is None or cur_tr.height == 0:
+        limitations.append("traces: none in the window, so no call graph, latency split or network delay")
+    else:
+        pc = traces_mod.prepare(cur_tr)
+        for caller, callees in traces_mod.call_graph(pc).items():
+            graph[caller] = sorted(set(graph.get(caller, [])) | set(callees))
+        deep = traces_mod.deepest_errors(pc, error_keys)
+        for row in deep.iter_rows(named=True):
+            feat(row["service"]).update(deepest=int(row["deepest"]), erroring=int(row["erroring"]))
+        if base_tr is None or base_tr.height == 0:
+            limitations.append("traces: no baseline, so latency and call gaps were not compared")
+        else:
+            pb = traces_mod.prepare(base_tr)
+            lat = traces_mod.service_latency(pc, pb)
+            for row in lat.iter_rows(named=True):
+                feat(row["service"]).update(self_z=_f(row["self_z"]), self_ratio=_f(row["self_ratio"]))
+            gaps = traces_mod.edge_gaps(pc, pb)
+            for row in gaps.iter_rows(named=True):
+                feat(row["service"]).update(gap_z=_f(row["gap_z"]), gap_delta_ms=_f(row["gap_delta_ms"]))
+            _trace_evidence(lat, gaps, start, window_end, per_service, evidence, findings, ids)
+
+    # ---- metrics ------------------------------------------------------------------------------
+    if current.metrics is None or current.metrics.height == 0:
+        limitations.append("metrics: none, so CPU and memory saturation could not be checked")
+    else:
+        scored = metrics_mod.score_series(current.metrics, base.metrics, start, window_end)
+        if scored.height == 0:
+            limitations.append("metrics: no points in the window or no baseline points to compare")
+        else:
+            scored = scored.with_columns(metrics_mod.materiality(scored).alias("material"))
+            for kind, name in (("cpu", "cpu_utilization"), ("memory", "memory_utilization")):
+                sub = scored.filter((pl.col("metric") == name) & (pl.col("z") > 0))
+                for row in sub.iter_rows(named=True):
+                    # Weight by the share of the remaining headroom the rise consumed: load moves
+                    # a service's CPU, a contending or leaking process eats the headroom.
+                    headroom = _f(row["delta"]) / max(1.0 - _f(row["base_median"]), 0.05)
+                    used = min(max(headroom, 0.0), 1.0) ** 2
+                    feat(row["service"])[f"{kind}_z"] = min(_f(row["abs_z"]), 100.0) * used
+            _metric_evidence(scored, start, window_end, per_service, evidence, findings, ids)
+
+    candidates = _rank(per_service, graph, tests)
+    return Diagnosis(
+        candidates=candidates,
+        evidence=evidence,
+        findings=findings,
+        limitations=limitations,
+        features=[{k: v for k, v in f.items() if k != "evidence"} for f in per_service.values()],
+    )
+
+
+def _code_strength(f: dict[str, Any]) -> float:
+    # New error lines and a changed request flow are independent views of one defect: add them.
+    return f.get("new_error_z", 0.0) + max(f.get("flow_z", 0.0), f.get("share_z", 0.0))
+
+
+def _critical_z(tests: int, alpha: float = 0.01) -> float:
+    """Bonferroni: the |z| that one of `tests` independent comparisons exceeds by chance with
+    probability alpha. Log changes below it are the noise of comparing two periods."""
+    return float(NormalDist().inv_cdf(1.0 - alpha / (2.0 * max(tests, 1))))
+
+
+def _descendants(graph: dict[str, list[str]], service: str, depth: int = 4) -> set[str]:
+    seen: set[str] = set()
+    frontier = {service}
+    for _ in range(depth):
+        frontier = {c for s in frontier for c in graph.get(s, []) if c != service and c not in seen}
+        if not frontier:
+            break
+        seen |= frontier
+    return seen
+
+
+def _rank(per_service: dict[str, dict[str, Any]], graph: dict[str, list[str]], tests: int) -> list[RootCauseCandidate]:
+    scored: list[tuple[float, str, str, str, str]] = []
+    crit = _critical_z(tests)
+    excess = {s: max(_code_strength(f) - crit, 0.0) for s, f in per_service.items()}
+    for service, f in per_service.items():
+        hyps: list[tuple[float, str, str, str]] = []
+        strength = excess[service]
+        reason_bits = [f"log change {strength + crit:.1f} against a noise level of {crit:.1f}"]
+        factor = 1.0
+        below = _descendants(graph, service)
+        blamed = sorted(c for c in below if excess.get(c, 0.0) >= PROPAGATION_SHARE * strength > 0)
+        if blamed:
+            factor *= 0.5
+            reason_bits.append(f"services it calls ({', '.join(blamed[:3])}) changed too: likely propagation")
+        if f.get("erroring"):
+            depth_share = f.get("deepest", 0) / max(f["erroring"], 1)
+            factor *= 0.5 + 0.5 * depth_share
+            reason_bits.append(f"deepest erroring service in {f.get('deepest', 0)} of {f['erroring']} traces")
+        if strength > 0:
+            if f.get("new_error", 0) > 0 and not f.get("new_exception", False):
+                fault, indicator = "return", "new error log template"
+            elif f.get("new_error", 0) > 0:
+                fault, indicator = "exception", "new exception log template"
+            else:
+                fault, indicator = "exception", "request flow leaves the usual log path"
+            hyps.append((strength * factor, fault, indicator, "; ".join(reason_bits)))
+        cpu = f.get("cpu_z", 0.0)
+        if cpu > 0:
+            hyps.append((cpu, "cpu_contention", "cpu_utilization", "CPU utilisation far above its baseline"))
+        mem = f.get("memory_z", 0.0)
+        if mem > 0:
+            hyps.append((mem, "memory", "memory_utilization", "memory utilisation far above its baseline"))
+        gap = min(f.get("gap_z", 0.0), 100.0)
+        # A CPU-starved pod also delays the start of its server spans: only a gap without a
+        # resource explanation is network delay.
+        if gap > crit and max(cpu, mem) < 1.0:
+            hyps.append((gap - crit, "network_delay", "call latency gap", "calls into it take longer on the wire"))
+        if not hyps:
+            continue
+        best = max(hyps, key=lambda h: h[0])
+        if best[0] <= 0:
+            continue
+        scored.append((best[0], service, best[1], best[2], best[3]))
+    scored.sort(key=lambda t: -t[0])
+    total = sum(s for s, *_ in scored[:MAX_CANDIDATES]) or 1.0
+    out = []
+    for rank, (score, service, fault, indicator, reason) in enumerate(scored[:MAX_CANDIDATES], start=1):
+        ev = per_service[service]["evidence"]
+        out.append(
+            RootCauseCandidate(
+                rank=rank,
+                service=service,
+                fault_type=fault,
+                indicator=indicator,
+                confidence=round(min(score / total, 1.0), 3),
+                reason=f"score {score:.1f}: {indicator}; {reason}",
+                evidence_ids=[i for ids in ev.values() for i in ids][:6],
+            )
+        )
+    return out
+
+
+def _log_evidence(
+    templates: pl.DataFrame,
+    transitions: pl.DataFrame,
+    cur_logs: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    per_service: dict[str, dict[str, Any]],
+    evidence: list[Evidence],
+    findings: dict[str, list[Finding]],
+    ids: _Ids,
+) -> None:
+    """A few of the strongest template and flow changes per service, as evidence."""
+    top = (
+        templates.filter(pl.col("new") & (pl.col("severity") >= 1) | (pl.col("z").abs() > 3))
+        .sort(pl.col("z").abs(), descending=True)
+        .group_by("service", maintain_order=True)
+        .head(2)
+    )
+    for row in top.iter_rows(named=True):
+        eid = ids.next("log")
+        ev = Evidence(
+            id=eid,
+            source="logs",
+            query=f"service={row['service']} template={row['template']!r}",
+            start=start,
+            end=end,
+            values={
+                "count": int(row["count"]),
+                "baseline_count": int(row["base_count"]),
+                "share": round(_f(row["share"]), 4),
+                "baseline_share": round(_f(row["base_share"]), 4),
+                "z": round(_f(row["z"]), 2),
+                "new": bool(row["new"]),
+                "code_location": logs_mod.code_location(row["template"] or ""),
+            },
+            samples=[str(row["sample"])[:300]] if row["sample"] else [],
+        )
+        evidence.append(ev)
+        per_service.setdefault(row["service"], {"service": row["service"], "evidence": {}})["evidence"].setdefault(
+            "logs", []
+        ).append(eid)
+        kind = "new" if row["new"] else ("surging" if _f(row["z"]) > 0 else "vanishing")
+        findings["logs"].append(
+            Finding(
+                id=f"finding-{eid}",
+                title=f"{row['service']}: {kind} log template",
+                detail=f"{row['template']} ({int(row['base_count'])} → {int(row['count'])})",
+                confidence=round(min(abs(_f(row["z"])) / 10.0, 1.0), 2),
+                service=row["service"],
+                evidence=[ev],
+            )
+        )
+    if transitions.height:
+        flow = (
+            transitions.filter(pl.col("z").abs() > 3)
+            .sort(pl.col("z").abs(), descending=True)
+            .group_by("service", maintain_order=True)
+            .head(1)
+        )
+        for row in flow.iter_rows(named=True):
+            eid = ids.next("log")
+            region = " → ".join(
+                x for x in (logs_mod.code_location(row["src"]), logs_mod.code_location(row["dst"])) if x
+            )
+            ev = Evidence(
+                id=eid,
+                source="logs",
+                query=f"service={row['service']} after {row['src']!r} comes {row['dst']!r}",
+                start=start,
+                end=end,
+                values={
+                    "p": round(_f(row["p"]), 3),
+                    "baseline_p": round(_f(row["base_p"]), 3),
+                    "n": int(row["n"]),
+                    "baseline_n": int(row["base_n"]),
+                    "z": round(_f(row["z"]), 2),
+                    "code_region": region or None,
+                },
+            )
+            evidence.append(ev)
+            per_service.setdefault(row["service"], {"service": row["service"], "evidence": {}})["evidence"].setdefault(
+                "logs", []
+            ).append(eid)
+            findings["logs"].append(
+                Finding(
+                    id=f"finding-{eid}",
+                    title=f"{row['service']}: request flow changed after a log statement",
+                    detail=(f"P(next={row['dst']} | {row['src']}) {(_f(row['base_p'])):.2f} → {_f(row['p']):.2f}"),
+                    confidence=round(min(abs(_f(row["z"])) / 10.0, 1.0), 2),
+                    service=row["service"],
+                    kind="observation",
+                    evidence=[ev],
+                )
+            )
+
+
+def _trace_evidence(
+    lat: pl.DataFrame,
+    gaps: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    per_service: dict[str, dict[str, Any]],
+    evidence: list[Evidence],
+    findings: dict[str, list[Finding]],
+    ids: _Ids,
+) -> None:
+    for row in lat.filter(pl.col("self_z") > 3).sort("self_z", descending=True).head(5).iter_rows(named=True):
+        eid = ids.next("trace")
+        ev = Evidence(
+            id=eid,
+            source="traces",
+            query=f"spans service={row['service']} self time",
+            start=start,
+            end=end,
+            values={
+                "self_p50_ms": round(_f(row["self_p50"]), 2),
+                "baseline_self_p50_ms": round(_f(row["base_self_p50"]), 2),
+                "self_p90_ms": round(_f(row["self_p90"]), 2),
+                "baseline_self_p90_ms": round(_f(row["base_self_p90"]), 2),
+                "z": round(_f(row["self_z"]), 2),
+                "spans": int(row["spans"]),
+            },
+        )
+        evidence.append(ev)
+        per_service[row["service"]]["evidence"].setdefault("traces", []).append(eid)
+        findings["traces"].append(
+            Finding(
+                id=f"finding-{eid}",
+                title=f"{row['service']}: self time up",
+                detail=f"median self time {_f(row['base_self_p50']):.1f} → {_f(row['self_p50']):.1f} ms",
+                confidence=round(min(_f(row["self_z"]) / 10.0, 1.0), 2),
+                service=row["service"],
+                kind="bottleneck",
+                evidence=[ev],
+            )
+        )
+    for row in gaps.filter(pl.col("gap_z") > 3).sort("gap_z", descending=True).head(5).iter_rows(named=True):
+        eid = ids.next("trace")
+        ev = Evidence(
+            id=eid,
+            source="traces",
+            query=f"calls into service={row['service']}: caller span minus callee span",
+            start=start,
+            end=end,
+            values={
+                "gap_p50_ms": round(_f(row["gap_p50"]), 2),
+                "baseline_gap_p50_ms": round(_f(row["base_gap_p50"]), 2),
+                "delta_ms": round(_f(row["gap_delta_ms"]), 2),
+                "z": round(_f(row["gap_z"]), 2),
+                "calls": int(row["calls"]),
+            },
+        )
+        evidence.append(ev)
+        per_service[row["service"]]["evidence"].setdefault("traces", []).append(eid)
+        findings["traces"].append(
+            Finding(
+                id=f"finding-{eid}",
+                title=f"{row['service']}: calls into it are slower on the wire",
+                detail=f"median caller−callee gap {_f(row['base_gap_p50']):.1f} → {_f(row['gap_p50']):.1f} ms",
+                confidence=round(min(_f(row["gap_z"]) / 10.0, 1.0), 2),
+                service=row["service"],
+                kind="bottleneck",
+                evidence=[ev],
+            )
+        )
+
+
+def _metric_evidence(
+    scored: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    per_service: dict[str, dict[str, Any]],
+    evidence: list[Evidence],
+    findings: dict[str, list[Finding]],
+    ids: _Ids,
+) -> None:
+    ranked = (
+        scored.with_columns((pl.col("abs_z").clip(0, 100) * pl.col("material")).alias("score"))
+        .filter(pl.col("score") > 1.0)
+        .sort("score", descending=True)
+        .head(8)
+    )
+    for row in ranked.iter_rows(named=True):
+        eid = ids.next("metric")
+        ev = Evidence(
+            id=eid,
+            source="metrics",
+            query=f"{row['metric']}{{service={row['service']}}}",
+            start=start,
+            end=end,
+            values={
+                "baseline_median": round(_f(row["base_median"]), 4),
+                "peak": round(_f(row["peak"]), 4),
+                "z": round(_f(row["z"]), 2),
+                "onset": row["onset"].isoformat() if row["onset"] is not None else None,
+            },
+        )
+        evidence.append(ev)
+        per_service.setdefault(row["service"], {"service": row["service"], "evidence": {}})["evidence"].setdefault(
+            "metrics", []
+        ).append(eid)
+        findings["metrics"].append(
+            Finding(
+                id=f"finding-{eid}",
+                title=f"{row['service']}: {row['metric']} {'up' if _f(row['z']) > 0 else 'down'}",
+                detail=f"{_f(row['base_median']):.4g} → {_f(row['peak']):.4g} (robust z {_f(row['z']):.1f})",
+                confidence=round(min(_f(row["score"]) / 10.0, 1.0), 2),
+                service=row["service"],
+                evidence=[ev],
+            )
+        )
