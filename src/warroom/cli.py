@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import getpass
+import json
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from warroom import application
+from warroom.agents.registry import is_known as is_known_agent
+from warroom.agents.registry import specs as agent_specs
+from warroom.application import Response
 from warroom.errors import InputError
+from warroom.progress import ConsoleProgress
+from warroom.redact import redact, redact_obj
+from warroom.sources.bundle import describe, load_bundle
+from warroom.store.repository import ENV_VAR, Store, default_url
+from warroom.workflow.engine import Approver
+from warroom.workflow.render import render_workflow
+from warroom.workflow.spec import ApprovalPolicy, builtin_workflows, load_workflow, resolve_workflow
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="warroom: incident response with evidence."
-)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="warroom: incident response with evidence.")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -33,6 +48,328 @@ def user_errors(func: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# --- Nezha dataset: import and benchmark (issue 3) -------------------------------------------
+import_app = typer.Typer(no_args_is_help=True, help="Import external datasets as incident bundles.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on public datasets.")
+app.add_typer(import_app, name="import")
+app.add_typer(bench_app, name="bench")
+
+
+@import_app.command("nezha")
+@user_errors
+def import_nezha_cmd(
+    root: str = typer.Argument(..., help="Nezha root (holds rca_data/ and construct_data/)"),
+    out: str = typer.Option(..., "--out", help="Directory to write one bundle per fault into"),
+    date: list[str] = typer.Option(None, "--date", help="Only this day (repeatable)"),
+    case: str = typer.Option(None, "--case", help='Only the fault injected at "YYYY-MM-DD HH:MM:SS"'),
+) -> None:
+    """Convert each Nezha fault into an incident bundle plus ground_truth.json."""
+    from pathlib import Path
+
+    from warroom.sources.nezha import import_nezha_detailed
+
+    result = import_nezha_detailed(Path(root), Path(out), list(date) if date else None, case)
+    for path in result.bundles:
+        console.print(str(path), markup=False, highlight=False)
+    for case_id, reason in result.failures:
+        err_console.print(f"skipped {case_id}: {reason}", markup=False, highlight=False)
+    console.print(f"{len(result.bundles)} bundle(s) written, {len(result.failures)} case(s) skipped")
+
+
+@bench_app.command("nezha")
+@user_errors
+def bench_nezha_cmd(
+    root: str = typer.Argument(..., help="Nezha root (holds rca_data/ and construct_data/)"),
+    date: list[str] = typer.Option(None, "--date", help="Only this day (repeatable)"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+    workdir: str = typer.Option(None, "--workdir", help="Where to write the imported bundles"),
+) -> None:
+    """Run every Nezha case through import → investigate and score the diagnosis."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from warroom.bench.nezha import run_nezha_bench
+
+    with tempfile.TemporaryDirectory(prefix="warroom-nezha-") as tmp:
+        result = run_nezha_bench(Path(root), list(date) if date else None, Path(workdir or tmp))
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("case", "truth", "rank", "top candidate", "fault (truth → top)", "s")
+    for c in result["per_case"]:
+        table.add_row(
+            c["case"],
+            c.get("truth_service", ""),
+            str(c["rank"]) if c["rank"] is not None else "miss",
+            c.get("top_service") or c.get("error", ""),
+            f"{c.get('truth_fault', '')} → {c.get('top_fault', '')}",
+            f"{c['seconds']:.2f}" if c.get("seconds") is not None else "-",
+        )
+    console.print(table)
+    console.print(
+        f"cases {result['cases']}  AC@1 {result['ac1']:.3f}  AC@3 {result['ac3']:.3f}  AC@5 {result['ac5']:.3f}  "
+        f"fault type {result['fault_type_acc']:.3f}  median {result['median_s']:.2f} s  "
+        f"p95 {result['p95_s']:.2f} s  peak RSS {result['peak_rss_mb']:.0f} MB"
+    )
+
+
+# --- end Nezha ----------------------------------------------------------------------------------
+
+
+# -- core: respond, resume, approve, incidents, timeline, workflows, agents, bundles -----------
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help=f"Store URL (default: ${ENV_VAR} or {default_url()}).", show_default=False)
+]
+ApproveOption = Annotated[
+    ApprovalPolicy,
+    typer.Option(
+        "--approve",
+        help="Approve up front: none, risky (medium and high risk) or all actions.",
+        case_sensitive=False,
+    ),
+]
+
+
+def _store(db: str | None) -> Store:
+    try:
+        return Store(db)
+    except (ArgumentError, OperationalError, NoSuchModuleError) as exc:
+        raise InputError(f"cannot open the store: {str(exc).splitlines()[0][:200]}", field="--db") from None
+
+
+def _interactive_approver() -> Approver | None:
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(action: dict[str, Any]) -> bool:
+        return typer.confirm(f"Approve {action['id']} ({action.get('risk')} risk): {action.get('title', '')}?")
+
+    return ask
+
+
+def _print_response(response: Response, as_json: bool) -> None:
+    record = response.record
+    if as_json:
+        payload = {
+            "incident_id": record.incident.id,
+            "run_status": response.result.status,
+            "diagnosis": [c.model_dump(mode="json") for c in record.diagnosis],
+            "metrics": record.metrics.model_dump(mode="json"),
+            "pending_approval": [a["id"] for a in response.result.pending],
+            "files": {name: str(path) for name, path in response.files.items()},
+        }
+        sys.stdout.write(json.dumps(redact_obj(payload), indent=2, default=str) + "\n")
+        return
+    incident = record.incident
+    console.print(
+        f"\n[bold]{incident.id}[/] {escape(incident.title)} — {incident.severity.value}, "
+        f"status {incident.status.value}, "
+        f"run {response.result.status.replace('_', ' ')}"
+    )
+    for candidate in record.diagnosis[:3]:
+        console.print(
+            f"  #{candidate.rank} {escape(candidate.service)} · {escape(candidate.fault_type)} · "
+            f"{escape(candidate.indicator)} (confidence {candidate.confidence:.2f})"
+        )
+    if response.result.pending:
+        ids = " ".join(a["id"] for a in response.result.pending)
+        console.print(
+            f"[yellow]Waiting for approval of {ids}[/]: `warroom approve {incident.id} ACTION` then "
+            f"`warroom resume {incident.id}`"
+        )
+    if response.files:
+        folder = next(iter(response.files.values())).parent
+        console.print(f"Reports in {folder}/: " + ", ".join(sorted(p.name for p in response.files.values())))
+
+
+@app.command()
+@user_errors
+def respond(
+    bundle: Annotated[Path, typer.Argument(help="Incident bundle directory.")],
+    workflow: Annotated[
+        str, typer.Option("--workflow", "-w", help="Built-in workflow name or YAML path.")
+    ] = "critical-incident",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for the reports.")] = None,
+    approve: ApproveOption = ApprovalPolicy.NONE,
+    execute: Annotated[bool, typer.Option("--execute", help="Make real changes (default: dry run).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diagnosis and metrics as JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Open an incident from a bundle and run a response workflow over it."""
+    store = _store(db)
+    progress = None if as_json else ConsoleProgress(err_console)
+    response = application.respond(
+        store,
+        bundle,
+        workflow,
+        out,
+        grant=approve,
+        execute=execute,
+        progress=progress,
+        approver=_interactive_approver(),
+    )
+    _print_response(response, as_json)
+
+
+@app.command()
+@user_errors
+def resume(
+    incident_id: Annotated[str, typer.Argument(help="Incident id, e.g. INC-2026-001.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for the reports.")] = None,
+    approve: Annotated[
+        ApprovalPolicy | None, typer.Option("--approve", help="Approve up front: none, risky or all.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: DbOption = None,
+) -> None:
+    """Finish a run that was interrupted or is waiting for approval; completed steps are not repeated."""
+    store = _store(db)
+    progress = None if as_json else ConsoleProgress(err_console)
+    response = application.resume(
+        store, incident_id, out_dir=out, grant=approve, progress=progress, approver=_interactive_approver()
+    )
+    _print_response(response, as_json)
+
+
+@app.command("approve")
+@user_errors
+def approve_action(
+    incident_id: Annotated[str, typer.Argument()],
+    action_id: Annotated[str, typer.Argument()],
+    by: Annotated[str, typer.Option("--by", help="Who approves (recorded in the audit log).")] = getpass.getuser(),
+    db: DbOption = None,
+) -> None:
+    """Approve a proposed action; `warroom resume ID` then carries on."""
+    application.approve(_store(db), incident_id, action_id, by)
+    console.print(f"approved {action_id} for {incident_id} (by {escape(by)}); run `warroom resume {incident_id}`")
+
+
+incidents_app = typer.Typer(no_args_is_help=True, help="Incidents in the store.")
+app.add_typer(incidents_app, name="incidents")
+
+
+@incidents_app.command("list")
+@user_errors
+def incidents_list(db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    items = _store(db).list_incidents()
+    if as_json:
+        sys.stdout.write(json.dumps([i.model_dump(mode="json") for i in items], indent=2) + "\n")
+        return
+    table = Table("id", "severity", "status", "title", "detected")
+    for item in items:
+        table.add_row(item.id, item.severity.value, item.status.value, escape(item.title), str(item.detected_at or ""))
+    console.print(table)
+
+
+@incidents_app.command("show")
+@user_errors
+def incidents_show(incident_id: str, db: DbOption = None) -> None:
+    incident = _store(db).get_incident(incident_id)
+    sys.stdout.write(json.dumps(redact_obj(incident.model_dump(mode="json")), indent=2) + "\n")
+
+
+@app.command()
+@user_errors
+def timeline(incident_id: str, as_json: Annotated[bool, typer.Option("--json")] = False, db: DbOption = None) -> None:
+    """The incident's append-only timeline."""
+    events = _store(db).timeline(incident_id)
+    if as_json:
+        sys.stdout.write(json.dumps(redact_obj([e.model_dump(mode="json") for e in events]), indent=2) + "\n")
+        return
+    for item in events:
+        console.print(
+            f"{item.at:%Y-%m-%d %H:%M:%S} [bold]{item.kind.value:<18}[/] {escape(item.source):<36} "
+            f"{escape(redact(item.summary))}",
+            soft_wrap=True,
+        )
+
+
+workflow_app = typer.Typer(no_args_is_help=True, help="Response workflows.")
+app.add_typer(workflow_app, name="workflow")
+
+
+@workflow_app.command("list")
+@user_errors
+def workflow_list() -> None:
+    table = Table("name", "pattern", "phases", "title")
+    for name in builtin_workflows():
+        spec = application.load_spec(name)
+        table.add_row(name, spec.pattern, str(len(spec.phases)), escape(spec.title))
+    console.print(table)
+
+
+@workflow_app.command("show")
+@user_errors
+def workflow_show(name: str) -> None:
+    """Print a workflow's YAML."""
+    sys.stdout.write(resolve_workflow(name).read_text(encoding="utf-8"))
+
+
+@workflow_app.command("validate")
+@user_errors
+def workflow_validate(path: Path) -> None:
+    spec = load_workflow(path, known_agent=is_known_agent)
+    console.print(f"{path}: valid workflow '{spec.name}' ({len(spec.phases)} phases, {len(set(spec.agents()))} agents)")
+
+
+@workflow_app.command("render")
+@user_errors
+def workflow_render(
+    name: str,
+    incident: Annotated[Path | None, typer.Option("--incident", help="Fill prompts from this bundle.")] = None,
+) -> None:
+    """The workflow as a Markdown document (prompts filled with the incident's facts)."""
+    spec = application.load_spec(name)
+    facts = application.workflow_facts(incident) if incident else None
+    sys.stdout.write(render_workflow(spec, facts))
+
+
+agents_app = typer.Typer(no_args_is_help=True, help="Specialist agents.")
+app.add_typer(agents_app, name="agents")
+
+
+@agents_app.command("list")
+@user_errors
+def agents_list(
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Show which agents a workflow loads per phase.")
+    ] = None,
+) -> None:
+    if profile:
+        spec = application.load_spec(profile)
+        table = Table("phase", "kind", "agents")
+        for phase in spec.phases:
+            table.add_row(phase.id, phase.kind.value, ", ".join(step.agent for step in phase.steps))
+        console.print(table)
+        return
+    table = Table("agent", "aliases", "purpose", "reads", "writes")
+    for item in agent_specs():
+        table.add_row(
+            item.name, ", ".join(item.aliases), escape(item.purpose), ", ".join(item.inputs), ", ".join(item.outputs)
+        )
+    console.print(table)
+
+
+bundle_app = typer.Typer(no_args_is_help=True, help="Incident bundles.")
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("validate")
+@user_errors
+def bundle_validate(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Load and check a bundle; report what it holds."""
+    summary = describe(load_bundle(path))
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    rows = ", ".join(f"{k}: {v if v is not None else 'absent'}" for k, v in summary["rows"].items())
+    console.print(f"{path}: valid bundle v1 — {escape(summary['title'])}; {rows}")
 
 
 def main() -> None:

@@ -68,6 +68,7 @@ class ActionStatus(StrEnum):
     DRY_RUN = "dry_run"
     VERIFIED = "verified"
     FAILED = "failed"
+    TIMED_OUT = "timed_out"
     UNDONE = "undone"
     SKIPPED = "skipped"
 

@@ -248,7 +248,7 @@ class IncidentCommander:
             "rpo_minutes": manifest.objectives.rpo_minutes,
         }
         summary = (
-            f"{verdict.severity.value} ({verdict.severity.label}): {verdict.rule}. "
+            f"{verdict.rule} — {verdict.severity.label}. "
             f"Affected: {', '.join(affected_services) or 'none measured'}. {scope}. "
             f"Updates every {cadence:g} min."
         )

@@ -35,7 +35,8 @@ def assess_severity(
     if latency_factor is not None and latency_factor >= 4:
         return SeverityVerdict(
             Severity.P1,
-            f"P1: p99 latency {latency_p99_ms:.0f} ms is {latency_factor:.1f}× the {slo_latency_p99_ms:.0f} ms SLO (≥ 4×)",
+            f"P1: p99 latency {latency_p99_ms:.0f} ms is {latency_factor:.1f}× "
+            f"the {slo_latency_p99_ms:.0f} ms SLO (≥ 4×)",
         )
     if revenue_flow_failing and err > slo_err:
         return SeverityVerdict(Severity.P1, f"P1: a revenue flow fails at {err:.1%}, above the {slo_err:.1%} SLO")

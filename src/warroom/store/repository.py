@@ -97,9 +97,7 @@ class Store:
         for _ in range(20):  # another writer may take the same number: retry on the unique key
             try:
                 with self.transaction() as session:
-                    last = session.scalar(
-                        select(func.max(IncidentRow.number)).where(IncidentRow.year == year)
-                    )
+                    last = session.scalar(select(func.max(IncidentRow.number)).where(IncidentRow.year == year))
                     number = (last or 0) + 1
                     incident = draft.model_copy(update={"id": f"INC-{year}-{number:03d}"})
                     stamp = now()
@@ -145,9 +143,7 @@ class Store:
         row.data = incident.model_dump(mode="json")
         row.updated_at = now()
 
-    def transition(
-        self, session: Session, incident: Incident, target: Status, at: datetime, source: str
-    ) -> Incident:
+    def transition(self, session: Session, incident: Incident, target: Status, at: datetime, source: str) -> Incident:
         """Move the incident along its lifecycle (refusing invalid moves) and record it."""
         if incident.status == target:
             return incident
@@ -178,15 +174,11 @@ class Store:
 
     # -- timeline ----------------------------------------------------------------------------
 
-    def add_event(
-        self, session: Session, incident_id: str, item: TimelineEvent, dedupe_key: str | None = None
-    ) -> bool:
+    def add_event(self, session: Session, incident_id: str, item: TimelineEvent, dedupe_key: str | None = None) -> bool:
         """Append an event unless one with the same dedupe key exists; True when appended."""
         key = dedupe_key or f"uuid:{uuid.uuid4()}"
         exists = session.scalar(
-            select(TimelineRow.seq).where(
-                TimelineRow.incident_id == incident_id, TimelineRow.dedupe_key == key
-            )
+            select(TimelineRow.seq).where(TimelineRow.incident_id == incident_id, TimelineRow.dedupe_key == key)
         )
         if exists is not None:
             return False
@@ -254,10 +246,7 @@ class Store:
         with self.transaction() as session:
             self.get_incident(incident_id, session)
             row = session.scalars(
-                select(RunRow)
-                .where(RunRow.incident_id == incident_id)
-                .order_by(RunRow.started_at.desc())
-                .limit(1)
+                select(RunRow).where(RunRow.incident_id == incident_id).order_by(RunRow.started_at.desc()).limit(1)
             ).first()
             if row is None:
                 raise NotFoundError(f"incident '{incident_id}' has no workflow run")
@@ -279,9 +268,7 @@ class Store:
 
     def record_step(self, session: Session, run_id: str, step: dict[str, Any]) -> bool:
         """Persist a step result once; a second write of the same key is ignored (False)."""
-        exists = session.scalar(
-            select(StepRow.id).where(StepRow.run_id == run_id, StepRow.key == step["key"])
-        )
+        exists = session.scalar(select(StepRow.id).where(StepRow.run_id == run_id, StepRow.key == step["key"]))
         if exists is not None:
             return False
         session.add(StepRow(run_id=run_id, **step))
@@ -337,9 +324,7 @@ class Store:
     def actions(self, incident_id: str) -> list[ActionRow]:
         with self.transaction() as session:
             rows = list(
-                session.scalars(
-                    select(ActionRow).where(ActionRow.incident_id == incident_id).order_by(ActionRow.id)
-                )
+                session.scalars(select(ActionRow).where(ActionRow.incident_id == incident_id).order_by(ActionRow.id))
             )
             for row in rows:
                 row.approved_at = _aware(row.approved_at)
@@ -357,17 +342,13 @@ class Store:
         data: dict[str, Any],
     ) -> None:
         session.add(
-            AuditRow(
-                incident_id=incident_id, action_id=action_id, event=event_name, actor=actor, at=at, data=data
-            )
+            AuditRow(incident_id=incident_id, action_id=action_id, event=event_name, actor=actor, at=at, data=data)
         )
 
     def audit_log(self, incident_id: str) -> list[AuditRow]:
         with self.transaction() as session:
             rows = list(
-                session.scalars(
-                    select(AuditRow).where(AuditRow.incident_id == incident_id).order_by(AuditRow.seq)
-                )
+                session.scalars(select(AuditRow).where(AuditRow.incident_id == incident_id).order_by(AuditRow.seq))
             )
             for row in rows:
                 row.at = _aware(row.at) or row.at

@@ -1,0 +1,125 @@
+"""Use cases behind the CLI: respond to a bundle, resume, approve, and write the reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warroom.agents import registry
+from warroom.errors import InputError, NotFoundError
+from warroom.record import RunRecord
+from warroom.report.metrics import compute_metrics
+from warroom.report.writer import write_reports
+from warroom.sources.bundle import load_bundle
+from warroom.store.records import build_record
+from warroom.store.repository import Store
+from warroom.workflow.engine import Approver, Engine, Progress, RunOptions, RunResult
+from warroom.workflow.spec import ApprovalPolicy, WorkflowSpec, load_workflow, resolve_workflow
+
+
+@dataclass
+class Response:
+    result: RunResult
+    record: RunRecord
+    files: dict[str, Path]
+
+
+def load_spec(name_or_path: str) -> WorkflowSpec:
+    return load_workflow(resolve_workflow(name_or_path), known_agent=registry.is_known)
+
+
+def respond(
+    store: Store,
+    bundle_dir: Path,
+    workflow: str,
+    out_dir: Path | None,
+    *,
+    grant: ApprovalPolicy = ApprovalPolicy.NONE,
+    execute: bool = False,
+    processes: bool = True,
+    progress: Progress | None = None,
+    approver: Approver | None = None,
+) -> Response:
+    spec = load_spec(workflow)
+    bundle = load_bundle(bundle_dir)  # validate before anything is recorded
+    options = RunOptions(
+        bundle=str(bundle_dir.resolve()),
+        execute=execute,
+        grant=grant,
+        out_dir=str(out_dir.resolve()) if out_dir else None,
+        processes=processes,
+    )
+    engine = Engine(store, progress, approver)
+    _, run_id = engine.start(bundle, spec, options)
+    result = engine.run(run_id)
+    return _finish(store, result, out_dir)
+
+
+def resume(
+    store: Store,
+    incident_id: str,
+    *,
+    out_dir: Path | None = None,
+    grant: ApprovalPolicy | None = None,
+    progress: Progress | None = None,
+    approver: Approver | None = None,
+) -> Response:
+    run = store.latest_run(incident_id)
+    options = RunOptions.model_validate(run.options)
+    if not Path(options.bundle).is_dir():
+        raise NotFoundError("the run's incident bundle is no longer there", file=options.bundle)
+    if grant is not None or out_dir is not None:
+        options = options.model_copy(
+            update={
+                "grant": grant if grant is not None else options.grant,
+                "out_dir": str(out_dir.resolve()) if out_dir else options.out_dir,
+            }
+        )
+        with store.transaction() as session:
+            store.set_run_options(session, run.id, options.model_dump(mode="json"))
+    if run.status in ("succeeded", "completed_with_failures"):
+        result = RunResult(incident_id, run.id, run.status, [])
+    else:
+        result = Engine(store, progress, approver).run(run.id)
+    return _finish(store, result, Path(options.out_dir) if options.out_dir else None)
+
+
+def approve(store: Store, incident_id: str, action_id: str, actor: str) -> None:
+    Engine(store).approve(incident_id, action_id, actor)
+
+
+def _finish(store: Store, result: RunResult, out_dir: Path | None) -> Response:
+    record = build_record(store, result.incident_id, result.run_id)
+    record.metrics = compute_metrics(record)
+    files: dict[str, Path] = {}
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the output directory ({exc.strerror})", file=out_dir) from None
+        files = write_reports(record, out_dir)
+    return Response(result, record, files)
+
+
+def workflow_facts(bundle_dir: Path) -> dict[str, Any]:
+    """The incident's facts that fill a rendered workflow's prompts, from a quick assessment."""
+    from warroom.agents.base import AgentContext
+    from warroom.agents.commander import IncidentCommander
+
+    bundle = load_bundle(bundle_dir)
+    report = IncidentCommander().run(AgentContext(bundle=bundle, incident_id="(not opened)"))
+    incident = report.outputs["incident"]
+    manifest = bundle.manifest
+    services = ", ".join(incident["affected_services"]) or "none measured"
+    revenue = manifest.business.revenue_per_minute
+    return {
+        "symptoms": ", ".join(manifest.symptoms) or manifest.alert.summary,
+        "alert": f"Alert: {manifest.alert.summary or manifest.alert.name}",
+        "classification": f"{incident['severity']} ({incident['severity_rule']}); affected systems: {services}",
+        "services": services,
+        "revenue": f"{revenue:,.0f} {manifest.business.currency} per minute at risk"
+        if revenue
+        else "revenue at risk unknown",
+        "incident_header": {"title": manifest.title, "severity": incident["severity"], "affected": services},
+    }

@@ -1,0 +1,87 @@
+"""Read a run back from the store as a RunRecord: the one input of every report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from warroom.incident import AgentReport, RecommendedAction, RootCauseCandidate
+from warroom.record import ActionRecord, ActionStatus, Decision, PhaseRecord, RunRecord, StepRecord, StepStatus
+from warroom.store.repository import Store
+from warroom.workflow.interpreter import Recorded, fold_context
+from warroom.workflow.spec import PhaseKind, WorkflowSpec
+
+
+def build_record(store: Store, incident_id: str, run_id: str | None = None) -> RunRecord:
+    run = store.get_run(run_id) if run_id else store.latest_run(incident_id)
+    spec = WorkflowSpec.model_validate(run.spec)
+    rows = store.steps(run.id)
+    recorded = {row.key: Recorded(row.key, row.kind, row.status, row.result) for row in rows}
+    by_phase: dict[str, list[Any]] = {}
+    for row in rows:
+        by_phase.setdefault(row.phase_id, []).append(row)
+
+    phases: list[PhaseRecord] = []
+    for phase in spec.phases:
+        phase_rows = by_phase.get(phase.id, [])
+        if not phase_rows:
+            continue
+        decision = next((Decision.model_validate(r.result) for r in phase_rows if r.kind == "decision"), None)
+        steps = [
+            StepRecord(
+                phase_id=phase.id,
+                step_id=r.key.split("/", 1)[1],
+                agent=r.agent,
+                status=StepStatus(r.status),
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                attempts=r.attempts,
+                error=r.error,
+                report=AgentReport.model_validate(r.result) if r.kind == "agent" and r.status == "succeeded" else None,
+            )
+            for r in phase_rows
+            if r.kind == "agent"
+        ]
+        context_out: dict[str, Any] = {}
+        for step in steps:
+            if step.report is not None:
+                context_out.update(step.report.outputs)
+        phases.append(
+            PhaseRecord(
+                id=phase.id,
+                title=phase.title,
+                kind=phase.kind.value if phase.kind != PhaseKind.SEQUENCE else "sequence",
+                started_at=min(r.started_at for r in phase_rows),
+                finished_at=max(r.finished_at for r in phase_rows),
+                steps=steps,
+                decision=decision,
+                context_out=context_out,
+            )
+        )
+
+    context = fold_context(spec, recorded).values
+    diagnosis = [RootCauseCandidate.model_validate(c) for c in context.get("diagnosis", []) if isinstance(c, dict)]
+    audit = store.audit_log(incident_id)
+    actions = [
+        ActionRecord(
+            action=RecommendedAction.model_validate(row.data) if row.data.get("title") else _bare_action(row.action_id),
+            status=ActionStatus(row.status) if row.status in ActionStatus._value2member_map_ else ActionStatus.PROPOSED,
+            approved_by=row.approved_by,
+            approved_at=row.approved_at,
+            result={"audit": [a.event for a in audit if a.action_id == row.action_id]},
+        )
+        for row in store.actions(incident_id)
+    ]
+    return RunRecord(
+        incident=store.get_incident(incident_id),
+        workflow=spec.name,
+        run_status=run.status,
+        phases=phases,
+        timeline=store.timeline(incident_id),
+        context=context,
+        diagnosis=diagnosis,
+        actions=actions,
+    )
+
+
+def _bare_action(action_id: str) -> RecommendedAction:
+    return RecommendedAction(id=action_id, title=action_id, kind="unknown")
