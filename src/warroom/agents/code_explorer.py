@@ -1,0 +1,251 @@
+"""code-explorer: trace the incident to the change, then to the file and line — the diff between the
+last good and the bad version in the bundle's repository, leaked resources, unindexed queries and
+unbounded retries, and the other places in the repository with the same pattern."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.specialist_common import EvidenceIds, as_dict, onset, parse_time, suspect_service
+from warroom.analysis.changes import RankedChange, correlate_changes, previous_change, service_graph
+from warroom.analysis.code import CodeAnalysis, CodeFinding, GitError, analyse_change
+from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel, RootCauseCandidate
+
+# Which code pattern the diagnosed fault points to (substring of the fault type → pattern kind).
+PREFERRED = (
+    ("pool", "resource_leak"),
+    ("leak", "resource_leak"),
+    ("connection", "resource_leak"),
+    ("index", "unindexed_query"),
+    ("scan", "unindexed_query"),
+    ("db_cpu", "unindexed_query"),
+    ("slow", "unindexed_query"),
+    ("retry", "unbounded_retry"),
+    ("dependency", "unbounded_retry"),
+    ("external", "unbounded_retry"),
+)
+FAULT_OF_KIND = {
+    "resource_leak": "connection_pool_exhaustion",
+    "unindexed_query": "missing_index",
+    "unbounded_retry": "retry_storm",
+}
+MAX_SAME_PATTERN = 25
+
+
+def _preferred_kind(ctx: AgentContext) -> str | None:
+    diagnosis = ctx.context.get("diagnosis")
+    fault = ""
+    if isinstance(diagnosis, list) and diagnosis and isinstance(diagnosis[0], dict):
+        fault = str(diagnosis[0].get("fault_type") or "").lower()
+    fault = fault or str(as_dict(ctx.context.get("database")).get("fault_type") or "").lower()
+    return next((kind for word, kind in PREFERRED if word in fault), None)
+
+
+def _finding_dict(finding: CodeFinding, role: str, offending: bool) -> dict[str, Any]:
+    data = finding.model_dump(mode="json")
+    data.update(role=role, offending=offending, in_change=finding.in_diff, statement=finding.statement())
+    return data
+
+
+def _change_from_context(ctx: AgentContext) -> RankedChange | None:
+    raw = as_dict(ctx.context.get("suspect_change"))
+    when = parse_time(raw.get("time"))
+    if not raw.get("id") or when is None:
+        return None
+    return RankedChange(
+        id=str(raw["id"]),
+        time=when,
+        service=str(raw.get("service") or ""),
+        kind=str(raw.get("kind") or "deploy"),
+        version=raw.get("version"),
+        commit=raw.get("commit"),
+        author=raw.get("author"),
+        description=raw.get("description"),
+        minutes_before_onset=float(raw.get("minutes_before_onset") or 0.0),
+        relation=str(raw.get("relation") or "same_service"),
+        score=float(raw.get("score") or 0.0),
+        reasons=list(raw.get("reasons") or []),
+    )
+
+
+class CodeExplorer:
+    spec: ClassVar[AgentSpec] = AgentSpec(
+        name="code-explorer",
+        purpose="Find the offending change and code: diff the last good and the bad version, locate leaked "
+        "resources, unindexed queries and unbounded retries (file, line, commit), and list the other "
+        "places with the same pattern.",
+        inputs=("suspect_service", "suspect_change", "diagnosis", "database", "incident"),
+        outputs=("suspect_change", "code_findings", "change_ranking"),
+        aliases=("code-analyst",),
+    )
+
+    def run(self, ctx: AgentContext) -> AgentReport:
+        bundle = ctx.bundle
+        service = suspect_service(ctx)
+        limitations: list[str] = []
+        ids = EvidenceIds("ev-code")
+        outputs: dict[str, Any] = {}
+        findings: list[Finding] = []
+
+        change = _change_from_context(ctx)
+        ranking: list[dict[str, Any]] = []
+        if change is None or not change.commit:
+            started = onset(ctx, [service] if service else None)
+            correlation = correlate_changes(
+                bundle.changes, started, service, service_graph(bundle.topology, bundle.traces)
+            )
+            ranking = [c.as_context() for c in correlation.ranked[:5]]
+            # Prefer the best-ranked change that names a commit: only those can be read in the repository.
+            with_commit = [c for c in correlation.ranked if c.commit and c.score >= 0.3]
+            change = with_commit[0] if with_commit else correlation.rollback_candidate
+            if correlation.evidence is not None:
+                ids.add(correlation.evidence)
+            outputs["change_ranking"] = ranking
+        if change is None:
+            summary = "No change correlates with the onset: not enough evidence to point at code"
+            return AgentReport(
+                agent=self.spec.name,
+                summary=summary,
+                outputs={"code_findings": [], **outputs},
+                limitations=["no suspect change"],
+            )
+        change_dict = change.as_context()
+        outputs["suspect_change"] = change_dict
+        if bundle.repo is None:
+            limitations.append("the bundle has no code repository: code not inspected")
+        elif not change.commit:
+            limitations.append(f"change {change.id} ({change.kind}) names no commit: code not inspected")
+        if bundle.repo is None or not change.commit:
+            outputs["code_findings"] = []
+            return AgentReport(
+                agent=self.spec.name,
+                summary=f"Suspect change {change.id} ({change.kind} of {change.service}); no code to inspect",
+                outputs=outputs,
+                limitations=limitations,
+            )
+        prior = previous_change(bundle.changes, change)
+        good = str(prior["commit"]) if prior and prior.get("commit") else None
+        try:
+            analysis = analyse_change(
+                bundle.repo, change.commit, good, focus=change.service or service, prefer_kind=_preferred_kind(ctx)
+            )
+        except (GitError, OSError) as exc:
+            limitations.append(f"repository not readable: {exc}")
+            outputs["code_findings"] = []
+            return AgentReport(
+                agent=self.spec.name,
+                summary=f"Suspect change {change.id}; repository not readable",
+                outputs=outputs,
+                limitations=limitations,
+            )
+        limitations += analysis.limitations
+        return self._report(change, change_dict, analysis, ids, outputs, findings, limitations)
+
+    def _report(
+        self,
+        change: RankedChange,
+        change_dict: dict[str, Any],
+        analysis: CodeAnalysis,
+        ids: EvidenceIds,
+        outputs: dict[str, Any],
+        findings: list[Finding],
+        limitations: list[str],
+    ) -> AgentReport:
+        diff_ev = ids.add(
+            Evidence(
+                source="code",
+                query=f"git diff {analysis.good[:12] if analysis.good else '(root)'}..{analysis.bad[:12]}",
+                values={
+                    "commits": len(analysis.commits),
+                    "files_changed": len(analysis.files),
+                    "lines_added": sum(f.added for f in analysis.files),
+                    "lines_removed": sum(f.removed for f in analysis.files),
+                },
+                samples=[f"{f.status} {f.path} +{f.added} -{f.removed}" for f in analysis.files[:8]]
+                + [f"{c.commit[:12]} {c.subject}" for c in analysis.commits[:5]],
+            )
+        )
+        code_findings: list[dict[str, Any]] = []
+        candidates: list[RootCauseCandidate] = []
+        primary = analysis.primary
+        for index, item in enumerate(analysis.findings):
+            ev = ids.add(item.evidence())
+            code_findings.append(_finding_dict(item, "offending" if index == 0 else "in_change", index == 0))
+            findings.append(
+                Finding(
+                    id=f"f-code-{index + 1}",
+                    title=f"{item.kind.replace('_', ' ')} at {item.file}:{item.line}",
+                    detail=item.statement(),
+                    confidence=item.confidence,
+                    service=change.service,
+                    kind="root_cause" if index == 0 else "observation",
+                    evidence=[ev, diff_ev],
+                )
+            )
+        others = analysis.same_pattern[:MAX_SAME_PATTERN]
+        for item in others:
+            code_findings.append(_finding_dict(item, "same_pattern", False))
+        if others:
+            findings.append(
+                Finding(
+                    id="f-code-same-pattern",
+                    title=f"{len(analysis.same_pattern)} other place(s) with the same pattern",
+                    detail="; ".join(f"{o.file}:{o.line} ({o.kind.replace('_', ' ')})" for o in others[:10]),
+                    confidence=round(sum(o.confidence for o in others) / len(others), 3),
+                    kind="observation",
+                    evidence=[ids.add(o.evidence()) for o in others[:5]],
+                )
+            )
+        if primary is not None:
+            change_dict.update(
+                code_commit=primary.commit,
+                code_file=primary.file,
+                code_line=primary.line,
+                code_pattern=primary.kind,
+            )
+            candidates.append(
+                RootCauseCandidate(
+                    rank=1,
+                    service=change.service,
+                    fault_type=FAULT_OF_KIND.get(primary.kind, primary.kind),
+                    indicator=f"{primary.kind} at {primary.file}:{primary.line}",
+                    confidence=primary.confidence,
+                    change_id=change.id,
+                    reason=primary.statement(),
+                    evidence_ids=[e.id for e in ids.items[:3]],
+                )
+            )
+            summary = f"{primary.statement()}. Change {change.id} ({change.kind} of {change.service})."
+            if others:
+                summary += f" {len(analysis.same_pattern)} other place(s) in the repository have the same pattern."
+            actions = [
+                RecommendedAction(
+                    id="code-fix-forward",
+                    title=f"Fix {primary.kind.replace('_', ' ')} at {primary.file}:{primary.line}",
+                    kind="fix_forward",
+                    target=change.service,
+                    risk=RiskLevel.MEDIUM,
+                    priority="follow_up",
+                    rationale=primary.detail,
+                    parameters={"file": primary.file, "line": primary.line, "commit": primary.commit},
+                    rollback="revert the fix commit",
+                )
+            ]
+        else:
+            summary = (
+                f"Change {change.id} ({len(analysis.files)} file(s) in {len(analysis.commits)} commit(s)) "
+                "shows none of the known patterns (resource leak, unindexed query, unbounded retry): "
+                "not enough evidence at code level"
+            )
+            actions = []
+        outputs.update(suspect_change=change_dict, code_findings=code_findings)
+        return AgentReport(
+            agent=self.spec.name,
+            summary=summary,
+            findings=findings,
+            outputs=outputs,
+            candidates=candidates,
+            actions=actions,
+            limitations=limitations,
+        )

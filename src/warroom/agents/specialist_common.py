@@ -1,0 +1,71 @@
+"""Small helpers the database, code, impact and security specialists share: reading the incident's
+window, onset and suspect service from the context or the bundle, and numbering evidence."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from warroom.agents.base import AgentContext
+from warroom.analysis.changes import detect_onset
+from warroom.incident import Evidence
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def window(ctx: AgentContext) -> tuple[datetime, datetime]:
+    span = ctx.bundle.manifest.effective_window()
+    return span.start, span.end
+
+
+def suspect_service(ctx: AgentContext) -> str | None:
+    """The suspected service: named by an earlier phase, else the best diagnosis, else the alert's."""
+    named = ctx.context.get("suspect_service")
+    if isinstance(named, str) and named:
+        return named
+    diagnosis = ctx.context.get("diagnosis")
+    if isinstance(diagnosis, list) and diagnosis and isinstance(diagnosis[0], dict):
+        service = diagnosis[0].get("service")
+        if isinstance(service, str) and service:
+            return service
+    return ctx.bundle.manifest.alert.service
+
+
+def onset(ctx: AgentContext, services: list[str] | None) -> datetime:
+    """When the incident started: measured on the given services' signals (all when None), else the
+    start the commander recorded, else the alert time."""
+    start, _ = window(ctx)
+    fired = ctx.bundle.manifest.alert.fired_at
+    recorded = parse_time(as_dict(ctx.context.get("incident")).get("started_at"))
+    baseline = ctx.bundle.baseline.metrics if ctx.bundle.baseline is not None else None
+    measured = detect_onset(ctx.bundle.metrics, services, start, recorded or fired, baseline)
+    return measured
+
+
+class EvidenceIds:
+    """Stable evidence ids per agent: prefix-1, prefix-2, … in the order they are cited."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.items: list[Evidence] = []
+
+    def add(self, evidence: Evidence) -> Evidence:
+        numbered = evidence.model_copy(update={"id": f"{self.prefix}-{len(self.items) + 1}"})
+        self.items.append(numbered)
+        return numbered
+
+    def dumps(self) -> list[dict[str, Any]]:
+        return [e.model_dump(mode="json") for e in self.items]
