@@ -1,0 +1,162 @@
+"""Recovery checks for the mitigation loop: live probes (HTTP, command, SQL) and the bundle hook.
+
+A verifier answers "has the system recovered?" after an action. For a live system it is a probe;
+for an incident bundle, "executing" action kind K means reading the bundle's `after/K/` telemetry,
+and a recovery analysis compares it with the SLO or the baseline. The default analysis here is a
+plain golden-signal comparison; the recovery-validation specialist can plug in its statistical test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import polars as pl
+
+from warroom.actions.contract import Check
+from warroom.actions.http import Probe, send
+from warroom.actions.loop import Verifier
+from warroom.actions.shell import child_env, run_argv
+from warroom.incident import ActionOutcome, RecommendedAction
+from warroom.sources import conventions as conv
+from warroom.sources.bundle import Bundle, Telemetry
+
+
+def http_probe(probe: Probe, env: dict[str, str] | None = None) -> Verifier:
+    """Recovered when the endpoint answers with an expected status (and body)."""
+
+    def check(action: RecommendedAction, outcomes: Sequence[ActionOutcome]) -> Check:
+        result = send(probe, attempts=1, backoff_s=0, backoff_max_s=0, env=dict(env or os.environ))
+        return Check(ok=result.ok, detail=f"probe {result.detail}", data={"probe": result.data})
+
+    return check
+
+
+def command_probe(argv: list[str], timeout_s: float = 30.0, env_allow: Sequence[str] = ()) -> Verifier:
+    """Recovered when the command exits 0."""
+
+    def check(action: RecommendedAction, outcomes: Sequence[ActionOutcome]) -> Check:
+        result = run_argv(argv, timeout_s=timeout_s, env=child_env(os.environ, env_allow, {}))
+        return Check(ok=result.ok, detail=f"probe {result.detail}", data={"probe": result.data})
+
+    return check
+
+
+def all_of(*verifiers: Verifier) -> Verifier:
+    """Recovered when every criterion holds; unknown when none fails but one cannot tell."""
+
+    def check(action: RecommendedAction, outcomes: Sequence[ActionOutcome]) -> Check:
+        results = [verifier(action, outcomes) for verifier in verifiers]
+        failed = [r for r in results if r.ok is False]
+        unknown = [r for r in results if r.ok is None]
+        ok: bool | None = False if failed else (None if unknown else True)
+        detail = "; ".join(r.detail for r in results)
+        return Check(ok=ok, detail=detail, data={"checks": [r.model_dump() for r in results]})
+
+    return check
+
+
+# The hook the recovery-validation specialist plugs into: (bundle, action kind, after telemetry) → Check.
+RecoveryAnalysis = Callable[[Bundle, str, Telemetry], Check]
+
+
+def bundle_verifier(bundle: Bundle, analysis: RecoveryAnalysis | None = None) -> Verifier:
+    """Recovery in a recorded incident: the telemetry in after/<kind>/, judged by `analysis`."""
+    judge = analysis or golden_signal_recovery
+
+    def check(action: RecommendedAction, outcomes: Sequence[ActionOutcome]) -> Check:
+        after = bundle.after.get(action.kind)
+        if after is None:
+            recorded = ", ".join(sorted(bundle.after)) or "none"
+            return Check(
+                ok=None, detail=f"no post-action data for '{action.kind}' in the bundle (recorded: {recorded})"
+            )
+        return judge(bundle, action.kind, after)
+
+    return check
+
+
+# How far above the baseline's typical value a signal may sit and still count as recovered when the
+# manifest gives no SLO: a quarter above the pre-incident median, the usual slack of an SLO alert.
+BASELINE_SLACK = 1.25
+
+
+def _services(bundle: Bundle, after: pl.DataFrame) -> list[str]:
+    seen = set(after.get_column("service").unique().to_list())
+    preferred = [s for s in (bundle.manifest.alert.service, bundle.manifest.entry_service) if s and s in seen]
+    return preferred or sorted(seen)
+
+
+def _baseline_frame(bundle: Bundle) -> pl.DataFrame | None:
+    if bundle.baseline is not None and bundle.baseline.metrics is not None:
+        return bundle.baseline.metrics
+    metrics = bundle.metrics
+    if metrics is None:
+        return None
+    start = bundle.manifest.effective_window().start
+    before = metrics.filter(pl.col("timestamp") < start)
+    return before if before.height else None
+
+
+def _median(frame: pl.DataFrame, service: str, metric: str) -> float | None:
+    values = frame.filter((pl.col("service") == service) & (pl.col("metric") == metric)).get_column("value")
+    if values.len() == 0:
+        return None
+    median = values.median()
+    return float(median) if isinstance(median, int | float) else None
+
+
+def _settled(frame: pl.DataFrame) -> pl.DataFrame:
+    """The second half of the post-action period: the change needs a moment to take effect."""
+    if frame.height == 0:
+        return frame
+    ts = frame.get_column("timestamp")
+    lo, hi = ts.min(), ts.max()
+    if lo is None or hi is None or lo == hi:
+        return frame
+    middle = lo + (hi - lo) / 2  # type: ignore[operator]
+    return frame.filter(pl.col("timestamp") >= middle)
+
+
+def golden_signal_recovery(bundle: Bundle, kind: str, after: Telemetry) -> Check:
+    """Latency p99 and error rate of the alerting service, after the action, within SLO or near baseline."""
+    if after.metrics is None:
+        return Check(ok=None, detail=f"after/{kind}/ has no metrics")
+    settled = _settled(after.metrics)
+    baseline = _baseline_frame(bundle)
+    slo = bundle.manifest.slo
+    limits = {conv.LATENCY_P99: slo.latency_p99_ms, conv.ERROR_RATE: slo.error_rate}
+    checks: list[dict[str, object]] = []
+    for service in _services(bundle, settled):
+        for metric, slo_limit in limits.items():
+            value = _median(settled, service, metric)
+            if value is None:
+                continue
+            limit = slo_limit
+            basis = "SLO"
+            if limit is None and baseline is not None:
+                base = _median(baseline, service, metric)
+                limit = base * BASELINE_SLACK if base is not None else None
+                basis = "baseline"
+            if limit is None:
+                continue
+            checks.append(
+                {
+                    "service": service,
+                    "metric": metric,
+                    "value": round(value, 4),
+                    "limit": round(limit, 4),
+                    "basis": basis,
+                    "ok": value <= limit,
+                }
+            )
+        if checks:
+            break  # the first service with comparable signals is the one the alert is about
+    if not checks:
+        return Check(ok=None, detail=f"after/{kind}/: no latency or error-rate series to compare")
+    ok = all(bool(c["ok"]) for c in checks)
+    text = ", ".join(
+        f"{c['metric']} {c['value']} {'≤' if c['ok'] else '>'} {c['limit']} ({c['basis']})" for c in checks
+    )
+    verdict = "recovered" if ok else "not recovered"
+    return Check(ok=ok, detail=f"after {kind}: {verdict} on {checks[0]['service']}: {text}", data={"checks": checks})
