@@ -45,3 +45,13 @@ def investigate(bundle: Bundle) -> Diagnosis:
 def clear_cache() -> None:
     with _LOCK:
         _CACHE.clear()
+
+
+def candidate_dicts(diagnosis: Diagnosis) -> list[dict[str, object]]:
+    """The `diagnosis` context value: ranked candidates as JSON-able dicts, best first."""
+    return [c.model_dump(mode="json") for c in diagnosis.candidates]
+
+
+def evidence_dicts(diagnosis: Diagnosis, ids: set[str] | None = None) -> list[dict[str, object]]:
+    """The `evidence` context value (optionally only the given evidence ids)."""
+    return [e.model_dump(mode="json") for e in diagnosis.evidence if ids is None or e.id in ids]

@@ -1,0 +1,49 @@
+"""monitoring-specialist (alias performance-engineer): metric anomalies, onset and impact trend."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.investigation import investigate
+from warroom.incident import AgentReport
+
+
+class MonitoringSpecialist:
+    spec: ClassVar[AgentSpec] = AgentSpec(
+        name="monitoring-specialist",
+        purpose="Metric anomalies against the baseline, their onset and the impact trend.",
+        inputs=(),
+        outputs=("metric_anomalies",),
+        aliases=("performance-engineer",),
+    )
+
+    def run(self, ctx: AgentContext) -> AgentReport:
+        diagnosis = investigate(ctx.bundle)
+        found = diagnosis.findings.get("metrics", []) + [
+            f for f in diagnosis.findings.get("traces", []) if f.kind == "bottleneck"
+        ]
+        anomalies = [
+            {
+                "service": f.service,
+                "title": f.title,
+                "confidence": f.confidence,
+                "onset": f.evidence[0].values.get("onset") if f.evidence else None,
+                "z": f.evidence[0].values.get("z") if f.evidence else None,
+            }
+            for f in found
+        ]
+        onsets = sorted(str(a["onset"]) for a in anomalies if a.get("onset"))
+        summary = (
+            f"{len(found)} metric/latency anomalies; earliest onset {onsets[0]}"
+            if found
+            else "no metric or latency series deviates materially from its baseline"
+        )
+        limits = [text for text in diagnosis.limitations if text.startswith(("metrics", "traces"))]
+        return AgentReport(
+            agent=self.spec.name,
+            summary=summary,
+            findings=found,
+            outputs={"metric_anomalies": anomalies},
+            limitations=limits,
+        )
