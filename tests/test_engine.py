@@ -27,7 +27,7 @@ def spec_of(tmp_path: Path, phases: list[dict[str, Any]]) -> WorkflowSpec:
 def run(store: Store, bundle_dir: Path, spec: WorkflowSpec, **options: Any) -> tuple[Engine, Any]:
     engine = Engine(store)
     opts = RunOptions(bundle=str(bundle_dir), **options)
-    incident_id, run_id = engine.start(load_bundle(bundle_dir), spec, opts)
+    _, run_id = engine.start(load_bundle(bundle_dir), spec, opts)
     return engine, engine.run(run_id)
 
 
@@ -73,7 +73,7 @@ def decide_phases(signals: dict[str, float]) -> list[dict[str, Any]]:
 def test_decide_takes_first_matching_path_and_records_why(
     tmp_path: Path, bundle_dir: Path, store: Store, signals: dict[str, float], path: str
 ) -> None:
-    engine, result = run(store, bundle_dir, spec_of(tmp_path, decide_phases(signals)), processes=False)
+    _, result = run(store, bundle_dir, spec_of(tmp_path, decide_phases(signals)), processes=False)
     assert result.status == "succeeded"
     steps = {s.key: s for s in store.steps(result.run_id)}
     assert steps["investigate/decide"].result["path"] == path

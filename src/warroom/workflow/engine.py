@@ -204,9 +204,15 @@ class Engine:
         runner = StepRunner(options.bundle, processes=options.processes, workers=min(max(options.workers, widest), 8))
         with self.store.transaction() as session:
             self.store.set_run_status(session, run_id, "running")
+        closed: set[str] = set()
         try:
             while True:
                 recorded = self._recorded(run_id)
+                # close every finished phase, including one whose last step committed just before a crash
+                for phase in spec.phases:
+                    if phase.id not in closed and phase_done(phase, recorded):
+                        self._close_phase(run_id, incident_id, phase, recorded, clock)
+                        closed.add(phase.id)
                 move = next_move(spec, recorded)
                 if isinstance(move, Done):
                     return self._finish(run_id, incident_id, recorded, clock)
@@ -222,7 +228,6 @@ class Engine:
                         return RunResult(incident_id, run_id, "waiting_approval", pending)
                 else:
                     self._run_steps(run_id, incident_id, spec, move, recorded, options, runner, clock)
-                self._leave_phase(run_id, incident_id, spec, move.phase, clock)
         finally:
             runner.close()
 
@@ -274,10 +279,9 @@ class Engine:
         for status in FORWARD[current + 1 : goal + 1]:
             incident = self.store.transition(session, incident, status, at, "engine")
 
-    def _leave_phase(self, run_id: str, incident_id: str, spec: WorkflowSpec, phase: PhaseSpec, clock: Clock) -> None:
-        recorded = self._recorded(run_id)
-        if not phase_done(phase, recorded):
-            return
+    def _close_phase(
+        self, run_id: str, incident_id: str, phase: PhaseSpec, recorded: dict[str, Recorded], clock: Clock
+    ) -> None:
         keys = [k for k in recorded if k.startswith(f"{phase.id}/")]
         failed = [k for k in keys if recorded[k].status not in ("succeeded",)]
         with self.store.transaction() as session:

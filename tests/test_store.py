@@ -1,0 +1,90 @@
+"""The store on SQLite and on a real PostgreSQL (started by the test through pgserver)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from warroom.incident import Incident, InvalidTransition, Severity, Status, TimelineEvent, TimelineKind
+from warroom.store.repository import Store
+
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pgserver = pytest.importorskip("pgserver")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    try:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    else:
+        store = Store(request.getfixturevalue("postgres_url"))
+        _wipe(store)
+    yield store
+    store.close()
+
+
+def _wipe(store: Store) -> None:
+    with store.engine.begin() as conn:
+        for table in ("audit", "actions", "timeline", "steps", "runs", "incidents"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+
+
+def draft(title: str = "API latency") -> Incident:
+    return Incident(id="", title=title, severity=Severity.P2, detected_at=AT)
+
+
+def test_migrations_create_every_table(any_store: Store) -> None:
+    tables = set(inspect(any_store.engine).get_table_names())
+    assert {"incidents", "runs", "steps", "timeline", "actions", "audit", "alembic_version"} <= tables
+    Store(any_store.url).close()  # opening again is a no-op upgrade
+
+
+def test_incident_ids_count_up_per_year(any_store: Store) -> None:
+    first = any_store.create_incident(draft("one"))
+    second = any_store.create_incident(draft("two"))
+    assert (first.id, second.id) == ("INC-2026-001", "INC-2026-002")
+    assert [i.title for i in any_store.list_incidents()] == ["one", "two"]
+
+
+def test_lifecycle_refuses_invalid_moves_and_records_valid_ones(any_store: Store) -> None:
+    incident = any_store.create_incident(draft())
+    with any_store.transaction() as session:
+        incident = any_store.transition(session, incident, Status.TRIAGED, AT, "test")
+    with pytest.raises(InvalidTransition), any_store.transaction() as session:
+        any_store.transition(session, incident, Status.RESOLVED, AT, "test")
+    stored = any_store.get_incident(incident.id)
+    assert stored.status == Status.TRIAGED and stored.acknowledged_at == AT
+    assert [e.kind for e in any_store.timeline(incident.id)] == [TimelineKind.STATUS_CHANGED]
+
+
+def test_timeline_is_append_only_and_deduplicated(any_store: Store) -> None:
+    incident = any_store.create_incident(draft())
+    event = TimelineEvent(at=AT, kind=TimelineKind.NOTE, source="test", summary="hello")
+    with any_store.transaction() as session:
+        assert any_store.add_event(session, incident.id, event, dedupe_key="k")
+        assert not any_store.add_event(session, incident.id, event, dedupe_key="k")
+        assert any_store.add_event(session, incident.id, event)
+    events = any_store.timeline(incident.id)
+    assert len(events) == 2 and events[0].seq is not None and events[0].seq < (events[1].seq or 0)
+    assert events[0].at == AT
+
+
+def test_a_failed_transaction_leaves_nothing_behind(any_store: Store) -> None:
+    incident = any_store.create_incident(draft())
+    with pytest.raises(RuntimeError), any_store.transaction() as session:
+        any_store.add_event(session, incident.id, TimelineEvent(at=AT, kind=TimelineKind.NOTE, source="t", summary="x"))
+        raise RuntimeError("crash mid-transaction")
+    assert any_store.timeline(incident.id) == []
