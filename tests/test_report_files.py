@@ -1,0 +1,236 @@
+"""write_reports on a hand-built critical-incident run: every file, its sections, its numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from test_report_support import T0, build_record
+from warroom.incident import Evidence, Finding
+from warroom.report import REPORT_FILES, write_reports
+from warroom.report.evidence import index_evidence
+
+POSTMORTEM_SECTIONS = (
+    "Summary",
+    "Impact",
+    "Timeline",
+    "Root cause",
+    "Contributing factors",
+    "Resolution and recovery",
+    "What went well",
+    "Challenges",
+    "Action items",
+    "Follow-up review",
+    "Metrics",
+    "Evidence",
+)
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("reports")
+    write_reports(build_record(failed_branch=True), out_dir)
+    return out_dir
+
+
+def test_writes_every_file(tmp_path: Path) -> None:
+    written = write_reports(build_record(), tmp_path / "nested" / "out")
+    assert set(written) == set(REPORT_FILES)
+    for name, path in written.items():
+        assert path == tmp_path / "nested" / "out" / name
+        assert path.stat().st_size > 0
+    assert not list((tmp_path / "nested" / "out").glob("*.tmp"))
+
+
+def test_postmortem_markdown_has_every_section(out: Path) -> None:
+    text = (out / "postmortem.md").read_text()
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    for section in POSTMORTEM_SECTIONS:
+        assert section in headings, section
+    assert "Blameless" in text
+    # Blameless: the change and the code are identified by commit and file, never by person.
+    assert "jdoe" not in text
+    assert "checkout/orders.go:88" in text and "9f3c2ab" in text
+
+
+def test_postmortem_cites_evidence(out: Path) -> None:
+    text = (out / "postmortem.md").read_text()
+    summary = text.split("## Summary", 1)[1].split("## Impact", 1)[0]
+    assert "Primary cause: Connection leak in checkout-service v2.14.0" in summary
+    assert "[evidence: E-pool, E-deploy]" in summary
+    # Every bullet of every section says what it rests on, or says that it rests on nothing.
+    for line in text.splitlines():
+        if line.startswith("- "):
+            assert "[evidence:" in line or "(source:" in line or "(no evidence cited)" in line, line
+    # A candidate citing evidence the run does not hold is called out, not silently passed on:
+    # E-deploy came only from the log-analysis branch, which timed out in this run.
+    assert "Cited but not found among this run's evidence: E-deploy, E-missing." in text
+    table = text.split("## Evidence", 1)[1]
+    for ev_id in ("E-pool", "E-logs", "E-checkout", "E-after"):
+        assert f"| {ev_id} |" in table
+    assert "| E-deploy |" not in table
+
+
+def test_postmortem_numbers_come_from_the_record(out: Path) -> None:
+    text = (out / "postmortem.md").read_text()
+    impact = text.split("## Impact", 1)[1].split("## Timeline", 1)[0]
+    assert "Customers affected: 15000 [evidence: E-checkout]" in impact
+    # 10000 per minute × 25 minutes from detection to resolution, shown with its formula.
+    assert "10000 per minute × 25 min detection-to-resolution = 250000" in impact
+    metrics = text.split("## Metrics", 1)[1]
+    assert "| Total resolution time | 25 min 00 s |" in metrics
+    assert "| RTO met | yes |" in metrics
+    assert "longest gap 10 min" in metrics
+
+
+def test_action_items_have_owner_and_due_date(out: Path) -> None:
+    text = (out / "postmortem.md").read_text()
+    items = text.split("## Action items", 1)[1].split("## Follow-up review", 1)[0]
+    rows = [line for line in items.splitlines() if re.match(r"^\| \d+ \|", line)]
+    assert len(rows) == 2
+    assert "checkout team (post-incident analysis)" in rows[0]
+    assert "2024-01-22 (policy: 7 days after resolved" in rows[0]
+    # No owner given: the incident's technical lead, labelled as a policy default.
+    assert "Mike Rodriguez (policy: the incident's technical lead)" in rows[1]
+    assert "2024-01-29" in rows[1]
+    review = text.split("## Follow-up review", 1)[1].split("##", 1)[0]
+    assert "2024-01-22" in review
+
+
+def test_challenges_and_went_well_are_facts_of_the_run(out: Path) -> None:
+    text = (out / "postmortem.md").read_text()
+    challenges = text.split("## Challenges", 1)[1].split("## Lessons learned", 1)[0]
+    assert "log-analysis-specialist in phase deep-investigation timed out" in challenges
+    assert "security-incident-analyst in phase deep-investigation needed 2 attempts" in challenges
+    went_well = text.split("## What went well", 1)[1].split("## Challenges", 1)[0]
+    assert "within the 30 min RTO" in went_well
+    assert "Investigation path 'database'" in went_well
+    # The deep-investigation phase had a timed-out branch, so it is not praised for its branches.
+    assert "branches of phase deep-investigation" not in went_well
+    assert "3 branches of phase recover ran concurrently" in went_well
+
+
+def test_workflow_md_has_execution_results_per_phase(out: Path) -> None:
+    text = (out / "workflow.md").read_text()
+    phases = re.findall(r"^### Phase (\d+): (.+) \(`([\w-]+)`\)$", text, flags=re.M)
+    assert [p[2] for p in phases] == [
+        "assess",
+        "investigate",
+        "deep-investigation",
+        "resolve",
+        "recover",
+        "postmortem",
+    ]
+    investigate = text.split("(`investigate`)", 1)[1].split("### Phase 3", 1)[0]
+    assert "**Decision**: Path database (condition `signals.db_pool_utilization >= 0.9" in investigate
+    assert "**Rationale**: pool utilisation 1.0 >= 0.9" in investigate
+    assert "**Agent Used**: database-incident-specialist" in investigate
+    assert "**Duration**: 3 min 00 s" in investigate
+    assert '"suspect_service": "checkout-service"' in investigate  # context produced
+    deep = text.split("(`deep-investigation`)", 1)[1].split("### Phase 4", 1)[0]
+    assert "parallel execution: 4 branches, up to 4 at once" in deep
+    assert "1 did not succeed" in deep
+    for letter, agent in zip(
+        "ABCD",
+        ["monitoring-specialist", "log-analysis-specialist", "customer-impact-analyst", "security-incident-analyst"],
+        strict=True,
+    ):
+        assert f"#### Branch {letter}: {agent}" in deep
+    assert "**Status**: timed_out: timed out after 600 s" in deep
+    assert "Pool saturation precedes the latency rise (confidence 80%" in deep
+    resolve = text.split("(`resolve`)", 1)[1].split("### Phase 5", 1)[0]
+    assert "2. **short_term**: Roll back checkout-service to v2.13.2" in resolve
+    assert "`A2` verified (verified: yes): p99 180 ms" in resolve
+    assert "## Key Metrics Achieved" in text and "## Lessons Learned" in text
+
+
+def test_timeline_md_lists_every_event_in_order(out: Path) -> None:
+    record = build_record()
+    text = (out / "timeline.md").read_text()
+    rows = [line for line in text.splitlines() if re.match(r"^\| \d+ \| 20", line)]
+    assert len(rows) == len(record.timeline)
+    assert [int(r.split("|")[1]) for r in rows] == [ev.seq for ev in record.timeline]
+    assert rows[0].startswith("| 1 | 2024-01-15 14:22:00Z | T-1m00s | alert | alertmanager |")
+    # A pipe inside a summary is escaped so the table keeps its columns.
+    finding_row = next(r for r in rows if "| finding |" in r)
+    assert "100% \\| saturated" in finding_row
+    assert "E-pool, E-logs, F-pool" in finding_row
+    assert f"detection at {T0:%Y-%m-%d %H:%M:%S}Z" in text
+
+
+def test_diagnosis_json_is_ranked_with_evidence(out: Path) -> None:
+    data = json.loads((out / "diagnosis.json").read_text())
+    assert data["established"] is True
+    first, second = data["candidates"]
+    assert first == {
+        "rank": 1,
+        "service": "checkout-service",
+        "fault_type": "db_pool_exhaustion",
+        "indicator": "db_pool_utilization",
+        "change_id": "deploy-4711",
+        "confidence": 0.91,
+        "evidence_ids": ["E-pool", "E-logs", "E-deploy"],
+        "reason": "pool at 100% after deploy",
+    }
+    assert second["rank"] == 2 and second["change_id"] is None
+
+
+def test_diagnosis_falls_back_to_context(tmp_path: Path) -> None:
+    record = build_record()
+    candidates = [c.model_dump(mode="json") for c in reversed(record.diagnosis)]
+    record = record.model_copy(update={"diagnosis": [], "context": {**record.context, "diagnosis": candidates}})
+    write_reports(record, tmp_path)
+    data = json.loads((tmp_path / "diagnosis.json").read_text())
+    assert [c["rank"] for c in data["candidates"]] == [1, 2]
+
+
+def test_findings_json_has_all_findings_with_evidence(out: Path) -> None:
+    data = json.loads((out / "findings.json").read_text())
+    findings = data["findings"]
+    # 6 findings reported; the log-analysis branch timed out and reported none.
+    assert len(findings) == 5
+    ids = [f["id"] for f in findings]
+    assert len(set(ids)) == len(ids)
+    pool = next(f for f in findings if f["id"] == "F-pool")
+    assert pool["phase"] == "investigate" and pool["agent"] == "database-incident-specialist"
+    assert [e["id"] for e in pool["evidence"]] == ["E-pool", "E-logs"]
+    # Evidence without an id gets one derived from its content, the same wherever it is cited.
+    latency_ids = {e["id"] for f in findings for e in f["evidence"] if e["query"] == "api-gateway/latency_p99_ms"}
+    assert len(latency_ids) == 1 and next(iter(latency_ids)).startswith("E-")
+    assert [e["id"] for e in data["context_evidence"]] == ["E-pool"]
+
+
+def test_ids_are_stable(tmp_path: Path) -> None:
+    write_reports(build_record(), tmp_path / "a")
+    write_reports(build_record(), tmp_path / "b")
+    for name in ("findings.json", "diagnosis.json", "metrics.json", "context.json", "postmortem.md", "workflow.md"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text(), name
+
+    # Ids come from content, not position: a finding added in front leaves the others' ids alone.
+    before = {e.finding.title: e.id for e in index_evidence(build_record()).findings}
+    record = build_record()
+    first = record.phases[0].steps[0].report
+    assert first is not None
+    first.findings.insert(0, Finding(title="new", confidence=0.5, evidence=[Evidence(source="logs", query="q")]))
+    after = {e.finding.title: e.id for e in index_evidence(record).findings}
+    assert {t: after[t] for t in before} == before
+
+
+def test_duplicate_finding_ids_are_made_unique() -> None:
+    record = build_record()
+    report = record.phases[0].steps[0].report
+    assert report is not None
+    report.findings.append(Finding(id="F-pool", title="same id, other finding", confidence=0.3))
+    ids = [e.id for e in index_evidence(record).findings]
+    assert ids.count("F-pool") == 1 and "F-pool-2" in ids
+
+
+def test_context_json_is_the_context(out: Path) -> None:
+    data = json.loads((out / "context.json").read_text())
+    record = build_record(failed_branch=True)
+    assert set(data) == set(record.context)
+    assert data["suspect_change"]["id"] == "deploy-4711"
+    assert data["impact"]["customers_affected"] == 15000

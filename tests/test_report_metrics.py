@@ -1,0 +1,115 @@
+"""compute_metrics: response metrics from the record's own timestamps, None (with why) otherwise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_report_support import at, build_record, ev
+from warroom.incident import TimelineKind
+from warroom.report import compute_metrics, derive_metrics, write_reports
+
+
+def test_metrics_of_the_seed_run() -> None:
+    m = compute_metrics(build_record())
+    # The seed's shape: 2 + 3 + 20 = 25 minutes, within the 30 minute RTO, updates every 10 minutes.
+    assert m.detection_to_assessment_min == 2.0
+    assert m.assessment_to_investigation_min == 3.0
+    assert m.investigation_to_resolution_min == 20.0
+    assert m.total_resolution_min == 25.0
+    assert m.rto_minutes == 30.0
+    assert m.rto_met is True
+    assert m.communication_interval_min == 10.0
+    assert m.run_seconds == 26 * 60.0
+
+
+def test_metrics_json_carries_numbers_and_their_basis(tmp_path: Path) -> None:
+    write_reports(build_record(), tmp_path)
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["total_resolution_min"] == 25.0
+    assert data["detection_to_mitigation_min"] == 21.0
+    assert data["rto_met"] is True
+    assert data["milestones"]["assessed"]["source"] == "status change to triaged"
+    assert data["communications"] == {
+        "count": 3,
+        "cadence_minutes": 15.0,
+        "first_update_after_detection_min": 3.0,
+        "longest_gap_min": 10.0,
+        "cadence_met": True,
+    }
+    assert data["basis"]["rto_met"] == "total resolution 25 min against RTO 30 min"
+
+
+def test_falls_back_to_phases_and_decision_without_status_events() -> None:
+    record = build_record()
+    record.timeline = [e for e in record.timeline if e.kind != TimelineKind.STATUS_CHANGED]
+    report = derive_metrics(record)
+    # Assessment ends with the first phase (2 min); investigation starts with the decision (5 min).
+    assert report.milestones["assessed"].source == "end of the first phase"
+    assert report.milestones["investigating"].source == "first decision event"
+    assert report.metrics.detection_to_assessment_min == 2.0
+    assert report.metrics.assessment_to_investigation_min == 3.0
+
+
+def test_detection_falls_back_to_the_first_alert() -> None:
+    record = build_record()
+    record.incident.detected_at = None
+    report = derive_metrics(record)
+    assert report.milestones["detected"].source == "first alert event"
+    assert report.metrics.total_resolution_min == 26.0  # alert at T-1 min, resolved at T+25 min
+
+
+def test_unresolved_incident_has_no_resolution_metrics() -> None:
+    record = build_record()
+    record.incident.resolved_at = None
+    record.timeline = [e for e in record.timeline if e.data.get("to") != "resolved"]
+    report = derive_metrics(record)
+    m = report.metrics
+    assert m.total_resolution_min is None
+    assert m.investigation_to_resolution_min is None
+    assert m.rto_met is None
+    assert m.detection_to_assessment_min == 2.0  # what is derivable still is
+    assert "incident.resolved_at" in report.basis["total_resolution_min"]
+    assert report.basis["rto_met"] == "not derivable: total resolution time is unknown"
+
+
+def test_rto_missed() -> None:
+    record = build_record()
+    record.incident.resolved_at = at(45)
+    m = compute_metrics(record)
+    assert m.total_resolution_min == 45.0 and m.rto_met is False
+
+
+def test_clocks_that_disagree_give_none_not_a_negative_number() -> None:
+    record = build_record()
+    record.incident.detected_at = at(60)  # "detected" an hour after it was triaged
+    report = derive_metrics(record)
+    assert report.metrics.detection_to_assessment_min is None
+    assert "precedes start" in report.basis["detection_to_assessment_min"]
+
+
+def test_communication_interval_needs_two_updates() -> None:
+    record = build_record()
+    comms = [e for e in record.timeline if e.kind == TimelineKind.COMMUNICATION_SENT]
+    record.timeline = [e for e in record.timeline if e.kind != TimelineKind.COMMUNICATION_SENT] + comms[:1]
+    report = derive_metrics(record)
+    assert report.metrics.communication_interval_min is None
+    assert report.basis["communication_interval_min"].startswith("not derivable: 1 communication event")
+
+
+def test_missed_cadence_is_judged_on_the_longest_gap() -> None:
+    record = build_record()
+    record.timeline.append(ev(99, 45, TimelineKind.COMMUNICATION_SENT, "comms", "Resolved"))
+    report = derive_metrics(record)
+    # Gaps 10, 10, 22 min: the mean is within 15 min, the longest gap is not.
+    assert report.metrics.communication_interval_min == 14.0
+    assert report.communications["longest_gap_min"] == 22.0
+    assert report.communications["cadence_met"] is False
+
+
+def test_no_rto_no_verdict() -> None:
+    record = build_record()
+    record.incident.rto_minutes = None
+    report = derive_metrics(record)
+    assert report.metrics.rto_met is None
+    assert report.basis["rto_met"] == "not derivable: the incident has no RTO target"
