@@ -12,13 +12,17 @@ Layout (see docs/bundle-format.md):
     topology.yaml                 optional: {services: {name: {depends_on: [..]}}}
     baseline/                     optional: fault-free telemetry with the same files
     after/<action-kind>/          optional: telemetry observed after a mitigation was applied
-    repo/                         optional: a git repository of the services' code
+    repo/ or repo.bundle          optional: the services' code, as a git checkout or a git bundle file
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,9 +164,7 @@ def _read_raw(path: Path) -> pl.DataFrame:
     except Exception as exc:  # polars raises several exception types; locate the bad line ourselves
         line = _locate_bad_line(path)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise BundleError(
-            f"cannot parse {suffix.lstrip('.')} ({reason[:160]})", file=path, line=line
-        ) from None
+        raise BundleError(f"cannot parse {suffix.lstrip('.')} ({reason[:160]})", file=path, line=line) from None
 
 
 def _locate_bad_line(path: Path) -> int | None:
@@ -320,6 +322,35 @@ def _read_topology(path: Path) -> dict[str, list[str]]:
     return graph
 
 
+def _checkout(root: Path) -> Path | None:
+    """The bundle's code repository: `repo/` as is, or `repo.bundle` (a git bundle file, which
+    can be committed where a nested .git cannot) cloned once into a cache keyed by its content."""
+    if (root / "repo").is_dir():
+        return root / "repo"
+    packed = root / "repo.bundle"
+    if not packed.is_file():
+        return None
+    digest = hashlib.sha256(packed.read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "warroom" / "repos" / digest
+    if (cache / ".git").is_dir():
+        return cache
+    staging = cache.with_name(f"{digest}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["git", "clone", "--quiet", str(packed.resolve()), str(staging)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = (done.stderr.strip().splitlines() or ["git clone failed"])[-1]
+        raise BundleError(f"not a readable git bundle ({reason[:160]})", file=packed)
+    try:
+        staging.rename(cache)  # atomic: a concurrent loader either sees the whole clone or none
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return cache
+
+
 def load_bundle(path: str | Path) -> Bundle:
     """Load and validate a bundle; raise BundleError naming the file, line and field."""
     root = Path(path)
@@ -338,15 +369,13 @@ def load_bundle(path: str | Path) -> Bundle:
         for folder in sorted(p for p in (root / "after").iterdir() if p.is_dir()):
             after[folder.name] = read_telemetry(folder)
     topology = _read_topology(root / "topology.yaml") if (root / "topology.yaml").is_file() else {}
-    repo = root / "repo" if (root / "repo").is_dir() else None
+    repo = _checkout(root)
     return Bundle(root, manifest, telemetry, baseline, after, topology, repo)
 
 
 def describe(bundle: Bundle) -> dict[str, Any]:
     """A short, JSON-friendly inventory of a bundle (what `bundle validate` prints)."""
-    counts = {
-        name: (frame.height if frame is not None else None) for name, frame in vars(bundle.telemetry).items()
-    }
+    counts = {name: (frame.height if frame is not None else None) for name, frame in vars(bundle.telemetry).items()}
     return {
         "path": str(bundle.path),
         "title": bundle.manifest.title,
