@@ -276,3 +276,39 @@ def test_schema_index_coverage() -> None:
     assert problems and problems[0]["columns"] == ["coupon_code"]
     # Unknown tables are not judged.
     assert unindexed_columns("SELECT * FROM carts WHERE token = $1", schema) == []
+
+
+def test_code_explorer_agent_names_change_file_line_and_other_places(shop: dict[str, str]) -> None:
+    import pickle
+
+    from support_specialists import bundle, changes, context
+    from warroom.agents.code_explorer import CodeExplorer
+    from warroom.agents.database import DatabaseIncidentSpecialist
+
+    b = bundle("pool_leak", repo=Path(shop["repo"]), change_frame=changes(shop["good"], shop["bad"]))
+    db = DatabaseIncidentSpecialist().run(context(b))
+    report = CodeExplorer().run(context(b, **db.outputs))
+    change = report.outputs["suspect_change"]
+    assert change["id"] == "chg-2"
+    assert change["code_file"] == "services/checkout/handler.go"
+    assert change["code_commit"] == shop["bad"]
+    first = report.outputs["code_findings"][0]
+    assert first["offending"] and first["kind"] == "resource_leak" and first["function"] == "ApplyCoupon"
+    assert "the change in commit" in first["statement"]
+    roles = {(f["file"], f["role"]) for f in report.outputs["code_findings"]}
+    assert ("services/inventory/reserve.go", "same_pattern") in roles
+    assert report.candidates and report.candidates[0].change_id == "chg-2"
+    pickle.dumps(CodeExplorer())
+    # Without any earlier context the explorer correlates the changes itself.
+    alone = CodeExplorer().run(context(b, suspect_service="checkout"))
+    assert alone.outputs["suspect_change"]["id"] == "chg-2"
+    assert alone.outputs["code_findings"][0]["line"] == first["line"]
+
+
+def test_code_explorer_without_repository_says_so() -> None:
+    from support_specialists import bundle, context
+    from warroom.agents.code_explorer import CodeExplorer
+
+    report = CodeExplorer().run(context(bundle("pool_leak"), suspect_service="checkout"))
+    assert report.outputs["code_findings"] == []
+    assert any("no code repository" in line for line in report.limitations)

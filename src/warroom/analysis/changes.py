@@ -145,6 +145,7 @@ def detect_onset(
         .agg(
             pl.col("value").median().alias("med"),
             (pl.col("value") - pl.col("value").median()).abs().median().alias("mad"),
+            pl.col("value").quantile(0.995).alias("q"),
             pl.len().alias("n"),
         )
         .filter(pl.col("n") >= 5)
@@ -154,7 +155,13 @@ def detect_onset(
         return fallback
     # Robust threshold: well outside the baseline's spread and at least a fifth above its level, so a
     # flat baseline (MAD 0) does not make every jitter an onset.
-    thr = pl.max_horizontal(pl.col("med") + 6 * 1.4826 * pl.col("mad"), pl.col("med") * 1.2, pl.col("med") + 1e-6)
+    # Count-like series (median 0, occasional blips) also need to clear their own baseline extremes.
+    thr = pl.max_horizontal(
+        pl.col("med") + 6 * 1.4826 * pl.col("mad"),
+        pl.col("med") * 1.2,
+        pl.col("q") * 1.1,
+        pl.col("med") + 1e-6,
+    )
     flagged = (
         series.lazy()
         .join(base.lazy(), on=["service", "metric"], how="inner")

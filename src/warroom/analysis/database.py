@@ -86,14 +86,15 @@ class DatabaseAnalysis(BaseModel):
         return sorted(found, key=lambda s: -s.peak)
 
 
-def _threshold(metric: str, base: float | None, mad: float | None) -> float:
+def _threshold(metric: str, base: float | None, mad: float | None, high: float | None) -> float:
     if metric == cv.DB_POOL_UTILIZATION:
         return POOL_SATURATED
     if metric == cv.DB_CPU_UTILIZATION:
         return DB_CPU_SATURATED
     if base is None:
         return float("inf")
-    return max(base + 6 * 1.4826 * (mad or 0.0), base * 1.5, base + 1e-6)
+    # Count-like series (median 0 with blips) must also clear their own baseline extremes.
+    return max(base + 6 * 1.4826 * (mad or 0.0), base * 1.5, (high or 0.0) * 1.1, base + 1e-6)
 
 
 def series_stats(
@@ -118,13 +119,14 @@ def series_stats(
         .agg(
             pl.col("value").median().alias("base"),
             (pl.col("value") - pl.col("value").median()).abs().median().alias("mad"),
+            pl.col("value").quantile(0.995).alias("q"),
         )
         .collect()
     )
-    base_map = {(r[0], r[1]): (r[2], r[3]) for r in base.iter_rows()}
+    base_map = {(r[0], r[1]): (r[2], r[3], r[4]) for r in base.iter_rows()}
     thresholds = pl.DataFrame(
         [
-            {"service": s, "metric": m, "thr": _threshold(m, *base_map.get((s, m), (None, None)))}
+            {"service": s, "metric": m, "thr": _threshold(m, *base_map.get((s, m), (None, None, None)))}
             for s, m in window.select("service", "metric").unique().iter_rows()
         ],
         schema={"service": pl.String, "metric": pl.String, "thr": pl.Float64},
@@ -147,7 +149,7 @@ def series_stats(
     )
     stats = []
     for row in summary.iter_rows(named=True):
-        base_value = base_map.get((row["service"], row["metric"]), (None, None))[0]
+        base_value = base_map.get((row["service"], row["metric"]), (None, None, None))[0]
         stats.append(
             SeriesStat(
                 service=row["service"],
