@@ -162,10 +162,10 @@ def _code_location(finding: Mapping[str, Any]) -> tuple[str | None, int | None]:
 
 def primary_code_finding(findings: list[Any]) -> dict[str, Any] | None:
     """The offending code location: the first finding marked as such, else the first with a file."""
-    usable = [f for f in findings if isinstance(f, dict) and _code_location(f)[0]]
+    usable = [f for f in findings if isinstance(f, dict) and _code_location(f)[0] and f.get("in_diff") is not False]
     for finding in usable:
         role = _norm(str(finding.get("role") or finding.get("relation") or ""))
-        if finding.get("offending") or finding.get("in_change") or role in ("offending", "primary", "cause"):
+        if finding.get("in_diff") is True or finding.get("offending") or role in ("offending", "primary", "cause"):
             return finding
     return usable[0] if usable else None
 
@@ -358,37 +358,83 @@ def _allowed(condition: str | None, facts: Facts) -> bool:
         return False
 
 
-def runbook_steps(fault_type: str | None, indicator: str | None) -> list[tuple[str, str]] | None:
-    """(kind, priority) pairs from warroom.actions.runbook when it has a runbook for the diagnosis."""
-    try:  # built by the actions team; optional here
+def _runbook_plan(
+    diagnosis: list[dict[str, Any]], facts: Facts, variables: Mapping[str, Any]
+) -> tuple[str, list[RecommendedAction]] | None:
+    """The plan of the runbook (warroom.actions.runbook) that fits the diagnosis, if any."""
+    try:  # the actions team's runbooks win over the playbooks here when one fits
         runbook = importlib.import_module("warroom.actions.runbook")
     except ImportError:
         return None
-    finder = getattr(runbook, "steps_for_diagnosis", None)
-    if not callable(finder):
+    if not diagnosis:
         return None
+    scalars = {k: v for k, v in facts.values.items() if isinstance(v, str | int | float) and v is not None}
+    raised = parameters_for("raise_pool_size", facts, playbook_data()["actions"].get("raise_pool_size", {}))
+    if raised:
+        scalars["raised_pool_size"] = int(raised["to_size"])
     try:
-        steps = finder(fault_type=fault_type, indicator=indicator)
+        book, actions = runbook.plan_from_diagnosis(diagnosis, variables={**scalars, **variables})
     except Exception:  # a runbook that cannot answer leaves the playbooks in charge
         return None
-    pairs = [(str(s.get("kind")), str(s.get("priority", "immediate"))) for s in steps or [] if isinstance(s, dict)]
-    return pairs or None
+    if book is None or not actions:
+        return None
+    return f"runbook {book.name}", list(actions)
 
 
-def build_plan(facts: Facts) -> tuple[list[RecommendedAction], str, list[str]]:
-    """The ordered actions, the name of the playbook used, and the actions left out (and why)."""
+def _precondition_fails(kind: str, facts: Facts) -> str | None:
+    """Why an action is pointless by measurement (None when it is not, or when unmeasured)."""
+    condition = playbook_data().get("preconditions", {}).get(kind)
+    if condition and not _allowed(condition, facts):
+        return f"{kind}: measured facts contradict it ({condition})"
+    return None
+
+
+def _fill(kind: str, facts: Facts, params: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Title, rationale and rollback of an action kind, from the templates and the facts."""
+    template = playbook_data()["actions"].get(kind, {})
+    fields = _Fields({**facts.values, **{k: p for k, p in params.items() if p is not None}})
+    return (
+        _first(fields, template.get("title")),
+        _first(fields, template.get("rationale")),
+        _first(fields, template.get("rollback")),
+    )
+
+
+def build_plan(
+    facts: Facts, diagnosis: list[dict[str, Any]] | None = None, variables: Mapping[str, Any] | None = None
+) -> tuple[list[RecommendedAction], str, list[str]]:
+    """The ordered actions, where they came from (runbook or playbook), and the actions left out."""
     data = playbook_data()
     v = facts.values
-    steps = runbook_steps(v.get("fault_type"), v.get("indicator"))
-    if steps is not None:
-        source = "runbook"
-        planned: list[tuple[str, str, str | None]] = [(kind, priority, None) for kind, priority in steps]
-    else:
-        book = select_playbook(v.get("fault_type"), v.get("indicator"))
-        source = f"playbook {book['name']}"
-        planned = [(kind, p, cond) for p in PRIORITIES for kind, cond in _entries(book, p)]
     skipped: list[str] = []
     actions: list[RecommendedAction] = []
+    from_runbook = _runbook_plan(diagnosis or [], facts, variables or {})
+    if from_runbook is not None:
+        source, steps = from_runbook
+        for step in steps:
+            reason = _precondition_fails(step.kind, facts)
+            if reason:
+                skipped.append(reason)
+                continue
+            measured = parameters_for(step.kind, facts, data["actions"].get(step.kind, {})) or {}
+            _, rationale, rollback = _fill(step.kind, facts, measured)
+            order = len(actions) + 1
+            actions.append(
+                step.model_copy(
+                    update={
+                        "target": step.target or v.get("service"),
+                        "rationale": "; ".join(
+                            t for t in (step.rationale, f"measured: {rationale}" if rationale else "") if t
+                        ),
+                        "rollback": step.rollback or rollback,
+                        "parameters": {**measured, **step.parameters, "order": order},
+                    }
+                )
+            )
+        return actions, source, skipped
+    book = select_playbook(v.get("fault_type"), v.get("indicator"))
+    source = f"playbook {book['name']}"
+    planned = [(kind, p, cond) for p in PRIORITIES for kind, cond in _entries(book, p)]
     seen: set[str] = set()
     for kind, priority, condition in planned:
         if kind in seen:
@@ -396,25 +442,29 @@ def build_plan(facts: Facts) -> tuple[list[RecommendedAction], str, list[str]]:
         if not _allowed(condition, facts):
             skipped.append(f"{kind}: condition not met ({condition})")
             continue
+        reason = _precondition_fails(kind, facts)
+        if reason:
+            skipped.append(reason)
+            continue
         template = data["actions"].get(kind, {})
         params = parameters_for(kind, facts, template)
         if params is None:
             skipped.append(f"{kind}: a required parameter could not be measured")
             continue
         seen.add(kind)
-        fields = _Fields({**v, **{k: p for k, p in params.items() if p is not None}})
+        title, rationale, rollback = _fill(kind, facts, params)
         order = len(actions) + 1
         actions.append(
             RecommendedAction(
                 id=f"A{order}-{kind}",
-                title=_first(fields, template.get("title")) or f"{kind} on {v.get('service')}",
+                title=title or f"{kind} on {v.get('service')}",
                 kind=kind,
                 target=str(params.get("service") or params.get("database") or params.get("file") or "") or None,
                 risk=RiskLevel(template.get("risk", "medium")),
                 priority=priority,
-                rationale=_first(fields, template.get("rationale")),
+                rationale=rationale,
                 parameters={**params, "order": order},
-                rollback=_first(fields, template.get("rollback")),
+                rollback=rollback,
             )
         )
     return actions, source, skipped
@@ -432,7 +482,9 @@ class IncidentResolutionCoordinator:
 
     def run(self, ctx: AgentContext) -> AgentReport:
         facts = measure_facts(ctx)
-        actions, source, skipped = build_plan(facts)
+        diagnosis = [d for d in ctx.context.get("diagnosis") or [] if isinstance(d, dict)]
+        variables = as_dict(ctx.params.get("variables"))
+        actions, source, skipped = build_plan(facts, diagnosis, variables)
         v = facts.values
         incident = as_dict(ctx.context.get("incident"))
         deadline = _rto_deadline(ctx, incident)
@@ -447,9 +499,9 @@ class IncidentResolutionCoordinator:
                 evidence=evidence,
             )
         ]
-        diagnosis = f"{v.get('fault_type')} on {v.get('service')}" if v.get("fault_type") else str(v.get("service"))
+        what = f"{v.get('fault_type')} on {v.get('service')}" if v.get("fault_type") else str(v.get("service"))
         first = actions[0].title if actions else "no action could be planned"
-        summary = f"{diagnosis}: {len(actions)} actions planned ({source}); first: {first}"
+        summary = f"{what}: {len(actions)} actions planned ({source}); first: {first}"
         if deadline:
             summary += f"; recovery due by {deadline} (RTO)"
         limitations = list(facts.limitations) + [f"left out {s}" for s in skipped]
