@@ -11,6 +11,7 @@ interrupted half-way and resumed, and the resume is timed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -21,14 +22,13 @@ from typing import Any, ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support_bundle import write_bundle  # noqa: E402
-
-from warroom.agents.base import AgentContext, AgentSpec  # noqa: E402
-from warroom.incident import AgentReport, Evidence, Finding  # noqa: E402
-from warroom.sources.bundle import load_bundle  # noqa: E402
-from warroom.store.repository import Store  # noqa: E402
-from warroom.workflow.engine import Engine, RunOptions, SilentProgress  # noqa: E402
-from warroom.workflow.spec import PhaseSpec, WorkflowSpec  # noqa: E402
+from support_bundle import write_bundle
+from warroom.agents.base import AgentContext, AgentSpec
+from warroom.incident import AgentReport, Evidence, Finding
+from warroom.sources.bundle import load_bundle
+from warroom.store.repository import Store
+from warroom.workflow.engine import Engine, RunOptions, SilentProgress
+from warroom.workflow.spec import PhaseSpec, WorkflowSpec
 
 PHASES, WIDTH = 10, 50
 
@@ -80,10 +80,8 @@ def once(workdir: Path, bundle: Path, processes: bool) -> dict[str, float]:
     steps = len(store.steps(run_id))
 
     _, run_id = Engine(store, StopAfter(PHASES // 2)).start(loaded, spec, options)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # the simulated crash
         Engine(store, StopAfter(PHASES // 2)).run(run_id)
-    except KeyboardInterrupt:
-        pass
     recorded_before = len(store.steps(run_id))
     started = time.perf_counter()
     Engine(store).run(run_id)
