@@ -142,10 +142,18 @@ def _ids_of(item: Any) -> list[str]:
     return []
 
 
-def _claims(items: Any) -> list[Claim]:
+def _claims(items: Any, source: str = "") -> list[Claim]:
+    """Claims from a context list; `source` names where uncited ones came from, and says so."""
     if not isinstance(items, list):
         items = [items] if items else []
-    return [Claim(_text_of(item), _ids_of(item)) for item in items]
+    out = []
+    for item in items:
+        ids = _ids_of(item)
+        out.append(Claim(_text_of(item), ids, "" if ids or not source else f"{source}, no evidence ids"))
+    return out
+
+
+ANALYST = "post-incident analysis"
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -278,10 +286,21 @@ def _recovery(record: RunRecord, index: EvidenceIndex) -> Section:
     return Section(absent="no recovery validation ran ('recovery' and 'mitigation' absent from the context)")
 
 
+def _analyst_lessons(record: RunRecord, *keys: str) -> list[Any]:
+    lessons = _dict(_dict(record.context.get("postmortem")).get("lessons_learned"))
+    for key in keys:
+        value = lessons.get(key)
+        if value:
+            return value if isinstance(value, list) else [value]
+    return []
+
+
 def _went_well(record: RunRecord, metrics: MetricsReport) -> Section:
+    """Facts of the run record, then the analyst's; targets and security the analyst already judges."""
     rows: list[Claim] = []
     m = metrics.metrics
-    if m.rto_met and m.total_resolution_min is not None and m.rto_minutes is not None:
+    analyst = _analyst_lessons(record, "went_well", "what_went_well")
+    if not analyst and m.rto_met and m.total_resolution_min is not None and m.rto_minutes is not None:
         rows.append(
             Claim(
                 f"Resolved in {fmt_minutes(m.total_resolution_min)}, within the {m.rto_minutes:g} min RTO",
@@ -320,7 +339,7 @@ def _went_well(record: RunRecord, metrics: MetricsReport) -> Section:
                 )
             )
     security = _dict(record.context.get("security"))
-    if security.get("verdict") == "cleared":
+    if not analyst and security.get("verdict") == "cleared":
         rows.append(Claim("Security and data integrity checks cleared the incident", _ids_of(security)))
     if metrics.communications.get("cadence_met"):
         c = metrics.communications
@@ -331,8 +350,7 @@ def _went_well(record: RunRecord, metrics: MetricsReport) -> Section:
                 source="communication events on the timeline",
             )
         )
-    lessons = _dict(_dict(record.context.get("postmortem")).get("lessons_learned"))
-    rows.extend(_claims(lessons.get("went_well") or lessons.get("what_went_well")))
+    rows.extend(_claims(analyst, ANALYST))
     if rows:
         return Section(rows)
     return Section(absent="the run record shows no met target, verified action or completed decision")
@@ -342,6 +360,7 @@ def _challenges(
     record: RunRecord, metrics: MetricsReport, candidates: list[RootCauseCandidate], policy: ReportPolicy
 ) -> Section:
     rows: list[Claim] = []
+    analyst = _analyst_lessons(record, "challenges", "challenges_encountered")
     for phase in record.phases:
         for step in phase.steps:
             if step.status != StepStatus.SUCCEEDED:
@@ -368,7 +387,7 @@ def _challenges(
                 )
             )
     m = metrics.metrics
-    if m.rto_met is False and m.total_resolution_min is not None and m.rto_minutes is not None:
+    if not analyst and m.rto_met is False and m.total_resolution_min is not None and m.rto_minutes is not None:
         rows.append(
             Claim(
                 f"Resolution took {fmt_minutes(m.total_resolution_min)}, beyond the {m.rto_minutes:g} min RTO",
@@ -388,7 +407,7 @@ def _challenges(
     if recovery.get("recovered") is False:
         rows.append(Claim("Recovery was not validated", _ids_of(recovery), source="context.recovery"))
     security = _dict(record.context.get("security"))
-    if security.get("verdict") == "escalate":
+    if not analyst and security.get("verdict") == "escalate":
         rows.append(Claim("Security analysis escalated the incident", _ids_of(security)))
     if len(candidates) > 1 and candidates[0].confidence - candidates[1].confidence < policy.close_confidence:
         a, b = candidates[0], candidates[1]
@@ -399,8 +418,7 @@ def _challenges(
                 sorted({*a.evidence_ids, *b.evidence_ids}),
             )
         )
-    lessons = _dict(_dict(record.context.get("postmortem")).get("lessons_learned"))
-    rows.extend(_claims(lessons.get("challenges") or lessons.get("challenges_encountered")))
+    rows.extend(_claims(analyst, ANALYST))
     if rows:
         return Section(rows)
     return Section(absent="no step failed, no action failed and no target was missed in the run record")
@@ -416,7 +434,7 @@ def _lessons(record: RunRecord) -> Section:
             if key not in skip:
                 items.extend(value if isinstance(value, list) else [value])
         lessons = items
-    claims = _claims(lessons)
+    claims = _claims(lessons, ANALYST)
     if claims:
         return Section(claims)
     return Section(absent=_pm_absent(record, "lessons_learned"))
@@ -615,7 +633,7 @@ def build_view(
         code_findings=_code_findings(record),
         root_cause_findings=Section(root_findings, absent="no finding was classed as bottleneck or root cause"),
         contributing=Section(
-            _claims(_dict(record.context.get("postmortem")).get("contributing_factors")),
+            _claims(_dict(record.context.get("postmortem")).get("contributing_factors"), ANALYST),
             absent=_pm_absent(record, "contributing_factors"),
         ),
         actions_taken=Section(record.actions, absent="no action was proposed or taken in this run"),
@@ -624,7 +642,7 @@ def build_view(
         challenges=_challenges(record, metrics, candidates, policy),
         lessons=_lessons(record),
         preventive=Section(
-            _claims(_dict(record.context.get("postmortem")).get("preventive_measures")),
+            _claims(_dict(record.context.get("postmortem")).get("preventive_measures"), ANALYST),
             absent=_pm_absent(record, "preventive_measures"),
         ),
         action_items=_action_items(record, metrics, policy),
