@@ -312,6 +312,18 @@ class _Loop:
             ),
         )
 
+    def command_of(self, action: RecommendedAction) -> str:
+        """What a live run would execute for this action, or why it is a manual step."""
+        binding = binding_of(action)
+        if binding.adapter is None:
+            reason = action.parameters.get("manual_reason")
+            return f"manual step ({reason})" if reason else "manual step"
+        try:
+            adapter = self.registry.get(binding.adapter)
+            return adapter.describe(adapter.parse(binding.params))
+        except InputError as exc:
+            return f"invalid step: {exc.one_line()}"
+
     def replay(self, action: RecommendedAction, decision: Gate, approval: Approval | None) -> ActionOutcome:
         """Bundle target: the change is the one recorded in after/<kind>/; nothing real is touched."""
         if decision is Gate.BLOCKED:
@@ -329,9 +341,14 @@ class _Loop:
                 approved_at=approval.approved_at.isoformat(),
             )
         step = AuditStep.DRY_RUN if decision is Gate.DRY_RUN else AuditStep.EXECUTED
-        self.log(action, step, f"replayed from the bundle's after/{action.kind}/ data", simulated=True)
+        command = self.command_of(action)
+        self.log(action, step, f"replayed from the bundle's after/{action.kind}/ data", simulated=True, command=command)
         recovered = self.recovery(action)
-        data = {"simulated": True, "recovery_check": {"ok": recovered.ok, "detail": recovered.detail, **recovered.data}}
+        data = {
+            "simulated": True,
+            "command": command,
+            "recovery_check": {"ok": recovered.ok, "detail": recovered.detail, **recovered.data},
+        }
         if recovered.ok is True:
             self.log(action, AuditStep.VERIFIED, recovered.detail, **recovered.data)
         else:

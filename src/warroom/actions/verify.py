@@ -160,3 +160,32 @@ def golden_signal_recovery(bundle: Bundle, kind: str, after: Telemetry) -> Check
     )
     verdict = "recovered" if ok else "not recovered"
     return Check(ok=ok, detail=f"after {kind}: {verdict} on {checks[0]['service']}: {text}", data={"checks": checks})
+
+
+def statistical_recovery(bundle: Bundle, kind: str, after: Telemetry) -> Check:
+    """The recovery-validation analysis (warroom.analysis.recovery) as a loop verifier answer."""
+    from warroom.analysis.recovery import Verdict, verify_after
+
+    result = verify_after(bundle, kind)
+    ok = {Verdict.RECOVERED: True, Verdict.NOT_RECOVERED: False}.get(result.verdict)
+    checks = [check.model_dump(mode="json") for check in result.checks]
+    detail = result.reason or f"after {kind}: {result.verdict.value}"
+    return Check(ok=ok, detail=detail, data={"verdict": result.verdict.value, "checks": checks})
+
+
+def probe_from_config(raw: dict[str, object]) -> Verifier:
+    """A live recovery probe from configuration: {"http": {url, expect_status, …}} and/or
+    {"argv": [...], "timeout_s": …}; several given are all required."""
+    verifiers: list[Verifier] = []
+    http = raw.get("http")
+    if isinstance(http, dict):
+        verifiers.append(http_probe(Probe.model_validate(http)))
+    argv = raw.get("argv")
+    if isinstance(argv, list) and argv:
+        timeout = raw.get("timeout_s")
+        verifiers.append(
+            command_probe([str(a) for a in argv], float(timeout) if isinstance(timeout, int | float) else 30.0)
+        )
+    if not verifiers:
+        raise ValueError("a recovery probe needs 'http' or 'argv'")
+    return verifiers[0] if len(verifiers) == 1 else all_of(*verifiers)

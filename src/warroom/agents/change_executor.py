@@ -1,0 +1,163 @@
+"""change-executor: runs the resolution plan through the mitigation loop under the approval policy.
+
+Inputs: `resolution_plan` (or, when there is none, a plan from the runbooks for `diagnosis`).
+Parameters (ctx.params):
+  execute            bool, default False — dry run unless set
+  approved_actions   approvals decided by the engine's gate (ids, or {action_id, approved_by, approved_at})
+  approval_policy    none | risky | all (default risky); `approve` is accepted as a synonym
+  target             "bundle" (replay: after/<kind>/ telemetry) or "live"; default: live when
+                     executing, bundle otherwise
+  recovery_probe     live recovery check: {"http": {url, expect_status, …}} and/or {"argv": [...]}
+  kubectl_dry_run    none | client | server — what a kubectl preview passes as --dry-run
+  runbooks           extra runbook files or folders; action_vars: values for runbook placeholders
+  journal_path       JSON-Lines audit journal (default: <out_dir>/actions-audit.jsonl when out_dir is set)
+Output: `mitigation` {outcomes, recovered_by, recovered_by_action, recovered, exhausted, dry_run,
+target, summary, runbook, audit}. `audit` is every journal event, for the engine's timeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from warroom.actions.journal import ActionJournal, InMemoryJournal, JsonlJournal
+from warroom.actions.loop import Verifier, run_mitigation, summarize
+from warroom.actions.policy import Mode, Target, parse_approvals, parse_policy
+from warroom.actions.runbook import load_runbooks, plan_from_diagnosis
+from warroom.actions.verify import bundle_verifier, probe_from_config, statistical_recovery
+from warroom.agents.base import AgentContext, AgentSpec
+from warroom.errors import InputError
+from warroom.incident import ActionOutcome, AgentReport, Evidence, Finding, RecommendedAction
+from warroom.redact import redact_obj
+
+
+def _plan(ctx: AgentContext) -> tuple[list[RecommendedAction], str, list[str]]:
+    """The plan, where it came from, and limitations met while reading it."""
+    limitations: list[str] = []
+    plan: list[RecommendedAction] = []
+    for raw in ctx.context.get("resolution_plan") or []:
+        try:
+            plan.append(RecommendedAction.model_validate(raw))
+        except ValueError as exc:
+            limitations.append(f"resolution_plan entry skipped: {str(exc).splitlines()[0]}")
+    if plan:
+        return plan, "resolution_plan", limitations
+    diagnosis = ctx.context.get("diagnosis") or []
+    if not diagnosis:
+        limitations.append("no resolution_plan and no diagnosis: nothing to mitigate")
+        return [], "none", limitations
+    books = load_runbooks([str(p) for p in ctx.params.get("runbooks") or []])
+    runbook, plan = plan_from_diagnosis(diagnosis, books, ctx.params.get("action_vars") or {})
+    if runbook is None:
+        limitations.append("no runbook fits the diagnosis")
+        return [], "none", limitations
+    return plan, f"runbook {runbook.name}", limitations
+
+
+def _journal(ctx: AgentContext) -> ActionJournal:
+    path = ctx.params.get("journal_path")
+    if path:
+        return JsonlJournal(Path(path))
+    out_dir = ctx.params.get("out_dir")
+    if out_dir:
+        return JsonlJournal(Path(out_dir) / "actions-audit.jsonl")
+    return InMemoryJournal()
+
+
+def _target(ctx: AgentContext, execute: bool) -> Target:
+    raw = ctx.params.get("target")
+    if raw is None:
+        return Target.LIVE if execute else Target.BUNDLE
+    try:
+        return Target(str(raw))
+    except ValueError:
+        raise InputError(f"change-executor: unknown target '{raw}' (expected bundle or live)") from None
+
+
+def _verifier(ctx: AgentContext, target: Target) -> Verifier | None:
+    if target is Target.BUNDLE:
+        return bundle_verifier(ctx.bundle, statistical_recovery)
+    probe = ctx.params.get("recovery_probe")
+    return probe_from_config(probe) if isinstance(probe, dict) else None
+
+
+def _finding(action: RecommendedAction | None, outcome: ActionOutcome) -> Finding:
+    check = outcome.data.get("recovery_check") or {}
+    if outcome.verified is True:
+        title = f"{outcome.action_id}: recovered"
+    elif outcome.verified is False:
+        title = f"{outcome.action_id}: not recovered"
+    else:
+        title = f"{outcome.action_id}: {outcome.status}"
+    values: dict[str, Any] = {"status": outcome.status, "verified": outcome.verified}
+    if isinstance(check, dict):
+        values.update({k: v for k, v in check.items() if k in ("ok", "verdict", "detail")})
+    return Finding(
+        title=title,
+        detail=outcome.detail,
+        confidence=0.9 if outcome.verified is not None else 0.5,
+        service=action.target if action else None,
+        kind="recovery" if outcome.verified else "mitigation",
+        evidence=[
+            Evidence(
+                source="actions",
+                query=f"{action.kind if action else 'action'} {outcome.data.get('command', '')}".strip(),
+                values=redact_obj(values),
+                samples=[outcome.detail[:300]],
+            )
+        ],
+    )
+
+
+class ChangeExecutor:
+    spec: ClassVar[AgentSpec] = AgentSpec(
+        name="change-executor",
+        purpose="Apply the resolution plan safely: dry run by default, approvals by risk, audit of every "
+        "step, recovery re-checked after each action, undo and escalate when it did not help.",
+        inputs=("resolution_plan", "diagnosis", "incident"),
+        outputs=("mitigation",),
+        aliases=("incident-change-executor",),
+    )
+
+    def run(self, ctx: AgentContext) -> AgentReport:
+        execute = bool(ctx.params.get("execute", False))
+        policy = parse_policy(ctx.params.get("approval_policy") or ctx.params.get("approve"))
+        target = _target(ctx, execute)
+        plan, source, limitations = _plan(ctx)
+        mode = Mode(
+            execute=execute,
+            policy=policy,
+            target=target,
+            kubectl_dry_run=ctx.params.get("kubectl_dry_run", "none"),
+            actor=self.spec.name,
+        )
+        journal = _journal(ctx)
+        verifier = _verifier(ctx, target)
+        if verifier is None and plan:
+            limitations.append("no recovery probe configured: recovery after each action cannot be told")
+        outcomes = run_mitigation(plan, parse_approvals(ctx.params.get("approved_actions")), journal, verifier, mode)
+        conclusion = summarize(plan, outcomes, mode)
+        by_id = {a.id: a for a in plan}
+        mitigation = {
+            "outcomes": [o.model_dump(mode="json") for o in outcomes],
+            "recovered_by": conclusion.recovered_by,
+            "recovered_by_action": conclusion.recovered_by_action,
+            "recovered": conclusion.recovered,
+            "exhausted": conclusion.exhausted,
+            "dry_run": conclusion.dry_run,
+            "target": target.value,
+            "policy": policy.value,
+            "plan_source": source,
+            "summary": conclusion.summary,
+            "audit": [e.model_dump(mode="json") for e in journal.events()],
+        }
+        return AgentReport(
+            agent=self.spec.name,
+            summary=f"{'executed' if execute else 'dry run'} ({target.value}, policy {policy.value}): "
+            f"{conclusion.summary}",
+            findings=[_finding(by_id.get(o.action_id), o) for o in outcomes],
+            outputs={"mitigation": redact_obj(mitigation)},
+            actions=plan,
+            outcomes=outcomes,
+            limitations=limitations,
+        )
