@@ -54,6 +54,13 @@ def test_postmortem_markdown_has_every_section(out: Path) -> None:
     # Blameless: the change and the code are identified by commit and file, never by person.
     assert "jdoe" not in text
     assert "checkout/orders.go:88" in text and "9f3c2ab" in text
+    assert (
+        "- Id: deploy-4711 · Service: checkout-service · Version: v2.14.0 · Commit: 9f3c2ab [evidence: E-deploy]"
+        in text
+    )
+    recovery = text.split("## Resolution and recovery", 1)[1].split("## What went well", 1)[0]
+    assert "- Recovery validated [evidence: E-after]" in recovery
+    assert "- p99 back to 150 ms (baseline 160 ms) [evidence: E-after]" in recovery
 
 
 def test_postmortem_cites_evidence(out: Path) -> None:

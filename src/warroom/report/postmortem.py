@@ -213,13 +213,7 @@ def _primary_cause(record: RunRecord, candidates: list[RootCauseCandidate]) -> S
     pm = _dict(record.context.get("postmortem"))
     stated = pm.get("primary_cause")
     if stated:
-        claim = _claims(stated)[0]
-        if not claim.evidence_ids and candidates:
-            # The analyst restated the leading candidate: point at where that candidate came from.
-            top = candidates[0]
-            if top.service and top.service in claim.text:
-                claim.evidence_ids = list(top.evidence_ids)
-        return Section([claim])
+        return Section(_claims(stated, ANALYST)[:1])
     if candidates:
         return Section([_candidate_claim(candidates[0])])
     return Section(absent="no root-cause candidate was produced and no post-incident analysis stated one")
@@ -231,13 +225,12 @@ def _suspect_change(record: RunRecord) -> Section:
     change = record.context.get("suspect_change")
     if not isinstance(change, dict) or not change:
         return Section(absent="change correlation found no change that precedes the onset")
-    ids = _ids_of(change)
-    rows = [
-        Claim(f"{humanize(k)}: {fmt_value(v)}", ids)
+    fields = [
+        f"{humanize(k)}: {fmt_value(v)}"
         for k, v in change.items()
-        if k not in BLAMELESS_DROP and k not in ("evidence_ids", "evidence")
+        if k not in BLAMELESS_DROP and k not in ("evidence_ids", "evidence") and v not in (None, "")
     ]
-    return Section(rows)
+    return Section([Claim(" · ".join(fields), _ids_of(change), source="context.suspect_change")])
 
 
 def _code_findings(record: RunRecord) -> Section:
@@ -263,24 +256,33 @@ def _code_findings(record: RunRecord) -> Section:
 
 def _recovery(record: RunRecord, index: EvidenceIndex) -> Section:
     rows: list[Claim] = []
+    checks = [e for e in index.findings if e.finding.kind == "recovery"]
+    check_ids = sorted({i for e in checks for i in e.evidence_ids})
     mitigation = _dict(record.context.get("mitigation"))
     if "recovered_by" in mitigation:
         by = mitigation.get("recovered_by")
+        ids = _ids_of(mitigation) or check_ids
         rows.append(
             Claim(
                 f"Recovered by action kind '{by}'" if by else "No applied action recovered the service",
-                _ids_of(mitigation),
-                source="" if _ids_of(mitigation) else "context.mitigation",
+                ids,
+                source="" if ids else "context.mitigation",
             )
         )
     recovery = _dict(record.context.get("recovery"))
     if "recovered" in recovery:
         verdict = "validated" if recovery.get("recovered") else "NOT validated"
-        rows.append(Claim(f"Recovery {verdict}", _ids_of(recovery), source="context.recovery"))
-    checks = recovery.get("checks")
-    if isinstance(checks, list):
-        rows.extend(Claim(_text_of(c) if not isinstance(c, dict) else fmt_value(c), _ids_of(c)) for c in checks)
-    rows.extend(Claim(e.finding.title, e.evidence_ids) for e in index.findings if e.finding.kind == "recovery")
+        after = f" after {recovery['action']}" if recovery.get("action") else ""
+        reason = f": {recovery['reason']}" if recovery.get("reason") else ""
+        ids = _ids_of(recovery) or check_ids
+        rows.append(Claim(f"Recovery {verdict}{after}{reason}", ids, source="" if ids else "context.recovery"))
+    if checks:
+        for e in checks:
+            detail = f": {e.finding.detail}" if e.finding.detail else ""
+            rows.append(Claim(f"{e.finding.title}{detail}", e.evidence_ids))
+    else:
+        for c in recovery.get("checks") or []:
+            rows.append(Claim(_text_of(c), _ids_of(c), source="context.recovery"))
     if rows:
         return Section(rows)
     return Section(absent="no recovery validation ran ('recovery' and 'mitigation' absent from the context)")
