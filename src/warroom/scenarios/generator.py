@@ -1,0 +1,193 @@
+"""Generate one scenario's incident bundle: plan the variant, write the repository and the change
+log, simulate the main, baseline and after-mitigation periods, and write everything to disk."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from warroom.errors import InputError
+from warroom.scenarios.base import SCALES, Change, PeriodContext, Plan, PlanContext, Scale, Scenario
+from warroom.scenarios.code import base_tree
+from warroom.scenarios.effects import Effects
+from warroom.scenarios.history import assemble, ordinary_history, unrelated_changes
+from warroom.scenarios.load import Period, front_door_rps
+from warroom.scenarios.repo import write_bundle_file, write_checkout, write_repository
+from warroom.scenarios.simulate import simulate
+from warroom.scenarios.system import System, ecommerce
+from warroom.scenarios.telemetry import (
+    Frames,
+    Instances,
+    Population,
+    build_logs,
+    build_metrics,
+    build_traces,
+    request_identity,
+)
+from warroom.scenarios.writer import write_bundle
+
+REPO_MODES = ("bundle", "checkout", "both")
+
+# What a mitigation looks like in the change log of its after/ folder.
+ACTION_CHANGE_KIND = {
+    "rollback": "rollback", "fix_forward": "deploy", "restart": "restart", "recycle_pool": "operation",
+    "raise_pool_size": "config", "scale_out": "scale", "kill_long_queries": "operation", "revert_config": "config",
+    "failover_dependency": "config", "renew_certificate": "certificate", "block_sources": "firewall",
+    "restore_backup": "operation",
+}  # fmt: skip
+
+
+@dataclass
+class PeriodResult:
+    frames: Frames
+    effects: Effects
+    generation_end: dict[str, int]
+
+
+def _rng(seed: int, *labels: str) -> np.random.Generator:
+    return np.random.default_rng([seed, *(zlib.crc32(label.encode()) for label in labels)])
+
+
+def _floor(at_s: float, step_s: float) -> float:
+    return float(np.floor(at_s / step_s) * step_s)
+
+
+def simulate_period(
+    scenario: Scenario | None,
+    plan: Plan,
+    system: System,
+    period: Period,
+    scale: Scale,
+    seed: int,
+    label: str,
+    changes: list[Change],
+    action: str | None,
+    action_s: float | None,
+    generation_base: dict[str, int],
+) -> PeriodResult:
+    rng = _rng(seed, label)
+    times = period.times
+    rps = front_door_rps(rng, times, system.peak_rps)
+    per_request = system.calls_per_request()
+    service_rps = {name: rps * per_request[name] for name in system.services}
+    ctx = PeriodContext(system, times, period.step_s, service_rps, action, action_s, rng, generation_base)
+    effects = scenario.effects(plan, ctx) if scenario is not None else ctx.new_effects()
+    # Every deploy inside the period replaces that service's pods.
+    for change in changes:
+        if change.kind in ("deploy", "rollback", "restart") and times[0] <= change.time_s < times[-1] + period.step_s:
+            effects.rollouts.setdefault(change.service, []).append(ctx.step_of(change.time_s))
+    spans = simulate(system, effects, times, period.step_s, rps, scale.per_step, rng)
+    instances = Instances(system, effects, times.size, salt=f"{seed}")
+    metrics = build_metrics(system, effects, spans, times, period.step_s, instances, rng)
+    identity = request_identity(system, effects, spans, Population(scale.users, seed), rng)
+    logs = build_logs(system, effects, spans, identity, instances, times, period.step_s, rng, scale.info_fraction)
+    traces = build_traces(spans, identity, instances, rng, scale.trace_fraction)
+    generation_end = {
+        name: effects.generation_base.get(name, 0) + len(effects.rollouts.get(name, [])) for name in system.services
+    }
+    return PeriodResult(Frames(metrics, logs, traces), effects, generation_end)
+
+
+def changes_frame(changes: list[Change], shas: dict[str, str]) -> pl.DataFrame:
+    rows = [
+        {
+            "id": c.id,
+            "time": datetime.fromtimestamp(round(c.time_s), tz=UTC),
+            "service": c.service,
+            "kind": c.kind,
+            "version": c.version,
+            "commit": shas.get(c.commit_label) if c.commit_label else None,
+            "author": c.author,
+            "description": c.description,
+        }
+        for c in changes
+    ]
+    schema: dict[str, pl.DataType] = {
+        name: pl.String() for name in ("id", "service", "kind", "version", "commit", "author", "description")
+    }
+    schema["time"] = pl.Datetime("us", "UTC")
+    columns = ["id", "time", "service", "kind", "version", "commit", "author", "description"]
+    return pl.DataFrame(rows, schema={name: schema[name] for name in columns}).sort("time")
+
+
+def generate_bundle(scenario: Scenario, seed: int, out: Path, scale_name: str, repo_mode: str) -> Path:
+    if scale_name not in SCALES:
+        raise InputError(f"unknown scale {scale_name!r} (expected one of {', '.join(SCALES)})", field="scale")
+    if repo_mode not in REPO_MODES:
+        raise InputError(f"unknown repo mode {repo_mode!r} (expected one of {', '.join(REPO_MODES)})", field="repo")
+    scale = SCALES[scale_name]
+    rng = _rng(seed, scenario.name, "plan")
+    system = ecommerce(large=scale.large)
+    day = datetime(2024, 3, 4, tzinfo=UTC) + timedelta(days=int(rng.integers(0, 90)))
+    onset_target = _floor((day + timedelta(hours=float(rng.uniform(10.0, 19.0)))).timestamp(), scale.step_s)
+    base = base_tree(system)
+    ordinary, history_changes, tree = ordinary_history(
+        system, base, rng, scale.history_commits, end_s=onset_target - 3 * 3600.0
+    )
+    plan = scenario.plan(PlanContext(rng, system, tree, onset_target, scale))
+    near = unrelated_changes(system, rng, plan.onset_s, exclude=plan.service)
+    commits, changes = assemble(ordinary, history_changes + near, plan, plan.code, rng, system)
+
+    with tempfile.TemporaryDirectory(prefix="warroom-scenario-") as tmp:
+        repo_dir = Path(tmp) / "repo.git"
+        shas_list = write_repository(commits, repo_dir)
+        shas = {commit.label: sha for commit, sha in zip(commits, shas_list, strict=True)}
+
+        start_s = _floor(min(plan.onset_s - scale.pre_min * 60, plan.fault_start_s - 10 * 60), scale.step_s)
+        action_s = _floor(plan.onset_s + scale.post_min * 60, scale.step_s)
+        step = scale.step_s
+        main_period = Period(datetime.fromtimestamp(start_s, UTC), datetime.fromtimestamp(action_s, UTC), step)
+        main = simulate_period(scenario, plan, system, main_period, scale, seed, "main", changes, None, None, {})
+        baseline_period = main_period.shifted(timedelta(days=-7))
+        baseline = simulate_period(None, plan, system, baseline_period, scale, seed, "baseline", [], None, None, {})
+        after: dict[str, tuple[Frames, pl.DataFrame]] = {}
+        after_period = Period(
+            datetime.fromtimestamp(action_s, UTC),
+            datetime.fromtimestamp(action_s + scale.after_min * 60, UTC),
+            step,
+        )
+        for kind in scenario.mitigations(plan):
+            after_system = scenario.system_for(plan, system, kind)
+            result = simulate_period(
+                scenario, plan, after_system, after_period, scale, seed, f"after/{kind}", [], kind, action_s,
+                main.generation_end,
+            )  # fmt: skip
+            record = Change(
+                action_s, plan.service, ACTION_CHANGE_KIND.get(kind, "operation"),
+                f"mitigation: {kind} on {plan.service}", author="on-call", id=f"ACT-{kind}",
+            )  # fmt: skip
+            after[kind] = (result.frames, changes_frame([record], shas))
+
+        visible = [c for c in changes if c.time_s >= start_s - 2 * 86_400 and c.time_s < action_s]
+        out.mkdir(parents=True, exist_ok=True)
+        write_bundle(
+            out,
+            scenario=scenario,
+            plan=plan,
+            seed=seed,
+            system=system,
+            main=main.frames,
+            changes=changes_frame(visible, shas),
+            baseline=baseline.frames,
+            after=after,
+            shas=shas,
+            window=(plan.onset_s - 10 * 60, action_s),
+        )
+        for stale in ("repo", "repo.bundle"):
+            target = out / stale
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        if repo_mode in ("bundle", "both"):
+            write_bundle_file(repo_dir, out / "repo.bundle")
+        if repo_mode in ("checkout", "both"):
+            write_checkout(repo_dir, out / "repo")
+    return out
