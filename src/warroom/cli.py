@@ -372,6 +372,45 @@ def bundle_validate(path: Path, as_json: Annotated[bool, typer.Option("--json")]
     console.print(f"{path}: valid bundle v1 — {escape(summary['title'])}; {rows}")
 
 
+# --- Scenario generator (issue 4) -----------------------------------------------------------
+scenario_app = typer.Typer(no_args_is_help=True, help="Generate incident bundles of the simulated shop.")
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("list")
+@user_errors
+def scenario_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The scenarios the generator knows."""
+    from dataclasses import asdict
+
+    from warroom.scenarios import list_scenarios
+
+    found = list_scenarios()
+    if as_json:
+        sys.stdout.write(json.dumps([asdict(info) for info in found], indent=2) + "\n")
+        return
+    table = Table("name", "fault type", "path", "summary")
+    for info in found:
+        table.add_row(info.name, info.fault_type, info.path, escape(info.summary))
+    console.print(table)
+
+
+@scenario_app.command("generate")
+@user_errors
+def scenario_generate(
+    name: str,
+    seed: Annotated[int, typer.Option("--seed", help="Variant and noise are fixed by the seed.")] = 1,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.")] = Path("bundle"),
+    scale: Annotated[str, typer.Option("--scale", help="small | default | large")] = "default",
+    repo: Annotated[str, typer.Option("--repo", help="bundle (repo.bundle) | checkout (repo/) | both")] = "both",
+) -> None:
+    """Write a complete incident bundle (telemetry, baseline, after/<action>, repository, ground truth)."""
+    from warroom.scenarios import generate
+
+    written = generate(name, seed, out, scale=scale, repo=repo)
+    console.print(f"wrote scenario {escape(name)} (seed {seed}, scale {escape(scale)}) to {escape(str(written))}")
+
+
 def main() -> None:
     try:
         app()
