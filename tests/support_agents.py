@@ -110,3 +110,12 @@ class Executor:
             outputs={"mitigation": {"approved": approved, "recovered_by": approved[0] if approved else None}},
             outcomes=[ActionOutcome(action_id=a, status=status) for a in approved],
         )
+
+
+class Crasher:
+    """Kills its own worker process, like a segfault or an OOM kill would."""
+
+    spec: ClassVar[AgentSpec] = AgentSpec(name="crasher", purpose="test: the worker dies")
+
+    def run(self, ctx: AgentContext) -> AgentReport:
+        os._exit(1)

@@ -15,7 +15,7 @@ def test_pool_leak_is_pool_exhaustion_on_checkout_with_deploy() -> None:
     report = DatabaseIncidentSpecialist().run(context(b))
     top = report.outputs["diagnosis"][0]
     assert top["service"] == "checkout"
-    assert top["fault_type"] == "connection_pool_exhaustion"
+    assert top["fault_type"] == "db_pool_exhaustion"
     assert top["change_id"] == "chg-2"  # the checkout deploy, not the closer catalog deploy
     assert report.outputs["suspect_change"]["id"] == "chg-2"
     assert report.outputs["database"]["pool_utilization"] >= 0.95

@@ -197,3 +197,17 @@ def test_up_front_grant_approves_everything(tmp_path: Path, bundle_dir: Path, st
     assert result.status == "succeeded"
     actors = {a.actor for a in store.audit_log(result.incident_id) if a.event == "approved"}
     assert actors == {"cli (--approve all)"}
+
+
+def test_a_worker_that_dies_is_recorded_and_the_run_goes_on(tmp_path: Path, bundle_dir: Path, store: Store) -> None:
+    spec = spec_of(
+        tmp_path,
+        [
+            {"id": "deep", "parallel": [{"agent": f"{A}:Crasher", "id": "crash"}]},
+            {"id": "next", "sequence": [{"agent": f"{A}:Sleeper", "id": "sleeper", "params": {"seconds": 0}}]},
+        ],
+    )
+    _, result = run(store, bundle_dir, spec, processes=True, workers=2)
+    steps = {s.key: s for s in store.steps(result.run_id)}
+    assert steps["deep/crash"].status == "failed" and "worker process died" in (steps["deep/crash"].error or "")
+    assert steps["next/sleeper"].status == "succeeded"

@@ -8,13 +8,14 @@ at any point and resumed neither loses nor repeats anything.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from warroom.errors import NotFoundError
@@ -59,7 +60,8 @@ class RunOptions(BaseModel):
     out_dir: str | None = None
     replay_clock: bool = True  # incident time = alert time + elapsed run time (bundle replays)
     processes: bool = True
-    workers: int = 2
+    # analysis is CPU-bound: one worker per core; more would only share the cores and add spawn cost
+    workers: int = Field(default_factory=lambda: max(2, os.cpu_count() or 2))
 
 
 class Progress(Protocol):
@@ -200,8 +202,7 @@ class Engine:
         options = RunOptions.model_validate(row.options)
         incident_id = row.incident_id
         clock = Clock(self._clock_origin(incident_id) if options.replay_clock else None)
-        widest = max((len(p.steps) for p in spec.phases), default=1)
-        runner = StepRunner(options.bundle, processes=options.processes, workers=min(max(options.workers, widest), 8))
+        runner = StepRunner(options.bundle, processes=options.processes, workers=options.workers)
         with self.store.transaction() as session:
             self.store.set_run_status(session, run_id, "running")
         closed: set[str] = set()

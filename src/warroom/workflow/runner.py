@@ -20,6 +20,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,7 @@ class _Attempt:
     number: int
     first_started: datetime
     started_mono: float = field(default_factory=time.monotonic)
+    pool: Executor | None = None
 
 
 _BUNDLES: dict[str, Bundle] = {}
@@ -132,7 +134,14 @@ class StepRunner:
 
         def submit(attempt: _Attempt) -> None:
             attempt.started_mono = time.monotonic()
-            running[self._pool().submit(execute_agent, self.bundle_path, attempt.task)] = attempt
+            attempt.pool = self._pool()
+            try:
+                future = attempt.pool.submit(execute_agent, self.bundle_path, attempt.task)
+            except BrokenProcessPool:  # a worker died earlier: start a fresh pool and go on
+                self._recycle()
+                attempt.pool = self._pool()
+                future = attempt.pool.submit(execute_agent, self.bundle_path, attempt.task)
+            running[future] = attempt
 
         for task in tasks:
             submit(_Attempt(task, 1, datetime.now(UTC)))
@@ -144,6 +153,11 @@ class StepRunner:
                 attempt = running.pop(future)
                 try:
                     report = future.result()
+                except BrokenProcessPool as exc:
+                    # a worker died (crash, OOM kill): the pool is unusable; replace it before retrying
+                    if attempt.pool is self._executor:
+                        self._recycle()
+                    outcome = self._retry_or_fail(attempt, "failed", f"worker process died ({exc})", submit)
                 except Exception as exc:
                     outcome = self._retry_or_fail(attempt, "failed", _describe(exc), submit)
                 else:
