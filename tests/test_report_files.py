@@ -84,7 +84,9 @@ def test_postmortem_cites_evidence(out: Path) -> None:
 def test_postmortem_numbers_come_from_the_record(out: Path) -> None:
     text = (out / "postmortem.md").read_text()
     impact = text.split("## Impact", 1)[1].split("## Timeline", 1)[0]
-    assert "Customers affected: 15000 [evidence: E-checkout]" in impact
+    assert "| Customers affected | 15000 |" in impact
+    assert "| Failed checkout ratio | 0.25 |" in impact
+    assert "Figures [evidence: E-checkout]" in impact
     # 10000 per minute × 25 minutes from detection to resolution, shown with its formula.
     assert "10000 per minute × 25 min detection-to-resolution = 250000" in impact
     metrics = text.split("## Metrics", 1)[1]

@@ -14,7 +14,7 @@ from typing import Any
 from warroom.incident import Role, RootCauseCandidate, TimelineEvent, TimelineKind
 from warroom.record import ActionStatus, RunRecord, StepStatus
 from warroom.report.charts import Series, series_in, sparkline_svg
-from warroom.report.evidence import EvidenceIndex, diagnosis_candidates
+from warroom.report.evidence import EvidenceIndex, FindingEntry, diagnosis_candidates
 from warroom.report.metrics import MetricsReport
 from warroom.report.render import fmt_minutes, fmt_seconds, fmt_value, humanize, template
 
@@ -95,7 +95,7 @@ class PostmortemView:
     index: EvidenceIndex
     metrics: MetricsReport
     summary: list[Claim]
-    impact: Section
+    impact: ImpactView
     timeline: Section
     timeline_omitted: int
     primary_cause: Section
@@ -160,41 +160,59 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _impact(record: RunRecord, index: EvidenceIndex, metrics: MetricsReport) -> Section:
+IMPACT_SKIP = frozenset({"evidence_ids", "evidence", "limitations", "summary"})
+
+
+@dataclass
+class ImpactView:
+    """Statements about impact, and the measured figures as one table citing its evidence once."""
+
+    claims: list[Claim]
+    figures: list[tuple[str, str]]
+    figures_cite: Claim
+    absent: str = ""
+
+    @property
+    def items(self) -> list[Any]:
+        return [*self.claims, *self.figures]
+
+
+def _impact(record: RunRecord, index: EvidenceIndex, metrics: MetricsReport) -> ImpactView:
     impact = _dict(record.context.get("impact"))
     shared_ids = _ids_of(impact)
-    rows: list[Claim] = []
+    shared_source = "" if shared_ids else "context.impact"
+    claims: list[Claim] = []
+    if isinstance(impact.get("summary"), str) and impact["summary"]:
+        claims.append(Claim(impact["summary"], shared_ids, shared_source))
+    figures: list[tuple[str, str]] = []
     for key, value in impact.items():
-        if key in ("evidence_ids", "evidence"):
+        if key in IMPACT_SKIP or value in (None, "", [], {}) or isinstance(value, list):
             continue
         if isinstance(value, dict):
-            ids = _ids_of(value) or shared_ids
-            for sub, inner in value.items():
-                if sub not in ("evidence_ids", "evidence"):
-                    rows.append(Claim(f"{humanize(key)} › {humanize(sub)}: {fmt_value(inner)}", ids))
+            parts = [f"{k} {fmt_value(v)}" for k, v in value.items() if k not in IMPACT_SKIP]
+            figures.append((humanize(key), ", ".join(parts)))
         else:
-            rows.append(Claim(f"{humanize(key)}: {fmt_value(value)}", shared_ids))
+            figures.append((humanize(key), fmt_value(value)))
     for entry in index.findings:
         if entry.finding.kind == "impact":
-            rows.append(Claim(entry.finding.title, entry.evidence_ids))
+            claims.append(Claim(entry.finding.title, entry.evidence_ids))
     business = record.incident.business_impact
     for key, value in business.items():
-        rows.append(Claim(f"Business context › {humanize(key)}: {fmt_value(value)}", source="incident record"))
+        claims.append(Claim(f"Business context › {humanize(key)}: {fmt_value(value)}", source="incident record"))
     rate_key = next((k for k in business if "revenue" in k.lower() and "min" in k.lower()), None)
     total = metrics.metrics.total_resolution_min
     rate = business.get(rate_key) if rate_key else None
     already = any("revenue" in k.lower() for k in impact)
     if rate_key and isinstance(rate, int | float) and total is not None and not already:
-        rows.append(
+        claims.append(
             Claim(
                 f"Revenue at risk (derived, upper bound): {fmt_value(float(rate))} per minute × "
                 f"{total:g} min detection-to-resolution = {fmt_value(float(rate) * total)}",
                 source=f"incident.business_impact.{rate_key} × metrics.total_resolution_min",
             )
         )
-    if rows:
-        return Section(rows)
-    return Section(absent="no 'impact' in the run's context and no business context on the incident")
+    absent = "" if claims or figures else "no 'impact' in the run's context and no business context on the incident"
+    return ImpactView(claims, figures, Claim("", shared_ids, shared_source), absent)
 
 
 def _key_events(record: RunRecord, limit: int) -> tuple[Section, int]:
@@ -575,6 +593,29 @@ def _charts(index: EvidenceIndex, candidates: list[RootCauseCandidate], limit: i
     return charts
 
 
+def _ids_mentioning(entries: list[FindingEntry], words: list[str]) -> list[str]:
+    """Evidence of the findings whose title names one of the words (a severity, a service)."""
+    ids: dict[str, None] = {}
+    for entry in entries:
+        if any(word and word in entry.finding.title for word in words):
+            ids.update(dict.fromkeys(entry.evidence_ids))
+    return list(ids)
+
+
+def _link_factors(claims: list[Claim], index: EvidenceIndex) -> list[Claim]:
+    """Give an uncited factor the evidence of the analyst's finding that states the same factor."""
+    stated = [e for e in index.findings if e.finding.kind == "contributing_factor"]
+    for claim in claims:
+        if claim.evidence_ids:
+            continue
+        for entry in stated:
+            if claim.text and claim.text in f"{entry.finding.title} {entry.finding.detail}":
+                claim.evidence_ids = list(entry.evidence_ids)
+                claim.source = ""
+                break
+    return claims
+
+
 def build_view(
     record: RunRecord, index: EvidenceIndex, metrics: MetricsReport, policy: ReportPolicy | None = None
 ) -> PostmortemView:
@@ -582,21 +623,19 @@ def build_view(
     policy = policy or ReportPolicy()
     inc = record.incident
     candidates = diagnosis_candidates(record)
-    assessment_ids = sorted(
-        {i for e in index.findings if record.phases and e.phase_id == record.phases[0].id for i in e.evidence_ids}
-    )
+    first_phase = [e for e in index.findings if record.phases and e.phase_id == record.phases[0].id]
+    severity_ids = _ids_mentioning(first_phase, [inc.severity.value])
     summary = [
         Claim(
             f"{inc.severity.value} ({inc.severity.label}) incident {inc.id}: {inc.title}"
             + (f"; severity rule: {inc.severity_rule}" if inc.severity_rule else ""),
-            assessment_ids,
-            source="" if assessment_ids else "incident record",
+            severity_ids,
+            source="" if severity_ids else "incident record",
         ),
     ]
     if inc.affected_services:
-        summary.append(
-            Claim("Affected services: " + ", ".join(inc.affected_services), assessment_ids, "incident record")
-        )
+        service_ids = _ids_mentioning(first_phase, inc.affected_services)
+        summary.append(Claim("Affected services: " + ", ".join(inc.affected_services), service_ids, "incident record"))
     primary = _primary_cause(record, candidates)
     if primary.items:
         claim = primary.items[0]
@@ -635,7 +674,7 @@ def build_view(
         code_findings=_code_findings(record),
         root_cause_findings=Section(root_findings, absent="no finding was classed as bottleneck or root cause"),
         contributing=Section(
-            _claims(_dict(record.context.get("postmortem")).get("contributing_factors"), ANALYST),
+            _link_factors(_claims(_dict(record.context.get("postmortem")).get("contributing_factors"), ANALYST), index),
             absent=_pm_absent(record, "contributing_factors"),
         ),
         actions_taken=Section(record.actions, absent="no action was proposed or taken in this run"),
