@@ -186,3 +186,27 @@ def test_baseline_folder_is_used_when_present(tmp_path: Path) -> None:
     shifted.write_parquet(root / "baseline" / "metrics.parquet")
     result = verify_after(load_bundle(root), "raise_pool_size")
     assert {c.signal: c for c in result.checks}[LATENCY].verdict == Verdict.RECOVERED
+
+
+def test_a_temporary_recovery_that_regresses_is_not_recovered(tmp_path: Path) -> None:
+    root = write_bundle(tmp_path / "b", seed=13, shape=Shape(recovering=("rollback",), temporary=("restart",)))
+    bundle = load_bundle(root)
+    temporary = verify_after(bundle, "restart")
+    assert temporary.verdict == Verdict.NOT_RECOVERED
+    latency = {c.signal: c for c in temporary.checks}[LATENCY]
+    assert "regressed" in latency.reason
+    assert verify_after(bundle, "rollback").verdict == Verdict.RECOVERED
+
+
+def test_symptoms_gone_but_the_fault_signature_left_is_not_recovered(tmp_path: Path) -> None:
+    """A bigger pool hides the leak: latency and errors are back, pool utilisation is not."""
+    root = write_bundle(tmp_path / "b", seed=14, shape=Shape(recovering=("rollback",), masked=("raise_pool_size",)))
+    bundle = load_bundle(root)
+    masked = verify_after(bundle, "raise_pool_size")
+    by = {(c.signal, tuple(c.services)): c for c in masked.checks}
+    assert by[(LATENCY, ("checkout", "gateway"))].verdict == Verdict.RECOVERED
+    pool = by[("db_pool_utilization", ("checkout",))]
+    assert pool.verdict == Verdict.NOT_RECOVERED and not pool.advisory
+    assert masked.verdict == Verdict.NOT_RECOVERED
+    # Without the automatic fault signature, only the symptoms are judged.
+    assert verify_after(bundle, "raise_pool_size", indicators=[]).verdict == Verdict.RECOVERED

@@ -53,6 +53,18 @@ ERROR_STATUSES = ("ERROR", "STATUS_CODE_ERROR", "2")  # OTel status: ERROR / cod
 LATENCY_IN_MESSAGE = r"(?i)(?:duration|latency|elapsed|took|response_time)(?:_ms)?[\s=:]+(\d+(?:\.\d+)?)\s*(ms|s)?\b"
 # Metrics whose rise is bad (saturation); every other extra metric is treated the same way
 # unless it is a success/health measure listed here.
+# Saturation metrics that carry a fault's signature (restarts are left out: a restart causes them).
+CAUSE_METRICS = (
+    cv.DB_POOL_UTILIZATION,
+    cv.DB_POOL_WAIT_MS,
+    cv.DB_CPU_UTILIZATION,
+    cv.DB_LONG_RUNNING_QUERIES,
+    cv.DB_LOCK_WAITS,
+    cv.CPU_UTILIZATION,
+    cv.MEMORY_UTILIZATION,
+    cv.NETWORK_LATENCY_MS,
+    cv.AUTH_FAILURES,
+)
 HIGHER_IS_BETTER = frozenset({cv.SUCCESS_RATE, cv.LB_HEALTHY_TARGETS, cv.REQUEST_RATE})
 
 
@@ -241,7 +253,7 @@ def trace_series(
     if traces is None or traces.height == 0:
         return None
     source = _roots_only(traces) if roots else traces
-    spans = _span_frame(source, [] if roots else services, entry_only=not roots)
+    spans = _span_frame(source, services, entry_only=not roots)
     if spans.height == 0:
         return None
     if signal == LATENCY:
@@ -338,14 +350,15 @@ def signal_series(
     if signal == SUCCESS_RATE:
         front = [entry] if entry else list(services)
         found = metric_series(metrics, (cv.SUCCESS_RATE,), front, signal)
-        if found is None and telemetry.traces is not None:
-            found = trace_series(telemetry.traces, SUCCESS_RATE, front, bucket, roots=True)
         if found is None:
+            # Aggregated metrics are steadier than sampled spans: the front door's error rate first.
             inverse = metric_series(metrics, (cv.ERROR_RATE,), front, signal)
             if inverse is not None:
                 inverse.values = [1.0 - v for v in inverse.values]
                 inverse.query = f"1 - {inverse.query}"
                 found = inverse
+        if found is None and telemetry.traces is not None:
+            found = trace_series(telemetry.traces, SUCCESS_RATE, [entry] if entry else [], bucket, roots=True)
         return found or log_series(telemetry.logs, SUCCESS_RATE, front, bucket)
     # Any other name: a metric (saturation and the like), from the services or anyone reporting it.
     return metric_series(metrics, (signal,), services) or metric_series(metrics, (signal,), [])
@@ -403,7 +416,12 @@ def margin_for(signal: str, baseline: np.ndarray, slo_value: float | None, tol: 
         floor = tol.utilization_floor
     else:
         floor = 0.05 * abs(center) if center else 1e-6
-    parts = [floor, tol.noise_factor * robust_sd(baseline)]
+    noise = robust_sd(baseline)
+    if signal in (ERROR_RATE, SUCCESS_RATE) and baseline.size > 1:
+        # Rates computed from a few events per bucket are discrete and skewed (mostly 0 errors):
+        # the MAD collapses to 0 there, the standard deviation does not.
+        noise = max(noise, float(np.std(baseline, ddof=1)))
+    parts = [floor, tol.noise_factor * noise]
     headroom = abs(slo_value - center) if slo_value is not None else 0.0
     if slo_value is not None and headroom > 0:
         parts.append(tol.slo_headroom_fraction * headroom)
@@ -538,6 +556,14 @@ def check_signal(
     base.margin, base.limit = margin, limit
     base.statistic, base.p_value, base.verdict = test.statistic, test.p_value, test.verdict
     base.effect = hodges_lehmann(c, b)
+    late = values[cut:][-max(tol.min_samples, (len(values) - cut) // 3) :]
+    if test.verdict != Verdict.NOT_RECOVERED and late.size >= tol.min_samples and late.size < c.size:
+        # A mitigation that only helps for a while (a leak refilling a recycled pool) shows in the
+        # last third of the window: test it on its own.
+        tail = non_inferiority(b, _thin(late, tol.max_samples), margin, higher_is_worse, tol.alpha)
+        if tail.verdict == Verdict.NOT_RECOVERED:
+            base.verdict, base.statistic, base.p_value = tail.verdict, tail.statistic, tail.p_value
+            test = _Test(tail.verdict, tail.statistic, tail.p_value, "regressed in the last third of the window")
     if slo_value is not None and base.current_value is not None:
         base.within_slo = base.current_value <= slo_value if higher_is_worse else base.current_value >= slo_value
     times, means = per_time(current.times, values)
@@ -609,6 +635,7 @@ def assess_recovery(
     entry_service: str | None = None,
     extra_metrics: Sequence[str] = (),
     advisory_metrics: Sequence[str] = (),
+    indicators: Sequence[tuple[str, str]] = (),
     action: str | None = None,
     tol: Tolerance = Tolerance(),
 ) -> RecoveryResult:
@@ -635,7 +662,64 @@ def assess_recovery(
         check = check_signal(before, after, slo, tol)
         check.advisory = signal in advisory and signal not in extra_metrics
         checks.append(check)
+    for service, metric in indicators:
+        # The fault's own signature must be gone too, not only its symptoms.
+        if any(c.signal == metric and c.services == [service] for c in checks):
+            continue
+        before = metric_series(baseline.metrics, (metric,), [service])
+        after = metric_series(current.metrics, (metric,), [service])
+        if before is not None or after is not None:
+            checks.append(check_signal(before, after, slo, tol))
     return _overall(checks, unavailable, action)
+
+
+def abnormal_indicators(
+    baseline: Telemetry,
+    incident: Telemetry,
+    start: datetime,
+    end: datetime,
+    tol: Tolerance = Tolerance(),
+    limit: int = 3,
+) -> list[tuple[str, str]]:
+    """(service, metric) saturation series that sit beyond baseline + margin in the last third of
+    the incident window, most deviant first: the fault's signature, which recovery must remove."""
+    if baseline.metrics is None or incident.metrics is None:
+        return []
+    names = list(CAUSE_METRICS)
+    stats = (
+        baseline.metrics.filter(pl.col("metric").is_in(names))
+        .group_by("service", "metric")
+        .agg(
+            pl.col("value").median().alias("center"),
+            (pl.col("value") - pl.col("value").median()).abs().median().alias("mad"),
+            pl.len().alias("n"),
+        )
+        .filter(pl.col("n") >= tol.min_samples)
+    )
+    tail_start = end - (end - start) / 3
+    tail = (
+        incident.metrics.filter(
+            pl.col("metric").is_in(names) & (pl.col("timestamp") >= tail_start) & (pl.col("timestamp") <= end)
+        )
+        .group_by("service", "metric")
+        .agg(pl.col("value").median().alias("tail"))
+    )
+    scored: list[tuple[float, str, str]] = []
+    for row in stats.join(tail, on=["service", "metric"]).iter_rows(named=True):
+        center, metric = float(row["center"]), str(row["metric"])
+        floor = (
+            tol.utilization_floor
+            if "utilization" in metric
+            else tol.latency_floor_ms
+            if metric.endswith("_ms")
+            else 1.0
+        )
+        margin = max(floor, tol.noise_factor * 1.4826 * float(row["mad"]), tol.relative * abs(center))
+        excess = (float(row["tail"]) - center) / margin
+        if excess > 1.0:
+            scored.append((excess, str(row["service"]), metric))
+    scored.sort(reverse=True)
+    return [(service, metric) for _, service, metric in scored[:limit]]
 
 
 def _same_source(
@@ -690,9 +774,14 @@ def verify_after(
     services: Sequence[str] | None = None,
     extra_metrics: Sequence[str] = (),
     advisory_metrics: Sequence[str] = (),
+    indicators: Sequence[tuple[str, str]] | None = None,
     tol: Tolerance = Tolerance(),
 ) -> RecoveryResult:
-    """Did the mitigation `action_kind` recover the system? Reads `bundle.after[action_kind]`."""
+    """Did the mitigation `action_kind` recover the system? Reads `bundle.after[action_kind]`.
+
+    Besides latency, error rate and success rate on the user-facing services, the saturation
+    series that were abnormal at the end of the incident window (`indicators`; found in the data
+    when not given) must be back to baseline: a bigger pool that hides a leak is not a recovery."""
     after = bundle.after.get(action_kind)
     if after is None or not after.present():
         known = ", ".join(sorted(bundle.after)) or "none"
@@ -702,14 +791,19 @@ def verify_after(
             reason=f"no telemetry observed after '{action_kind}' in the bundle (after/: {known})",
         )
     scope = list(services) if services is not None else default_scope(bundle)
+    baseline = baseline_of(bundle)
+    if indicators is None:
+        window = bundle.manifest.effective_window()
+        indicators = abnormal_indicators(baseline, bundle.telemetry, window.start, window.end, tol)
     return assess_recovery(
-        baseline_of(bundle),
+        baseline,
         after,
         slo=bundle.manifest.slo,
         services=scope,
         entry_service=bundle.manifest.entry_service,
         extra_metrics=extra_metrics,
         advisory_metrics=advisory_metrics,
+        indicators=indicators,
         action=action_kind,
         tol=tol,
     )
