@@ -93,18 +93,35 @@ def test_sparklines_for_evidence_series(tmp_path: Path) -> None:
     assert "min 0.41, max 1, last 1" in html
 
 
-def test_no_chart_without_numeric_series(tmp_path: Path) -> None:
-    record = build_record()
+def strip_values(record, keep) -> None:  # type: ignore[no-untyped-def]
     for phase in record.phases:
         for step in phase.steps:
             if step.report is not None:
                 for finding in step.report.findings:
                     for e in finding.evidence:
-                        e.values = {k: v for k, v in e.values.items() if not isinstance(v, list)}
+                        e.values = {k: v for k, v in e.values.items() if keep(k, v)}
     record.context.pop("evidence")
+
+
+def test_bars_for_evidence_with_aggregates_only(tmp_path: Path) -> None:
+    record = build_record()
+    strip_values(record, lambda k, v: not isinstance(v, list))
     write_reports(record, tmp_path)
     html = (tmp_path / "postmortem.html").read_text()
-    assert "<svg" not in html and "Key series" not in html
+    # E-pool now has only baseline_mean 0.42 and peak 1.0: two bars, the peak full width.
+    figure = html.split("E-pool · checkout-service/db_pool_utilization · baseline vs incident", 1)[0]
+    svg = figure.rsplit("<svg", 1)[1]
+    widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', svg)]
+    assert len(widths) == 2 and widths[1] == 234.0 and abs(widths[0] - 234.0 * 0.42) < 0.1
+    assert "baseline_mean 0.42 → peak 1" in html
+
+
+def test_no_chart_without_numbers_to_chart(tmp_path: Path) -> None:
+    record = build_record()
+    strip_values(record, lambda k, v: False)
+    write_reports(record, tmp_path)
+    html = (tmp_path / "postmortem.html").read_text()
+    assert "<svg" not in html and "Key signals" not in html
 
 
 def test_timeline_kinds_rendered_in_html(tmp_path: Path) -> None:

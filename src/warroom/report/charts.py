@@ -111,3 +111,68 @@ def sparkline_svg(series: Series, width: int = 240, height: int = 48) -> str:
         f'<circle cx="{pad + peak_i * step:.1f}" cy="{y(series.values[peak_i]):.1f}" r="2.5" fill="#c0392b"/>'
         "</svg>"
     )
+
+
+# Aggregates that agents report instead of whole series: "before" first, then "during", then peak.
+_BASELINE = ("baseline",)
+_DURING = ("window", "after", "current", "observed")
+_PEAK = ("peak", "max")
+_REFERENCE = ("limit", "threshold", "slo")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Baseline against the incident window (and peak) for evidence that carries no series."""
+
+    evidence_id: str
+    bars: list[tuple[str, float]]
+    references: dict[str, float] = field(default_factory=dict)
+
+
+def comparison_in(ev: Evidence) -> Comparison | None:
+    """Baseline, during and peak values of one piece of evidence; None unless there is a baseline
+    and something to compare it with."""
+    groups: list[list[tuple[str, float]]] = [[], [], []]
+    refs: dict[str, float] = {}
+    for key, value in ev.values.items():
+        number = _number(value)
+        if number is None or number < 0:
+            continue
+        lowered = key.lower()
+        for i, prefixes in enumerate((_BASELINE, _DURING, _PEAK)):
+            if lowered.startswith(prefixes):
+                groups[i].append((key, number))
+                break
+        else:
+            if lowered.startswith(_REFERENCE):
+                refs[key] = number
+    bars = [bar for group in groups for bar in group]
+    if not groups[0] or len(bars) < 2:
+        return None
+    return Comparison(ev.id, bars, refs)
+
+
+def bars_svg(comparison: Comparison, width: int = 240, row: int = 12) -> str:
+    """Horizontal bars from zero, one per value, top to bottom; numbers only (safe to embed)."""
+    pad = 3.0
+    high = max([v for _, v in comparison.bars] + list(comparison.references.values())) or 1.0
+    height = int(pad * 2 + row * len(comparison.bars))
+    span = width - 2 * pad
+
+    def x(v: float) -> float:
+        return pad + v / high * span
+
+    rects = "".join(
+        f'<rect x="{pad}" y="{pad + i * row + 1:.1f}" width="{max(x(v) - pad, 1.0):.1f}" height="{row - 3}" '
+        f'fill="{"#8e8e93" if i == 0 else "#c0392b"}"/>'
+        for i, (_, v) in enumerate(comparison.bars)
+    )
+    refs = "".join(
+        f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="0" y2="{height}" stroke="#1d1d1f" '
+        'stroke-dasharray="3,3" stroke-width="1"/>'
+        for v in comparison.references.values()
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img">{rects}{refs}</svg>'
+    )

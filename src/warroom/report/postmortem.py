@@ -13,7 +13,7 @@ from typing import Any
 
 from warroom.incident import Role, RootCauseCandidate, TimelineEvent, TimelineKind
 from warroom.record import ActionStatus, RunRecord, StepStatus
-from warroom.report.charts import Series, series_in, sparkline_svg
+from warroom.report.charts import Comparison, Series, bars_svg, comparison_in, series_in, sparkline_svg
 from warroom.report.evidence import EvidenceIndex, FindingEntry, diagnosis_candidates
 from warroom.report.metrics import MetricsReport
 from warroom.report.render import fmt_minutes, fmt_seconds, fmt_value, humanize, template
@@ -84,9 +84,11 @@ class ActionItem:
 
 @dataclass
 class Chart:
-    series: Series
-    svg: str
+    evidence_id: str
     query: str
+    label: str
+    svg: str  # built from numbers only
+    caption: str
 
 
 @dataclass
@@ -572,8 +574,21 @@ def _limitations(record: RunRecord) -> Section:
     return Section(absent="no agent reported data it could not look at")
 
 
+def _series_chart(ev_query: str, series: Series) -> Chart:
+    refs = "".join(f" · {name} {fmt_value(v)} (dashed)" for name, v in series.references.items())
+    caption = f"min {fmt_value(series.low)}, max {fmt_value(series.high)}, last {fmt_value(series.last)}{refs}"
+    return Chart(series.evidence_id, ev_query, series.label, sparkline_svg(series), caption)
+
+
+def _comparison_chart(ev_query: str, comparison: Comparison) -> Chart:
+    bars = " → ".join(f"{name} {fmt_value(v)}" for name, v in comparison.bars)
+    refs = "".join(f" · {name} {fmt_value(v)} (dashed)" for name, v in comparison.references.items())
+    return Chart(comparison.evidence_id, ev_query, "baseline vs incident", bars_svg(comparison), bars + refs)
+
+
 def _charts(index: EvidenceIndex, candidates: list[RootCauseCandidate], limit: int) -> list[Chart]:
-    """Series behind the leading candidates first, then the most confident findings'."""
+    """Evidence behind the leading candidates first, then the most confident findings': its series
+    as sparklines, or, where an agent reported aggregates only, baseline against incident bars."""
     order: list[str] = []
     for c in candidates:
         order.extend(c.evidence_ids)
@@ -586,8 +601,12 @@ def _charts(index: EvidenceIndex, candidates: list[RootCauseCandidate], limit: i
             continue
         seen.add(ev_id)
         ev = index.evidence[ev_id]
-        for s in series_in(ev):
-            charts.append(Chart(s, sparkline_svg(s), ev.query))
+        found = [_series_chart(ev.query, s) for s in series_in(ev)]
+        if not found:
+            comparison = comparison_in(ev)
+            found = [_comparison_chart(ev.query, comparison)] if comparison else []
+        for chart in found:
+            charts.append(chart)
             if len(charts) >= limit:
                 return charts
     return charts
