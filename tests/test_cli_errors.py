@@ -69,8 +69,10 @@ def test_malformed_bundle_records_nothing(tmp_path: Path, db: str) -> None:
     pl.read_csv(bundle / "metrics.csv").drop("service").write_csv(bundle / "metrics.csv")
     code, output = invoke("respond", str(bundle), "--db", db)
     assert code == 2
-    assert one_error_line(output) == f"error: {bundle / 'metrics.csv'}:1: field 'service': missing column(s) service; " \
+    assert (
+        one_error_line(output) == f"error: {bundle / 'metrics.csv'}:1: field 'service': missing column(s) service; "
         "expected timestamp, service, metric, value"
+    )
     assert_store_untouched(db)
 
 
@@ -88,24 +90,35 @@ def test_workflow_validate_names_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"
     path.write_text(
         "name: broken\nphases:\n  - id: a\n    agent: incident-commander\n  - id: b\n"
-        "    decide:\n      - path: x\n        when: \"signals.x >= 1\"\n        agent: incident-commander\n"
+        '    decide:\n      - path: x\n        when: "signals.x >= 1"\n        agent: incident-commander\n'
     )
     code, output = invoke("workflow", "validate", str(path))
     assert code == 2
     line = one_error_line(output)
-    assert f"{path}:6: field 'phases.1.decide'" in line and "default" in line
+    assert f"{path}:6: field 'phases.1.decide': 'decide' needs exactly one path with 'default: true'" in line
 
 
 @pytest.mark.parametrize(
     ("body", "where", "says"),
     [
         ("name: w\nphases:\n  - id: a\n    agent: no-such-agent\n", ":4: field 'phases.0.agent'", "unknown agent"),
-        ("name: w\nphases:\n  - id: a\n    agent: incident-commander\n  - id: a\n    agent: incident-commander\n",
-         ":2: field 'phases'", "duplicate phase id"),
-        ("name: w\nphases:\n  - id: a\n    decide:\n      - path: p\n        when: \"__import__('os')\"\n"
-         "        agent: incident-commander\n      - path: d\n        default: true\n        agent: incident-commander\n",
-         ":6: field 'phases.0.decide.0.when'", "condition may not use Call"),
+        (
+            "name: w\nphases:\n  - id: a\n    agent: incident-commander\n  - id: a\n    agent: incident-commander\n",
+            ":5: field 'phases.1.id'",
+            "duplicate phase id 'a'",
+        ),
+        (
+            "name: w\nphases:\n  - id: a\n    decide:\n      - path: p\n        when: \"__import__('os')\"\n"
+            "        agent: incident-commander\n      - path: d\n        default: true\n        agent: incident-commander\n",
+            ":6: field 'phases.0.decide.0.when'",
+            "condition may not use Call",
+        ),
         ("name: w\nphases: [\n", ":3", "invalid YAML"),
+        (
+            "name: w\nphases:\n  - id: a\n    parallel: [incident-commander, incident-commander]\n",
+            ":4: field 'phases.0.parallel.1'",
+            "duplicate step id 'incident-commander'",
+        ),
     ],
 )
 def test_workflow_spec_errors(tmp_path: Path, body: str, where: str, says: str) -> None:
@@ -126,7 +139,9 @@ def test_unknown_incident(db: str) -> None:
 def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "warroom", "bundle", "validate", str(tmp_path / "missing")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {tmp_path / 'missing'}: not a directory (expected an incident bundle)"

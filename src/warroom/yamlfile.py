@@ -15,19 +15,21 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _node_at(root: yaml.Node | None, loc: Sequence[int | str]) -> yaml.Node | None:
-    """The deepest YAML node along a pydantic error location."""
+    """The YAML node that names a pydantic error location: the key of a mapping entry (where the
+    field is written), an item of a sequence, or the deepest node that exists along the way."""
     node = root
+    named: yaml.Node | None = root
     for key in loc:
         if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+            match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == str(key)), None)
             if match is None:
-                return node
-            node = match
+                return named
+            named, node = match
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
+            node = named = node.value[key]
         else:
-            return node
-    return node
+            return named
+    return named
 
 
 def line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
@@ -61,7 +63,8 @@ def validation_error(
     first = exc.errors()[0]
     loc = [part for part in first["loc"] if isinstance(part, int | str)]
     field = ".".join(str(part) for part in loc) or None
-    return error(first["msg"], file=path, line=line_of(node, loc), field=field)
+    message = first["msg"].removeprefix("Value error, ")
+    return error(message, file=path, line=line_of(node, loc), field=field)
 
 
 def load_model(path: Path, model: type[ModelT], error: type[InputError] = InputError) -> ModelT:

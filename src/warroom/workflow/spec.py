@@ -112,23 +112,30 @@ class PhaseSpec(Strict):
             return [{"agent": item} if isinstance(item, str) else item for item in value]
         return value
 
+    @field_validator("sequence", "parallel")
+    @classmethod
+    def _not_empty(cls, value: list[StepSpec] | None) -> list[StepSpec] | None:
+        if value is not None and not value:
+            raise ValueError("needs at least one step")
+        return value
+
+    @field_validator("decide")
+    @classmethod
+    def _one_default_last(cls, value: list[PathSpec] | None) -> list[PathSpec] | None:
+        if value is None:
+            return value
+        defaults = [p for p in value if p.default]
+        if len(defaults) != 1:
+            raise ValueError("'decide' needs exactly one path with 'default: true'")
+        if value[-1] is not defaults[0]:
+            raise ValueError("the default path must come last in 'decide' (first match wins)")
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> PhaseSpec:
         given = [name for name in ("agent", "sequence", "parallel", "decide") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError("a phase needs exactly one of 'agent', 'sequence', 'parallel', 'decide'")
-        for name in ("sequence", "parallel", "decide"):
-            if getattr(self, name) == []:
-                raise ValueError(f"'{name}' needs at least one entry")
-        if self.decide is not None:
-            defaults = [p for p in self.decide if p.default]
-            if len(defaults) != 1:
-                raise ValueError("'decide' needs exactly one path with 'default: true'")
-            if self.decide[-1] is not defaults[0]:
-                raise ValueError("the default path must come last in 'decide' (first match wins)")
-        ids = [step.id for step in self.steps]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate step ids in phase '{self.id}': {sorted({i for i in ids if ids.count(i) > 1})}")
         if not self.title:
             self.title = self.id.replace("-", " ").capitalize()
         return self
@@ -175,15 +182,12 @@ class WorkflowSpec(Strict):
     phases: list[PhaseSpec]
     coordination_notes: list[str] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique_phases(self) -> WorkflowSpec:
-        ids = [p.id for p in self.phases]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate phase id(s): {', '.join(dupes)}")
-        if not self.phases:
+    @field_validator("phases")
+    @classmethod
+    def _some_phases(cls, value: list[PhaseSpec]) -> list[PhaseSpec]:
+        if not value:
             raise ValueError("a workflow needs at least one phase")
-        return self
+        return value
 
     def agents(self) -> list[str]:
         return [step.agent for phase in self.phases for step in phase.steps]
@@ -258,6 +262,22 @@ def condition_paths(expression: str) -> list[str]:
     return paths
 
 
+def duplicate_ids(spec: WorkflowSpec) -> tuple[list[int | str], str] | None:
+    """The first phase id, or step id within a phase, used twice: its location and a message."""
+    seen: set[str] = set()
+    for p_index, phase in enumerate(spec.phases):
+        if phase.id in seen:
+            return ["phases", p_index, "id"], f"duplicate phase id '{phase.id}'"
+        seen.add(phase.id)
+        steps: set[str] = set()
+        for s_index, step in enumerate(phase.steps):
+            if step.id in steps:
+                field = phase.kind.value
+                return ["phases", p_index, field, s_index], f"duplicate step id '{step.id}' in phase '{phase.id}'"
+            steps.add(step.id)
+    return None
+
+
 def load_workflow(
     path: Path,
     known_agent: Callable[[str], bool] | None = None,
@@ -270,6 +290,10 @@ def load_workflow(
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, path, node, WorkflowSpecError) from None
+    duplicate = duplicate_ids(spec)
+    if duplicate is not None:
+        loc, message = duplicate
+        raise WorkflowSpecError(message, file=path, line=line_of(node, loc), field=".".join(map(str, loc)))
     if known_agent is not None:
         for p_index, phase in enumerate(spec.phases):
             for s_index, step in enumerate(phase.steps):
