@@ -83,7 +83,7 @@ def test_bundle_validate_reports_bad_timestamp(tmp_path: Path) -> None:
     (bundle / "changes.csv").write_text("\n".join(text) + "\n")
     code, output = invoke("bundle", "validate", str(bundle))
     assert code == 2
-    assert f"changes.csv:3: field 'time': value '31/31/2026'" in one_error_line(output)
+    assert "changes.csv:3: field 'time': value '31/31/2026'" in one_error_line(output)
 
 
 def test_workflow_validate_names_file_line_and_field(tmp_path: Path) -> None:
@@ -109,7 +109,8 @@ def test_workflow_validate_names_file_line_and_field(tmp_path: Path) -> None:
         ),
         (
             "name: w\nphases:\n  - id: a\n    decide:\n      - path: p\n        when: \"__import__('os')\"\n"
-            "        agent: incident-commander\n      - path: d\n        default: true\n        agent: incident-commander\n",
+            "        agent: incident-commander\n      - path: d\n        default: true\n"
+            "        agent: incident-commander\n",
             ":6: field 'phases.0.decide.0.when'",
             "condition may not use Call",
         ),
