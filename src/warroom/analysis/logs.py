@@ -9,6 +9,8 @@ because the line number is what tells two statements apart and is the code-regio
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
 from scipy.stats import norm, poisson
@@ -18,6 +20,7 @@ ERROR_LEVELS = ("ERROR", "FATAL", "CRITICAL", "SEVERE", "ALERT", "EMERG")
 WARN_LEVELS = ("WARN", "WARNING")
 EXCEPTION_RE = r"(?i)(exception|traceback|panic:|stack ?trace|\bthrow)"
 ERROR_WORDS_RE = r"(?i)\b(error|fail(ed|ure|s)?|refused|timeout|timed out|unavailable)\b"
+EXCEPTION_CLASS_RE = r"\b[A-Za-z_][\w$]*(?:Exception|Error)\b"
 END = "<end>"
 MIN_SOURCE = 8  # a statement seen fewer times than this says little about what follows it
 
@@ -38,6 +41,16 @@ def mine_templates(logs: pl.DataFrame) -> pl.DataFrame:
     )
     level = pl.col("level").cast(pl.String).str.to_uppercase()
     exception = pl.col("message").str.contains(EXCEPTION_RE)
+    # The head of a long exception line is often a framework's generic wrapper ("Servlet.service()
+    # … threw exception"); the exception classes further on tell two different failures apart.
+    classes = (
+        pl.col("message")
+        .str.extract_all(EXCEPTION_CLASS_RE)
+        .list.unique(maintain_order=True)
+        .list.head(3)
+        .list.join(",")
+    )
+    masked = pl.when(exception & (classes.str.len_chars() > 0)).then(masked + " [" + classes + "]").otherwise(masked)
     severity = (
         pl.when(level.is_in(ERROR_LEVELS) | exception)
         .then(2)
@@ -48,6 +61,20 @@ def mine_templates(logs: pl.DataFrame) -> pl.DataFrame:
     return logs.with_columns(
         masked.alias("template"), severity.cast(pl.Int8).alias("severity"), exception.alias("exception")
     )
+
+
+def dependency_named(services: list[str]) -> pl.Expr:
+    """The other service a log line names, if any (else null): "No instances available for X",
+    "connection refused: X:8080", "UnknownHostException: X". Such an error says the request failed
+    on the way to X; it is not evidence of a defect in the code of the service that logs it."""
+    names = sorted((s for s in services if len(s) >= 3), key=len, reverse=True)
+    if not names:
+        return pl.lit(None, pl.String)
+    # Longest names first so that "a-b-service" is not read as "b-service"; a name must stand
+    # alone (not be a part of a longer word) and must not be the logging service itself.
+    pattern = r"(?:^|[^\w-])(" + "|".join(re.escape(n) for n in names) + r")(?:[^\w-]|$)"
+    named = pl.col("message").str.extract(pattern, 1)
+    return pl.when(named != pl.col("service")).then(named).otherwise(None)
 
 
 def code_location(template: str) -> str | None:
@@ -165,10 +192,7 @@ def service_log_scores(templates: pl.DataFrame, transitions: pl.DataFrame) -> pl
     - `flow_z`: the largest change in which statement follows which;
     - `share_z`: the largest change in a template's share of the service's lines.
     """
-    err = templates.filter((pl.col("severity") >= 2) & ((pl.col("new")) | (pl.col("z") > 3)))
-    err = err.with_columns(
-        pl.struct("count", "n", "base_count", "base_n").map_batches(_burst_z, return_dtype=pl.Float64).alias("bz")
-    )
+    err = anomalous_errors(templates)
     err_scores = err.group_by("service").agg(
         pl.col("count").sum().alias("new_error"),
         pl.col("bz").max().alias("new_error_z"),
@@ -191,16 +215,26 @@ def service_log_scores(templates: pl.DataFrame, transitions: pl.DataFrame) -> pl
     return out
 
 
-def _burst_z(rows: pl.Series) -> pl.Series:
-    """How surprising `count` occurrences are when the baseline rate predicts
-    (base_count + 0.5) · n / base_n of them (Poisson upper tail), as a z value."""
-    frame = rows.struct.unnest()
-    count = frame.get_column("count").cast(pl.Float64).to_numpy()
+def anomalous_errors(templates: pl.DataFrame) -> pl.DataFrame:
+    """Error templates that are new or surging against the baseline, with `bz`: how surprising
+    their count is (Poisson tail against the baseline rate, as z)."""
+    err = templates.filter((pl.col("severity") >= 2) & (pl.col("new") | (pl.col("z") > 3)))
+    if err.height == 0:
+        return err.with_columns(pl.lit(0.0).alias("bz"))
+    count = err.get_column("count").cast(pl.Float64).to_numpy()
+    n = err.get_column("n").cast(pl.Float64).to_numpy()
     expected = (
-        (frame.get_column("base_count").cast(pl.Float64).to_numpy() + 0.5)
-        * frame.get_column("n").cast(pl.Float64).to_numpy()
-        / np.maximum(frame.get_column("base_n").cast(pl.Float64).to_numpy(), 1.0)
+        (err.get_column("base_count").cast(pl.Float64).to_numpy() + 0.5)
+        * n
+        / np.maximum(err.get_column("base_n").cast(pl.Float64).to_numpy(), 1.0)
     )
+    bz = burst_z(count, expected)
+    return err.with_columns(pl.Series("bz", bz))
+
+
+def burst_z(count: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """How surprising `count` occurrences are when `expected` are predicted (Poisson upper
+    tail), as a z value in [0, 40]."""
     tail = poisson.sf(count - 1, expected)
     z = norm.isf(np.clip(tail, 1e-300, 1.0))
-    return pl.Series(np.clip(z, 0.0, 40.0))
+    return np.asarray(np.clip(z, 0.0, 40.0), dtype=np.float64)

@@ -111,15 +111,16 @@ def diagnose(
     elif base_logs is None:
         limitations.append("logs: no baseline (no baseline/ folder and nothing before the window)")
     else:
-        tc = logs_mod.mine_templates(cur_logs)
-        tb = logs_mod.mine_templates(base_logs)
+        services = _service_names(current, base)
+        tc, dep_cur = _without_dependency_errors(logs_mod.mine_templates(cur_logs), services)
+        tb, _dep_base = _without_dependency_errors(logs_mod.mine_templates(base_logs), services)
         templates = logs_mod.template_shift(tc, tb)
         transitions = logs_mod.transition_shift(tc, tb)
         scores = logs_mod.service_log_scores(templates, transitions)
         tests = templates.height + transitions.height
-        anomalous_err = templates.filter((pl.col("severity") >= 2) & (pl.col("new") | (pl.col("z") > 3))).select(
-            "service", "template"
-        )
+        anomalous_err = logs_mod.anomalous_errors(templates).select("service", "template")
+        if dep_cur.height:
+            _dependency_evidence(dep_cur, start, window_end, per_service, evidence, findings, ids)
         if "trace_id" in tc.columns:
             error_keys = tc.join(anomalous_err, on=["service", "template"], how="semi").select("trace_id", "service")
         for row in scores.iter_rows(named=True):
@@ -184,6 +185,37 @@ def diagnose(
         limitations=limitations,
         features=[{k: v for k, v in f.items() if k != "evidence"} for f in per_service.values()],
     )
+
+
+def _service_names(*telemetry: Telemetry) -> list[str]:
+    names: set[str] = set()
+    for tel in telemetry:
+        for frame in (tel.logs, tel.traces):
+            if frame is not None and "service" in frame.columns:
+                names.update(str(x) for x in frame.get_column("service").unique().drop_nulls())
+    return sorted(names)
+
+
+def _without_dependency_errors(mined: pl.DataFrame, services: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split off the requests in which a service logged an error naming another service (it could
+    not reach it): (the remaining lines, the naming error lines with a `dependency` column).
+    Those requests left the service's code path because of the dependency, so neither their
+    error lines nor their changed statement order are evidence of a defect in the service."""
+    dep = (
+        mined.filter(pl.col("severity") >= 2)
+        .with_columns(logs_mod.dependency_named(services).alias("dependency"))
+        .filter(pl.col("dependency").is_not_null())
+    )
+    if dep.height == 0:
+        return mined, dep
+    line = ["timestamp", "service", "message"]
+    kept = mined
+    if "trace_id" in mined.columns:
+        keys = dep.filter(pl.col("trace_id").is_not_null() & (pl.col("trace_id") != "")).select("trace_id", "service")
+        kept = kept.join(keys.unique(), on=["trace_id", "service"], how="anti")
+    # Lines without a trace id cannot be tied to a request: drop just the naming line.
+    kept = kept.join(dep.select(line).unique(), on=line, how="anti")
+    return kept, dep
 
 
 def _code_strength(f: dict[str, Any]) -> float:
@@ -364,6 +396,51 @@ def _log_evidence(
                     evidence=[ev],
                 )
             )
+
+
+def _dependency_evidence(
+    dep: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    per_service: dict[str, dict[str, Any]],
+    evidence: list[Evidence],
+    findings: dict[str, list[Finding]],
+    ids: _Ids,
+) -> None:
+    """Errors in which a service says it could not reach another one, as evidence on the named
+    service (they are kept out of the logging service's code-defect score)."""
+    pairs = (
+        dep.group_by("service", "dependency")
+        .agg(pl.len().alias("count"), pl.col("message").first().alias("sample"))
+        .sort("count", descending=True)
+        .head(5)
+    )
+    for row in pairs.iter_rows(named=True):
+        eid = ids.next("log")
+        ev = Evidence(
+            id=eid,
+            source="logs",
+            query=f"service={row['service']} error lines naming {row['dependency']}",
+            start=start,
+            end=end,
+            values={"count": int(row["count"]), "caller": row["service"], "named_service": row["dependency"]},
+            samples=[str(row["sample"])[:300]],
+        )
+        evidence.append(ev)
+        f = per_service.setdefault(row["dependency"], {"service": row["dependency"], "evidence": {}})
+        f["evidence"].setdefault("logs", []).append(eid)
+        f["named_in_errors"] = f.get("named_in_errors", 0) + int(row["count"])
+        findings["logs"].append(
+            Finding(
+                id=f"finding-{eid}",
+                title=f"{row['service']} reports errors reaching {row['dependency']}",
+                detail=f"{int(row['count'])} error lines name {row['dependency']}",
+                confidence=0.3,
+                service=row["dependency"],
+                kind="observation",
+                evidence=[ev],
+            )
+        )
 
 
 def _trace_evidence(
