@@ -151,8 +151,7 @@ def first_error(bundle: Bundle, services: list[str], after: datetime) -> dict[st
         return None
     rows = logs.filter(pl.col("level").str.to_uppercase().is_in(list(ERROR_LEVELS)) & (pl.col("timestamp") >= after))
     if services:
-        scoped = rows.filter(pl.col("service").is_in(services))
-        rows = scoped if scoped.height else rows
+        rows = rows.filter(pl.col("service").is_in(services))
     if rows.height == 0:
         return None
     row = rows.sort("timestamp").row(0, named=True)
@@ -260,7 +259,11 @@ def reconstruct_timeline(bundle: Bundle, context: Mapping[str, Any]) -> tuple[li
     window = bundle.manifest.effective_window()
     onsets = [parse_time(e["at"]) for e in events]
     earliest = min((t for t in onsets if t is not None), default=window.start)
-    error = first_error(bundle, services, earliest - timedelta(minutes=1))
+    suspect = context.get("suspect_service")
+    # The suspect's own first error tells the story; other services' errors come second.
+    error = (first_error(bundle, [suspect], earliest - timedelta(minutes=1)) if isinstance(suspect, str) else None) or (
+        first_error(bundle, services, earliest - timedelta(minutes=1))
+    )
     if error:
         events.append(error)
     elif bundle.logs is None:

@@ -469,12 +469,13 @@ def per_time(times: Sequence[datetime], values: np.ndarray) -> tuple[list[dateti
 
 
 def sustained_within(
-    times: Sequence[datetime], values: np.ndarray, limit: float, higher_is_worse: bool, window: int = 5
+    times: Sequence[datetime], values: np.ndarray, limit: float, higher_is_worse: bool, window: int | None = None
 ) -> datetime | None:
-    """First time from which the rolling median of `window` samples never leaves the limit."""
+    """First time from which the rolling median of `window` samples (default: 5 % of the series,
+    at least 5) never leaves the limit: isolated spikes (a retry burst) do not reset it."""
     if values.size == 0:
         return None
-    k = min(window, values.size)
+    k = min(window or max(5, values.size // 20), values.size)
     rolled = np.array([np.median(values[max(0, i - k + 1) : i + 1]) for i in range(values.size)])
     inside = rolled <= limit if higher_is_worse else rolled >= limit
     if not inside[-1]:
