@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.registry import is_known
 from warroom.analysis.golden import ERROR_LEVELS, Signal, golden_signals
 from warroom.analysis.severity import CADENCE_MINUTES, assess_severity
 from warroom.incident import AgentReport, Evidence, Finding, Role
@@ -15,7 +16,7 @@ from warroom.sources.bundle import Bundle
 
 DEFAULT_ROLES = {
     Role.INCIDENT_COMMANDER: "incident-commander",
-    Role.TECHNICAL_LEAD: "investigation specialists",
+    Role.TECHNICAL_LEAD: "incident-resolution-coordinator",
     Role.COMMUNICATIONS_LEAD: "incident-communications-specialist",
     Role.SCRIBE: "incident-documentation-specialist",
 }
@@ -248,7 +249,7 @@ class IncidentCommander:
             "rpo_minutes": manifest.objectives.rpo_minutes,
         }
         summary = (
-            f"{verdict.rule} — {verdict.severity.label}. "
+            f"{verdict.severity.value} ({verdict.severity.label}): {verdict.rule}. "
             f"Affected: {', '.join(affected_services) or 'none measured'}. {scope}. "
             f"Updates every {cadence:g} min."
         )

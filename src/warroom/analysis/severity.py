@@ -29,23 +29,22 @@ def assess_severity(
     slo_err = slo_error_rate if slo_error_rate is not None else 0.01
     latency_factor = (latency_p99_ms / slo_latency_p99_ms) if latency_p99_ms and slo_latency_p99_ms else None
     if err >= 0.5:
-        return SeverityVerdict(Severity.P0, f"P0: {err:.1%} of requests failing (≥ 50 %: outage)")
+        return SeverityVerdict(Severity.P0, f"{err:.1%} of requests failing (≥ 50 %: outage)")
     if err >= 0.05:
-        return SeverityVerdict(Severity.P1, f"P1: {err:.1%} of requests failing (≥ 5 %)")
+        return SeverityVerdict(Severity.P1, f"{err:.1%} of requests failing (≥ 5 %)")
     if latency_factor is not None and latency_factor >= 4:
         return SeverityVerdict(
             Severity.P1,
-            f"P1: p99 latency {latency_p99_ms:.0f} ms is {latency_factor:.1f}× "
-            f"the {slo_latency_p99_ms:.0f} ms SLO (≥ 4×)",
+            f"p99 latency {latency_p99_ms:.0f} ms is {latency_factor:.1f}× the {slo_latency_p99_ms:.0f} ms SLO (≥ 4×)",
         )
     if revenue_flow_failing and err > slo_err:
-        return SeverityVerdict(Severity.P1, f"P1: a revenue flow fails at {err:.1%}, above the {slo_err:.1%} SLO")
+        return SeverityVerdict(Severity.P1, f"a revenue flow fails at {err:.1%}, above the {slo_err:.1%} SLO")
     if err > slo_err:
-        return SeverityVerdict(Severity.P2, f"P2: error rate {err:.1%} above the {slo_err:.1%} SLO")
+        return SeverityVerdict(Severity.P2, f"error rate {err:.1%} above the {slo_err:.1%} SLO")
     if latency_factor is not None and latency_factor > 1:
         return SeverityVerdict(
-            Severity.P2, f"P2: p99 latency {latency_p99_ms:.0f} ms above the {slo_latency_p99_ms:.0f} ms SLO"
+            Severity.P2, f"p99 latency {latency_p99_ms:.0f} ms above the {slo_latency_p99_ms:.0f} ms SLO"
         )
     if error_rate is None and latency_p99_ms is None:
-        return SeverityVerdict(Severity.P3, "P3: no error rate or latency could be measured at the entry point")
-    return SeverityVerdict(Severity.P3, "P3: degraded but within SLO")
+        return SeverityVerdict(Severity.P3, "no error rate or latency could be measured at the entry point")
+    return SeverityVerdict(Severity.P3, "degraded but within SLO")
