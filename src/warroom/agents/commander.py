@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.registry import is_known
 from warroom.analysis.golden import ERROR_LEVELS, Signal, golden_signals
 from warroom.analysis.severity import CADENCE_MINUTES, assess_severity
 from warroom.incident import AgentReport, Evidence, Finding, Role
