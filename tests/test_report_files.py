@@ -45,7 +45,7 @@ def test_writes_every_file(tmp_path: Path) -> None:
     assert not list((tmp_path / "nested" / "out").glob("*.tmp"))
 
 
-def test_postmortem_markdown_has_every_section(out: Path) -> None:
+def test_postmortem_markdown_has_every_section(out: Path, tmp_path: Path) -> None:
     text = (out / "postmortem.md").read_text()
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
     for section in POSTMORTEM_SECTIONS:
@@ -54,6 +54,19 @@ def test_postmortem_markdown_has_every_section(out: Path) -> None:
     # Blameless: the change and the code are identified by commit and file, never by person.
     assert "jdoe" not in text
     assert "checkout/orders.go:88" in text and "9f3c2ab" in text
+    # A code finding without evidence ids takes those of the finding that names its location.
+    record = build_record()
+    del record.context["code_findings"][0]["evidence_ids"]
+    record.phases[2].steps[0].report.findings.append(  # type: ignore[union-attr]
+        Finding(
+            title="leak at checkout/orders.go:88",
+            confidence=0.9,
+            evidence=[Evidence(id="E-code", source="code", query="diff")],
+        )
+    )
+    write_reports(record, tmp_path)
+    relinked = (tmp_path / "postmortem.md").read_text()
+    assert "(checkout/orders.go:88, commit 9f3c2ab) [evidence: E-code]" in relinked
     assert (
         "- Id: deploy-4711 · Service: checkout-service · Version: v2.14.0 · Commit: 9f3c2ab [evidence: E-deploy]"
         in text

@@ -113,3 +113,22 @@ def test_no_rto_no_verdict() -> None:
     report = derive_metrics(record)
     assert report.metrics.rto_met is None
     assert report.basis["rto_met"] == "not derivable: the incident has no RTO target"
+
+
+def test_resolution_is_when_telemetry_shows_recovery() -> None:
+    record = build_record()
+    # A replayed run resolves in engine time; the telemetry saw recovery 40 minutes in.
+    record.context["recovery"] = {"recovered": True, "recovered_at": at(40).isoformat()}
+    report = derive_metrics(record)
+    assert report.milestones["resolved"].source.startswith("recovery seen in telemetry")
+    assert report.metrics.total_resolution_min == 40.0
+    assert report.metrics.investigation_to_resolution_min == 35.0
+    assert report.metrics.rto_met is False
+
+
+def test_unvalidated_recovery_time_is_not_used() -> None:
+    record = build_record()
+    record.context["recovery"] = {"recovered": False, "recovered_at": at(40).isoformat()}
+    report = derive_metrics(record)
+    assert report.milestones["resolved"].source == "incident.resolved_at"
+    assert report.metrics.total_resolution_min == 25.0

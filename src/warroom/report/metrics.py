@@ -7,7 +7,11 @@ Milestones and where each comes from, first available source wins:
 - investigating: the status change to ``investigating``, else the first ``decision`` event, else
   the start of the second phase;
 - mitigated: ``incident.mitigated_at``, else the status change to ``monitoring``;
-- resolved: ``incident.resolved_at``, else the status change to ``resolved``.
+- resolved: the time recovery validation saw the service back to baseline in the telemetry
+  (``recovery.recovered_at`` in the context, when it says ``recovered``), else
+  ``incident.resolved_at``, else the status change to ``resolved``. Recovery is what an RTO is
+  measured against; and when a bundle is replayed, the engine's own clock compresses the response
+  into seconds while the telemetry keeps the incident's real pace.
 
 Intervals between milestones use these timestamps as they are: they must share one clock, and an
 interval that comes out negative is reported as not derivable rather than clipped.
@@ -16,7 +20,7 @@ interval that comes out negative is reported as not derivable rather than clippe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from statistics import mean
 from typing import Any
@@ -59,6 +63,22 @@ def _status_target(event: TimelineEvent) -> str | None:
         value = event.data.get(key)
         if isinstance(value, str):
             return value.lower()
+    return None
+
+
+def _recovered_at(record: RunRecord) -> datetime | None:
+    recovery = record.context.get("recovery")
+    if not isinstance(recovery, dict) or recovery.get("recovered") is not True:
+        return None
+    value = recovery.get("recovered_at")
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     return None
 
 
@@ -125,6 +145,7 @@ def derive_metrics(record: RunRecord) -> MetricsReport:
             (status_at.get(Status.MONITORING.value), "status change to monitoring"),
         ),
         "resolved": _first(
+            (_recovered_at(record), "recovery seen in telemetry (context.recovery.recovered_at)"),
             (inc.resolved_at, "incident.resolved_at"),
             (status_at.get(Status.RESOLVED.value), "status change to resolved"),
         ),

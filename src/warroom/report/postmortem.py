@@ -253,7 +253,7 @@ def _suspect_change(record: RunRecord) -> Section:
     return Section([Claim(" · ".join(fields), _ids_of(change), source="context.suspect_change")])
 
 
-def _code_findings(record: RunRecord) -> Section:
+def _code_findings(record: RunRecord, index: EvidenceIndex) -> Section:
     if "code_findings" not in record.context:
         return Section(absent="no code analysis ran ('code_findings' absent from the context)")
     items = record.context.get("code_findings")
@@ -270,8 +270,18 @@ def _code_findings(record: RunRecord) -> Section:
         commit = item.get("commit")
         extra = ", ".join(x for x in (where, f"commit {commit}" if commit else "") if x)
         text = _text_of({k: v for k, v in item.items() if k not in BLAMELESS_DROP})
-        rows.append(Claim(f"{text} ({extra})" if extra else text, _ids_of(item)))
+        ids = _ids_of(item) or (_ids_at(index, where) if where else [])
+        rows.append(Claim(f"{text} ({extra})" if extra else text, ids))
     return Section(rows)
+
+
+def _ids_at(index: EvidenceIndex, location: str) -> list[str]:
+    """Evidence of the findings that name this code location (file:line) in their title or detail."""
+    ids: dict[str, None] = {}
+    for entry in index.findings:
+        if location in entry.finding.title or location in entry.finding.detail:
+            ids.update(dict.fromkeys(entry.evidence_ids))
+    return list(ids)
 
 
 def _recovery(record: RunRecord, index: EvidenceIndex) -> Section:
@@ -690,7 +700,7 @@ def build_view(
         primary_cause=primary,
         candidates=Section(candidates, absent="the investigation produced no ranked root-cause candidates"),
         suspect_change=_suspect_change(record),
-        code_findings=_code_findings(record),
+        code_findings=_code_findings(record, index),
         root_cause_findings=Section(root_findings, absent="no finding was classed as bottleneck or root cause"),
         contributing=Section(
             _link_factors(_claims(_dict(record.context.get("postmortem")).get("contributing_factors"), ANALYST), index),
