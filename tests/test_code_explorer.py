@@ -312,3 +312,40 @@ def test_code_explorer_without_repository_says_so() -> None:
     report = CodeExplorer().run(context(bundle("pool_leak"), suspect_service="checkout"))
     assert report.outputs["code_findings"] == []
     assert any("no code repository" in line for line in report.limitations)
+
+
+def test_release_only_on_some_branches_is_a_leak_on_the_others() -> None:
+    source = b"""package h
+
+func (h *H) promo(ctx context.Context, code string) (int, error) {
+	conn, err := h.DB.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	err = conn.QueryRowContext(ctx, "SELECT 1").Scan(&d)
+	if errors.Is(err, sql.ErrNoRows) {
+		conn.Close()
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	conn.Close()
+	return d, nil
+}
+
+func (h *H) fine(ctx context.Context) error {
+	conn, err := h.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	if x {
+		conn.Close()
+		return nil
+	}
+	conn.Close()
+	return nil
+}
+"""
+    hits = analyse_source(source, "go", None, {"resource_leak"})
+    assert [(h.function, h.line, h.data["exit_line"]) for h in hits] == [("promo", 4, 14)]

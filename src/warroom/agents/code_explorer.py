@@ -26,7 +26,7 @@ PREFERRED = (
     ("external", "unbounded_retry"),
 )
 FAULT_OF_KIND = {
-    "resource_leak": "connection_pool_exhaustion",
+    "resource_leak": "db_pool_exhaustion",
     "unindexed_query": "missing_index",
     "unbounded_retry": "retry_storm",
 }

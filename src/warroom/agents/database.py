@@ -13,7 +13,7 @@ from warroom.incident import AgentReport, Finding, RecommendedAction, RiskLevel,
 from warroom.sources import conventions as cv
 
 INDICATOR = {
-    "connection_pool_exhaustion": cv.DB_POOL_UTILIZATION,
+    "db_pool_exhaustion": cv.DB_POOL_UTILIZATION,
     "missing_index": cv.DB_CPU_UTILIZATION,
     "db_cpu_saturation": cv.DB_CPU_UTILIZATION,
     "lock_contention": cv.DB_LOCK_WAITS,
@@ -104,7 +104,7 @@ class DatabaseIncidentSpecialist:
             evidence.append(change_ev)
         fault = analysis.fault_type
         headline = {
-            "connection_pool_exhaustion": f"{service}'s database connection pool is exhausted",
+            "db_pool_exhaustion": f"{service}'s database connection pool is exhausted",
             "missing_index": f"queries from {service} scan tables without an index: database CPU saturated",
             "db_cpu_saturation": "database CPU saturated by long-running queries",
             "lock_contention": "lock contention in the database",
@@ -117,7 +117,7 @@ class DatabaseIncidentSpecialist:
             f"{details['long_running_queries']:.0f} long-running queries" if details["long_running_queries"] else None,
         ]
         detail = "; ".join(f for f in facts if f)
-        if fault == "connection_pool_exhaustion" and details["db_cpu"] is not None and details["db_cpu"] < 0.85:
+        if fault == "db_pool_exhaustion" and details["db_cpu"] is not None and details["db_cpu"] < 0.85:
             detail += (
                 ": the database itself is not busy, so connections are held by the application (a leak or long holds)"
             )
@@ -159,7 +159,7 @@ class DatabaseIncidentSpecialist:
                 evidence_ids=[e.id for e in evidence],
             )
         )
-        if analysis.database_service and analysis.database_service != service and fault != "connection_pool_exhaustion":
+        if analysis.database_service and analysis.database_service != service and fault != "db_pool_exhaustion":
             candidates.append(
                 RootCauseCandidate(
                     rank=2,
@@ -218,7 +218,7 @@ class DatabaseIncidentSpecialist:
                     rollback="none needed: cancelled queries are retried by their callers",
                 )
             )
-        if fault in ("connection_pool_exhaustion", "missing_index") and details["pool_utilization"]:
+        if fault in ("db_pool_exhaustion", "missing_index") and details["pool_utilization"]:
             actions.append(
                 RecommendedAction(
                     id="db-recycle-pool",
@@ -230,7 +230,7 @@ class DatabaseIncidentSpecialist:
                     rollback="none needed: the pool reconnects on demand",
                 )
             )
-        if fault == "connection_pool_exhaustion":
+        if fault == "db_pool_exhaustion":
             actions.append(
                 RecommendedAction(
                     id="db-raise-pool",

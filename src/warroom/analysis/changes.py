@@ -136,10 +136,20 @@ def detect_onset(
     series = frame.group_by("service", "metric", "timestamp").agg(pl.col("value").mean()).sort("timestamp").collect()
     if series.height == 0:
         return fallback
-    if baseline is not None and baseline.height:
-        base_src = baseline.lazy().filter(pl.col("metric").is_in(ONSET_SIGNALS))
+    # The same day's data before the window is the best reference (same load, same time of day); the
+    # baseline folder (often another day) only stands in when there is too little of it.
+    pre_window = series.filter(pl.col("timestamp") < window_start)
+    if pre_window.height >= 20 * max(series.select(pl.struct("service", "metric").n_unique()).item(), 1):
+        base_src = pre_window.lazy()
+    elif baseline is not None and baseline.height:
+        base_src = (
+            baseline.lazy()
+            .filter(pl.col("metric").is_in(ONSET_SIGNALS))
+            .group_by("service", "metric", "timestamp")
+            .agg(pl.col("value").mean())
+        )
     else:
-        base_src = series.lazy().filter(pl.col("timestamp") < window_start)
+        base_src = pre_window.lazy()
     base = (
         base_src.group_by("service", "metric")
         .agg(

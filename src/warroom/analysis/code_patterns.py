@@ -289,6 +289,46 @@ def _mentions(node: ts.Node, name: str) -> bool:
     return bool(pattern.search(_text(node)))
 
 
+BLOCK_TYPES = {"block", "statement_list", "statement_block", "module"}
+
+
+def _enclosing_block(node: ts.Node, function: ts.Node) -> ts.Node | None:
+    statement = _statement_of(node, function)
+    parent = statement.parent
+    return parent if parent is not None and parent.type in BLOCK_TYPES else None
+
+
+def _dominates(release: ts.Node, exit_node: ts.Node, function: ts.Node) -> bool:
+    """The release runs on every path to the exit: it sits earlier in a block that also holds the exit
+    (a release inside an `if` does not cover an exit after that `if`)."""
+    if release.end_byte > exit_node.start_byte:
+        return False
+    block = _enclosing_block(release, function)
+    return block is not None and block.start_byte <= exit_node.start_byte < block.end_byte
+
+
+def _dominates_end(release: ts.Node, body: ts.Node, function: ts.Node) -> bool:
+    """The release runs before the function falls off its end: it sits in the body's top-level block."""
+    block = _enclosing_block(release, function)
+    if block is None:
+        return False
+    return block.id == body.id or (block.parent is not None and block.parent.id == body.id)
+
+
+def _ends_with_exit(body: ts.Node) -> bool:
+    node = body
+    while node.named_children:
+        last = [c for c in node.named_children if c.type != "comment"]
+        if not last:
+            return False
+        node = last[-1]
+        if node.type in EXIT_TYPES:
+            return True
+        if node.type not in BLOCK_TYPES:
+            return False
+    return False
+
+
 def _returns(node: ts.Node, var: str) -> bool:
     values = []
     for child in node.named_children:
@@ -362,17 +402,22 @@ def _leaks(function: ts.Node, language: str, lines: list[str]) -> list[PatternHi
             confidence = 0.6 if passed_on else 0.85
             path_line = None
         else:
-            first_release = min(r.start_byte for r, _ in releases)
+            release_nodes = [r for r, _ in releases]
             exits = [
                 n
                 for n in body_nodes
                 if n.type in EXIT_TYPES
-                and acquired_end <= n.start_byte < first_release
+                and n.start_byte >= acquired_end
                 and (err_check is None or not (err_check.start_byte <= n.start_byte < err_check.end_byte))
+                and not any(_dominates(r, n, function) for r in release_nodes)
             ]
+            body = function.child_by_field_name("body")
+            falls_off = body is not None and not _ends_with_exit(body)
+            if falls_off and body is not None and not any(_dominates_end(r, body, function) for r in release_nodes):
+                exits.append(body)
             if not exits:
                 continue
-            path_line = exits[0].start_point[0] + 1
+            path_line = exits[0].start_point[0] + 1 if exits[0].type in EXIT_TYPES else exits[0].end_point[0] + 1
             release_line = min(r.start_point[0] for r, _ in releases) + 1
             detail = (
                 f"{resource} `{var}` acquired by {method}() is released at line {release_line} only on the "

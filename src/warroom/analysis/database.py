@@ -31,7 +31,9 @@ DB_CPU_SATURATED = 0.85
 LOG_PATTERNS = {
     "pool_exhausted": r"(?i)(pool (is )?exhausted|timeout (acquiring|waiting for|getting|obtaining) (a )?"
     r"(db |database )?connection|too many (clients|connections)|remaining connection slots|"
-    r"could not (obtain|acquire|get) (a )?connection|connection pool (timeout|full|exhausted))",
+    r"could not (obtain|acquire|get) (a )?connection|connection pool (timeout|full|exhausted)|"
+    r"pool saturated|(acquire|acquiring|get|getting) (a )?(db |database )?conn(ection)?: .*(timeout|deadline|exceeded)|"
+    r"waited .* for a (free|idle|available) connection|no (free|idle|available) connections?)",
     "slow_query": r"(?i)(slow query|long[- ]running query|statement timeout|canceling statement|query took)",
     "table_scan": r"(?i)(seq(uential)? scan|full (table )?scan|missing index|no index|rows (examined|scanned))",
     "lock": r"(?i)(deadlock|lock wait|lock timeout|could not obtain lock|waiting for (a )?lock)",
@@ -319,7 +321,7 @@ def analyse_database(
     )
     lock_score = (1.0 if locks and _rise(locks) >= 3 else 0.0) + (0.6 if surge("lock") else 0.0)
     result.scores = {
-        "connection_pool_exhaustion": round(pool_score, 2),
+        "db_pool_exhaustion": round(pool_score, 2),
         "slow_queries": round(index_score, 2),
         "lock_contention": round(lock_score, 2),
     }
@@ -350,7 +352,7 @@ def analyse_database(
         if locks is not None:
             result.evidence.append(_ev(locks, *start_end))
     elif pools:
-        result.fault_type = "connection_pool_exhaustion"
+        result.fault_type = "db_pool_exhaustion"
         first = min(pools, key=lambda s: (s.onset or end, -s.peak))
         result.suspect_service = first.service
         # Pool at its limit while the database itself is idle: the application holds connections.
