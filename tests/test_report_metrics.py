@@ -36,6 +36,7 @@ def test_metrics_json_carries_numbers_and_their_basis(tmp_path: Path) -> None:
         "first_update_after_detection_min": 3.0,
         "longest_gap_min": 10.0,
         "cadence_met": True,
+        "source": "communication events on the timeline",
     }
     assert data["basis"]["rto_met"] == "total resolution 25 min against RTO 30 min"
 
@@ -94,7 +95,7 @@ def test_communication_interval_needs_two_updates() -> None:
     record.timeline = [e for e in record.timeline if e.kind != TimelineKind.COMMUNICATION_SENT] + comms[:1]
     report = derive_metrics(record)
     assert report.metrics.communication_interval_min is None
-    assert report.basis["communication_interval_min"].startswith("not derivable: 1 communication event")
+    assert report.basis["communication_interval_min"].startswith("not derivable: 1 update round")
 
 
 def test_missed_cadence_is_judged_on_the_longest_gap() -> None:
@@ -132,3 +133,38 @@ def test_unvalidated_recovery_time_is_not_used() -> None:
     report = derive_metrics(record)
     assert report.milestones["resolved"].source == "incident.resolved_at"
     assert report.metrics.total_resolution_min == 25.0
+
+
+def test_audiences_of_one_round_count_once() -> None:
+    record = build_record()
+    record.timeline = [e for e in record.timeline if e.kind != TimelineKind.COMMUNICATION_SENT]
+    for seq, minute in ((1, 3), (2, 18)):
+        for offset, audience in enumerate(("internal", "executive", "customer")):
+            record.timeline.append(
+                ev(
+                    100 + seq * 10 + offset,
+                    minute + offset * 0.01,
+                    TimelineKind.COMMUNICATION_SENT,
+                    "comms",
+                    audience,
+                    sequence=seq,
+                )
+            )
+    report = derive_metrics(record)
+    assert report.communications["count"] == 2
+    assert report.metrics.communication_interval_min == 15.0
+
+
+def test_rounds_from_context_messages_when_the_timeline_has_none() -> None:
+    record = build_record()
+    record.timeline = [e for e in record.timeline if e.kind != TimelineKind.COMMUNICATION_SENT]
+    record.context["communications"] = [
+        {"sequence": 1, "audience": "internal", "created_at": at(4).isoformat(), "status": "delivered"},
+        {"sequence": 1, "audience": "customer", "created_at": at(4).isoformat(), "status": "delivered"},
+        {"sequence": 2, "audience": "internal", "created_at": at(16).isoformat(), "status": "delivered"},
+        {"sequence": 3, "audience": "internal", "created_at": at(20).isoformat(), "status": "failed"},
+    ]
+    report = derive_metrics(record)
+    assert report.communications["source"] == "messages in context.communications"
+    assert report.communications["count"] == 2
+    assert report.metrics.communication_interval_min == 12.0

@@ -70,7 +70,10 @@ def _recovered_at(record: RunRecord) -> datetime | None:
     recovery = record.context.get("recovery")
     if not isinstance(recovery, dict) or recovery.get("recovered") is not True:
         return None
-    value = recovery.get("recovered_at")
+    return _as_time(recovery.get("recovered_at"))
+
+
+def _as_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str):
@@ -108,7 +111,7 @@ def derive_metrics(record: RunRecord) -> MetricsReport:
     first_alert: datetime | None = None
     first_decision: datetime | None = None
     status_at: dict[str, datetime] = {}
-    comms: list[datetime] = []
+    comms: dict[Any, datetime] = {}  # update round → when it went out
     for ev in record.timeline:
         if ev.kind == TimelineKind.ALERT and first_alert is None:
             first_alert = ev.at
@@ -119,7 +122,7 @@ def derive_metrics(record: RunRecord) -> MetricsReport:
             if target is not None and target not in status_at:
                 status_at[target] = ev.at
         elif ev.kind == TimelineKind.COMMUNICATION_SENT:
-            comms.append(ev.at)
+            _add_round(comms, ev.data.get("sequence"), ev.at)
 
     phases = record.phases
     first_phase_end = phases[0].finished_at if phases else None
@@ -174,7 +177,12 @@ def derive_metrics(record: RunRecord) -> MetricsReport:
         rto_met = total <= rto
         basis["rto_met"] = f"total resolution {total:g} min against RTO {rto:g} min"
 
-    comm_info, interval = _communications(comms, m["detected"], inc.comms_cadence_minutes)
+    comm_source = "communication events on the timeline"
+    if not comms:
+        comms = _context_rounds(record)
+        comm_source = "messages in context.communications"
+    comm_info, interval = _communications(sorted(comms.values()), m["detected"], inc.comms_cadence_minutes)
+    comm_info["source"] = comm_source
     basis["communication_interval_min"] = comm_info.pop("basis")
 
     run_seconds = _run_seconds(record)
@@ -203,6 +211,29 @@ def derive_metrics(record: RunRecord) -> MetricsReport:
     )
 
 
+def _add_round(rounds: dict[Any, datetime], sequence: Any, at: datetime) -> None:
+    """One update round per sequence number: its audiences (internal, executive, customer) go out
+    together and must not count as updates minutes or milliseconds apart."""
+    key = sequence if isinstance(sequence, int | str) and not isinstance(sequence, bool) else at
+    if key not in rounds or at < rounds[key]:
+        rounds[key] = at
+
+
+def _context_rounds(record: RunRecord) -> dict[Any, datetime]:
+    """Update rounds from the messages the communications agent put into the context."""
+    rounds: dict[Any, datetime] = {}
+    messages = record.context.get("communications")
+    if not isinstance(messages, list):
+        return rounds
+    for message in messages:
+        if not isinstance(message, dict) or message.get("status") in ("failed", "pending"):
+            continue
+        at = _as_time(message.get("sent_at") or message.get("created_at"))
+        if at is not None:
+            _add_round(rounds, message.get("sequence"), at)
+    return rounds
+
+
 def _communications(
     sent: list[datetime], detected: Milestone, cadence: float | None
 ) -> tuple[dict[str, Any], float | None]:
@@ -223,9 +254,9 @@ def _communications(
     if cadence is not None and gaps:
         info["cadence_met"] = max(gaps) <= cadence
     if not gaps:
-        info["basis"] = f"not derivable: {len(ordered)} communication event(s) on the timeline, an interval needs two"
+        info["basis"] = f"not derivable: {len(ordered)} update round(s) recorded, an interval needs two"
         return info, None
-    info["basis"] = f"mean gap between {len(ordered)} communication events"
+    info["basis"] = f"mean gap between {len(ordered)} update rounds"
     return info, round(mean(gaps), 3)
 
 

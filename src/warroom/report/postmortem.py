@@ -379,7 +379,7 @@ def _went_well(record: RunRecord, metrics: MetricsReport) -> Section:
             Claim(
                 f"Stakeholder updates kept the {c['cadence_minutes']:g} min cadence "
                 f"(longest gap {c['longest_gap_min']:g} min over {c['count']} updates)",
-                source="communication events on the timeline",
+                source=str(c.get("source", "")),
             )
         )
     rows.extend(_claims(analyst, ANALYST))
@@ -432,7 +432,7 @@ def _challenges(
             Claim(
                 f"Stakeholder updates missed the {c['cadence_minutes']:g} min cadence "
                 f"(longest gap {c['longest_gap_min']:g} min)",
-                source="communication events on the timeline",
+                source=str(c.get("source", "")),
             )
         )
     recovery = _dict(record.context.get("recovery"))
