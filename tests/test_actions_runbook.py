@@ -114,9 +114,10 @@ def make_bundle(root: Path) -> Path:
         "slo: {latency_p99_ms: 500, error_rate: 0.01}\n"
     )
     header = "timestamp,service,metric,value"
-    (root / "metrics.csv").write_text(
-        "\n".join([header, *_series(fired - timedelta(minutes=30), 50, 2400, 0.2)]) + "\n"
-    )
+    # Healthy before the incident window (the baseline), then the incident.
+    before = _series(fired - timedelta(minutes=30), 20, 200, 0.001)
+    during = _series(fired - timedelta(minutes=10), 30, 2400, 0.2)
+    (root / "metrics.csv").write_text("\n".join([header, *before, *during]) + "\n")
     for kind, p99, err in (("recycle_pool", 2300, 0.18), ("kill_long_queries", 2200, 0.15), ("rollback", 210, 0.002)):
         folder = root / "after" / kind
         folder.mkdir(parents=True)

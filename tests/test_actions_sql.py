@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -16,12 +18,16 @@ pgserver = pytest.importorskip("pgserver")
 
 
 @pytest.fixture(scope="module")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+def pg_url() -> Iterator[str]:
+    # Its own temporary directory, not pytest's: pytest prunes old basetemp folders, which can pull
+    # the data directory from under a server when several test sessions run at once.
+    folder = tempfile.mkdtemp(prefix="warroom-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
     try:
         yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
     finally:
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_password(url: str) -> str:
