@@ -13,15 +13,32 @@ from warroom.report import write_reports
 HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 
 
+VOID = frozenset({"meta", "br", "rect", "line", "circle", "polyline"})
+
+
 class TagCollector(HTMLParser):
+    """Tags and attributes seen, and whether every element that was opened was closed in order."""
+
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[str] = []
         self.attrs: list[tuple[str, str | None]] = []
+        self.open: list[str] = []
+        self.mismatched: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
         self.attrs.extend(attrs)
+        if tag not in VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in VOID:
+            return
+        if self.open and self.open[-1] == tag:
+            self.open.pop()
+        else:
+            self.mismatched.append(tag)
 
 
 def hostile_record():  # type: ignore[no-untyped-def]
@@ -67,6 +84,7 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
     assert "link" not in parser.tags and "script" not in parser.tags
     assert not [v for k, v in parser.attrs if k in ("src", "href") and v]
     assert "<style>" in html
+    assert parser.open == [] and parser.mismatched == []
 
 
 def test_html_has_every_section(tmp_path: Path) -> None:
