@@ -22,7 +22,7 @@ EXCEPTION_RE = r"(?i)(exception|traceback|panic:|stack ?trace|\bthrow)"
 ERROR_WORDS_RE = r"(?i)\b(error|fail(ed|ure|s)?|refused|timeout|timed out|unavailable)\b"
 EXCEPTION_CLASS_RE = r"\b[A-Za-z_][\w$]*(?:Exception|Error)\b"
 END = "<end>"
-MIN_SOURCE = 8  # a statement seen fewer times than this says little about what follows it
+MIN_SOURCE = 5  # a statement seen fewer times than this says little about what follows it
 
 
 def mine_templates(logs: pl.DataFrame) -> pl.DataFrame:
@@ -92,21 +92,27 @@ def _two_proportion_z(k1: pl.Expr, n1: pl.Expr, k0: pl.Expr, n0: pl.Expr) -> pl.
     return (k1 / n1 - k0 / n0) / se
 
 
-def template_shift(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFrame:
-    """Per (service, template): counts, shares within the service, z of the share change, new flag."""
-    cur = current.group_by("service", "template").agg(
+def template_shift(current: pl.DataFrame, baseline: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
+    """Per (service, template): counts, shares within the service, z of the share change, new flag.
+
+    With `by` (a column of both frames, e.g. the caller) the z is stratified: the share is
+    compared within each (service, by) and the strata are combined (Cochran-Mantel-Haenszel), so
+    a change in the mix of callers does not read as a change in what the service logs, while a
+    change seen in every caller's requests adds up."""
+    keys = ["service", by] if by else ["service"]
+    cur = current.group_by(*keys, "template").agg(
         pl.len().alias("count"),
         pl.col("severity").max(),
         pl.col("exception").any(),
         pl.col("message").first().alias("sample"),
     )
-    base = baseline.group_by("service", "template").agg(pl.len().alias("base_count"))
-    totals_c = current.group_by("service").agg(pl.len().alias("n"))
-    totals_b = baseline.group_by("service").agg(pl.len().alias("base_n"))
+    base = baseline.group_by(*keys, "template").agg(pl.len().alias("base_count"))
+    totals_c = current.group_by(*keys).agg(pl.len().alias("n"))
+    totals_b = baseline.group_by(*keys).agg(pl.len().alias("base_n"))
     joined = (
-        cur.join(base, on=["service", "template"], how="full", coalesce=True)
-        .join(totals_c, on="service", how="left")
-        .join(totals_b, on="service", how="left")
+        cur.join(base, on=[*keys, "template"], how="full", coalesce=True)
+        .join(totals_c, on=keys, how="left")
+        .join(totals_b, on=keys, how="left")
         .with_columns(
             pl.col("count").fill_null(0),
             pl.col("base_count").fill_null(0),
@@ -116,13 +122,18 @@ def template_shift(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFram
             pl.col("exception").fill_null(False),
         )
     )
-    has_both = (pl.col("n") > 0) & (pl.col("base_n") > 0)
-    z = _two_proportion_z(
-        pl.col("count").cast(pl.Float64),
-        pl.col("n").cast(pl.Float64),
-        pl.col("base_count").cast(pl.Float64),
-        pl.col("base_n").cast(pl.Float64),
-    )
+    if by:
+        joined = _cmh(joined, ["service", "template"], first=["severity", "exception", "sample"])
+        has_both = pl.lit(True)
+        z = pl.col("z")
+    else:
+        has_both = (pl.col("n") > 0) & (pl.col("base_n") > 0)
+        z = _two_proportion_z(
+            pl.col("count").cast(pl.Float64),
+            pl.col("n").cast(pl.Float64),
+            pl.col("base_count").cast(pl.Float64),
+            pl.col("base_n").cast(pl.Float64),
+        )
     return joined.with_columns(
         pl.when(has_both).then(z).otherwise(0.0).alias("z"),
         ((pl.col("base_count") == 0) & (pl.col("count") > 0) & (pl.col("base_n") > 0)).alias("new"),
@@ -131,24 +142,72 @@ def template_shift(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFram
     )
 
 
-def _transitions(frame: pl.DataFrame) -> pl.DataFrame:
-    """Which statement follows which inside one request and service (grouped by trace id)."""
+def _cmh(strata: pl.DataFrame, keys: list[str], first: list[str] | None = None) -> pl.DataFrame:
+    """Combine per-stratum 2×2 tables (count of n now, base_count of base_n before) into one z
+    per `keys` (Cochran-Mantel-Haenszel). A stratum seen in only one period carries no
+    information about change and adds nothing. Counts and totals are summed over the strata
+    seen in both periods."""
+    n = pl.col("n").cast(pl.Float64)
+    n0 = pl.col("base_n").cast(pl.Float64)
+    m1 = (pl.col("count") + pl.col("base_count")).cast(pl.Float64)
+    total = n + n0
+    both = (pl.col("n") > 0) & (pl.col("base_n") > 0)
+    expected = n * m1 / total.clip(1.0, None)
+    var = n * n0 * m1 * (total - m1) / (total.pow(2) * (total - 1.0)).clip(1.0, None)
+    frame = strata.with_columns(
+        pl.when(both).then(pl.col("count").cast(pl.Float64) - expected).otherwise(0.0).alias("_dev"),
+        pl.when(both).then(var).otherwise(0.0).alias("_var"),
+    )
+    out = frame.group_by(keys).agg(
+        pl.col("count").sum(),
+        pl.col("base_count").sum(),
+        pl.col("n").filter(both).sum().alias("n"),
+        pl.col("base_n").filter(both).sum().alias("base_n"),
+        pl.col("_dev").sum(),
+        pl.col("_var").sum(),
+        *[pl.col(c).first() for c in first or []],
+    )
+    return out.with_columns(
+        pl.when(pl.col("_var") > 0).then(pl.col("_dev") / pl.col("_var").sqrt()).otherwise(0.0).alias("z")
+    ).drop("_dev", "_var")
+
+
+def with_span_id(logs: pl.DataFrame) -> pl.DataFrame:
+    """Add a `span_id` column (null where unknown) from the line's attributes (`{"span_id": …}`),
+    unless the frame already has one: it ties a log line to the span that logged it."""
+    if "span_id" in logs.columns:
+        return logs
+    if "attributes" not in logs.columns:
+        return logs.with_columns(pl.lit(None, pl.String).alias("span_id"))
+    return logs.with_columns(pl.col("attributes").str.json_path_match("$.span_id").alias("span_id"))
+
+
+def _transitions(frame: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
+    """Which statement follows which inside one request and service: within one span (one
+    handler invocation) when lines carry span ids, else within one trace."""
     if "trace_id" not in frame.columns:
-        return pl.DataFrame(schema={"service": pl.String, "src": pl.String, "dst": pl.String})
+        return pl.DataFrame(schema={"service": pl.String, "_by": pl.String, "src": pl.String, "dst": pl.String})
     keyed = frame.filter(pl.col("trace_id").is_not_null() & (pl.col("trace_id") != ""))
+    # A trace can hold several requests to the same service (a workflow calling it twice); the
+    # span keeps their statements apart, so a change in the request mix is not a change in flow.
+    span = pl.col("span_id").fill_null("") if "span_id" in keyed.columns else pl.lit("")
     return (
         keyed.sort("timestamp")
-        .with_columns(pl.col("template").shift(-1).over("trace_id", "service").fill_null(END).alias("dst"))
-        .select("service", pl.col("template").alias("src"), "dst")
+        .with_columns(span.alias("_span"))
+        .with_columns(pl.col("template").shift(-1).over("trace_id", "_span", "service").fill_null(END).alias("dst"))
+        .select("service", (pl.col(by) if by else pl.lit("")).alias("_by"), pl.col("template").alias("src"), "dst")
     )
 
 
-def transition_shift(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFrame:
+def transition_shift(current: pl.DataFrame, baseline: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
     """Per (service, src, dst): P(dst | src) now and in the baseline, and the z of the change.
     A statement that is no longer followed by its usual successor marks the code region where
-    the request now leaves the normal path (an exception, an early return)."""
-    cur = _transitions(current).group_by("service", "src", "dst").agg(pl.len().alias("count"))
-    base = _transitions(baseline).group_by("service", "src", "dst").agg(pl.len().alias("base_count"))
+    the request now leaves the normal path (an exception, an early return). With `by` (e.g. the
+    caller) the change is stratified like `template_shift`'s: a branch taken for one caller's
+    requests and not for another's does not read as a change when only the mix of callers changed."""
+    keys = ["service", "_by", "src", "dst"]
+    cur = _transitions(current, by).group_by(keys).agg(pl.len().alias("count"))
+    base = _transitions(baseline, by).group_by(keys).agg(pl.len().alias("base_count"))
     if cur.height == 0 or base.height == 0:
         return pl.DataFrame(
             schema={
@@ -164,33 +223,40 @@ def transition_shift(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFr
                 "z": pl.Float64,
             }
         )
-    joined = cur.join(base, on=["service", "src", "dst"], how="full", coalesce=True).with_columns(
+    joined = cur.join(base, on=keys, how="full", coalesce=True).with_columns(
         pl.col("count").fill_null(0), pl.col("base_count").fill_null(0)
     )
     joined = joined.with_columns(
-        pl.col("count").sum().over("service", "src").alias("n"),
-        pl.col("base_count").sum().over("service", "src").alias("base_n"),
-    ).filter((pl.col("n") >= MIN_SOURCE) & (pl.col("base_n") >= MIN_SOURCE))
-    z = _two_proportion_z(
-        pl.col("count").cast(pl.Float64),
-        pl.col("n").cast(pl.Float64),
-        pl.col("base_count").cast(pl.Float64),
-        pl.col("base_n").cast(pl.Float64),
+        pl.col("count").sum().over("service", "_by", "src").alias("n"),
+        pl.col("base_count").sum().over("service", "_by", "src").alias("base_n"),
     )
-    return joined.with_columns(
+    if by:
+        joined = _cmh(joined, ["service", "src", "dst"])
+    else:
+        joined = joined.drop("_by").with_columns(
+            _two_proportion_z(
+                pl.col("count").cast(pl.Float64),
+                pl.col("n").cast(pl.Float64),
+                pl.col("base_count").cast(pl.Float64),
+                pl.col("base_n").cast(pl.Float64),
+            ).alias("z")
+        )
+    return joined.filter((pl.col("n") >= MIN_SOURCE) & (pl.col("base_n") >= MIN_SOURCE)).with_columns(
         (pl.col("count") / pl.col("n")).alias("p"),
         (pl.col("base_count") / pl.col("base_n")).alias("base_p"),
-        z.alias("z"),
     )
 
 
-def service_log_scores(templates: pl.DataFrame, transitions: pl.DataFrame) -> pl.DataFrame:
+def service_log_scores(
+    templates: pl.DataFrame, transitions: pl.DataFrame, shares: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Per service: the strongest evidence of changed logging.
 
     - `new_error`: occurrences of error templates that the baseline never showed (or whose share
       rose sharply), `new_error_z` its strength;
     - `flow_z`: the largest change in which statement follows which;
-    - `share_z`: the largest change in a template's share of the service's lines.
+    - `share_z`: the largest change in a template's share of the service's lines (from `shares`,
+      e.g. shares within each caller's requests, when given).
     """
     err = anomalous_errors(templates)
     err_scores = err.group_by("service").agg(
@@ -198,8 +264,10 @@ def service_log_scores(templates: pl.DataFrame, transitions: pl.DataFrame) -> pl
         pl.col("bz").max().alias("new_error_z"),
         pl.col("exception").any().alias("new_exception"),
     )
-    share = templates.group_by("service").agg(
-        pl.col("z").abs().max().alias("share_z"), pl.col("count").sum().alias("lines")
+    share = (
+        (shares if shares is not None else templates)
+        .group_by("service")
+        .agg(pl.col("z").abs().max().alias("share_z"), pl.col("count").sum().alias("lines"))
     )
     if transitions.height:
         flow = transitions.group_by("service").agg(pl.col("z").abs().max().alias("flow_z"))

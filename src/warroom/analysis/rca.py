@@ -112,12 +112,20 @@ def diagnose(
         limitations.append("logs: no baseline (no baseline/ folder and nothing before the window)")
     else:
         services = _service_names(current, base)
-        tc, dep_cur = _without_dependency_errors(logs_mod.mine_templates(cur_logs), services)
-        tb, _dep_base = _without_dependency_errors(logs_mod.mine_templates(base_logs), services)
+        tc, dep_cur = _without_dependency_errors(logs_mod.with_span_id(logs_mod.mine_templates(cur_logs)), services)
+        tb, _dep_base = _without_dependency_errors(logs_mod.with_span_id(logs_mod.mine_templates(base_logs)), services)
+        by = None
+        if "trace_id" in tc.columns and current.traces is not None and base.traces is not None and base.traces.height:
+            # Tie each line to the service on whose behalf it ran (span id → nearest ancestor
+            # span in another service), and compare flows and shares per caller.
+            tc = _with_caller(tc, current.traces)
+            tb = _with_caller(tb, base.traces)
+            by = "caller"
         templates = logs_mod.template_shift(tc, tb)
-        transitions = logs_mod.transition_shift(tc, tb)
-        scores = logs_mod.service_log_scores(templates, transitions)
-        tests = templates.height + transitions.height
+        shares = logs_mod.template_shift(tc, tb, by=by) if by else templates
+        transitions = logs_mod.transition_shift(tc, tb, by=by)
+        scores = logs_mod.service_log_scores(templates, transitions, shares)
+        tests = shares.height + transitions.height
         anomalous_err = logs_mod.anomalous_errors(templates).select("service", "template")
         if dep_cur.height:
             _dependency_evidence(dep_cur, start, window_end, per_service, evidence, findings, ids)
@@ -196,6 +204,13 @@ def _service_names(*telemetry: Telemetry) -> list[str]:
     return sorted(names)
 
 
+def _with_caller(lines: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
+    """Add `caller` to log lines: the calling service of the span that logged the line ("" when
+    unknown or the request entered from outside)."""
+    callers = traces_mod.entry_callers(spans)
+    return lines.join(callers, on=["trace_id", "span_id"], how="left").with_columns(pl.col("caller").fill_null(""))
+
+
 def _without_dependency_errors(mined: pl.DataFrame, services: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split off the requests in which a service logged an error naming another service (it could
     not reach it): (the remaining lines, the naming error lines with a `dependency` column).
@@ -223,6 +238,10 @@ def _code_strength(f: dict[str, Any]) -> float:
     return f.get("new_error_z", 0.0) + max(f.get("flow_z", 0.0), f.get("share_z", 0.0))
 
 
+def _softplus(x: float) -> float:
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+
 def _critical_z(tests: int, alpha: float = 0.01) -> float:
     """Bonferroni: the |z| that one of `tests` independent comparisons exceeds by chance with
     probability alpha. Log changes below it are the noise of comparing two periods."""
@@ -243,14 +262,22 @@ def _descendants(graph: dict[str, list[str]], service: str, depth: int = 4) -> s
 def _rank(per_service: dict[str, dict[str, Any]], graph: dict[str, list[str]], tests: int) -> list[RootCauseCandidate]:
     scored: list[tuple[float, str, str, str, str]] = []
     crit = _critical_z(tests)
-    excess = {s: max(_code_strength(f) - crit, 0.0) for s, f in per_service.items()}
+    # Excess over the noise level, smoothed (softplus): a change far above the noise counts by
+    # its excess; one just below it keeps a small weight, so that when nothing clears the noise
+    # the ranking still follows the strongest log evidence rather than the CPU series' wiggle.
+    excess = {s: _softplus(_code_strength(f) - crit) if _code_strength(f) > 0 else 0.0 for s, f in per_service.items()}
     for service, f in per_service.items():
         hyps: list[tuple[float, str, str, str]] = []
         strength = excess[service]
-        reason_bits = [f"log change {strength + crit:.1f} against a noise level of {crit:.1f}"]
+        reason_bits = [f"log change {_code_strength(f):.1f} against a noise level of {crit:.1f}"]
         factor = 1.0
         below = _descendants(graph, service)
-        blamed = sorted(c for c in below if excess.get(c, 0.0) >= PROPAGATION_SHARE * strength > 0)
+        # Only a callee whose own change clears the noise level can explain its caller's.
+        blamed = sorted(
+            c
+            for c in below
+            if _code_strength(per_service.get(c, {})) > crit and excess.get(c, 0.0) >= PROPAGATION_SHARE * strength > 0
+        )
         if blamed:
             factor *= 0.5
             reason_bits.append(f"services it calls ({', '.join(blamed[:3])}) changed too: likely propagation")

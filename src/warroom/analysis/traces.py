@@ -35,6 +35,36 @@ def prepare(spans: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(error.alias("error"))
 
 
+def entry_callers(spans: pl.DataFrame, max_depth: int = 12) -> pl.DataFrame:
+    """Per span: `caller`, the service of its nearest ancestor span in another service ("" for a
+    request that entered from outside). It says on whose behalf a handler ran, so that a change
+    in who calls a service can be told apart from a change in what the service does."""
+    slim = spans.select("trace_id", "span_id", "parent_span_id", "service").unique(["trace_id", "span_id"])
+    parents = slim.select(
+        "trace_id",
+        pl.col("span_id").alias("_anc"),
+        pl.col("parent_span_id").alias("_next"),
+        pl.col("service").alias("_anc_service"),
+    )
+    todo = slim.select("trace_id", "span_id", "service", pl.col("parent_span_id").alias("_anc"))
+    done: list[pl.DataFrame] = []
+    for _ in range(max_depth):
+        if todo.height == 0:
+            break
+        step = todo.join(parents, on=["trace_id", "_anc"], how="left")
+        other = pl.col("_anc_service").is_not_null() & (pl.col("_anc_service") != pl.col("service"))
+        done.append(step.filter(other).select("trace_id", "span_id", pl.col("_anc_service").alias("caller")))
+        # The parent is not (or no longer) in the data: the request entered here.
+        done.append(
+            step.filter(pl.col("_anc_service").is_null()).select("trace_id", "span_id", pl.lit("").alias("caller"))
+        )
+        todo = step.filter(pl.col("_anc_service") == pl.col("service")).select(
+            "trace_id", "span_id", "service", pl.col("_next").alias("_anc")
+        )
+    done.append(todo.select("trace_id", "span_id", pl.lit("").alias("caller")))
+    return pl.concat(done)
+
+
 def edges(prepared: pl.DataFrame) -> pl.DataFrame:
     """Cross-service calls: caller, callee, the callee span's duration and the gap between the
     caller's span and the callee's (time spent on the wire and in queues)."""
