@@ -14,7 +14,7 @@ from warroom.report.writer import write_reports
 from warroom.sources.bundle import load_bundle
 from warroom.store.records import build_record
 from warroom.store.repository import Store
-from warroom.workflow.engine import Approver, Engine, Progress, RunOptions, RunResult
+from warroom.workflow.engine import Approver, Engine, Progress, RunOptions, RunResult, runner_for
 from warroom.workflow.spec import ApprovalPolicy, WorkflowSpec, load_workflow, resolve_workflow
 
 
@@ -42,7 +42,6 @@ def respond(
     approver: Approver | None = None,
 ) -> Response:
     spec = load_spec(workflow)
-    bundle = load_bundle(bundle_dir)  # validate before anything is recorded
     options = RunOptions(
         bundle=str(bundle_dir.resolve()),
         execute=execute,
@@ -50,9 +49,15 @@ def respond(
         out_dir=str(out_dir.resolve()) if out_dir else None,
         processes=processes,
     )
-    engine = Engine(store, progress, approver)
-    _, run_id = engine.start(bundle, spec, options)
-    result = engine.run(run_id)
+    runner = runner_for(options)
+    runner.warm()  # workers start and load the bundle while it is validated here
+    try:
+        bundle = load_bundle(bundle_dir)  # validate before anything is recorded
+        engine = Engine(store, progress, approver)
+        _, run_id = engine.start(bundle, spec, options)
+        result = engine.run(run_id, runner)
+    finally:
+        runner.close()
     return _finish(store, result, out_dir)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import tempfile
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -20,9 +21,11 @@ from warroom import application
 from warroom.agents.registry import is_known as is_known_agent
 from warroom.agents.registry import specs as agent_specs
 from warroom.application import Response
+from warroom.bench.scenarios import parse_seeds, run_scenario_bench
 from warroom.errors import InputError
 from warroom.progress import ConsoleProgress
 from warroom.redact import redact, redact_obj
+from warroom.scenarios import list_scenarios
 from warroom.sources.bundle import describe, load_bundle
 from warroom.store.repository import ENV_VAR, Store, default_url
 from warroom.workflow.engine import Approver
@@ -370,6 +373,47 @@ def bundle_validate(path: Path, as_json: Annotated[bool, typer.Option("--json")]
         return
     rows = ", ".join(f"{k}: {v if v is not None else 'absent'}" for k, v in summary["rows"].items())
     console.print(f"{path}: valid bundle v1 — {escape(summary['title'])}; {rows}")
+
+
+@bench_app.command("scenarios")
+@user_errors
+def bench_scenarios(
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds, e.g. 1-20 or 1,2,5.")] = "1-20",
+    scenario: Annotated[list[str] | None, typer.Option("--scenario", help="Only these scenarios.")] = None,
+    scale: Annotated[str, typer.Option("--scale", help="small, default or large.")] = "default",
+    workdir: Annotated[Path | None, typer.Option("--workdir", help="Where bundles and the store go.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Generate every scenario per seed, respond to it, and score against its ground truth."""
+    try:
+        seed_list = parse_seeds(seeds)
+    except ValueError:
+        raise InputError(f"'{seeds}' is not a seed list (expected e.g. 1-20 or 1,3,5)", field="--seeds") from None
+    known = {info.name for info in list_scenarios()}
+    unknown = sorted(set(scenario or []) - known)
+    if unknown:
+        raise InputError(
+            f"unknown scenario(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})", field="--scenario"
+        )
+    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
+        result = run_scenario_bench(seed_list, workdir or Path(tmp), scenario or None, scale)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+        return
+    table = Table("scenario", "seed", "path", "service", "fault", "change", "code", "recovers", "s")
+    for run in result["per_run"]:
+        ok = run["correct"]
+        table.add_row(
+            run["scenario"],
+            str(run["seed"]),
+            *(
+                "✓" if ok[k] else ("–" if ok[k] is None else "✗")
+                for k in ("path", "service", "fault_type", "change", "code_location", "recovers")
+            ),
+            str(run.get("run_s", run.get("error", ""))),
+        )
+    console.print(table)
+    console.print(f"runs {result['runs']}, accuracy {result['accuracy']}, median {result['median_s']} s")
 
 
 # --- Scenario generator (issue 4) -----------------------------------------------------------

@@ -64,6 +64,10 @@ class RunOptions(BaseModel):
     workers: int = Field(default_factory=lambda: max(2, os.cpu_count() or 2))
 
 
+def runner_for(options: RunOptions) -> StepRunner:
+    return StepRunner(options.bundle, processes=options.processes, workers=options.workers)
+
+
 class Progress(Protocol):
     def phase_started(self, phase: PhaseSpec) -> None: ...
     def steps_started(self, phase: PhaseSpec, agents: list[tuple[str, str]]) -> None: ...
@@ -196,13 +200,15 @@ class Engine:
 
     # -- running -----------------------------------------------------------------------------
 
-    def run(self, run_id: str) -> RunResult:
+    def run(self, run_id: str, runner: StepRunner | None = None) -> RunResult:
+        """Drive the run to its end (or to an approval gate); a given runner is left open."""
         row = self.store.get_run(run_id)
         spec = WorkflowSpec.model_validate(row.spec)
         options = RunOptions.model_validate(row.options)
         incident_id = row.incident_id
         clock = Clock(self._clock_origin(incident_id) if options.replay_clock else None)
-        runner = StepRunner(options.bundle, processes=options.processes, workers=options.workers)
+        owned = runner is None
+        runner = runner or runner_for(options)
         with self.store.transaction() as session:
             self.store.set_run_status(session, run_id, "running")
         closed: set[str] = set()
@@ -230,7 +236,8 @@ class Engine:
                 else:
                     self._run_steps(run_id, incident_id, spec, move, recorded, options, runner, clock)
         finally:
-            runner.close()
+            if owned:
+                runner.close()
 
     def _clock_origin(self, incident_id: str) -> datetime:
         events = self.store.timeline(incident_id)

@@ -8,7 +8,9 @@ interface serves benchmarks of the engine itself and agents that only wait on I/
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import time
 import traceback
 from collections.abc import Iterator
@@ -73,7 +75,14 @@ def _bundle(path: str) -> Bundle:
 
 
 def _worker_init(bundle_path: str) -> None:
-    _bundle(bundle_path)
+    # Workers may start before the main process has validated the bundle: a bad bundle is
+    # reported there, once, as a one-line error, so a worker stays quiet and fails on first use.
+    with contextlib.suppress(Exception):
+        _bundle(bundle_path)
+
+
+def _ready() -> int:
+    return os.getpid()
 
 
 def execute_agent(bundle_path: str, task: StepTask) -> dict[str, Any]:
@@ -112,6 +121,12 @@ class StepRunner:
             else:
                 self._executor = ThreadPoolExecutor(max_workers=self.workers)
         return self._executor
+
+    def warm(self) -> None:
+        """Start the workers now, so they import and load the bundle while the caller works."""
+        if self.processes:
+            for _ in range(self.workers):
+                self._pool().submit(_ready)
 
     def _recycle(self) -> None:
         """Drop a pool that still runs a timed-out step (a process pool's workers are killed)."""

@@ -292,8 +292,8 @@ def load_workflow(
         raise validation_error(exc, path, node, WorkflowSpecError) from None
     duplicate = duplicate_ids(spec)
     if duplicate is not None:
-        loc, message = duplicate
-        raise WorkflowSpecError(message, file=path, line=line_of(node, loc), field=".".join(map(str, loc)))
+        where, message = duplicate
+        raise WorkflowSpecError(message, file=path, line=line_of(node, where), field=".".join(map(str, where)))
     if known_agent is not None:
         for p_index, phase in enumerate(spec.phases):
             for s_index, step in enumerate(phase.steps):
