@@ -213,6 +213,7 @@ def measure_facts(ctx: AgentContext) -> Facts:
     v["replicas_text"] = f"{len(replicas)} replicas" if replicas else "replicas"
     v["min_duration_s"] = LONG_QUERY_S
     if change:
+        v["suspect_change"] = change
         v.update(
             change_id=change.get("id"),
             change_kind=change.get("kind"),
@@ -400,10 +401,50 @@ def _fill(kind: str, facts: Facts, params: Mapping[str, Any]) -> tuple[str, str,
     )
 
 
+REMOVE_CAUSE = ("rollback", "revert_config")
+CAUSE_CONFIDENCE = 0.6  # change correlation's own score: time to onset × relation to the suspect
+
+
+def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[RecommendedAction]:
+    """Put the step that removes the cause first when a change to the suspected service lines up
+    with the onset: rolling back removes the cause, while restarts and bigger pools only treat a
+    symptom that the same change brings back (a leak refills the pool)."""
+    change = facts.values.get("suspect_change") or {}
+    undo = next((a for a in actions if a.kind in REMOVE_CAUSE), None)
+    score = change.get("score")
+    minutes = change.get("minutes_before_onset")
+    if (
+        undo is None
+        or actions[0] is undo
+        or not isinstance(score, int | float)
+        or score < CAUSE_CONFIDENCE
+        or not isinstance(minutes, int | float)
+        or minutes < 0
+        or change.get("service") != facts.values.get("service")
+    ):
+        return actions
+    why = (
+        f"moved first: {change.get('id')} changed {change.get('service')} {minutes:.0f} min before the onset "
+        f"(correlation {score:.2f}); removing the cause beats treating the symptom"
+    )
+    moved = undo.model_copy(
+        update={"priority": "immediate", "rationale": "; ".join(t for t in (why, undo.rationale) if t)}
+    )
+    ordered = [moved, *(a for a in actions if a is not undo)]
+    return [a.model_copy(update={"parameters": {**a.parameters, "order": i}}) for i, a in enumerate(ordered, 1)]
+
+
 def build_plan(
     facts: Facts, diagnosis: list[dict[str, Any]] | None = None, variables: Mapping[str, Any] | None = None
 ) -> tuple[list[RecommendedAction], str, list[str]]:
     """The ordered actions, where they came from (runbook or playbook), and the actions left out."""
+    actions, source, skipped = _plan(facts, diagnosis, variables)
+    return cause_first(actions, facts), source, skipped
+
+
+def _plan(
+    facts: Facts, diagnosis: list[dict[str, Any]] | None, variables: Mapping[str, Any] | None
+) -> tuple[list[RecommendedAction], str, list[str]]:
     data = playbook_data()
     v = facts.values
     skipped: list[str] = []

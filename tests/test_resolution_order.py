@@ -1,0 +1,37 @@
+"""A change that lines up with the onset puts the step that removes it first."""
+
+from __future__ import annotations
+
+from warroom.agents.resolution import Facts, cause_first
+from warroom.incident import RecommendedAction, RiskLevel
+
+
+def plan() -> list[RecommendedAction]:
+    kinds = ["recycle_pool", "raise_pool_size", "rollback", "fix_forward"]
+    return [
+        RecommendedAction(id=k, title=k, kind=k, risk=RiskLevel.MEDIUM, parameters={"order": i})
+        for i, k in enumerate(kinds, 1)
+    ]
+
+
+def facts(**change: object) -> Facts:
+    result = Facts()
+    result.values.update(service="checkout", suspect_change={"id": "CHG-1", "service": "checkout", **change})
+    return result
+
+
+def test_a_correlated_deploy_is_rolled_back_first() -> None:
+    ordered = cause_first(plan(), facts(score=0.9, minutes_before_onset=8))
+    assert [a.kind for a in ordered] == ["rollback", "recycle_pool", "raise_pool_size", "fix_forward"]
+    assert ordered[0].priority == "immediate" and "CHG-1" in ordered[0].rationale
+    assert [a.parameters["order"] for a in ordered] == [1, 2, 3, 4]
+
+
+def test_a_weak_or_later_or_unrelated_change_keeps_the_runbook_order() -> None:
+    for change in (
+        {"score": 0.3, "minutes_before_onset": 8},
+        {"score": 0.9, "minutes_before_onset": -2},
+        {"score": 0.9, "minutes_before_onset": 8, "service": "catalog"},
+    ):
+        assert [a.kind for a in cause_first(plan(), facts(**change))][0] == "recycle_pool"
+    assert [a.kind for a in cause_first(plan(), Facts())][0] == "recycle_pool"
