@@ -31,6 +31,7 @@ from warroom.sources.bundle import Telemetry
 MAX_CANDIDATES = 10
 PROPAGATION_SHARE = 0.5  # a callee with at least half the anomaly explains its caller's anomaly
 CODE_FAULTS = ("exception", "return")
+LATENCY_NAMES = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms")
 
 
 class Diagnosis(BaseModel):
@@ -182,7 +183,9 @@ def diagnose(
                     # a service's CPU, a contending or leaking process eats the headroom.
                     headroom = _f(row["delta"]) / max(1.0 - _f(row["base_median"]), 0.05)
                     used = min(max(headroom, 0.0), 1.0) ** 2
-                    feat(row["service"])[f"{kind}_z"] = min(_f(row["abs_z"]), 100.0) * used
+                    f = feat(row["service"])
+                    f[f"{kind}_z"] = min(_f(row["abs_z"]), 100.0) * used
+            _noisy_neighbours(scored, per_service)
             _metric_evidence(scored, start, window_end, per_service, evidence, findings, ids)
 
     candidates = _rank(per_service, graph, tests)
@@ -231,6 +234,33 @@ def _without_dependency_errors(mined: pl.DataFrame, services: list[str]) -> tupl
     # Lines without a trace id cannot be tied to a request: drop just the naming line.
     kept = kept.join(dep.select(line).unique(), on=line, how="anti")
     return kept, dep
+
+
+def _noisy_neighbours(scored: pl.DataFrame, per_service: dict[str, dict[str, Any]]) -> None:
+    """`neighbour_z` for services whose node's CPU rose while their own did not, and whose
+    latency rose: starved by another process on the node. Weighted like the service's own CPU,
+    by the share of the node's headroom the rise consumed (a busy node is not a starved one)."""
+    host = {r["service"]: r for r in scored.filter(pl.col("metric") == "host_cpu_utilization").iter_rows(named=True)}
+    if not host:
+        return
+    latency = (
+        scored.filter(pl.col("metric").is_in(list(LATENCY_NAMES)) & (pl.col("z") > 0))
+        .group_by("service")
+        .agg(pl.col("z").max())
+    )
+    own = {r["service"]: r for r in scored.filter(pl.col("metric") == "cpu_utilization").iter_rows(named=True)}
+    for service, lat_z in latency.iter_rows():
+        h = host.get(service)
+        if h is None or _f(h["z"]) < metrics_mod.ONSET_Z:
+            continue
+        mine = own.get(service)
+        if mine is not None and _f(mine["z"]) >= metrics_mod.ONSET_Z:
+            continue  # its own CPU rose: that is its own saturation, scored as such
+        headroom = _f(h["delta"]) / max(1.0 - _f(h["base_median"]), 0.05)
+        used = min(max(headroom, 0.0), 1.0) ** 2
+        strength = min(_f(h["z"]), _f(lat_z), 100.0) * used
+        if strength > 0:
+            per_service.setdefault(service, {"service": service, "evidence": {}})["neighbour_z"] = strength
 
 
 def _code_strength(f: dict[str, Any]) -> float:
@@ -295,7 +325,29 @@ def _rank(per_service: dict[str, dict[str, Any]], graph: dict[str, list[str]], t
             hyps.append((strength * factor, fault, indicator, "; ".join(reason_bits)))
         cpu = f.get("cpu_z", 0.0)
         if cpu > 0:
-            hyps.append((cpu, "cpu_contention", "cpu_utilization", "CPU utilisation far above its baseline"))
+            # The pod's own CPU rose: a process in it (a stressor, or the service's own code) ate
+            # the headroom. Minute-level CPU does not tell contention from the service's own
+            # consumption; the reason says so. Only a node-level rise with the pod's own CPU flat
+            # (below) is unambiguous contention from a neighbour.
+            hyps.append(
+                (
+                    cpu,
+                    "cpu_contention",
+                    "cpu_utilization",
+                    "CPU utilisation far above its baseline (contention, or the service's own consumption:"
+                    " minute-level CPU does not tell them apart)",
+                )
+            )
+        neighbour = f.get("neighbour_z", 0.0)
+        if neighbour > 0:
+            hyps.append(
+                (
+                    neighbour,
+                    "cpu_contention",
+                    "host_cpu_utilization",
+                    "its node's CPU rose and its latency with it, while its own CPU did not (a noisy neighbour)",
+                )
+            )
         mem = f.get("memory_z", 0.0)
         if mem > 0:
             hyps.append((mem, "memory", "memory_utilization", "memory utilisation far above its baseline"))
