@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from warroom.scenarios.code import Tree
+from warroom.scenarios.code import AUTHORS, Tree
 from warroom.scenarios.effects import Effects
 from warroom.scenarios.load import daily_curve
 from warroom.scenarios.system import System
@@ -42,7 +42,7 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "small": Scale("small", 30.0, 40.0, 25.0, 50.0, 36, 0.08, 0.04, 30, 5_000),
+    "small": Scale("small", 30.0, 40.0, 25.0, 40.0, 36, 0.08, 0.04, 30, 5_000),
     "default": Scale("default", 15.0, 90.0, 30.0, 60.0, 90, 0.15, 0.15, 120, 50_000),
     "large": Scale("large", 15.0, 300.0, 60.0, 60.0, 520, 0.22, 0.3, 2_100, 2_000_000, large=True),
 }
@@ -146,8 +146,9 @@ class Scenario(ABC):
 
     def system_for(self, plan: Plan, system: System, action: str | None) -> System:
         """The system after a mitigation (e.g. more replicas after scale_out)."""
-        if action == "scale_out":
-            svc = system.services[plan.service]
+        svc = system.services[plan.service]
+        # Only our own stateless services scale out; a database or a provider does not.
+        if action == "scale_out" and svc.kind in ("service", "gateway"):
             return system.with_replicas(plan.service, svc.replicas * 2)
         return system
 
@@ -165,3 +166,51 @@ def ramp(times: np.ndarray, start_s: float, seconds: float) -> np.ndarray:
 
 def replica_jitter(rng: np.random.Generator, replicas: int, spread: float = 0.15) -> np.ndarray:
     return rng.uniform(1.0 - spread, 1.0 + spread, replicas)[:, None]
+
+
+def go_add_method(handler: str, method: str, call: str, imports: tuple[str, ...] = ()) -> str:
+    """Append a method to a Go handler file, call it at the top of ServeHTTP, add imports."""
+    text = handler
+    for name in imports:
+        if f'\t"{name}"\n' not in text:
+            text = text.replace("import (\n", f'import (\n\t"{name}"\n', 1)
+    text = text.replace("\tctx := r.Context()\n", "\tctx := r.Context()\n" + call, 1)
+    return text + method
+
+
+def python_add_helper(handler: str, function: str, helper: str, call: str) -> str:
+    """Append a helper to a Python handlers module and call it first thing in `function`."""
+    text = handler.replace(f"def {function}(request):\n", f"def {function}(request):\n{call}", 1)
+    return text.rstrip("\n") + "\n\n" + helper
+
+
+def line_containing(text: str, needle: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    raise ValueError(f"{needle!r} not in the generated file")
+
+
+def snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def offending_deploy(
+    ctx: PlanContext,
+    service: str,
+    at_s: float,
+    summary: str,
+    files: dict[str, str | None],
+    file: str,
+    line: int,
+    body: str = "",
+    kind: str = "deploy",
+) -> tuple[Change, CodeChange]:
+    """The change record and the commit of a deploy that carries the fault."""
+    rng = ctx.rng
+    author = AUTHORS[int(rng.integers(len(AUTHORS)))]
+    version = f"v1.{int(rng.integers(10, 40))}.{int(rng.integers(0, 9))}" if kind == "deploy" else None
+    description = f"{service} {version}: {summary}" if version else f"{service}: {summary}"
+    change = Change(at_s, service, kind, description, version, "offending", author[0], offending=True)
+    message = f"{service}: {summary}\n\n{body}\n" if body else f"{service}: {summary}\n"
+    return change, CodeChange(message, files, file, line, author)

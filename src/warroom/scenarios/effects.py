@@ -25,6 +25,7 @@ class ServiceEffect:
     error_status: int = 500
     hang_status: int = 503
     operations: frozenset[str] | None = None  # only these operations are affected (None: all)
+    caller_message: str | None = None  # what callers log when this service fails (e.g. a TLS error)
 
     @classmethod
     def neutral(cls, replicas: int, steps: int) -> ServiceEffect:
@@ -50,6 +51,7 @@ class LogEvents:
 
 @dataclass
 class Effects:
+    # Keyed by service, or by "service:operation" for an effect on one operation only.
     services: dict[str, ServiceEffect] = field(default_factory=dict)
     # (service, metric) → (replicas, steps): replaces the healthy value of that series.
     metrics: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
@@ -66,6 +68,17 @@ class Effects:
     extra_traffic: dict[str, np.ndarray] = field(default_factory=dict)
     # Client IPs and users of the extra traffic, per endpoint path: (ips, users) pools to draw from.
     extra_sources: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+
+    # (caller, callee) → timeout in ms per step, replacing the call's configured timeout.
+    call_timeouts: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    # Calls with Call.gate == name happen only at steps where the array is true.
+    gates: dict[str, np.ndarray] = field(default_factory=dict)
+    # "service:operation" → (probability per step, HTTP status, message): client errors such as 401.
+    client_errors: dict[str, tuple[np.ndarray, int, str]] = field(default_factory=dict)
+    # "service:operation" → (HTTP status, message) for every request of the extra traffic.
+    extra_failures: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # Database table → multiplier of its row count per step (1 = intact).
+    table_rows: dict[str, np.ndarray] = field(default_factory=dict)
 
     def service(self, name: str, replicas: int, steps: int) -> ServiceEffect:
         if name not in self.services:

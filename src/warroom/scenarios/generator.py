@@ -79,6 +79,10 @@ def simulate_period(
     service_rps = {name: rps * per_request[name] for name in system.services}
     ctx = PeriodContext(system, times, period.step_s, service_rps, action, action_s, rng, generation_base)
     effects = scenario.effects(plan, ctx) if scenario is not None else ctx.new_effects()
+    # Ordinary client errors of a healthy day: mistyped passwords, declined cards.
+    steps = times.size
+    effects.client_errors.setdefault("auth:Login", (np.full(steps, 0.04), 401, "invalid credentials"))
+    effects.client_errors.setdefault("payment:Charge", (np.full(steps, 0.02), 402, "card declined by issuer"))
     # Every deploy inside the period replaces that service's pods.
     for change in changes:
         if change.kind in ("deploy", "rollback", "restart") and times[0] <= change.time_s < times[-1] + period.step_s:
@@ -144,7 +148,8 @@ def generate_bundle(scenario: Scenario, seed: int, out: Path, scale_name: str, r
         action_s = _floor(plan.onset_s + scale.post_min * 60, scale.step_s)
         step = scale.step_s
         main_period = Period(datetime.fromtimestamp(start_s, UTC), datetime.fromtimestamp(action_s, UTC), step)
-        main = simulate_period(scenario, plan, system, main_period, scale, seed, "main", changes, None, None, {})
+        main_system = scenario.system_for(plan, system, None)
+        main = simulate_period(scenario, plan, main_system, main_period, scale, seed, "main", changes, None, None, {})
         baseline_period = main_period.shifted(timedelta(days=-7))
         baseline = simulate_period(None, plan, system, baseline_period, scale, seed, "baseline", [], None, None, {})
         after: dict[str, tuple[Frames, pl.DataFrame]] = {}

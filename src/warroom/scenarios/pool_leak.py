@@ -124,7 +124,7 @@ class PoolLeak(Scenario):
         fill_min = float(rng.uniform(12.0, 18.0))
         onset = ctx.target_onset_s
         deploy = onset - fill_min * 60.0
-        op_share = _operation_share(ctx, service, operation)
+        op_share = ctx.system.operation_share(service, operation)
         per_replica = float(ctx.expected_rps(service, deploy)) * op_share / svc.replicas
         leak_fraction = svc.pool_size / (fill_min * 60.0 * per_replica)
         path = src.handler_path(ctx.system, service, operation)
@@ -256,28 +256,6 @@ class PoolLeak(Scenario):
                 LogEvents(plan.service, r_idx, times[s_idx] + rng.uniform(0, ctx.step_s, r_idx.size), "WARN", messages)
             )
         return effects
-
-
-def _operation_share(ctx: PlanContext, service: str, operation: str) -> float:
-    """Fraction of a service's requests that run `operation`."""
-    share = 0.0
-    total = 0.0
-
-    def walk(node: object, weight: float) -> None:
-        nonlocal share, total
-        from warroom.scenarios.system import Node
-
-        assert isinstance(node, Node)
-        if node.service == service:
-            total += weight
-            if node.operation == operation:
-                share += weight
-        for call in node.calls:
-            walk(call.node, weight)
-
-    for endpoint in ctx.system.endpoints:
-        walk(endpoint.root, endpoint.share)
-    return share / total if total else 1.0
 
 
 def _db_operations(system: object, service: str) -> list[str]:

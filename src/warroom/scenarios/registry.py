@@ -6,9 +6,25 @@ from dataclasses import dataclass
 
 from warroom.errors import NotFoundError
 from warroom.scenarios.base import Scenario
+from warroom.scenarios.capacity import CpuSaturation, MemoryLeak
+from warroom.scenarios.change_faults import BadConfig, BadMigration, CredentialStuffing
+from warroom.scenarios.infrastructure import CertificateExpiry, NetworkDelay, SlowDependency
 from warroom.scenarios.pool_leak import PoolLeak
+from warroom.scenarios.query_scan import MissingIndex
 
-SCENARIOS: list[type[Scenario]] = [PoolLeak]
+# The order of issue 4: (a) … (j).
+SCENARIOS: list[type[Scenario]] = [
+    PoolLeak,
+    MissingIndex,
+    CpuSaturation,
+    MemoryLeak,
+    SlowDependency,
+    BadConfig,
+    NetworkDelay,
+    CertificateExpiry,
+    CredentialStuffing,
+    BadMigration,
+]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from warroom.scenarios.effects import Effects, ServiceEffect
 from warroom.scenarios.system import Call, Node, System
 
 # Why a span failed.
-OK, OWN_ERROR, OWN_HANG, DOWNSTREAM, TIMEOUT, BACKGROUND = 0, 1, 2, 3, 4, 5
+OK, OWN_ERROR, OWN_HANG, DOWNSTREAM, TIMEOUT, BACKGROUND, CLIENT = 0, 1, 2, 3, 4, 5, 6
 
 
 @dataclass
@@ -93,12 +93,18 @@ class Simulator:
         self.statements = _Namer()
         for name in system.services:
             self.services(name)
-        self._effect_cache: dict[str, ServiceEffect | None] = {}
+        self._effect_cache: dict[tuple[str, str], ServiceEffect | None] = {}
+        self.extra_offset = 0
+        self.extra_flags = np.zeros(0, dtype=bool)
 
-    def _effect(self, service: str) -> ServiceEffect | None:
-        if service not in self._effect_cache:
-            self._effect_cache[service] = self.effects.services.get(service)
-        return self._effect_cache[service]
+    def _effect(self, service: str, operation: str) -> ServiceEffect | None:
+        key = (service, operation)
+        if key not in self._effect_cache:
+            effect = self.effects.services.get(f"{service}:{operation}") or self.effects.services.get(service)
+            if effect is not None and effect.operations is not None and operation not in effect.operations:
+                effect = None
+            self._effect_cache[key] = effect
+        return self._effect_cache[key]
 
     def run_node(
         self,
@@ -121,8 +127,8 @@ class Simulator:
         add = np.zeros(n)
         p_error = np.full(n, svc.error_rate)
         p_hang = np.zeros(n)
-        effect = self._effect(node.service)
-        if effect is not None and (effect.operations is None or node.operation in effect.operations):
+        effect = self._effect(node.service, node.operation)
+        if effect is not None:
             median = median * effect.lat_mult[replica, step]
             add = effect.lat_add_ms[replica, step]
             p_error = p_error + effect.p_error[replica, step]
@@ -136,6 +142,18 @@ class Simulator:
         status = np.where(hang, effect.hang_status if effect else 503, 200)
         status = np.where(fault_error, effect.error_status if effect else 500, status)
         status = np.where(background, 500, status)
+        key = f"{node.service}:{node.operation}"
+        client = np.zeros(n, dtype=bool)
+        client_status = 400
+        if key in self.effects.client_errors:
+            prob, client_status, _ = self.effects.client_errors[key]
+            client = (cause == OK) & (rng.random(n) < prob[step])
+        if key in self.effects.extra_failures and self.extra_flags.size:
+            forced = self.extra_flags[req - self.extra_offset] & (cause == OK)
+            client_status = self.effects.extra_failures[key][0]
+            client = client | forced
+        cause = np.where(client, CLIENT, cause)
+        status = np.where(client, client_status, status)
         hang_ms = effect.hang_ms if effect else 5000.0
         own = np.where(hang, hang_ms * rng.uniform(1.0, 1.02, n), own)
         cause_service = np.where(cause != OK, self.services(node.service), -1)
@@ -147,7 +165,7 @@ class Simulator:
                 node, call, req, step, cursor, span_ids, alive, cause, status, cause_service
             )
         end = cursor + np.where(cause == OK, own * 0.7, 0.0)
-        end = np.where(np.isin(cause, (OWN_HANG, OWN_ERROR, BACKGROUND)), start + own, end)
+        end = np.where(np.isin(cause, (OWN_HANG, OWN_ERROR, BACKGROUND, CLIENT)), start + own, end)
         duration = end - start
         out = self.out
         out.request.append(req)
@@ -180,10 +198,14 @@ class Simulator:
         cause_service: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         idx = np.flatnonzero(alive)
+        if call.gate is not None:
+            gate = self.effects.gates.get(call.gate)
+            idx = idx[gate[step[idx]]] if gate is not None else idx[:0]
         if idx.size == 0:
             return cursor, alive, cause, status, cause_service
         cursor = cursor.copy()
         delay_series = self.effects.edge_delay_ms.get((node.service, call.node.service))
+        timeout_series = self.effects.call_timeouts.get((node.service, call.node.service))
         remaining = idx
         for attempt in range(call.retries + 1):
             delay = delay_series[step[remaining]] if delay_series is not None else 0.0
@@ -192,13 +214,16 @@ class Simulator:
                 attempt,
             )  # fmt: skip
             observed = d + 2 * delay
-            timed_out = observed > call.timeout_ms
-            observed = np.minimum(observed, call.timeout_ms)
+            limit = timeout_series[step[remaining]] if timeout_series is not None else call.timeout_ms
+            timed_out = observed > limit
+            observed = np.minimum(observed, limit)
             failed = timed_out | (c != OK)
             cursor[remaining] += observed
             if not call.critical:
                 return cursor, alive, cause, status, cause_service
-            final = ~failed if attempt < call.retries else np.ones(remaining.size, dtype=bool)
+            # Client errors (4xx) are final; timeouts and server errors are retried.
+            retryable = timed_out | ((c != OK) & (c != CLIENT))
+            final = ~retryable if attempt < call.retries else np.ones(remaining.size, dtype=bool)
             done = remaining[final]
             f_done = failed[final]
             bad = done[f_done]
@@ -206,8 +231,10 @@ class Simulator:
             cause = cause.copy()
             status = status.copy()
             cause_service = cause_service.copy()
-            cause[bad] = np.where(to, TIMEOUT, DOWNSTREAM)
-            status[bad] = np.where(to, 504, np.where(s[final][f_done] >= 500, s[final][f_done], 502))
+            child_status = s[final][f_done]
+            client_failure = (~to) & (c[final][f_done] == CLIENT)
+            cause[bad] = np.where(to, TIMEOUT, np.where(client_failure, CLIENT, DOWNSTREAM))
+            status[bad] = np.where(to, 504, np.where(child_status >= 400, child_status, 502))
             child = self.services(call.node.service)
             cause_service[bad] = np.where(to, child, cs[final][f_done])
             alive = alive.copy()
@@ -294,6 +321,7 @@ def simulate(
         req = np.arange(next_req, next_req + n)
         next_req += n
         weight = rps[step] * endpoint.share / expected
+        sim.extra_offset, sim.extra_flags = next_req - n, is_extra
         sim.run_node(endpoint.root, req, step, start, np.full(n, -1))
         req_steps.append(step)
         req_times.append(start)

@@ -32,6 +32,7 @@ class Call:
     timeout_ms: float = 10_000.0
     retries: int = 0
     critical: bool = True  # a failure of a non-critical call is tolerated (e.g. cache miss → database)
+    gate: str | None = None  # made only while Effects.gates[gate] is true (code that a deploy adds)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,18 @@ class System:
         services[service] = replace(services[service], pool_size=pool_size)
         return System(services, self.endpoints, self.entry, self.peak_rps, self.extra_metrics, self.owners)
 
+    def with_call(self, service: str, operation: str, call: Call) -> System:
+        """The system where every `service.operation` span also makes `call` (e.g. a new query)."""
+
+        def graft(node: Node) -> Node:
+            calls = tuple(replace(c, node=graft(c.node)) for c in node.calls)
+            if node.service == service and node.operation == operation:
+                calls = (*calls, call)
+            return replace(node, calls=calls)
+
+        endpoints = [replace(e, root=graft(e.root)) for e in self.endpoints]
+        return System(self.services, endpoints, self.entry, self.peak_rps, self.extra_metrics, self.owners)
+
     def topology(self) -> dict[str, list[str]]:
         """Service → services it calls, from the endpoints' call trees."""
         graph: dict[str, set[str]] = {name: set() for name in self.services}
@@ -85,6 +98,22 @@ class System:
         for endpoint in self.endpoints:
             walk(endpoint.root)
         return {name: sorted(deps) for name, deps in graph.items()}
+
+    def operation_share(self, service: str, operation: str) -> float:
+        """Fraction of a service's spans that run `operation`."""
+        share = total = 0.0
+
+        def walk(node: Node, weight: float) -> None:
+            nonlocal share, total
+            if node.service == service:
+                total += weight
+                share += weight if node.operation == operation else 0.0
+            for call in node.calls:
+                walk(call.node, weight)
+
+        for endpoint in self.endpoints:
+            walk(endpoint.root, endpoint.share)
+        return share / total if total else 1.0
 
     def calls_per_request(self) -> dict[str, float]:
         """Average spans per front-door request for each service (without retries)."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
+from warroom.scenarios.code import SCHEMA
 from warroom.scenarios.effects import Effects
-from warroom.scenarios.simulate import BACKGROUND, DOWNSTREAM, OK, OWN_ERROR, OWN_HANG, TIMEOUT, Spans
+from warroom.scenarios.simulate import BACKGROUND, CLIENT, DOWNSTREAM, OK, OWN_ERROR, OWN_HANG, TIMEOUT, Spans
 from warroom.scenarios.system import System
 from warroom.sources import conventions as cv
 
@@ -143,6 +145,14 @@ def build_metrics(
     emit(svc_idx, rep, step, cv.LATENCY_P50, p50)
     emit(svc_idx, rep, step, cv.LATENCY_P95, p95)
     emit(svc_idx, rep, step, cv.LATENCY_P99, p99)
+    # Failed logins (401 answered by the service itself) per second.
+    auth_index = spans.services.index("auth") if "auth" in spans.services else -1
+    own_401 = (spans.http_status == 401) & (spans.cause == CLIENT) & (spans.cause_service == spans.service)
+    is_auth = (spans.service == auth_index) & own_401
+    if auth_index >= 0:
+        counts = np.bincount(np.searchsorted(uniq, key[is_auth]), weights=weight[is_auth], minlength=uniq.size)
+        sel = svc_idx == auth_index
+        emit(svc_idx[sel], rep[sel], step[sel], cv.AUTH_FAILURES, counts[sel])
 
     # Per-replica request rate on a dense grid, for resource models (Little's law, CPU per request).
     names = spans.services
@@ -161,6 +171,7 @@ def build_metrics(
     busy /= 1000.0
 
     noise = rng.normal
+    table_series: list[tuple[str, np.ndarray]] = []
     for s_index, name in enumerate(names):
         svc = system.services[name]
         reps = svc.replicas
@@ -186,6 +197,13 @@ def build_metrics(
         if svc.kind == "external":
             continue
         if svc.kind in ("service", "gateway"):
+            # Seconds left on each service's serving certificate (renewed every 90 days).
+            not_after = times[0] + 86_400.0 * (20 + (zlib.crc32(name.encode()) % 60))
+            emit(svc_arr, grid_r, grid_s, cv.TLS_CERT_EXPIRY_SECONDS,
+                 value(cv.TLS_CERT_EXPIRY_SECONDS, np.broadcast_to(not_after - times, shape).copy()))  # fmt: skip
+            if system.topology().get(name):
+                rtt = 0.35 + 0.05 * np.abs(noise(0, 1, shape))
+                emit(svc_arr, grid_r, grid_s, cv.NETWORK_LATENCY_MS, value(cv.NETWORK_LATENCY_MS, rtt))
             cpu = svc.cpu_base + svc.cpu_per_rps * rate + noise(0, 0.012, shape)
             emit(svc_arr, grid_r, grid_s, cv.CPU_UTILIZATION, np.clip(value(cv.CPU_UTILIZATION, cpu), 0.005, 1.0))
             mem = svc.memory_base + 0.015 * np.sin(np.arange(steps) / 40.0 + s_index) + noise(0, 0.004, shape)
@@ -214,11 +232,25 @@ def build_metrics(
             emit(svc_arr, grid_r, grid_s, cv.DB_LONG_RUNNING_QUERIES, value(cv.DB_LONG_RUNNING_QUERIES, long_running))
             locks = rng.poisson(0.3, steps).astype(np.float64)
             emit(svc_arr, grid_r, grid_s, cv.DB_LOCK_WAITS, value(cv.DB_LOCK_WAITS, locks))
+            stmt_spans = spans.statement >= 0
+            db_time = np.bincount(span_step[stmt_spans], weights=weight[stmt_spans] * spans.duration_ms[stmt_spans],
+                                  minlength=steps)  # fmt: skip
+            db_count = np.bincount(span_step[stmt_spans], weights=weight[stmt_spans], minlength=steps)
+            query_ms = value(cv.DB_QUERY_TIME_MS, db_time / np.maximum(db_count, 1e-9))
+            emit(svc_arr, grid_r, grid_s, cv.DB_QUERY_TIME_MS, query_ms)
+            # Row counts per table: the instance column names the table.
+            for table in SCHEMA:
+                base_rows = 10_000.0 * (3 + zlib.crc32(table.encode()) % 400)
+                growth = 1.0 + (times - times[0]) / 86_400.0 * 0.002
+                factor = effects.table_rows.get(table, np.ones(steps))
+                rows = np.round(base_rows * growth * factor)
+                table_series.append((table, rows))
         if system.extra_metrics and svc.kind == "service":
             for index in range(system.extra_metrics):
                 base = 1.0 + index + rate * (0.5 + index % 3)
                 emit(svc_arr, grid_r, grid_s, f"runtime_{_EXTRA[index % len(_EXTRA)]}", base + noise(0, 0.5, shape))
 
+    frame_tables = _table_frame(table_series, times)
     svc_col = np.concatenate(series["service"])
     rep_col = np.concatenate(series["replica"])
     step_col = np.concatenate(series["step"])
@@ -240,11 +272,30 @@ def build_metrics(
         schema={"timestamp": pl.Int64, "service": pl.String, "instance": pl.String, "metric": pl.String,
                 "value": pl.Float64},
     )  # fmt: skip
+    if frame_tables is not None:
+        frame = pl.concat([frame, frame_tables], how="vertical")
     return (
         frame.with_columns(pl.col("timestamp").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
         .with_columns(pl.col("value").round(4))
-        .sort("timestamp", "service", "instance", "metric")
+        .sort("timestamp", maintain_order=True)
     )
+
+
+def _table_frame(table_series: list[tuple[str, np.ndarray]], times: np.ndarray) -> pl.DataFrame | None:
+    if not table_series:
+        return None
+    n = times.size
+    return pl.DataFrame(
+        {
+            "timestamp": np.tile((times * 1e6).astype(np.int64), len(table_series)),
+            "service": np.full(n * len(table_series), "database", dtype=object),
+            "instance": np.repeat(np.asarray([t for t, _ in table_series], dtype=object), n),
+            "metric": np.full(n * len(table_series), cv.DB_TABLE_ROWS, dtype=object),
+            "value": np.concatenate([rows for _, rows in table_series]),
+        },
+        schema={"timestamp": pl.Int64, "service": pl.String, "instance": pl.String, "metric": pl.String,
+                "value": pl.Float64},
+    )  # fmt: skip
 
 
 _EXTRA = (
@@ -254,7 +305,8 @@ _EXTRA = (
 _WRITTEN = {
     cv.CPU_UTILIZATION, cv.MEMORY_UTILIZATION, cv.RESTARTS, cv.DB_POOL_UTILIZATION, cv.DB_POOL_SIZE,
     cv.DB_POOL_WAIT_MS, cv.DB_POOL_TIMEOUTS, cv.DB_CPU_UTILIZATION, cv.DB_CONNECTIONS,
-    cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOCK_WAITS,
+    cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOCK_WAITS, cv.TLS_CERT_EXPIRY_SECONDS, cv.NETWORK_LATENCY_MS,
+    cv.DB_QUERY_TIME_MS,
 }  # fmt: skip
 
 
@@ -272,11 +324,11 @@ class Population:
 
 
 def _hex(rng: np.random.Generator, n: int, digits: int) -> np.ndarray:
-    parts = [np.char.mod("%016x", rng.integers(0, 2**63, n)) for _ in range(max(1, digits // 16))]
-    out = parts[0]
-    for part in parts[1:]:
-        out = np.char.add(out, part)
-    return out
+    """`n` random lower-case hex ids of `digits` characters (16 or 32)."""
+    words = [rng.integers(0, 2**63, n, dtype=np.int64).tolist() for _ in range(max(1, digits // 16))]
+    if len(words) == 1:
+        return np.asarray([f"{a:016x}" for a in words[0]], dtype=object)
+    return np.asarray([f"{a:016x}{b:016x}" for a, b in zip(words[0], words[1], strict=True)], dtype=object)
 
 
 def _instances_for(spans: Spans, instances: Instances, rows: np.ndarray) -> np.ndarray:
@@ -401,7 +453,9 @@ def build_logs(
     )  # fmt: skip
 
     # 2. Where a failure started: the service logs the fault's message (or an ordinary error).
-    origin = np.flatnonzero(np.isin(spans.cause, (OWN_ERROR, OWN_HANG, BACKGROUND)))
+    # A third party's failures are logged by its caller only.
+    external = np.asarray([system.services[n].kind == "external" for n in spans.services])
+    origin = np.flatnonzero(np.isin(spans.cause, (OWN_ERROR, OWN_HANG, BACKGROUND)) & ~external[spans.service])
     if origin.size:
         msgs = np.empty(origin.size, dtype=object)
         svc_names = names[spans.service[origin]]
@@ -430,12 +484,40 @@ def build_logs(
                   _instances_for(spans, instances, origin))
         )  # fmt: skip
 
+    # 2b. Client errors answered by the service itself (bad credentials, declined cards).
+    client = np.flatnonzero((spans.cause == CLIENT) & (spans.cause_service == spans.service))
+    if client.size:
+        svc_names = names[spans.service[client]]
+        op = ops[spans.operation[client]]
+        msgs = np.empty(client.size, dtype=object)
+        for key in {f"{a}:{b}" for a, b in zip(svc_names, op, strict=True)}:
+            a, b = key.split(":", 1)
+            mask = (svc_names == a) & (op == b)
+            reason = (
+                effects.extra_failures.get(key, (0, ""))[1]
+                or effects.client_errors.get(key, (None, 0, "client error"))[2]
+            )
+            msgs[mask] = f"{b}: {reason}"
+        attrs = (
+            pl.DataFrame({"op": op, "status": spans.http_status[client].astype(np.int64)})
+            .select(_jfmt('{"operation":"%s","http.status_code":%s}', "op", "status"))
+            .to_series()
+        )
+        parts.append(
+            frame(client, spans.start_ms[client] + spans.duration_ms[client], svc_names, "WARN",
+                  pl.Series(msgs, dtype=pl.String), attrs, _instances_for(spans, instances, client))
+        )  # fmt: skip
+
     # 3. Callers that saw a dependency fail or time out (not the front door: access logs cover it).
     caller = np.flatnonzero(np.isin(spans.cause, (DOWNSTREAM, TIMEOUT)) & (spans.parent != -1))
     if caller.size:
         origin_name = names[np.maximum(spans.cause_service[caller], 0)].astype(str)
         op = ops[spans.operation[caller]].astype(str)
         is_timeout = spans.cause[caller] == TIMEOUT
+        custom = np.asarray(
+            [(effects.services[n].caller_message or "") if n in effects.services else "" for n in spans.services],
+            dtype=object,
+        )[np.maximum(spans.cause_service[caller], 0)].astype(str)
         text = np.where(
             is_timeout,
             np.char.add(np.char.add(op, ": calling "), np.char.add(origin_name, ": context deadline exceeded")),
@@ -444,6 +526,7 @@ def build_logs(
                 np.char.add(origin_name, np.char.add(" failed with status ", spans.http_status[caller].astype(str))),
             ),
         )
+        text = np.where((custom != "") & ~is_timeout, np.char.add(np.char.add(op, ": "), custom), text)
         attrs = (
             pl.DataFrame({"op": op, "dep": origin_name, "status": spans.http_status[caller].astype(np.int64)})
             .select(_jfmt('{"operation":"%s","peer.service":"%s","http.status_code":%s}', "op", "dep", "status"))
@@ -561,14 +644,16 @@ def build_traces(
     interesting[spans.request[root]] = (spans.http_status[root] >= 500) | (spans.duration_ms[root] > 2000)
     keep_req = interesting | (rng.random(n_req) < fraction)
     rows = np.flatnonzero(keep_req[spans.request])
-    span_hex = _hex(rng, spans.span.size, 16)
+    # Ids only for the kept spans; whole traces are kept, so every parent is among them.
+    span_hex = np.full(spans.span.size, None, dtype=object)
+    span_hex[rows] = _hex(rng, rows.size, 16)
     pos = _span_positions(spans)
     parent = spans.parent[rows]
     parent_hex = np.where(parent >= 0, span_hex[pos[np.maximum(parent, 0)]], None)
     names = np.asarray(spans.services, dtype=object)
     ops = np.asarray(spans.operations, dtype=object)
     stmts = np.asarray([*spans.statements, ""], dtype=object)
-    failed = spans.cause[rows] != OK
+    failed = (spans.cause[rows] != OK) & (spans.cause[rows] != CLIENT)
     attrs = (
         pl.DataFrame(
             {

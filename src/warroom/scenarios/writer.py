@@ -27,9 +27,9 @@ def _iso(at_s: float) -> str:
 
 def write_frames(folder: Path, frames: Frames, changes: pl.DataFrame | None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    frames.metrics.write_parquet(folder / "metrics.parquet", compression="zstd", compression_level=9)
-    frames.logs.write_parquet(folder / "logs.parquet", compression="zstd", compression_level=9)
-    frames.traces.write_parquet(folder / "traces.parquet", compression="zstd", compression_level=9)
+    frames.metrics.write_parquet(folder / "metrics.parquet", compression="zstd")
+    frames.logs.write_parquet(folder / "logs.parquet", compression="zstd")
+    frames.traces.write_parquet(folder / "traces.parquet", compression="zstd")
     if changes is not None and changes.height:
         changes.write_parquet(folder / "changes.parquet", compression="zstd")
 
