@@ -123,7 +123,7 @@ def template_shift(current: pl.DataFrame, baseline: pl.DataFrame, by: str | None
         )
     )
     if by:
-        joined = _cmh(joined, ["service", "template"], first=["severity", "exception", "sample"])
+        joined = cmh_shift(joined, ["service", "template"], first=["severity", "exception", "sample"])
         has_both = pl.lit(True)
         z = pl.col("z")
     else:
@@ -142,7 +142,7 @@ def template_shift(current: pl.DataFrame, baseline: pl.DataFrame, by: str | None
     )
 
 
-def _cmh(strata: pl.DataFrame, keys: list[str], first: list[str] | None = None) -> pl.DataFrame:
+def cmh_shift(strata: pl.DataFrame, keys: list[str], first: list[str] | None = None) -> pl.DataFrame:
     """Combine per-stratum 2×2 tables (count of n now, base_count of base_n before) into one z
     per `keys` (Cochran-Mantel-Haenszel). A stratum seen in only one period carries no
     information about change and adds nothing. Counts and totals are summed over the strata
@@ -231,7 +231,7 @@ def transition_shift(current: pl.DataFrame, baseline: pl.DataFrame, by: str | No
         pl.col("base_count").sum().over("service", "_by", "src").alias("base_n"),
     )
     if by:
-        joined = _cmh(joined, ["service", "src", "dst"])
+        joined = cmh_shift(joined, ["service", "src", "dst"])
     else:
         joined = joined.drop("_by").with_columns(
             _two_proportion_z(

@@ -116,12 +116,18 @@ def diagnose(
         tc, dep_cur = _without_dependency_errors(logs_mod.with_span_id(logs_mod.mine_templates(cur_logs)), services)
         tb, _dep_base = _without_dependency_errors(logs_mod.with_span_id(logs_mod.mine_templates(base_logs)), services)
         by = None
-        if "trace_id" in tc.columns and current.traces is not None and base.traces is not None and base.traces.height:
+        # The spans the reference lines ran in: the baseline's, or the incident's own before the window.
+        ref_spans = base.traces if log_base_kind == "baseline" else current.traces
+        if "trace_id" in tc.columns and current.traces is not None and ref_spans is not None and ref_spans.height:
             # Tie each line to the service on whose behalf it ran (span id → nearest ancestor
             # span in another service), and compare flows and shares per caller.
             tc = _with_caller(tc, current.traces)
-            tb = _with_caller(tb, base.traces)
+            tb = _with_caller(tb, ref_spans)
             by = "caller"
+        else:
+            limitations.append("logs: not tied to spans of both periods, so log changes were not compared per caller")
+        if tc.get_column("span_id").null_count() == tc.height:
+            limitations.append("logs: no span ids, so the request flow was followed per trace, not per handler")
         templates = logs_mod.template_shift(tc, tb)
         shares = logs_mod.template_shift(tc, tb, by=by) if by else templates
         transitions = logs_mod.transition_shift(tc, tb, by=by)
