@@ -84,11 +84,14 @@ def _status(mitigation: Mapping[str, Any], recovery: Mapping[str, Any]) -> tuple
         not recovery and mitigation.get("recovered") is True and not mitigation.get("dry_run")
     )
     outcomes = [o for o in mitigation.get("outcomes") or [] if isinstance(o, dict)]
+    # A dry run changed nothing: its actions are proposals, whatever the post-action data predicts.
     acted = any(o.get("status") in ("executed", "verified", "undone") for o in outcomes)
     if recovered:
         return "mitigated, monitoring", True, True
-    if acted or mitigation.get("recovered_by"):
+    if acted:
         return "mitigating", False, True
+    if mitigation.get("dry_run") and outcomes:
+        return "mitigation proposed (dry run)", False, False
     if outcomes:
         return "mitigation proposed", False, False
     return "investigating", False, False
@@ -160,7 +163,7 @@ def template_context(
         "customer_title": f"degraded service: {', '.join(services)}" if services else "degraded service",
         "customer_scope": ", ".join(services) if services else "some of our services",
         "next_update": cadence.next_update_at.strftime("%H:%M UTC on %Y-%m-%d")
-        + f" (every {cadence.interval_minutes:g} min at {severity})",
+        + f" (every {cadence.interval_minutes:g} min)",
         "next_update_time": cadence.next_update_at.strftime("%H:%M UTC on %Y-%m-%d"),
         "sequence": sequence,
     }
