@@ -250,7 +250,7 @@ def _noisy_neighbours(scored: pl.DataFrame, per_service: dict[str, dict[str, Any
     if not host:
         return
     latency = (
-        scored.filter(pl.col("metric").is_in(list(LATENCY_NAMES)) & (pl.col("z") > 0))
+        scored.filter(pl.col("metric").is_in(list(LATENCY_NAMES)) & (pl.col("z") >= metrics_mod.ONSET_Z))
         .group_by("service")
         .agg(pl.col("z").max())
     )
