@@ -105,9 +105,10 @@ def test_example_repository_holds_the_missing_close(truth: dict, tmp_path: Path)
     assert len(log.stdout.splitlines()) > 20
 
 
-def test_example_is_reproducible_by_the_generator(tmp_path: Path) -> None:
+def test_example_is_reproducible_by_the_generator(truth: dict, tmp_path: Path) -> None:
     """The README's command rewrites the example byte for byte."""
-    out = generate("pool-exhaustion", 13, tmp_path / "again", scale="small", repo="bundle")
+    assert f"--seed {truth['seed']} --scale small" in (EXAMPLE / "README.md").read_text()
+    out = generate("pool-exhaustion", truth["seed"], tmp_path / "again", scale="small", repo="bundle")
     for path in sorted(EXAMPLE.rglob("*")):
         if path.is_file() and path.name != "README.md":
             twin = out / path.relative_to(EXAMPLE)

@@ -132,12 +132,14 @@ def generate_bundle(scenario: Scenario, seed: int, out: Path, scale_name: str, r
     day = datetime(2024, 3, 4, tzinfo=UTC) + timedelta(days=int(rng.integers(0, 90)))
     onset_target = _floor((day + timedelta(hours=float(rng.uniform(10.0, 19.0)))).timestamp(), scale.step_s)
     base = base_tree(system)
+    # The history has its own random stream, so a seed picks the same variant at every scale.
+    history_rng = _rng(seed, scenario.name, "history")
     ordinary, history_changes, tree = ordinary_history(
-        system, base, rng, scale.history_commits, end_s=onset_target - 3 * 3600.0
+        system, base, history_rng, scale.history_commits, end_s=onset_target - 3 * 3600.0
     )
     plan = scenario.plan(PlanContext(rng, system, tree, onset_target, scale))
-    near = unrelated_changes(system, rng, plan.onset_s, exclude=plan.service)
-    commits, changes = assemble(ordinary, history_changes + near, plan, plan.code, rng, system)
+    near = unrelated_changes(system, history_rng, plan.onset_s, exclude=plan.service)
+    commits, changes = assemble(ordinary, history_changes + near, plan, plan.code, history_rng, system)
 
     with tempfile.TemporaryDirectory(prefix="warroom-scenario-") as tmp:
         repo_dir = Path(tmp) / "repo.git"
@@ -183,7 +185,7 @@ def generate_bundle(scenario: Scenario, seed: int, out: Path, scale_name: str, r
             baseline=baseline.frames,
             after=after,
             shas=shas,
-            window=(plan.onset_s - 10 * 60, action_s),
+            window=(min(plan.onset_s - 10 * 60, plan.fault_start_s - 5 * 60), action_s),
         )
         for stale in ("repo", "repo.bundle"):
             target = out / stale
