@@ -227,3 +227,50 @@ def test_bench_maps_the_datasets_fault_names() -> None:
     assert canonical_fault("cpu_consumed") == "cpu_consumption"
     assert canonical_fault("exception") == "exception"
     assert canonical_fault(None) is None
+
+
+def _delayed(start: datetime, n: int, delay_ms: float) -> pl.DataFrame:
+    """front → p → x and front → y; a delay at pod p slows the calls into p and the calls p makes."""
+    rows: list[tuple] = []
+    for i in range(n):
+        ts = start + timedelta(seconds=5 * i)
+        jitter = 0.1 * (i % 5)
+        t = f"{i:032x}"
+
+        def ms(v: float) -> timedelta:
+            return timedelta(milliseconds=v)
+
+        x_dur, y_dur = 3.0 + jitter, 4.0 + jitter
+        c2 = x_dur + 1.0 + delay_ms  # p's client span around x: x's work plus the wire
+        p_dur = c2 + 2.0
+        c1 = p_dur + 1.0 + delay_ms
+        rows += [
+            (t, f"f{i}", None, "front", "GET /", ts, ts + ms(c1 + y_dur + 5)),
+            (t, f"c1{i}", f"f{i}", "front", "call p", ts, ts + ms(c1)),
+            (t, f"p{i}", f"c1{i}", "p", "/p", ts + ms(0.5 + delay_ms), ts + ms(0.5 + delay_ms + p_dur)),
+            (t, f"c2{i}", f"p{i}", "p", "call x", ts + ms(1 + delay_ms), ts + ms(1 + delay_ms + c2)),
+            (t, f"x{i}", f"c2{i}", "x", "/x", ts + ms(1.5 + 2 * delay_ms), ts + ms(1.5 + 2 * delay_ms + x_dur)),
+            (t, f"c3{i}", f"f{i}", "front", "call y", ts + ms(c1), ts + ms(c1 + y_dur + 1)),
+            (t, f"y{i}", f"c3{i}", "y", "/y", ts + ms(c1 + 0.5), ts + ms(c1 + 0.5 + y_dur)),
+        ]
+    return pl.DataFrame(rows, schema=SPAN_SCHEMA, orient="row").with_columns(
+        pl.col("start_time").dt.cast_time_unit("us"), pl.col("end_time").dt.cast_time_unit("us")
+    )
+
+
+def test_network_delay_names_the_delayed_pod_not_its_callee() -> None:
+    diagnosis = diagnose(
+        Telemetry(traces=_delayed(ALERT, 120, 50.0)),
+        Telemetry(traces=_delayed(T0, 120, 0.0)),
+        alert_time=ALERT,
+        window_start=ALERT,
+        window_end=ALERT + timedelta(minutes=15),
+    )
+    ranked = [(c.service, c.fault_type) for c in diagnosis.candidates]
+    assert ranked[0] == ("p", "network_delay"), ranked
+    gaps = {f["service"]: f.get("gap_delta_ms", 0.0) for f in diagnosis.features}
+    assert abs(gaps["p"] - 50.0) < 1.0 and abs(gaps["x"] - 50.0) < 1.0  # both edges slowed …
+    assert "y" not in [s for s, _ in ranked]
+    by = {c.service: c for c in diagnosis.candidates}
+    assert "egress" in by["x"].reason  # … but x is reached only through the slow pod
+    assert by["x"].confidence < by["p"].confidence / 1.5

@@ -171,6 +171,7 @@ def diagnose(
             gaps = traces_mod.edge_gaps(pc, pb)
             for row in gaps.iter_rows(named=True):
                 feat(row["service"]).update(gap_z=_f(row["gap_z"]), gap_delta_ms=_f(row["gap_delta_ms"]))
+            _egress_delay(gaps, pc, pb, per_service)
             _trace_evidence(lat, gaps, start, window_end, per_service, evidence, findings, ids)
 
     # ---- metrics ------------------------------------------------------------------------------
@@ -240,6 +241,28 @@ def _without_dependency_errors(mined: pl.DataFrame, services: list[str]) -> tupl
     # Lines without a trace id cannot be tied to a request: drop just the naming line.
     kept = kept.join(dep.select(line).unique(), on=line, how="anti")
     return kept, dep
+
+
+def _egress_delay(
+    gaps: pl.DataFrame, pc: pl.DataFrame, pb: pl.DataFrame, per_service: dict[str, dict[str, Any]]
+) -> None:
+    """A delayed pod slows the calls it makes as well as those into it, so its callees' call
+    gaps rise too. For each service with slower calls into it, keep only the gap measured on calls
+    from callers that are not slow themselves; a service reached only through slow callers cannot
+    be told apart from them and keeps half its strength."""
+    crit = _critical_z(max(gaps.height, 1))
+    slow = {r["service"] for r in gaps.filter(pl.col("gap_z") > crit).iter_rows(named=True)}
+    if len(slow) < 2:
+        return
+    clean = {r["service"]: r for r in traces_mod.edge_gaps(pc, pb, exclude_callers=slow).iter_rows(named=True)}
+    for service in slow:
+        f = per_service[service]
+        row = clean.get(service)
+        if row is None:
+            f["gap_z"] = f["gap_z"] / 2.0
+            f["gap_note"] = "only called by services whose own calls are slower: their egress may explain it"
+        else:
+            f["gap_z"] = min(f["gap_z"], _f(row["gap_z"]))
 
 
 def _noisy_neighbours(scored: pl.DataFrame, per_service: dict[str, dict[str, Any]]) -> None:
@@ -361,7 +384,10 @@ def _rank(per_service: dict[str, dict[str, Any]], graph: dict[str, list[str]], t
         # A CPU-starved pod also delays the start of its server spans: only a gap without a
         # resource explanation is network delay.
         if gap > crit and max(cpu, mem) < 1.0:
-            hyps.append((gap - crit, "network_delay", "call latency gap", "calls into it take longer on the wire"))
+            note = f"; {f['gap_note']}" if f.get("gap_note") else ""
+            hyps.append(
+                (gap - crit, "network_delay", "call latency gap", f"calls into it take longer on the wire{note}")
+            )
         if not hyps:
             continue
         best = max(hyps, key=lambda h: h[0])

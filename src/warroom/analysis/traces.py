@@ -122,12 +122,14 @@ def service_latency(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFra
     )
 
 
-def edge_gaps(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFrame:
+def edge_gaps(current: pl.DataFrame, baseline: pl.DataFrame, exclude_callers: set[str] | None = None) -> pl.DataFrame:
     """Per callee: the median extra time on calls into it (caller span minus callee span), now
-    versus the baseline. A delayed pod adds the same latency to every call into it."""
+    versus the baseline. A delayed pod adds the same latency to every call into it (and to every
+    call it makes: `exclude_callers` leaves out the calls made by given services)."""
+    skip = sorted(exclude_callers or ())
 
     def stats(frame: pl.DataFrame, prefix: str) -> pl.DataFrame:
-        e = edges(frame).filter(pl.col("gap_ms").is_not_null())
+        e = edges(frame).filter(pl.col("gap_ms").is_not_null() & ~pl.col("caller").is_in(skip))
         return e.group_by("callee").agg(
             pl.len().alias(f"{prefix}calls"),
             pl.col("gap_ms").median().alias(f"{prefix}gap_p50"),
