@@ -146,6 +146,14 @@ def test_executed_runbook_fixes_all_three_targets_and_audits_every_step(tmp_path
         assert approved["actor"] == "oncall@example.com" and approved["data"]["approved_at"].startswith("2026-03-01")
         assert steps[""] == ["finished"]
 
+        # the same steps are on the timeline, with who approved
+        timeline = [(e.kind.value, e.data["action_id"], e.data["step"]) for e in report.timeline]
+        assert ("action_approved", "rollback-deploy", "approved") in timeline
+        assert ("action_executed", "kill-long-queries", "executed") in timeline
+        assert ("action_verified", "restart-checkout", "not_recovered") in timeline
+        assert ("action_verified", "rollback-deploy", "verified") in timeline
+        assert next(e for e in report.timeline if e.kind.value == "action_approved").source == "oncall@example.com"
+
         journal = (out / "actions-audit.jsonl").read_text()
         assert len(journal.splitlines()) == len(mitigation["audit"])
         everything = journal + json.dumps(report.model_dump(mode="json"))

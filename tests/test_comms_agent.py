@@ -161,6 +161,13 @@ type = "file"
         assert all(c["next_update_at"].startswith("2026-03-01T12:35") for c in comms)  # P0: every 15 min
         assert {c["audience"] for c in comms if c["channel_type"] == "file"} == {"internal", "executive", "customer"}
         assert any("status-page" in line for line in report.limitations)
+        # every delivery is on the timeline with its channel and status
+        sent = [e for e in report.timeline if e.kind.value == "communication_sent"]
+        assert len(sent) == len(comms)
+        assert {(e.data["channel_type"], e.data["status"]) for e in sent} >= {
+            ("webhook", "failed"),
+            ("slack", "delivered"),
+        }
 
         slack_text = json.dumps(state.recorded("/slack")[0].json())
         mail_text = recorder.mails[0].get_payload(decode=True).decode()

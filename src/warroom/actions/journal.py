@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, ValidationError
 
-from warroom.incident import ActionOutcome
+from warroom.incident import ActionOutcome, TimelineEvent, TimelineKind
 from warroom.redact import redact, redact_obj
 
 
@@ -147,3 +148,45 @@ class JsonlJournal:
             if event.action_id == action_id and (outcome := _outcome_of(event)) is not None:
                 found = outcome
         return found
+
+
+# Audit steps as timeline events. "proposed" and "completed" are left out: the engine puts the
+# proposed actions and the final outcomes on the timeline itself, from AgentReport.actions/outcomes.
+_TIMELINE_KIND: dict[AuditStep, TimelineKind] = {
+    AuditStep.APPROVED: TimelineKind.ACTION_APPROVED,
+    AuditStep.BLOCKED: TimelineKind.NOTE,
+    AuditStep.STARTED: TimelineKind.ACTION_EXECUTED,
+    AuditStep.EXECUTED: TimelineKind.ACTION_EXECUTED,
+    AuditStep.DRY_RUN: TimelineKind.ACTION_EXECUTED,
+    AuditStep.FAILED: TimelineKind.ACTION_EXECUTED,
+    AuditStep.TIMED_OUT: TimelineKind.ACTION_EXECUTED,
+    AuditStep.UNDONE: TimelineKind.ACTION_EXECUTED,
+    AuditStep.SKIPPED: TimelineKind.NOTE,
+    AuditStep.VERIFIED: TimelineKind.ACTION_VERIFIED,
+    AuditStep.NOT_RECOVERED: TimelineKind.ACTION_VERIFIED,
+    AuditStep.FINISHED: TimelineKind.NOTE,
+}
+
+
+def timeline_events(events: Iterable[AuditEvent]) -> list[TimelineEvent]:
+    """The audit trail as typed timeline events (redacted), in order."""
+    out: list[TimelineEvent] = []
+    for event in events:
+        kind = _TIMELINE_KIND.get(event.step)
+        if kind is None:
+            continue
+        label = f"{event.action_id}: {event.step.value}" if event.action_id else f"mitigation {event.step.value}"
+        data: dict[str, Any] = {"action_id": event.action_id, "step": event.step.value, "kind": event.kind}
+        for key in ("approved_at", "command", "recovered_by", "recovered_by_action", "exhausted", "dry_run"):
+            if key in event.data:
+                data[key] = event.data[key]
+        out.append(
+            TimelineEvent(
+                at=event.at,
+                kind=kind,
+                source=event.actor,
+                summary=redact(f"{label} — {event.detail}" if event.detail else label)[:500],
+                data=redact_obj(data),
+            )
+        )
+    return out

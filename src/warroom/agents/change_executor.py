@@ -17,17 +17,18 @@ target, summary, runbook, audit}. `audit` is every journal event, for the engine
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from warroom.actions.journal import ActionJournal, InMemoryJournal, JsonlJournal
+from warroom.actions.journal import ActionJournal, InMemoryJournal, JsonlJournal, timeline_events
 from warroom.actions.loop import Verifier, run_mitigation, summarize
 from warroom.actions.policy import Mode, Target, parse_approvals, parse_policy
 from warroom.actions.runbook import load_runbooks, plan_from_diagnosis
 from warroom.actions.verify import bundle_verifier, probe_from_config, statistical_recovery
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.errors import InputError
-from warroom.incident import ActionOutcome, AgentReport, Evidence, Finding, RecommendedAction
+from warroom.incident import ActionOutcome, AgentReport, Evidence, Finding, RecommendedAction, TimelineEvent
 from warroom.redact import redact_obj
 
 
@@ -109,6 +110,39 @@ def _finding(action: RecommendedAction | None, outcome: ActionOutcome) -> Findin
     )
 
 
+def _on_incident_clock(ctx: AgentContext, target: Target, events: list[TimelineEvent]) -> list[TimelineEvent]:
+    """Timeline events in incident time. The audit journal keeps wall-clock times; the timeline of a
+    replayed incident needs the incident's clock: `ctx.params["now"]` when the engine gives it, else
+    (bundle replay) the start of the post-action data of the first action replayed."""
+    if not events:
+        return events
+    anchor = _parse_time(ctx.params.get("now"))
+    if anchor is None and target is Target.BUNDLE:
+        kinds = [str(e.data.get("kind")) for e in events if e.data.get("kind")]
+        after = ctx.bundle.after.get(kinds[0]) if kinds else None
+        frame = after.metrics if after is not None else None
+        if frame is not None and frame.height:
+            anchor = frame.get_column("timestamp").min()  # type: ignore[assignment]
+        else:
+            anchor = ctx.bundle.manifest.effective_window().end
+    if anchor is None:
+        return events
+    shift = anchor - events[0].at
+    return [e.model_copy(update={"at": e.at + shift}) for e in events]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
 class ChangeExecutor:
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="change-executor",
@@ -132,6 +166,7 @@ class ChangeExecutor:
             actor=self.spec.name,
         )
         journal = _journal(ctx)
+        already = len(journal.events())  # a resumed run's journal holds earlier events
         verifier = _verifier(ctx, target)
         if verifier is None and plan:
             limitations.append("no recovery probe configured: recovery after each action cannot be told")
@@ -159,5 +194,6 @@ class ChangeExecutor:
             outputs={"mitigation": redact_obj(mitigation)},
             actions=plan,
             outcomes=outcomes,
+            timeline=_on_incident_clock(ctx, target, timeline_events(journal.events()[already:])),
             limitations=limitations,
         )

@@ -21,7 +21,7 @@ from warroom.comms.channels import Channel, FileChannel, deliver
 from warroom.comms.compose import build_updates
 from warroom.comms.config import build_channels, load_config
 from warroom.comms.message import AUDIENCES, Audience, Delivery
-from warroom.incident import AgentReport, Evidence, Finding
+from warroom.incident import AgentReport, Evidence, Finding, TimelineEvent, TimelineKind
 
 
 def _time(value: Any) -> datetime | None:
@@ -131,6 +131,26 @@ class IncidentCommunicationsSpecialist:
                     ],
                 )
             )
+        timeline = [
+            TimelineEvent(
+                at=now,
+                kind=TimelineKind.COMMUNICATION_SENT,
+                source=self.spec.name,
+                summary=f"{e['audience']} update {e['sequence']} via {e['channel']} ({e['channel_type']}): "
+                f"{e['status']} — {e['subject']}",
+                data={
+                    "message_id": e["id"],
+                    "audience": e["audience"],
+                    "channel": e["channel"],
+                    "channel_type": e["channel_type"],
+                    "status": e["status"],
+                    "attempts": e["attempts"],
+                    "detail": e["detail"],
+                    "next_update_at": e["next_update_at"],
+                },
+            )
+            for e in entries
+        ]
         failed = [e for e in entries if e["status"] == "failed"]
         for entry in failed:
             limitations.append(f"{entry['audience']} update not delivered on {entry['channel']}: {entry['detail']}")
@@ -147,5 +167,6 @@ class IncidentCommunicationsSpecialist:
             summary=summary,
             findings=findings,
             outputs={"communications": [*previous, *entries]},
+            timeline=timeline,
             limitations=limitations,
         )
