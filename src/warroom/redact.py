@@ -16,10 +16,11 @@ from typing import Any
 MASK = "[REDACTED]"
 
 # Key names that mark the value after them as a secret (matched case-insensitively, as a suffix of
-# the key, so DB_PASSWORD, x-api-key and client_secret all count).
+# the key, so DB_PASSWORD, x-api-key and client_secret all count). Identifiers that incident analysis
+# needs to read (session ids, function signatures) are deliberately not on the list.
 _SECRET_WORD = (
     r"passw(?:or)?d|passwd|pwd|secret|token|api[_\-]?key|apikey|access[_\-]?key"
-    r"|private[_\-]?key|auth[_\-]?key|credentials?|session[_\-]?id|signature"
+    r"|private[_\-]?key|auth[_\-]?key|credentials?"
 )
 _SECRET_KEY = r"[A-Za-z0-9_.\-]*?(?:" + _SECRET_WORD + r")"
 
@@ -46,7 +47,7 @@ _OWN_PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...
     ),
     # scheme://user:password@host — keep the user and host so the line still says where it pointed.
     (
-        re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]+:)([^\s@/'\"]+)(@)"),
+        re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)([^\s@/'\"]+)(@)"),
         lambda m: f"{m.group(1)}{MASK}{m.group(3)}",
     ),
     # Connection-string keywords: "password=…;" (ADO/ODBC/libpq key-value forms).

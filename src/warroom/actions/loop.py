@@ -381,7 +381,7 @@ def run_mitigation(
         if previous is not None:
             # Taken before a crash or in an earlier pass: reuse the recorded outcome, never repeat.
             loop.outcomes.append(previous)
-            if previous.verified is True and previous.status in ("verified", "dry_run") and mode.execute:
+            if previous.verified is True and (mode.execute or mode.target is Target.BUNDLE):
                 break
             continue
         if started_without_outcome(journal, action.id):
