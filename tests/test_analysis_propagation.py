@@ -32,8 +32,8 @@ def _attrs(span: str) -> str:
     return json.dumps({"span_id": span})
 
 
-def _frames(spans: list[tuple], logs: list[tuple]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    s = pl.DataFrame(spans, schema=SPAN_SCHEMA, orient="row").with_columns(
+def _frames(spans: list[tuple], logs: list[tuple], status: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    s = pl.DataFrame(spans, schema=[*SPAN_SCHEMA, "status"] if status else SPAN_SCHEMA, orient="row").with_columns(
         pl.col("start_time").dt.cast_time_unit("us"), pl.col("end_time").dt.cast_time_unit("us")
     )
     lg = pl.DataFrame(logs, schema=LOG_SCHEMA, orient="row").with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
@@ -274,3 +274,44 @@ def test_network_delay_names_the_delayed_pod_not_its_callee() -> None:
     by = {c.service: c for c in diagnosis.candidates}
     assert "egress" in by["x"].reason  # … but x is reached only through the slow pod
     assert by["x"].confidence < by["p"].confidence / 1.5
+
+
+def _rpc(start: datetime, n: int, faulty: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """front → ts-pricing; with `faulty`, ts-pricing answers half the calls with an error it does
+    not log itself (its span status says so), and front logs the error it got back, naming it."""
+    spans: list[tuple] = []
+    logs: list[tuple] = []
+    for i in range(n):
+        ts = start + timedelta(seconds=4 * i)
+        t = f"{'r' if faulty else 'q'}{i:031x}"
+        f, c, p = f"f{t[-8:]}", f"c{t[-8:]}", f"p{t[-8:]}"
+        spans.append((t, f, None, "front", "GET /cart", ts, ts + timedelta(milliseconds=20), "OK"))
+        spans.append((t, c, f, "front", "grpc call", ts, ts + timedelta(milliseconds=10), "OK"))
+        status = "ERROR" if faulty and i % 2 else "OK"
+        begin, end = ts + timedelta(milliseconds=1), ts + timedelta(milliseconds=9)
+        spans.append((t, p, c, "ts-pricing", "GetQuote", begin, end, status))
+        logs.append((ts + timedelta(milliseconds=2), "ts-pricing", "INFO", f"quote for item {i}", t, _attrs(p)))
+        if faulty and i % 2:
+            msg = "failed to get quote: rpc error: code = Internal desc = ts-pricing: invalid currency"
+            logs.append((ts + timedelta(milliseconds=12), "front", "ERROR", msg, t, _attrs(f)))
+        else:
+            logs.append((ts + timedelta(milliseconds=12), "front", "INFO", f"cart total {i % 9}", t, _attrs(f)))
+    return _frames(spans, logs, status=True)
+
+
+def test_callee_error_reported_by_its_caller_is_the_callees() -> None:
+    base_spans, base_logs = _rpc(T0, 200, faulty=False)
+    cur_spans, cur_logs = _rpc(ALERT, 200, faulty=True)
+    diagnosis = diagnose(
+        Telemetry(logs=cur_logs, traces=cur_spans),
+        Telemetry(logs=base_logs, traces=base_spans),
+        alert_time=ALERT,
+        window_start=ALERT,
+        window_end=ALERT + timedelta(minutes=20),
+    )
+    top = diagnosis.candidates[0]
+    assert (top.service, top.fault_type) == ("ts-pricing", "return"), diagnosis.candidates[:3]
+    features = {f["service"]: f for f in diagnosis.features}
+    assert features["ts-pricing"]["new_error"] == 100 and features["front"]["new_error"] == 0
+    assert features["ts-pricing"]["deepest"] == features["ts-pricing"]["erroring"] == 100
+    assert "named_in_errors" not in features["ts-pricing"]  # it was reached: not an unreachable dependency

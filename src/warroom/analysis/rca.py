@@ -113,11 +113,15 @@ def diagnose(
         limitations.append("logs: no baseline (no baseline/ folder and nothing before the window)")
     else:
         services = _service_names(current, base)
-        tc, dep_cur = _without_dependency_errors(logs_mod.with_span_id(logs_mod.mine_templates(cur_logs)), services)
-        tb, _dep_base = _without_dependency_errors(logs_mod.with_span_id(logs_mod.mine_templates(base_logs)), services)
-        by = None
         # The spans the reference lines ran in: the baseline's, or the incident's own before the window.
         ref_spans = base.traces if log_base_kind == "baseline" else current.traces
+        tc, dep_cur, rep_cur = _without_dependency_errors(
+            logs_mod.with_span_id(logs_mod.mine_templates(cur_logs)), services, current.traces
+        )
+        tb, _dep_base, rep_base = _without_dependency_errors(
+            logs_mod.with_span_id(logs_mod.mine_templates(base_logs)), services, ref_spans
+        )
+        by = None
         if "trace_id" in tc.columns and current.traces is not None and ref_spans is not None and ref_spans.height:
             # Tie each line to the service on whose behalf it ran (span id → nearest ancestor
             # span in another service), and compare flows and shares per caller.
@@ -128,8 +132,11 @@ def diagnose(
             limitations.append("logs: not tied to spans of both periods, so log changes were not compared per caller")
         if tc.get_column("span_id").null_count() == tc.height:
             limitations.append("logs: no span ids, so the request flow was followed per trace, not per handler")
-        templates = logs_mod.template_shift(tc, tb)
-        shares = logs_mod.template_shift(tc, tb, by=by) if by else templates
+        # Templates count the callee errors their callers reported; the request flow stays each
+        # service's own statements.
+        tc_all, tb_all = _with_reported(tc, rep_cur), _with_reported(tb, rep_base)
+        templates = logs_mod.template_shift(tc_all, tb_all)
+        shares = logs_mod.template_shift(tc_all, tb_all, by=by) if by else templates
         transitions = logs_mod.transition_shift(tc, tb, by=by)
         scores = logs_mod.service_log_scores(templates, transitions, shares)
         tests = shares.height + transitions.height
@@ -137,7 +144,9 @@ def diagnose(
         if dep_cur.height:
             _dependency_evidence(dep_cur, start, window_end, per_service, evidence, findings, ids)
         if "trace_id" in tc.columns:
-            error_keys = tc.join(anomalous_err, on=["service", "template"], how="semi").select("trace_id", "service")
+            error_keys = tc_all.join(anomalous_err, on=["service", "template"], how="semi").select(
+                "trace_id", "service"
+            )
         for row in scores.iter_rows(named=True):
             f = feat(row["service"])
             f["new_error"] = int(row["new_error"])
@@ -221,26 +230,56 @@ def _with_caller(lines: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
     return lines.join(callers, on=["trace_id", "span_id"], how="left").with_columns(pl.col("caller").fill_null(""))
 
 
-def _without_dependency_errors(mined: pl.DataFrame, services: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split off the requests in which a service logged an error naming another service (it could
-    not reach it): (the remaining lines, the naming error lines with a `dependency` column).
-    Those requests left the service's code path because of the dependency, so neither their
-    error lines nor their changed statement order are evidence of a defect in the service."""
+def _without_dependency_errors(
+    mined: pl.DataFrame, services: list[str], spans: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Split off the requests in which a service logged an error naming another service:
+    (the remaining lines, the naming lines for a dependency it never reached, the naming lines for
+    a dependency it did reach, re-attributed to that dependency).
+
+    Either way the request left the logging service's code path because of the dependency, so
+    neither those error lines nor the changed statement order of that request are evidence of a
+    defect in the logging service. When the trace holds an erroring span of the named service, it
+    was reached and answered with the error: the line is the callee's error as its caller saw it,
+    and is counted for the callee (template prefixed "reported by caller:"). Otherwise (no
+    instance, connection refused, or no span status to tell) it is evidence only."""
     dep = (
         mined.filter(pl.col("severity") >= 2)
         .with_columns(logs_mod.dependency_named(services).alias("dependency"))
         .filter(pl.col("dependency").is_not_null())
     )
     if dep.height == 0:
-        return mined, dep
+        return mined, dep, dep.drop("dependency")
     line = ["timestamp", "service", "message"]
     kept = mined
+    reached = dep.clear()
     if "trace_id" in mined.columns:
         keys = dep.filter(pl.col("trace_id").is_not_null() & (pl.col("trace_id") != "")).select("trace_id", "service")
         kept = kept.join(keys.unique(), on=["trace_id", "service"], how="anti")
+        if spans is not None and spans.height and "status" in spans.columns:
+            # Reached and failed: the named service has an erroring span in the request. (A span
+            # of it alone is not enough: a request can reach it in one call and miss it in the
+            # next, when no instance is left to call.)
+            failed = spans.filter(pl.col("status").cast(pl.String).is_in(traces_mod.ERROR_STATUS))
+            present = failed.select("trace_id", pl.col("service").alias("dependency")).unique()
+            reached = dep.join(present, on=["trace_id", "dependency"], how="semi")
     # Lines without a trace id cannot be tied to a request: drop just the naming line.
     kept = kept.join(dep.select(line).unique(), on=line, how="anti")
-    return kept, dep
+    unreached = dep.join(reached.select(line).unique(), on=line, how="anti")
+    reported = reached.with_columns(
+        pl.col("service").alias("reporter"),
+        pl.col("dependency").alias("service"),
+        ("reported by caller: " + pl.col("template")).alias("template"),
+    ).drop("dependency")
+    return kept, unreached, reported
+
+
+def _with_reported(lines: pl.DataFrame, reported: pl.DataFrame) -> pl.DataFrame:
+    """Lines plus the callee errors reported by callers (their caller stratum is the reporter)."""
+    if reported.height == 0:
+        return lines
+    extra = reported.with_columns(pl.col("reporter").alias("caller")) if "caller" in lines.columns else reported
+    return pl.concat([lines, extra.select(lines.columns)], how="vertical_relaxed")
 
 
 def _egress_delay(
@@ -518,8 +557,8 @@ def _dependency_evidence(
     findings: dict[str, list[Finding]],
     ids: _Ids,
 ) -> None:
-    """Errors in which a service says it could not reach another one, as evidence on the named
-    service (they are kept out of the logging service's code-defect score)."""
+    """Errors in which a service says it could not reach another one (no span of it in the
+    request), as evidence on the named service; they count for neither service's code defect."""
     pairs = (
         dep.group_by("service", "dependency")
         .agg(pl.len().alias("count"), pl.col("message").first().alias("sample"))
@@ -544,7 +583,7 @@ def _dependency_evidence(
         findings["logs"].append(
             Finding(
                 id=f"finding-{eid}",
-                title=f"{row['service']} reports errors reaching {row['dependency']}",
+                title=f"{row['service']} could not reach {row['dependency']}",
                 detail=f"{int(row['count'])} error lines name {row['dependency']}",
                 confidence=0.3,
                 service=row["dependency"],
