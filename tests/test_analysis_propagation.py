@@ -315,3 +315,26 @@ def test_callee_error_reported_by_its_caller_is_the_callees() -> None:
     assert features["ts-pricing"]["new_error"] == 100 and features["front"]["new_error"] == 0
     assert features["ts-pricing"]["deepest"] == features["ts-pricing"]["erroring"] == 100
     assert "named_in_errors" not in features["ts-pricing"]  # it was reached: not an unreachable dependency
+
+
+def test_memory_pressure_is_reported_as_memory() -> None:
+    rows = []
+    for minute in range(60):
+        ts = T0 + timedelta(minutes=minute)
+        hot = ts >= ALERT - timedelta(minutes=20)
+        wiggle = 0.01 * (minute % 3)
+        rows.append((ts, "leaky", "memory_utilization", (0.97 if hot else 0.45) + wiggle / 2))
+        rows.append((ts, "leaky", "cpu_utilization", 0.3 + wiggle))
+        rows.append((ts, "calm", "memory_utilization", 0.5 + wiggle))
+    metrics = pl.DataFrame(rows, schema=["timestamp", "service", "metric", "value"], orient="row").with_columns(
+        pl.col("timestamp").dt.cast_time_unit("us")
+    )
+    diagnosis = diagnose(
+        Telemetry(metrics=metrics.filter(pl.col("timestamp") < ALERT)),
+        None,
+        alert_time=ALERT - timedelta(minutes=20),
+        window_start=ALERT - timedelta(minutes=20),
+        window_end=ALERT,
+    )
+    top = diagnosis.candidates[0]
+    assert (top.service, top.fault_type, top.indicator) == ("leaky", "memory", "memory_utilization")
