@@ -82,3 +82,21 @@ def test_nothing_to_do_is_said_and_agent_is_picklable(tmp_path):
     odd = [{"rank": 1, "service": "x", "fault_type": "gremlins", "indicator": "moon_phase", "confidence": 0.2}]
     report = agent.run(AgentContext(bundle=bundle, incident_id="INC-1", context={"diagnosis": odd}))
     assert "no runbook fits the diagnosis" in report.limitations
+
+
+def test_actions_settings_come_from_warroom_toml(tmp_path):
+    bundle = load_bundle(make_bundle(tmp_path / "bundle"))
+    config = tmp_path / "warroom.toml"
+    config.write_text('[actions]\npolicy = "all"\n[actions.vars]\nkube_context = "prod-eu"\nnamespace = "shop"\n')
+    ctx = AgentContext(
+        bundle=bundle,
+        incident_id="INC-1",
+        context={"diagnosis": DIAGNOSIS},
+        params={"config": str(config), "execute": True, "target": "bundle"},
+    )
+    report = ChangeExecutor().run(ctx)
+    mitigation = report.outputs["mitigation"]
+    assert mitigation["policy"] == "all"
+    assert all(o["status"] == "skipped" for o in mitigation["outcomes"])  # nothing approved under "all"
+    rollback = next(a for a in report.actions if a.id == "rollback-deploy")
+    assert rollback.parameters["params"]["context"] == "prod-eu"

@@ -11,6 +11,7 @@ Parameters (ctx.params):
   kubectl_dry_run    none | client | server — what a kubectl preview passes as --dry-run
   runbooks           extra runbook files or folders; action_vars: values for runbook placeholders
   journal_path       JSON-Lines audit journal (default: <out_dir>/actions-audit.jsonl when out_dir is set)
+  config             path of warroom.toml; its [actions] table gives the defaults of the above
 Output: `mitigation` {outcomes, recovered_by, recovered_by_action, recovered, exhausted, dry_run,
 target, summary, runbook, audit}. `audit` is every journal event, for the engine's timeline.
 """
@@ -27,12 +28,13 @@ from warroom.actions.policy import Mode, Target, parse_approvals, parse_policy
 from warroom.actions.runbook import load_runbooks, plan_from_diagnosis
 from warroom.actions.verify import bundle_verifier, probe_from_config, statistical_recovery
 from warroom.agents.base import AgentContext, AgentSpec
+from warroom.comms.config import ActionsConfig, load_config
 from warroom.errors import InputError
 from warroom.incident import ActionOutcome, AgentReport, Evidence, Finding, RecommendedAction, TimelineEvent
 from warroom.redact import redact_obj
 
 
-def _plan(ctx: AgentContext) -> tuple[list[RecommendedAction], str, list[str]]:
+def _plan(ctx: AgentContext, settings: ActionsConfig) -> tuple[list[RecommendedAction], str, list[str]]:
     """The plan, where it came from, and limitations met while reading it."""
     limitations: list[str] = []
     plan: list[RecommendedAction] = []
@@ -47,8 +49,9 @@ def _plan(ctx: AgentContext) -> tuple[list[RecommendedAction], str, list[str]]:
     if not diagnosis:
         limitations.append("no resolution_plan and no diagnosis: nothing to mitigate")
         return [], "none", limitations
-    books = load_runbooks([str(p) for p in ctx.params.get("runbooks") or []])
-    runbook, plan = plan_from_diagnosis(diagnosis, books, ctx.params.get("action_vars") or {})
+    books = load_runbooks([str(p) for p in [*(ctx.params.get("runbooks") or []), *settings.runbooks]])
+    variables = {**settings.vars, **(ctx.params.get("action_vars") or {})}
+    runbook, plan = plan_from_diagnosis(diagnosis, books, variables)
     if runbook is None:
         limitations.append("no runbook fits the diagnosis")
         return [], "none", limitations
@@ -75,10 +78,10 @@ def _target(ctx: AgentContext, execute: bool) -> Target:
         raise InputError(f"change-executor: unknown target '{raw}' (expected bundle or live)") from None
 
 
-def _verifier(ctx: AgentContext, target: Target) -> Verifier | None:
+def _verifier(ctx: AgentContext, target: Target, settings: ActionsConfig) -> Verifier | None:
     if target is Target.BUNDLE:
         return bundle_verifier(ctx.bundle, statistical_recovery)
-    probe = ctx.params.get("recovery_probe")
+    probe = ctx.params.get("recovery_probe") or settings.recovery_probe
     return probe_from_config(probe) if isinstance(probe, dict) else None
 
 
@@ -154,20 +157,22 @@ class ChangeExecutor:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
+        # warroom.toml's [actions] gives the defaults; step parameters win.
+        settings = load_config(ctx.params.get("config")).actions
         execute = bool(ctx.params.get("execute", False))
-        policy = parse_policy(ctx.params.get("approval_policy") or ctx.params.get("approve"))
+        policy = parse_policy(ctx.params.get("approval_policy") or ctx.params.get("approve") or settings.policy)
         target = _target(ctx, execute)
-        plan, source, limitations = _plan(ctx)
+        plan, source, limitations = _plan(ctx, settings)
         mode = Mode(
             execute=execute,
             policy=policy,
             target=target,
-            kubectl_dry_run=ctx.params.get("kubectl_dry_run", "none"),
+            kubectl_dry_run=ctx.params.get("kubectl_dry_run") or settings.kubectl_dry_run,
             actor=self.spec.name,
         )
         journal = _journal(ctx)
         already = len(journal.events())  # a resumed run's journal holds earlier events
-        verifier = _verifier(ctx, target)
+        verifier = _verifier(ctx, target, settings)
         if verifier is None and plan:
             limitations.append("no recovery probe configured: recovery after each action cannot be told")
         outcomes = run_mitigation(plan, parse_approvals(ctx.params.get("approved_actions")), journal, verifier, mode)

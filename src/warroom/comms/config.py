@@ -83,8 +83,9 @@ ChannelConfig = Annotated[
 
 
 class CommsConfig(_Strict):
-    retries: int = Field(default=3, ge=0, le=10)
-    backoff_s: float = Field(default=1.0, ge=0)
+    # Modest defaults: a channel that is down costs the run 0.5 + 1 s per message, not half a minute.
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff_s: float = Field(default=0.5, ge=0)
     cadence_minutes: dict[str, float] = Field(default_factory=dict)  # severity → minutes
     channels: list[ChannelConfig] = Field(default_factory=list)
 
