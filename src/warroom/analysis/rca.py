@@ -3,10 +3,16 @@
 Per service the analysis gathers one strength per hypothesis, each on a z-like scale:
 
 - code defect: changed logging (new error templates, changed statement order or shares),
-  discounted when a service it calls shows the same kind of change (then it is a victim);
-- CPU / memory: the robust z of the service's own utilisation, weighted by how material the
-  change is on the 0..1 scale of the limit;
-- network delay: extra time on calls into the service (caller span minus callee span);
+  compared per caller so a change in who calls a service is not a change in what it does;
+  errors that name another service are about that dependency, not the logger's code (counted
+  for the callee when its span erred in the request, evidence only when it was never reached);
+  discounted when a service it calls shows an above-noise change of the same kind (then it is a
+  victim) and by how often it is not the deepest erroring service in its requests;
+- CPU / memory: the robust z of the service's own utilisation, weighted by how much of the
+  remaining headroom the rise consumed; a node-level CPU rise with the pod's own CPU flat and its
+  latency up is contention from a neighbour;
+- network delay: extra time on calls into the service (caller span minus callee span), counted
+  on calls from callers that are not slow themselves (a delayed pod also slows its own calls);
 - latency: self time (span time not spent in callees).
 
 The service's score is its strongest hypothesis; the fault type is that hypothesis.
