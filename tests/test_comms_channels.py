@@ -106,5 +106,6 @@ def test_file_and_console_channels(tmp_path):
 
 
 def test_unconfigured_channel_fails_with_its_reason():
-    deliveries = deliver(message(), [BrokenChannel("slack", "environment variable SLACK_WEBHOOK_URL is not set")])
+    broken = BrokenChannel("slack", "environment variable SLACK_WEBHOOK_URL is not set")
+    deliveries = deliver(message(), [broken], attempts=2, backoff_s=0.01)
     assert deliveries[0].status == "failed" and "SLACK_WEBHOOK_URL" in deliveries[0].detail

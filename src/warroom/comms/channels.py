@@ -219,7 +219,7 @@ def deliver(
     channels: Sequence[Channel],
     *,
     attempts: int = 3,
-    backoff_s: float = 1.0,
+    backoff_s: float = 0.5,
     backoff_max_s: float = 10.0,
 ) -> list[Delivery]:
     """Send to every channel that takes the message's audience; retry each; record every outcome."""
