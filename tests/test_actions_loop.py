@@ -224,3 +224,15 @@ def test_unknown_adapter_and_bad_params_are_failed_outcomes(tmp_path):
     outcomes = run_mitigation(plan, {}, InMemoryJournal(), None, Mode(execute=True, policy=ApprovalPolicy.NONE))
     assert [o.status for o in outcomes] == ["failed", "failed"]
     assert "unknown action adapter" in outcomes[0].detail
+
+
+def test_a_shared_journal_file_keeps_incidents_apart(tmp_path):
+    side = tmp_path / "side"
+    plan = [shell_action("same-id", append(side, "run"))]
+    mode = Mode(execute=True, policy=ApprovalPolicy.NONE, env=ENV)
+    path = tmp_path / "audit.jsonl"
+    run_mitigation(plan, {}, JsonlJournal(path, "INC-1"), None, mode)
+    run_mitigation(plan, {}, JsonlJournal(path, "INC-1"), None, mode)  # resumed: not repeated
+    run_mitigation(plan, {}, JsonlJournal(path, "INC-2"), None, mode)  # another incident: runs
+    assert lines(side) == ["run", "run"]
+    assert {e.incident_id for e in JsonlJournal(path).events()} == {"INC-1", "INC-2"}

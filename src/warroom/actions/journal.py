@@ -47,6 +47,7 @@ class AuditEvent(BaseModel):
     actor: str = "warroom"  # who did it: an agent, a person (approvals), "warroom"
     detail: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
+    incident_id: str = ""  # set by a journal scoped to one incident (several may share a file)
 
     def redacted(self) -> AuditEvent:
         return self.model_copy(update={"detail": redact(self.detail), "data": redact_obj(self.data)})
@@ -116,12 +117,17 @@ class JsonlJournal:
     because the file is only ever appended to.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, incident_id: str = "") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # With an incident id, this journal writes and sees only that incident's events, so a file
+        # reused by another incident's run never makes its actions look already taken.
+        self.incident_id = incident_id
         self._lock = threading.Lock()
 
     def record(self, event: AuditEvent) -> None:
+        if self.incident_id:
+            event = event.model_copy(update={"incident_id": self.incident_id})
         line = event.redacted().model_dump_json() + "\n"
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
@@ -137,9 +143,11 @@ class JsonlJournal:
                 if not text.strip():
                     continue
                 try:
-                    events.append(AuditEvent.model_validate(json.loads(text)))
+                    event = AuditEvent.model_validate(json.loads(text))
                 except (json.JSONDecodeError, ValidationError):
                     continue  # a torn line from a crash
+                if not self.incident_id or event.incident_id == self.incident_id:
+                    events.append(event)
         return events
 
     def completed(self, action_id: str) -> ActionOutcome | None:

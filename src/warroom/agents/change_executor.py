@@ -61,10 +61,10 @@ def _plan(ctx: AgentContext, settings: ActionsConfig) -> tuple[list[RecommendedA
 def _journal(ctx: AgentContext) -> ActionJournal:
     path = ctx.params.get("journal_path")
     if path:
-        return JsonlJournal(Path(path))
+        return JsonlJournal(Path(path), ctx.incident_id)
     out_dir = ctx.params.get("out_dir")
     if out_dir:
-        return JsonlJournal(Path(out_dir) / "actions-audit.jsonl")
+        return JsonlJournal(Path(out_dir) / "actions-audit.jsonl", ctx.incident_id)
     return InMemoryJournal()
 
 
