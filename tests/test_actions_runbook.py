@@ -177,3 +177,26 @@ def test_bundle_verifier_without_slo_compares_with_baseline(tmp_path):
     assert plan[0].kind == "rollback"
     assert check.ok is False  # 0.002 error rate is above 1.25 × the 0.001 baseline
     assert "(baseline)" in check.detail
+
+
+def test_site_runbooks_and_vars_from_warroom_toml_come_first(tmp_path, monkeypatch):
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "site.yaml").write_text(
+        "name: site-pool\nmatch: {fault_types: [connection_leak]}\nsteps:\n"
+        "  - {id: restart-it, kind: restart, title: Restart {service}, risk: medium, rollback: none,\n"
+        "     adapter: shell, params: {argv: [systemctl, restart, '{unit}']}}\n"
+    )
+    (tmp_path / "warroom.toml").write_text(
+        '[actions]\nrunbooks = ["books"]\n[actions.vars]\nunit = "checkout.service"\n'
+    )
+    monkeypatch.setenv("WARROOM_CONFIG", str(tmp_path / "warroom.toml"))
+    runbook, plan = plan_from_diagnosis(
+        [{"rank": 1, "service": "checkout", "fault_type": "connection_leak", "indicator": "", "confidence": 0.8}]
+    )
+    assert runbook is not None and runbook.name == "site-pool"
+    assert plan[0].parameters["params"]["argv"] == ["systemctl", "restart", "checkout.service"]
+    # a diagnosis the site runbooks do not cover still gets a built-in runbook
+    runbook, _ = plan_from_diagnosis(
+        [{"rank": 1, "service": "checkout", "fault_type": "memory_leak", "indicator": "", "confidence": 0.8}]
+    )
+    assert runbook is not None and runbook.name == "memory-leak"

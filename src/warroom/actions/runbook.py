@@ -225,13 +225,25 @@ def plan_from_runbook(
     return actions
 
 
+def site_runbooks_and_vars() -> tuple[list[Runbook], dict[str, Any]]:
+    """The runbooks and variables of the site's warroom.toml ([actions]), then the built-in runbooks."""
+    from warroom.comms.config import load_config
+
+    settings = load_config().actions
+    return load_runbooks(settings.runbooks), dict(settings.vars)
+
+
 def plan_from_diagnosis(
     diagnosis: Sequence[RootCauseCandidate | Mapping[str, Any]],
     runbooks: Sequence[Runbook] | None = None,
     variables: Mapping[str, Any] | None = None,
 ) -> tuple[Runbook | None, list[RecommendedAction]]:
-    """The ordered plan for a diagnosis; (None, []) when no runbook fits."""
-    chosen = select_runbook(diagnosis, runbooks if runbooks is not None else builtin_runbooks())
+    """The ordered plan for a diagnosis; (None, []) when no runbook fits. Without explicit runbooks,
+    the site's (warroom.toml [actions].runbooks, with its [actions].vars) come before the built-in ones."""
+    if runbooks is None:
+        runbooks, site_vars = site_runbooks_and_vars()
+        variables = {**site_vars, **(variables or {})}
+    chosen = select_runbook(diagnosis, runbooks)
     if chosen is None:
         return None, []
     runbook, candidate = chosen

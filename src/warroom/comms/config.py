@@ -140,6 +140,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         where = ".".join(str(part) for part in first["loc"])
         raise InputError(first["msg"], file=found, field=where or None) from None
     config.path = str(found)
+    # Runbook paths in the file are relative to the file, not to wherever warroom was started.
+    config.actions.runbooks = [str((found.parent / p).resolve()) for p in config.actions.runbooks]
     return config
 
 
