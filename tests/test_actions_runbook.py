@@ -182,9 +182,16 @@ def test_bundle_verifier_without_slo_compares_with_baseline(tmp_path):
 def test_site_runbooks_and_vars_from_warroom_toml_come_first(tmp_path, monkeypatch):
     (tmp_path / "books").mkdir()
     (tmp_path / "books" / "site.yaml").write_text(
-        "name: site-pool\nmatch: {fault_types: [connection_leak]}\nsteps:\n"
-        "  - {id: restart-it, kind: restart, title: Restart {service}, risk: medium, rollback: none,\n"
-        "     adapter: shell, params: {argv: [systemctl, restart, '{unit}']}}\n"
+        "name: site-pool\n"
+        "match: {fault_types: [connection_leak]}\n"
+        "steps:\n"
+        "  - id: restart-it\n"
+        "    kind: restart\n"
+        "    title: Restart {service}\n"
+        "    risk: medium\n"
+        "    rollback: none\n"
+        "    adapter: shell\n"
+        "    params: {argv: [systemctl, restart, '{unit}']}\n"
     )
     (tmp_path / "warroom.toml").write_text(
         '[actions]\nrunbooks = ["books"]\n[actions.vars]\nunit = "checkout.service"\n'
