@@ -44,7 +44,7 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "small": Scale("small", 30.0, 40.0, 25.0, 40.0, 36, 0.08, 0.04, 30, 5_000),
     "default": Scale("default", 15.0, 90.0, 30.0, 60.0, 90, 0.15, 0.15, 120, 50_000),
-    "large": Scale("large", 15.0, 300.0, 60.0, 60.0, 520, 0.22, 0.3, 2_100, 2_000_000, large=True),
+    "large": Scale("large", 15.0, 300.0, 60.0, 60.0, 520, 0.22, 0.5, 2_100, 2_000_000, large=True),
 }
 
 

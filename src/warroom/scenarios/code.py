@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from warroom.scenarios.system import SQL, System
+from warroom.scenarios.system import SQL, Node, System
 
 AUTHORS = [
     ("Ana Souza", "ana.souza@shop.example"),
@@ -216,10 +216,7 @@ def service_operations(system: System) -> dict[str, dict[str, str | None]]:
     """Service → operation → the SQL it runs directly (None if it runs none)."""
     ops: dict[str, dict[str, str | None]] = {}
 
-    def walk(node: object) -> None:
-        from warroom.scenarios.system import Node
-
-        assert isinstance(node, Node)
+    def walk(node: Node) -> None:
         stmt = next((c.node.statement for c in node.calls if c.node.service == "database"), None)
         ops.setdefault(node.service, {})
         if node.operation not in ops[node.service] or stmt:

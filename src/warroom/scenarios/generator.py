@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,14 +15,12 @@ import polars as pl
 from warroom.errors import InputError
 from warroom.scenarios.base import SCALES, Change, PeriodContext, Plan, PlanContext, Scale, Scenario
 from warroom.scenarios.code import base_tree
-from warroom.scenarios.effects import Effects
 from warroom.scenarios.history import assemble, ordinary_history, unrelated_changes
 from warroom.scenarios.load import Period, front_door_rps
 from warroom.scenarios.repo import write_bundle_file, write_checkout, write_repository
 from warroom.scenarios.simulate import simulate
 from warroom.scenarios.system import System, ecommerce
 from warroom.scenarios.telemetry import (
-    Frames,
     Instances,
     Population,
     build_logs,
@@ -31,7 +28,8 @@ from warroom.scenarios.telemetry import (
     build_traces,
     request_identity,
 )
-from warroom.scenarios.writer import write_bundle
+from warroom.scenarios.writer import write_manifest, write_table
+from warroom.sources.bundle import FORMATS, TABLES
 
 REPO_MODES = ("bundle", "checkout", "both")
 
@@ -42,13 +40,6 @@ ACTION_CHANGE_KIND = {
     "failover_dependency": "config", "renew_certificate": "certificate", "block_sources": "firewall",
     "restore_backup": "operation",
 }  # fmt: skip
-
-
-@dataclass
-class PeriodResult:
-    frames: Frames
-    effects: Effects
-    generation_end: dict[str, int]
 
 
 def _rng(seed: int, *labels: str) -> np.random.Generator:
@@ -71,7 +62,12 @@ def simulate_period(
     action: str | None,
     action_s: float | None,
     generation_base: dict[str, int],
-) -> PeriodResult:
+    folder: Path,
+    changes_table: pl.DataFrame | None,
+) -> dict[str, int]:
+    """Simulate one period and write its tables into `folder` one at a time (so that a large
+    period never holds its metrics, logs and traces in memory together); return the pod
+    generation each service ends the period with."""
     rng = _rng(seed, label)
     times = period.times
     rps = front_door_rps(rng, times, system.peak_rps)
@@ -89,14 +85,36 @@ def simulate_period(
             effects.rollouts.setdefault(change.service, []).append(ctx.step_of(change.time_s))
     spans = simulate(system, effects, times, period.step_s, rps, scale.per_step, rng)
     instances = Instances(system, effects, times.size, salt=f"{seed}")
-    metrics = build_metrics(system, effects, spans, times, period.step_s, instances, rng)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_table(folder / "metrics.parquet", build_metrics(system, effects, spans, times, period.step_s, instances, rng))
     identity = request_identity(system, effects, spans, Population(scale.users, seed), rng)
     logs = build_logs(system, effects, spans, identity, instances, times, period.step_s, rng, scale.info_fraction)
-    traces = build_traces(spans, identity, instances, rng, scale.trace_fraction)
-    generation_end = {
+    write_table(folder / "logs.parquet", logs)
+    del logs
+    write_table(folder / "traces.parquet", build_traces(spans, identity, instances, rng, scale.trace_fraction))
+    if changes_table is not None and changes_table.height:
+        write_table(folder / "changes.parquet", changes_table)
+    return {
         name: effects.generation_base.get(name, 0) + len(effects.rollouts.get(name, [])) for name in system.services
     }
-    return PeriodResult(Frames(metrics, logs, traces), effects, generation_end)
+
+
+# What a previous run may have left in the output directory.
+_OWNED = ("baseline", "after", "repo", "repo.bundle", "incident.yaml", "topology.yaml", "ground_truth.json")
+
+
+def _clear(out: Path) -> None:
+    """Remove what an earlier generation wrote into `out` (and nothing else)."""
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a directory", file=out, field="out")
+    out.mkdir(parents=True, exist_ok=True)
+    names = [*_OWNED, *(f"{table}{ext}" for table in TABLES for ext in FORMATS)]
+    for name in names:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
 
 
 def changes_frame(changes: list[Change], shas: dict[str, str]) -> pl.DataFrame:
@@ -146,15 +164,21 @@ def generate_bundle(scenario: Scenario, seed: int, out: Path, scale_name: str, r
         shas_list = write_repository(commits, repo_dir)
         shas = {commit.label: sha for commit, sha in zip(commits, shas_list, strict=True)}
 
+        _clear(out)
         start_s = _floor(min(plan.onset_s - scale.pre_min * 60, plan.fault_start_s - 10 * 60), scale.step_s)
         action_s = _floor(plan.onset_s + scale.post_min * 60, scale.step_s)
         step = scale.step_s
         main_period = Period(datetime.fromtimestamp(start_s, UTC), datetime.fromtimestamp(action_s, UTC), step)
         main_system = scenario.system_for(plan, system, None)
-        main = simulate_period(scenario, plan, main_system, main_period, scale, seed, "main", changes, None, None, {})
+        visible = [c for c in changes if c.time_s >= start_s - 2 * 86_400 and c.time_s < action_s]
+        generation_end = simulate_period(
+            scenario, plan, main_system, main_period, scale, seed, "main", changes, None, None, {}, out,
+            changes_frame(visible, shas),
+        )  # fmt: skip
         baseline_period = main_period.shifted(timedelta(days=-7))
-        baseline = simulate_period(None, plan, system, baseline_period, scale, seed, "baseline", [], None, None, {})
-        after: dict[str, tuple[Frames, pl.DataFrame]] = {}
+        simulate_period(
+            None, plan, system, baseline_period, scale, seed, "baseline", [], None, None, {}, out / "baseline", None
+        )
         after_period = Period(
             datetime.fromtimestamp(action_s, UTC),
             datetime.fromtimestamp(action_s + scale.after_min * 60, UTC),
@@ -162,37 +186,23 @@ def generate_bundle(scenario: Scenario, seed: int, out: Path, scale_name: str, r
         )
         for kind in scenario.mitigations(plan):
             after_system = scenario.system_for(plan, system, kind)
-            result = simulate_period(
-                scenario, plan, after_system, after_period, scale, seed, f"after/{kind}", [], kind, action_s,
-                main.generation_end,
-            )  # fmt: skip
             record = Change(
                 action_s, plan.service, ACTION_CHANGE_KIND.get(kind, "operation"),
                 f"mitigation: {kind} on {plan.service}", author="on-call", id=f"ACT-{kind}",
             )  # fmt: skip
-            after[kind] = (result.frames, changes_frame([record], shas))
-
-        visible = [c for c in changes if c.time_s >= start_s - 2 * 86_400 and c.time_s < action_s]
-        out.mkdir(parents=True, exist_ok=True)
-        write_bundle(
+            simulate_period(
+                scenario, plan, after_system, after_period, scale, seed, f"after/{kind}", [], kind, action_s,
+                generation_end, out / "after" / kind, changes_frame([record], shas),
+            )  # fmt: skip
+        write_manifest(
             out,
             scenario=scenario,
             plan=plan,
             seed=seed,
             system=system,
-            main=main.frames,
-            changes=changes_frame(visible, shas),
-            baseline=baseline.frames,
-            after=after,
             shas=shas,
             window=(min(plan.onset_s - 10 * 60, plan.fault_start_s - 5 * 60), action_s),
         )
-        for stale in ("repo", "repo.bundle"):
-            target = out / stale
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
         if repo_mode in ("bundle", "both"):
             write_bundle_file(repo_dir, out / "repo.bundle")
         if repo_mode in ("checkout", "both"):

@@ -20,6 +20,7 @@ from warroom.scenarios.base import (
     Scenario,
 )
 from warroom.scenarios.effects import Effects, LogEvents
+from warroom.scenarios.system import System
 from warroom.sources import conventions as cv
 
 PROMO_SQL = "SELECT discount_pct FROM promotions WHERE code = $1 AND active"
@@ -177,10 +178,10 @@ class PoolLeak(Scenario):
         rng = ctx.rng
         pool = float(svc.pool_size)
         replicas = svc.replicas
-        # Which replicas exist since when: scale_out adds fresh ones, restarts replace all.
         rate = ctx.service_rps[plan.service] / replicas  # requests/s per replica (whole service)
         op_rate = rate * float(plan.params["op_share"])
         leak_rate = plan.params["leak_fraction"] * op_rate * rng.uniform(0.85, 1.15, (replicas, 1))
+        # When each replica's leak (re)starts: a restart empties the pool, scale_out adds fresh pods.
         leak_from = np.full((replicas, 1), plan.fault_start_s)
         leak_until = np.full((replicas, 1), np.inf)
         action, at = ctx.action, ctx.action_s
@@ -258,8 +259,8 @@ class PoolLeak(Scenario):
         return effects
 
 
-def _db_operations(system: object, service: str) -> list[str]:
-    ops = src.service_operations(system)  # type: ignore[arg-type]
+def _db_operations(system: System, service: str) -> list[str]:
+    ops = src.service_operations(system)
     return [op for op, stmt in ops.get(service, {}).items() if stmt]
 
 

@@ -45,14 +45,8 @@ INFO_TEMPLATES = {
     "CheckStock": "stock checked",
     "ListOrders": "orders listed",
     "ValidateToken": "token validated",
+    "Fetch": "fragment served",
 }
-
-
-@dataclass(frozen=True)
-class Frames:
-    metrics: pl.DataFrame
-    logs: pl.DataFrame
-    traces: pl.DataFrame
 
 
 def pod_name(service: str, replica: int, generation: int, salt: str) -> str:
@@ -78,12 +72,43 @@ class Instances:
         rollouts = np.asarray(sorted(self.effects.rollouts.get(service, [])), dtype=np.int64)
         return base + np.searchsorted(rollouts, step, side="right")
 
+    def column(self, services: list[str], svc: np.ndarray, replica: np.ndarray, step: np.ndarray) -> pl.Series:
+        """Pod names for rows given as (service index, replica, step) codes."""
+        codes, table = self.codes(services, svc, replica, step)
+        return _gather(table, codes)
+
+    def codes(
+        self, services: list[str], svc: np.ndarray, replica: np.ndarray, step: np.ndarray
+    ) -> tuple[np.ndarray, list[str]]:
+        """Per-row indexes into a table of the distinct pod names (no Python loop over rows)."""
+        generation = np.zeros(svc.size, dtype=np.int64)
+        for s_index in np.unique(svc):
+            name = services[int(s_index)]
+            if self.effects.rollouts.get(name) or self.effects.generation_base.get(name):
+                mask = svc == s_index
+                generation[mask] = self.generation(name, step[mask])
+        key = (svc.astype(np.int64) * 1000 + generation) * 1000 + replica
+        uniq, inverse = np.unique(key, return_inverse=True)
+        table = [
+            pod_name(services[int(k // 1_000_000)], int(k % 1000), int((k // 1000) % 1000), self.salt) for k in uniq
+        ]
+        return inverse, table
+
     def names(self, service: str, replica: np.ndarray, step: np.ndarray) -> np.ndarray:
         gen = self.generation(service, step)
         code = gen * 1000 + replica
         uniq, inverse = np.unique(code, return_inverse=True)
         table = np.array([pod_name(service, int(c % 1000), int(c // 1000), self.salt) for c in uniq] or [""])
         return table[inverse]
+
+
+def _gather(table: list[str], codes: np.ndarray) -> pl.Series:
+    """A string column from a small table of distinct values and per-row codes."""
+    return pl.Series(table, dtype=pl.String).gather(pl.Series(np.asarray(codes, dtype=np.int64)))
+
+
+def _services_of(spans: Spans, rows: np.ndarray) -> pl.Series:
+    return _gather(spans.services, spans.service[rows])
 
 
 def _weighted_quantiles(
@@ -132,12 +157,14 @@ def build_metrics(
     rep = (uniq // steps) % max_r
     step = uniq % steps
     series: dict[str, list[np.ndarray]] = {"service": [], "replica": [], "step": [], "metric": [], "value": []}
+    metric_names: dict[str, int] = {}
 
     def emit(svc: np.ndarray, replica: np.ndarray, stp: np.ndarray, metric: str, value: np.ndarray) -> None:
+        code = metric_names.setdefault(metric, len(metric_names))
         series["service"].append(svc.astype(np.int32))
         series["replica"].append(replica.astype(np.int32))
         series["step"].append(stp.astype(np.int32))
-        series["metric"].append(np.full(svc.size, metric, dtype=object))
+        series["metric"].append(np.full(svc.size, code, dtype=np.int32))
         series["value"].append(value.astype(np.float64))
 
     emit(svc_idx, rep, step, cv.REQUEST_RATE, sum_w / 1.0)
@@ -172,6 +199,7 @@ def build_metrics(
 
     noise = rng.normal
     table_series: list[tuple[str, np.ndarray]] = []
+    topology = system.topology()
     for s_index, name in enumerate(names):
         svc = system.services[name]
         reps = svc.replicas
@@ -201,7 +229,7 @@ def build_metrics(
             not_after = times[0] + 86_400.0 * (20 + (zlib.crc32(name.encode()) % 60))
             emit(svc_arr, grid_r, grid_s, cv.TLS_CERT_EXPIRY_SECONDS,
                  value(cv.TLS_CERT_EXPIRY_SECONDS, np.broadcast_to(not_after - times, shape).copy()))  # fmt: skip
-            if system.topology().get(name):
+            if topology.get(name):
                 rtt = 0.35 + 0.05 * np.abs(noise(0, 1, shape))
                 emit(svc_arr, grid_r, grid_s, cv.NETWORK_LATENCY_MS, value(cv.NETWORK_LATENCY_MS, rtt))
             cpu = svc.cpu_base + svc.cpu_per_rps * rate + noise(0, 0.012, shape)
@@ -248,54 +276,44 @@ def build_metrics(
         if system.extra_metrics and svc.kind == "service":
             for index in range(system.extra_metrics):
                 base = 1.0 + index + rate * (0.5 + index % 3)
-                emit(svc_arr, grid_r, grid_s, f"runtime_{_EXTRA[index % len(_EXTRA)]}", base + noise(0, 0.5, shape))
+                emit(
+                    svc_arr,
+                    grid_r,
+                    grid_s,
+                    f"runtime_{_EXTRA[index % len(_EXTRA)]}",
+                    (base + noise(0, 0.5, shape)).reshape(-1),
+                )
 
-    frame_tables = _table_frame(table_series, times)
-    svc_col = np.concatenate(series["service"])
-    rep_col = np.concatenate(series["replica"])
-    step_col = np.concatenate(series["step"])
-    metric_col = np.concatenate(series["metric"])
-    value_col = np.concatenate(series["value"])
-    instance = np.empty(svc_col.size, dtype=object)
-    for s_index, name in enumerate(names):
-        mask = svc_col == s_index
-        if mask.any():
-            instance[mask] = instances.names(name, rep_col[mask], step_col[mask])
-    frame = pl.DataFrame(
-        {
-            "timestamp": (times[step_col] * 1e6).astype(np.int64),
-            "service": np.asarray(names, dtype=object)[svc_col],
-            "instance": instance,
-            "metric": metric_col,
-            "value": value_col,
-        },
-        schema={"timestamp": pl.Int64, "service": pl.String, "instance": pl.String, "metric": pl.String,
-                "value": pl.Float64},
-    )  # fmt: skip
-    if frame_tables is not None:
-        frame = pl.concat([frame, frame_tables], how="vertical")
-    return (
-        frame.with_columns(pl.col("timestamp").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
-        .with_columns(pl.col("value").round(4))
-        .sort("timestamp", maintain_order=True)
-    )
-
-
-def _table_frame(table_series: list[tuple[str, np.ndarray]], times: np.ndarray) -> pl.DataFrame | None:
-    if not table_series:
-        return None
-    n = times.size
+    # Row-count series of the database tables: the instance column names the table.
+    db_index = names.index("database") if "database" in names else 0
+    rows_code = metric_names.setdefault(cv.DB_TABLE_ROWS, len(metric_names))
+    for table_index, (_table, rows) in enumerate(table_series):
+        series["service"].append(np.full(steps, db_index, dtype=np.int32))
+        series["replica"].append(np.full(steps, -1 - table_index, dtype=np.int32))  # negative: a table
+        series["step"].append(np.arange(steps, dtype=np.int32))
+        series["metric"].append(np.full(steps, rows_code, dtype=np.int32))
+        series["value"].append(rows)
+    step_col = np.concatenate(series.pop("step"))
+    # Time-major order built here, with numpy, so that no copy of the whole frame is sorted later.
+    order = np.argsort(step_col, kind="stable")
+    step_col = step_col[order]
+    columns = {key: np.concatenate(series.pop(key))[order] for key in ("service", "replica", "metric", "value")}
+    del order
+    svc_col, rep_col = columns["service"], columns["replica"]
+    is_table = rep_col < 0
+    pod_codes, pod_table = instances.codes(names, svc_col, np.maximum(rep_col, 0), step_col)
+    table_names = [t for t, _ in table_series]
+    inst_codes = np.where(is_table, len(pod_table) + (-1 - rep_col), pod_codes)
+    timestamps = pl.Series("timestamp", (times[step_col] * 1e6).astype(np.int64))
     return pl.DataFrame(
         {
-            "timestamp": np.tile((times * 1e6).astype(np.int64), len(table_series)),
-            "service": np.full(n * len(table_series), "database", dtype=object),
-            "instance": np.repeat(np.asarray([t for t, _ in table_series], dtype=object), n),
-            "metric": np.full(n * len(table_series), cv.DB_TABLE_ROWS, dtype=object),
-            "value": np.concatenate([rows for _, rows in table_series]),
-        },
-        schema={"timestamp": pl.Int64, "service": pl.String, "instance": pl.String, "metric": pl.String,
-                "value": pl.Float64},
-    )  # fmt: skip
+            "timestamp": timestamps.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            "service": _gather(names, svc_col),
+            "instance": _gather(pod_table + table_names, inst_codes),
+            "metric": _gather(list(metric_names), columns["metric"]),
+            "value": np.round(columns["value"], 4),
+        }
+    )
 
 
 _EXTRA = (
@@ -331,14 +349,9 @@ def _hex(rng: np.random.Generator, n: int, digits: int) -> np.ndarray:
     return np.asarray([f"{a:016x}{b:016x}" for a, b in zip(words[0], words[1], strict=True)], dtype=object)
 
 
-def _instances_for(spans: Spans, instances: Instances, rows: np.ndarray) -> np.ndarray:
+def _instances_for(spans: Spans, instances: Instances, rows: np.ndarray) -> pl.Series:
     step = spans.req_step[spans.request[rows]]
-    out = np.empty(rows.size, dtype=object)
-    svc = spans.service[rows]
-    for s_index in np.unique(svc):
-        mask = svc == s_index
-        out[mask] = instances.names(spans.services[s_index], spans.replica[rows][mask], step[mask])
-    return out
+    return instances.column(spans.services, spans.service[rows], spans.replica[rows], step)
 
 
 def request_identity(
@@ -403,11 +416,16 @@ def build_logs(
     parts: list[pl.DataFrame] = []
 
     def frame(
-        rows: np.ndarray, ts_ms: np.ndarray, service: np.ndarray, level: np.ndarray | str, message: pl.Series,
-        attributes: pl.Series, instance: np.ndarray, with_trace: bool = True,
+        rows: np.ndarray, ts_ms: np.ndarray, service: np.ndarray | pl.Series, level: np.ndarray | str,
+        message: pl.Series,
+        attributes: pl.Series, instance: np.ndarray | pl.Series, with_trace: bool = True,
     ) -> pl.DataFrame:  # fmt: skip
         n = rows.size
-        trace = identity["trace_id"].to_numpy()[spans.request[rows]] if with_trace else np.full(n, None)
+        trace = (
+            identity["trace_id"].gather(pl.Series(spans.request[rows].astype(np.int64)))
+            if with_trace
+            else pl.Series([None] * n, dtype=pl.String)
+        )
         return pl.DataFrame(
             {
                 "timestamp": np.round(ts_ms * 1000).astype(np.int64),
@@ -448,7 +466,7 @@ def build_logs(
     ).to_series()
     level = np.where(status >= 500, "ERROR", np.where(status >= 400, "WARN", "INFO")).astype(object)
     parts.append(
-        frame(root, spans.start_ms[root] + spans.duration_ms[root], names[spans.service[root]], level, message,
+        frame(root, spans.start_ms[root] + spans.duration_ms[root], _services_of(spans, root), level, message,
               attributes, _instances_for(spans, instances, root))
     )  # fmt: skip
 
@@ -533,7 +551,7 @@ def build_logs(
             .to_series()
         )
         parts.append(
-            frame(caller, spans.start_ms[caller] + spans.duration_ms[caller], names[spans.service[caller]],
+            frame(caller, spans.start_ms[caller] + spans.duration_ms[caller], _services_of(spans, caller),
                   np.where(is_timeout, "ERROR", "ERROR").astype(object), pl.Series(text, dtype=pl.String), attrs,
                   _instances_for(spans, instances, caller))
         )  # fmt: skip
@@ -554,7 +572,7 @@ def build_logs(
             .to_series()
         )
         parts.append(
-            frame(retry, spans.start_ms[retry], names[spans.service[parent_rows]], "WARN",
+            frame(retry, spans.start_ms[retry], _services_of(spans, parent_rows), "WARN",
                   pl.Series(text, dtype=pl.String), attrs, _instances_for(spans, instances, parent_rows))
         )  # fmt: skip
 
@@ -565,13 +583,13 @@ def build_logs(
     if info.size:
         dur = np.round(spans.duration_ms[info], 1)
         attrs = (
-            pl.DataFrame({"d": dur, "op": ops[spans.operation[info]].astype(str)})
+            pl.DataFrame({"d": dur, "op": _gather(spans.operations, spans.operation[info])})
             .select(_jfmt('{"operation":"%s","duration_ms":%s}', "op", "d"))
             .to_series()
         )
         parts.append(
-            frame(info, spans.start_ms[info] + spans.duration_ms[info], names[spans.service[info]], "INFO",
-                  pl.Series(templates[spans.operation[info]].astype(str), dtype=pl.String), attrs,
+            frame(info, spans.start_ms[info] + spans.duration_ms[info], _services_of(spans, info), "INFO",
+                  _gather([str(t) for t in templates], spans.operation[info]), attrs,
                   _instances_for(spans, instances, info))
         )  # fmt: skip
 
@@ -589,7 +607,7 @@ def build_logs(
             .to_series()
         )
         parts.append(
-            frame(slow, spans.start_ms[slow] + spans.duration_ms[slow], names[spans.service[slow]], "WARN",
+            frame(slow, spans.start_ms[slow] + spans.duration_ms[slow], _services_of(spans, slow), "WARN",
                   pl.Series(text, dtype=pl.String), attrs, _instances_for(spans, instances, slow))
         )  # fmt: skip
 
@@ -650,15 +668,17 @@ def build_traces(
     pos = _span_positions(spans)
     parent = spans.parent[rows]
     parent_hex = np.where(parent >= 0, span_hex[pos[np.maximum(parent, 0)]], None)
-    names = np.asarray(spans.services, dtype=object)
-    ops = np.asarray(spans.operations, dtype=object)
+    np.asarray(spans.services, dtype=object)
+    np.asarray(spans.operations, dtype=object)
     stmts = np.asarray([*spans.statements, ""], dtype=object)
     failed = (spans.cause[rows] != OK) & (spans.cause[rows] != CLIENT)
     attrs = (
         pl.DataFrame(
             {
                 "status": spans.http_status[rows].astype(np.int64),
-                "stmt": stmts[spans.statement[rows]].astype(str),
+                "stmt": _gather(
+                    list(stmts), np.where(spans.statement[rows] < 0, len(stmts) - 1, spans.statement[rows])
+                ),
                 "attempt": spans.attempt[rows].astype(np.int64),
             }
         )
@@ -672,11 +692,11 @@ def build_traces(
     start = spans.start_ms[rows]
     frame = pl.DataFrame(
         {
-            "trace_id": identity["trace_id"].to_numpy()[spans.request[rows]],
+            "trace_id": identity["trace_id"].gather(pl.Series(spans.request[rows].astype(np.int64))),
             "span_id": span_hex[rows],
             "parent_span_id": parent_hex,
-            "service": names[spans.service[rows]],
-            "operation": ops[spans.operation[rows]],
+            "service": _gather(spans.services, spans.service[rows]),
+            "operation": _gather(spans.operations, spans.operation[rows]),
             "start_time": np.round(start * 1000).astype(np.int64),
             "end_time": np.round((start + spans.duration_ms[rows]) * 1000).astype(np.int64),
             "status": np.where(failed, "ERROR", "OK").astype(object),

@@ -15,7 +15,6 @@ from warroom.sources import conventions as cv
 if TYPE_CHECKING:
     from warroom.scenarios.base import Plan, Scenario
     from warroom.scenarios.system import System
-    from warroom.scenarios.telemetry import Frames
 
 SLO_P99_MS = 500.0
 SLO_ERROR_RATE = 0.01
@@ -25,17 +24,12 @@ def _iso(at_s: float) -> str:
     return datetime.fromtimestamp(round(at_s), tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def write_frames(folder: Path, frames: Frames, changes: pl.DataFrame | None) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    frames.metrics.write_parquet(folder / "metrics.parquet", compression="zstd")
-    frames.logs.write_parquet(folder / "logs.parquet", compression="zstd")
-    frames.traces.write_parquet(folder / "traces.parquet", compression="zstd")
-    if changes is not None and changes.height:
-        changes.write_parquet(folder / "changes.parquet", compression="zstd")
+def write_table(path: Path, frame: pl.DataFrame) -> None:
+    frame.write_parquet(path, compression="zstd")
 
 
 def _alert_time(
-    metrics: pl.DataFrame, service: str, metric: str, threshold: float, after_s: float
+    metrics: pl.LazyFrame, service: str, metric: str, threshold: float, after_s: float
 ) -> tuple[float, float]:
     """First time the series (worst instance) stayed above `threshold` for 3 minutes; its value."""
     series = (
@@ -44,6 +38,7 @@ def _alert_time(
         .agg(pl.col("value").max())
         .sort("timestamp")
         .filter(pl.col("timestamp") >= datetime.fromtimestamp(after_s - 600, UTC))
+        .collect()
     )
     times = series["timestamp"].to_list()
     values = series["value"].to_list()
@@ -58,15 +53,22 @@ def _alert_time(
     return after_s + 240.0, float(values[-1]) if values else threshold
 
 
-def _revenue_per_minute(baseline: Frames, system: System) -> float:
+def _revenue_per_minute(baseline: Path, system: System) -> float:
     """Successful checkouts per minute on a normal day times their average basket, from the data."""
     gateway_rate = (
-        baseline.metrics.filter((pl.col("service") == system.entry) & (pl.col("metric") == cv.REQUEST_RATE))
+        pl.scan_parquet(baseline / "metrics.parquet")
+        .filter((pl.col("service") == system.entry) & (pl.col("metric") == cv.REQUEST_RATE))
         .group_by("timestamp")
-        .agg(pl.col("value").sum())["value"]
+        .agg(pl.col("value").sum())
+        .collect()["value"]
         .mean()
     )
-    access = baseline.logs.filter((pl.col("service") == system.entry) & pl.col("attributes").is_not_null())
+    access = (
+        pl.scan_parquet(baseline / "logs.parquet")
+        .filter((pl.col("service") == system.entry) & pl.col("attributes").is_not_null())
+        .select("attributes")
+        .collect()
+    )
     parsed = access.select(
         pl.col("attributes").str.json_path_match("$.path").alias("path"),
         pl.col("attributes").str.json_path_match("$['http.status_code']").cast(pl.Int64).alias("status"),
@@ -82,27 +84,22 @@ def _revenue_per_minute(baseline: Frames, system: System) -> float:
     return round(float(gateway_rate) * share * 60.0 * basket, -2)
 
 
-def write_bundle(
+def write_manifest(
     out: Path,
     *,
     scenario: Scenario,
     plan: Plan,
     seed: int,
     system: System,
-    main: Frames,
-    changes: pl.DataFrame,
-    baseline: Frames,
-    after: dict[str, tuple[Frames, pl.DataFrame]],
     shas: dict[str, str],
     window: tuple[float, float],
 ) -> None:
-    write_frames(out, main, changes)
-    write_frames(out / "baseline", baseline, None)
-    for kind, (frames, record) in after.items():
-        write_frames(out / "after" / kind, frames, record)
-
+    """incident.yaml, topology.yaml and ground_truth.json, once the tables are on disk (the alert
+    and the revenue per minute are read back from them)."""
     alert_service, alert_metric, threshold = plan.params.get("alert", (system.entry, cv.LATENCY_P99, SLO_P99_MS))
-    fired_s, value = _alert_time(main.metrics, alert_service, alert_metric, threshold, plan.onset_s)
+    fired_s, value = _alert_time(
+        pl.scan_parquet(out / "metrics.parquet"), alert_service, alert_metric, threshold, plan.onset_s
+    )
     unit = "ms" if alert_metric.endswith("_ms") else ""
     manifest: dict[str, Any] = {
         "version": 1,
@@ -119,7 +116,7 @@ def write_bundle(
         "window": {"start": _iso(window[0]), "end": _iso(window[1])},
         "slo": {"latency_p99_ms": SLO_P99_MS, "error_rate": SLO_ERROR_RATE, "availability": 0.999},
         "business": {
-            "revenue_per_minute": _revenue_per_minute(baseline, system),
+            "revenue_per_minute": _revenue_per_minute(out / "baseline", system),
             "currency": "USD",
             "critical_services": ["checkout", "payment", "auth"],
             "description": "Online shop; revenue is earned at checkout. Checkout failures are lost orders.",
