@@ -9,6 +9,13 @@ import polars as pl
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.analysis.golden import ERROR_LEVELS, Signal, golden_signals
 from warroom.analysis.severity import CADENCE_MINUTES, assess_severity
+from warroom.analysis.signals import (
+    certificate_expired,
+    change_lead_minutes,
+    database_services,
+    leaf_services,
+    row_count_drop,
+)
 from warroom.incident import AgentReport, Evidence, Finding, Role
 from warroom.sources import conventions as c
 from warroom.sources.bundle import Bundle
@@ -24,6 +31,16 @@ DEFAULT_ROLES = {
 def _peak(signals: list[Signal], metric: str, service: str | None = None) -> Signal | None:
     found = [s for s in signals if s.metric == metric and (service is None or s.service == service)]
     return max(found, key=lambda s: s.peak, default=None)
+
+
+def _best_ratio(signals: list[Signal], metrics: set[str], services: set[str] | None, floor: float) -> float | None:
+    """The largest sustained (window median) ratio to baseline among these series; None if none."""
+    ratios = [
+        s.current / max(s.baseline, floor)
+        for s in signals
+        if s.metric in metrics and s.baseline is not None and (services is None or s.service in services)
+    ]
+    return round(max(ratios), 3) if ratios else None
 
 
 def _entry_service(bundle: Bundle, signals: list[Signal]) -> str | None:
@@ -198,6 +215,10 @@ class IncidentCommander:
             return round(signal.peak / max(signal.baseline, floor), 3)
 
         auth = _peak(signals, c.AUTH_FAILURES)
+        # sustained level, not the peak: failed logins are spiky even on a quiet day
+        auth_ratio = round(auth.current / max(auth.baseline, 0.1), 3) if auth and auth.baseline is not None else None
+        touched = sorted(set(affected) | set(saturated))
+        metrics_baseline = bundle.baseline.metrics if bundle.baseline is not None else None
         signal_values: dict[str, Any] = {
             "entry_service": entry,
             "error_rate": round(entry_errors.peak, 4) if entry_errors else None,
@@ -211,7 +232,18 @@ class IncidentCommander:
             "memory_max": peak_of(c.MEMORY_UTILIZATION),
             "host_cpu": peak_of(c.HOST_CPU_UTILIZATION),
             "restarts": peak_of(c.RESTARTS),
-            "auth_failure_ratio": ratio_of(auth, 0.1),
+            "auth_failure_ratio": auth_ratio,
+            "change_lead_min": change_lead_minutes(bundle.changes, touched, started_at),
+            "table_rows_drop": row_count_drop(bundle.metrics, metrics_baseline, window.start, window.end),
+            "db_error_ratio": _best_ratio(signals, {c.ERROR_RATE}, database_services(bundle.metrics), 0.001),
+            "dependency_latency_ratio": _best_ratio(
+                signals,
+                {c.LATENCY_P99},
+                leaf_services(bundle.topology, bundle.traces) - database_services(bundle.metrics),
+                1.0,
+            ),
+            "network_latency_ratio": _best_ratio(signals, {c.NETWORK_LATENCY_MS}, None, 0.1),
+            "tls_cert_expired": certificate_expired(bundle.metrics, window.start, window.end),
             "services_total": len({s.service for s in signals}),
             "services_affected": len(set(affected) | set(saturated)),
         }
