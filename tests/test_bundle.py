@@ -53,7 +53,7 @@ def test_a_git_bundle_file_is_cloned_into_a_checkout(tmp_path: Path, monkeypatch
     repo = load_bundle(root).repo
     assert repo is not None and (repo / "main.go").read_text() == "package main\n"
     (root / "repo.bundle").write_bytes(b"not a bundle")
-    with pytest.raises(BundleError, match="repo.bundle"):
+    with pytest.raises(BundleError, match=r"repo\.bundle"):
         load_bundle(root)
 
 

@@ -33,5 +33,5 @@ def test_a_weak_or_later_or_unrelated_change_keeps_the_runbook_order() -> None:
         {"score": 0.9, "minutes_before_onset": -2},
         {"score": 0.9, "minutes_before_onset": 8, "service": "catalog"},
     ):
-        assert [a.kind for a in cause_first(plan(), facts(**change))][0] == "recycle_pool"
-    assert [a.kind for a in cause_first(plan(), Facts())][0] == "recycle_pool"
+        assert next(a.kind for a in cause_first(plan(), facts(**change))) == "recycle_pool"
+    assert next(a.kind for a in cause_first(plan(), Facts())) == "recycle_pool"

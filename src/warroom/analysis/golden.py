@@ -113,9 +113,7 @@ def trace_series(telemetry: Telemetry, bucket: str = "1m") -> pl.DataFrame:
         pl.col("is_error").mean().alias(c.ERROR_RATE),
         pl.col("duration_ms").quantile(0.99).alias(c.LATENCY_P99),
     )
-    return grouped.unpivot(index=["service", "timestamp"], variable_name="metric", value_name="value").sort(
-        "timestamp"
-    )
+    return grouped.unpivot(index=["service", "timestamp"], variable_name="metric", value_name="value").sort("timestamp")
 
 
 def log_series(telemetry: Telemetry, bucket: str = "1m") -> pl.DataFrame:
