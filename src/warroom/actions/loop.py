@@ -354,11 +354,11 @@ class _Loop:
         else:
             self.log(action, AuditStep.NOT_RECOVERED, recovered.detail, **recovered.data)
         status = "dry_run" if decision is Gate.DRY_RUN else ("verified" if recovered.ok else "executed")
+        # A dry run says what a live run would have executed, then what the recording shows.
+        detail = f"would run: {command}; {recovered.detail}" if decision is Gate.DRY_RUN else recovered.detail
         return self.finish(
             action,
-            ActionOutcome(
-                action_id=action.id, status=status, verified=recovered.ok, detail=recovered.detail, data=data
-            ),
+            ActionOutcome(action_id=action.id, status=status, verified=recovered.ok, detail=detail, data=data),
         )
 
 

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from warroom.errors import InputError
 from warroom.incident import RecommendedAction, RiskLevel, RootCauseCandidate
@@ -86,6 +86,11 @@ class Runbook(_Strict):
     match: Match
     recovery: str = ""  # the recovery criteria, in words
     steps: list[RunbookStep] = Field(min_length=1)
+    _builtin: bool = PrivateAttr(default=False)
+
+    @property
+    def builtin(self) -> bool:
+        return self._builtin
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Runbook:
@@ -116,7 +121,9 @@ def builtin_runbooks() -> list[Runbook]:
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith((".yaml", ".yml")):
             with resources.as_file(entry) as path:
-                books.append(load_runbook(path))
+                book = load_runbook(path)
+            book._builtin = True
+            books.append(book)
     return books
 
 
@@ -139,15 +146,18 @@ def _candidate(raw: RootCauseCandidate | Mapping[str, Any]) -> RootCauseCandidat
 def select_runbook(
     diagnosis: Sequence[RootCauseCandidate | Mapping[str, Any]], runbooks: Sequence[Runbook]
 ) -> tuple[Runbook, RootCauseCandidate] | None:
-    """The runbook for the best-ranked candidate that any runbook fits (first runbook wins a tie)."""
+    """The runbook for the best-ranked candidate that any runbook fits: a site runbook before a
+    built-in one, then the better fit (fault type and indicator), then the first listed."""
     for raw in diagnosis:
         candidate = _candidate(raw)
         scored = [
             (book.score(candidate.fault_type, candidate.indicator, candidate.service), i, book)
             for i, book in enumerate(runbooks)
         ]
-        best = max(scored, key=lambda item: (item[0], -item[1]), default=None)
-        if best is not None and best[0] > 0:
+        fitting = [item for item in scored if item[0] > 0]
+        if fitting:
+            # A site's own runbook that fits beats any built-in one: it knows the site's systems.
+            best = max(fitting, key=lambda item: (not item[2].builtin, item[0], -item[1]))
             return best[2], candidate
     return None
 
