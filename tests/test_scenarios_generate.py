@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import subprocess
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -21,19 +22,14 @@ NAMES = [info.name for info in list_scenarios()]
 SEEDS = (1, 2)
 
 
-def _generate(args: tuple[str, int, str]) -> str:
-    name, seed, out = args
-    return str(generate(name, seed, Path(out), scale="small", repo="bundle"))
-
-
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], Path]:
     root = tmp_path_factory.mktemp("scenarios")
-    jobs = [(name, seed, str(root / f"{name}-{seed}")) for name in NAMES for seed in SEEDS]
-    # Two workers: the generator is single-threaded numpy/polars work.
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        paths = list(pool.map(_generate, jobs))
-    return {(name, seed): Path(path) for (name, seed, _), path in zip(jobs, paths, strict=True)}
+    jobs = [(name, seed, root / f"{name}-{seed}") for name in NAMES for seed in SEEDS]
+    # Two worker processes (spawned: forking a process that runs polars threads can deadlock).
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(generate, name, seed, out, "small", "bundle") for name, seed, out in jobs]
+        return {(name, seed): future.result() for (name, seed, _), future in zip(jobs, futures, strict=True)}
 
 
 def _truth(path: Path) -> dict:
