@@ -31,14 +31,14 @@ FLAG_TARGETS = [
 
 class BadConfig(Scenario):
     name = "bad-config"
-    title = "Bad configuration change (timeout or feature flag)"
+    title = "Bad configuration change (timeout, pool size or feature flag)"
     fault_type = "bad_config"
     path = "application"
-    summary = "a configuration change sets a far too short timeout or enables a broken feature flag"
+    summary = "a config change sets a far too short timeout, a tiny DB pool, or enables a broken feature flag"
 
     def plan(self, ctx: PlanContext) -> Plan:
         rng = ctx.rng
-        variant = ["timeout", "feature_flag"][int(rng.integers(0, 2))]
+        variant = ["timeout", "feature_flag", "pool_size"][int(rng.integers(0, 3))]
         at = ctx.target_onset_s - float(rng.uniform(1.0, 3.0)) * 60.0
         params: dict[str, object] = {"variant": variant, "alert": ("gateway", cv.ERROR_RATE, 0.02)}
         if variant == "timeout":
@@ -52,6 +52,18 @@ class BadConfig(Scenario):
             service = caller
             params.update({"caller": caller, "callee": callee, "timeout_ms": float(wrong)})
             kind = "config"
+        elif variant == "pool_size":
+            # A dropped digit: 20 connections became 2.
+            service = "checkout"
+            path = f"deploy/{service}.yaml"
+            before = ctx.tree.files[path]
+            size = ctx.system.services[service].pool_size
+            small = size // 10
+            text = before.replace(f"  pool_size: {size}\n", f"  pool_size: {small}\n", 1)
+            needle = f"  pool_size: {small}"
+            summary = f"database pool size {small}"
+            params = {"variant": variant, "pool_size": float(small), "path": "database"}
+            kind = "config"
         else:
             service, flag, error = FLAG_TARGETS[int(rng.integers(len(FLAG_TARGETS)))]
             path = f"deploy/{service}.yaml"
@@ -64,17 +76,22 @@ class BadConfig(Scenario):
         change, code = offending_deploy(
             ctx, service, at, summary, {path: text}, path, line_containing(text, needle), kind=kind
         )
+        actions = {"revert_config": RECOVERS, "rollback": NO_EFFECT, "restart": NO_EFFECT, "scale_out": NO_EFFECT}
+        if variant == "pool_size":
+            # A larger pool is the revert by another name; more pods bring more (small) pools, which
+            # ends the timeouts but not the queueing.
+            actions.update({"raise_pool_size": RECOVERS, "scale_out": PARTIAL})
         return Plan(
             service=service,
             onset_s=ctx.target_onset_s,
             fault_start_s=at,
             variant=f"{variant}-{service}",
-            actions={"revert_config": RECOVERS, "rollback": NO_EFFECT, "restart": NO_EFFECT, "scale_out": NO_EFFECT},
+            actions=actions,
             change=change,
             code=code,
             params=params,
-            title=f"Error rate above SLO; {service} failing after a configuration change",
-            alert_name="ApiErrorRateHigh",
+            title=f"{service} failing after a configuration change",
+            alert_name="ApiLatencyP99High" if variant == "pool_size" else "ApiErrorRateHigh",
             symptoms=["error_rate_spike", f"{service}_failures"],
         )
 
@@ -85,7 +102,9 @@ class BadConfig(Scenario):
         on = times >= plan.fault_start_s + 45.0
         if ctx.action == "revert_config" and ctx.action_s is not None:
             on = on & (times < ctx.action_s + 45.0)
-        if plan.params["variant"] == "timeout":
+        if plan.params["variant"] == "pool_size":
+            self._small_pool(plan, ctx, effects, on)
+        elif plan.params["variant"] == "timeout":
             key = (plan.params["caller"], plan.params["callee"])
             configured = {("checkout", "payment"): 8000.0, ("cart", "inventory"): 2000.0}[key]
             effects.call_timeouts[key] = np.where(on, plan.params["timeout_ms"], configured)
@@ -96,6 +115,33 @@ class BadConfig(Scenario):
             effect.error_message = plan.params["error"]
             effect.error_status = 500
         return effects
+
+    def _small_pool(self, plan: Plan, ctx: PeriodContext, effects: Effects, on: np.ndarray) -> None:
+        """Requests hold a connection for the whole order (payment call included), so a pool
+        of two per pod saturates: requests queue for a connection and the slowest time out."""
+        svc = ctx.system.services[plan.service]
+        replicas, steps, times = svc.replicas, ctx.times.size, ctx.times
+        if ctx.action in ("raise_pool_size", "revert_config") and ctx.action_s is not None:
+            on = on & (times < ctx.action_s + 45.0)
+        pool = np.where(on, plan.params["pool_size"], float(svc.pool_size))[None, :] * np.ones((replicas, 1))
+        hold_s = 0.2
+        rate = ctx.service_rps[plan.service] / replicas
+        demand = (rate * hold_s)[None, :] * ctx.rng.uniform(0.9, 1.1, (replicas, 1))
+        rho = demand / pool
+        p_hang = np.where(rho < 0.85, 0.0, np.clip(1.0 - 0.85 / rho, 0.0, 1.0))
+        wait_ms = np.where(rho < 0.85, hold_s * 1000 * rho / (1 - np.minimum(rho, 0.85)), 1500.0)
+        effect = effects.service(plan.service, replicas, steps)
+        effect.p_hang = p_hang
+        effect.lat_add_ms = wait_ms * (rho >= 0.3)
+        effect.hang_ms = 5000.0
+        effect.operations = frozenset({"PlaceOrder", "ListOrders"})
+        effect.hang_message = "acquire db conn: context deadline exceeded (waited 5s for a free connection)"
+        effects.metrics[(plan.service, cv.DB_POOL_SIZE)] = pool
+        effects.metrics[(plan.service, cv.DB_POOL_UTILIZATION)] = np.minimum(demand / pool, 1.0)
+        effects.metrics[(plan.service, cv.DB_POOL_WAIT_MS)] = wait_ms * (1 - p_hang) + 5000.0 * p_hang
+        effects.metrics[(plan.service, cv.DB_POOL_TIMEOUTS)] = np.round(rate[None, :] * p_hang, 3)
+        # The pods restart to pick up the new pool size.
+        effects.rollouts[plan.service] = [ctx.step_of(plan.fault_start_s)] if times[0] <= plan.fault_start_s else []
 
 
 class CredentialStuffing(Scenario):
@@ -216,7 +262,12 @@ class BadMigration(Scenario):
             },
             change=change,
             code=code,
-            params={"variant": variant, "table": table, "victim": service, "alert": ("checkout", cv.ERROR_RATE, 0.05)},
+            params={
+                "variant": variant,
+                "table": table,
+                "bottleneck": service if variant == "drop_column" else "checkout",
+                "alert": ("checkout", cv.ERROR_RATE, 0.05),
+            },
             title="Checkout failures after a database migration",
             alert_name="CheckoutErrorRateHigh",
             symptoms=["error_rate_spike", "checkout_failures", f"{table}_data_missing"],

@@ -153,7 +153,10 @@ def write_manifest(
         "seed": seed,
         "service": plan.service,
         "fault_type": scenario.fault_type,
-        "path": scenario.path,
+        "path": plan.params.get("path", scenario.path),
+        # Where the symptom concentrates, when that is not the service at fault (e.g. the database
+        # saturated by another service's new query).
+        "bottleneck": plan.params.get("bottleneck", plan.service),
         "change_id": change_id,
         "code_location": (
             {"file": plan.code.file, "line": plan.code.line, "commit": shas["offending"]}
