@@ -304,10 +304,13 @@ def simulate(
         counts = rng.poisson(expected, steps)
         extra_series = effects.extra_traffic.get(endpoint.path)
         extra_counts = np.zeros(steps, dtype=np.int64)
+        thinning = 1.0
         if extra_series is not None:
-            # Extra traffic (a multiple of the endpoint's normal traffic) is sampled at the same
-            # rate per request as the normal traffic, so each sample carries the same weight.
-            extra_counts = rng.poisson(expected * extra_series)
+            # Extra traffic (a multiple of the endpoint's normal traffic) is sampled at up to three
+            # times the endpoint's normal sample count; each extra sample then stands for
+            # `thinning` times the traffic of a normal one (memory stays bounded at any surge).
+            thinning = max(1.0, float(np.max(extra_series)) / 3.0)
+            extra_counts = rng.poisson(expected * extra_series / thinning)
         total = counts + extra_counts
         n = int(total.sum())
         if n == 0:
@@ -321,6 +324,8 @@ def simulate(
         req = np.arange(next_req, next_req + n)
         next_req += n
         weight = rps[step] * endpoint.share / expected
+        if thinning > 1.0:
+            weight = np.where(is_extra, weight * thinning, weight)
         sim.extra_offset, sim.extra_flags = next_req - n, is_extra
         sim.run_node(endpoint.root, req, step, start, np.full(n, -1))
         req_steps.append(step)
