@@ -1,4 +1,5 @@
-"""application-incident-specialist: root-cause candidates from logs, traces and metrics, plus the
+"""application-incident-specialist: which service and which defect — the fused diagnosis (fault
+classifier, database analysis, error logs and request flow), the change that caused it, and the
 recent deploys of the top candidate."""
 
 from __future__ import annotations
@@ -8,22 +9,23 @@ from typing import ClassVar
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.investigation import candidate_dicts, evidence_dicts, investigate
+from warroom.agents.fusion import fuse, outputs, root_cause_finding
 from warroom.incident import AgentReport, Finding
 
 
 class ApplicationIncidentSpecialist:
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="application-incident-specialist",
-        purpose="Which service and which defect: error logs, request flow, recent deploys.",
+        purpose="Which service and which defect: error logs, request flow, memory, recent deploys and config.",
         inputs=(),
-        outputs=("diagnosis", "evidence", "recent_deploys"),
+        outputs=("diagnosis", "evidence", "recent_deploys", "suspect_service", "suspect_change", "change_ranking"),
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
         bundle = ctx.bundle
-        diagnosis = investigate(bundle)
-        top = diagnosis.top()
+        fused = fuse(ctx)
+        values, change, _ = outputs(ctx, fused)
+        top = fused.top()
         deploys: list[dict[str, object]] = []
         if top is not None and bundle.changes is not None:
             alert = bundle.manifest.alert.fired_at
@@ -33,21 +35,13 @@ class ApplicationIncidentSpecialist:
                 for row in mine.sort("time", descending=True).head(3).iter_rows(named=True)
             ]
         findings: list[Finding] = []
-        if top is not None:
-            ids = set(top.evidence_ids)
-            findings.append(
-                Finding(
-                    id="finding-root-cause",
-                    title=f"Most likely root cause: {top.fault_type} in {top.service}",
-                    detail=top.reason,
-                    confidence=top.confidence,
-                    service=top.service,
-                    kind="root_cause",
-                    evidence=[e for e in diagnosis.evidence if e.id in ids],
-                )
-            )
+        headline = root_cause_finding(fused, change)
+        if headline is not None and top is not None:
+            findings.append(headline)
             summary = f"top candidate {top.service} ({top.fault_type}, {top.indicator})"
-            if deploys:
+            if change is not None:
+                summary += f"; caused by {change.kind} {change.id}"
+            elif deploys:
                 summary += f"; {len(deploys)} recent change(s) to it"
         else:
             summary = "not enough evidence to name a root cause"
@@ -55,11 +49,7 @@ class ApplicationIncidentSpecialist:
             agent=self.spec.name,
             summary=summary,
             findings=findings,
-            candidates=diagnosis.candidates,
-            outputs={
-                "diagnosis": candidate_dicts(diagnosis),
-                "evidence": evidence_dicts(diagnosis),
-                "recent_deploys": deploys,
-            },
-            limitations=list(diagnosis.limitations),
+            candidates=fused.candidates,
+            outputs={**values, "recent_deploys": deploys},
+            limitations=list(fused.limitations),
         )

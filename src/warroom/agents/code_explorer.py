@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.fusion import NOT_CHANGE_CAUSED
 from warroom.agents.specialist_common import EvidenceIds, as_dict, onset, parse_time, suspect_service
 from warroom.analysis.changes import RankedChange, correlate_changes, previous_change, service_graph
 from warroom.analysis.code import CodeAnalysis, CodeFinding, GitError, analyse_change
@@ -14,6 +15,12 @@ from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, 
 
 # Which code pattern the diagnosed fault points to (substring of the fault type → pattern kind).
 PREFERRED = (
+    ("memory", "unbounded_cache"),
+    ("oom", "unbounded_cache"),
+    ("config", "config_change"),
+    ("flag", "config_change"),
+    ("migration", "destructive_migration"),
+    ("data_loss", "destructive_migration"),
     ("pool", "resource_leak"),
     ("leak", "resource_leak"),
     ("connection", "resource_leak"),
@@ -29,6 +36,9 @@ FAULT_OF_KIND = {
     "resource_leak": "db_pool_exhaustion",
     "unindexed_query": "missing_index",
     "unbounded_retry": "retry_storm",
+    "unbounded_cache": "memory_leak",
+    "config_change": "bad_config",
+    "destructive_migration": "data_loss_migration",
 }
 MAX_SAME_PATTERN = 25
 
@@ -40,6 +50,13 @@ def _preferred_kind(ctx: AgentContext) -> str | None:
         fault = str(diagnosis[0].get("fault_type") or "").lower()
     fault = fault or str(as_dict(ctx.context.get("database")).get("fault_type") or "").lower()
     return next((kind for word, kind in PREFERRED if word in fault), None)
+
+
+def _top_fault(ctx: AgentContext) -> str:
+    diagnosis = ctx.context.get("diagnosis")
+    if isinstance(diagnosis, list) and diagnosis and isinstance(diagnosis[0], dict):
+        return str(diagnosis[0].get("fault_type") or "")
+    return ""
 
 
 def _finding_dict(finding: CodeFinding, role: str, offending: bool) -> dict[str, Any]:
@@ -90,6 +107,15 @@ class CodeExplorer:
 
         change = _change_from_context(ctx)
         ranking: list[dict[str, Any]] = []
+        fault = _top_fault(ctx)
+        if change is None and fault in NOT_CHANGE_CAUSED:
+            # Load, a third party, the network, a certificate or an attack: no change of ours to trace.
+            return AgentReport(
+                agent=self.spec.name,
+                summary=f"The diagnosis ({fault}) is not brought in by a change: no code to trace",
+                outputs={"code_findings": []},
+                limitations=[f"{fault}: no suspect change, code not inspected"],
+            )
         if change is None or not change.commit:
             started = onset(ctx, [service] if service else None)
             correlation = correlate_changes(

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.specialist_common import EvidenceIds, onset, suspect_service, window
-from warroom.analysis.changes import correlate_changes, service_graph
-from warroom.analysis.database import DatabaseAnalysis, analyse_database
-from warroom.incident import AgentReport, Finding, RecommendedAction, RiskLevel, RootCauseCandidate
+from warroom.agents.fusion import fuse, outputs, root_cause_finding
+from warroom.agents.specialist_common import EvidenceIds, suspect_service
+from warroom.analysis.changes import CONFIG_KINDS
+from warroom.analysis.database import DatabaseAnalysis
+from warroom.incident import AgentReport, Finding, RecommendedAction, RiskLevel
 from warroom.sources import conventions as cv
 
 INDICATOR = {
@@ -52,23 +53,35 @@ class DatabaseIncidentSpecialist:
         purpose="Investigate database faults: connection-pool utilisation, waits and timeouts, long-running "
         "queries, locks, database CPU and missing indexes; correlate with recent changes.",
         inputs=("incident", "signals"),
-        outputs=("diagnosis", "evidence", "suspect_service", "suspect_change", "change_ranking", "database"),
+        outputs=(
+            "diagnosis",
+            "evidence",
+            "suspect_service",
+            "suspect_change",
+            "change_ranking",
+            "database",
+            "database_evidence",
+        ),
         aliases=("database-specialist",),
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
-        start, end = window(ctx)
-        analysis = analyse_database(bundle.telemetry, bundle.baseline, start, end)
+        fused = fuse(ctx)
+        analysis = fused.database
+        values, change, correlation = outputs(ctx, fused)
         ids = EvidenceIds("ev-db")
         evidence = [ids.add(e) for e in analysis.evidence]
         findings: list[Finding] = []
-        candidates: list[RootCauseCandidate] = []
         actions: list[RecommendedAction] = []
-        outputs: dict[str, Any] = {}
-        service = analysis.suspect_service or suspect_service(ctx)
+        top = fused.top()
+        service = (top.service if top is not None else None) or analysis.suspect_service or suspect_service(ctx)
         details = database_details(analysis, service)
-        outputs["database"] = details
+        details["onset"] = fused.onset.isoformat()
+        headline_finding = root_cause_finding(fused, change)
+        common = {**values, "database": details}
+        if not fused.candidates:
+            # Nothing to name: leave the diagnosis of other agents (or its absence) as it is.
+            common = {"database": details, "change_ranking": values["change_ranking"]}
 
         if analysis.fault_type is None:
             summary = (
@@ -77,6 +90,8 @@ class DatabaseIncidentSpecialist:
                 if analysis.series
                 else "Not enough database telemetry to judge the database"
             )
+            if top is not None:
+                summary += f"; top candidate: {top.fault_type} on {top.service}"
             findings.append(
                 Finding(
                     id="f-db-none",
@@ -86,23 +101,19 @@ class DatabaseIncidentSpecialist:
                     kind="observation",
                 )
             )
+            findings += [headline_finding] if headline_finding is not None else []
             return AgentReport(
                 agent=self.spec.name,
                 summary=summary,
                 findings=findings,
-                outputs=outputs,
+                candidates=fused.candidates,
+                outputs=common,
                 limitations=analysis.limitations,
             )
 
-        graph = service_graph(bundle.topology, bundle.traces)
-        services = [s for s in (service, analysis.database_service) if s]
-        started = onset(ctx, services or None)
-        correlation = correlate_changes(bundle.changes, started, service, graph)
-        change = correlation.rollback_candidate
-        if correlation.evidence is not None:
-            change_ev = ids.add(correlation.evidence)
-            evidence.append(change_ev)
         fault = analysis.fault_type
+        if correlation is not None and correlation.evidence is not None:
+            evidence.append(ids.add(correlation.evidence))
         headline = {
             "db_pool_exhaustion": f"{service}'s database connection pool is exhausted",
             "missing_index": f"queries from {service} scan tables without an index: database CPU saturated",
@@ -132,7 +143,9 @@ class DatabaseIncidentSpecialist:
                 evidence=[e for e in evidence if e.source != "changes"],
             )
         )
-        change_dict = change.as_context() if change is not None else None
+        if headline_finding is not None and top is not None and top.fault_type != fault:
+            findings.append(headline_finding)  # the database symptom is a consequence of another fault
+        change_dict = values["suspect_change"]
         if change is not None:
             findings.append(
                 Finding(
@@ -140,47 +153,16 @@ class DatabaseIncidentSpecialist:
                     title=f"Most likely trigger: {change.kind} {change.id} of {change.service}"
                     + (f" ({change.version})" if change.version else ""),
                     detail="; ".join(change.reasons),
-                    confidence=correlation.confidence,
+                    confidence=correlation.confidence if correlation is not None else 0.5,
                     service=change.service,
                     kind="root_cause",
                     evidence=[e for e in evidence if e.source == "changes"],
                 )
             )
-        reason = detail + (f"; {correlation.verdict}" if change is not None else "")
-        candidates.append(
-            RootCauseCandidate(
-                rank=1,
-                service=service or (analysis.database_service or "database"),
-                fault_type=fault,
-                indicator=INDICATOR[fault],
-                confidence=round(analysis.confidence, 3),
-                change_id=change.id if change is not None else None,
-                reason=reason,
-                evidence_ids=[e.id for e in evidence],
-            )
-        )
-        if analysis.database_service and analysis.database_service != service and fault != "db_pool_exhaustion":
-            candidates.append(
-                RootCauseCandidate(
-                    rank=2,
-                    service=analysis.database_service,
-                    fault_type="db_cpu_saturation",
-                    indicator=cv.DB_CPU_UTILIZATION,
-                    confidence=round(analysis.confidence * 0.5, 3),
-                    reason="the database is where the load lands; the queries come from "
-                    + (service or "an application"),
-                    evidence_ids=[e.id for e in evidence if e.source == "metrics"],
-                )
-            )
-        actions.extend(self._actions(fault, service, details, correlation.rollback_action, change_dict))
-        outputs.update(
-            diagnosis=[c.model_dump(mode="json") for c in candidates],
-            evidence=ids.dumps(),
-            suspect_service=service,
-            suspect_change=change_dict,
-            change_ranking=[c.as_context() for c in correlation.ranked[:5]],
-        )
-        details["onset"] = started.isoformat()
+        rollback_action = None
+        if change is not None:
+            rollback_action = "revert_config" if change.kind.lower() in CONFIG_KINDS else "rollback"
+        actions.extend(self._actions(fault, service, details, rollback_action, change_dict))
         summary = f"{headline} ({detail})." + (
             f" Likely trigger: {change.kind} {change.id} of {change.service} {change.minutes_before_onset:.0f} min "
             "before onset."
@@ -191,8 +173,8 @@ class DatabaseIncidentSpecialist:
             agent=self.spec.name,
             summary=summary,
             findings=findings,
-            outputs=outputs,
-            candidates=candidates,
+            outputs={**common, "database_evidence": ids.dumps()},
+            candidates=fused.candidates,
             actions=actions,
             limitations=analysis.limitations,
         )

@@ -379,7 +379,7 @@ def _runbook_plan(
         return None
     if book is None or not actions:
         return None
-    return f"runbook {book.name}", list(actions)
+    return ("runbook" if book.builtin else "site runbook") + f" {book.name}", list(actions)
 
 
 def _precondition_fails(kind: str, facts: Facts) -> str | None:
@@ -402,6 +402,9 @@ def _fill(kind: str, facts: Facts, params: Mapping[str, Any]) -> tuple[str, str,
 
 
 REMOVE_CAUSE = ("rollback", "revert_config")
+# Actions that undo the damage itself: rolling back the change that destroyed data does not bring the
+# data back, so these keep their place ahead of the rollback.
+REPAIR_DAMAGE = ("restore_backup",)
 CAUSE_CONFIDENCE = 0.6  # change correlation's own score: time to onset × relation to the suspect
 
 
@@ -416,6 +419,7 @@ def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[Recommen
     if (
         undo is None
         or actions[0] is undo
+        or actions[0].kind in REPAIR_DAMAGE
         or not isinstance(score, int | float)
         or score < CAUSE_CONFIDENCE
         or not isinstance(minutes, int | float)
@@ -439,6 +443,8 @@ def build_plan(
 ) -> tuple[list[RecommendedAction], str, list[str]]:
     """The ordered actions, where they came from (runbook or playbook), and the actions left out."""
     actions, source, skipped = _plan(facts, diagnosis, variables)
+    if source.startswith("site runbook"):
+        return actions, source, skipped  # the site's own runbook orders its steps for its systems
     return cause_first(actions, facts), source, skipped
 
 

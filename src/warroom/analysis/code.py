@@ -21,7 +21,31 @@ from warroom.incident import Evidence
 
 GIT_TIMEOUT_S = 60
 MAX_PATTERN_FILES = 400  # cap on files parsed for the "same pattern elsewhere" search
-KIND_ORDER = {"resource_leak": 0, "unindexed_query": 1, "unbounded_retry": 2}
+KIND_ORDER = {
+    "resource_leak": 0,
+    "unindexed_query": 1,
+    "unbounded_cache": 2,
+    "destructive_migration": 3,
+    "config_change": 4,
+    "unbounded_retry": 5,
+}
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".ini", ".conf", ".cfg", ".properties", ".env")
+# Statements of a migration that destroy data: dropping a table or column, truncating, deleting or
+# updating every row (no WHERE), or narrowing a column's type.
+DESTRUCTIVE_SQL = (
+    (re.compile(r"(?i)\bdrop\s+table\b"), "drops a table and every row in it"),
+    (
+        re.compile(r"(?i)\bdrop\s+column\b|\balter\s+table\s+\S+\s+drop\s+(?!constraint|index)\w+"),
+        "drops a column and its data",
+    ),
+    (re.compile(r"(?i)\btruncate\b"), "truncates a table"),
+    (re.compile(r"(?i)^\s*delete\s+from\s+[\w.\"]+\s*;"), "deletes every row of a table (no WHERE)"),
+    (re.compile(r"(?i)^\s*update\s+[\w.\"]+\s+set\s+[^;]*;"), "rewrites every row of a table (no WHERE)"),
+    (
+        re.compile(r"(?i)\balter\s+column\s+\S+\s+(set\s+data\s+)?type\b"),
+        "changes a column's type (may truncate values)",
+    ),
+)
 
 
 class GitError(RuntimeError):
@@ -320,8 +344,10 @@ def analyse_change(
     skipped = sorted({f.path.rsplit(".", 1)[-1] for f in files if f.language is None and "." in f.path})
     if skipped:
         limitations.append(f"not parsed (no grammar): *.{', *.'.join(skipped[:8])}")
-    ranges = changed_lines(repo, base, bad, code_files) if base else {}
-    blobs = read_blobs(repo, bad, code_files)
+    text_files = [f.path for f in files if f.status != "D" and (_is_config(f.path) or f.path.lower().endswith(".sql"))]
+    text_files = [p for p in text_files if p not in code_files]
+    ranges = changed_lines(repo, base, bad, code_files + text_files) if base else {}
+    blobs = read_blobs(repo, bad, code_files + text_files)
     schema = load_schema(repo, bad)
     if not schema.columns:
         limitations.append("no SQL migrations with CREATE TABLE found: index coverage not checked")
@@ -347,12 +373,82 @@ def analyse_change(
             if origin is not None:
                 finding.commit, finding.author, finding.commit_subject = origin.commit, origin.author, origin.subject
             findings.append(finding)
+    for path in text_files:
+        if path not in blobs:
+            continue
+        text = blobs[path].decode("utf-8", "replace")
+        for finding in _text_findings(path, text, ranges.get(path, []) if base else None):
+            origin = introducing_commit(repo, base, bad, path, finding.line, finding.line) or blame_line(
+                repo, bad, path, finding.line
+            )
+            if origin is not None:
+                finding.commit, finding.author, finding.commit_subject = origin.commit, origin.author, origin.subject
+            findings.append(finding)
     findings.sort(key=lambda f: _rank_key(f, prefer_kind, focus))
     result.findings = findings
     if search_elsewhere and findings:
         result.same_pattern = _same_pattern(repo, bad, findings, schema, focus)
     result.limitations = limitations
     return result
+
+
+def _is_config(path: str) -> bool:
+    name = path.lower().rsplit("/", 1)[-1]
+    return name.endswith(CONFIG_SUFFIXES) or name in ("dockerfile", ".env")
+
+
+def _in_ranges(line: int, ranges: list[tuple[int, int]] | None) -> bool:
+    return ranges is None or any(a <= line <= b for a, b in ranges)
+
+
+def _text_findings(path: str, text: str, ranges: list[tuple[int, int]] | None) -> list[CodeFinding]:
+    """Findings in changed non-code files: destructive statements in SQL migrations, and the changed
+    settings of configuration files (`ranges`: the diff's changed lines; None: all lines are new)."""
+    lines = text.splitlines()
+    out: list[CodeFinding] = []
+    if path.lower().endswith(".sql"):
+        for number, line in enumerate(lines, 1):
+            code = line.split("--", 1)[0]
+            if not code.strip() or not _in_ranges(number, ranges):
+                continue
+            for pattern, what in DESTRUCTIVE_SQL:
+                if pattern.search(code) and not (what.endswith("(no WHERE)") and re.search(r"(?i)\bwhere\b", code)):
+                    out.append(
+                        CodeFinding(
+                            kind="destructive_migration",
+                            file=path,
+                            line=number,
+                            language="sql",
+                            detail=f"the migration {what}: `{code.strip()[:160]}`; data not kept elsewhere is lost",
+                            snippet=code.strip()[:240],
+                            confidence=0.85,
+                            in_diff=True,
+                            data={"statement": code.strip()[:300]},
+                        )
+                    )
+                    break
+        return out
+    if ranges is None:
+        return out
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "//", ";")) or not _in_ranges(number, ranges):
+            continue
+        out.append(
+            CodeFinding(
+                kind="config_change",
+                file=path,
+                line=number,
+                language="config",
+                detail=f"the change sets `{stripped[:160]}`",
+                snippet=stripped[:240],
+                confidence=0.7,
+                in_diff=True,
+                data={"setting": stripped[:300]},
+            )
+        )
+        break  # the first changed setting of the file; the diff evidence lists the rest
+    return out
 
 
 def _same_pattern(
@@ -369,6 +465,10 @@ def _same_pattern(
         tokens |= {"WHERE", "where", "JOIN", "join"}
     if "unbounded_retry" in kinds:
         tokens |= {"Sleep", "sleep", "backoff", "Backoff", "setTimeout"}
+    if "unbounded_cache" in kinds:
+        tokens |= {"= {}", "= []", "map[", "dict(", "new Map("}
+    if not tokens:
+        return []
     pattern = "|".join(re.escape(t) for t in sorted(tokens))
     try:
         out = git(

@@ -1,6 +1,7 @@
 """Syntax-tree detectors for the code patterns behind database incidents, in Go, Python, Java and
 JavaScript (tree-sitter): resources acquired without release on some path, SQL queries whose
-WHERE/JOIN columns have no index in the schema, and retry loops without a bound.
+WHERE/JOIN columns have no index in the schema, retry loops without a bound, and process-wide
+caches that only ever grow (a memory leak).
 
 Pure functions over source text; the git plumbing lives in analysis/code.py.
 """
@@ -145,7 +146,7 @@ SQL_START = re.compile(r"^\s*(select|update|delete|with)\b", re.IGNORECASE)
 class PatternHit:
     """One occurrence of a pattern in one file (line numbers are 1-based)."""
 
-    kind: str  # resource_leak | unindexed_query | unbounded_retry
+    kind: str  # resource_leak | unindexed_query | unbounded_retry | unbounded_cache
     line: int
     end_line: int
     function: str | None
@@ -811,13 +812,123 @@ def _queries(root: ts.Node, language: str, lines: list[str], schema: Schema | No
     return hits
 
 
+# A process-wide container: Python module-level `NAME = {}` / `[]` / `set()` / `dict()` …,
+# Go package-level `var name = map[K]V{}` / `make(map…)` / a slice, JavaScript top-level `new Map()` / `{}`.
+CONTAINER_CALLS = re.compile(r"^(dict|list|set|OrderedDict|defaultdict|collections\.\w+|make|new (Map|Set)|Map|Set)\b")
+CONTAINER_LITERALS = {"dictionary", "list", "set", "composite_literal", "object", "array"}
+
+
+def _evicts(name: str, text: str, language: str) -> bool:
+    """Whether the file ever removes from, clears, replaces or bounds the container."""
+    n = re.escape(name)
+    patterns = [
+        rf"\bdel\s+{n}\[",
+        rf"\b{n}\.(pop|popitem|clear|remove|discard|delete|shift|splice)\(",
+        rf"\bdelete\({n}\s*,",
+        rf"\bdelete\s+{n}\[",
+        rf"\blen\({n}\)\s*[<>]=?",
+        rf"\b{n}\.(size|length)\s*[<>]=?",
+        rf"^[ \t]+{n}[ \t]*=[^=]",  # re-bound inside a function: reset
+    ]
+    return any(re.search(p, text, re.MULTILINE) for p in patterns)
+
+
+def _module_containers(root: ts.Node, language: str) -> dict[str, int]:
+    """Names bound at module/package level to an empty or literal container, with their line."""
+    found: dict[str, int] = {}
+    for node in root.children:
+        targets: list[tuple[ts.Node | None, ts.Node | None]] = []
+        if language == "python" and node.type == "expression_statement" and node.named_children:
+            inner = node.named_children[0]
+            if inner.type == "assignment":
+                targets.append((inner.child_by_field_name("left"), inner.child_by_field_name("right")))
+        elif language == "go" and node.type == "var_declaration":
+            for spec in [c for c in _walk(node) if c.type == "var_spec"]:
+                values = spec.child_by_field_name("value")
+                value = values.named_children[0] if values is not None and values.named_children else None
+                targets.append((spec.child_by_field_name("name"), value))
+        elif language == "javascript" and node.type in ("lexical_declaration", "variable_declaration"):
+            for decl in [c for c in node.named_children if c.type == "variable_declarator"]:
+                targets.append((decl.child_by_field_name("name"), decl.child_by_field_name("value")))
+        for left, right in targets:
+            if left is None or right is None or left.type != "identifier":
+                continue
+            if right.type in CONTAINER_LITERALS or CONTAINER_CALLS.match(_text(right)):
+                found[_text(left)] = left.start_point[0] + 1
+    return found
+
+
+def _insertion(node: ts.Node, names: dict[str, int], language: str) -> str | None:
+    """The container a statement adds to: `NAME[k] = v`, `NAME.append(…)`, `NAME = append(NAME, …)`."""
+    if node.type in ("assignment", "assignment_statement", "assignment_expression"):
+        left = node.child_by_field_name("left")
+        right = node.child_by_field_name("right")
+        if left is not None and left.type == "expression_list" and left.named_children:
+            left = left.named_children[0]
+        if left is not None and left.type in ("subscript", "index_expression", "subscript_expression"):
+            base = left.child_by_field_name("value") or left.child_by_field_name("operand")
+            base = (
+                base or left.child_by_field_name("object") or (left.named_children[0] if left.named_children else None)
+            )
+            if base is not None and _text(base) in names:
+                return _text(base)
+        if left is not None and _text(left) in names and right is not None and _text(right).startswith("append("):
+            return _text(left)
+    if node.type in ("call", "call_expression"):
+        receiver, method = _callee(node, language)
+        if receiver in names and method in ("append", "add", "setdefault", "update", "extend", "set", "push", "insert"):
+            return receiver
+    return None
+
+
+def _unbounded_caches(root: ts.Node, language: str, lines: list[str]) -> list[PatternHit]:
+    names = _module_containers(root, language)
+    if not names:
+        return []
+    text = "\n".join(lines)
+    growing = {n: line for n, line in names.items() if not _evicts(n, text, language)}
+    hits: list[PatternHit] = []
+    seen: set[str] = set()
+    for node in _walk(root):
+        name = (
+            _insertion(node, growing, language)
+            if node.type in ("assignment", "assignment_statement", "assignment_expression", "call", "call_expression")
+            else None
+        )
+        if name is None or name in seen:
+            continue
+        func = _enclosing_function(node, language)
+        if func is None:
+            continue  # filled once at import time: bounded by the code itself
+        seen.add(name)
+        line = node.start_point[0] + 1
+        hits.append(
+            PatternHit(
+                kind="unbounded_cache",
+                line=line,
+                end_line=node.end_point[0] + 1,
+                function=_function_name(func),
+                function_start=func.start_point[0] + 1,
+                function_end=func.end_point[0] + 1,
+                detail=(
+                    f"adds to the process-wide {name} (declared at line {growing[name]}) on every call and nothing "
+                    "ever evicts, bounds or clears it: memory grows with traffic until the process is killed"
+                ),
+                snippet=lines[line - 1].strip()[:240] if line - 1 < len(lines) else "",
+                confidence=0.8,
+                data={"container": name, "declared_line": growing[name]},
+            )
+        )
+    return hits
+
+
 def analyse_source(
     source: bytes, language: str, schema: Schema | None = None, kinds: set[str] | None = None
 ) -> list[PatternHit]:
     """Every hit of the wanted pattern kinds in one file."""
     tree = parser_for(language).parse(source)
     lines = source.decode("utf-8", "replace").splitlines()
-    wanted = kinds or {"resource_leak", "unindexed_query", "unbounded_retry"}
+    wanted = kinds or {"resource_leak", "unindexed_query", "unbounded_retry", "unbounded_cache"}
     hits: list[PatternHit] = []
     if wanted & {"resource_leak", "unbounded_retry"}:
         for node in [tree.root_node, *_walk(tree.root_node)]:
@@ -829,4 +940,6 @@ def analyse_source(
                 hits.extend(_retries(node, language, lines))
     if "unindexed_query" in wanted:
         hits.extend(_queries(tree.root_node, language, lines, schema))
+    if "unbounded_cache" in wanted:
+        hits.extend(_unbounded_caches(tree.root_node, language, lines))
     return hits
