@@ -85,7 +85,8 @@ def parse_approvals(raw: Any) -> dict[str, Approval]:
         if isinstance(item, Approval):
             approval = item
         elif isinstance(item, str):
-            approval = Approval(action_id=item)
+            # A bare id: the engine's approval gate decided it (who approved is in the engine's record).
+            approval = Approval(action_id=item, approved_by="approval gate")
         elif isinstance(item, Mapping) and "action_id" in item:
             approval = Approval.model_validate(dict(item))
         else:

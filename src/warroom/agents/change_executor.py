@@ -10,7 +10,8 @@ Parameters (ctx.params):
   recovery_probe     live recovery check: {"http": {url, expect_status, …}} and/or {"argv": [...]}
   kubectl_dry_run    none | client | server — what a kubectl preview passes as --dry-run
   runbooks           extra runbook files or folders; action_vars: values for runbook placeholders
-  journal_path       JSON-Lines audit journal (default: <out_dir>/actions-audit.jsonl when out_dir is set)
+  journal_path       JSON-Lines audit journal (default: <out_dir>/actions-audit.jsonl when out_dir is set;
+                     for live changes without out_dir: $XDG_STATE_HOME/warroom/actions-audit.jsonl)
   config             path of warroom.toml; its [actions] table gives the defaults of the above
 Output: `mitigation` {outcomes, recovered_by, recovered_by_action, recovered, exhausted, dry_run,
 target, summary, runbook, audit}. `audit` is every journal event, for the engine's timeline.
@@ -18,6 +19,7 @@ target, summary, runbook, audit}. `audit` is every journal event, for the engine
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -58,13 +60,17 @@ def _plan(ctx: AgentContext, settings: ActionsConfig) -> tuple[list[RecommendedA
     return plan, f"runbook {runbook.name}", limitations
 
 
-def _journal(ctx: AgentContext) -> ActionJournal:
+def _journal(ctx: AgentContext, live_changes: bool) -> ActionJournal:
     path = ctx.params.get("journal_path")
     if path:
         return JsonlJournal(Path(path), ctx.incident_id)
     out_dir = ctx.params.get("out_dir")
     if out_dir:
         return JsonlJournal(Path(out_dir) / "actions-audit.jsonl", ctx.incident_id)
+    if live_changes:
+        # Real changes always get a durable journal, so a step re-run after a crash never repeats one.
+        state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+        return JsonlJournal(state / "warroom" / "actions-audit.jsonl", ctx.incident_id)
     return InMemoryJournal()
 
 
@@ -170,7 +176,7 @@ class ChangeExecutor:
             kubectl_dry_run=ctx.params.get("kubectl_dry_run") or settings.kubectl_dry_run,
             actor=self.spec.name,
         )
-        journal = _journal(ctx)
+        journal = _journal(ctx, execute and target is Target.LIVE)
         already = len(journal.events())  # a resumed run's journal holds earlier events
         verifier = _verifier(ctx, target, settings)
         if verifier is None and plan:
