@@ -123,3 +123,17 @@ def test_broken_jsonl_line(tmp_path: Path) -> None:
         handle.write("{not json\n")
     rows = sum(1 for _ in (root / "metrics.jsonl").open())
     assert _error(root).startswith(f"{root / 'metrics.jsonl'}:{rows}: cannot parse jsonl")
+
+
+def test_after_folders_load_on_first_use_and_validate_eagerly(tmp_path: Path) -> None:
+    root = write_bundle(tmp_path / "b", "csv")
+    (root / "after" / "rollback").mkdir(parents=True)
+    (root / "after" / "restart").mkdir(parents=True)
+    pl.read_csv(root / "metrics.csv").write_csv(root / "after" / "rollback" / "metrics.csv")
+    (root / "after" / "restart" / "metrics.csv").write_text("timestamp,service\n")
+    bundle = load_bundle(root)  # the broken restart folder is not read yet
+    assert sorted(bundle.after) == ["restart", "rollback"]
+    after = bundle.after["rollback"].metrics
+    assert after is not None and after.height > 0
+    with pytest.raises(BundleError, match="restart"):
+        load_bundle(root, eager=True)

@@ -367,7 +367,7 @@ app.add_typer(bundle_app, name="bundle")
 @user_errors
 def bundle_validate(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Load and check a bundle; report what it holds."""
-    summary = describe(load_bundle(path))
+    summary = describe(load_bundle(path, eager=True))
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return

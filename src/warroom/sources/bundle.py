@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,13 +114,37 @@ class Telemetry:
         return [name for name in TABLES if getattr(self, name) is not None]
 
 
+class AfterActions(Mapping[str, Telemetry]):
+    """`after/<action-kind>/` folders, each read on first use: a large bundle keeps telemetry for
+    every possible mitigation, and a run looks at the few it tries."""
+
+    def __init__(self, folders: dict[str, Path]) -> None:
+        self._folders = folders
+        self._loaded: dict[str, Telemetry] = {}
+
+    def __getitem__(self, kind: str) -> Telemetry:
+        if kind not in self._loaded:
+            self._loaded[kind] = read_telemetry(self._folders[kind])
+        return self._loaded[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._folders)
+
+    def __len__(self) -> int:
+        return len(self._folders)
+
+    def load_all(self) -> None:
+        for kind in self._folders:
+            self[kind]
+
+
 @dataclass
 class Bundle:
     path: Path
     manifest: Manifest
     telemetry: Telemetry
     baseline: Telemetry | None = None
-    after: dict[str, Telemetry] = field(default_factory=dict)
+    after: Mapping[str, Telemetry] = field(default_factory=dict)
     topology: dict[str, list[str]] = field(default_factory=dict)
     repo: Path | None = None
 
@@ -351,8 +376,10 @@ def _checkout(root: Path) -> Path | None:
     return cache
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Load and validate a bundle; raise BundleError naming the file, line and field."""
+def load_bundle(path: str | Path, *, eager: bool = False) -> Bundle:
+    """Load and validate a bundle; raise BundleError naming the file, line and field.
+
+    The `after/` folders are read when first used, unless `eager` (which validates them too)."""
     root = Path(path)
     if not root.is_dir():
         raise BundleError("not a directory (expected an incident bundle)", file=root)
@@ -364,10 +391,12 @@ def load_bundle(path: str | Path) -> Bundle:
             file=root,
         )
     baseline = read_telemetry(root / "baseline") if (root / "baseline").is_dir() else None
-    after: dict[str, Telemetry] = {}
+    folders = {}
     if (root / "after").is_dir():
-        for folder in sorted(p for p in (root / "after").iterdir() if p.is_dir()):
-            after[folder.name] = read_telemetry(folder)
+        folders = {p.name: p for p in sorted((root / "after").iterdir()) if p.is_dir()}
+    after = AfterActions(folders)
+    if eager:
+        after.load_all()
     topology = _read_topology(root / "topology.yaml") if (root / "topology.yaml").is_file() else {}
     repo = _checkout(root)
     return Bundle(root, manifest, telemetry, baseline, after, topology, repo)
