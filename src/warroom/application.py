@@ -55,6 +55,7 @@ def respond(
         bundle = load_bundle(bundle_dir)  # validate before anything is recorded
         engine = Engine(store, progress, approver)
         _, run_id = engine.start(bundle, spec, options)
+        del bundle  # the workers hold their own copy; a large bundle should not be held three times
         result = engine.run(run_id, runner)
     finally:
         runner.close()
