@@ -102,7 +102,7 @@ class Executor:
 
     def run(self, ctx: AgentContext) -> AgentReport:
         _mark(ctx, "executor")
-        approved = list(ctx.params.get("approved_actions", []))
+        approved = [a["action_id"] for a in ctx.params.get("approved_actions", [])]
         status = "executed" if ctx.params.get("execute") else "dry_run"
         return AgentReport(
             agent=self.spec.name,

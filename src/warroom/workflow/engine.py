@@ -349,7 +349,7 @@ class Engine:
 
         Returns the actions still waiting; empty when the gate is passed (and recorded)."""
         stored = {row.action_id: row for row in self.store.actions(incident_id)}
-        approved: list[str] = []
+        approvals: list[dict[str, Any]] = []  # who approved each action, and when: the executor audits it
         pending: list[dict[str, Any]] = []
         at = clock.now()
         with self.store.transaction() as session:
@@ -357,10 +357,11 @@ class Engine:
                 action_id = action["id"]
                 row = stored.get(action_id)
                 if not covers(move.policy, action):
-                    approved.append(action_id)
+                    approvals.append({"action_id": action_id, "approved_by": f"policy ({move.policy.value})"})
                     continue
                 if row is not None and row.approved_by:
-                    approved.append(action_id)
+                    when = row.approved_at.isoformat() if row.approved_at else None
+                    approvals.append({"action_id": action_id, "approved_by": row.approved_by, "approved_at": when})
                     continue
                 actor = None
                 if covers(options.grant, action):
@@ -370,7 +371,7 @@ class Engine:
                 if actor is None:
                     pending.append(action)
                     continue
-                approved.append(action_id)
+                approvals.append({"action_id": action_id, "approved_by": actor, "approved_at": at.isoformat()})
                 self._approve(session, incident_id, action, actor, at)
             if pending and options.execute:
                 for action in pending:
@@ -403,7 +404,8 @@ class Engine:
                     "error": None,
                     "result": {
                         "policy": move.policy.value,
-                        "approved": approved,
+                        "approved": [a["action_id"] for a in approvals],
+                        "approvals": approvals,
                         "not_approved": [a["id"] for a in pending],
                         "mode": "execute" if options.execute else "dry-run",
                     },

@@ -87,7 +87,7 @@ class RunContext:
 
     values: dict[str, Any] = field(default_factory=dict)
     proposed_actions: list[dict[str, Any]] = field(default_factory=list)
-    approvals: dict[str, list[str]] = field(default_factory=dict)  # gate key → approved action ids
+    approvals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # gate key → who approved what
 
     def for_agents(self) -> dict[str, Any]:
         return {**self.values, "proposed_actions": self.proposed_actions}
@@ -121,7 +121,7 @@ def fold_context(spec: WorkflowSpec, recorded: Mapping[str, Recorded]) -> RunCon
         for step in active_steps(phase, recorded):
             gate = recorded.get(gate_key(phase, step))
             if gate is not None:
-                ctx.approvals[gate.key] = list(gate.result.get("approved", []))
+                ctx.approvals[gate.key] = list(gate.result.get("approvals", []))
             result = recorded.get(step_key(phase, step))
             if result is None or result.status != SUCCEEDED:
                 continue
