@@ -100,6 +100,20 @@ class RiskLevel(StrEnum):
     HIGH = "high"
 
 
+class ApprovalPolicy(StrEnum):
+    """Which actions need a human: none, risky (medium and high risk) or all."""
+
+    NONE = "none"
+    RISKY = "risky"
+    ALL = "all"
+
+    def covers(self, risk: RiskLevel) -> bool:
+        """Whether an action of this risk falls in the policy's scope (also used for up-front grants)."""
+        if self is ApprovalPolicy.ALL:
+            return True
+        return self is ApprovalPolicy.RISKY and risk in (RiskLevel.MEDIUM, RiskLevel.HIGH)
+
+
 class RecommendedAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

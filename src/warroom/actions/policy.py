@@ -12,13 +12,7 @@ from pydantic import BaseModel, Field
 
 from warroom.actions.contract import KubectlDryRun
 from warroom.errors import InputError
-from warroom.incident import RiskLevel
-
-
-class ApprovalPolicy(StrEnum):
-    NONE = "none"  # nothing needs approval
-    RISKY = "risky"  # medium and high risk need approval
-    ALL = "all"  # every action needs approval
+from warroom.incident import ApprovalPolicy, RiskLevel
 
 
 class Target(StrEnum):
@@ -44,14 +38,6 @@ class Mode:
     kubectl_dry_run: KubectlDryRun = "none"  # what a kubectl preview passes as --dry-run
     env: dict[str, str] = field(default_factory=dict)  # environment for adapters; empty = os.environ
     actor: str = "change-executor"
-
-
-def needs_approval(risk: RiskLevel, policy: ApprovalPolicy) -> bool:
-    if policy is ApprovalPolicy.ALL:
-        return True
-    if policy is ApprovalPolicy.RISKY:
-        return risk in (RiskLevel.MEDIUM, RiskLevel.HIGH)
-    return False
 
 
 def parse_policy(value: str | ApprovalPolicy | None) -> ApprovalPolicy:
@@ -107,7 +93,7 @@ def gate(
     """What may happen to one action: dry run, run (with the approval that allowed it), or blocked."""
     if not mode.execute:
         return Gate.DRY_RUN, approvals.get(action_id)
-    if not needs_approval(risk, mode.policy):
+    if not mode.policy.covers(risk):
         return Gate.RUN, None
     approval = approvals.get(action_id) or approvals.get("*")
     if approval is None:

@@ -360,8 +360,10 @@ class Engine:
                     approvals.append({"action_id": action_id, "approved_by": f"policy ({move.policy.value})"})
                     continue
                 if row is not None and row.approved_by:
-                    when = row.approved_at.isoformat() if row.approved_at else None
-                    approvals.append({"action_id": action_id, "approved_by": row.approved_by, "approved_at": when})
+                    approval = {"action_id": action_id, "approved_by": row.approved_by}
+                    if row.approved_at is not None:
+                        approval["approved_at"] = row.approved_at.isoformat()
+                    approvals.append(approval)
                     continue
                 actor = None
                 if covers(options.grant, action):

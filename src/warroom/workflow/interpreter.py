@@ -157,13 +157,8 @@ def _actions(spec: WorkflowSpec, recorded: Mapping[str, Recorded]) -> list[dict[
 
 
 def covers(policy: ApprovalPolicy, action: Mapping[str, Any]) -> bool:
-    """Whether an action falls in a policy's scope: none → no action, risky → medium and high
-    risk, all → every action. Used both for what needs approval and for up-front grants."""
-    if policy == ApprovalPolicy.ALL:
-        return True
-    if policy == ApprovalPolicy.RISKY:
-        return RiskLevel(action.get("risk", "medium")) != RiskLevel.LOW
-    return False
+    """Whether a proposed action (as recorded) falls in a policy's scope."""
+    return policy.covers(RiskLevel(action.get("risk", "medium")))
 
 
 def _lookup(values: Mapping[str, Any], path: str) -> Any:

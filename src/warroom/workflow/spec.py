@@ -11,17 +11,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from warroom.errors import NotFoundError, WorkflowSpecError
-from warroom.incident import Status
+from warroom.incident import ApprovalPolicy, Status
 from warroom.yamlfile import line_of, read_yaml, validation_error
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 CONDITION_ROOTS = frozenset({"signals", "incident", "context"})
-
-
-class ApprovalPolicy(StrEnum):
-    NONE = "none"
-    RISKY = "risky"
-    ALL = "all"
 
 
 class Strict(BaseModel):
