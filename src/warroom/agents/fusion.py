@@ -39,6 +39,8 @@ NOT_CHANGE_CAUSED = (
 # Generic candidates rank after every classified fault: they explain what the classifier did not.
 GENERIC_WEIGHT = 0.5
 SHARPER_CPU_LABELS = ("cpu_contention",)
+LOAD_DRIVEN = 1.5  # request rate at least this multiple of the reference: the saturation is load-driven
+DATABASE_SYMPTOMS = ("db_pool_exhaustion", "lock_contention", "db_cpu_saturation", "missing_index")
 MIN_CHANGE_SCORE = 0.3
 
 
@@ -79,6 +81,7 @@ def fuse(ctx: AgentContext) -> Fused:
     if db is not None:
         hypotheses.append(db)
     hypotheses.sort(key=lambda h: -h.score)
+    hypotheses = _config_explains(hypotheses)
     rca = investigate(bundle)
     hypotheses = [_with_specific_label(h, rca) for h in hypotheses]
     evidence: list[Evidence] = []
@@ -132,12 +135,32 @@ def fuse(ctx: AgentContext) -> Fused:
     return fused
 
 
+def _config_explains(hypotheses: list[FaultHypothesis]) -> list[FaultHypothesis]:
+    """A database symptom (pool exhausted, slow queries, locks) of the service whose configuration
+    changed just before the onset is that configuration's doing (a pool size, a timeout): the
+    config change leads, carrying the symptom's evidence."""
+    if not hypotheses or hypotheses[0].fault_type not in DATABASE_SYMPTOMS:
+        return hypotheses
+    symptom = hypotheses[0]
+    config = next((h for h in hypotheses if h.fault_type == "bad_config" and h.service == symptom.service), None)
+    if config is None:
+        return hypotheses
+    merged = config.model_copy(
+        update={
+            "score": max(config.score, symptom.score),
+            "reason": f"{config.reason}; {symptom.reason}",
+            "evidence": [*config.evidence, *symptom.evidence],
+        }
+    )
+    return [merged, *(h for h in hypotheses if h is not config)]
+
+
 def _with_specific_label(hypothesis: FaultHypothesis, rca: Diagnosis) -> FaultHypothesis:
-    """A saturated CPU that the generic analysis explains as contention from a neighbour (the node's
-    CPU up while the pod's own stays flat) keeps that sharper label: moving the pod, not scaling it,
-    is the remedy."""
-    if hypothesis.fault_type != "cpu_saturation":
-        return hypothesis
+    """A saturated CPU without more traffic than usual that the generic analysis explains as
+    contention keeps that sharper label: something other than the load eats the CPU, so moving or
+    restarting the pod, not scaling it, is the remedy."""
+    if hypothesis.fault_type != "cpu_saturation" or hypothesis.facts.get("load_ratio", 1.0) >= LOAD_DRIVEN:
+        return hypothesis  # more requests than usual: the load saturates the CPU, whatever else shares it
     sharper = next(
         (c for c in rca.candidates if c.service == hypothesis.service and c.fault_type in SHARPER_CPU_LABELS), None
     )

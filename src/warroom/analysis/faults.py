@@ -35,7 +35,7 @@ from warroom.sources import conventions as cv
 from warroom.sources.bundle import Telemetry
 
 RESOURCE_METRICS = (cv.CPU_UTILIZATION, cv.MEMORY_UTILIZATION)
-MAX_METRICS = (cv.CPU_UTILIZATION, cv.MEMORY_UTILIZATION, cv.TLS_CERT_EXPIRY_SECONDS)
+MAX_METRICS = (cv.CPU_UTILIZATION, cv.MEMORY_UTILIZATION, cv.TLS_CERT_EXPIRY_SECONDS, cv.DB_POOL_UTILIZATION)
 SUM_METRICS = (cv.RESTARTS, cv.AUTH_FAILURES)
 WANTED = (
     cv.CPU_UTILIZATION,
@@ -50,6 +50,7 @@ WANTED = (
     cv.LATENCY_P50,
     cv.REQUEST_RATE,
     cv.DB_TABLE_ROWS,
+    cv.DB_POOL_UTILIZATION,
 )
 SATURATED = 0.9  # a utilisation at or above this is at its limit
 CONFIG_KINDS = ("config", "configuration", "feature_flag", "flag")
@@ -81,6 +82,7 @@ class FaultHypothesis(BaseModel):
     reason: str
     change_id: str | None = None
     evidence: list[Evidence] = Field(default_factory=list)
+    facts: dict[str, float] = Field(default_factory=dict)  # measured values other analyses may weigh
 
 
 class FaultAnalysis(BaseModel):
@@ -663,8 +665,11 @@ def _network(
         edges.sort(key=lambda e: -(e[2] - e[3]))
         kept: list[tuple[str, str, float, float, int]] = []
         for edge in edges:
-            if any(k[0] == edge[0] for k in kept) or _saturated(stats, edge[0]):
+            if any(k[0] == edge[0] for k in kept) or _saturated(stats, edge[0]) or _pool_bound(stats, edge[0]):
                 continue
+            caller_rtt = _stat(stats, edge[0], cv.NETWORK_LATENCY_MS)
+            if caller_rtt is not None and edge[0] not in rtt:
+                continue  # the caller measures its round trips and they did not rise: not the network
             runner_up = next((e for e in edges if e[0] == edge[0] and e is not edge), None)
             if runner_up is None or (edge[2] - edge[3]) >= 1.5 * (runner_up[2] - runner_up[3]):
                 kept.append(edge)
@@ -728,6 +733,12 @@ def _network(
 def _saturated(stats: Mapping[tuple[str, str, str], Stat], service: str) -> bool:
     cpu = _stat(stats, service, cv.CPU_UTILIZATION)
     return cpu is not None and cpu.med >= SATURATED * 0.95
+
+
+def _pool_bound(stats: Mapping[tuple[str, str, str], Stat], service: str) -> bool:
+    """Requests of the service wait for a database connection between their calls."""
+    pool = _stat(stats, service, cv.DB_POOL_UTILIZATION)
+    return pool is not None and pool.p90 >= SATURATED
 
 
 def _named_in_logs(
@@ -840,6 +851,8 @@ def _cpu(
     if best is None:
         return
     _, service, stat, slow, errors = best
+    load = _stat(stats, service, cv.REQUEST_RATE)
+    load_ratio = load.med / load.base_med if load is not None and load.base_med else 1.0
     out.append(
         FaultHypothesis(
             service=service,
@@ -847,8 +860,12 @@ def _cpu(
             score=0.75,
             indicator=cv.CPU_UTILIZATION,
             reason=f"CPU of {service} at {stat.med:.0%} of its limit (reference {stat.base_med or 0:.0%}); "
-            f"its latency rose {slow:.1f}×" + (f", errors +{errors:.0%}" if errors >= 0.01 else ""),
-            evidence=[_ev(service, cv.CPU_UTILIZATION, stat, start, end)],
+            f"its latency rose {slow:.1f}×"
+            + (f", errors +{errors:.0%}" if errors >= 0.01 else "")
+            + (f"; its request rate is {load_ratio:.1f}× the reference" if load is not None else ""),
+            evidence=[_ev(service, cv.CPU_UTILIZATION, stat, start, end)]
+            + ([_ev(service, cv.REQUEST_RATE, load, start, end)] if load is not None else []),
+            facts={"load_ratio": round(load_ratio, 3)},
         )
     )
 
