@@ -15,6 +15,7 @@ from warroom.sources.bundle import load_bundle
 from warroom.store.records import build_record
 from warroom.store.repository import Store
 from warroom.workflow.engine import Approver, Engine, Progress, RunOptions, RunResult, runner_for
+from warroom.workflow.runner import share_bundle
 from warroom.workflow.spec import ApprovalPolicy, WorkflowSpec, load_workflow, resolve_workflow
 
 
@@ -23,6 +24,23 @@ class Response:
     result: RunResult
     record: RunRecord
     files: dict[str, Path]
+
+
+# Worker processes give each step its own interpreter but also their own copy of the telemetry;
+# above this size on disk (a few GB in memory per copy) steps share one copy on threads instead.
+SHARED_MEMORY_ABOVE = 200 * 1024 * 1024
+
+
+def bundle_bytes(bundle_dir: Path) -> int:
+    """The size of the bundle's telemetry on disk (the code repository does not count)."""
+    if not bundle_dir.is_dir():
+        return 0
+    skip = {"repo", "repo.bundle", ".git"}
+    return sum(
+        path.stat().st_size
+        for path in bundle_dir.rglob("*")
+        if path.is_file() and not skip & set(path.relative_to(bundle_dir).parts)
+    )
 
 
 def load_spec(name_or_path: str) -> WorkflowSpec:
@@ -37,11 +55,13 @@ def respond(
     *,
     grant: ApprovalPolicy = ApprovalPolicy.NONE,
     execute: bool = False,
-    processes: bool = True,
+    processes: bool | None = None,
     progress: Progress | None = None,
     approver: Approver | None = None,
 ) -> Response:
     spec = load_spec(workflow)
+    if processes is None:
+        processes = bundle_bytes(bundle_dir) <= SHARED_MEMORY_ABOVE
     options = RunOptions(
         bundle=str(bundle_dir.resolve()),
         execute=execute,
@@ -55,7 +75,10 @@ def respond(
         bundle = load_bundle(bundle_dir)  # validate before anything is recorded
         engine = Engine(store, progress, approver)
         _, run_id = engine.start(bundle, spec, options)
-        del bundle  # the workers hold their own copy; a large bundle should not be held three times
+        if processes:
+            del bundle  # the workers hold their own copies
+        else:
+            share_bundle(options.bundle, bundle)  # steps on threads read this one copy
         result = engine.run(run_id, runner)
     finally:
         runner.close()

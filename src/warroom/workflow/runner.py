@@ -74,6 +74,12 @@ def _bundle(path: str) -> Bundle:
     return _BUNDLES[path]
 
 
+def share_bundle(path: str, bundle: Bundle) -> None:
+    """Hand an already loaded bundle to steps that run in this process (the thread runner)."""
+    _BUNDLES.clear()
+    _BUNDLES[path] = bundle
+
+
 def _worker_init(bundle_path: str) -> None:
     # Workers may start before the main process has validated the bundle: a bad bundle is
     # reported there, once, as a one-line error, so a worker stays quiet and fails on first use.
