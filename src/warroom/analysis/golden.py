@@ -34,6 +34,11 @@ WATCHED = (
 )
 
 
+SERIES_SCHEMA = pl.Schema(
+    {"service": pl.String(), "metric": pl.String(), "timestamp": pl.Datetime("us", "UTC"), "value": pl.Float64()}
+)
+
+
 @dataclass(frozen=True)
 class Signal:
     """One service's signal in the incident window compared with its baseline."""
@@ -64,14 +69,7 @@ def _per_time(frame: pl.DataFrame) -> pl.DataFrame:
 def metric_series(telemetry: Telemetry) -> pl.DataFrame:
     """The watched metrics as (service, metric, timestamp, value); success rate → error rate."""
     if telemetry.metrics is None:
-        return pl.DataFrame(
-            schema={
-                "service": pl.String,
-                "metric": pl.String,
-                "timestamp": pl.Datetime("us", "UTC"),
-                "value": pl.Float64,
-            }
-        )
+        return pl.DataFrame(schema=SERIES_SCHEMA)
     frame = telemetry.metrics.select("timestamp", "service", "metric", "value")
     success = frame.filter(pl.col("metric") == c.SUCCESS_RATE).with_columns(
         # success may be a fraction or a percentage; both become an error fraction
@@ -90,14 +88,7 @@ def metric_series(telemetry: Telemetry) -> pl.DataFrame:
 def trace_series(telemetry: Telemetry, bucket: str = "1m") -> pl.DataFrame:
     """Per service and bucket: error share of spans and p99 span duration in ms."""
     if telemetry.traces is None:
-        return pl.DataFrame(
-            schema={
-                "service": pl.String,
-                "metric": pl.String,
-                "timestamp": pl.Datetime("us", "UTC"),
-                "value": pl.Float64,
-            }
-        )
+        return pl.DataFrame(schema=SERIES_SCHEMA)
     spans = telemetry.traces.with_columns(
         ((pl.col("end_time") - pl.col("start_time")).dt.total_microseconds() / 1000.0).alias("duration_ms"),
         pl.col("status")
@@ -119,14 +110,7 @@ def trace_series(telemetry: Telemetry, bucket: str = "1m") -> pl.DataFrame:
 def log_series(telemetry: Telemetry, bucket: str = "1m") -> pl.DataFrame:
     """Per service and bucket: the share of log lines at error level."""
     if telemetry.logs is None:
-        return pl.DataFrame(
-            schema={
-                "service": pl.String,
-                "metric": pl.String,
-                "timestamp": pl.Datetime("us", "UTC"),
-                "value": pl.Float64,
-            }
-        )
+        return pl.DataFrame(schema=SERIES_SCHEMA)
     return (
         telemetry.logs.with_columns(
             pl.col("level").str.to_lowercase().is_in(ERROR_LEVELS).alias("is_error"),

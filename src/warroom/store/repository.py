@@ -286,6 +286,16 @@ class Store:
 
     # -- actions and audit -------------------------------------------------------------------
 
+    def propose_action(self, session: Session, incident_id: str, action_id: str, data: dict[str, Any]) -> bool:
+        """Record a proposed action unless it is known already; True when it is new."""
+        known = session.scalar(
+            select(ActionRow.id).where(ActionRow.incident_id == incident_id, ActionRow.action_id == action_id)
+        )
+        if known is not None:
+            return False
+        self.upsert_action(session, incident_id, action_id, "proposed", data=data)
+        return True
+
     def upsert_action(
         self,
         session: Session,

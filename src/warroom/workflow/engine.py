@@ -239,6 +239,21 @@ class Engine:
             if owned:
                 runner.close()
 
+    def _event(
+        self,
+        session: Session,
+        incident_id: str,
+        kind: TimelineKind,
+        source: str,
+        summary: str,
+        data: dict[str, Any],
+        at: datetime,
+        key: str,
+    ) -> bool:
+        """Append a timeline event once: `key` makes re-recording after a crash a no-op."""
+        event = TimelineEvent(at=at, kind=kind, source=source, summary=summary, data=data)
+        return self.store.add_event(session, incident_id, event, dedupe_key=key)
+
     def _clock_origin(self, incident_id: str) -> datetime:
         events = self.store.timeline(incident_id)
         return max(e.at for e in events) if events else datetime.now(UTC)
@@ -257,17 +272,15 @@ class Engine:
     ) -> None:
         at = clock.now()
         with self.store.transaction() as session:
-            first = self.store.add_event(
+            first = self._event(
                 session,
                 incident_id,
-                TimelineEvent(
-                    at=at,
-                    kind=TimelineKind.PHASE_STARTED,
-                    source="engine",
-                    summary=f"phase {phase.id} started: {phase.title}",
-                    data={"phase": phase.id, "run_id": run_id, "agents": [s.agent for s in phase.steps]},
-                ),
-                dedupe_key=f"{run_id}:phase_started:{phase.id}",
+                TimelineKind.PHASE_STARTED,
+                "engine",
+                f"phase {phase.id} started: {phase.title}",
+                {"phase": phase.id, "run_id": run_id, "agents": [s.agent for s in phase.steps]},
+                at,
+                f"{run_id}:phase_started:{phase.id}",
             )
             if phase.status and self._status_applies(phase, spec, recorded):
                 self._advance(session, incident_id, phase.status, at)
@@ -293,17 +306,15 @@ class Engine:
         keys = [k for k in recorded if k.startswith(f"{phase.id}/")]
         failed = [k for k in keys if recorded[k].status not in ("succeeded",)]
         with self.store.transaction() as session:
-            added = self.store.add_event(
+            added = self._event(
                 session,
                 incident_id,
-                TimelineEvent(
-                    at=clock.now(),
-                    kind=TimelineKind.PHASE_FINISHED,
-                    source="engine",
-                    summary=f"phase {phase.id} finished" + (f" ({len(failed)} step(s) failed)" if failed else ""),
-                    data={"phase": phase.id, "run_id": run_id, "failed": failed},
-                ),
-                dedupe_key=f"{run_id}:phase_finished:{phase.id}",
+                TimelineKind.PHASE_FINISHED,
+                "engine",
+                f"phase {phase.id} finished" + (f" ({len(failed)} step(s) failed)" if failed else ""),
+                {"phase": phase.id, "run_id": run_id, "failed": failed},
+                clock.now(),
+                f"{run_id}:phase_finished:{phase.id}",
             )
         if added:
             self.progress.phase_finished(phase)
@@ -328,17 +339,15 @@ class Engine:
                     "result": decision.model_dump(mode="json"),
                 },
             )
-            self.store.add_event(
+            self._event(
                 session,
                 incident_id,
-                TimelineEvent(
-                    at=at,
-                    kind=TimelineKind.DECISION,
-                    source="engine",
-                    summary=f"{move.phase.id}: path '{decision.path}' ({decision.agent}) — {decision.rationale}",
-                    data=decision.model_dump(mode="json"),
-                ),
-                dedupe_key=f"{run_id}:decision:{move.phase.id}",
+                TimelineKind.DECISION,
+                "engine",
+                f"{move.phase.id}: path '{decision.path}' ({decision.agent}) — {decision.rationale}",
+                decision.model_dump(mode="json"),
+                at,
+                f"{run_id}:decision:{move.phase.id}",
             )
         self.progress.decided(move.phase, decision)
 
@@ -378,17 +387,15 @@ class Engine:
             if pending and options.execute:
                 for action in pending:
                     self.store.upsert_action(session, incident_id, action["id"], "awaiting_approval")
-                    self.store.add_event(
+                    self._event(
                         session,
                         incident_id,
-                        TimelineEvent(
-                            at=at,
-                            kind=TimelineKind.NOTE,
-                            source="engine",
-                            summary=f"action {action['id']} ({action.get('risk')}) awaits approval",
-                            data={"action_id": action["id"]},
-                        ),
-                        dedupe_key=f"awaiting:{action['id']}",
+                        TimelineKind.NOTE,
+                        "engine",
+                        f"action {action['id']} ({action.get('risk')}) awaits approval",
+                        {"action_id": action["id"]},
+                        at,
+                        f"awaiting:{action['id']}",
                     )
                 return pending
             self.store.record_step(
@@ -418,17 +425,15 @@ class Engine:
     def _approve(self, session: Session, incident_id: str, action: dict[str, Any], actor: str, at: datetime) -> None:
         self.store.upsert_action(session, incident_id, action["id"], "approved", approved_by=actor, approved_at=at)
         self.store.audit(session, incident_id, action["id"], "approved", actor, at, {"risk": action.get("risk")})
-        self.store.add_event(
+        self._event(
             session,
             incident_id,
-            TimelineEvent(
-                at=at,
-                kind=TimelineKind.ACTION_APPROVED,
-                source=actor,
-                summary=f"approved: {action.get('title', action['id'])}",
-                data={"action_id": action["id"], "risk": action.get("risk")},
-            ),
-            dedupe_key=f"approved:{action['id']}",
+            TimelineKind.ACTION_APPROVED,
+            actor,
+            f"approved: {action.get('title', action['id'])}",
+            {"action_id": action["id"], "risk": action.get("risk")},
+            at,
+            f"approved:{action['id']}",
         )
 
     def approve(self, incident_id: str, action_id: str, actor: str) -> None:
@@ -503,17 +508,15 @@ class Engine:
                 },
             )
             if report is None:
-                self.store.add_event(
+                self._event(
                     session,
                     incident_id,
-                    TimelineEvent(
-                        at=at,
-                        kind=TimelineKind.STEP_FAILED,
-                        source=agent,
-                        summary=f"{agent} {outcome.status.replace('_', ' ')}: {outcome.error}",
-                        data={"step": outcome.key, "attempts": outcome.attempts},
-                    ),
-                    dedupe_key=f"{run_id}:failed:{outcome.key}",
+                    TimelineKind.STEP_FAILED,
+                    agent,
+                    f"{agent} {outcome.status.replace('_', ' ')}: {outcome.error}",
+                    {"step": outcome.key, "attempts": outcome.attempts},
+                    at,
+                    f"{run_id}:failed:{outcome.key}",
                 )
                 return
             self._record_report(session, run_id, incident_id, outcome.key, report, at)
@@ -524,36 +527,28 @@ class Engine:
         agent = report.agent
         self._apply_incident_update(session, incident_id, report, at)
         for finding in report.findings:
-            self.store.add_event(
+            self._event(
                 session,
                 incident_id,
-                TimelineEvent(
-                    at=at,
-                    kind=TimelineKind.FINDING,
-                    source=agent,
-                    summary=f"{finding.title} (confidence {finding.confidence:.2f})",
-                    data={"finding_id": finding.id, "service": finding.service, "kind": finding.kind},
-                ),
-                dedupe_key=f"{run_id}:finding:{key}:{finding.id or finding.title}",
+                TimelineKind.FINDING,
+                agent,
+                f"{finding.title} (confidence {finding.confidence:.2f})",
+                {"finding_id": finding.id, "service": finding.service, "kind": finding.kind},
+                at,
+                f"{run_id}:finding:{key}:{finding.id or finding.title}",
             )
         for action in report.actions:
-            stored = {row.action_id for row in self.store.actions(incident_id)}
-            if action.id not in stored:
-                self.store.upsert_action(
-                    session, incident_id, action.id, "proposed", data=action.model_dump(mode="json")
-                )
+            if self.store.propose_action(session, incident_id, action.id, action.model_dump(mode="json")):
                 self.store.audit(session, incident_id, action.id, "proposed", agent, at, {"risk": action.risk.value})
-            self.store.add_event(
+            self._event(
                 session,
                 incident_id,
-                TimelineEvent(
-                    at=at,
-                    kind=TimelineKind.ACTION_PROPOSED,
-                    source=agent,
-                    summary=f"proposed ({action.risk.value} risk, {action.priority}): {action.title}",
-                    data={"action_id": action.id, "kind": action.kind, "target": action.target},
-                ),
-                dedupe_key=f"proposed:{action.id}",
+                TimelineKind.ACTION_PROPOSED,
+                agent,
+                f"proposed ({action.risk.value} risk, {action.priority}): {action.title}",
+                {"action_id": action.id, "kind": action.kind, "target": action.target},
+                at,
+                f"proposed:{action.id}",
             )
         for outcome in report.outcomes:
             kind = TimelineKind.ACTION_VERIFIED if outcome.verified is not None else TimelineKind.ACTION_EXECUTED
@@ -567,23 +562,10 @@ class Engine:
                 at,
                 {"detail": outcome.detail, **outcome.data},
             )
-            self.store.add_event(
-                session,
-                incident_id,
-                TimelineEvent(
-                    at=at,
-                    kind=kind,
-                    source=agent,
-                    summary=f"{outcome.action_id}: {outcome.status}"
-                    + (f" — {outcome.detail}" if outcome.detail else ""),
-                    data={
-                        "action_id": outcome.action_id,
-                        "status": outcome.status,
-                        "verified": outcome.verified,
-                    },
-                ),
-                dedupe_key=f"{run_id}:outcome:{key}:{outcome.action_id}:{outcome.status}",
-            )
+            summary = f"{outcome.action_id}: {outcome.status}" + (f" — {outcome.detail}" if outcome.detail else "")
+            data = {"action_id": outcome.action_id, "status": outcome.status, "verified": outcome.verified}
+            key_of = f"{run_id}:outcome:{key}:{outcome.action_id}:{outcome.status}"
+            self._event(session, incident_id, kind, agent, summary, data, at, key_of)
         for index, item in enumerate(report.timeline):
             self.store.add_event(session, incident_id, item, dedupe_key=f"{run_id}:event:{key}:{index}")
 
@@ -598,17 +580,15 @@ class Engine:
         merged = Incident.model_validate({**incident.model_dump(mode="json"), **changes})
         self.store.save_incident(session, merged)
         if merged.severity != incident.severity or merged.severity_rule != incident.severity_rule:
-            self.store.add_event(
+            self._event(
                 session,
                 incident_id,
-                TimelineEvent(
-                    at=at,
-                    kind=TimelineKind.NOTE,
-                    source=report.agent,
-                    summary=f"severity {merged.severity.value} ({merged.severity_rule})",
-                    data={"severity": merged.severity.value, "rule": merged.severity_rule},
-                ),
-                dedupe_key=f"severity:{merged.severity.value}:{merged.severity_rule}",
+                TimelineKind.NOTE,
+                report.agent,
+                f"severity {merged.severity.value} ({merged.severity_rule})",
+                {"severity": merged.severity.value, "rule": merged.severity_rule},
+                at,
+                f"severity:{merged.severity.value}:{merged.severity_rule}",
             )
 
     def _finish(self, run_id: str, incident_id: str, recorded: dict[str, Recorded], clock: Clock) -> RunResult:
@@ -616,17 +596,14 @@ class Engine:
         status = "completed_with_failures" if failed else "succeeded"
         with self.store.transaction() as session:
             self.store.set_run_status(session, run_id, status, finished=True)
-            self.store.add_event(
+            self._event(
                 session,
                 incident_id,
-                TimelineEvent(
-                    at=clock.now(),
-                    kind=TimelineKind.NOTE,
-                    source="engine",
-                    summary=f"workflow run {status.replace('_', ' ')}"
-                    + (f": {', '.join(failed)} failed" if failed else ""),
-                    data={"run_id": run_id, "failed": failed},
-                ),
-                dedupe_key=f"{run_id}:finished",
+                TimelineKind.NOTE,
+                "engine",
+                f"workflow run {status.replace('_', ' ')}" + (f": {', '.join(failed)} failed" if failed else ""),
+                {"run_id": run_id, "failed": failed},
+                clock.now(),
+                f"{run_id}:finished",
             )
         return RunResult(incident_id, run_id, status, [])
