@@ -48,5 +48,6 @@ def test_code_explorer_follows_the_diagnosis_to_the_line(scenario: Path) -> None
         assert change is None  # no change causes a network delay: nothing to roll back
         return
     location = truth["code_location"]
+    assert isinstance(change, dict)
     assert change["id"] == truth["change_id"]
     assert change["code_file"] == location["file"] and abs(change["code_line"] - location["line"]) <= 3
