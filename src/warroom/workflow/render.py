@@ -61,9 +61,13 @@ def render_workflow(spec: WorkflowSpec, facts: dict[str, Any] | None = None) -> 
     ]
     incident = values.get("incident_header")
     text = _ENV.get_template("workflow.md.j2").render(spec=spec, phases=phases, incident=incident)
-    # collapse the blank-line runs that template control blocks leave behind
+    # one blank line around headings and between blocks, whatever the template's control blocks left
     lines: list[str] = []
-    for line in text.splitlines():
-        if line.strip() or (lines and lines[-1].strip()):
-            lines.append(line.rstrip())
+    for line in (raw.rstrip() for raw in text.splitlines()):
+        heading = line.startswith("#")
+        after_heading = bool(lines) and lines[-1].startswith("#")
+        if line and lines and lines[-1] and (heading or after_heading):
+            lines.append("")
+        if line or (lines and lines[-1]):
+            lines.append(line)
     return "\n".join(lines).strip() + "\n"
