@@ -13,13 +13,6 @@ from warroom.analysis.database import DatabaseAnalysis
 from warroom.incident import AgentReport, Finding, RecommendedAction, RiskLevel
 from warroom.sources import conventions as cv
 
-INDICATOR = {
-    "db_pool_exhaustion": cv.DB_POOL_UTILIZATION,
-    "missing_index": cv.DB_CPU_UTILIZATION,
-    "db_cpu_saturation": cv.DB_CPU_UTILIZATION,
-    "lock_contention": cv.DB_LOCK_WAITS,
-}
-
 
 def _peak(analysis: DatabaseAnalysis, metric: str, service: str | None = None) -> float | None:
     stats = analysis.stat(metric, service) or analysis.stat(metric)
