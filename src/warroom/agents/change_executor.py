@@ -20,7 +20,6 @@ target, summary, runbook, audit}. `audit` is every journal event, for the engine
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +33,7 @@ from warroom.comms.config import ActionsConfig, load_config
 from warroom.errors import InputError
 from warroom.incident import ActionOutcome, AgentReport, Evidence, Finding, RecommendedAction, TimelineEvent
 from warroom.redact import redact_obj
+from warroom.values import parse_time as _parse_time
 
 
 def _plan(ctx: AgentContext, settings: ActionsConfig) -> tuple[list[RecommendedAction], str, list[str]]:
@@ -138,18 +138,6 @@ def _on_incident_clock(ctx: AgentContext, target: Target, events: list[TimelineE
         return events
     shift = anchor - events[0].at
     return [e.model_copy(update={"at": e.at + shift}) for e in events]
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
 
 
 class ChangeExecutor:

@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.agents.fusion import NOT_CHANGE_CAUSED
-from warroom.agents.specialist_common import EvidenceIds, as_dict, onset, parse_time, suspect_service
+from warroom.agents.specialist_common import EvidenceIds, onset, suspect_service
 from warroom.analysis.changes import RankedChange, correlate_changes, previous_change, service_graph
 from warroom.analysis.code import CodeAnalysis, CodeFinding, GitError, analyse_change
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel, RootCauseCandidate
+from warroom.values import as_dict, parse_time
 
 # Which code pattern the diagnosed fault points to (substring of the fault type → pattern kind).
 PREFERRED = (

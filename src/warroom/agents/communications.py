@@ -12,7 +12,7 @@ of the bundle's incident window), audiences (default: the bundle's comms.audienc
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
@@ -22,18 +22,7 @@ from warroom.comms.compose import build_updates
 from warroom.comms.config import build_channels, load_config
 from warroom.comms.message import AUDIENCES, Audience, Delivery
 from warroom.incident import AgentReport, Evidence, Finding, TimelineEvent, TimelineKind
-
-
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
+from warroom.values import parse_time as _time
 
 
 class IncidentCommunicationsSpecialist:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.specialist_common import EvidenceIds, as_dict, onset, window
+from warroom.agents.specialist_common import EvidenceIds, onset, window
 from warroom.analysis.impact import analyse_impact
 from warroom.incident import AgentReport, Finding
+from warroom.values import as_dict
 
 
 def _money(value: float | None, currency: str) -> str:

@@ -35,6 +35,7 @@ from warroom.analysis.recovery import (
 from warroom.incident import AgentReport, Evidence, Finding
 from warroom.sources import conventions as cv
 from warroom.sources.bundle import Bundle
+from warroom.values import as_dict, parse_time
 
 # Signals whose onset is worth a line on the timeline (golden signals first, then saturation).
 ONSET_SIGNALS = (
@@ -52,22 +53,6 @@ ONSET_SIGNALS = (
 )
 DATABASE_SIGNALS = (cv.DB_CPU_UTILIZATION, cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOCK_WAITS, cv.DB_QUERY_TIME_MS)
 CHANGE_LOOKBACK = timedelta(hours=6)  # changes this long before the window may still be the cause
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
 
 
 def scope_services(bundle: Bundle, context: Mapping[str, Any]) -> list[str]:

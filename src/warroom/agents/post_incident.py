@@ -14,11 +14,12 @@ from typing import Any, ClassVar
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.documentation import as_dict, parse_time, reconstruct_timeline
+from warroom.agents.documentation import reconstruct_timeline
 from warroom.agents.resolution import primary_code_finding
 from warroom.incident import AgentReport, Evidence, Finding
 from warroom.sources import conventions as cv
 from warroom.sources.bundle import Bundle
+from warroom.values import as_dict, parse_time
 
 SATURATION = (
     cv.DB_POOL_UTILIZATION,

@@ -13,12 +13,9 @@ from typing import Any, ClassVar
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.analysis.recovery import RecoveryResult, SignalCheck, Verdict, default_scope, verify_after
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction
+from warroom.values import as_dict
 
 APPLIED = ("executed", "verified", "dry_run", "failed", "undone", "timed_out")
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def plan_of(context: Mapping[str, Any]) -> list[RecommendedAction]:

@@ -27,6 +27,7 @@ from warroom.agents.base import AgentContext, AgentSpec
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel
 from warroom.sources import conventions as cv
 from warroom.sources.bundle import Bundle
+from warroom.values import as_dict
 
 PRIORITIES = ("immediate", "short_term", "follow_up")
 # Queries running longer than this are "long-running" (the bundle convention's definition).
@@ -42,11 +43,6 @@ def playbook_data() -> dict[str, Any]:
     if not isinstance(data, dict) or "playbooks" not in data or "actions" not in data:
         raise ValueError("warroom/agents/data/resolution.yaml: expected 'playbooks' and 'actions'")
     return data
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    """A context value that should be a mapping, or {} when it is absent or of another shape."""
-    return value if isinstance(value, dict) else {}
 
 
 def _norm(text: str | None) -> str:

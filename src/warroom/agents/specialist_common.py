@@ -9,21 +9,7 @@ from typing import Any
 from warroom.agents.base import AgentContext
 from warroom.analysis.changes import detect_onset
 from warroom.incident import Evidence
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
+from warroom.values import as_dict, parse_time
 
 
 def window(ctx: AgentContext) -> tuple[datetime, datetime]:

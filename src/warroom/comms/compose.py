@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from warroom.comms.cadence import Cadence
 from warroom.comms.message import Audience, Message
+from warroom.values import as_dict as _as_dict
 
 SEVERITY_LABELS = {"P0": "Emergency", "P1": "Critical", "P2": "Major", "P3": "Minor"}
 
@@ -32,10 +33,6 @@ def _env() -> Environment:
         keep_trailing_newline=False,
         autoescape=False,
     )
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _fmt_time(value: Any) -> str | None:

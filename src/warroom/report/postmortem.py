@@ -17,6 +17,7 @@ from warroom.report.charts import Comparison, Series, bars_svg, comparison_in, s
 from warroom.report.evidence import EvidenceIndex, FindingEntry, diagnosis_candidates
 from warroom.report.metrics import MetricsReport
 from warroom.report.render import fmt_minutes, fmt_seconds, fmt_value, humanize, template
+from warroom.values import as_dict as _dict
 
 
 @dataclass(frozen=True)
@@ -156,10 +157,6 @@ def _claims(items: Any, source: str = "") -> list[Claim]:
 
 
 ANALYST = "post-incident analysis"
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 IMPACT_SKIP = frozenset({"evidence_ids", "evidence", "limitations", "summary"})
