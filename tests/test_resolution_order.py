@@ -35,3 +35,17 @@ def test_a_weak_or_later_or_unrelated_change_keeps_the_runbook_order() -> None:
     ):
         assert next(a.kind for a in cause_first(plan(), facts(**change))) == "recycle_pool"
     assert next(a.kind for a in cause_first(plan(), Facts())) == "recycle_pool"
+
+
+def test_a_change_stamped_within_a_metric_step_after_the_onset_still_counts() -> None:
+    ordered = cause_first(plan(), facts(score=0.95, minutes_before_onset=-0.2))
+    assert ordered[0].kind == "rollback"
+
+
+def test_restoring_lost_data_stays_ahead_of_the_rollback() -> None:
+    actions = [
+        RecommendedAction(id=k, title=k, kind=k, risk=RiskLevel.HIGH, parameters={"order": i})
+        for i, k in enumerate(["restore_backup", "rollback"], 1)
+    ]
+    ordered = cause_first(actions, facts(score=0.99, minutes_before_onset=1))
+    assert [a.kind for a in ordered] == ["restore_backup", "rollback"]

@@ -402,6 +402,9 @@ REMOVE_CAUSE = ("rollback", "revert_config")
 # data back, so these keep their place ahead of the rollback.
 REPAIR_DAMAGE = ("restore_backup",)
 CAUSE_CONFIDENCE = 0.6  # change correlation's own score: time to onset × relation to the suspect
+# A measured onset is only as sharp as the metric step (15-60 s): a change stamped within a minute
+# after it may still be its cause.
+ONSET_TOLERANCE_MIN = 1.0
 
 
 def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[RecommendedAction]:
@@ -419,7 +422,7 @@ def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[Recommen
         or not isinstance(score, int | float)
         or score < CAUSE_CONFIDENCE
         or not isinstance(minutes, int | float)
-        or minutes < 0
+        or minutes < -ONSET_TOLERANCE_MIN
         or change.get("service") != facts.values.get("service")
     ):
         return actions
