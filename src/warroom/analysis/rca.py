@@ -21,6 +21,7 @@ The service's score is its strongest hypothesis; the fault type is that hypothes
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import NormalDist
 from typing import Any
@@ -83,6 +84,54 @@ class _Ids:
         return f"{prefix}-{self.n}"
 
 
+@dataclass
+class _Collector:
+    """Evidence, findings and each service's evidence ids, built together so that every finding
+    cites the evidence it rests on and the ranking sees which modality spoke for a service."""
+
+    start: datetime
+    end: datetime
+    per_service: dict[str, dict[str, Any]]
+    evidence: list[Evidence]
+    findings: dict[str, list[Finding]]
+    ids: _Ids = field(default_factory=_Ids)
+
+    def add(
+        self,
+        source: str,
+        prefix: str,
+        service: str,
+        query: str,
+        values: dict[str, Any],
+        title: str,
+        detail: str,
+        confidence: float,
+        *,
+        samples: list[str] | None = None,
+        kind: str = "observation",
+    ) -> dict[str, Any]:
+        """Record one piece of evidence and the finding on `service` it supports; the service's entry."""
+        eid = self.ids.next(prefix)
+        ev = Evidence(
+            id=eid, source=source, query=query, start=self.start, end=self.end, values=values, samples=samples or []
+        )
+        self.evidence.append(ev)
+        entry = self.per_service.setdefault(service, {"service": service, "evidence": {}})
+        entry["evidence"].setdefault(source, []).append(eid)
+        self.findings[source].append(
+            Finding(
+                id=f"finding-{eid}",
+                title=title,
+                detail=detail,
+                confidence=confidence,
+                service=service,
+                kind=kind,
+                evidence=[ev],
+            )
+        )
+        return entry
+
+
 def _f(value: Any) -> float:
     return float(value) if value is not None and not (isinstance(value, float) and math.isnan(value)) else 0.0
 
@@ -97,7 +146,6 @@ def diagnose(
     topology: dict[str, list[str]] | None = None,
 ) -> Diagnosis:
     """Rank root-cause candidates for the window from the telemetry alone."""
-    ids = _Ids()
     evidence: list[Evidence] = []
     findings: dict[str, list[Finding]] = {"metrics": [], "logs": [], "traces": []}
     limitations: list[str] = []
@@ -105,6 +153,7 @@ def diagnose(
     start = min(window_start, alert_time)
 
     per_service: dict[str, dict[str, Any]] = {}
+    collect = _Collector(start, window_end, per_service, evidence, findings)
     tests = 1
 
     def feat(service: str) -> dict[str, Any]:
@@ -148,7 +197,7 @@ def diagnose(
         tests = shares.height + transitions.height
         anomalous_err = logs_mod.anomalous_errors(templates).select("service", "template")
         if dep_cur.height:
-            _dependency_evidence(dep_cur, start, window_end, per_service, evidence, findings, ids)
+            _dependency_evidence(dep_cur, collect)
         if "trace_id" in tc.columns:
             error_keys = tc_all.join(anomalous_err, on=["service", "template"], how="semi").select(
                 "trace_id", "service"
@@ -160,7 +209,7 @@ def diagnose(
             f["new_exception"] = bool(row["new_exception"])
             f["flow_z"] = _f(row["flow_z"])
             f["share_z"] = _f(row["share_z"])
-        _log_evidence(templates, transitions, cur_logs, start, window_end, per_service, evidence, findings, ids)
+        _log_evidence(templates, transitions, collect)
         if log_base_kind == "before-window":
             limitations.append("logs: baseline is the data before the window (no baseline/ folder)")
 
@@ -187,7 +236,7 @@ def diagnose(
             for row in gaps.iter_rows(named=True):
                 feat(row["service"]).update(gap_z=_f(row["gap_z"]), gap_delta_ms=_f(row["gap_delta_ms"]))
             _egress_delay(gaps, pc, pb, per_service)
-            _trace_evidence(lat, gaps, start, window_end, per_service, evidence, findings, ids)
+            _trace_evidence(lat, gaps, collect)
 
     # ---- metrics ------------------------------------------------------------------------------
     if current.metrics is None or current.metrics.height == 0:
@@ -208,7 +257,7 @@ def diagnose(
                     f = feat(row["service"])
                     f[f"{kind}_z"] = min(_f(row["abs_z"]), 100.0) * used
             _noisy_neighbours(scored, per_service)
-            _metric_evidence(scored, start, window_end, per_service, evidence, findings, ids)
+            _metric_evidence(scored, collect)
 
     candidates = _rank(per_service, graph, tests)
     return Diagnosis(
@@ -458,17 +507,11 @@ def _rank(per_service: dict[str, dict[str, Any]], graph: dict[str, list[str]], t
     return out
 
 
-def _log_evidence(
-    templates: pl.DataFrame,
-    transitions: pl.DataFrame,
-    cur_logs: pl.DataFrame,
-    start: datetime,
-    end: datetime,
-    per_service: dict[str, dict[str, Any]],
-    evidence: list[Evidence],
-    findings: dict[str, list[Finding]],
-    ids: _Ids,
-) -> None:
+def _z_confidence(z: Any) -> float:
+    return round(min(abs(_f(z)) / 10.0, 1.0), 2)
+
+
+def _log_evidence(templates: pl.DataFrame, transitions: pl.DataFrame, out: _Collector) -> None:
     """A few of the strongest template and flow changes per service, as evidence."""
     top = (
         templates.filter(pl.col("new") & (pl.col("severity") >= 1) | (pl.col("z").abs() > 3))
@@ -477,14 +520,13 @@ def _log_evidence(
         .head(2)
     )
     for row in top.iter_rows(named=True):
-        eid = ids.next("log")
-        ev = Evidence(
-            id=eid,
-            source="logs",
-            query=f"service={row['service']} template={row['template']!r}",
-            start=start,
-            end=end,
-            values={
+        kind = "new" if row["new"] else ("surging" if _f(row["z"]) > 0 else "vanishing")
+        out.add(
+            "logs",
+            "log",
+            row["service"],
+            f"service={row['service']} template={row['template']!r}",
+            {
                 "count": int(row["count"]),
                 "baseline_count": int(row["base_count"]),
                 "share": round(_f(row["share"]), 4),
@@ -493,76 +535,41 @@ def _log_evidence(
                 "new": bool(row["new"]),
                 "code_location": logs_mod.code_location(row["template"] or ""),
             },
+            f"{row['service']}: {kind} log template",
+            f"{row['template']} ({int(row['base_count'])} → {int(row['count'])})",
+            _z_confidence(row["z"]),
             samples=[str(row["sample"])[:300]] if row["sample"] else [],
         )
-        evidence.append(ev)
-        per_service.setdefault(row["service"], {"service": row["service"], "evidence": {}})["evidence"].setdefault(
-            "logs", []
-        ).append(eid)
-        kind = "new" if row["new"] else ("surging" if _f(row["z"]) > 0 else "vanishing")
-        findings["logs"].append(
-            Finding(
-                id=f"finding-{eid}",
-                title=f"{row['service']}: {kind} log template",
-                detail=f"{row['template']} ({int(row['base_count'])} → {int(row['count'])})",
-                confidence=round(min(abs(_f(row["z"])) / 10.0, 1.0), 2),
-                service=row["service"],
-                evidence=[ev],
-            )
+    if transitions.height == 0:
+        return
+    flow = (
+        transitions.filter(pl.col("z").abs() > 3)
+        .sort(pl.col("z").abs(), descending=True)
+        .group_by("service", maintain_order=True)
+        .head(1)
+    )
+    for row in flow.iter_rows(named=True):
+        region = " → ".join(x for x in (logs_mod.code_location(row["src"]), logs_mod.code_location(row["dst"])) if x)
+        out.add(
+            "logs",
+            "log",
+            row["service"],
+            f"service={row['service']} after {row['src']!r} comes {row['dst']!r}",
+            {
+                "p": round(_f(row["p"]), 3),
+                "baseline_p": round(_f(row["base_p"]), 3),
+                "n": int(row["n"]),
+                "baseline_n": int(row["base_n"]),
+                "z": round(_f(row["z"]), 2),
+                "code_region": region or None,
+            },
+            f"{row['service']}: request flow changed after a log statement",
+            f"P(next={row['dst']} | {row['src']}) {_f(row['base_p']):.2f} → {_f(row['p']):.2f}",
+            _z_confidence(row["z"]),
         )
-    if transitions.height:
-        flow = (
-            transitions.filter(pl.col("z").abs() > 3)
-            .sort(pl.col("z").abs(), descending=True)
-            .group_by("service", maintain_order=True)
-            .head(1)
-        )
-        for row in flow.iter_rows(named=True):
-            eid = ids.next("log")
-            region = " → ".join(
-                x for x in (logs_mod.code_location(row["src"]), logs_mod.code_location(row["dst"])) if x
-            )
-            ev = Evidence(
-                id=eid,
-                source="logs",
-                query=f"service={row['service']} after {row['src']!r} comes {row['dst']!r}",
-                start=start,
-                end=end,
-                values={
-                    "p": round(_f(row["p"]), 3),
-                    "baseline_p": round(_f(row["base_p"]), 3),
-                    "n": int(row["n"]),
-                    "baseline_n": int(row["base_n"]),
-                    "z": round(_f(row["z"]), 2),
-                    "code_region": region or None,
-                },
-            )
-            evidence.append(ev)
-            per_service.setdefault(row["service"], {"service": row["service"], "evidence": {}})["evidence"].setdefault(
-                "logs", []
-            ).append(eid)
-            findings["logs"].append(
-                Finding(
-                    id=f"finding-{eid}",
-                    title=f"{row['service']}: request flow changed after a log statement",
-                    detail=(f"P(next={row['dst']} | {row['src']}) {(_f(row['base_p'])):.2f} → {_f(row['p']):.2f}"),
-                    confidence=round(min(abs(_f(row["z"])) / 10.0, 1.0), 2),
-                    service=row["service"],
-                    kind="observation",
-                    evidence=[ev],
-                )
-            )
 
 
-def _dependency_evidence(
-    dep: pl.DataFrame,
-    start: datetime,
-    end: datetime,
-    per_service: dict[str, dict[str, Any]],
-    evidence: list[Evidence],
-    findings: dict[str, list[Finding]],
-    ids: _Ids,
-) -> None:
+def _dependency_evidence(dep: pl.DataFrame, out: _Collector) -> None:
     """Errors in which a service says it could not reach another one (no span of it in the
     request), as evidence on the named service; they count for neither service's code defect."""
     pairs = (
@@ -572,52 +579,28 @@ def _dependency_evidence(
         .head(5)
     )
     for row in pairs.iter_rows(named=True):
-        eid = ids.next("log")
-        ev = Evidence(
-            id=eid,
-            source="logs",
-            query=f"service={row['service']} error lines naming {row['dependency']}",
-            start=start,
-            end=end,
-            values={"count": int(row["count"]), "caller": row["service"], "named_service": row["dependency"]},
+        entry = out.add(
+            "logs",
+            "log",
+            row["dependency"],
+            f"service={row['service']} error lines naming {row['dependency']}",
+            {"count": int(row["count"]), "caller": row["service"], "named_service": row["dependency"]},
+            f"{row['service']} could not reach {row['dependency']}",
+            f"{int(row['count'])} error lines name {row['dependency']}",
+            0.3,
             samples=[str(row["sample"])[:300]],
         )
-        evidence.append(ev)
-        f = per_service.setdefault(row["dependency"], {"service": row["dependency"], "evidence": {}})
-        f["evidence"].setdefault("logs", []).append(eid)
-        f["named_in_errors"] = f.get("named_in_errors", 0) + int(row["count"])
-        findings["logs"].append(
-            Finding(
-                id=f"finding-{eid}",
-                title=f"{row['service']} could not reach {row['dependency']}",
-                detail=f"{int(row['count'])} error lines name {row['dependency']}",
-                confidence=0.3,
-                service=row["dependency"],
-                kind="observation",
-                evidence=[ev],
-            )
-        )
+        entry["named_in_errors"] = entry.get("named_in_errors", 0) + int(row["count"])
 
 
-def _trace_evidence(
-    lat: pl.DataFrame,
-    gaps: pl.DataFrame,
-    start: datetime,
-    end: datetime,
-    per_service: dict[str, dict[str, Any]],
-    evidence: list[Evidence],
-    findings: dict[str, list[Finding]],
-    ids: _Ids,
-) -> None:
+def _trace_evidence(lat: pl.DataFrame, gaps: pl.DataFrame, out: _Collector) -> None:
     for row in lat.filter(pl.col("self_z") > 3).sort("self_z", descending=True).head(5).iter_rows(named=True):
-        eid = ids.next("trace")
-        ev = Evidence(
-            id=eid,
-            source="traces",
-            query=f"spans service={row['service']} self time",
-            start=start,
-            end=end,
-            values={
+        out.add(
+            "traces",
+            "trace",
+            row["service"],
+            f"spans service={row['service']} self time",
+            {
                 "self_p50_ms": round(_f(row["self_p50"]), 2),
                 "baseline_self_p50_ms": round(_f(row["base_self_p50"]), 2),
                 "self_p90_ms": round(_f(row["self_p90"]), 2),
@@ -625,60 +608,32 @@ def _trace_evidence(
                 "z": round(_f(row["self_z"]), 2),
                 "spans": int(row["spans"]),
             },
-        )
-        evidence.append(ev)
-        per_service[row["service"]]["evidence"].setdefault("traces", []).append(eid)
-        findings["traces"].append(
-            Finding(
-                id=f"finding-{eid}",
-                title=f"{row['service']}: self time up",
-                detail=f"median self time {_f(row['base_self_p50']):.1f} → {_f(row['self_p50']):.1f} ms",
-                confidence=round(min(_f(row["self_z"]) / 10.0, 1.0), 2),
-                service=row["service"],
-                kind="bottleneck",
-                evidence=[ev],
-            )
+            f"{row['service']}: self time up",
+            f"median self time {_f(row['base_self_p50']):.1f} → {_f(row['self_p50']):.1f} ms",
+            _z_confidence(row["self_z"]),
+            kind="bottleneck",
         )
     for row in gaps.filter(pl.col("gap_z") > 3).sort("gap_z", descending=True).head(5).iter_rows(named=True):
-        eid = ids.next("trace")
-        ev = Evidence(
-            id=eid,
-            source="traces",
-            query=f"calls into service={row['service']}: caller span minus callee span",
-            start=start,
-            end=end,
-            values={
+        out.add(
+            "traces",
+            "trace",
+            row["service"],
+            f"calls into service={row['service']}: caller span minus callee span",
+            {
                 "gap_p50_ms": round(_f(row["gap_p50"]), 2),
                 "baseline_gap_p50_ms": round(_f(row["base_gap_p50"]), 2),
                 "delta_ms": round(_f(row["gap_delta_ms"]), 2),
                 "z": round(_f(row["gap_z"]), 2),
                 "calls": int(row["calls"]),
             },
-        )
-        evidence.append(ev)
-        per_service[row["service"]]["evidence"].setdefault("traces", []).append(eid)
-        findings["traces"].append(
-            Finding(
-                id=f"finding-{eid}",
-                title=f"{row['service']}: calls into it are slower on the wire",
-                detail=f"median caller−callee gap {_f(row['base_gap_p50']):.1f} → {_f(row['gap_p50']):.1f} ms",
-                confidence=round(min(_f(row["gap_z"]) / 10.0, 1.0), 2),
-                service=row["service"],
-                kind="bottleneck",
-                evidence=[ev],
-            )
+            f"{row['service']}: calls into it are slower on the wire",
+            f"median caller−callee gap {_f(row['base_gap_p50']):.1f} → {_f(row['gap_p50']):.1f} ms",
+            _z_confidence(row["gap_z"]),
+            kind="bottleneck",
         )
 
 
-def _metric_evidence(
-    scored: pl.DataFrame,
-    start: datetime,
-    end: datetime,
-    per_service: dict[str, dict[str, Any]],
-    evidence: list[Evidence],
-    findings: dict[str, list[Finding]],
-    ids: _Ids,
-) -> None:
+def _metric_evidence(scored: pl.DataFrame, out: _Collector) -> None:
     ranked = (
         scored.with_columns((pl.col("abs_z").clip(0, 100) * pl.col("material")).alias("score"))
         .filter(pl.col("score") > 1.0)
@@ -686,31 +641,18 @@ def _metric_evidence(
         .head(8)
     )
     for row in ranked.iter_rows(named=True):
-        eid = ids.next("metric")
-        ev = Evidence(
-            id=eid,
-            source="metrics",
-            query=f"{row['metric']}{{service={row['service']}}}",
-            start=start,
-            end=end,
-            values={
+        out.add(
+            "metrics",
+            "metric",
+            row["service"],
+            f"{row['metric']}{{service={row['service']}}}",
+            {
                 "baseline_median": round(_f(row["base_median"]), 4),
                 "peak": round(_f(row["peak"]), 4),
                 "z": round(_f(row["z"]), 2),
                 "onset": row["onset"].isoformat() if row["onset"] is not None else None,
             },
-        )
-        evidence.append(ev)
-        per_service.setdefault(row["service"], {"service": row["service"], "evidence": {}})["evidence"].setdefault(
-            "metrics", []
-        ).append(eid)
-        findings["metrics"].append(
-            Finding(
-                id=f"finding-{eid}",
-                title=f"{row['service']}: {row['metric']} {'up' if _f(row['z']) > 0 else 'down'}",
-                detail=f"{_f(row['base_median']):.4g} → {_f(row['peak']):.4g} (robust z {_f(row['z']):.1f})",
-                confidence=round(min(_f(row["score"]) / 10.0, 1.0), 2),
-                service=row["service"],
-                evidence=[ev],
-            )
+            f"{row['service']}: {row['metric']} {'up' if _f(row['z']) > 0 else 'down'}",
+            f"{_f(row['base_median']):.4g} → {_f(row['peak']):.4g} (robust z {_f(row['z']):.1f})",
+            round(min(_f(row["score"]) / 10.0, 1.0), 2),
         )
