@@ -119,3 +119,18 @@ class Crasher:
 
     def run(self, ctx: AgentContext) -> AgentReport:
         os._exit(1)
+
+
+class Reviser:
+    """Proposes the planner's rollback again, reassessed as low risk."""
+
+    spec: ClassVar[AgentSpec] = AgentSpec(name="reviser", purpose="test: revises a proposal")
+
+    def run(self, ctx: AgentContext) -> AgentReport:
+        return AgentReport(
+            agent=self.spec.name,
+            summary="revised plan",
+            actions=[
+                RecommendedAction(id="rollback", title="Roll back checkout to v1", kind="rollback", risk=RiskLevel.LOW)
+            ],
+        )

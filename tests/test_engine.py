@@ -234,3 +234,29 @@ def test_a_large_bundle_runs_its_steps_on_threads_over_one_copy(
     response = application.respond(store, bundle_dir, str(spec_path), None)
     assert response.result.status == "succeeded"
     assert store.get_run(response.result.run_id).options["processes"] is False
+
+
+def test_a_later_proposal_with_the_same_id_revises_the_earlier_one(
+    tmp_path: Path, bundle_dir: Path, store: Store
+) -> None:
+    phases = [GATED[0], {"id": "revise", "agent": f"{A}:Reviser"}, GATED[1]]
+    _, result = run(store, bundle_dir, spec_of(tmp_path, phases), processes=False)
+    steps = {s.key: s for s in store.steps(result.run_id)}
+    assert steps["act/executor/gate"].result["approved"] == ["recycle-pool", "rollback"]  # now low risk
+    (row,) = [a for a in store.actions(result.incident_id) if a.action_id == "rollback"]
+    assert row.data["title"] == "Roll back checkout to v1" and row.data["risk"] == "low"
+    events = [a.event for a in store.audit_log(result.incident_id) if a.action_id == "rollback"]
+    assert events[:2] == ["proposed", "revised"]
+    proposals = [e.summary for e in store.timeline(result.incident_id) if e.kind.value == "action_proposed"]
+    assert sum("Roll back" in p for p in proposals) == 2 and any(p.startswith("revised") for p in proposals)
+
+
+def test_an_approved_action_is_not_revised(tmp_path: Path, bundle_dir: Path, store: Store) -> None:
+    engine, result = run(store, bundle_dir, spec_of(tmp_path, GATED), processes=False, execute=True)
+    engine.approve(result.incident_id, "rollback", "alice")
+    with store.transaction() as session:
+        assert (
+            store.propose_action(session, result.incident_id, "rollback", {"id": "rollback", "risk": "low"}) == "kept"
+        )
+    (row,) = [a for a in store.actions(result.incident_id) if a.action_id == "rollback"]
+    assert row.data["risk"] == "high"

@@ -49,3 +49,16 @@ def test_restoring_lost_data_stays_ahead_of_the_rollback() -> None:
     ]
     ordered = cause_first(actions, facts(score=0.99, minutes_before_onset=1))
     assert [a.kind for a in ordered] == ["restore_backup", "rollback"]
+
+
+def test_the_plan_adopts_earlier_proposals_of_the_same_kind_and_target() -> None:
+    from warroom.agents.resolution import adopt_proposals
+
+    planned = [a.model_copy(update={"target": "checkout"}) for a in plan()]
+    earlier = [
+        {"id": "db-rollback", "kind": "rollback", "target": "checkout"},
+        {"id": "db-recycle", "kind": "recycle_pool", "target": "cart"},  # another service: not the same action
+    ]
+    adopted = adopt_proposals(planned, earlier)
+    assert [a.id for a in adopted] == ["recycle_pool", "raise_pool_size", "db-rollback", "fix_forward"]
+    assert adopt_proposals(planned, []) == planned

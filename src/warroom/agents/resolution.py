@@ -437,14 +437,36 @@ def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[Recommen
     return [a.model_copy(update={"parameters": {**a.parameters, "order": i}}) for i, a in enumerate(ordered, 1)]
 
 
+def adopt_proposals(plan: list[RecommendedAction], proposed: list[Any]) -> list[RecommendedAction]:
+    """Give a planned action the id of an earlier specialist's proposal of the same kind on the same
+    target, so the plan revises that proposal instead of standing beside it as a twin."""
+    earlier: dict[tuple[str, str | None], str] = {}
+    for item in proposed:
+        if isinstance(item, dict) and "id" in item and "kind" in item:
+            earlier.setdefault((str(item["kind"]), item.get("target")), str(item["id"]))
+    taken: set[str] = set()
+    adopted = []
+    for action in plan:
+        known = earlier.get((action.kind, action.target))
+        if known is not None and known not in taken:
+            taken.add(known)
+            action = action.model_copy(update={"id": known})
+        adopted.append(action)
+    return adopted
+
+
 def build_plan(
-    facts: Facts, diagnosis: list[dict[str, Any]] | None = None, variables: Mapping[str, Any] | None = None
+    facts: Facts,
+    diagnosis: list[dict[str, Any]] | None = None,
+    variables: Mapping[str, Any] | None = None,
+    proposed: list[Any] | None = None,
 ) -> tuple[list[RecommendedAction], str, list[str]]:
     """The ordered actions, where they came from (runbook or playbook), and the actions left out."""
     actions, source, skipped = _plan(facts, diagnosis, variables)
     if source.startswith("site runbook"):
-        return actions, source, skipped  # the site's own runbook orders its steps for its systems
-    return cause_first(actions, facts), source, skipped
+        # the site's own runbook orders and names its steps for its systems (approvals use those names)
+        return actions, source, skipped
+    return adopt_proposals(cause_first(actions, facts), proposed or []), source, skipped
 
 
 def _plan(
@@ -530,7 +552,7 @@ class IncidentResolutionCoordinator:
         facts = measure_facts(ctx)
         diagnosis = [d for d in ctx.context.get("diagnosis") or [] if isinstance(d, dict)]
         variables = as_dict(ctx.params.get("variables"))
-        actions, source, skipped = build_plan(facts, diagnosis, variables)
+        actions, source, skipped = build_plan(facts, diagnosis, variables, ctx.context.get("proposed_actions"))
         v = facts.values
         incident = as_dict(ctx.context.get("incident"))
         deadline = _rto_deadline(ctx, incident)

@@ -286,15 +286,21 @@ class Store:
 
     # -- actions and audit -------------------------------------------------------------------
 
-    def propose_action(self, session: Session, incident_id: str, action_id: str, data: dict[str, Any]) -> bool:
-        """Record a proposed action unless it is known already; True when it is new."""
-        known = session.scalar(
-            select(ActionRow.id).where(ActionRow.incident_id == incident_id, ActionRow.action_id == action_id)
-        )
-        if known is not None:
-            return False
-        self.upsert_action(session, incident_id, action_id, "proposed", data=data)
-        return True
+    def propose_action(self, session: Session, incident_id: str, action_id: str, data: dict[str, Any]) -> str:
+        """Record a proposal: "new", "revised" (a later proposal of a still-unapproved action replaces
+        it), or "kept" (unchanged, or already approved or acted on: an approval is never carried
+        over to different content)."""
+        row = session.scalars(
+            select(ActionRow).where(ActionRow.incident_id == incident_id, ActionRow.action_id == action_id)
+        ).first()
+        if row is None:
+            self.upsert_action(session, incident_id, action_id, "proposed", data=data)
+            return "new"
+        if row.data == data or row.status != "proposed" or row.approved_by:
+            return "kept"
+        row.data = data
+        row.updated_at = now()
+        return "revised"
 
     def upsert_action(
         self,

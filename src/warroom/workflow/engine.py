@@ -538,17 +538,20 @@ class Engine:
                 f"{run_id}:finding:{key}:{finding.id or finding.title}",
             )
         for action in report.actions:
-            if self.store.propose_action(session, incident_id, action.id, action.model_dump(mode="json")):
-                self.store.audit(session, incident_id, action.id, "proposed", agent, at, {"risk": action.risk.value})
+            proposal = self.store.propose_action(session, incident_id, action.id, action.model_dump(mode="json"))
+            if proposal == "kept":
+                continue
+            verb = "proposed" if proposal == "new" else "revised"
+            self.store.audit(session, incident_id, action.id, verb, agent, at, {"risk": action.risk.value})
             self._event(
                 session,
                 incident_id,
                 TimelineKind.ACTION_PROPOSED,
                 agent,
-                f"proposed ({action.risk.value} risk, {action.priority}): {action.title}",
-                {"action_id": action.id, "kind": action.kind, "target": action.target},
+                f"{verb} ({action.risk.value} risk, {action.priority}): {action.title}",
+                {"action_id": action.id, "kind": action.kind, "target": action.target, "revision": verb == "revised"},
                 at,
-                f"proposed:{action.id}",
+                f"proposed:{action.id}" if verb == "proposed" else f"{run_id}:revised:{key}:{action.id}",
             )
         for outcome in report.outcomes:
             kind = TimelineKind.ACTION_VERIFIED if outcome.verified is not None else TimelineKind.ACTION_EXECUTED

@@ -93,6 +93,15 @@ class RunContext:
         return {**self.values, "proposed_actions": self.proposed_actions}
 
 
+def _propose(proposed: list[dict[str, Any]], action: dict[str, Any]) -> None:
+    """A later proposal with an earlier one's id revises it in place; a new id is appended."""
+    for index, known in enumerate(proposed):
+        if known["id"] == action["id"]:
+            proposed[index] = action
+            return
+    proposed.append(action)
+
+
 def chosen_path(phase: PhaseSpec, recorded: Mapping[str, Recorded]) -> StepSpec | None:
     decision = recorded.get(decision_key(phase))
     if decision is None or phase.decide is None:
@@ -126,8 +135,8 @@ def fold_context(spec: WorkflowSpec, recorded: Mapping[str, Recorded]) -> RunCon
             if result is None or result.status != SUCCEEDED:
                 continue
             ctx.values.update(result.result.get("outputs", {}))
-            known = {a["id"] for a in ctx.proposed_actions}
-            ctx.proposed_actions.extend(a for a in result.result.get("actions", []) if a["id"] not in known)
+            for action in result.result.get("actions", []):
+                _propose(ctx.proposed_actions, action)
     return ctx
 
 
