@@ -140,10 +140,8 @@ def test_pool_leak_code_misses_the_release(bundles: dict[tuple[str, int], Path],
     assert "return" in body  # there is a path out of the function
 
 
-def _key_signal(bundle: Bundle, truth: dict) -> tuple[float, float]:
-    """The value an SRE would look at first for this fault: (during the incident, on the baseline day)."""
-    main, base = bundle.metrics, bundle.baseline.metrics if bundle.baseline else None
-    assert main is not None and base is not None
+def _key_metric(main: pl.DataFrame, truth: dict) -> tuple[str, str, str]:
+    """The series an SRE would look at first for this fault: (service, metric, aggregation of replicas)."""
     service = truth["service"]
     picks = {
         "db_pool_exhaustion": (service, cv.DB_POOL_UTILIZATION, "max"),
@@ -160,7 +158,15 @@ def _key_signal(bundle: Bundle, truth: dict) -> tuple[float, float]:
     svc, metric, agg = picks[truth["fault_type"]]
     if svc is None:  # network delay: the caller's round-trip time, whichever service that is
         rtt = main.filter(pl.col("metric") == metric).group_by("service").agg(pl.col("value").max())
-        svc = rtt.sort("value")["service"][-1]
+        svc = str(rtt.sort("value")["service"][-1])
+    return svc, metric, agg
+
+
+def _key_signal(bundle: Bundle, truth: dict) -> tuple[float, float]:
+    """The key series' median (during the incident, on the baseline day)."""
+    main, base = bundle.metrics, bundle.baseline.metrics if bundle.baseline else None
+    assert main is not None and base is not None
+    svc, metric, agg = _key_metric(main, truth)
     during = _after_onset(_series(main, svc, metric, agg), truth)["value"].median()
     before = _series(base, svc, metric, agg)["value"].median()
     return float(during), float(before)  # type: ignore[arg-type]
@@ -200,6 +206,28 @@ def test_right_mitigation_recovers_and_wrong_one_does_not(bundles: dict[tuple[st
         elif effect == "no_effect" and truth["fault_type"] not in ("credential_stuffing", "memory_leak"):
             # Credential stuffing hurts security, not the front door's golden signals; a leak is intermittent.
             assert not healthy, (kind, err, p99, base_err, base_p99)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_fault_signal_returns_to_its_baseline_level_after_a_recovering_action(
+    bundles: dict[tuple[str, int], Path], name: str
+) -> None:
+    """The healthy system reads the same on the baseline day and after the fix: otherwise a
+    recovery check against the baseline fails for the generator's sake, not the system's."""
+    path = bundles[(name, 1)]
+    bundle, truth = load_bundle(path), _truth(path)
+    assert bundle.metrics is not None and bundle.baseline is not None and bundle.baseline.metrics is not None
+    svc, metric, agg = _key_metric(bundle.metrics, truth)
+    base = float(_series(bundle.baseline.metrics, svc, metric, agg)["value"].median())  # type: ignore[arg-type]
+    # Scaling out relieves the symptoms but leaves the cause: each replica's share stays above baseline.
+    for kind in [k for k in truth["recovering_actions"] if k != "scale_out"]:
+        after = bundle.after[kind].metrics
+        assert after is not None
+        end = after.get_column("timestamp").max()
+        assert isinstance(end, datetime)
+        tail = _series(after.filter(pl.col("timestamp") >= end - pl.duration(minutes=15)), svc, metric, agg)
+        level = float(tail["value"].median())  # type: ignore[arg-type]
+        assert abs(level - base) <= 0.3 * abs(base) + 0.01, (kind, svc, metric, level, base)
 
 
 def _digest(folder: Path) -> dict[str, str]:

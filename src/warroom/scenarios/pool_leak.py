@@ -231,14 +231,19 @@ class PoolLeak(Scenario):
             effect.hang_message = "acquire db conn: context deadline exceeded (waited 5s for a free connection)"
         else:
             effect.hang_message = "psycopg2.pool.PoolError: connection pool exhausted (timed out after 5.0s)"
-        in_use = np.minimum(leaked + demand, pool_arr)
-        effects.metrics[(plan.service, cv.DB_POOL_UTILIZATION)] = in_use / pool_arr
+        # The leak adds to the pool's healthy readings (which come from the simulated requests, as
+        # in the baseline period), so that a mitigation that stops it brings them back to baseline.
+        effects.metric_add[(plan.service, cv.DB_POOL_UTILIZATION)] = leaked / pool_arr
         effects.metrics[(plan.service, cv.DB_POOL_SIZE)] = pool_arr
-        effects.metrics[(plan.service, cv.DB_POOL_WAIT_MS)] = wait_ms * (1 - p_hang) + 5000.0 * p_hang
+        healthy_rho = demand / pool_arr
+        healthy_wait_ms = hold_s * 1000 * healthy_rho / (1 - np.minimum(healthy_rho, 0.9))
+        waited_ms = wait_ms * (1 - p_hang) + 5000.0 * p_hang
+        effects.metric_add[(plan.service, cv.DB_POOL_WAIT_MS)] = np.maximum(waited_ms - healthy_wait_ms, 0.0)
         db_rate = rate[None, :] * np.ones((replicas, 1))
-        effects.metrics[(plan.service, cv.DB_POOL_TIMEOUTS)] = np.round(db_rate * p_hang, 3)
+        effects.metric_add[(plan.service, cv.DB_POOL_TIMEOUTS)] = np.round(db_rate * p_hang, 3)
         effects.metric_add[("database", cv.DB_CONNECTIONS)] = leaked.sum(axis=0)[None, :]
         # The pool monitor of each saturated replica complains every 30 s.
+        in_use = np.minimum(leaked + demand, pool_arr)
         saturated = (in_use / pool_arr) >= 0.9
         r_idx, s_idx = np.nonzero(saturated)
         keep = (np.round(times[s_idx]) % 30.0) < ctx.step_s
