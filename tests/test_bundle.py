@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from support_bundle import write_bundle
+from warroom.analysis.metrics import score_series
 from warroom.errors import BundleError
 from warroom.sources.bundle import load_bundle
 
@@ -137,3 +138,27 @@ def test_after_folders_load_on_first_use_and_validate_eagerly(tmp_path: Path) ->
     assert after is not None and after.height > 0
     with pytest.raises(BundleError, match="restart"):
         load_bundle(root, eager=True)
+
+
+def test_only_the_last_two_after_folders_read_stay_in_memory(tmp_path: Path) -> None:
+    root = write_bundle(tmp_path / "b", "csv")
+    for kind in ("restart", "rollback", "scale_out"):
+        (root / "after" / kind).mkdir(parents=True)
+        pl.read_csv(root / "metrics.csv").write_csv(root / "after" / kind / "metrics.csv")
+    after = load_bundle(root).after
+    first = after["restart"]
+    assert after["restart"] is first  # kept while recent
+    after["rollback"], after["scale_out"]
+    third = after["scale_out"]
+    assert after["scale_out"] is third
+    assert after["restart"] is not first  # dropped, read again
+
+
+def test_repeated_keys_load_as_categories_and_analyses_give_text(tmp_path: Path) -> None:
+    bundle = load_bundle(write_bundle(tmp_path / "b", "csv"))
+    assert bundle.metrics is not None and bundle.logs is not None
+    assert isinstance(bundle.metrics.schema["service"], pl.Categorical)
+    assert isinstance(bundle.logs.schema["level"], pl.Categorical)
+    window = bundle.manifest.effective_window()
+    scored = score_series(bundle.metrics, None, window.start, window.end)
+    assert scored.height and scored.schema["service"] == pl.String and scored.schema["metric"] == pl.String

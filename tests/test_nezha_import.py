@@ -59,7 +59,7 @@ def test_import_writes_valid_bundles_without_leaking_labels(root: Path, tmp_path
     logs = bundle.logs
     assert logs is not None
     assert set(logs.get_column("level").unique()) <= {"INFO", "WARN", "ERROR", "DEBUG", "TRACE", "FATAL"}
-    assert logs.get_column("instance").str.starts_with(logs.get_column("service")).all()
+    assert logs.get_column("instance").cast(pl.String).str.starts_with(logs.get_column("service").cast(pl.String)).all()
     # The application text is UTC+8; the record timestamp (UTC) is kept and the text loses its clock.
     assert not logs.get_column("message").str.contains(r"^\d{2}:\d{2}:\d{2}\.").any()
 

@@ -83,7 +83,7 @@ def _scope(bundle: Bundle, service: str | None, window: tuple[Any, Any]) -> tupl
     errors = logs.filter(
         (pl.col("service") == service)
         & pl.col("timestamp").is_between(*window)
-        & pl.col("level").str.to_lowercase().is_in(ERROR_LEVELS)
+        & pl.col("level").cast(pl.String).str.to_lowercase().is_in(ERROR_LEVELS)
     )
     instances = logs.filter(pl.col("service") == service).get_column("instance").n_unique()
     if errors.height == 0:

@@ -134,7 +134,9 @@ def first_error(bundle: Bundle, services: list[str], after: datetime) -> dict[st
     logs = bundle.logs
     if logs is None:
         return None
-    rows = logs.filter(pl.col("level").str.to_uppercase().is_in(list(ERROR_LEVELS)) & (pl.col("timestamp") >= after))
+    rows = logs.filter(
+        pl.col("level").cast(pl.String).str.to_uppercase().is_in(list(ERROR_LEVELS)) & (pl.col("timestamp") >= after)
+    )
     if services:
         rows = rows.filter(pl.col("service").is_in(services))
     if rows.height == 0:

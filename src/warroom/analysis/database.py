@@ -11,6 +11,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from warroom.analysis.attrs import attr, has_key
+from warroom.analysis.frames import decoded
 from warroom.incident import Evidence
 from warroom.sources import conventions as cv
 from warroom.sources.bundle import Telemetry
@@ -103,14 +104,13 @@ def series_stats(
     metrics: pl.DataFrame, baseline: pl.DataFrame | None, start: datetime, end: datetime
 ) -> list[SeriesStat]:
     """Per service and database metric: baseline median, window median/peak and sustained onset."""
-    db = metrics.lazy().filter(pl.col("metric").is_in(DB_METRICS))
+    db = decoded(metrics.lazy().filter(pl.col("metric").is_in(DB_METRICS)))
     per_time = db.group_by("service", "metric", "timestamp").agg(pl.col("value").mean())
     window = per_time.filter(pl.col("timestamp").is_between(start, end)).collect()
     if window.height == 0:
         return []
     base_src = (
-        baseline.lazy()
-        .filter(pl.col("metric").is_in(DB_METRICS))
+        decoded(baseline.lazy().filter(pl.col("metric").is_in(DB_METRICS)))
         .group_by("service", "metric", "timestamp")
         .agg(pl.col("value").mean())
         if baseline is not None and baseline.height

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import polars as pl
 
+from warroom.analysis.frames import decoded
 from warroom.sources import conventions as c
 from warroom.sources.bundle import Telemetry
 
@@ -70,7 +71,11 @@ def metric_series(telemetry: Telemetry) -> pl.DataFrame:
     """The watched metrics as (service, metric, timestamp, value); success rate → error rate."""
     if telemetry.metrics is None:
         return pl.DataFrame(schema=SERIES_SCHEMA)
-    frame = telemetry.metrics.select("timestamp", "service", "metric", "value")
+    frame = decoded(
+        telemetry.metrics.select("timestamp", "service", "metric", "value").filter(
+            pl.col("metric").is_in([*WATCHED, c.SUCCESS_RATE, c.ERROR_RATE])
+        )
+    )
     success = frame.filter(pl.col("metric") == c.SUCCESS_RATE).with_columns(
         # success may be a fraction or a percentage; both become an error fraction
         pl.when(pl.col("value") > 1.0)
@@ -92,6 +97,7 @@ def trace_series(telemetry: Telemetry, bucket: str = "1m") -> pl.DataFrame:
     spans = telemetry.traces.with_columns(
         ((pl.col("end_time") - pl.col("start_time")).dt.total_microseconds() / 1000.0).alias("duration_ms"),
         pl.col("status")
+        .cast(pl.String)
         .str.to_lowercase()
         .is_in(["error", "2", "status_code_error"])
         .fill_null(False)
@@ -113,7 +119,7 @@ def log_series(telemetry: Telemetry, bucket: str = "1m") -> pl.DataFrame:
         return pl.DataFrame(schema=SERIES_SCHEMA)
     return (
         telemetry.logs.with_columns(
-            pl.col("level").str.to_lowercase().is_in(ERROR_LEVELS).alias("is_error"),
+            pl.col("level").cast(pl.String).str.to_lowercase().is_in(ERROR_LEVELS).alias("is_error"),
             pl.col("timestamp").dt.truncate(bucket),
         )
         .group_by("service", "timestamp")

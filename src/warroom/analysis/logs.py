@@ -15,6 +15,8 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm, poisson
 
+from warroom.analysis.frames import decoded
+
 TEMPLATE_CHARS = 120  # long object dumps vary in their tail; the head names the statement
 ERROR_LEVELS = ("ERROR", "FATAL", "CRITICAL", "SEVERE", "ALERT", "EMERG")
 WARN_LEVELS = ("WARN", "WARNING")
@@ -182,6 +184,14 @@ def with_span_id(logs: pl.DataFrame) -> pl.DataFrame:
     return logs.with_columns(pl.col("attributes").str.json_path_match("$.span_id").alias("span_id"))
 
 
+def request_lines(logs: pl.DataFrame) -> pl.DataFrame:
+    """Mined lines tied to their span (`mine_templates` + `with_span_id`), with only the columns
+    the request-flow and template comparisons read: millions of lines are joined and regrouped."""
+    lines = with_span_id(mine_templates(logs))
+    keep = ["timestamp", "service", "message", "trace_id", "span_id", "template", "severity", "exception"]
+    return decoded(lines.select([col for col in keep if col in lines.columns]))
+
+
 def _transitions(frame: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
     """Which statement follows which inside one request and service: within one span (one
     handler invocation) when lines carry span ids, else within one trace."""
@@ -192,10 +202,12 @@ def _transitions(frame: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
     # span keeps their statements apart, so a change in the request mix is not a change in flow.
     span = pl.col("span_id").fill_null("") if "span_id" in keyed.columns else pl.lit("")
     return (
-        keyed.sort("timestamp")
+        keyed.lazy()  # lazy, so that only the columns used are sorted
+        .sort("timestamp")
         .with_columns(span.alias("_span"))
         .with_columns(pl.col("template").shift(-1).over("trace_id", "_span", "service").fill_null(END).alias("dst"))
         .select("service", (pl.col(by) if by else pl.lit("")).alias("_by"), pl.col("template").alias("src"), "dst")
+        .collect()
     )
 
 

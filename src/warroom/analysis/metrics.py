@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from warroom.analysis.frames import decoded
+
 RELATIVE_FLOOR = 0.05  # a change smaller than 5 % of the series' own level is not a deviation
 CROSS_SERVICE_FLOOR = 0.02  # … nor one smaller than 2 % of the metric's typical level anywhere
 ONSET_Z = 3.0
@@ -21,21 +23,20 @@ MAD_TO_SIGMA = 1.4826
 FRACTION_SUFFIXES = ("_utilization", "success_rate", "error_rate")
 
 
-def _sampling_step(frame: pl.DataFrame) -> timedelta:
+def _sampling_step(frame: pl.LazyFrame) -> timedelta:
     """The typical spacing of a series' samples (zero if it cannot be told)."""
+    series = [col for col in ("service", "metric", "instance") if col in frame.collect_schema()]
     steps = (
-        frame.sort("timestamp")
-        .select(pl.col("timestamp").diff().over("service", "metric").dt.total_microseconds().alias("d"))
+        frame.select(pl.col("timestamp").sort().diff().over(series).dt.total_microseconds().alias("d"))
         .filter(pl.col("d") > 0)
-        .get_column("d")
+        .select(pl.col("d").median())
+        .collect()
+        .item()
     )
-    if steps.len() == 0:
-        return timedelta(0)
-    median = steps.median()
-    return timedelta(microseconds=float(median)) if isinstance(median, int | float) else timedelta(0)
+    return timedelta(microseconds=float(steps)) if isinstance(steps, int | float) else timedelta(0)
 
 
-def _series(frame: pl.DataFrame) -> pl.DataFrame:
+def _series(frame: pl.LazyFrame) -> pl.LazyFrame:
     """One value per (service, metric, timestamp): instances are averaged."""
     return frame.group_by("service", "metric", "timestamp").agg(pl.col("value").mean())
 
@@ -49,14 +50,25 @@ def score_series(
     """Score every series in the window against the baseline (the baseline frame plus the current
     data before `window_start`). One row per (service, metric): base_median, base_scale, peak
     value, peak z (signed), |z|, onset, points, delta."""
-    cur = _series(current)
-    before = cur.filter(pl.col("timestamp") < window_start)
+    # Rows are cut to the window before instances are averaged: a large bundle's series are
+    # never all materialised at once.
+    window = current.lazy().filter(pl.col("timestamp").is_between(window_start, window_end))
     # A sample aggregates the interval before its stamp, so the first sample after the window's
     # end still describes the window.
-    step = _sampling_step(cur)
-    during = cur.filter(pl.col("timestamp").is_between(window_start, window_end + step))
-    base = pl.concat([_series(baseline), before]) if baseline is not None and baseline.height else before
-    if during.height == 0 or base.height == 0:
+    step = _sampling_step(window) or _sampling_step(current.lazy())
+    during = _series(current.lazy().filter(pl.col("timestamp").is_between(window_start, window_end + step))).collect()
+    before = _series(current.lazy().filter(pl.col("timestamp") < window_start))
+    base = pl.concat([_series(baseline.lazy()), before]) if baseline is not None and baseline.height else before
+    stats = (
+        base.group_by("service", "metric")
+        .agg(
+            pl.col("value").median().alias("base_median"),
+            (pl.col("value") - pl.col("value").median()).abs().median().alias("mad"),
+            pl.len().alias("base_points"),
+        )
+        .collect()
+    )
+    if during.height == 0 or stats.height == 0:
         return pl.DataFrame(
             schema={
                 "service": pl.String,
@@ -71,11 +83,6 @@ def score_series(
                 "points": pl.UInt32,
             }
         )
-    stats = base.group_by("service", "metric").agg(
-        pl.col("value").median().alias("base_median"),
-        (pl.col("value") - pl.col("value").median()).abs().median().alias("mad"),
-        pl.len().alias("base_points"),
-    )
     typical = stats.group_by("metric").agg(pl.col("base_median").abs().quantile(0.75).alias("typical"))
     stats = stats.join(typical, on="metric", how="left").with_columns(
         pl.max_horizontal(
@@ -108,7 +115,7 @@ def score_series(
         )
         .with_columns((pl.col("peak") - pl.col("base_median")).alias("delta"))
     )
-    out = peak.join(onset, on=["service", "metric"], how="left")
+    out = decoded(peak.join(onset, on=["service", "metric"], how="left"))
     return out.select(
         "service", "metric", "base_median", "base_scale", "peak", "z", "abs_z", "delta", "onset", "points"
     ).sort("abs_z", descending=True)

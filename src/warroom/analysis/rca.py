@@ -21,6 +21,7 @@ The service's score is its strongest hypothesis; the fault type is that hypothes
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import NormalDist
@@ -154,12 +155,97 @@ def diagnose(
 
     per_service: dict[str, dict[str, Any]] = {}
     collect = _Collector(start, window_end, per_service, evidence, findings)
-    tests = 1
 
     def feat(service: str) -> dict[str, Any]:
         return per_service.setdefault(service, {"service": service, "evidence": {}})
 
-    # ---- logs ---------------------------------------------------------------------------------
+    error_keys, tests = _log_features(current, base, start, window_end, collect, feat, limitations)
+
+    graph = _trace_features(current, base, start, window_end, topology, error_keys, collect, feat, limitations)
+
+    if current.metrics is None or current.metrics.height == 0:
+        limitations.append("metrics: none, so CPU and memory saturation could not be checked")
+    else:
+        scored = metrics_mod.score_series(current.metrics, base.metrics, start, window_end)
+        if scored.height == 0:
+            limitations.append("metrics: no points in the window or no baseline points to compare")
+        else:
+            scored = scored.with_columns(metrics_mod.materiality(scored).alias("material"))
+            for kind, name in (("cpu", "cpu_utilization"), ("memory", "memory_utilization")):
+                sub = scored.filter((pl.col("metric") == name) & (pl.col("z") > 0))
+                for row in sub.iter_rows(named=True):
+                    # Weight by the share of the remaining headroom the rise consumed: load moves
+                    # a service's CPU, a contending or leaking process eats the headroom.
+                    headroom = _f(row["delta"]) / max(1.0 - _f(row["base_median"]), 0.05)
+                    used = min(max(headroom, 0.0), 1.0) ** 2
+                    f = feat(row["service"])
+                    f[f"{kind}_z"] = min(_f(row["abs_z"]), 100.0) * used
+            _noisy_neighbours(scored, per_service)
+            _metric_evidence(scored, collect)
+
+    candidates = _rank(per_service, graph, tests)
+    return Diagnosis(
+        candidates=candidates,
+        evidence=evidence,
+        findings=findings,
+        limitations=limitations,
+        features=[{k: v for k, v in f.items() if k != "evidence"} for f in per_service.values()],
+    )
+
+
+def _trace_features(
+    current: Telemetry,
+    base: Telemetry,
+    start: datetime,
+    window_end: datetime,
+    topology: dict[str, list[str]] | None,
+    error_keys: pl.DataFrame | None,
+    collect: _Collector,
+    feat: Callable[[str], dict[str, Any]],
+    limitations: list[str],
+) -> dict[str, list[str]]:
+    """Trace evidence and per-service trace features; returns the call graph (topology plus the
+    calls seen in the window)."""
+    per_service = collect.per_service
+    cur_tr, base_tr, _kind = _split(current.traces, base.traces, "start_time", start, window_end)
+    graph: dict[str, list[str]] = dict(topology or {})
+    if cur_tr is None or cur_tr.height == 0:
+        limitations.append("traces: none in the window, so no call graph, latency split or network delay")
+    else:
+        pc = traces_mod.prepare(cur_tr)
+        for caller, callees in traces_mod.call_graph(pc).items():
+            graph[caller] = sorted(set(graph.get(caller, [])) | set(callees))
+        deep = traces_mod.deepest_errors(pc, error_keys)
+        for row in deep.iter_rows(named=True):
+            feat(row["service"]).update(deepest=int(row["deepest"]), erroring=int(row["erroring"]))
+        if base_tr is None or base_tr.height == 0:
+            limitations.append("traces: no baseline, so latency and call gaps were not compared")
+        else:
+            pb = traces_mod.prepare(base_tr)
+            lat = traces_mod.service_latency(pc, pb)
+            for row in lat.iter_rows(named=True):
+                feat(row["service"]).update(self_z=_f(row["self_z"]), self_ratio=_f(row["self_ratio"]))
+            gaps = traces_mod.edge_gaps(pc, pb)
+            for row in gaps.iter_rows(named=True):
+                feat(row["service"]).update(gap_z=_f(row["gap_z"]), gap_delta_ms=_f(row["gap_delta_ms"]))
+            _egress_delay(gaps, pc, pb, per_service)
+            _trace_evidence(lat, gaps, collect)
+    return graph
+
+
+def _log_features(
+    current: Telemetry,
+    base: Telemetry,
+    start: datetime,
+    window_end: datetime,
+    collect: _Collector,
+    feat: Callable[[str], dict[str, Any]],
+    limitations: list[str],
+) -> tuple[pl.DataFrame | None, int]:
+    """Log evidence and per-service log features; returns the (trace_id, service) keys of the
+    anomalous error lines and the number of comparisons made. A function of its own so that the
+    mined log frames are freed before the metrics are scored."""
+    tests = 1
     cur_logs, base_logs, log_base_kind = _split(current.logs, base.logs, "timestamp", start, window_end)
     error_keys: pl.DataFrame | None = None
     if cur_logs is None or cur_logs.height == 0:
@@ -170,12 +256,8 @@ def diagnose(
         services = _service_names(current, base)
         # The spans the reference lines ran in: the baseline's, or the incident's own before the window.
         ref_spans = base.traces if log_base_kind == "baseline" else current.traces
-        tc, dep_cur, rep_cur = _without_dependency_errors(
-            logs_mod.with_span_id(logs_mod.mine_templates(cur_logs)), services, current.traces
-        )
-        tb, _dep_base, rep_base = _without_dependency_errors(
-            logs_mod.with_span_id(logs_mod.mine_templates(base_logs)), services, ref_spans
-        )
+        tc, dep_cur, rep_cur = _without_dependency_errors(logs_mod.request_lines(cur_logs), services, current.traces)
+        tb, _dep_base, rep_base = _without_dependency_errors(logs_mod.request_lines(base_logs), services, ref_spans)
         by = None
         if "trace_id" in tc.columns and current.traces is not None and ref_spans is not None and ref_spans.height:
             # Tie each line to the service on whose behalf it ran (span id → nearest ancestor
@@ -212,61 +294,7 @@ def diagnose(
         _log_evidence(templates, transitions, collect)
         if log_base_kind == "before-window":
             limitations.append("logs: baseline is the data before the window (no baseline/ folder)")
-
-    # ---- traces -------------------------------------------------------------------------------
-    cur_tr, base_tr, _kind = _split(current.traces, base.traces, "start_time", start, window_end)
-    graph: dict[str, list[str]] = dict(topology or {})
-    if cur_tr is None or cur_tr.height == 0:
-        limitations.append("traces: none in the window, so no call graph, latency split or network delay")
-    else:
-        pc = traces_mod.prepare(cur_tr)
-        for caller, callees in traces_mod.call_graph(pc).items():
-            graph[caller] = sorted(set(graph.get(caller, [])) | set(callees))
-        deep = traces_mod.deepest_errors(pc, error_keys)
-        for row in deep.iter_rows(named=True):
-            feat(row["service"]).update(deepest=int(row["deepest"]), erroring=int(row["erroring"]))
-        if base_tr is None or base_tr.height == 0:
-            limitations.append("traces: no baseline, so latency and call gaps were not compared")
-        else:
-            pb = traces_mod.prepare(base_tr)
-            lat = traces_mod.service_latency(pc, pb)
-            for row in lat.iter_rows(named=True):
-                feat(row["service"]).update(self_z=_f(row["self_z"]), self_ratio=_f(row["self_ratio"]))
-            gaps = traces_mod.edge_gaps(pc, pb)
-            for row in gaps.iter_rows(named=True):
-                feat(row["service"]).update(gap_z=_f(row["gap_z"]), gap_delta_ms=_f(row["gap_delta_ms"]))
-            _egress_delay(gaps, pc, pb, per_service)
-            _trace_evidence(lat, gaps, collect)
-
-    # ---- metrics ------------------------------------------------------------------------------
-    if current.metrics is None or current.metrics.height == 0:
-        limitations.append("metrics: none, so CPU and memory saturation could not be checked")
-    else:
-        scored = metrics_mod.score_series(current.metrics, base.metrics, start, window_end)
-        if scored.height == 0:
-            limitations.append("metrics: no points in the window or no baseline points to compare")
-        else:
-            scored = scored.with_columns(metrics_mod.materiality(scored).alias("material"))
-            for kind, name in (("cpu", "cpu_utilization"), ("memory", "memory_utilization")):
-                sub = scored.filter((pl.col("metric") == name) & (pl.col("z") > 0))
-                for row in sub.iter_rows(named=True):
-                    # Weight by the share of the remaining headroom the rise consumed: load moves
-                    # a service's CPU, a contending or leaking process eats the headroom.
-                    headroom = _f(row["delta"]) / max(1.0 - _f(row["base_median"]), 0.05)
-                    used = min(max(headroom, 0.0), 1.0) ** 2
-                    f = feat(row["service"])
-                    f[f"{kind}_z"] = min(_f(row["abs_z"]), 100.0) * used
-            _noisy_neighbours(scored, per_service)
-            _metric_evidence(scored, collect)
-
-    candidates = _rank(per_service, graph, tests)
-    return Diagnosis(
-        candidates=candidates,
-        evidence=evidence,
-        findings=findings,
-        limitations=limitations,
-        features=[{k: v for k, v in f.items() if k != "evidence"} for f in per_service.values()],
-    )
+    return error_keys, tests
 
 
 def _service_names(*telemetry: Telemetry) -> list[str]:
@@ -298,28 +326,38 @@ def _without_dependency_errors(
     was reached and answered with the error: the line is the callee's error as its caller saw it,
     and is counted for the callee (template prefixed "reported by caller:"). Otherwise (no
     instance, connection refused, or no span status to tell) it is evidence only."""
+    row = "_row"  # lines are dropped by position: one filter, not a copy per condition
     dep = (
-        mined.filter(pl.col("severity") >= 2)
+        mined.with_row_index(row)
+        .filter(pl.col("severity") >= 2)
         .with_columns(logs_mod.dependency_named(services).alias("dependency"))
         .filter(pl.col("dependency").is_not_null())
     )
     if dep.height == 0:
-        return mined, dep, dep.drop("dependency")
+        return mined, dep.drop(row), dep.drop(row, "dependency")
     line = ["timestamp", "service", "message"]
-    kept = mined
+    dropped = dep.get_column(row)
     reached = dep.clear()
     if "trace_id" in mined.columns:
         keys = dep.filter(pl.col("trace_id").is_not_null() & (pl.col("trace_id") != "")).select("trace_id", "service")
-        kept = kept.join(keys.unique(), on=["trace_id", "service"], how="anti")
+        same_request = (
+            mined.select("trace_id", "service")
+            .with_row_index(row)
+            .join(keys.unique(), on=["trace_id", "service"], how="semi")
+            .get_column(row)
+        )
+        dropped = pl.concat([dropped, same_request])
         if spans is not None and spans.height and "status" in spans.columns:
             # Reached and failed: the named service has an erroring span in the request. (A span
             # of it alone is not enough: a request can reach it in one call and miss it in the
             # next, when no instance is left to call.)
             failed = spans.filter(pl.col("status").cast(pl.String).is_in(traces_mod.ERROR_STATUS))
-            present = failed.select("trace_id", pl.col("service").alias("dependency")).unique()
+            present = failed.select("trace_id", pl.col("service").cast(pl.String).alias("dependency")).unique()
             reached = dep.join(present, on=["trace_id", "dependency"], how="semi")
-    # Lines without a trace id cannot be tied to a request: drop just the naming line.
-    kept = kept.join(dep.select(line).unique(), on=line, how="anti")
+    # Lines without a trace id cannot be tied to a request: only the naming line is dropped.
+    kept = mined.filter(~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(dropped.implode()))
+    dep = dep.drop(row)
+    reached = reached.drop(row)
     unreached = dep.join(reached.select(line).unique(), on=line, how="anti")
     reported = reached.with_columns(
         pl.col("service").alias("reporter"),
@@ -515,7 +553,8 @@ def _log_evidence(templates: pl.DataFrame, transitions: pl.DataFrame, out: _Coll
     """A few of the strongest template and flow changes per service, as evidence."""
     top = (
         templates.filter(pl.col("new") & (pl.col("severity") >= 1) | (pl.col("z").abs() > 3))
-        .sort(pl.col("z").abs(), descending=True)
+        # names break ties, so that the same data always gives the same evidence
+        .sort([pl.col("z").abs(), "count", "service", "template"], descending=[True, True, False, False])
         .group_by("service", maintain_order=True)
         .head(2)
     )
@@ -544,7 +583,7 @@ def _log_evidence(templates: pl.DataFrame, transitions: pl.DataFrame, out: _Coll
         return
     flow = (
         transitions.filter(pl.col("z").abs() > 3)
-        .sort(pl.col("z").abs(), descending=True)
+        .sort([pl.col("z").abs(), "n", "service", "src", "dst"], descending=[True, True, False, False, False])
         .group_by("service", maintain_order=True)
         .head(1)
     )

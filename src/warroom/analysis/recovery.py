@@ -305,7 +305,7 @@ def log_series(
         flags = pl.DataFrame({"t": rows.get_column("timestamp"), "error": status.ge(500)}).drop_nulls()
         what = "share of logged requests with status >= 500"
     else:
-        level = rows.get_column("level").str.to_uppercase()
+        level = rows.get_column("level").cast(pl.String).str.to_uppercase()
         flags = pl.DataFrame({"t": rows.get_column("timestamp"), "error": level.is_in(list(ERROR_LEVELS))})
         what = "share of error-level log lines"
     value = pl.col("error").cast(pl.Float64).mean()

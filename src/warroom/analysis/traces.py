@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import polars as pl
 
+from warroom.analysis.frames import decoded
+
 ERROR_STATUS = ("error", "ERROR", "STATUS_CODE_ERROR", "2")  # OTel status code 2 is ERROR
 MIN_SPANS = 5
 
 
 def prepare(spans: pl.DataFrame) -> pl.DataFrame:
     """Add duration, self time (duration minus the time of direct children) and an error flag."""
-    frame = spans.with_columns(
+    frame = decoded(spans).with_columns(
         ((pl.col("end_time") - pl.col("start_time")).dt.total_microseconds() / 1000.0).alias("duration_ms")
     )
     children = (
@@ -53,7 +55,9 @@ def entry_callers(spans: pl.DataFrame, max_depth: int = 12) -> pl.DataFrame:
             break
         step = todo.join(parents, on=["trace_id", "_anc"], how="left")
         other = pl.col("_anc_service").is_not_null() & (pl.col("_anc_service") != pl.col("service"))
-        done.append(step.filter(other).select("trace_id", "span_id", pl.col("_anc_service").alias("caller")))
+        done.append(
+            step.filter(other).select("trace_id", "span_id", pl.col("_anc_service").cast(pl.String).alias("caller"))
+        )
         # The parent is not (or no longer) in the data: the request entered here.
         done.append(
             step.filter(pl.col("_anc_service").is_null()).select("trace_id", "span_id", pl.lit("").alias("caller"))

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ class TableSpec:
     required: dict[str, pl.DataType]
     optional: dict[str, pl.DataType]
     time_columns: tuple[str, ...]
+    # Few distinct values repeated on millions of rows: held as dictionary codes (categories), which
+    # keeps a large bundle's telemetry in far less memory and makes grouping by them cheap.
+    categorical: tuple[str, ...] = ()
 
 
 TABLES: dict[str, TableSpec] = {
@@ -54,12 +58,14 @@ TABLES: dict[str, TableSpec] = {
         {"timestamp": TS, "service": pl.String(), "metric": pl.String(), "value": pl.Float64()},
         {"instance": pl.String()},
         ("timestamp",),
+        categorical=("service", "metric", "instance"),
     ),
     "logs": TableSpec(
         "logs",
         {"timestamp": TS, "service": pl.String(), "level": pl.String(), "message": pl.String()},
         {"trace_id": pl.String(), "instance": pl.String(), "attributes": pl.String()},
         ("timestamp",),
+        categorical=("service", "level", "instance"),
     ),
     "traces": TableSpec(
         "traces",
@@ -74,6 +80,7 @@ TABLES: dict[str, TableSpec] = {
         },
         {"status": pl.String(), "instance": pl.String(), "attributes": pl.String()},
         ("start_time", "end_time"),
+        categorical=("service", "operation", "status", "instance"),
     ),
     "changes": TableSpec(
         "changes",
@@ -115,17 +122,26 @@ class Telemetry:
 
 
 class AfterActions(Mapping[str, Telemetry]):
-    """`after/<action-kind>/` folders, each read on first use: a large bundle keeps telemetry for
-    every possible mitigation, and a run looks at the few it tries."""
+    """`after/<action-kind>/` folders, each read when used: a large bundle keeps telemetry for
+    every possible mitigation, and a run looks at the few it tries. Only the last `keep` read stay
+    in memory (a mitigation loop walks through several in turn)."""
 
-    def __init__(self, folders: dict[str, Path]) -> None:
+    def __init__(self, folders: dict[str, Path], keep: int = 2) -> None:
         self._folders = folders
+        self._keep = keep
         self._loaded: dict[str, Telemetry] = {}
+        self._lock = threading.Lock()  # steps on threads share one bundle
 
     def __getitem__(self, kind: str) -> Telemetry:
-        if kind not in self._loaded:
-            self._loaded[kind] = read_telemetry(self._folders[kind])
-        return self._loaded[kind]
+        with self._lock:
+            telemetry = self._loaded.pop(kind, None)
+        if telemetry is None:
+            telemetry = read_telemetry(self._folders[kind])
+        with self._lock:
+            self._loaded[kind] = telemetry  # most recently used last
+            while len(self._loaded) > self._keep:
+                del self._loaded[next(iter(self._loaded))]
+        return telemetry
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._folders)
@@ -134,6 +150,7 @@ class AfterActions(Mapping[str, Telemetry]):
         return len(self._folders)
 
     def load_all(self) -> None:
+        """Read (and so validate) every folder."""
         for kind in self._folders:
             self[kind]
 
@@ -242,7 +259,8 @@ def _coerce(frame: pl.DataFrame, spec: TableSpec, path: Path) -> pl.DataFrame:
         if name not in NULLABLE:
             bad = bad | source.is_null()
         if name not in NULLABLE and source.dtype == pl.String:
-            bad = bad | (source.str.strip_chars() == "").fill_null(False)
+            # a pattern test, not stripped copies: this runs over millions of values
+            bad = bad | source.str.contains(r"^\s*$").fill_null(False)
         index = bad.arg_true()
         if index.len():
             row = int(index[0])
@@ -253,7 +271,7 @@ def _coerce(frame: pl.DataFrame, spec: TableSpec, path: Path) -> pl.DataFrame:
                 line=row + header_offset,
                 field=name,
             )
-        columns.append(converted.alias(name))
+        columns.append(converted.cast(pl.Categorical) if name in spec.categorical else converted)
     result = pl.DataFrame(columns)
     for text_col in ("message",):
         if text_col in result.columns:
@@ -315,9 +333,10 @@ def _epoch_to_timestamp(values: pl.Series) -> pl.Series:
 
 
 def read_table(path: Path, name: str) -> pl.DataFrame:
-    frame = _coerce(_read_raw(path), TABLES[name], path)
-    order = TABLES[name].time_columns[0]
-    return frame.sort(order)
+    spec = TABLES[name]
+    frame = _coerce(_read_raw(path), spec, path)
+    order = spec.time_columns[0]
+    return frame if frame.get_column(order).is_sorted() else frame.sort(order)
 
 
 def read_telemetry(folder: Path) -> Telemetry:
