@@ -172,6 +172,11 @@ def _service_filter(frame: pl.DataFrame, services: Sequence[str]) -> pl.DataFram
     return frame.filter(pl.col("service").is_in(list(services))) if services else frame
 
 
+def _names(frame: pl.DataFrame) -> list[str]:
+    """The services present in a frame, sorted."""
+    return sorted(str(name) for name in frame.get_column("service").unique().to_list())
+
+
 def metric_series(
     metrics: pl.DataFrame | None, names: Sequence[str], services: Sequence[str], signal: str | None = None
 ) -> Series | None:
@@ -179,9 +184,10 @@ def metric_series(
     if metrics is None:
         return None
     for name in names:
-        rows = _service_filter(metrics.filter(pl.col("metric") == name), services)
+        wanted = pl.col("metric") == name
+        rows = metrics.filter(wanted & pl.col("service").is_in(list(services)) if services else wanted)
         if rows.height:
-            used = sorted(set(rows.get_column("service").to_list()))
+            used = _names(rows)
             frame = rows.select(pl.col("timestamp").alias("t"), pl.col("value"))
             where = ",".join(used)
             return _series(signal or name, "metrics", f"{name}{{service in [{where}]}}", used, frame)
@@ -191,35 +197,41 @@ def metric_series(
 def _span_frame(traces: pl.DataFrame, services: Sequence[str], entry_only: bool) -> pl.DataFrame:
     """Spans of the services, with duration (ms) and an error flag; entry spans only if asked
     (spans whose parent belongs to another service, or that have none: the service's requests)."""
-    spans = traces
+    # Lazy: the service filter and the few columns used are applied before the parent join.
+    spans = traces.lazy()
     if entry_only:
-        parents = traces.select(
-            pl.col("span_id").alias("parent_span_id"), pl.col("service").alias("parent_service")
-        ).unique("parent_span_id")
-        spans = traces.join(parents, on="parent_span_id", how="left").filter(
+        parents = (
+            traces.lazy()
+            .select(pl.col("span_id").alias("parent_span_id"), pl.col("service").alias("parent_service"))
+            .unique("parent_span_id")
+        )
+        spans = spans.join(parents, on="parent_span_id", how="left").filter(
             pl.col("parent_service").is_null() | (pl.col("parent_service") != pl.col("service"))
         )
-    spans = _service_filter(spans, services)
+    if services:
+        spans = spans.filter(pl.col("service").is_in(list(services)))
     status_error = (
         pl.col("status").cast(pl.String).str.to_uppercase().is_in(list(ERROR_STATUSES)).fill_null(False)
-        if "status" in spans.columns
+        if "status" in traces.columns
         else pl.lit(False)
     )
     http_error = (
-        attr_float("http.status_code").ge(500).fill_null(False) if "attributes" in spans.columns else pl.lit(False)
+        attr_float("http.status_code").ge(500).fill_null(False) if "attributes" in traces.columns else pl.lit(False)
     )
     return spans.select(
         pl.col("start_time").alias("t"),
-        pl.col("service"),
+        pl.col("service").cast(pl.String),
         ((pl.col("end_time") - pl.col("start_time")).dt.total_microseconds() / 1000.0).alias("ms"),
         (status_error | http_error).alias("error"),
-    )
+    ).collect()
 
 
 def _roots_only(traces: pl.DataFrame) -> pl.DataFrame:
     """Root spans (no parent, or a parent not present in the data): one per end-to-end request."""
-    known = traces.select(pl.col("span_id").alias("parent_span_id")).unique()
-    return traces.join(known, on="parent_span_id", how="anti")
+    known = traces.lazy().select(pl.col("span_id").alias("parent_span_id")).unique()
+    keep = ["parent_span_id", "span_id", "service", "start_time", "end_time", "status", "attributes"]
+    columns = [col for col in keep if col in traces.columns]
+    return traces.lazy().select(columns).join(known, on="parent_span_id", how="anti").collect()
 
 
 def bucket_size(*spans: tuple[datetime, datetime], target: int = 30) -> timedelta:
@@ -266,7 +278,7 @@ def trace_series(
         value = 1.0 - pl.col("error").cast(pl.Float64).mean()
         what = "fraction of spans without error"
     frame = _bucketed(spans, bucket, value, min_count)
-    used = sorted(set(spans.get_column("service").to_list()))
+    used = _names(spans)
     scope = "root spans" if roots else f"entry spans of [{','.join(used)}]"
     return _series(signal, "traces", f"{what} of {scope} per {int(bucket.total_seconds())}s", used, frame)
 
@@ -281,7 +293,7 @@ def log_series(
     rows = _service_filter(logs, services)
     if rows.height == 0:
         return None
-    used = sorted(set(rows.get_column("service").to_list()))
+    used = _names(rows)
     per = f"per {int(bucket.total_seconds())}s"
     if signal == LATENCY:
         match = rows.get_column("message").str.extract_groups(LATENCY_IN_MESSAGE)
