@@ -81,7 +81,7 @@ def fuse(ctx: AgentContext) -> Fused:
     if db is not None:
         hypotheses.append(db)
     hypotheses.sort(key=lambda h: -h.score)
-    hypotheses = _config_explains(hypotheses)
+    hypotheses = _config_explains(_saturation_explained(hypotheses))
     rca = investigate(bundle)
     hypotheses = [_with_specific_label(h, rca) for h in hypotheses]
     evidence: list[Evidence] = []
@@ -133,6 +133,36 @@ def fuse(ctx: AgentContext) -> Fused:
     with _LOCK:
         _CACHE[key] = fused
     return fused
+
+
+def _saturation_explained(hypotheses: list[FaultHypothesis]) -> list[FaultHypothesis]:
+    """A saturated CPU is a symptom when another finding on the same service explains its extra
+    work: a credential-stuffing attack (the attack is the load), or, without a surge of requests, a
+    database fault it waits on (retries and timeouts burn the CPU). It then ranks just below that
+    finding, and says so."""
+    ranked = list(hypotheses)
+    for index, cpu in enumerate(ranked):
+        if cpu.fault_type != "cpu_saturation":
+            continue
+        surge = cpu.facts.get("load_ratio", 1.0) >= LOAD_DRIVEN
+        cause = next(
+            (
+                h
+                for h in ranked
+                if h.service == cpu.service
+                and (h.fault_type == "credential_stuffing" or (not surge and h.fault_type in DATABASE_SYMPTOMS))
+            ),
+            None,
+        )
+        if cause is None or cause.score > cpu.score:
+            continue
+        ranked[index] = cpu.model_copy(
+            update={
+                "score": max(cause.score - 0.05, 0.0),
+                "reason": f"{cpu.reason}; a symptom of the {cause.fault_type.replace('_', ' ')} on {cause.service}",
+            }
+        )
+    return sorted(ranked, key=lambda h: -h.score)
 
 
 def _config_explains(hypotheses: list[FaultHypothesis]) -> list[FaultHypothesis]:
