@@ -199,10 +199,11 @@ class MissingIndex(Scenario):
             if svc.language == "go"
             else "psycopg2.pool.PoolError: connection pool exhausted"
         )
-        util = np.clip(in_use[None, :] * jitter / pool, 0, 1)
-        effects.metrics[(plan.service, cv.DB_POOL_UTILIZATION)] = util
-        effects.metrics[(plan.service, cv.DB_POOL_WAIT_MS)] = 0.1 + 5000.0 * effect.p_hang
-        effects.metrics[(plan.service, cv.DB_POOL_TIMEOUTS)] = np.round(rate[None, :] * effect.p_hang, 3)
+        # The scans' connections and waits add to the pool's healthy readings (which come from the
+        # simulated requests, as in the baseline period): once the scans stop, the pool reads as before.
+        effects.metric_add[(plan.service, cv.DB_POOL_UTILIZATION)] = np.minimum(held, pool)[None, :] * jitter / pool
+        effects.metric_add[(plan.service, cv.DB_POOL_WAIT_MS)] = 5000.0 * effect.p_hang
+        effects.metric_add[(plan.service, cv.DB_POOL_TIMEOUTS)] = np.round(rate[None, :] * effect.p_hang, 3)
         effects.metrics[("database", cv.DB_CPU_UTILIZATION)] = cpu[None, :]
         long_running = np.minimum(scans_per_s * np.maximum(scan_ms / 1000.0 - 30.0, 0.0), pool * replicas)
         effects.metrics[("database", cv.DB_LONG_RUNNING_QUERIES)] = np.round(long_running)[None, :]
