@@ -136,10 +136,16 @@ class BadConfig(Scenario):
         effect.hang_ms = 5000.0
         effect.operations = frozenset({"PlaceOrder", "ListOrders"})
         effect.hang_message = "acquire db conn: context deadline exceeded (waited 5s for a free connection)"
-        effects.metrics[(plan.service, cv.DB_POOL_SIZE)] = pool
-        effects.metrics[(plan.service, cv.DB_POOL_UTILIZATION)] = np.minimum(demand / pool, 1.0)
-        effects.metrics[(plan.service, cv.DB_POOL_WAIT_MS)] = wait_ms * (1 - p_hang) + 5000.0 * p_hang
-        effects.metrics[(plan.service, cv.DB_POOL_TIMEOUTS)] = np.round(rate[None, :] * p_hang, 3)
+        # The small pool's readings replace the healthy ones only while it is configured (NaN keeps
+        # the healthy readings, which come from the simulated requests as in the baseline period).
+        small = np.broadcast_to(on, (replicas, steps))
+        for metric, reading in (
+            (cv.DB_POOL_SIZE, pool),
+            (cv.DB_POOL_UTILIZATION, np.minimum(demand / pool, 1.0)),
+            (cv.DB_POOL_WAIT_MS, wait_ms * (1 - p_hang) + 5000.0 * p_hang),
+            (cv.DB_POOL_TIMEOUTS, np.round(rate[None, :] * p_hang, 3)),
+        ):
+            effects.metrics[(plan.service, metric)] = np.where(small, reading, np.nan)
         # The pods restart to pick up the new pool size.
         effects.rollouts[plan.service] = [ctx.step_of(plan.fault_start_s)] if times[0] <= plan.fault_start_s else []
 
