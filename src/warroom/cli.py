@@ -27,6 +27,7 @@ from warroom.progress import ConsoleProgress
 from warroom.redact import redact, redact_obj
 from warroom.scenarios import list_scenarios
 from warroom.sources.bundle import describe, load_bundle
+from warroom.sources.contract import BundleSpec
 from warroom.store.repository import ENV_VAR, Store, default_url
 from warroom.workflow.engine import Approver
 from warroom.workflow.render import render_workflow
@@ -209,7 +210,7 @@ def respond(
     progress = None if as_json else ConsoleProgress(err_console)
     response = application.respond(
         store,
-        bundle,
+        BundleSpec(path=str(bundle.resolve())),
         workflow,
         out,
         grant=approve,
