@@ -188,6 +188,19 @@ def _returns(node: ts.Node, var: str) -> bool:
     return any(text(v).strip() == var for v in values)
 
 
+def _manages(item: ts.Node, var: str) -> bool:
+    """`with conn:` / `with closing(conn) as c:` hand the resource to a context manager;
+    `with conn.cursor() as cur:` only uses it."""
+    value = item.named_children[0] if item.named_children else None
+    if value is not None and value.type == "as_pattern" and value.named_children:
+        value = value.named_children[0]
+    if value is None:
+        return False
+    if text(value).strip() == var:
+        return True
+    return value.type == "call" and any(text(a).strip() == var for a in arguments(value))
+
+
 def _body_nodes(function: Function, ctx: FileContext) -> list[ts.Node]:
     """The function's own nodes, plus deferred closures and `.finally(() => …)` callbacks, which run
     as part of it (`defer func() { conn.Close() }()`)."""
@@ -270,7 +283,7 @@ def find_leaks(function: Function, ctx: FileContext) -> list[PatternHit]:
                     passed_on = True
             elif node.type == "return_statement" and _returns(node, var):
                 transferred = True  # handed to the caller, who owns it from now on
-            elif node.type == "with_item" and mentions(node, var):
+            elif node.type == "with_item" and _manages(node, var):
                 transferred = True  # `with conn:` / `with closing(conn):` releases it
             elif node.type in ("assignment_statement", "assignment", "assignment_expression"):
                 right = node.child_by_field_name("right")
