@@ -175,18 +175,14 @@ def _nested(loops: list[Loop], function: Function, ctx: FileContext) -> list[Pat
         if not _request_sized(outer.collection):
             continue
         for inner in loops:
-            if inner.node.id in reported or not _inside(inner.node, outer.body) or not _request_sized(inner.collection):
+            if inner.node.id in reported or inner.node.id == outer.node.id:
+                continue
+            if not _inside(inner.node, outer.body) or not _request_sized(inner.collection):
                 continue
             assert inner.collection is not None and outer.collection is not None
             if _mentions_any(inner.collection, outer.variables):
                 continue  # iterates a part of the outer element: linear in the total
-            compares = any(
-                c.type in ("comparison_operator", "binary_expression")
-                and _mentions_any(c, outer.variables)
-                and _mentions_any(c, inner.variables)
-                and re.search(r"==|!=|\bin\b|equals|<|>", text(c))
-                for c in walk(inner.body)
-            )
+            compares = any(_compares(c, outer, inner) for c in walk(inner.body))
             same = text(inner.collection) == text(outer.collection)
             subkind = "quadratic_comparison" if compares else "nested_loop"
             detail = (
@@ -203,6 +199,23 @@ def _nested(loops: list[Loop], function: Function, ctx: FileContext) -> list[Pat
             hits.append(ctx.hit("cpu_heavy", subkind, inner.node, function, detail, strength, data))
             reported.add(inner.node.id)
     return hits
+
+
+COMPARE_METHODS = re.compile(r"^(equals|equalsIgnoreCase|compareTo|compare|Equal|EqualFold|Compare|localeCompare)$")
+
+
+def _compares(node: ts.Node, outer: Loop, inner: Loop) -> bool:
+    """A comparison of an element of the outer loop with one of the inner: `a == b`, `a.equals(b)`."""
+    if node.type in ("comparison_operator", "binary_expression"):
+        if not re.search(r"==|!=|\bin\b|<|>", "".join(text(c) for c in node.children if not c.is_named)):
+            return False
+    elif node.type in ("call", "call_expression", "method_invocation"):
+        name = text(node.child_by_field_name("name") or node.child_by_field_name("function")).rsplit(".", 1)[-1]
+        if not COMPARE_METHODS.match(name):
+            return False
+    else:
+        return False
+    return _mentions_any(node, outer.variables) and _mentions_any(node, inner.variables)
 
 
 def _innermost_loop(node: ts.Node, loops: list[Loop]) -> Loop | None:
@@ -253,18 +266,16 @@ def _classify_call(node: ts.Node, name: str, loop: Loop, function: Function, ctx
         strength = 0.5 if family == "python" else 0.85  # Python's re caches compiled patterns
         detail = f"{name}() compiles a regular expression on every iteration over `{over}`: compile it once"
         return ctx.hit("cpu_heavy", "regex_in_loop", node, function, detail, strength, data)
-    if PARSERS.search(name):
-        detail = f"{name}() parses a document on every iteration over `{over}`" + (
-            ": the same input each time, parse it once before the loop" if invariant and args else ""
-        )
-        return ctx.hit("cpu_heavy", "parse_in_loop", node, function, detail, 0.8 if invariant and args else 0.45, data)
+    # Parsing or sorting each element once is linear work; the waste is redoing it on the same input.
+    if PARSERS.search(name) and invariant and args:
+        detail = f"{name}() parses the same input on every iteration over `{over}`: parse it once before the loop"
+        return ctx.hit("cpu_heavy", "parse_in_loop", node, function, detail, 0.8, data)
     if SORTS[family].search(name):
         receiver = callee(node, family)[0] if node.type == ctx.source.grammar.call else None
-        target_invariant = invariant and not (receiver and _mentions_any_text(receiver, varying))
-        detail = f"{name}() sorts on every iteration over `{over}`: n·m·log m work" + (
-            " on a collection the loop does not change: sort it once" if target_invariant else ""
-        )
-        return ctx.hit("cpu_heavy", "sort_in_loop", node, function, detail, 0.75 if target_invariant else 0.45, data)
+        if not invariant or (receiver and _mentions_any_text(receiver, varying)):
+            return None
+        detail = f"{name}() sorts a collection the loop does not rebind on every iteration over `{over}`: n·m·log m"
+        return ctx.hit("cpu_heavy", "sort_in_loop", node, function, detail, 0.7, data)
     receiver, method = callee(node, family) if node.type == ctx.source.grammar.call else (None, "")
     search = LINEAR_SEARCH[family]
     matched = search.search(name if family == "go" else method)
