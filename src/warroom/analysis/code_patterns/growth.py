@@ -49,8 +49,10 @@ LISTENER_METHODS = frozenset({"on", "addListener", "addEventListener", "once", "
 REQUEST_SCOPED = re.compile(r"^(req|res|request|response|reply|socket|ws|stream)$")
 
 
-def _evicts(name: str, source_text: str) -> bool:
-    """Whether the file ever removes from, clears, replaces or bounds the container."""
+def _evicts(name: str, lines: list[str], declared: int) -> bool:
+    """Whether the file ever removes from, clears, replaces or bounds the container (its own
+    declaration, indented in a class body, is not a re-binding)."""
+    source_text = "\n".join(line for number, line in enumerate(lines, 1) if number != declared)
     n = re.escape(name)
     patterns = [
         rf"\bdel\s+(\w+\.)?{n}\[",
@@ -155,8 +157,7 @@ def find_growth(ctx: FileContext) -> list[PatternHit]:
     names = process_wide_containers(source.root, source.family)
     hits: list[PatternHit] = []
     if names:
-        source_text = "\n".join(source.lines)
-        growing = {n: line for n, line in names.items() if not _evicts(n, source_text)}
+        growing = {n: line for n, line in names.items() if not _evicts(n, source.lines, line)}
         seen: set[str] = set()
         for node in walk(source.root):
             if node.type not in ASSIGNMENTS and node.type != source.grammar.call:
@@ -205,7 +206,11 @@ def _listeners(ctx: FileContext) -> list[PatternHit]:
             if node.type != "call_expression":
                 continue
             receiver, method = callee(node, "javascript")
-            if method in LISTENER_METHODS and receiver and not REQUEST_SCOPED.match(receiver):
+            removed = re.search(
+                rf"{re.escape(receiver or '')}\.(off|removeListener|removeEventListener|removeAllListeners)\(",
+                text(function.node),
+            )
+            if method in LISTENER_METHODS and receiver and not REQUEST_SCOPED.match(receiver) and not removed:
                 detail = (
                     f"registers a listener on the long-lived `{receiver}` on every request and never removes it: "
                     "listeners (and what their closures hold) pile up"
