@@ -423,8 +423,10 @@ def _busy_waits(loops: list[Loop], function: Function, ctx: FileContext) -> list
 
 
 def find_cpu_heavy(function: Function, ctx: FileContext) -> list[PatternHit]:
-    loops = loops_of(function, ctx)
     hits = _blocking(function, ctx)
+    if not (function.types & ctx.source.grammar.loops or function.calls & ITERATION_METHODS):
+        return hits
+    loops = loops_of(function, ctx)
     if loops:
         hits += _nested(loops, function, ctx)
         hits += _per_iteration_calls(loops, function, ctx)

@@ -232,8 +232,9 @@ def _acquisitions(function: Function, ctx: FileContext) -> list[tuple[ts.Node, s
     family = ctx.source.family
     table = ACQUIRE[family]
     out = []
-    for call in walk(function.node, stop=ctx.source.grammar.functions):
-        if call.type != ctx.source.grammar.call:
+    start, end = function.node.start_byte, function.node.end_byte
+    for call in ctx.source.calls:
+        if not (start <= call.start_byte < end) or ctx.source.function_at(call) is not function:
             continue
         receiver, method = callee(call, family)
         if method not in table:
@@ -258,12 +259,15 @@ def _acquisitions(function: Function, ctx: FileContext) -> list[tuple[ts.Node, s
 
 
 def find_leaks(function: Function, ctx: FileContext) -> list[PatternHit]:
+    if not function.calls & ACQUIRE[ctx.source.family].keys():
+        return []
     hits: list[PatternHit] = []
     family = ctx.source.family
     call_type = ctx.source.grammar.call
     fnode = function.node
-    body_nodes = _body_nodes(function, ctx)
-    for call, var, method, resource in _acquisitions(function, ctx):
+    acquisitions = _acquisitions(function, ctx)
+    body_nodes = _body_nodes(function, ctx) if acquisitions else []
+    for call, var, method, resource in acquisitions:
         statement = statement_of(call, fnode)
         acquired_end = statement.end_byte
         err_check = _error_check_after(statement) if family == "go" else None

@@ -151,7 +151,21 @@ def _held_regions(function: Function, ctx: FileContext) -> list[Held]:
     return regions
 
 
+LOCKING_TYPES = frozenset({"with_statement", "synchronized_statement"})
+
+
+def _may_lock(function: Function) -> bool:
+    if function.markers or function.types & LOCKING_TYPES:
+        return True
+    if function.calls & (BEGIN_METHODS | LOCK_METHODS) or any(TX_CALLBACK.match(c) for c in function.calls):
+        return True
+    body = text(function.node).lower()
+    return "synchronized" in body or "begin" in body or "for update" in body or "for share" in body
+
+
 def find_locks_held(function: Function, ctx: FileContext) -> list[PatternHit]:
+    if not _may_lock(function):
+        return []
     regions = _held_regions(function, ctx)
     if not regions:
         return []

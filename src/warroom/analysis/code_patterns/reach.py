@@ -12,7 +12,7 @@ import re
 
 import tree_sitter as ts
 
-from warroom.analysis.code_patterns.syntax import Function, SourceFile, arguments, string_value, text, walk
+from warroom.analysis.code_patterns.syntax import Function, SourceFile, arguments, string_value, text
 
 PY_ROUTE_DECORATOR = re.compile(
     r"(?:^|\.)(route|get|post|put|patch|delete|head|options|websocket|api_route|api_view|view_config)\s*\("
@@ -61,9 +61,7 @@ def registered_handlers(source: SourceFile) -> set[str]:
     """Names passed to a route registration in this file: `mux.HandleFunc("/x", h.list)`,
     `app.get('/x', listOrders)`, `router.add_get('/x', handler)` (a path string, then a function)."""
     names: set[str] = set()
-    for node in walk(source.root):
-        if node.type != source.grammar.call:
-            continue
+    for node in source.calls:
         args = arguments(node)
         if len(args) < 2 or args[0].type not in ("string", "interpreted_string_literal", "string_literal"):
             continue

@@ -59,6 +59,8 @@ def has_counter_comparison(node: ts.Node) -> bool:
 
 
 def find_retries(function: Function, ctx: FileContext) -> list[PatternHit]:
+    if not function.types & RETRY_LOOPS:
+        return []
     hits: list[PatternHit] = []
     grammar, family = ctx.source.grammar, ctx.source.family
     for loop in walk(function.node, stop=grammar.functions):

@@ -228,8 +228,9 @@ class Function:
     is_async: bool
     params: list[tuple[str, str]]  # (name, declared type or "")
     markers: list[str]  # decorators (Python) or annotations (Java), as written
-    route: str | None = None  # the path of a route registration this function is passed to (JS, Go)
-    calls: set[str] = field(default_factory=set)  # names it calls (bare or method names)
+    route: str | None = None  # the path of a route registration this function is passed to (JS)
+    calls: set[str] = field(default_factory=set)  # names it (or a closure inside it) calls
+    types: set[str] = field(default_factory=set)  # node types inside it (its closures' included)
 
     @property
     def start(self) -> int:
@@ -256,6 +257,7 @@ class SourceFile:
     lines: list[str]
     functions: list[Function]
     by_id: dict[int, Function]
+    calls: list[ts.Node]  # every call of the file, in source order
 
     def function_at(self, node: ts.Node) -> Function | None:
         """The innermost function that contains `node`."""
@@ -276,11 +278,34 @@ def parse(path: str, source: bytes, language: str) -> SourceFile:
     tree = parser_for(language).parse(source)
     lines = source.decode("utf-8", "replace").splitlines()
     functions: list[Function] = []
-    for node in walk(tree.root_node):
+    calls: list[ts.Node] = []
+    # One walk of the tree: every function learns which node types and call names it holds (its
+    # closures' included), so a detector skips a function that cannot have its pattern.
+    stack: list[tuple[ts.Node, tuple[Function, ...]]] = [(c, ()) for c in reversed(tree.root_node.children)]
+    while stack:
+        node, owners = stack.pop()
         if node.type in grammar.functions:
-            functions.append(_function(node, grammar))
+            function = _function(node, grammar)
+            functions.append(function)
+            owners = (*owners, function)
+        elif node.type == grammar.call:
+            calls.append(node)
+            name = callee(node, grammar.family)[1]
+            for owner in owners:
+                owner.calls.add(name)
+        for owner in owners:
+            owner.types.add(node.type)
+        stack.extend((c, owners) for c in reversed(node.children))
     return SourceFile(
-        path, language, grammar.family, grammar, tree.root_node, lines, functions, {f.node.id: f for f in functions}
+        path,
+        language,
+        grammar.family,
+        grammar,
+        tree.root_node,
+        lines,
+        functions,
+        {f.node.id: f for f in functions},
+        calls,
     )
 
 
@@ -294,12 +319,8 @@ def _function(node: ts.Node, grammar: Grammar) -> Function:
         modifiers = next((c for c in node.children if c.type == "modifiers"), None)
         if modifiers is not None:
             markers = [text(a).lstrip("@") for a in modifiers.named_children if "annotation" in a.type]
-    calls = set()
-    for inner in walk(node, stop=grammar.functions):
-        if inner.type == grammar.call:
-            calls.add(callee(inner, family)[1])
     route = _route_of(node, family)
-    return Function(node, function_name(node, family), is_async, _params(node, family), markers, route, calls)
+    return Function(node, function_name(node, family), is_async, _params(node, family), markers, route)
 
 
 def _params(node: ts.Node, family: str) -> list[tuple[str, str]]:
