@@ -132,3 +132,11 @@ def test_destructive_migration_statement_is_located() -> None:
         ("destructive_migration", "drop_column", 3),
         ("destructive_migration", "delete_all", 5),
     ]
+
+
+def test_an_empty_section_that_gains_a_key_is_one_change_at_the_key() -> None:
+    old = "timeouts_ms:\n  payment: 2000\nfeature_flags:\n"
+    new = "timeouts_ms:\n  payment: 2000\nfeature_flags:\n  async_reservation: true\n"
+    assert changes("deploy/checkout.yaml", old, new) == [
+        ("feature_flags.async_reservation", None, True, 4, "feature_flag", None)
+    ]

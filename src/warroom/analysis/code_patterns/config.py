@@ -259,6 +259,13 @@ def config_changes(path: str, old_source: str | None, new_source: str) -> list[P
         before, after = old.get(key), new.get(key)
         if before is not None and after is not None and before.value == after.value:
             continue
+        if (
+            after is None
+            and before is not None
+            and before.value is None
+            and any(k.startswith((key + ".", key + "[")) for k in new)
+        ):
+            continue  # an empty section (`flags:`) that now holds keys: the keys are the change
         if old_source is None and after is not None:
             before = None
         line = after.line if after is not None else (before.line if before is not None else 0)

@@ -74,6 +74,12 @@ ACQUIRE: dict[str, dict[str, str]] = {
     },
 }
 LOCK_METHODS = frozenset({"Lock", "RLock", "lock", "acquire"})
+# Resources that die with the connection they come from (a DB-API cursor, a JDBC statement or result
+# set): when that connection is acquired in the same function, its own finding (or its release) covers them.
+DEPENDENT = {
+    "python": frozenset({"cursor"}),
+    "java": frozenset({"prepareStatement", "createStatement", "executeQuery"}),
+}
 RELEASE_NAMES = frozenset(
     {
         "Close",
@@ -253,6 +259,8 @@ def _acquisitions(function: Function, ctx: FileContext) -> list[tuple[ts.Node, s
         elif how != "var" or not var:
             continue
         if statement_of(call, function.node).type == "with_statement":
+            continue
+        if method in DEPENDENT.get(family, ()) and receiver in {v for _, v, _, _ in out}:
             continue
         out.append((call, var, method, table[method]))
     return out
