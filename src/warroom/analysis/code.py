@@ -38,6 +38,7 @@ from warroom.analysis.code_patterns import (
     unindexed_columns,
 )
 from warroom.analysis.code_patterns.config import changed_lines_fallback
+from warroom.analysis.code_patterns.hits import line_hit
 from warroom.incident import Evidence
 
 GIT_TIMEOUT_S = 60
@@ -569,18 +570,13 @@ def text_file_hits(
     or why the file could not be read."""
     if path.lower().endswith(".sql"):
         return [
-            PatternHit(
+            line_hit(
                 "destructive_migration",
                 subkind,
-                line,
-                line,
-                None,
-                line,
                 line,
                 f"the migration {what}: `{statement[:160]}`; data not kept elsewhere is lost",
                 statement[:240],
                 0.9,
-                None,
                 {"statement": statement},
             )
             for line, subkind, what, statement in destructive_statements(new_text)
@@ -610,20 +606,15 @@ def _dropped_index_findings(
         if not affected:
             continue  # dropping an index no query needs is fine
         path, line = where
-        hit = PatternHit(
+        hit = line_hit(
             "unindexed_query",
             "index_dropped",
-            line,
-            line,
-            None,
-            line,
             line,
             f"the migration drops index {index} on {table}({', '.join(cols)}); {len(affected)} quer"
             f"{'y' if len(affected) == 1 else 'ies'} filtering {table} on {cols[0]} now scan the table "
             f"({', '.join(affected[:3])})",
             blobs[path].decode("utf-8", "replace").splitlines()[line - 1].strip()[:240],
             0.85,
-            None,
             {"index": index, "table": table, "columns": list(cols), "affected": affected},
         )
         finding = _finding(path, "sql" if path.endswith(".sql") else "python", hit, True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from warroom.analysis.code_patterns.hits import PatternHit
+from warroom.analysis.code_patterns.hits import PatternHit, line_hit
 from warroom.analysis.code_patterns.syntax import SourceFile, line_of, text, walk
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".ini", ".conf", ".cfg", ".properties", ".env")
@@ -274,18 +274,13 @@ def config_changes(path: str, old_source: str | None, new_source: str) -> list[P
         )
         data["side"] = "new" if after is not None else "old"
         hits.append(
-            PatternHit(
+            line_hit(
                 "config_change",
                 subkind,
-                line,
-                line,
-                None,
-                line,
                 line,
                 detail,
                 _line(new_source if after else old_source, line),
                 0.9,
-                None,
                 data,
             )
         )
@@ -306,18 +301,13 @@ def changed_lines_fallback(path: str, source: str, ranges: list[tuple[int, int]]
         detail = f"the change sets `{stripped[:160]}` ({reason})"
         data: dict[str, object] = {"setting": stripped[:300], "side": "new"}
         return [
-            PatternHit(
+            line_hit(
                 "config_change",
                 "setting",
-                number,
-                number,
-                None,
-                number,
                 number,
                 detail,
                 stripped[:240],
                 0.6,
-                None,
                 data,
             )
         ]
@@ -391,18 +381,13 @@ def constant_changes(old: SourceFile | None, new: SourceFile) -> list[PatternHit
         subkind, detail, data = describe(name, old_value, new_value, setting.line, previous.line)
         data.update(side="new", source="code_constant")
         hits.append(
-            PatternHit(
+            line_hit(
                 "config_change",
                 subkind,
-                setting.line,
-                setting.line,
-                None,
-                setting.line,
                 setting.line,
                 detail,
                 new.snippet(setting.line),
                 0.85,
-                None,
                 data,
             )
         )

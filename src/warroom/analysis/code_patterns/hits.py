@@ -41,6 +41,13 @@ class PatternHit:
     data: dict[str, object] = field(default_factory=dict)
 
 
+def line_hit(
+    kind: str, subkind: str, line: int, detail: str, snippet: str, strength: float, data: dict[str, object]
+) -> PatternHit:
+    """A hit on one line outside any function: a migration statement, a config key, a constant."""
+    return PatternHit(kind, subkind, line, line, None, line, line, detail, snippet, strength, None, data)
+
+
 @dataclass
 class FileContext:
     """A parsed file and what every detector of it shares: which functions are on a request path."""

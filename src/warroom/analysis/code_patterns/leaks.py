@@ -237,7 +237,7 @@ def _acquisitions(function: Function, ctx: FileContext) -> list[tuple[ts.Node, s
     """(call, variable, method, resource) for each acquisition whose release this function owns."""
     family = ctx.source.family
     table = ACQUIRE[family]
-    out = []
+    out: list[tuple[ts.Node, str, str, str]] = []
     start, end = function.node.start_byte, function.node.end_byte
     for call in ctx.source.calls:
         if not (start <= call.start_byte < end) or ctx.source.function_at(call) is not function:
