@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from warroom.sources.raw.alertmanager import AlertmanagerPayload
+from warroom.sources.raw.otlp_traces import OtlpTraces
 from warroom.sources.raw.reader import SNIFF_BYTES, RawReader
+from warroom.sources.raw.sdk_spans import SdkSpans
 from warroom.sources.raw.v1 import CanonicalTable
 
-READERS: tuple[RawReader, ...] = (AlertmanagerPayload(), CanonicalTable())
+READERS: tuple[RawReader, ...] = (AlertmanagerPayload(), OtlpTraces(), SdkSpans(), CanonicalTable())
 
 
 def recognise(path: Path) -> RawReader | None:
