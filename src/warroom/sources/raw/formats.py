@@ -5,12 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from warroom.sources.raw.alertmanager import AlertmanagerPayload
+from warroom.sources.raw.logs_json import JsonLogs
+from warroom.sources.raw.logs_logfmt import LogfmtLogs
+from warroom.sources.raw.logs_plain import PlainLogs
+from warroom.sources.raw.mysql_log import MysqlLog
+from warroom.sources.raw.otlp_logs import OtlpLogs
 from warroom.sources.raw.otlp_traces import OtlpTraces
+from warroom.sources.raw.postgres_log import PostgresLog
 from warroom.sources.raw.reader import SNIFF_BYTES, RawReader
 from warroom.sources.raw.sdk_spans import SdkSpans
 from warroom.sources.raw.v1 import CanonicalTable
 
-READERS: tuple[RawReader, ...] = (AlertmanagerPayload(), OtlpTraces(), SdkSpans(), CanonicalTable())
+# Database server logs before the generic log shapes (a PostgreSQL jsonlog line is also a JSON log
+# line, a stderr line also a plain one); span records before JSON logs (both carry trace ids).
+READERS: tuple[RawReader, ...] = (
+    AlertmanagerPayload(),
+    OtlpTraces(),
+    OtlpLogs(),
+    PostgresLog(),
+    MysqlLog(),
+    SdkSpans(),
+    JsonLogs(),
+    LogfmtLogs(),
+    PlainLogs(),
+    CanonicalTable(),
+)
 
 
 def recognise(path: Path) -> RawReader | None:

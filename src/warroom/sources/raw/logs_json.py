@@ -1,0 +1,283 @@
+"""Structured log lines: one JSON object per line with whatever fields the service writes.
+
+Fields are looked up by the names common loggers use (flat `service.name` or nested
+`{"service": {"name": …}}` alike), in this order:
+
+- time: `timestamp`, `time`, `ts`, `@timestamp`, `asctime`, `datetime`, `date`, `t`,
+  `__REALTIME_TIMESTAMP` (journald, µs);
+- level: `level`, `severity`, `levelname`, `lvl`, `log.level`, `loglevel`, `severity_text`,
+  `@level`, `PRIORITY` (journald, syslog numbers); numbers as pino/bunyan write them;
+- message: `message`, `msg`, `event` (structlog), `@message`, `log`, `text`, `body`,
+  `short_message` (GELF), `MESSAGE` (journald);
+- error: `error`, `err`, `exception`, `exc_info`, `exc_text`, `stack`, `stacktrace`,
+  `stack_trace`, `error.message`, `error.stack_trace`: kept as written, plus `exception.type`,
+  `exception.message` and `exception.stacktrace`, and the exception's headline (`Type: message`)
+  appended to the message so the log analyses see it;
+- trace and span ids: `trace_id`, `traceId`, `traceID`, `trace.id`, `otelTraceID`,
+  `dd.trace_id`; `span_id`, `spanId`, `spanID`, `span.id`, `otelSpanID`, `dd.span_id` (the span
+  id also as the attribute `span_id`, which the analyses read);
+- service: `service`, `service.name`, `service_name`, `serviceName`, `app`, `application`,
+  `kubernetes.labels.app`, `container_name`; else the file's name (`checkout.jsonl`,
+  `checkout-2024-05-27.log`), unless it is a generic one (`logs`, `app`, `output`, …); else
+  `logger`. The notes say which.
+- instance: `instance`, `host`, `hostname`, `pod`, `k8s.pod.name`, `host.name`.
+
+Every other field is kept in `attributes` as the JSON object the line wrote (nested values as
+JSON; the fields of a line's own `attributes` object merged in), with the names the analyses read
+added (`semconv.py`). A line without a level is INFO, or ERROR when it carries an error; a line
+without a message gets its other fields as the message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from warroom.sources.canonical import TABLES
+from warroom.sources.raw.logs import LogLine, LogReadStats, log_read
+from warroom.sources.raw.reader import RawRead, ReadOptions
+from warroom.sources.raw.semconv import hex_id, level_of
+from warroom.sources.raw.text import first_record, json_lines, read_text
+
+TIME_KEYS = ("timestamp", "time", "ts", "@timestamp", "asctime", "datetime", "date", "t", "__REALTIME_TIMESTAMP")
+LEVEL_KEYS = ("level", "severity", "levelname", "lvl", "log.level", "loglevel", "severity_text", "@level", "PRIORITY")
+MESSAGE_KEYS = ("message", "msg", "event", "@message", "log", "text", "body", "short_message", "MESSAGE")
+ERROR_KEYS = (
+    "error",
+    "err",
+    "exception",
+    "exc_info",
+    "exc_text",
+    "stack",
+    "stacktrace",
+    "stack_trace",
+    "error.message",
+    "error.stack_trace",
+)
+TRACE_KEYS = ("trace_id", "traceId", "traceID", "trace.id", "otelTraceID", "dd.trace_id")
+SPAN_KEYS = ("span_id", "spanId", "spanID", "span.id", "otelSpanID", "dd.span_id")
+SERVICE_KEYS = (
+    "service",
+    "service.name",
+    "service_name",
+    "serviceName",
+    "app",
+    "application",
+    "kubernetes.labels.app",
+    "container_name",
+)
+INSTANCE_KEYS = ("instance", "host", "hostname", "pod", "k8s.pod.name", "host.name")
+GENERIC_FILE_NAMES = {
+    "log",
+    "logs",
+    "app",
+    "application",
+    "output",
+    "out",
+    "stdout",
+    "stderr",
+    "events",
+    "all",
+    "messages",
+    "combined",
+    "service",
+    "services",
+    "export",
+    "json",
+    "structured",
+}
+
+
+def lookup(record: Mapping[str, Any], key: str) -> tuple[str, Any] | None:
+    """(top-level key consumed, value) of `key` written flat (`"log.level"`) or nested
+    (`{"log": {"level": …}}`); None when absent, null or empty."""
+    value = record.get(key)
+    if value not in (None, ""):
+        return key, value
+    head, _, rest = key.partition(".")
+    if rest and isinstance(record.get(head), Mapping):
+        inner = lookup(record[head], rest)
+        if inner is not None:
+            return head, inner[1]
+    return None
+
+
+def _first(record: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str, Any] | None:
+    return next((found for key in keys if (found := lookup(record, key)) is not None), None)
+
+
+def service_from_file_name(path: Path) -> str | None:
+    """`checkout.jsonl`, `checkout-2024-05-27.log.1`, `checkout_json.log` → `checkout`; None for
+    generic names."""
+    name = path.name.split(".")[0]
+    name = re.sub(r"[-_.]?\d{4}-?\d{2}-?\d{2}.*$", "", name)
+    name = re.sub(r"[-_](json|logs?|events|structured)$", "", name, flags=re.IGNORECASE)
+    return None if not name or name.lower() in GENERIC_FILE_NAMES or name in TABLES else name
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+
+
+def _exception(value: Any) -> dict[str, Any]:
+    """exception.type / message / stacktrace from an error field (text, or an object)."""
+    if isinstance(value, Mapping):
+        found = {
+            "exception.type": value.get("type") or value.get("kind") or value.get("name") or value.get("class"),
+            "exception.message": value.get("message") or value.get("msg"),
+            "exception.stacktrace": value.get("stack") or value.get("stack_trace") or value.get("stacktrace"),
+        }
+        return {k: _text(v) for k, v in found.items() if v}
+    if isinstance(value, list):  # some loggers write the traceback as a list of lines
+        value = "\n".join(_text(item) for item in value)
+    text = _text(value).strip()
+    if not text or text.lower() in ("none", "null", "false"):
+        return {}
+    if "\n" not in text:
+        return {"exception.message": text}
+    result = {"exception.stacktrace": text}
+    # Python's last traceback line, Java's and .NET's first: `Type: message`.
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    headline = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    kind, sep, message = headline.partition(": ")
+    if sep and re.fullmatch(r"[\w.$]+", kind):
+        result.update({"exception.type": kind, "exception.message": message})
+    else:
+        result["exception.message"] = headline
+    return result
+
+
+def _headline(exception: Mapping[str, Any]) -> str:
+    kind, message = exception.get("exception.type"), exception.get("exception.message")
+    return f"{kind}: {message}" if kind and message else str(kind or message or "")
+
+
+def structured_line(
+    record: dict[str, Any], number: int, file_service: str | None, stats: LogReadStats, options: ReadOptions
+) -> LogLine:
+    """One log line from a record of named fields (a JSON object or a logfmt line)."""
+    consumed: set[str] = set()
+
+    def take(keys: tuple[str, ...]) -> Any:
+        found = _first(record, keys)
+        if found is None:
+            return None
+        consumed.add(found[0])
+        return found[1]
+
+    timestamp = take(TIME_KEYS)
+    raw_level = take(LEVEL_KEYS)
+    message = take(MESSAGE_KEYS)
+    found_trace = _first(record, TRACE_KEYS)
+    if found_trace is not None:
+        consumed.add(found_trace[0])
+    configured = options.service_label
+    service = take((configured,)) if configured else None
+    if service is not None:
+        stats.count_service(f"the configured field '{configured}'")
+    else:
+        service = take(SERVICE_KEYS)
+        origin = "a field of the line"
+        if service is None and file_service:
+            service, origin = file_service, "the file name"
+        if service is None:
+            service = take(("logger", "logger_name", "name"))
+            origin = "the logger name"
+        if service is not None:
+            stats.count_service(origin)
+    instance = take(INSTANCE_KEYS)
+    attributes = {k: v for k, v in record.items() if k not in consumed}
+    nested = _nested_attributes(attributes.get("attributes"))
+    if nested is not None:
+        # An OpenTelemetry-shaped line: its own `attributes` object holds the fields.
+        del attributes["attributes"]
+        attributes = {**nested, **attributes}
+    exception: dict[str, Any] = {}
+    for key in ERROR_KEYS:
+        found = lookup(record, key)
+        if found is not None and not exception:
+            exception = _exception(found[1])
+    for key, value in exception.items():
+        attributes.setdefault(key, value)
+    span = _first(record, SPAN_KEYS)
+    if span is not None and "span_id" not in attributes:
+        attributes["span_id"] = hex_id(_decimal_id(span), 16)
+    level = level_of(raw_level)
+    if level is None:
+        stats.no_level += int(raw_level is None)
+        level = "ERROR" if exception else None
+        if raw_level is not None:
+            attributes.setdefault("log.level", raw_level)
+    if message is None:
+        stats.no_message += 1
+        message = " ".join(f"{k}={_text(v)}" for k, v in attributes.items()) or "(empty record)"
+    text = _text(message)
+    headline = _headline(exception)
+    if headline and headline not in text:
+        text = f"{text}: {headline}"
+    return LogLine(
+        line=number,
+        timestamp=timestamp,
+        service=str(service) if service is not None else None,
+        level=level,
+        message=text,
+        trace_id=_decimal_id(found_trace) if found_trace is not None else None,
+        instance=str(instance) if instance is not None else None,
+        attributes=attributes,
+    )
+
+
+def _nested_attributes(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def _decimal_id(found: tuple[str, Any]) -> Any:
+    """Datadog writes ids as decimal 64-bit integers; everyone else writes hex."""
+    key, value = found
+    if (key == "dd" or key.startswith("dd.")) and str(value).isdigit():
+        return int(value)
+    return value
+
+
+def is_log_record(record: Mapping[str, Any]) -> bool:
+    return _first(record, MESSAGE_KEYS) is not None and _first(record, TIME_KEYS) is not None
+
+
+def _is_canonical(path: Path, record: Mapping[str, Any]) -> bool:
+    """A format v1 `logs.jsonl`: canonical columns only, attributes as text; v1 reads it."""
+    spec = TABLES["logs"]
+    return (
+        path.stem == "logs"
+        and set(record) <= {*spec.required, *spec.optional}
+        and not isinstance(record.get("attributes"), dict)
+    )
+
+
+class JsonLogs:
+    name = "JSON log lines"
+
+    def sniff(self, path: Path, head: bytes) -> bool:
+        record = first_record(head)
+        return record is not None and is_log_record(record) and not _is_canonical(path, record)
+
+    def read(self, path: Path, options: ReadOptions) -> RawRead:
+        records = json_lines(read_text(path), path, "JSON log lines (objects with a time and a message)")
+        file_service = service_from_file_name(path)
+        stats = LogReadStats()
+        lines = [
+            structured_line(record, number, file_service, stats, options)
+            for record, number in zip(records.records, records.line_numbers, strict=True)
+        ]
+        return log_read(lines, path, records.skipped, "JSON log lines", stats)
