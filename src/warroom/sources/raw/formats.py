@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from warroom.sources.raw.alertmanager import AlertmanagerPayload
+from warroom.sources.raw.deploy_log import DeployLog
+from warroom.sources.raw.git_changes import GitChanges
+from warroom.sources.raw.kubectl import KubectlRolloutHistory
 from warroom.sources.raw.logs_json import JsonLogs
 from warroom.sources.raw.logs_logfmt import LogfmtLogs
 from warroom.sources.raw.logs_plain import PlainLogs
+from warroom.sources.raw.manifest_alert import ManifestAlert
 from warroom.sources.raw.mysql_log import MysqlLog
 from warroom.sources.raw.otlp_logs import OtlpLogs
 from warroom.sources.raw.otlp_traces import OtlpTraces
@@ -17,14 +21,19 @@ from warroom.sources.raw.sdk_spans import SdkSpans
 from warroom.sources.raw.v1 import CanonicalTable
 
 # Database server logs before the generic log shapes (a PostgreSQL jsonlog line is also a JSON log
-# line, a stderr line also a plain one); span records before JSON logs (both carry trace ids).
+# line, a stderr line also a plain one); span records and deploy entries before JSON logs (all may
+# carry a time and a message).
 READERS: tuple[RawReader, ...] = (
     AlertmanagerPayload(),
+    ManifestAlert(),
+    GitChanges(),
+    KubectlRolloutHistory(),
     OtlpTraces(),
     OtlpLogs(),
     PostgresLog(),
     MysqlLog(),
     SdkSpans(),
+    DeployLog(),
     JsonLogs(),
     LogfmtLogs(),
     PlainLogs(),

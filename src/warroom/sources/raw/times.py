@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-_ISO = re.compile(
+ISO_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?"
     r"\s*(Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)?",
     re.IGNORECASE,
@@ -49,7 +49,7 @@ def epoch_us(value: Any) -> int | None:
         return None
     if text.isdigit():
         return epoch_us_of_number(int(text))
-    match = _ISO.match(text)
+    match = ISO_TIME.match(text)
     if match:
         return _iso(match)
     match = _CLF.match(text)
@@ -93,7 +93,7 @@ def _clf(match: re.Match[str]) -> int | None:
 
 def leading_time(line: str) -> tuple[int, int] | None:
     """(microseconds, characters consumed) of a time stamp that opens a line, else None."""
-    match = _ISO.match(line)
+    match = ISO_TIME.match(line)
     if match:
         value = _iso(match)
         return (value, match.end()) if value is not None else None
