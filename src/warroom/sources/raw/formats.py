@@ -11,6 +11,7 @@ from warroom.sources.raw.kubectl import KubectlRolloutHistory
 from warroom.sources.raw.logs_json import JsonLogs
 from warroom.sources.raw.logs_logfmt import LogfmtLogs
 from warroom.sources.raw.logs_plain import PlainLogs
+from warroom.sources.raw.loki_responses import LokiResponses
 from warroom.sources.raw.manifest_alert import ManifestAlert
 from warroom.sources.raw.mysql_log import MysqlLog
 from warroom.sources.raw.otlp_logs import OtlpLogs
@@ -27,6 +28,7 @@ READERS: tuple[RawReader, ...] = (
     AlertmanagerPayload(),
     ManifestAlert(),
     GitChanges(),
+    LokiResponses(),
     KubectlRolloutHistory(),
     OtlpTraces(),
     OtlpLogs(),
