@@ -24,7 +24,7 @@ LEVEL_SEARCH_WORDS = 6  # the level sits within the first words after the time i
 _WORD = re.compile(r"[\[\]():|<>-]+")
 
 
-def _level(rest: str) -> tuple[str | None, str]:
+def text_level(rest: str) -> tuple[str | None, str]:
     """(canonical level, the rest with the level word removed) of the text after the time."""
     words = rest.split()
     for index, word in enumerate(words[:LEVEL_SEARCH_WORDS]):
@@ -61,7 +61,7 @@ class PlainLogs:
                     skipped.add("no time stamp before the first line that has one", number)
                 continue
             micros, end = opened
-            level, message = _level(line[end:])
+            level, message = text_level(line[end:])
             stats.no_level += int(level is None)
             found.append(LogLine(number, micros, service, level, message or line[end:].strip() or "(empty)"))
         if service is not None:

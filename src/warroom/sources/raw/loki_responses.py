@@ -26,9 +26,11 @@ from warroom.sources.raw.labels import service_of
 from warroom.sources.raw.logs import LogLine, LogReadStats, log_read
 from warroom.sources.raw.logs_json import is_log_record, structured_line
 from warroom.sources.raw.logs_logfmt import parse_logfmt
+from warroom.sources.raw.logs_plain import text_level
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.semconv import level_of
 from warroom.sources.raw.text import first_record, json_lines, read_text
+from warroom.sources.raw.times import leading_time
 
 LEVEL_LABELS = ("level", "detected_level", "severity_text", "severity")
 
@@ -50,7 +52,10 @@ def _entry_line(
             line.service = service
         line.timestamp = nanos
     else:
-        line = LogLine(number, nanos, service, None, text)
+        # A plain line: its level word, if it writes one after its own time stamp.
+        opened = leading_time(text)
+        level, _ = text_level(text[opened[1] :] if opened else text)
+        line = LogLine(number, nanos, service, level, text)
     line.level = line.level or next((level_of(labels[k]) for k in LEVEL_LABELS if k in labels), None)
     line.attributes = {**extra, **metadata, **line.attributes}
     trace = metadata.get("trace_id") or metadata.get("traceID")
