@@ -12,7 +12,7 @@ from warroom.errors import BundleError
 from warroom.sources.manifest import Alert
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.text import decoded_head
-from warroom.yamlfile import read_yaml, validation_error
+from warroom.yamlfile import line_of, read_yaml
 
 _ALERT_BLOCK = re.compile(r"^alert:\s*$", re.M)
 
@@ -32,8 +32,12 @@ class ManifestAlert:
         try:
             alert = Alert.model_validate(block)
         except ValidationError as exc:
-            error = validation_error(exc, path, node, BundleError)
-            raise BundleError(error.message, file=path, line=error.line, field=f"alert.{error.field}") from None
+            first = exc.errors()[0]
+            loc = ["alert", *(part for part in first["loc"] if isinstance(part, int | str))]
+            message = first["msg"].removeprefix("Value error, ")
+            raise BundleError(
+                message, file=path, line=line_of(node, loc), field=".".join(str(p) for p in loc)
+            ) from None
         labels = {**alert.labels, "source": alert.labels.get("source", "manifest")}
         alert = alert.model_copy(update={"labels": labels})
         return RawRead(alerts=[alert], notes=[f"alert {alert.name} fired at {alert.fired_at.isoformat()}"])
