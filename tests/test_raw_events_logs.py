@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support_events import otlp_logs_request, record_logs, write_lines
 
+from support_events import otlp_logs_request, record_logs, write_lines
 from warroom.errors import BundleError
 from warroom.sources.raw.formats import recognise
 from warroom.sources.raw.reader import RawRead, ReadOptions

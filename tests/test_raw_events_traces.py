@@ -87,7 +87,9 @@ def test_console_exporter_output(tmp_path: Path, spans: list) -> None:
 
 def test_otlp_json_lines_hex_ids_as_spooled(tmp_path: Path, spans: list) -> None:
     first, rest = spans[:1], spans[1:]
-    path = write_lines(tmp_path / "traces-20240527T150000Z.jsonl", [otlp_trace_request(first), otlp_trace_request(rest)])
+    path = write_lines(
+        tmp_path / "traces-20240527T150000Z.jsonl", [otlp_trace_request(first), otlp_trace_request(rest)]
+    )
     read = _read(path)
     assert "OTLP" in recognise(path).name  # type: ignore[union-attr]
     _check_checkout_trace(read)

@@ -251,8 +251,12 @@ def _decimal_id(found: tuple[str, Any]) -> Any:
     return value
 
 
+def has_message(record: Mapping[str, Any]) -> bool:
+    return _first(record, MESSAGE_KEYS) is not None
+
+
 def is_log_record(record: Mapping[str, Any]) -> bool:
-    return _first(record, MESSAGE_KEYS) is not None and _first(record, TIME_KEYS) is not None
+    return has_message(record) and _first(record, TIME_KEYS) is not None
 
 
 def _is_canonical(path: Path, record: Mapping[str, Any]) -> bool:

@@ -24,7 +24,7 @@ import orjson
 from warroom.errors import BundleError
 from warroom.sources.raw.labels import service_of
 from warroom.sources.raw.logs import LogLine, LogReadStats, log_read
-from warroom.sources.raw.logs_json import is_log_record, structured_line
+from warroom.sources.raw.logs_json import has_message, structured_line
 from warroom.sources.raw.logs_logfmt import parse_logfmt
 from warroom.sources.raw.logs_plain import text_level
 from warroom.sources.raw.reader import RawRead, ReadOptions
@@ -71,8 +71,9 @@ def _structured(text: str) -> dict[str, Any] | None:
         except orjson.JSONDecodeError:
             return None
         return value if isinstance(value, dict) else None
+    # Loki gives the time: a logfmt line needs only a message among its pairs.
     record = parse_logfmt(text)
-    return record if is_log_record(record) else None
+    return record if len(record) >= 2 and has_message(record) and all(record.values()) else None
 
 
 def loki_lines(records: list[dict[str, Any]], numbers: list[int], path: Path) -> tuple[list[LogLine], list[str]]:
