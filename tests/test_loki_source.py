@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
@@ -31,7 +32,7 @@ START, END = datetime(2024, 5, 27, 15, 20, tzinfo=UTC), datetime(2024, 5, 27, 15
 
 
 class _RecordedLoki(BaseHTTPRequestHandler):
-    asked: list[dict[str, str]] = []
+    asked: ClassVar[list[dict[str, str]]] = []
 
     def do_GET(self) -> None:
         url = urlparse(self.path)

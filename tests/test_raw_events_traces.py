@@ -24,27 +24,29 @@ def _read(path: Path) -> RawRead:
 
 def _checkout(tracers: dict[str, Tracer]) -> None:
     gateway, checkout = tracers["gateway"], tracers["checkout"]
-    with gateway.start_as_current_span("GET /checkout", kind=SpanKind.SERVER, attributes={"http.status_code": 500}):
-        with gateway.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes={"server.address": "checkout"}):
-            with checkout.start_as_current_span(
-                "POST /orders", kind=SpanKind.SERVER, attributes={"http.response.status_code": 500}
-            ) as server:
-                with checkout.start_as_current_span(
-                    "SELECT orders",
-                    kind=SpanKind.CLIENT,
-                    attributes={
-                        "db.system": "postgresql",
-                        "db.query.text": "SELECT * FROM orders WHERE email = $1",
-                        "server.address": "db.internal",
-                        "server.port": 5432,
-                    },
-                ):
-                    pass
-                try:
-                    raise TimeoutError("pool exhausted")
-                except TimeoutError as exc:
-                    server.record_exception(exc)
-                    server.set_status(Status(StatusCode.ERROR, "pool exhausted"))
+    with (
+        gateway.start_as_current_span("GET /checkout", kind=SpanKind.SERVER, attributes={"http.status_code": 500}),
+        gateway.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes={"server.address": "checkout"}),
+        checkout.start_as_current_span(
+            "POST /orders", kind=SpanKind.SERVER, attributes={"http.response.status_code": 500}
+        ) as server,
+    ):
+        with checkout.start_as_current_span(
+            "SELECT orders",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "db.system": "postgresql",
+                "db.query.text": "SELECT * FROM orders WHERE email = $1",
+                "server.address": "db.internal",
+                "server.port": 5432,
+            },
+        ):
+            pass
+        try:
+            raise TimeoutError("pool exhausted")
+        except TimeoutError as exc:
+            server.record_exception(exc)
+            server.set_status(Status(StatusCode.ERROR, "pool exhausted"))
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +107,13 @@ def test_protobuf_json_document_base64_ids_and_enum_names(tmp_path: Path, spans:
 
 def test_uninstrumented_http_callee_is_attributed_and_instrumented_one_is_not(tmp_path: Path) -> None:
     def body(tracers: dict[str, Tracer]) -> None:
-        with tracers["payment"].start_as_current_span("charge", kind=SpanKind.SERVER):
-            with tracers["payment"].start_as_current_span(
-                "POST", kind=SpanKind.CLIENT, attributes={"peer.service": "stripe", "http.request.method": "POST"}
-            ):
-                pass
+        payment = tracers["payment"]
+        client = {"peer.service": "stripe", "http.request.method": "POST"}
+        with (
+            payment.start_as_current_span("charge", kind=SpanKind.SERVER),
+            payment.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=client),
+        ):
+            pass
 
     path = write_lines(tmp_path / "t.jsonl", [otlp_trace_request(record_spans(["payment"], body))])
     spans = _by_operation(_read(path))
