@@ -60,7 +60,7 @@ class RunOptions(BaseModel):
     grant: ApprovalPolicy = ApprovalPolicy.NONE  # what the operator approved up front
     out_dir: str | None = None
     replay_clock: bool = True  # incident time = alert time + elapsed run time (recorded incidents)
-    processes: bool = True
+    processes: bool = False  # True: steps in worker processes (see application.respond)
     # analysis is CPU-bound: one worker per core; more would only share the cores and add spawn cost
     workers: int = Field(default_factory=lambda: max(2, os.cpu_count() or 2))
 
