@@ -27,10 +27,8 @@ JSON; the fields of a line's own `attributes` object merged in), with the names 
 added (`semconv.py`). A line without a level is INFO, or ERROR when it carries an error; a line
 without a message gets its other fields as the message.
 """
-
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,121 +37,25 @@ import orjson
 
 from warroom.sources.canonical import TABLES
 from warroom.sources.raw.logs import LogLine, LogReadStats, log_read
+from warroom.sources.raw.logs_fields import (
+    ERROR_KEYS,
+    INSTANCE_KEYS,
+    LEVEL_KEYS,
+    MESSAGE_KEYS,
+    SERVICE_KEYS,
+    SPAN_KEYS,
+    TIME_KEYS,
+    TRACE_KEYS,
+    exception_fields,
+    first_field,
+    headline,
+    lookup,
+    service_from_file_name,
+    text_of,
+)
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.semconv import hex_id, level_of
 from warroom.sources.raw.text import first_record, json_lines, read_text
-
-TIME_KEYS = ("timestamp", "time", "ts", "@timestamp", "asctime", "datetime", "date", "t", "__REALTIME_TIMESTAMP")
-LEVEL_KEYS = ("level", "severity", "levelname", "lvl", "log.level", "loglevel", "severity_text", "@level", "PRIORITY")
-MESSAGE_KEYS = ("message", "msg", "event", "@message", "log", "text", "body", "short_message", "MESSAGE")
-ERROR_KEYS = (
-    "error",
-    "err",
-    "exception",
-    "exc_info",
-    "exc_text",
-    "stack",
-    "stacktrace",
-    "stack_trace",
-    "error.message",
-    "error.stack_trace",
-)
-TRACE_KEYS = ("trace_id", "traceId", "traceID", "trace.id", "otelTraceID", "dd.trace_id")
-SPAN_KEYS = ("span_id", "spanId", "spanID", "span.id", "otelSpanID", "dd.span_id")
-SERVICE_KEYS = (
-    "service",
-    "service.name",
-    "service_name",
-    "serviceName",
-    "app",
-    "application",
-    "kubernetes.labels.app",
-    "container_name",
-)
-INSTANCE_KEYS = ("instance", "host", "hostname", "pod", "k8s.pod.name", "host.name")
-GENERIC_FILE_NAMES = {
-    "log",
-    "logs",
-    "app",
-    "application",
-    "output",
-    "out",
-    "stdout",
-    "stderr",
-    "events",
-    "all",
-    "messages",
-    "combined",
-    "service",
-    "services",
-    "export",
-    "json",
-    "structured",
-}
-
-
-def lookup(record: Mapping[str, Any], key: str) -> tuple[str, Any] | None:
-    """(top-level key consumed, value) of `key` written flat (`"log.level"`) or nested
-    (`{"log": {"level": …}}`); None when absent, null or empty."""
-    value = record.get(key)
-    if value not in (None, ""):
-        return key, value
-    head, _, rest = key.partition(".")
-    if rest and isinstance(record.get(head), Mapping):
-        inner = lookup(record[head], rest)
-        if inner is not None:
-            return head, inner[1]
-    return None
-
-
-def _first(record: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str, Any] | None:
-    return next((found for key in keys if (found := lookup(record, key)) is not None), None)
-
-
-def service_from_file_name(path: Path) -> str | None:
-    """`checkout.jsonl`, `checkout-2024-05-27.log.1`, `checkout_json.log` → `checkout`; None for
-    generic names."""
-    name = path.name.split(".")[0]
-    name = re.sub(r"[-_.]?\d{4}-?\d{2}-?\d{2}.*$", "", name)
-    name = re.sub(r"[-_](json|logs?|events|structured)$", "", name, flags=re.IGNORECASE)
-    return None if not name or name.lower() in GENERIC_FILE_NAMES or name in TABLES else name
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
-
-
-def _exception(value: Any) -> dict[str, Any]:
-    """exception.type / message / stacktrace from an error field (text, or an object)."""
-    if isinstance(value, Mapping):
-        found = {
-            "exception.type": value.get("type") or value.get("kind") or value.get("name") or value.get("class"),
-            "exception.message": value.get("message") or value.get("msg"),
-            "exception.stacktrace": value.get("stack") or value.get("stack_trace") or value.get("stacktrace"),
-        }
-        return {k: _text(v) for k, v in found.items() if v}
-    if isinstance(value, list):  # some loggers write the traceback as a list of lines
-        value = "\n".join(_text(item) for item in value)
-    text = _text(value).strip()
-    if not text or text.lower() in ("none", "null", "false"):
-        return {}
-    if "\n" not in text:
-        return {"exception.message": text}
-    result = {"exception.stacktrace": text}
-    # Python's last traceback line, Java's and .NET's first: `Type: message`.
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    headline = lines[-1] if lines[0].startswith("Traceback") else lines[0]
-    kind, sep, message = headline.partition(": ")
-    if sep and re.fullmatch(r"[\w.$]+", kind):
-        result.update({"exception.type": kind, "exception.message": message})
-    else:
-        result["exception.message"] = headline
-    return result
-
-
-def _headline(exception: Mapping[str, Any]) -> str:
-    kind, message = exception.get("exception.type"), exception.get("exception.message")
-    return f"{kind}: {message}" if kind and message else str(kind or message or "")
 
 
 def structured_line(
@@ -163,7 +65,7 @@ def structured_line(
     consumed: set[str] = set()
 
     def take(keys: tuple[str, ...]) -> Any:
-        found = _first(record, keys)
+        found = first_field(record, keys)
         if found is None:
             return None
         consumed.add(found[0])
@@ -172,7 +74,7 @@ def structured_line(
     timestamp = take(TIME_KEYS)
     raw_level = take(LEVEL_KEYS)
     message = take(MESSAGE_KEYS)
-    found_trace = _first(record, TRACE_KEYS)
+    found_trace = first_field(record, TRACE_KEYS)
     if found_trace is not None:
         consumed.add(found_trace[0])
     configured = options.service_label
@@ -190,20 +92,20 @@ def structured_line(
         if service is not None:
             stats.count_service(origin)
     instance = take(INSTANCE_KEYS)
-    attributes = {k: v for k, v in record.items() if k not in consumed}
+    attributes = without_nulls({k: v for k, v in record.items() if k not in consumed})
     nested = _nested_attributes(attributes.get("attributes"))
     if nested is not None:
         # An OpenTelemetry-shaped line: its own `attributes` object holds the fields.
         del attributes["attributes"]
-        attributes = {**nested, **attributes}
+        attributes = {**without_nulls(nested), **attributes}
     exception: dict[str, Any] = {}
     for key in ERROR_KEYS:
         found = lookup(record, key)
         if found is not None and not exception:
-            exception = _exception(found[1])
+            exception = exception_fields(found[1])
     for key, value in exception.items():
         attributes.setdefault(key, value)
-    span = _first(record, SPAN_KEYS)
+    span = first_field(record, SPAN_KEYS)
     if span is not None and "span_id" not in attributes:
         attributes["span_id"] = hex_id(_decimal_id(span), 16)
     level = level_of(raw_level)
@@ -214,11 +116,11 @@ def structured_line(
             attributes.setdefault("log.level", raw_level)
     if message is None:
         stats.no_message += 1
-        message = " ".join(f"{k}={_text(v)}" for k, v in attributes.items()) or "(empty record)"
-    text = _text(message)
-    headline = _headline(exception)
-    if headline and headline not in text:
-        text = f"{text}: {headline}"
+        message = " ".join(f"{k}={text_of(v)}" for k, v in attributes.items()) or "(empty record)"
+    text = text_of(message)
+    title = headline(exception)
+    if title and title not in text:
+        text = f"{text}: {title}"
     return LogLine(
         line=number,
         timestamp=timestamp,
@@ -229,6 +131,17 @@ def structured_line(
         instance=str(instance) if instance is not None else None,
         attributes=attributes,
     )
+
+
+def without_nulls(value: Any) -> Any:
+    """The value with the fields written as null left out, at any depth: a null says nothing, and
+    the columnar reader (logs_columnar.py), whose rows hold every field of the file, cannot tell a
+    null from an absent field."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
 
 
 def _nested_attributes(value: Any) -> dict[str, Any] | None:
@@ -252,11 +165,11 @@ def _decimal_id(found: tuple[str, Any]) -> Any:
 
 
 def has_message(record: Mapping[str, Any]) -> bool:
-    return _first(record, MESSAGE_KEYS) is not None
+    return first_field(record, MESSAGE_KEYS) is not None
 
 
 def is_log_record(record: Mapping[str, Any]) -> bool:
-    return has_message(record) and _first(record, TIME_KEYS) is not None
+    return has_message(record) and first_field(record, TIME_KEYS) is not None
 
 
 def _is_canonical(path: Path, record: Mapping[str, Any]) -> bool:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from warroom.sources.raw.logs import LogReadStats, log_read
-from warroom.sources.raw.logs_json import is_log_record, service_from_file_name, structured_line
+from warroom.sources.raw.logs_fields import service_from_file_name
+from warroom.sources.raw.logs_json import is_log_record, structured_line
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.text import Skipped, decoded_head, lines, read_text
 

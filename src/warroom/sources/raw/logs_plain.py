@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from warroom.sources.raw.logs import LogLine, LogReadStats, log_read
-from warroom.sources.raw.logs_json import service_from_file_name
+from warroom.sources.raw.logs_fields import service_from_file_name
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.semconv import level_of
 from warroom.sources.raw.text import Skipped, decoded_head, lines, read_text
