@@ -23,6 +23,8 @@ from warroom.sources.raw.semconv import canonical_attributes, hex_id
 from warroom.sources.raw.text import Skipped
 from warroom.sources.raw.times import epoch_us
 
+LINE = "\x00line"  # the line number a row came from, while the rows of two readers are merged in file order
+
 
 @dataclass
 class LogLine:
@@ -49,9 +51,15 @@ class LogReadStats:
 
 
 def log_read(
-    lines: list[LogLine], path: Path, skipped: Skipped, what: str, stats: LogReadStats | None = None
+    lines: list[LogLine],
+    path: Path,
+    skipped: Skipped,
+    what: str,
+    stats: LogReadStats | None = None,
+    columns: pl.DataFrame | None = None,
 ) -> RawRead:
-    """The canonical logs table of a file's lines, with notes and limitations."""
+    """The canonical logs table of a file's lines, with notes and limitations; `columns` holds the
+    lines a columnar reader already made canonical (with their line numbers, in LINE)."""
     timestamps = [epoch_us(line.timestamp) for line in lines]
     kept = [(line, ts) for line, ts in zip(lines, timestamps, strict=True) if ts is not None]
     for line, ts in zip(lines, timestamps, strict=True):
@@ -60,7 +68,7 @@ def log_read(
         elif line.service is None:
             skipped.add("no service (field or file name)", line.line)
     kept = [(line, ts) for line, ts in kept if line.service]
-    skipped.fail_if_nothing_left(len(kept), path, what)
+    skipped.fail_if_nothing_left(len(kept) + (columns.height if columns is not None else 0), path, what)
     trace_ids = [hex_id(line.trace_id, 32) for line, _ in kept]
     frame = pl.DataFrame(
         {
@@ -74,19 +82,24 @@ def log_read(
                 orjson.dumps(canonical_attributes(line.attributes), default=str).decode() if line.attributes else None
                 for line, _ in kept
             ],
+            LINE: pl.Series([line.line for line, _ in kept], dtype=pl.UInt32),
         },
         schema_overrides={"attributes": pl.String},
-    ).sort("timestamp", maintain_order=True)
+    )
+    if columns is not None:
+        frame = pl.concat([columns, frame], how="vertical_relaxed")
+    frame = frame.sort("timestamp", LINE).drop(LINE)
     levels = frame.get_column("level").value_counts(sort=True)
     level_text = ", ".join(f"{row[0]} {row[1]}" for row in levels.iter_rows())
     notes = [f"{what}: {frame.height} lines of {frame.get_column('service').n_unique()} service(s) ({level_text})"]
     limitations = skipped.limitations(path, "line")
-    bad_ids = sum(1 for tid in trace_ids if tid is not None and len(tid) != 32)
+    bad_ids = sum(1 for tid in trace_ids if tid is not None and len(tid) != 32)  # the columns keep none
     if bad_ids:
         limitations.append(f"{path.name}: {bad_ids} trace id(s) not 32 hex digits: kept as written, joins none")
     if stats is not None:
         if stats.service_from:
-            notes.append("service from " + ", ".join(f"{k} ({n} lines)" for k, n in stats.service_from.items()))
+            origins = sorted(stats.service_from.items(), key=lambda item: (-item[1], item[0]))
+            notes.append("service from " + ", ".join(f"{k} ({n} lines)" for k, n in origins))
         if stats.no_level:
             notes.append(f"{stats.no_level} lines without a level: INFO, or ERROR where they carry an error")
         if stats.no_message:

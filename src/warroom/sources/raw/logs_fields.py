@@ -127,5 +127,3 @@ def exception_fields(value: Any) -> dict[str, Any]:
 def headline(exception: Mapping[str, Any]) -> str:
     kind, message = exception.get("exception.type"), exception.get("exception.message")
     return f"{kind}: {message}" if kind and message else str(kind or message or "")
-
-

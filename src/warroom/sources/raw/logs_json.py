@@ -27,6 +27,7 @@ JSON; the fields of a line's own `attributes` object merged in), with the names 
 added (`semconv.py`). A line without a level is INFO, or ERROR when it carries an error; a line
 without a message gets its other fields as the message.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ import orjson
 
 from warroom.sources.canonical import TABLES
 from warroom.sources.raw.logs import LogLine, LogReadStats, log_read
+from warroom.sources.raw.logs_columnar import read_columns
 from warroom.sources.raw.logs_fields import (
     ERROR_KEYS,
     INSTANCE_KEYS,
@@ -55,7 +57,7 @@ from warroom.sources.raw.logs_fields import (
 )
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.semconv import hex_id, level_of
-from warroom.sources.raw.text import first_record, json_lines, read_text
+from warroom.sources.raw.text import first_record, json_lines, json_records, read_text
 
 
 def structured_line(
@@ -190,11 +192,18 @@ class JsonLogs:
         return record is not None and is_log_record(record) and not _is_canonical(path, record)
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
-        records = json_lines(read_text(path), path, "JSON log lines (objects with a time and a message)")
         file_service = service_from_file_name(path)
         stats = LogReadStats()
+        # Most lines as columns (logs_columnar.py); those the columns do not fit, line by line.
+        columns = read_columns(path, file_service, stats, options)
+        expected = "JSON log lines (objects with a time and a message)"
+        records = json_lines(read_text(path), path, expected) if columns is None else json_records(columns.rest)
         lines = [
             structured_line(record, number, file_service, stats, options)
             for record, number in zip(records.records, records.line_numbers, strict=True)
         ]
-        return log_read(lines, path, records.skipped, "JSON log lines", stats)
+        read = log_read(lines, path, records.skipped, "JSON log lines", stats, columns.frame if columns else None)
+        if columns is not None:
+            as_columns = columns.frame.height if columns.frame is not None else 0
+            read.notes.append(f"{as_columns} lines read as columns, {len(lines)} line by line")
+        return read

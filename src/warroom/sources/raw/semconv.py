@@ -43,7 +43,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 # Names that are not of the HTTP request itself: a log record's `status` is often a word
 # ("ok", "failed"), so only a number is taken as the status code from it.
-_NUMERIC_ONLY = {"status_code", "status"}
+NUMERIC_ONLY = {"status_code", "status"}
 
 
 def canonical_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,9 +54,9 @@ def canonical_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
             continue
         for alias in aliases:
             value = result.get(alias)
-            if value is None or (alias in _NUMERIC_ONLY and not _is_number(value)):
+            if value is None or (alias in NUMERIC_ONLY and not _is_number(value)):
                 continue
-            result[name] = int(value) if alias in _NUMERIC_ONLY else value
+            result[name] = int(value) if alias in NUMERIC_ONLY else value
             break
     return result
 

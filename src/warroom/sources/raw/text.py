@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,10 +99,17 @@ class JsonRecords:
 
 def json_lines(text: str, path: Path, expected: str) -> JsonRecords:
     """One JSON object per line; other lines are skipped and counted."""
+    records = json_records(lines(text))
+    records.skipped.fail_if_nothing_left(len(records.records), path, expected)
+    return records
+
+
+def json_records(numbered: Iterable[tuple[int, str]]) -> JsonRecords:
+    """The JSON object of each (line number, line); other lines are skipped and counted."""
     records: list[dict[str, Any]] = []
     numbers: list[int] = []
     skipped = Skipped()
-    for number, line in lines(text):
+    for number, line in numbered:
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -113,7 +120,6 @@ def json_lines(text: str, path: Path, expected: str) -> JsonRecords:
             continue
         records.append(value)
         numbers.append(number)
-    skipped.fail_if_nothing_left(len(records), path, expected)
     return JsonRecords(records, numbers, skipped)
 
 
