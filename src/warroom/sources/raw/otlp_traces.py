@@ -9,40 +9,31 @@ from typing import Any
 from warroom.sources.contract import Modality
 from warroom.sources.raw import otlp
 from warroom.sources.raw.reader import RawRead, RawTable, ReadOptions
-from warroom.sources.raw.spans import Span, span_table, traces_query
+from warroom.sources.raw.semconv import canonical_attributes
+from warroom.sources.raw.spans import SpanColumns, exception_attributes, span_table, traces_query
 
 
-def _span(resource: otlp.Resource, item: dict[str, Any], line: int) -> Span:
-    status = item.get("status") or {}
-    return Span(
-        line=line,
-        trace_id=item.get("traceId"),
-        span_id=item.get("spanId"),
-        parent_span_id=item.get("parentSpanId"),
-        service=resource.service,
-        operation=item.get("name"),
-        start=item.get("startTimeUnixNano"),
-        end=item.get("endTimeUnixNano"),
-        status_code=status.get("code"),
-        status_message=status.get("message") or None,
-        kind=item.get("kind"),
-        instance=resource.instance,
-        attributes=otlp.attributes(item.get("attributes")),
-        events=[
-            {"name": event.get("name"), "attributes": otlp.attributes(event.get("attributes"))}
-            for event in item.get("events") or []
-            if isinstance(event, dict)
-        ],
-    )
-
-
-def otlp_spans(requests: list[dict[str, Any]], lines: list[int]) -> list[Span]:
+def otlp_spans(requests: list[dict[str, Any]], lines: list[int]) -> SpanColumns:
     """Every span of a list of export requests, with the line its request starts on."""
-    return [
-        _span(resource, item, line)
-        for request, line in zip(requests, lines, strict=True)
-        for resource, item in otlp.scoped_items(request, "resourceSpans", "scopeSpans", "spans")
-    ]
+    columns = SpanColumns()
+    start, end = columns.start.append, columns.end.append
+    for request, line in zip(requests, lines, strict=True):
+        for resource, item in otlp.scoped_items(request, "resourceSpans", "scopeSpans", "spans"):
+            status = item.get("status") or {}
+            attributes = canonical_attributes(otlp.attributes(item.get("attributes")))
+            events = item.get("events")
+            if events:
+                exception = exception_attributes(
+                    [{"name": e.get("name"), "attributes": otlp.attributes(e.get("attributes"))} for e in events]
+                )
+                for key, value in exception.items():
+                    attributes.setdefault(key, value)
+            ids = item.get("traceId"), item.get("spanId"), item.get("parentSpanId")
+            columns.append(line, *ids, resource.service, item.get("name"))
+            start(item.get("startTimeUnixNano"))
+            end(item.get("endTimeUnixNano"))
+            columns.settle(status.get("code"), status.get("message"), item.get("kind"), resource.instance, attributes)
+    return columns
 
 
 class OtlpTraces:

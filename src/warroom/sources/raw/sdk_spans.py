@@ -18,7 +18,7 @@ from typing import Any
 from warroom.sources.contract import Modality
 from warroom.sources.raw import otlp
 from warroom.sources.raw.reader import RawRead, RawTable, ReadOptions
-from warroom.sources.raw.spans import Span, span_table, traces_query
+from warroom.sources.raw.spans import Span, SpanColumns, span_table, traces_query
 from warroom.sources.raw.text import first_record, json_documents, read_text
 from warroom.sources.raw.times import epoch_us
 
@@ -127,8 +127,11 @@ class SdkSpans:
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
         records = json_documents(read_text(path), path, "span records (JSON objects with trace and span ids)")
-        spans = [_span(r, line) for r, line in zip(records.records, records.line_numbers, strict=True) if _is_span(r)]
-        not_spans = len(records.records) - len(spans)
+        spans = SpanColumns()
+        for record, line in zip(records.records, records.line_numbers, strict=True):
+            if _is_span(record):
+                spans.add(_span(record, line))
+        not_spans = len(records.records) - len(spans.line)
         table = span_table(spans, path)
         query = traces_query(path, f"{path.name}: every span record")
         limitations = records.skipped.limitations(path, "line") + table.limitations

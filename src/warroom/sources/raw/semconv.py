@@ -41,6 +41,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     # Request logs name the route `path` (docs/bundle-format.md, request logs).
     "path": ("http.route", "url.path", "http.target"),
 }
+_SPELLINGS = frozenset(alias for aliases in ALIASES.values() for alias in aliases)
 # Names that are not of the HTTP request itself: a log record's `status` is often a word
 # ("ok", "failed"), so only a number is taken as the status code from it.
 NUMERIC_ONLY = {"status_code", "status"}
@@ -49,16 +50,32 @@ NUMERIC_ONLY = {"status_code", "status"}
 def canonical_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The attributes with the canonical names added where only another spelling is present."""
     result = dict(attributes)
-    for name, aliases in ALIASES.items():
+    present = _SPELLINGS.intersection(result)  # at C speed: this runs for every span and line
+    if not present:
+        return result
+    for name in sorted({name for alias in present for name in _REACHED[alias]}, key=_ORDER.__getitem__):
         if name in result:
             continue
-        for alias in aliases:
+        for alias in ALIASES[name]:
             value = result.get(alias)
             if value is None or (alias in NUMERIC_ONLY and not _is_number(value)):
                 continue
             result[name] = int(value) if alias in NUMERIC_ONLY else value
             break
     return result
+
+
+def _reached(alias: str) -> set[str]:
+    """The canonical names a spelling may add, itself or through a name it adds (url.path adds
+    http.target, which `path` reads)."""
+    names = {name for name, aliases in ALIASES.items() if alias in aliases}
+    for name in list(names):
+        names |= _reached(name) if name != alias else set()
+    return names
+
+
+_ORDER = {name: index for index, name in enumerate(ALIASES)}
+_REACHED = {alias: _reached(alias) for alias in _SPELLINGS}
 
 
 def _is_number(value: Any) -> bool:

@@ -41,7 +41,7 @@ from warroom.sources.canonical import TS
 from warroom.sources.contract import Modality, SourceQuery
 from warroom.sources.raw.semconv import canonical_attributes, database_service, hex_id, peer_of
 from warroom.sources.raw.text import Skipped
-from warroom.sources.raw.times import epoch_us
+from warroom.sources.raw.times import epoch_us, epoch_us_of_numbers
 
 ERROR_CODES = {2, "2", "STATUS_CODE_ERROR", "ERROR", "Error", "error"}
 KIND_NAMES = {
@@ -84,7 +84,8 @@ class Span:
     events: list[dict[str, Any]] = field(default_factory=list)  # {"name": …, "attributes": {…}}
 
 
-def _exception_attributes(events: list[dict[str, Any]]) -> dict[str, Any]:
+def exception_attributes(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first `exception` event's type, message and stack trace."""
     for event in events:
         if event.get("name") == "exception":
             attrs = event.get("attributes") or {}
@@ -93,90 +94,136 @@ def _exception_attributes(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @dataclass
-class _Row:
-    line: int
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    service: str
-    operation: str
-    start: int
-    end: int
-    status: str
-    instance: str | None
-    attributes: dict[str, Any]
-    kind: str | None
+class SpanColumns:
+    """Decoded spans as one list per field, which a reader fills span by span (`add`, or its own
+    appends where every microsecond counts) and `span_table` settles as columns."""
+
+    line: list[int] = field(default_factory=list)
+    trace_id: list[Any] = field(default_factory=list)
+    span_id: list[Any] = field(default_factory=list)
+    parent_span_id: list[Any] = field(default_factory=list)
+    service: list[str | None] = field(default_factory=list)
+    operation: list[Any] = field(default_factory=list)
+    start: list[Any] = field(default_factory=list)
+    end: list[Any] = field(default_factory=list)
+    failed: list[bool] = field(default_factory=list)
+    instance: list[str | None] = field(default_factory=list)
+    kind: list[str | None] = field(default_factory=list)
+    # the attributes with the names the analyses read, the exception, span.kind and status.message
+    attributes: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, span: Span) -> None:
+        attributes = canonical_attributes(span.attributes)
+        for key, value in exception_attributes(span.events).items():
+            attributes.setdefault(key, value)
+        self.append(span.line, span.trace_id, span.span_id, span.parent_span_id, span.service, span.operation)
+        self.start.append(span.start)
+        self.end.append(span.end)
+        self.settle(span.status_code, span.status_message, span.kind, span.instance, attributes)
+
+    def append(self, line: int, trace_id: Any, span_id: Any, parent: Any, service: str | None, operation: Any) -> None:
+        self.line.append(line)
+        self.trace_id.append(trace_id)
+        self.span_id.append(span_id)
+        self.parent_span_id.append(parent)
+        self.service.append(service)
+        self.operation.append(operation)
+
+    def settle(
+        self, status_code: Any, status_message: Any, kind: Any, instance: str | None, attributes: dict[str, Any]
+    ) -> None:
+        """The status, kind, instance and attributes of the span last appended."""
+        name = kind_name(kind)
+        if name:
+            attributes.setdefault("span.kind", name)
+        if status_message:
+            attributes.setdefault("status.message", status_message)
+        self.failed.append(status_code in ERROR_CODES or attributes.get("error") is True)
+        self.kind.append(name)
+        self.instance.append(instance)
+        self.attributes.append(attributes)
 
 
-def _settle(span: Span, skipped: Skipped, default_service: str | None) -> _Row | None:
-    trace_id = hex_id(span.trace_id, 32)
-    span_id = hex_id(span.span_id, 16)
-    parent = hex_id(span.parent_span_id, 16)
-    if trace_id is None or len(trace_id) != 32:
-        skipped.add("trace id not 32 hex digits", span.line)
-        return None
-    if span_id is None or len(span_id) != 16:
-        skipped.add("span id not 16 hex digits", span.line)
-        return None
-    if parent is not None and len(parent) != 16:
-        skipped.add("parent span id not 16 hex digits", span.line)
-        return None
-    start, end = epoch_us(span.start), epoch_us(span.end)
-    if start is None or end is None:
-        skipped.add("start or end time unreadable", span.line)
-        return None
-    if end < start:
-        skipped.add("span ends before it starts", span.line)
-        return None
-    service = span.service or default_service
-    if not service:
-        skipped.add("no service.name in its resource", span.line)
-        return None
-    attributes = canonical_attributes(span.attributes)
-    attributes.update({k: v for k, v in _exception_attributes(span.events).items() if k not in attributes})
-    kind = kind_name(span.kind)
-    if kind:
-        attributes.setdefault("span.kind", kind)
-    if span.status_message:
-        attributes.setdefault("status.message", span.status_message)
-    failed = span.status_code in ERROR_CODES or attributes.get("error") is True
-    return _Row(
-        span.line,
-        trace_id,
-        span_id,
-        parent,
-        service,
-        span.operation or "",
-        start,
-        end,
-        "ERROR" if failed else "OK",
-        span.instance,
-        attributes,
-        kind,
-    )
+def _ids(values: list[Any], length: int) -> pl.Series:
+    """Ids as semconv.hex_id writes them: plain hex settled as a column, any other encoding
+    (base64, integers, padded text) one by one."""
+    raw = pl.Series(values, dtype=pl.String, strict=False)
+    plain = raw.str.to_lowercase().str.strip_prefix("0x").str.replace_all("-", "", literal=True)
+    ok = plain.str.contains(f"^[0-9a-f]{{{length}}}$").fill_null(False)
+    settled = pl.select(pl.when(ok & ~plain.str.contains("^0+$")).then(plain)).to_series()
+    others = (~ok & raw.is_not_null()).arg_true()
+    if others.len() == 0 and raw.null_count() == sum(v is None for v in values):
+        return settled
+    result = settled.to_list()
+    for index, value in enumerate(values):
+        if value is not None and (result[index] is None) and (raw[index] is None or not ok[index]):
+            result[index] = hex_id(value, length)
+    return pl.Series(result, dtype=pl.String)
 
 
-def _attribute_callees(rows: list[_Row]) -> int:
+def _times(values: list[Any]) -> pl.Series:
+    """Epoch µs of every value: digit strings and numbers as a column, anything else one by one."""
+    try:
+        raw = pl.Series(values)
+    except (TypeError, pl.exceptions.PolarsError):
+        return pl.Series([epoch_us(v) for v in values], dtype=pl.Int64)
+    if raw.dtype == pl.String:
+        digits = raw.str.contains(r"^\d+$").fill_null(False)
+        micros = epoch_us_of_numbers(raw.cast(pl.Int64, strict=False))
+        if bool(digits.all()):
+            return micros
+        return pl.Series(
+            [m if d else epoch_us(v) for m, d, v in zip(micros.to_list(), digits.to_list(), values, strict=True)],
+            dtype=pl.Int64,
+        )
+    if raw.dtype.is_numeric():
+        return epoch_us_of_numbers(raw)
+    return pl.Series([epoch_us(v) for v in values], dtype=pl.Int64)
+
+
+_SKIPS = (
+    ("trace id not 32 hex digits", pl.col("trace_id").is_null() | (pl.col("trace_id").str.len_bytes() != 32)),
+    ("span id not 16 hex digits", pl.col("span_id").is_null() | (pl.col("span_id").str.len_bytes() != 16)),
+    ("parent span id not 16 hex digits", pl.col("parent_span_id").str.len_bytes().fill_null(16) != 16),
+    ("start or end time unreadable", pl.col("start").is_null() | pl.col("end").is_null()),
+    ("span ends before it starts", pl.col("end") < pl.col("start")),
+    ("no service.name in its resource", pl.col("service").is_null() | (pl.col("service") == "")),
+)
+
+
+def _attribute_callees(frame: pl.DataFrame, attributes: list[dict[str, Any]]) -> tuple[pl.DataFrame, int]:
     """Re-attribute client spans to the callee they name (module docstring); how many."""
-    own_services = {row.service for row in rows}
-    parents = {row.parent_span_id for row in rows if row.parent_span_id}
+    own_services = set(frame.get_column("service").unique().to_list())
+    parents = set(frame.get_column("parent_span_id").drop_nulls().unique().to_list())
+    services = frame.get_column("service").to_list()
+    instances = frame.get_column("instance").to_list()
     moved = 0
-    for row in rows:
-        if row.kind not in ("client", None) or (row.kind is None and not database_service(row.attributes)):
+    calls = frame.select(pl.arg_where((pl.col("kind") == "client") | pl.col("kind").is_null())).to_series()
+    span_ids = frame.get_column("span_id").to_list()
+    kinds = frame.get_column("kind").to_list()
+    for index in calls.to_list():
+        attrs = attributes[index]
+        database = database_service(attrs)
+        if kinds[index] is None and not database:
             continue
-        callee = peer_of(row.attributes)
-        if not callee or callee == row.service:
+        span_id = span_ids[index]
+        callee = peer_of(attrs)
+        service = services[index]
+        if not callee or callee == service:
             continue
-        if not database_service(row.attributes) and (callee in own_services or row.span_id in parents):
+        if not database and (callee in own_services or span_id in parents):
             continue
-        row.attributes.setdefault("peer.service", callee)
-        row.attributes["warroom.caller"] = row.service
-        address = row.attributes.get("net.peer.name")
-        port = row.attributes.get("net.peer.port")
-        row.instance = f"{address}:{port}" if address and port else str(address) if address else None
-        row.service = callee
+        attrs.setdefault("peer.service", callee)
+        attrs["warroom.caller"] = service
+        address, port = attrs.get("net.peer.name"), attrs.get("net.peer.port")
+        instances[index] = f"{address}:{port}" if address and port else str(address) if address else None
+        services[index] = callee
         moved += 1
-    return moved
+    if moved:
+        frame = frame.with_columns(
+            pl.Series("service", services, dtype=pl.String), pl.Series("instance", instances, dtype=pl.String)
+        )
+    return frame, moved
 
 
 @dataclass
@@ -186,27 +233,53 @@ class SpanTable:
     limitations: list[str]
 
 
-def span_table(spans: list[Span], path: Path, *, default_service: str | None = None) -> SpanTable:
+def span_table(spans: SpanColumns, path: Path, *, default_service: str | None = None) -> SpanTable:
     """The canonical traces frame of a file's spans, with what was skipped and re-attributed."""
-    skipped = Skipped()
-    rows = [row for row in (_settle(span, skipped, default_service) for span in spans) if row is not None]
-    skipped.fail_if_nothing_left(len(rows), path, "spans with trace and span ids, a service and times")
-    moved = _attribute_callees(rows)
     frame = pl.DataFrame(
         {
-            "trace_id": [r.trace_id for r in rows],
-            "span_id": [r.span_id for r in rows],
-            "parent_span_id": [r.parent_span_id for r in rows],
-            "service": [r.service for r in rows],
-            "operation": [r.operation for r in rows],
-            "start_time": pl.Series([r.start for r in rows], dtype=pl.Int64).cast(pl.Datetime("us", "UTC")),
-            "end_time": pl.Series([r.end for r in rows], dtype=pl.Int64).cast(pl.Datetime("us", "UTC")),
-            "status": [r.status for r in rows],
-            "instance": pl.Series([r.instance for r in rows], dtype=pl.String),
-            "attributes": [orjson.dumps(r.attributes, default=str).decode() for r in rows],
-        },
-        schema_overrides={"parent_span_id": pl.String, "start_time": TS, "end_time": TS},
-    ).sort("start_time")
+            "line": pl.Series(spans.line, dtype=pl.Int64),
+            "trace_id": _ids(spans.trace_id, 32),
+            "span_id": _ids(spans.span_id, 16),
+            "parent_span_id": _ids(spans.parent_span_id, 16),
+            "service": pl.Series([s or default_service for s in spans.service], dtype=pl.String),
+            "operation": pl.Series([o if o is None else str(o) for o in spans.operation], dtype=pl.String),
+            "start": _times(spans.start),
+            "end": _times(spans.end),
+            "failed": pl.Series(spans.failed, dtype=pl.Boolean),
+            "instance": pl.Series(spans.instance, dtype=pl.String),
+            "kind": pl.Series(spans.kind, dtype=pl.String),
+            "index": pl.int_range(len(spans.line), eager=True),
+        }
+    )
+    skipped = Skipped()
+    reason = pl.lit(None, dtype=pl.String)
+    for text, test in reversed(_SKIPS):
+        reason = pl.when(test).then(pl.lit(text)).otherwise(reason)
+    frame = frame.with_columns(reason.alias("skip"))
+    for text, count, first in (
+        frame.filter(pl.col("skip").is_not_null())
+        .group_by("skip")
+        .agg(pl.len(), pl.col("line").min())
+        .sort("line")
+        .iter_rows()
+    ):
+        skipped.counts[text], skipped.first[text] = count, first
+    frame = frame.filter(pl.col("skip").is_null())
+    skipped.fail_if_nothing_left(frame.height, path, "spans with trace and span ids, a service and times")
+    attributes = [spans.attributes[i] for i in frame.get_column("index").to_list()]
+    frame, moved = _attribute_callees(frame, attributes)
+    frame = frame.select(
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "service",
+        pl.col("operation").fill_null(""),
+        pl.col("start").cast(TS).alias("start_time"),
+        pl.col("end").cast(TS).alias("end_time"),
+        pl.when("failed").then(pl.lit("ERROR")).otherwise(pl.lit("OK")).alias("status"),
+        "instance",
+        pl.Series("attributes", [orjson.dumps(a, default=str).decode() for a in attributes], dtype=pl.String),
+    ).sort("start_time", maintain_order=True)
     services = frame.get_column("service").n_unique()
     errors = int((frame.get_column("status") == "ERROR").sum())
     notes = [f"{frame.height} spans of {services} service(s), {errors} with status ERROR"]

@@ -13,6 +13,8 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import polars as pl
+
 ISO_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?"
     r"\s*(Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)?",
@@ -36,6 +38,26 @@ def epoch_us_of_number(value: float) -> int:
     if magnitude < 1e17:
         return round(value)
     return int(value) // 1_000 if isinstance(value, int) else round(value / 1_000)
+
+
+def epoch_us_of_numbers(values: pl.Series) -> pl.Series:
+    """`epoch_us_of_number` over a column of numbers (null where a value is null or not finite)."""
+    magnitude = values.abs()
+    if values.dtype.is_integer():
+        scaled = (
+            pl.when(magnitude < 10**11)
+            .then(values * 1_000_000)
+            .when(magnitude < 10**14)
+            .then(values * 1_000)
+            .when(magnitude < 10**17)
+            .then(values)
+            .otherwise(values // 1_000)
+        )
+        return pl.select(scaled.cast(pl.Int64)).to_series()
+    floats = values.cast(pl.Float64)
+    scale = pl.when(magnitude < 1e11).then(1e6).when(magnitude < 1e14).then(1e3).when(magnitude < 1e17).then(1.0)
+    scaled = (floats * scale).fill_null(floats / 1_000).round(0)
+    return pl.select(pl.when(floats.is_finite()).then(scaled).cast(pl.Int64, strict=False)).to_series()
 
 
 def epoch_us(value: Any) -> int | None:
