@@ -1,11 +1,14 @@
-"""Time to read raw event exports: JSON log lines and OTLP/JSON span lines of a given total size.
+"""Time to read raw event exports: JSON log lines and OTLP/JSON span lines of a given total size,
+against format v1 reading the same rows as its canonical `logs.jsonl` / `traces.jsonl`.
 
     .venv/bin/python benchmarks/raw_events.py --mb 300 --runs 3
 
 Writes the files once into a scratch folder (half the bytes logs, half spans: JSON lines of a
 service with levels, trace ids, errors and request attributes; OTLP export requests of 50 spans
-with old and new semantic conventions and database client spans), then reads each with its
-reader `--runs` times and prints the median wall time, rows per second and the peak RSS.
+with old and new semantic conventions and database client spans), and the canonical v1 files of
+what they read. Each file is then read `--runs` times, each time in a fresh process (so each
+read has its own peak memory), and the median wall time and CPU time, rows per second and the
+largest peak RSS are printed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import json
 import random
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,26 +95,66 @@ def write(folder: Path, megabytes: float) -> tuple[Path, Path]:
     return logs, spans
 
 
+def read_once(path: Path) -> None:
+    """Read one file with the reader that recognises it; print rows, wall and CPU seconds, peak RSS."""
+    reader = recognise(path)
+    assert reader is not None, path
+    began, cpu = time.perf_counter(), time.process_time()
+    read = reader.read(path, ReadOptions())
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = read.tables[0].frame.height
+    print(json.dumps({"reader": reader.name, "rows": rows, "wall": wall, "cpu": cpu, "peak": peak}))
+
+
+def measure(path: Path, runs: int) -> dict:
+    results = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, __file__, "--read", str(path)], capture_output=True, text=True, check=True
+        )
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {
+        "reader": results[0]["reader"],
+        "rows": results[0]["rows"],
+        "wall": statistics.median(r["wall"] for r in results),
+        "cpu": statistics.median(r["cpu"] for r in results),
+        "peak": max(r["peak"] for r in results),
+    }
+
+
+def canonical_copy(path: Path, folder: Path) -> Path:
+    """The rows a raw file reads to, as format v1's canonical JSON lines file of its modality."""
+    reader = recognise(path)
+    assert reader is not None
+    table = reader.read(path, ReadOptions()).tables[0]
+    target = folder / f"{table.modality.value}.jsonl"
+    table.frame.write_ndjson(target)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=300.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--read", type=Path, help=argparse.SUPPRESS)  # one measured read, in a child
     args = parser.parse_args()
+    if args.read:
+        read_once(args.read)
+        return
     with tempfile.TemporaryDirectory(prefix="warroom-bench-") as scratch:
-        for path in write(Path(scratch), args.mb):
-            reader = recognise(path)
-            assert reader is not None
-            times, rows = [], 0
-            for _ in range(args.runs):
-                began = time.perf_counter()
-                read = reader.read(path, ReadOptions())
-                times.append(time.perf_counter() - began)
-                rows = read.tables[0].frame.height
-            median = statistics.median(times)
-            size = path.stat().st_size / 1e6
-            print(f"{reader.name}: {size:.0f} MB, {rows} rows, median {median:.2f} s ({rows / median:,.0f} rows/s)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak:.0f} MiB")
+        folder = Path(scratch)
+        (folder / "v1").mkdir()
+        for path in write(folder, args.mb):
+            for label, target in (("raw", path), ("v1", canonical_copy(path, folder / "v1"))):
+                m = measure(target, args.runs)
+                size = target.stat().st_size / 1e6
+                print(
+                    f"{label} {m['reader']}: {size:.0f} MB, {m['rows']} rows, median wall {m['wall']:.2f} s "
+                    f"({m['rows'] / m['wall']:,.0f} rows/s), median CPU {m['cpu']:.2f} s "
+                    f"({m['rows'] / m['cpu']:,.0f} rows/CPU-s), peak RSS {m['peak']:.0f} MiB",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
