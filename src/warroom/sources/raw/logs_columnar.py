@@ -80,6 +80,7 @@ class _Spelling:
     expr: pl.Expr
     dtype: DType
     nested: bool = False
+    nullable: bool = True  # whether its value may be null on a line (a written null, or absent)
 
     def present(self) -> pl.Expr:
         if self.dtype == pl.String:
@@ -281,11 +282,13 @@ def _map(frame: pl.DataFrame, objects: pl.DataFrame, file: _File) -> tuple[pl.Da
         .otherwise(pl.lit("the file name"))
     )
     taken: dict[str, list[pl.Expr]] = {}
-    for key, where in [
-        *(pair for role in (time, level, message, trace, instance, configured) for pair in role.consumed()),
-        *service.consumed(~configured.present()),
-    ]:
-        taken.setdefault(key, []).append(where)
+    whole: list[str] = []  # the only spelling of its role: taken wherever it holds a value
+    for role, also in ((time, None), (level, None), (message, None), (trace, None), (instance, None),
+                       (configured, None), (service, ~configured.present() if configured.flat else None)):  # fmt: skip
+        for key, where in role.consumed(also):
+            taken.setdefault(key, []).append(where)
+            if len(role.flat) == 1 and also is None:
+                whole.append(key)
 
     timestamps = _timestamps(frame.select(time.value().alias(MICROS)).to_series())
     if timestamps is None:
@@ -295,11 +298,12 @@ def _map(frame: pl.DataFrame, objects: pl.DataFrame, file: _File) -> tuple[pl.Da
     trace_value, trace_fits = _hex(trace, 32)
     fits = fits & level_fits & trace_fits
 
-    attributes, attributes_fit = _attributes(schema, taken)
+    attributes, attributes_fit = _attributes(frame, taken, {k for k in whole if whole.count(k) == len(taken[k])})
     exception, exception_fits = _exceptions(frame, schema, attributes)
     fits = fits & attributes_fit & exception_fits
-    for name in EXCEPTION_FIELDS:
-        attributes[name] = _Spelling(name, exception.struct.field(name), pl.String())
+    if exception is not None:
+        for name in EXCEPTION_FIELDS:
+            attributes[name] = _Spelling(name, exception.struct.field(name), pl.String())
     if span.flat:
         span_value, span_fits = _hex(span, 16, zero_fits=False)
         fits = fits & span_fits
@@ -309,8 +313,13 @@ def _map(frame: pl.DataFrame, objects: pl.DataFrame, file: _File) -> tuple[pl.Da
         attributes["span_id"] = _Spelling("span_id", value, pl.String())
     fits = fits & _canonical_names(attributes) & ~_retyped(objects, schema)
 
-    failed = _any([exception.struct.field(name).is_not_null() for name in EXCEPTION_FIELDS])
-    title = exception.struct.field("headline")
+    described = (
+        exception
+        if exception is not None
+        else pl.struct([pl.lit(None, dtype=pl.String).alias(name) for name in [*EXCEPTION_FIELDS, "headline"]])
+    )
+    failed = _any([described.struct.field(name).is_not_null() for name in EXCEPTION_FIELDS])
+    title = described.struct.field("headline")
     said = message.value()
     text = (
         pl.when(title.is_not_null() & ~said.str.contains(title, literal=True).fill_null(False))
@@ -318,7 +327,8 @@ def _map(frame: pl.DataFrame, objects: pl.DataFrame, file: _File) -> tuple[pl.Da
         .otherwise(said)
     )
     encoded = pl.struct([s.expr.alias(name) for name, s in attributes.items()]).struct.json_encode()
-    encoded = encoded.str.replace_all(_NULL_FIELD, "")
+    if any(s.nullable for s in attributes.values()):
+        encoded = encoded.str.replace_all(_NULL_FIELD, "")
     mapped = frame.with_columns(timestamps.alias(MICROS)).select(
         pl.col(MICROS).cast(TS).alias("timestamp"),
         service_value.alias("service"),
@@ -340,25 +350,33 @@ def _map(frame: pl.DataFrame, objects: pl.DataFrame, file: _File) -> tuple[pl.Da
     return kept.drop("fits", "origin", "no_level"), fitting
 
 
-def _attributes(schema: pl.Schema, taken: dict[str, list[pl.Expr]]) -> tuple[dict[str, _Spelling], pl.Expr]:
-    """The fields a line keeps as attributes (a field its value was taken from is null there,
-    which leaves it out), with the fields of its own `attributes` object beside them."""
+def _attributes(
+    frame: pl.DataFrame, taken: dict[str, list[pl.Expr]], whole: set[str]
+) -> tuple[dict[str, _Spelling], pl.Expr]:
+    """The fields a line keeps as attributes, with the fields of its own `attributes` object
+    beside them. A field the line's value was taken from is null there, which leaves it out; one
+    taken wherever it holds a value is left out as a whole (its lines holding "" are not read as
+    columns: they keep it)."""
     fields = {}
-    for name, dtype in schema.items():
+    fits = pl.lit(True)
+    for name, dtype in frame.schema.items():
         if name == LINE:
             continue
         expr = pl.col(name)
+        if name in whole:
+            if dtype == pl.String:
+                fits = fits & (expr != "").fill_null(True)
+            continue
         if name in taken:
             expr = pl.when(_any(taken[name])).then(None).otherwise(expr)
-        fields[name] = _Spelling(name, expr, dtype)
+        fields[name] = _Spelling(name, expr, dtype, nullable=name in taken or frame.get_column(name).null_count() > 0)
     nested = fields.get("attributes")
     if nested is not None and nested.dtype == pl.String:
-        return fields, ~nested.expr.str.starts_with("{").fill_null(False)  # JSON text: parsed per line
+        return fields, fits & ~nested.expr.str.starts_with("{").fill_null(False)  # JSON text: parsed per line
     if nested is None or not isinstance(nested.dtype, pl.Struct):
-        return fields, pl.lit(True)
+        return fields, fits
     # an OpenTelemetry-shaped line: the fields of its own `attributes` object, under its others
     del fields["attributes"]
-    fits = pl.lit(True)
     inner = {}
     for f in nested.dtype.fields:
         value = nested.expr.struct.field(f.name)
@@ -444,15 +462,17 @@ def _hex(role: _Role, length: int, *, zero_fits: bool = True) -> tuple[pl.Expr, 
     return value, fits
 
 
-def _exceptions(frame: pl.DataFrame, schema: pl.Schema, attributes: dict[str, _Spelling]) -> tuple[pl.Expr, pl.Expr]:
+def _exceptions(
+    frame: pl.DataFrame, schema: pl.Schema, attributes: dict[str, _Spelling]
+) -> tuple[pl.Expr | None, pl.Expr]:
     """exception.type/message/stacktrace and the headline of the line's error field (a struct
-    column, null where there is none), and where the columns read it: one error field, as text,
-    on a line that does not already name its exception."""
+    column, null where there is none; None when the file has no error field), and where the
+    columns read it: one error field, as text, on a line that does not already name its exception."""
     found = [s for key in ERROR_KEYS for s in _spellings(schema, key)]
     names = [*EXCEPTION_FIELDS, "headline"]
     none = pl.struct([pl.lit(None, dtype=pl.String).alias(n) for n in names])
     if not found:
-        return none, pl.lit(True)
+        return None, pl.lit(True)
     present = [s.present() for s in found]
     count = pl.sum_horizontal([p.cast(pl.Int32) for p in present])
     texts = [s for s in found if s.dtype == pl.String]
@@ -486,7 +506,7 @@ def _canonical_names(attributes: dict[str, _Spelling]) -> pl.Expr:
                 continue
             if alias in NUMERIC_ONLY:
                 if spelling.dtype.is_integer():
-                    sources.append(_Spelling(alias, spelling.expr.cast(pl.Int64), pl.Int64))
+                    sources.append(_Spelling(alias, spelling.expr.cast(pl.Int64), pl.Int64, nullable=spelling.nullable))
                 elif spelling.dtype == pl.String:
                     digits = spelling.expr.str.contains(r"^\d+$")
                     number = pl.when(digits).then(spelling.expr.cast(pl.Int64, strict=False))
@@ -499,12 +519,16 @@ def _canonical_names(attributes: dict[str, _Spelling]) -> pl.Expr:
         candidates = [own, *sources] if own is not None else sources
         if len({s.dtype for s in candidates}) > 1 and all(s.dtype.is_numeric() for s in candidates):
             # integers and decimals: the same numbers as decimals (503 as 503.0)
-            candidates = [_Spelling(s.key, s.expr.cast(pl.Float64), pl.Float64()) for s in candidates]
+            candidates = [
+                _Spelling(s.key, s.expr.cast(pl.Float64), pl.Float64(), nullable=s.nullable) for s in candidates
+            ]
         if len({s.dtype for s in candidates}) > 1:
             own_missing = own.expr.is_null() if own is not None else pl.lit(True)
             fits = fits & ~(own_missing & _any([s.expr.is_not_null() for s in sources]))
             continue
-        attributes[name] = _Spelling(name, pl.coalesce([s.expr for s in candidates]), candidates[0].dtype)
+        value = pl.coalesce([s.expr for s in candidates])
+        nullable = all(s.nullable for s in candidates)
+        attributes[name] = _Spelling(name, value, candidates[0].dtype, nullable=nullable)
     return fits
 
 
