@@ -189,3 +189,11 @@ def test_unknown_encoding_is_one_line_error(tmp_path: Path) -> None:
     path.write_bytes(line.encode() + line.encode("latin-1"))
     with pytest.raises(BundleError, match=r"spans.jsonl:2: not UTF-8 text \(byte 0xe9\)"):
         _read(path)
+
+
+def test_v1_traces_file_stays_with_the_v1_reader(tmp_path: Path) -> None:
+    row = {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7", "parent_span_id": None,
+           "service": "a", "operation": "GET /", "start_time": "2024-05-27T15:00:00Z",
+           "end_time": "2024-05-27T15:00:01Z", "status": "OK", "attributes": "{}"}  # fmt: skip
+    path = write_lines(tmp_path / "traces.jsonl", [row])
+    assert recognise(path).name == "canonical table (format v1)"  # type: ignore[union-attr]
