@@ -71,7 +71,7 @@ class OtlpSpoolSource:
         limitations: list[str] = []
         low, high = int(start.timestamp() * 1e9), int(end.timestamp() * 1e9)
         for signal, budget in (("traces", self.config.max_spans), ("logs", self.config.max_log_records)):
-            kept, count, left, cut_at = [], 0, 0, None
+            kept, left_out, count, left, cut_at = [], [], 0, 0, None
             for path in spool_files(self.root / signal, start, end):
                 for line in path.read_bytes().splitlines():
                     if not line.strip():
@@ -79,7 +79,7 @@ class OtlpSpoolSource:
                     try:
                         request = orjson.loads(line)
                     except orjson.JSONDecodeError:
-                        limitations.append(f"otlp spool: a line of {path.name} is not JSON (a write cut short)")
+                        left_out.append(f"otlp spool: a line of {path.name} is not JSON (a write cut short)")
                         continue
                     times = [t for t in _times(request, signal) if low <= t <= high]
                     if not times:
@@ -92,22 +92,27 @@ class OtlpSpoolSource:
                     count += len(times)
             if left:
                 since = datetime.fromtimestamp((cut_at or low) / 1e9, UTC).isoformat()
-                limitations.append(
+                left_out.append(
                     f"otlp spool: {signal} budget of {budget} reached; {left} export request(s) from {since} on "
                     "were not read"
                 )
-            if kept:
-                responses.append(RawResponse(f"otlp/{signal}.jsonl", b"\n".join(kept) + b"\n"))
-                queries.append(
-                    SourceQuery(
-                        source="otlp",
-                        modality=SIGNALS[signal][4],
-                        text=f"{signal} export requests with items in the period",
-                        location=str(self.root / signal),
-                        start=start,
-                        end=end,
-                    )
+            if not kept:
+                limitations.extend(left_out)  # nothing saved to carry them: said by the live read only
+                continue
+            # What was left out travels with what was read (otlp.left_out reads it back), so the
+            # snapshot's replay names the same limitations as the live read.
+            body = b"\n".join([*kept, *(orjson.dumps({"left_out": note}) for note in left_out)]) + b"\n"
+            responses.append(RawResponse(f"otlp/{signal}.jsonl", body))
+            queries.append(
+                SourceQuery(
+                    source="otlp",
+                    modality=SIGNALS[signal][4],
+                    text=f"{signal} export requests with items in the period",
+                    location=str(self.root / signal),
+                    start=start,
+                    end=end,
                 )
+            )
         read = read_back(responses, queries, ReadOptions())
         read.limitations[:0] = limitations
         return read

@@ -103,3 +103,10 @@ def scoped_items(
             for item in scope.get(items_key) or [] if isinstance(scope, dict) else []:
                 if isinstance(item, dict):
                     yield resource, item
+
+
+def left_out(records: JsonRecords) -> list[str]:
+    """What a live read left out, as warroom's OTLP spool source saves it with the requests it
+    read: a last `{"left_out": "…"}` line (a budget reached, a line cut short), so a snapshot's
+    replay names the same limitation."""
+    return [str(record["left_out"]) for record in records.records if "left_out" in record]

@@ -65,4 +65,5 @@ class OtlpLogs:
     def read(self, path: Path, options: ReadOptions) -> RawRead:
         requests = otlp.export_requests(path, "resourceLogs")
         read = log_read(otlp_log_lines(requests.records, requests.line_numbers), path, requests.skipped, "OTLP logs")
+        read.limitations.extend(otlp.left_out(requests))
         return read

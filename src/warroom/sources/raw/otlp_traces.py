@@ -49,5 +49,5 @@ class OtlpTraces:
         return RawRead(
             tables=[RawTable(Modality.TRACES, table.frame, query)],
             notes=table.notes,
-            limitations=requests.skipped.limitations(path, "line") + table.limitations,
+            limitations=requests.skipped.limitations(path, "line") + table.limitations + otlp.left_out(requests),
         )
