@@ -126,3 +126,9 @@ def test_v1_logs_file_stays_with_the_v1_reader_unless_attributes_are_objects(tmp
     write_lines(path, [{**v1, "attributes": {"ab": 503}}])
     assert recognise(path).name == "JSON log lines"  # type: ignore[union-attr]
     assert json.loads(_read(path).tables[0].frame["attributes"][0]) == {"ab": 503}
+
+
+def test_database_service_names_the_database_server_logs() -> None:
+    path = FIXTURES / "postgresql.log"
+    read = recognise(path).read(path, ReadOptions(database_service="database"))  # type: ignore[union-attr]
+    assert {r["service"] for r in _rows(read)} == {"database"}

@@ -197,3 +197,11 @@ def test_v1_traces_file_stays_with_the_v1_reader(tmp_path: Path) -> None:
            "end_time": "2024-05-27T15:00:01Z", "status": "OK", "attributes": "{}"}  # fmt: skip
     path = write_lines(tmp_path / "traces.jsonl", [row])
     assert recognise(path).name == "canonical table (format v1)"  # type: ignore[union-attr]
+
+
+def test_database_service_names_the_callee_of_database_spans(tmp_path: Path, spans: list) -> None:
+    path = write_lines(tmp_path / "traces.jsonl", [otlp_trace_request(spans)])
+    read = recognise(path).read(path, ReadOptions(database_service="database"))  # type: ignore[union-attr]
+    by_operation = _by_operation(read)
+    assert by_operation["SELECT orders"]["service"] == "database"
+    assert by_operation["POST"]["service"] == "gateway"  # not a database call: unchanged

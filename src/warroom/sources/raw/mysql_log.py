@@ -132,6 +132,9 @@ class MysqlLog:
     def read(self, path: Path, options: ReadOptions) -> RawRead:
         text = read_text(path)
         skipped = Skipped()
-        if _is_slow_log(text[:65536].lstrip()):
-            return log_read(_slow_blocks(text, skipped), path, skipped, "MySQL slow query log entries")
-        return log_read(_error_lines(text, skipped), path, skipped, "MySQL error log lines")
+        slow = _is_slow_log(text[:65536].lstrip())
+        found = _slow_blocks(text, skipped) if slow else _error_lines(text, skipped)
+        for line in found:
+            line.service = options.database_service or line.service
+        what = "MySQL slow query log entries" if slow else "MySQL error log lines"
+        return log_read(found, path, skipped, what)

@@ -44,7 +44,8 @@ class OtlpTraces:
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
         requests = otlp.export_requests(path, "resourceSpans")
-        table = span_table(otlp_spans(requests.records, requests.line_numbers), path)
+        spans = otlp_spans(requests.records, requests.line_numbers)
+        table = span_table(spans, path, database=options.database_service)
         query = traces_query(path, f"{path.name}: every span of {len(requests.records)} export request(s)")
         return RawRead(
             tables=[RawTable(Modality.TRACES, table.frame, query)],

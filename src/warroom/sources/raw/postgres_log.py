@@ -243,6 +243,8 @@ class PostgresLog:
             found, shape = _csv_lines(text, skipped), "csvlog"
         else:
             found, shape = list(_stderr_messages(text, skipped)), "stderr"
+        for line in found:
+            line.service = options.database_service or line.service
         read = log_read(found, path, skipped, f"PostgreSQL {shape} messages")
         events: dict[str, int] = {}
         for line in found:

@@ -143,7 +143,7 @@ class SdkSpans:
             if _is_span(record):
                 spans.add(_span(record, line))
         not_spans = len(records.records) - len(spans.line)
-        table = span_table(spans, path)
+        table = span_table(spans, path, database=options.database_service)
         query = traces_query(path, f"{path.name}: every span record")
         limitations = records.skipped.limitations(path, "line") + table.limitations
         if not_spans:

@@ -89,9 +89,12 @@ def database_service(attributes: Mapping[str, Any]) -> str | None:
     return str(system) if system else None
 
 
-def peer_of(attributes: Mapping[str, Any]) -> str | None:
-    """Who a client span calls: `peer.service`, else the database system, else the server host."""
-    for value in (attributes.get("peer.service"), database_service(attributes), attributes.get("net.peer.name")):
+def peer_of(attributes: Mapping[str, Any], database: str | None = None) -> str | None:
+    """Who a client span calls: `peer.service`, else the database (`database` when given, else its
+    system's name), else the server host."""
+    system = database_service(attributes)
+    named = database if system else None
+    for value in (attributes.get("peer.service"), named, system, attributes.get("net.peer.name")):
         if value:
             return str(value)
     return None

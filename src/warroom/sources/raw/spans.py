@@ -191,7 +191,9 @@ _SKIPS = (
 )
 
 
-def _attribute_callees(frame: pl.DataFrame, attributes: list[dict[str, Any]]) -> tuple[pl.DataFrame, int]:
+def _attribute_callees(
+    frame: pl.DataFrame, attributes: list[dict[str, Any]], database: str | None
+) -> tuple[pl.DataFrame, int]:
     """Re-attribute client spans to the callee they name (module docstring); how many."""
     own_services = set(frame.get_column("service").unique().to_list())
     parents = set(frame.get_column("parent_span_id").drop_nulls().unique().to_list())
@@ -207,7 +209,7 @@ def _attribute_callees(frame: pl.DataFrame, attributes: list[dict[str, Any]]) ->
         if kinds[index] is None and not database:
             continue
         span_id = span_ids[index]
-        callee = peer_of(attrs)
+        callee = peer_of(attrs, database)
         service = services[index]
         if not callee or callee == service:
             continue
@@ -233,7 +235,9 @@ class SpanTable:
     limitations: list[str]
 
 
-def span_table(spans: SpanColumns, path: Path, *, default_service: str | None = None) -> SpanTable:
+def span_table(
+    spans: SpanColumns, path: Path, *, default_service: str | None = None, database: str | None = None
+) -> SpanTable:
     """The canonical traces frame of a file's spans, with what was skipped and re-attributed."""
     frame = pl.DataFrame(
         {
@@ -267,7 +271,7 @@ def span_table(spans: SpanColumns, path: Path, *, default_service: str | None = 
     frame = frame.filter(pl.col("skip").is_null())
     skipped.fail_if_nothing_left(frame.height, path, "spans with trace and span ids, a service and times")
     attributes = [spans.attributes[i] for i in frame.get_column("index").to_list()]
-    frame, moved = _attribute_callees(frame, attributes)
+    frame, moved = _attribute_callees(frame, attributes, database)
     frame = frame.select(
         "trace_id",
         "span_id",
