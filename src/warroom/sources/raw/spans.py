@@ -23,6 +23,7 @@ them here. What is the same whatever the shape is decided once:
     - another client span naming its peer (`peer.service`, else `server.address` /
       `net.peer.name`) when the callee has no spans of its own in the same read and the span has
       no child in it (an instrumented callee's server span is the child, and names it already).
+  `ReadOptions.database_service`, when set, names every database callee instead of `db.system`.
   The caller stays in the attributes as `warroom.caller`. A callee whose own spans are exported to
   another file than its callers' is not visible to this rule: give its spans in the same file, or
   set `peer.service` only for uninstrumented callees.
@@ -205,15 +206,15 @@ def _attribute_callees(
     kinds = frame.get_column("kind").to_list()
     for index in calls.to_list():
         attrs = attributes[index]
-        database = database_service(attrs)
-        if kinds[index] is None and not database:
+        system = database_service(attrs)
+        if kinds[index] is None and not system:
             continue
         span_id = span_ids[index]
         callee = peer_of(attrs, database)
         service = services[index]
         if not callee or callee == service:
             continue
-        if not database and (callee in own_services or span_id in parents):
+        if not system and (callee in own_services or span_id in parents):
             continue
         attrs.setdefault("peer.service", callee)
         attrs["warroom.caller"] = service
