@@ -52,7 +52,7 @@ from warroom.sources.raw.logs_fields import (
 from warroom.sources.raw.reader import ReadOptions
 from warroom.sources.raw.semconv import ALIASES, NUMERIC_ONLY, level_of
 from warroom.sources.raw.text import encoding_of
-from warroom.sources.raw.times import epoch_us
+from warroom.sources.raw.times import epoch_us, epoch_us_of_numbers
 
 MICROS = "\x00micros"  # the time read, beside the field it was read from
 CHUNK = 200_000  # object lines parsed at once: bounds the memory of the parsed fields
@@ -392,28 +392,8 @@ def _attributes(
 def _timestamps(raw: pl.Series) -> pl.Series | None:
     """Epoch microseconds of every line's time (null where the expressions cannot read it), or
     None when they read the sample differently from times.py."""
-    if raw.dtype.is_integer():
-        magnitude = raw.abs()
-        micros = (
-            pl.select(
-                pl.when(magnitude < 10**11)
-                .then(raw * 1_000_000)
-                .when(magnitude < 10**14)
-                .then(raw * 1_000)
-                .when(magnitude < 10**17)
-                .then(raw)
-                .otherwise(raw // 1_000)
-            )
-            .to_series()
-            .cast(pl.Int64)
-        )
-    elif raw.dtype.is_float():
-        magnitude = raw.abs()
-        scale = pl.select(
-            pl.when(magnitude < 1e11).then(1e6).when(magnitude < 1e14).then(1e3).when(magnitude < 1e17).then(1.0)
-        ).to_series()
-        micros = (raw * scale).fill_null(raw / 1_000).round(0).cast(pl.Int64, strict=False)
-        micros = pl.select(pl.when(raw.is_finite()).then(micros)).to_series()
+    if raw.dtype.is_numeric():
+        micros = epoch_us_of_numbers(raw)
     else:
         digits = raw.str.contains(r"^\d+$").fill_null(False)
         numbers = _timestamps(raw.cast(pl.Int64, strict=False))

@@ -36,7 +36,6 @@ from typing import Any
 
 import orjson
 
-from warroom.sources.canonical import TABLES
 from warroom.sources.raw.logs import LogLine, LogReadStats, log_read
 from warroom.sources.raw.logs_columnar import read_columns
 from warroom.sources.raw.logs_fields import (
@@ -58,6 +57,7 @@ from warroom.sources.raw.logs_fields import (
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.semconv import hex_id, level_of
 from warroom.sources.raw.text import first_record, json_lines, json_records, read_text
+from warroom.sources.raw.v1 import is_v1_record
 
 
 def structured_line(
@@ -174,22 +174,12 @@ def is_log_record(record: Mapping[str, Any]) -> bool:
     return has_message(record) and first_field(record, TIME_KEYS) is not None
 
 
-def _is_canonical(path: Path, record: Mapping[str, Any]) -> bool:
-    """A format v1 `logs.jsonl`: canonical columns only, attributes as text; v1 reads it."""
-    spec = TABLES["logs"]
-    return (
-        path.stem == "logs"
-        and set(record) <= {*spec.required, *spec.optional}
-        and not isinstance(record.get("attributes"), dict)
-    )
-
-
 class JsonLogs:
     name = "JSON log lines"
 
     def sniff(self, path: Path, head: bytes) -> bool:
         record = first_record(head)
-        return record is not None and is_log_record(record) and not _is_canonical(path, record)
+        return record is not None and is_log_record(record) and not is_v1_record(path, record, "logs")
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
         file_service = service_from_file_name(path)

@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from warroom.sources.canonical import TABLES
 from warroom.sources.contract import Modality
 from warroom.sources.raw import otlp
 from warroom.sources.raw.reader import RawRead, RawTable, ReadOptions
 from warroom.sources.raw.spans import Span, SpanColumns, span_table, traces_query
 from warroom.sources.raw.text import first_record, json_documents, read_text
 from warroom.sources.raw.times import epoch_us
+from warroom.sources.raw.v1 import is_v1_record
 
 TRACE_KEYS = ("trace_id", "traceId", "traceID")
 SPAN_KEYS = ("span_id", "spanId", "spanID", "id")
@@ -43,16 +43,6 @@ def _is_span(record: Mapping[str, Any]) -> bool:
     )
     has_time = _first(record, START_KEYS) is not None or ("timestamp" in record and "duration" in record)
     return bool(has_ids and has_time)
-
-
-def _is_canonical(path: Path, record: Mapping[str, Any]) -> bool:
-    """A format v1 `traces.jsonl` (canonical columns only, attributes as text): v1 reads it."""
-    spec = TABLES["traces"]
-    return (
-        path.stem == "traces"
-        and set(record) <= {*spec.required, *spec.optional}
-        and not isinstance(record.get("attributes"), dict | list)
-    )
 
 
 def _resource(record: Mapping[str, Any]) -> otlp.Resource:
@@ -134,7 +124,7 @@ class SdkSpans:
 
     def sniff(self, path: Path, head: bytes) -> bool:
         record = first_record(head)
-        return record is not None and _is_span(record) and not _is_canonical(path, record)
+        return record is not None and _is_span(record) and not is_v1_record(path, record, "traces")
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
         records = json_documents(read_text(path), path, "span records (JSON objects with trace and span ids)")

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from warroom.sources.canonical import TABLES
 from warroom.sources.contract import Modality, SourceQuery
 from warroom.sources.raw.reader import RawRead, RawTable, ReadOptions
 from warroom.sources.tables import FORMATS, read_table
+
+
+def is_v1_record(path: Path, record: Mapping[str, Any], table: str) -> bool:
+    """A line of a format v1 table file (`logs.jsonl`, `traces.jsonl`): canonical columns only,
+    attributes as text. Raw readers whose records look alike leave it to the v1 reader."""
+    spec = TABLES[table]
+    return (
+        path.stem == table
+        and set(record) <= {*spec.required, *spec.optional}
+        and not isinstance(record.get("attributes"), dict | list)
+    )
 
 
 class CanonicalTable:
