@@ -101,6 +101,7 @@ class ActionsConfig(_Strict):
 class WarroomConfig(_Strict):
     comms: CommsConfig = Field(default_factory=CommsConfig)
     actions: ActionsConfig = Field(default_factory=ActionsConfig)
+    serve: dict[str, Any] = Field(default_factory=dict)  # validated by warroom.serve.config
     path: str | None = Field(default=None, exclude=True)
 
 

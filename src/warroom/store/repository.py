@@ -93,31 +93,36 @@ class Store:
 
     def create_incident(self, draft: Incident) -> Incident:
         """Allocate the next INC-YYYY-NNN id for the incident's year and persist it."""
-        year = (draft.detected_at or now()).year
         for _ in range(20):  # another writer may take the same number: retry on the unique key
             try:
                 with self.transaction() as session:
-                    last = session.scalar(select(func.max(IncidentRow.number)).where(IncidentRow.year == year))
-                    number = (last or 0) + 1
-                    incident = draft.model_copy(update={"id": f"INC-{year}-{number:03d}"})
-                    stamp = now()
-                    session.add(
-                        IncidentRow(
-                            id=incident.id,
-                            year=year,
-                            number=number,
-                            title=incident.title,
-                            severity=incident.severity.value,
-                            status=incident.status.value,
-                            data=incident.model_dump(mode="json"),
-                            created_at=stamp,
-                            updated_at=stamp,
-                        )
-                    )
-                return incident
+                    return self.add_incident(session, draft)
             except IntegrityError:
                 continue
         raise RuntimeError("could not allocate an incident number")
+
+    def add_incident(self, session: Session, draft: Incident) -> Incident:
+        """Allocate the next number in the caller's transaction (IntegrityError if another writer took it)."""
+        year = (draft.detected_at or now()).year
+        last = session.scalar(select(func.max(IncidentRow.number)).where(IncidentRow.year == year))
+        number = (last or 0) + 1
+        incident = draft.model_copy(update={"id": f"INC-{year}-{number:03d}"})
+        stamp = now()
+        session.add(
+            IncidentRow(
+                id=incident.id,
+                year=year,
+                number=number,
+                title=incident.title,
+                severity=incident.severity.value,
+                status=incident.status.value,
+                data=incident.model_dump(mode="json"),
+                created_at=stamp,
+                updated_at=stamp,
+            )
+        )
+        session.flush()
+        return incident
 
     def get_incident(self, incident_id: str, session: Session | None = None) -> Incident:
         if session is None:
@@ -252,6 +257,14 @@ class Store:
                 raise NotFoundError(f"incident '{incident_id}' has no workflow run")
             session.expunge(row)
             return row
+
+    def runs_with_status(self, statuses: tuple[str, ...]) -> list[RunRow]:
+        """Runs whose status is one of `statuses`, oldest first."""
+        with self.transaction() as session:
+            rows = list(session.scalars(select(RunRow).where(RunRow.status.in_(statuses)).order_by(RunRow.started_at)))
+            for row in rows:
+                session.expunge(row)
+            return rows
 
     def set_run_status(self, session: Session, run_id: str, status: str, finished: bool = False) -> None:
         row = session.get(RunRow, run_id)
