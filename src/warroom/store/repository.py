@@ -219,6 +219,27 @@ class Store:
                 for row in rows
             ]
 
+    def events_after(self, incident_id: str, after_seq: int, limit: int = 500) -> list[TimelineEvent]:
+        """The incident's events with a sequence number above `after_seq` (what a live view has not seen)."""
+        with self.transaction() as session:
+            rows = session.scalars(
+                select(TimelineRow)
+                .where(TimelineRow.incident_id == incident_id, TimelineRow.seq > after_seq)
+                .order_by(TimelineRow.seq)
+                .limit(limit)
+            )
+            return [
+                TimelineEvent(
+                    at=_aware(row.at) or row.at,
+                    kind=TimelineKind(row.kind),
+                    source=row.source,
+                    summary=row.summary,
+                    data=row.data,
+                    seq=row.seq,
+                )
+                for row in rows
+            ]
+
     # -- runs and steps ----------------------------------------------------------------------
 
     def create_run(

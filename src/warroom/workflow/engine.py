@@ -451,16 +451,18 @@ class Engine:
             f"approved:{action['id']}",
         )
 
-    def approve(self, incident_id: str, action_id: str, actor: str) -> None:
-        """Record a human approval given after the fact (`warroom approve`)."""
+    def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> None:
+        """Record a human approval given after the fact (`warroom approve`); `at` in incident time."""
         known = {row.action_id: row for row in self.store.actions(incident_id)}
         if action_id not in known:
             choices = ", ".join(sorted(known)) or "none proposed yet"
             raise NotFoundError(f"incident {incident_id} has no action '{action_id}' (actions: {choices})")
         with self.store.transaction() as session:
-            self._approve(session, incident_id, {"id": action_id, **known[action_id].data}, actor, datetime.now(UTC))
+            self._approve(
+                session, incident_id, {"id": action_id, **known[action_id].data}, actor, at or datetime.now(UTC)
+            )
 
-    def reject(self, incident_id: str, action_id: str, actor: str, reason: str) -> None:
+    def reject(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> None:
         """Record a human's refusal of a proposed action; the gate then passes without it."""
         known = {row.action_id: row for row in self.store.actions(incident_id)}
         if action_id not in known:
@@ -468,7 +470,7 @@ class Engine:
             raise NotFoundError(f"incident {incident_id} has no action '{action_id}' (actions: {choices})")
         if known[action_id].approved_by:
             raise InputError(f"action '{action_id}' was already approved by {known[action_id].approved_by}")
-        at = datetime.now(UTC)
+        at = at or datetime.now(UTC)
         with self.store.transaction() as session:
             self.store.upsert_action(session, incident_id, action_id, "rejected")
             self.store.audit(session, incident_id, action_id, "rejected", actor, at, {"reason": reason})
