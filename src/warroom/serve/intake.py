@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +22,7 @@ from warroom.redact import redact_obj
 from warroom.serve.payloads import ReceivedAlert
 from warroom.serve.routing import Route, Router, severity_of
 from warroom.store import alerts as alert_store
-from warroom.store.models import AlertRow
+from warroom.store.alerts import Occurrence
 from warroom.store.repository import Store
 from warroom.workflow.engine import Engine, RunOptions
 from warroom.workflow.spec import ApprovalPolicy
@@ -72,6 +73,17 @@ def accept(store: Store, router: Router, settings: RunSettings, received: list[R
     raise AssertionError("unreachable")
 
 
+@lru_cache(maxsize=65_536)
+def _redacted_item(key: str, value: str) -> tuple[str, str]:
+    # Label sets repeat across a storm's alerts: redact each distinct (key, value) once.
+    ((out_key, out_value),) = redact_obj({key: value}).items()
+    return out_key, out_value
+
+
+def _redacted(mapping: dict[str, str]) -> dict[str, str]:
+    return dict(_redacted_item(k, v) for k, v in mapping.items())
+
+
 class _Intake:
     def __init__(self, store: Store, router: Router, settings: RunSettings, session: Session, now: datetime) -> None:
         self.store = store
@@ -80,14 +92,18 @@ class _Intake:
         self.session = session
         self.now = now
         self.result = IntakeResult()
+        # within one batch, a group's incident and an incident's first receipt are looked up once
+        self._groups: dict[str, str | None] = {}
+        self._first: dict[str, datetime] = {}
+        self._storms: dict[str, str | None] = {}
 
     def take(self, alert: ReceivedAlert) -> None:
         # Secrets in alert text (a URL with a password in an annotation) never reach the store.
-        labels = redact_obj(alert.labels)
-        annotations = redact_obj(alert.annotations)
+        labels = _redacted(alert.labels)
+        annotations = _redacted(alert.annotations)
         route = self.router.route(labels)
         group_key = alert.group_key or (route.group_key(labels) if route else f"unrouted:{alert.fingerprint}")
-        stored = alert_store.upsert_alert(
+        row = alert_store.upsert_alert(
             self.session,
             fingerprint=alert.fingerprint,
             starts_at=alert.starts_at,
@@ -99,22 +115,24 @@ class _Intake:
             annotations=annotations,
             received_at=self.now,
         )
-        row = stored.row
         if row.incident_id is not None:
-            if alert.status == "resolved" and stored.previous_status != "resolved":
+            if row.status == "resolved" and row.previous_status != "resolved":
                 self._timeline(row, route)
             self._outcome(row, "attached", "a re-send of an alert already on the incident")
             return
         if route is None:
             self._outcome(row, "stored", "no route matches the alert's labels")
             return
-        incident_id = alert_store.open_incident_of_group(self.session, group_key)
+        incident_id = self._group_incident(group_key)
         detail = "same alert group"
         if incident_id is None and route.config.storm_window_s > 0:
             since = self.now - timedelta(seconds=route.config.storm_window_s)
-            incident_id = alert_store.storm_incident(self.session, route.name, since)
+            if route.name not in self._storms:
+                self._storms[route.name] = alert_store.storm_incident(self.session, route.name, since)
+            incident_id = self._storms[route.name]
             if incident_id is not None:
                 alert_store.link_group(self.session, group_key, route.name, incident_id, self.now)
+                self._groups[group_key] = incident_id
                 detail = f"storm: route {route.name} opened this incident under {route.config.storm_window_s:g} s ago"
         if incident_id is not None:
             row.incident_id = incident_id
@@ -123,7 +141,12 @@ class _Intake:
             return
         self._open(row, route, group_key)
 
-    def _open(self, row: AlertRow, route: Route, group_key: str) -> None:
+    def _group_incident(self, group_key: str) -> str | None:
+        if group_key not in self._groups:
+            self._groups[group_key] = alert_store.open_incident_of_group(self.session, group_key)
+        return self._groups[group_key]
+
+    def _open(self, row: Occurrence, route: Route, group_key: str) -> None:
         why_not = self._why_no_incident(row, route)
         if why_not:
             self._outcome(row, "stored", why_not)
@@ -152,13 +175,16 @@ class _Intake:
             hold_for_approval=True,
         )
         row.incident_id = incident.id
+        self._first[incident.id] = self.now
         engine = Engine(self.store)
         run_id = engine.open_run(self.session, incident.id, self._event(row, route), route.spec, options)
         alert_store.link_group(self.session, group_key, route.name, incident.id, self.now)
+        self._groups[group_key] = incident.id
+        self._storms[route.name] = incident.id
         self.result.runs.append(run_id)
         self._outcome(row, "opened", f"route {route.name}, workflow {route.spec.name}")
 
-    def _why_no_incident(self, row: AlertRow, route: Route) -> str:
+    def _why_no_incident(self, row: Occurrence, route: Route) -> str:
         if row.status == "resolved":
             return "resolved, and its group has no open incident"
         if not route.clears_floor(severity_of(row.labels)):
@@ -167,7 +193,7 @@ class _Intake:
             return f"route {route.name} has no telemetry source (give it a bundle, or serve --replay)"
         return ""
 
-    def _event(self, row: AlertRow, route: Route | None) -> TimelineEvent:
+    def _event(self, row: Occurrence, route: Route | None) -> TimelineEvent:
         resolved = row.status == "resolved"
         name = row.labels.get("alertname", "alert")
         summary = row.annotations.get("summary", "")
@@ -184,23 +210,24 @@ class _Intake:
             },
         )
 
-    def _incident_time(self, row: AlertRow, route: Route | None, resolved: bool) -> datetime:
+    def _incident_time(self, row: Occurrence, route: Route | None, resolved: bool) -> datetime:
         """Incident time of the alert: its own, or in a replay the bundle's alert time plus the time
         since the incident's first alert arrived (the replay's clock, never the wall clock)."""
         source = route.source if route else None
         if source is not None and row.incident_id is not None:
-            first = alert_store.first_received(self.session, row.incident_id) or self.now
-            return source.alert_time + (self.now - first)
+            if row.incident_id not in self._first:
+                self._first[row.incident_id] = alert_store.first_received(self.session, row.incident_id) or self.now
+            return source.alert_time + (self.now - self._first[row.incident_id])
         if source is not None:
             return source.alert_time
         return (row.ends_at if resolved and row.ends_at else row.starts_at).astimezone(UTC)
 
-    def _timeline(self, row: AlertRow, route: Route | None) -> None:
+    def _timeline(self, row: Occurrence, route: Route | None) -> None:
         assert row.incident_id is not None
-        key = f"{'resolved' if row.status == 'resolved' else 'alert'}:{row.fingerprint}:{row.starts_at.isoformat()}"
-        self.store.add_event(self.session, row.incident_id, self._event(row, route), dedupe_key=key)
+        kind = "resolved" if row.status == "resolved" else "alert"
+        key = f"{kind}:{row.fingerprint}:{row.starts_at.isoformat()}"
+        alert_store.add_alert_event(self.session, row.incident_id, self._event(row, route), key)
 
-    def _outcome(self, row: AlertRow, outcome: str, detail: str) -> None:
-        row.outcome = outcome
-        row.detail = detail
+    def _outcome(self, row: Occurrence, outcome: str, detail: str) -> None:
+        alert_store.settle_alert(self.session, row.id, row.incident_id, outcome, detail)
         self.result.alerts.append(AlertOutcome(row.fingerprint, row.status, outcome, row.incident_id, detail))

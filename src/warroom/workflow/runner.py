@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from warroom.agents.base import AgentContext
-from warroom.agents.registry import resolve
+from warroom.agents.registry import builtin, resolve
 from warroom.sources.bundle import Bundle, load_bundle
 
 
@@ -85,6 +85,9 @@ def _worker_init(bundle_path: str) -> None:
     # reported there, once, as a one-line error, so a worker stays quiet and fails on first use.
     with contextlib.suppress(Exception):
         _bundle(bundle_path)
+    # Importing the agents and their analyses costs seconds; paid here, a warm pool's first step
+    # (the service's first answer to an alert) does not wait for it.
+    builtin()
 
 
 def _ready() -> int:
