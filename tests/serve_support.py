@@ -146,8 +146,9 @@ class Served:
         except psutil.NoSuchProcess:
             return []
 
-    def kill(self, sig: signal.Signals) -> None:
-        """Signal the whole process group, wait for every member to be gone."""
+    def kill(self, sig: signal.Signals) -> list[psutil.Process]:
+        """Signal the whole process group and wait; returns the members that outlived 15 s (then
+        killed), so a test can assert there were none."""
         assert self.proc is not None
         members = self.group()
         with contextlib.suppress(ProcessLookupError):
@@ -157,6 +158,7 @@ class Served:
             process.kill()
         self.proc.wait(timeout=5)
         self.proc = None
+        return alive
 
     def stop(self) -> None:
         if self.proc is not None:

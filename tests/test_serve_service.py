@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 
 from serve_support import Served, am_payload, wait_for
 from warroom.store.repository import Store
@@ -53,8 +53,7 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         # SIGKILL once at least one step is committed and the run is still going
         wait_for(lambda: store.steps(run_id) and store.get_run(run_id).status == "running", 60, "a first step")
         steps_before = len(store.steps(run_id))
-        served.kill(signal.SIGKILL)
-        survivors = [p for p in served.group() if p.is_running()]
+        survivors = served.kill(signal.SIGKILL)
         served.start()
         yield {
             "served": served,
@@ -180,21 +179,26 @@ def test_incident_room_in_chromium(crashed: dict[str, Any]) -> None:
             browser.close()
 
 
-schema = schemathesis.pytest.from_fixture("openapi")
-
-
-@pytest.fixture(scope="module")
-def openapi(crashed: dict[str, Any]) -> Any:
+def test_openapi_contract(crashed: dict[str, Any]) -> None:
+    """Every operation of the running server's OpenAPI spec, driven by schemathesis: answers stay
+    within the documented responses and schemas, and none is a 5xx. As an admin, so requests get
+    past auth; alerts it generates match no route (severity is never 'critical'), so they open no
+    incident. (One test over all operations: schemathesis' pytest loader does not run on pytest 9.)"""
     served = crashed["served"]
-    return schemathesis.openapi.from_url(f"{served.url}/api/v1/openapi.json").exclude(
-        path_regex=r"(/timeline/stream$)"  # an endless SSE response: covered by the browser test
-    )
+    schema = schemathesis.openapi.from_url(f"{served.url}/api/v1/openapi.json")
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.path.endswith("/timeline/stream") or operation.path.startswith("/api/v1/replay"):
+            continue  # an endless SSE response (the browser test reads it); replay opens real runs
 
+        @given(case=operation.as_strategy())
+        @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def exercise(case: Any) -> None:
+            case.call_and_validate(base_url=served.url, headers=served.headers("admin"))
 
-@schema.parametrize()
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-def test_openapi_contract(case: Any, crashed: dict[str, Any]) -> None:
-    """Every operation answers within its documented responses and schemas; none is a 5xx. As
-    an admin, so requests get past auth (writes that would open incidents do not match a route)."""
-    served = crashed["served"]
-    case.call_and_validate(base_url=served.url, headers=served.headers("admin"))
+        try:
+            exercise()
+        except (Exception, BaseExceptionGroup) as exc:  # every operation's failures, not only the first
+            failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:600]}")
+    assert failures == []

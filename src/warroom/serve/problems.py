@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from warroom.errors import InputError, NotFoundError
+from warroom.redact import redact
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -26,7 +27,7 @@ class Problem(BaseModel):
 
 
 def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail)
+    body = Problem(title=HTTPStatus(status).phrase, status=status, detail=redact(detail))
     return JSONResponse(body.model_dump(), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -58,6 +59,8 @@ def install(app: FastAPI) -> None:
         return problem(500, f"internal error ({exc.__class__.__name__}); the server log has the details")
 
 
+PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "description": HTTPStatus(code).phrase} for code in (401, 403, 404, 422)
+    code: {"model": Problem, "description": HTTPStatus(code).phrase, "content": {MEDIA_TYPE: PROBLEM}}
+    for code in (400, 401, 403, 404, 409, 422)
 }

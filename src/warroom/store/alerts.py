@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,8 +21,10 @@ from warroom.incident import Status, TimelineEvent
 from warroom.store.models import AlertGroupRow, AlertRow, IncidentRow, TimelineRow
 
 CLOSED = (Status.RESOLVED.value, Status.CLOSED.value)
-ALERTS = AlertRow.__table__
-GROUPS = AlertGroupRow.__table__
+ALERTS = cast(Table, AlertRow.__table__)
+GROUPS = cast(Table, AlertGroupRow.__table__)
+INCIDENTS = cast(Table, IncidentRow.__table__)
+TIMELINE = cast(Table, TimelineRow.__table__)
 
 
 def group_digest(group_key: str) -> str:
@@ -56,8 +58,8 @@ _FIND = select(ALERTS.c.id, ALERTS.c.status, ALERTS.c.incident_id).where(
 )
 _INSERT = insert(ALERTS).returning(ALERTS.c.id)
 _UPDATE = update(ALERTS).where(ALERTS.c.id == bindparam("alert_id"))
-_OPEN = IncidentRow.__table__.c.status.not_in(CLOSED)
-_JOIN = GROUPS.join(IncidentRow.__table__, IncidentRow.__table__.c.id == GROUPS.c.incident_id)
+_OPEN = INCIDENTS.c.status.not_in(CLOSED)
+_JOIN = GROUPS.join(INCIDENTS, INCIDENTS.c.id == GROUPS.c.incident_id)
 _GROUP_INCIDENT = (
     select(GROUPS.c.incident_id)
     .select_from(_JOIN)
@@ -75,8 +77,8 @@ _STORM_INCIDENT = (
 _LINK = insert(GROUPS)
 _FIRST = select(func.min(ALERTS.c.received_at)).where(ALERTS.c.incident_id == bindparam("incident"))
 _EVENTS = {
-    "postgresql": postgresql.insert(TimelineRow.__table__).on_conflict_do_nothing(constraint="uq_timeline_event"),
-    "sqlite": sqlite.insert(TimelineRow.__table__).on_conflict_do_nothing(index_elements=["incident_id", "dedupe_key"]),
+    "postgresql": postgresql.insert(TIMELINE).on_conflict_do_nothing(constraint="uq_timeline_event"),
+    "sqlite": sqlite.insert(TIMELINE).on_conflict_do_nothing(index_elements=["incident_id", "dedupe_key"]),
 }
 
 

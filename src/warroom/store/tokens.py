@@ -18,6 +18,10 @@ from warroom.store.repository import Store
 TOKEN_PREFIX = "wr_"
 
 
+class TokenExists(InputError):
+    """A token of that name exists already (names are unique: the audit log names tokens)."""
+
+
 def digest(token: str) -> str:
     # A token is 256 random bits: a plain SHA-256 cannot be brute-forced, and lookup by digest is
     # an index seek, so no slow password hash is needed.
@@ -56,7 +60,7 @@ def create_token(store: Store, name: str, role: str, created_by: str) -> str:
                 )
             )
     except IntegrityError:
-        raise InputError(f"a token named '{name}' already exists (names are unique)", field="--name") from None
+        raise TokenExists(f"a token named '{name}' already exists (names are unique)", field="name") from None
     return token
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from warroom.serve.api.deps import Service, service
 from warroom.serve.api.schemas import AuditOut, TokenIn, TokenOut
@@ -36,7 +36,10 @@ def list_tokens(_: Admin, svc: Svc) -> list[TokenOut]:
 @router.post("/tokens", status_code=201, response_model=TokenOut)
 def create_token(body: TokenIn, request: Request, who: Admin, svc: Svc) -> TokenOut:
     """A new token; its value is in this response only (the store keeps a digest)."""
-    value = tokens.create_token(svc.store, body.name, body.role, created_by=who.name)
+    try:
+        value = tokens.create_token(svc.store, body.name, body.role, created_by=who.name)
+    except tokens.TokenExists as exc:
+        raise HTTPException(409, exc.one_line()) from None
     info = next(t for t in tokens.list_tokens(svc.store) if t.name == body.name)
     request.state.audit_detail = {"token": body.name, "role": body.role}
     return _out(info, value)

@@ -34,6 +34,7 @@ from warroom.serve.room import record_of, report_path
 from warroom.store import alerts as alert_store
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], responses=ERROR_RESPONSES)
+MAX_SEQ = 2**62  # sequence numbers are 64-bit integers in every store
 Viewer = Annotated[Principal, Depends(requires(Role.VIEWER))]
 Responder = Annotated[Principal, Depends(requires(Role.RESPONDER))]
 Svc = Annotated[Service, Depends(service)]
@@ -103,7 +104,10 @@ def show(incident_id: str, _: Viewer, svc: Svc) -> IncidentDetail:
 
 @router.get("/{incident_id}/timeline", response_model=TimelineOut)
 def timeline(
-    incident_id: str, _: Viewer, svc: Svc, after: Annotated[int, Query(ge=0, description="events after this seq")] = 0
+    incident_id: str,
+    _: Viewer,
+    svc: Svc,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="events after this seq")] = 0,
 ) -> TimelineOut:
     events = svc.store.events_after(incident_id, after, limit=100_000) if after else svc.store.timeline(incident_id)
     return TimelineOut.model_validate(redact_obj({"incident_id": incident_id, "events": _dump(events)}))

@@ -14,6 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from warroom.redact import redact_obj
 from warroom.serve.api.deps import Service, service
+from warroom.serve.api.incidents import MAX_SEQ
 from warroom.serve.auth import Principal, Role, requires
 from warroom.serve.problems import ERROR_RESPONSES
 
@@ -41,8 +42,8 @@ def stream(
     incident_id: str,
     _: Annotated[Principal, Depends(requires(Role.VIEWER))],
     svc: Annotated[Service, Depends(service)],
-    after: Annotated[int, Query(ge=0, description="start after this event seq")] = 0,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="start after this event seq")] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_SEQ)] = None,
 ) -> EventSourceResponse:
     """Each new timeline event as an SSE `timeline` event (id = its seq; reconnects resume)."""
     svc.store.get_incident(incident_id)
