@@ -133,8 +133,8 @@ def test_after_folders_load_on_first_use_and_validate_eagerly(tmp_path: Path) ->
     pl.read_csv(root / "metrics.csv").write_csv(root / "after" / "rollback" / "metrics.csv")
     (root / "after" / "restart" / "metrics.csv").write_text("timestamp,service\n")
     bundle = load_bundle(root)  # the broken restart folder is not read yet
-    assert sorted(bundle.after) == ["restart", "rollback"]
-    after = bundle.after["rollback"].metrics
+    assert bundle.recorded_actions() == ["restart", "rollback"]
+    after = bundle.after("rollback").metrics
     assert after is not None and after.height > 0
     with pytest.raises(BundleError, match="restart"):
         load_bundle(root, eager=True)
@@ -146,12 +146,12 @@ def test_only_the_last_two_after_folders_read_stay_in_memory(tmp_path: Path) -> 
         (root / "after" / kind).mkdir(parents=True)
         pl.read_csv(root / "metrics.csv").write_csv(root / "after" / kind / "metrics.csv")
     after = load_bundle(root).after
-    first = after["restart"]
-    assert after["restart"] is first  # kept while recent
-    after["rollback"], after["scale_out"]
-    third = after["scale_out"]
-    assert after["scale_out"] is third
-    assert after["restart"] is not first  # dropped, read again
+    first = after("restart")
+    assert after("restart") is first  # kept while recent
+    after("rollback"), after("scale_out")
+    third = after("scale_out")
+    assert after("scale_out") is third
+    assert after("restart") is not first  # dropped, read again
 
 
 def test_repeated_keys_load_as_categories_and_analyses_give_text(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from warroom.progress import ConsoleProgress
 from warroom.redact import redact, redact_obj
 from warroom.scenarios import list_scenarios
 from warroom.sources.bundle import describe, load_bundle
+from warroom.sources.contract import BundleSpec
 from warroom.store.repository import ENV_VAR, Store, default_url
 from warroom.workflow.engine import Approver
 from warroom.workflow.render import render_workflow
@@ -209,7 +210,7 @@ def respond(
     progress = None if as_json else ConsoleProgress(err_console)
     response = application.respond(
         store,
-        bundle,
+        BundleSpec(path=str(bundle.resolve())),
         workflow,
         out,
         grant=approve,
@@ -470,10 +471,10 @@ def serve(
     ] = None,
 ) -> None:
     """Run the service: Alertmanager intake, background investigations, REST API, incident room."""
-    from warroom.serve.config import load_serve_config
+    from warroom.config import load_config
     from warroom.serve.server import serve as run_server
 
-    settings = load_serve_config(config)
+    settings = load_config(config).serve
     overrides = {"host": host, "port": port, "db": db, "replay": str(replay.resolve()) if replay else None}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     try:

@@ -99,7 +99,7 @@ class CodeExplorer:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
+        telemetry = ctx.telemetry
         service = suspect_service(ctx)
         limitations: list[str] = []
         ids = EvidenceIds("ev-code")
@@ -120,7 +120,7 @@ class CodeExplorer:
         if change is None or not change.commit:
             started = onset(ctx, [service] if service else None)
             correlation = correlate_changes(
-                bundle.changes, started, service, service_graph(bundle.topology, bundle.traces)
+                telemetry.changes, started, service, service_graph(telemetry.topology, telemetry.traces)
             )
             ranking = [c.as_context() for c in correlation.ranked[:5]]
             # Prefer the best-ranked change that names a commit: only those can be read in the repository.
@@ -139,11 +139,11 @@ class CodeExplorer:
             )
         change_dict = change.as_context()
         outputs["suspect_change"] = change_dict
-        if bundle.repo is None:
+        if telemetry.repo is None:
             limitations.append("the bundle has no code repository: code not inspected")
         elif not change.commit:
             limitations.append(f"change {change.id} ({change.kind}) names no commit: code not inspected")
-        if bundle.repo is None or not change.commit:
+        if telemetry.repo is None or not change.commit:
             outputs["code_findings"] = []
             return AgentReport(
                 agent=self.spec.name,
@@ -151,11 +151,11 @@ class CodeExplorer:
                 outputs=outputs,
                 limitations=limitations,
             )
-        prior = previous_change(bundle.changes, change)
+        prior = previous_change(telemetry.changes, change)
         good = str(prior["commit"]) if prior and prior.get("commit") else None
         try:
             analysis = analyse_change(
-                bundle.repo, change.commit, good, focus=change.service or service, prefer_kind=_preferred_kind(ctx)
+                telemetry.repo, change.commit, good, focus=change.service or service, prefer_kind=_preferred_kind(ctx)
             )
         except (GitError, OSError) as exc:
             limitations.append(f"repository not readable: {exc}")

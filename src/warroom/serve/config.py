@@ -1,23 +1,20 @@
-"""The `[serve]` table of warroom.toml: listener, store, routes, auth (docs/serve.md lists every key)."""
+"""The `[serve]` table of warroom.toml: listener, store, routes, auth (docs/serve.md lists every key).
+
+Read with the rest of the file by `warroom.config.load_config`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from warroom.comms.config import load_config
-from warroom.errors import InputError
+from warroom.config_base import Strict
 from warroom.serve.matchers import parse_matcher
 
 SEVERITIES = ("P0", "P1", "P2", "P3")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RouteConfig(_Strict):
+class RouteConfig(Strict):
     """Which alerts open incidents, with which workflow, reading which source."""
 
     name: str
@@ -43,7 +40,7 @@ class RouteConfig(_Strict):
         return value.upper()
 
 
-class AuthConfig(_Strict):
+class AuthConfig(Strict):
     """Header auth behind a reverse proxy that has authenticated the user (e.g. OIDC via oauth2-proxy)."""
 
     trusted_header: str | None = None  # e.g. "X-Forwarded-User"
@@ -52,7 +49,7 @@ class AuthConfig(_Strict):
     trusted_proxies: list[str] = Field(default_factory=list)  # client addresses whose headers count
 
 
-class ServeConfig(_Strict):
+class ServeConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     db: str | None = None  # store URL (default: $WARROOM_DB or the user's data directory)
@@ -63,21 +60,10 @@ class ServeConfig(_Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     workers: int = Field(default=2, ge=1, le=64)  # processes of the one warm agent pool
 
-
-def load_serve_config(path: str | Path | None = None) -> ServeConfig:
-    """The `[serve]` table of the configuration file (defaults without one)."""
-    config = load_config(path)
-    try:
-        serve = ServeConfig.model_validate(config.serve)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in ("serve", *first["loc"]))
-        raise InputError(first["msg"].removeprefix("Value error, "), file=config.path, field=where) from None
-    if config.path:
-        base = Path(config.path).parent
-        serve.routes = [
-            r.model_copy(update={"bundle": str((base / r.bundle).resolve())}) if r.bundle else r for r in serve.routes
+    def relative_to(self, base: Path) -> ServeConfig:
+        """Bundle paths in the file are relative to the file, not to wherever warroom started."""
+        routes = [
+            r.model_copy(update={"bundle": str((base / r.bundle).resolve())}) if r.bundle else r for r in self.routes
         ]
-        if serve.replay:
-            serve.replay = str((base / serve.replay).resolve())
-    return serve
+        replay = str((base / self.replay).resolve()) if self.replay else None
+        return self.model_copy(update={"routes": routes, "replay": replay})

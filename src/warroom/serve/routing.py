@@ -12,7 +12,9 @@ from warroom.errors import InputError
 from warroom.incident import Incident, Severity
 from warroom.serve.config import SEVERITIES, RouteConfig, ServeConfig
 from warroom.serve.matchers import Matcher, parse_matcher
-from warroom.sources.bundle import load_bundle
+from warroom.sources.bundle import BundleSource
+from warroom.sources.contract import BundleSpec
+from warroom.sources.incident_telemetry import read_incident
 from warroom.workflow.engine import draft_incident
 from warroom.workflow.spec import WorkflowSpec
 
@@ -75,8 +77,9 @@ class Route:
 
 
 def _source(path: str) -> Source:
-    bundle = load_bundle(path)  # validated once, at start: a bad bundle stops the server with one line
-    return Source(bundle.path.resolve(), draft_incident(bundle), bundle.manifest.alert.fired_at)
+    source = BundleSource(path)
+    telemetry = read_incident(source)  # validated once, at start: a bad bundle stops the server with one line
+    return Source(source.root.resolve(), draft_incident(telemetry), telemetry.manifest.alert.fired_at)
 
 
 class Router:
@@ -95,5 +98,7 @@ class Router:
     def route(self, labels: dict[str, str]) -> Route | None:
         return next((r for r in self.routes if r.matches(labels)), None)
 
-    def bundles(self) -> list[Path]:
-        return sorted({r.source.bundle for r in self.routes if r.source is not None})
+    def bundles(self) -> list[BundleSpec]:
+        """The bundles the routes replay (the worker pool warms on them)."""
+        paths = sorted({r.source.bundle for r in self.routes if r.source is not None})
+        return [BundleSpec(path=str(p)) for p in paths]

@@ -42,8 +42,8 @@ def build_service(config: ServeConfig) -> Started:
     store = Store(config.db)
     router = Router(config)  # validates workflows and bundles: bad ones stop here with one line
     executor = LocalExecutor(store, partial(continue_run, store), workers=config.workers)
-    for bundle in router.bundles():
-        executor.warm(str(bundle))
+    for bundle in router.bundles()[:1]:  # one pool: warm it on the first bundle a route replays
+        executor.warm(bundle)
     settings = RunSettings(reports_dir(config, store), execute=config.execute, workers=config.workers)
     resumed = executor.recover()
     return Started(Service(store, config, router, executor, settings), resumed)

@@ -23,166 +23,21 @@ import json
 import os
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from warroom.errors import BundleError
+from warroom.sources.canonical import NULLABLE, TABLES, TS, TableSpec, Telemetry
+from warroom.sources.contract import BundleSpec, Modality, Prerequisite, SourceQuery, TelemetryRead
+from warroom.sources.incident_telemetry import IncidentTelemetry, read_incident
 from warroom.sources.manifest import Manifest
 from warroom.yamlfile import line_of, load_model, read_yaml
 
 FORMATS = (".parquet", ".jsonl", ".ndjson", ".csv")
 MAX_FIELD_BYTES = 1 << 20  # a single log message larger than 1 MiB is not a log line
-
-TS = pl.Datetime("us", "UTC")
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    name: str
-    required: dict[str, pl.DataType]
-    optional: dict[str, pl.DataType]
-    time_columns: tuple[str, ...]
-    # Few distinct values repeated on millions of rows: held as dictionary codes (categories), which
-    # keeps a large bundle's telemetry in far less memory and makes grouping by them cheap.
-    categorical: tuple[str, ...] = ()
-
-
-TABLES: dict[str, TableSpec] = {
-    "metrics": TableSpec(
-        "metrics",
-        {"timestamp": TS, "service": pl.String(), "metric": pl.String(), "value": pl.Float64()},
-        {"instance": pl.String()},
-        ("timestamp",),
-        categorical=("service", "metric", "instance"),
-    ),
-    "logs": TableSpec(
-        "logs",
-        {"timestamp": TS, "service": pl.String(), "level": pl.String(), "message": pl.String()},
-        {"trace_id": pl.String(), "instance": pl.String(), "attributes": pl.String()},
-        ("timestamp",),
-        categorical=("service", "level", "instance"),
-    ),
-    "traces": TableSpec(
-        "traces",
-        {
-            "trace_id": pl.String(),
-            "span_id": pl.String(),
-            "parent_span_id": pl.String(),
-            "service": pl.String(),
-            "operation": pl.String(),
-            "start_time": TS,
-            "end_time": TS,
-        },
-        {"status": pl.String(), "instance": pl.String(), "attributes": pl.String()},
-        ("start_time", "end_time"),
-        categorical=("service", "operation", "status", "instance"),
-    ),
-    "changes": TableSpec(
-        "changes",
-        {"id": pl.String(), "time": TS, "service": pl.String(), "kind": pl.String()},
-        {
-            "version": pl.String(),
-            "commit": pl.String(),
-            "author": pl.String(),
-            "description": pl.String(),
-        },
-        ("time",),
-    ),
-}
-
-NULLABLE = {
-    "parent_span_id",
-    "trace_id",
-    "instance",
-    "status",
-    "attributes",
-    "version",
-    "commit",
-    "author",
-    "description",
-}
-
-
-@dataclass
-class Telemetry:
-    """The four modalities for one period; a modality that is absent is None."""
-
-    metrics: pl.DataFrame | None = None
-    logs: pl.DataFrame | None = None
-    traces: pl.DataFrame | None = None
-    changes: pl.DataFrame | None = None
-
-    def present(self) -> list[str]:
-        return [name for name in TABLES if getattr(self, name) is not None]
-
-
-class AfterActions(Mapping[str, Telemetry]):
-    """`after/<action-kind>/` folders, each read when used: a large bundle keeps telemetry for
-    every possible mitigation, and a run looks at the few it tries. Only the last `keep` read stay
-    in memory (a mitigation loop walks through several in turn)."""
-
-    def __init__(self, folders: dict[str, Path], keep: int = 2) -> None:
-        self._folders = folders
-        self._keep = keep
-        self._loaded: dict[str, Telemetry] = {}
-        self._lock = threading.Lock()  # steps on threads share one bundle
-
-    def __getitem__(self, kind: str) -> Telemetry:
-        with self._lock:
-            telemetry = self._loaded.pop(kind, None)
-        if telemetry is None:
-            telemetry = read_telemetry(self._folders[kind])
-        with self._lock:
-            self._loaded[kind] = telemetry  # most recently used last
-            while len(self._loaded) > self._keep:
-                del self._loaded[next(iter(self._loaded))]
-        return telemetry
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._folders)
-
-    def __len__(self) -> int:
-        return len(self._folders)
-
-    def load_all(self) -> None:
-        """Read (and so validate) every folder."""
-        for kind in self._folders:
-            self[kind]
-
-
-@dataclass
-class Bundle:
-    path: Path
-    manifest: Manifest
-    telemetry: Telemetry
-    baseline: Telemetry | None = None
-    after: Mapping[str, Telemetry] = field(default_factory=dict)
-    topology: dict[str, list[str]] = field(default_factory=dict)
-    repo: Path | None = None
-
-    @property
-    def metrics(self) -> pl.DataFrame | None:
-        return self.telemetry.metrics
-
-    @property
-    def logs(self) -> pl.DataFrame | None:
-        return self.telemetry.logs
-
-    @property
-    def traces(self) -> pl.DataFrame | None:
-        return self.telemetry.traces
-
-    @property
-    def changes(self) -> pl.DataFrame | None:
-        return self.telemetry.changes
-
-    def missing_modalities(self) -> list[str]:
-        return [name for name in ("metrics", "logs", "traces", "changes") if getattr(self, name) is None]
 
 
 def _find_table(folder: Path, name: str) -> Path | None:
@@ -339,14 +194,6 @@ def read_table(path: Path, name: str) -> pl.DataFrame:
     return frame if frame.get_column(order).is_sorted() else frame.sort(order)
 
 
-def read_telemetry(folder: Path) -> Telemetry:
-    found: dict[str, Any] = {}
-    for name in TABLES:
-        path = _find_table(folder, name)
-        found[name] = read_table(path, name) if path is not None else None
-    return Telemetry(**found)
-
-
 def _read_topology(path: Path) -> dict[str, list[str]]:
     data, node = read_yaml(path, BundleError)
     services = data.get("services") if isinstance(data, dict) else None
@@ -395,43 +242,93 @@ def _checkout(root: Path) -> Path | None:
     return cache
 
 
-def load_bundle(path: str | Path, *, eager: bool = False) -> Bundle:
-    """Load and validate a bundle; raise BundleError naming the file, line and field.
+class BundleSource:
+    """A bundle folder as a telemetry source: everything it holds was recorded, so a read after an
+    action is the folder `after/<kind>/` recorded for it."""
 
-    The `after/` folders are read when first used, unless `eager` (which validates them too)."""
-    root = Path(path)
-    if not root.is_dir():
-        raise BundleError("not a directory (expected an incident bundle)", file=root)
-    manifest = load_model(root / "incident.yaml", Manifest, BundleError)
-    telemetry = read_telemetry(root)
-    if not telemetry.present():
-        raise BundleError(
-            f"no telemetry: expected at least one of metrics, logs, traces, changes ({'/'.join(FORMATS)})",
-            file=root,
-        )
-    baseline = read_telemetry(root / "baseline") if (root / "baseline").is_dir() else None
-    folders = {}
-    if (root / "after").is_dir():
-        folders = {p.name: p for p in sorted((root / "after").iterdir()) if p.is_dir()}
-    after = AfterActions(folders)
+    def __init__(self, path: str | Path, *, alert: str | Path | None = None) -> None:
+        self.root = Path(path)
+        if not self.root.is_dir():
+            raise BundleError("not a directory (expected an incident bundle)", file=self.root)
+        self.alert_file = Path(alert) if alert is not None else None
+        self._manifest = load_model(self.root / "incident.yaml", Manifest, BundleError)
+
+    def spec(self) -> BundleSpec:
+        return BundleSpec(path=str(self.root.resolve()), alert=str(self.alert_file) if self.alert_file else None)
+
+    def describe(self) -> str:
+        return f"bundle {self.root}"
+
+    def prerequisites(self) -> list[Prerequisite]:
+        return [Prerequisite(name="bundle folder", ok=self.root.is_dir(), detail=str(self.root))]
+
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    def incident(self) -> TelemetryRead:
+        read = _read_folder(self.root)
+        if not read.telemetry.present():
+            raise BundleError(
+                f"no telemetry: expected at least one of metrics, logs, traces, changes ({'/'.join(FORMATS)})",
+                file=self.root,
+            )
+        return read
+
+    def baseline(self) -> TelemetryRead | None:
+        folder = self.root / "baseline"
+        return _read_folder(folder) if folder.is_dir() else None
+
+    def after(self, action_kind: str, since: datetime) -> TelemetryRead | None:
+        folder = self.root / "after" / action_kind
+        return _read_folder(folder) if action_kind in self.recorded_actions() else None
+
+    def recorded_actions(self) -> list[str]:
+        folder = self.root / "after"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def topology(self) -> dict[str, list[str]]:
+        path = self.root / "topology.yaml"
+        return _read_topology(path) if path.is_file() else {}
+
+    def repository(self) -> Path | None:
+        return _checkout(self.root)
+
+
+def _read_folder(folder: Path) -> TelemetryRead:
+    found: dict[str, Any] = {}
+    queries: list[SourceQuery] = []
+    for name in TABLES:
+        path = _find_table(folder, name)
+        found[name] = read_table(path, name) if path is not None else None
+        if path is not None:
+            queries.append(SourceQuery(source="bundle", modality=Modality(name), text=path.name, location=str(path)))
+    return TelemetryRead(Telemetry(**found), queries)
+
+
+def load_bundle(path: str | Path, *, eager: bool = False) -> IncidentTelemetry:
+    """Read and validate a bundle folder; raise BundleError naming the file, line and field.
+
+    Post-action folders are read when a recovery check asks for them, unless `eager` (which reads,
+    and so validates, every one of them now)."""
+    source = BundleSource(path)
+    telemetry = read_incident(source)
     if eager:
-        after.load_all()
-    topology = _read_topology(root / "topology.yaml") if (root / "topology.yaml").is_file() else {}
-    repo = _checkout(root)
-    return Bundle(root, manifest, telemetry, baseline, after, topology, repo)
+        for kind in source.recorded_actions():
+            source.after(kind, source.manifest().effective_window().end)
+    return telemetry
 
 
-def describe(bundle: Bundle) -> dict[str, Any]:
-    """A short, JSON-friendly inventory of a bundle (what `bundle validate` prints)."""
-    counts = {name: (frame.height if frame is not None else None) for name, frame in vars(bundle.telemetry).items()}
+def describe(telemetry: IncidentTelemetry) -> dict[str, Any]:
+    """A short, JSON-friendly inventory of an incident's telemetry (what `bundle validate` prints)."""
+    counts = {name: (frame.height if frame is not None else None) for name, frame in vars(telemetry.current).items()}
     return {
-        "path": str(bundle.path),
-        "title": bundle.manifest.title,
-        "alert": bundle.manifest.alert.name,
-        "fired_at": bundle.manifest.alert.fired_at.isoformat(),
+        "source": telemetry.origin(),
+        "title": telemetry.manifest.title,
+        "alert": telemetry.manifest.alert.name,
+        "fired_at": telemetry.manifest.alert.fired_at.isoformat(),
         "rows": counts,
-        "baseline": bundle.baseline.present() if bundle.baseline else [],
-        "after": sorted(bundle.after),
-        "topology_services": len(bundle.topology),
-        "repo": str(bundle.repo) if bundle.repo else None,
+        "baseline": telemetry.baseline.present() if telemetry.baseline else [],
+        "after": telemetry.recorded_actions() or [],
+        "topology_services": len(telemetry.topology),
+        "repo": str(telemetry.repo) if telemetry.repo else None,
     }

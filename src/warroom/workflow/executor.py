@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from warroom.incident import TimelineEvent, TimelineKind
+from warroom.sources.contract import SourceSpec
 from warroom.store.repository import Store
 from warroom.workflow.engine import RunOptions, RunResult
 from warroom.workflow.runner import StepRunner
@@ -42,8 +43,8 @@ class RunExecutor(Protocol):
 class LocalExecutor:
     """Runs one workflow at a time on a dispatcher thread; its steps run in a warm process pool.
 
-    The pool is kept for the bundle it last served, so a second incident on the same replayed
-    bundle starts without spawning or loading anything."""
+    The pool is spawned once and kept: each run hands it its source, which the workers read once
+    per run, so an incident's investigation starts without spawning or importing anything."""
 
     def __init__(self, store: Store, drive: Drive, workers: int = 2) -> None:
         self.store = store
@@ -105,9 +106,9 @@ class LocalExecutor:
             self.submit(run.id)
         return [run.id for run in found]
 
-    def warm(self, bundle: str) -> None:
-        """Start the worker pool for a bundle now (the first alert then finds it loaded)."""
-        self._runner_for(bundle).warm()
+    def warm(self, source: SourceSpec) -> None:
+        """Start the worker pool now (imports done, the source read), so the first alert finds it warm."""
+        self._runner_for(source).warm()
 
     def close(self) -> None:
         self._queue.put(None)
@@ -123,11 +124,11 @@ class LocalExecutor:
         events = self.store.timeline(incident_id)
         return max(e.at for e in events) if events else None
 
-    def _runner_for(self, bundle: str) -> StepRunner:
-        if self._runner is None or self._runner.bundle_path != bundle:
-            if self._runner is not None:
-                self._runner.close()
-            self._runner = StepRunner(bundle, processes=True, workers=self.workers)
+    def _runner_for(self, source: SourceSpec) -> StepRunner:
+        if self._runner is None:
+            self._runner = StepRunner(source, processes=True, workers=self.workers)
+        else:
+            self._runner.use(source)
         return self._runner
 
     def _loop(self) -> None:
@@ -142,7 +143,7 @@ class LocalExecutor:
                 self._current = run_id
             try:
                 options = RunOptions.model_validate(self.store.get_run(run_id).options)
-                self.drive(run_id, self._runner_for(options.bundle))
+                self.drive(run_id, self._runner_for(options.source))
             except Exception:
                 # The run stays "running" in the store: the next start (or submit) resumes it.
                 log.exception("run %s stopped with an error", run_id)
