@@ -93,6 +93,7 @@ class Served:
 
     root: Path
     db_url: str
+    config: str = CONFIG
     port: int = field(default_factory=free_port)
     tokens: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
@@ -113,7 +114,7 @@ class Served:
 
     def start(self) -> None:
         config = self.root / "warroom.toml"
-        config.write_text(CONFIG, encoding="utf-8")
+        config.write_text(self.config, encoding="utf-8")
         self.starts += 1
         log = (self.root / f"server-{self.starts}.log").open("wb")
         self.proc = subprocess.Popen(

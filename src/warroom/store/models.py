@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -129,7 +129,11 @@ class AlertRow(Base):
     received_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
-    __table_args__ = (UniqueConstraint("fingerprint", "starts_at", name="uq_alert_occurrence"),)
+    __table_args__ = (
+        UniqueConstraint("fingerprint", "starts_at", name="uq_alert_occurrence"),
+        # an incident's first receipt (the replay clock's origin) is read on every attach
+        Index("ix_alerts_incident_received", "incident_id", "received_at"),
+    )
 
 
 class AlertGroupRow(Base):

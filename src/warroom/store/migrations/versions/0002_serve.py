@@ -91,10 +91,12 @@ def upgrade() -> None:
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_alerts_fingerprint"), ["fingerprint"], unique=False)
         batch_op.create_index(batch_op.f("ix_alerts_incident_id"), ["incident_id"], unique=False)
+        batch_op.create_index("ix_alerts_incident_received", ["incident_id", "received_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_alerts_incident_received")
         batch_op.drop_index(batch_op.f("ix_alerts_incident_id"))
         batch_op.drop_index(batch_op.f("ix_alerts_fingerprint"))
 
