@@ -127,7 +127,8 @@ def test_alert_to_diagnosis_approvals_and_audit(crashed: dict[str, Any]) -> None
 
 
 @pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"), reason="Debian's chromium is not installed (.ci/run installs it)"
+    not CHROMIUM.exists() and not os.environ.get("CI"),  # in CI a missing browser fails the test
+    reason="Debian's chromium is not installed (.ci/run installs it)",
 )
 def test_incident_room_in_chromium(crashed: dict[str, Any]) -> None:
     from playwright.sync_api import expect, sync_playwright

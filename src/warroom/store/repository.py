@@ -47,6 +47,17 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def _event_of(row: TimelineRow) -> TimelineEvent:
+    return TimelineEvent(
+        at=_aware(row.at) or row.at,
+        kind=TimelineKind(row.kind),
+        source=row.source,
+        summary=row.summary,
+        data=row.data,
+        seq=row.seq,
+    )
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -207,17 +218,7 @@ class Store:
             rows = session.scalars(
                 select(TimelineRow).where(TimelineRow.incident_id == incident_id).order_by(TimelineRow.seq)
             )
-            return [
-                TimelineEvent(
-                    at=_aware(row.at) or row.at,
-                    kind=TimelineKind(row.kind),
-                    source=row.source,
-                    summary=row.summary,
-                    data=row.data,
-                    seq=row.seq,
-                )
-                for row in rows
-            ]
+            return [_event_of(row) for row in rows]
 
     def events_after(self, incident_id: str, after_seq: int, limit: int = 500) -> list[TimelineEvent]:
         """The incident's events with a sequence number above `after_seq` (what a live view has not seen)."""
@@ -228,17 +229,7 @@ class Store:
                 .order_by(TimelineRow.seq)
                 .limit(limit)
             )
-            return [
-                TimelineEvent(
-                    at=_aware(row.at) or row.at,
-                    kind=TimelineKind(row.kind),
-                    source=row.source,
-                    summary=row.summary,
-                    data=row.data,
-                    seq=row.seq,
-                )
-                for row in rows
-            ]
+            return [_event_of(row) for row in rows]
 
     # -- runs and steps ----------------------------------------------------------------------
 

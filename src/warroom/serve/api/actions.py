@@ -110,33 +110,26 @@ def propose(incident_id: str, body: ProposalIn, request: Request, who: Responder
     return _out(_action(svc, incident_id, action.id))
 
 
+def _decided(svc: Service, incident_id: str, action_id: str, decision: str, who: Principal) -> DecisionOut:
+    resumed = _resume(svc, incident_id)
+    return DecisionOut(
+        incident_id=incident_id, action_id=action_id, decision=decision, by=who.name, run_resumed=resumed
+    )
+
+
 @router.post("/{action_id}/approve", response_model=DecisionOut)
 def approve(incident_id: str, action_id: str, request: Request, who: Responder, svc: Svc) -> DecisionOut:
     """Approve a proposed action (a commander for medium and high risk); a waiting run goes on."""
-    row = _action(svc, incident_id, action_id)
-    _decide(svc, who, row)
+    _decide(svc, who, _action(svc, incident_id, action_id))
     Engine(svc.store).approve(incident_id, action_id, who.name, incident_now(svc.store, incident_id))
     request.state.audit_detail = {"action_id": action_id, "decision": "approved"}
-    return DecisionOut(
-        incident_id=incident_id,
-        action_id=action_id,
-        decision="approved",
-        by=who.name,
-        run_resumed=_resume(svc, incident_id),
-    )
+    return _decided(svc, incident_id, action_id, "approved", who)
 
 
 @router.post("/{action_id}/reject", response_model=DecisionOut)
 def reject(incident_id: str, action_id: str, body: RejectIn, request: Request, who: Responder, svc: Svc) -> DecisionOut:
     """Reject a proposed action with a reason; a waiting run goes on without it."""
-    row = _action(svc, incident_id, action_id)
-    _decide(svc, who, row)
+    _decide(svc, who, _action(svc, incident_id, action_id))
     Engine(svc.store).reject(incident_id, action_id, who.name, body.reason, incident_now(svc.store, incident_id))
     request.state.audit_detail = {"action_id": action_id, "decision": "rejected", "reason": body.reason[:200]}
-    return DecisionOut(
-        incident_id=incident_id,
-        action_id=action_id,
-        decision="rejected",
-        by=who.name,
-        run_resumed=_resume(svc, incident_id),
-    )
+    return _decided(svc, incident_id, action_id, "rejected", who)
