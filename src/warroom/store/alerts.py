@@ -171,7 +171,3 @@ def alerts_of(session: Session, incident_id: str) -> list[AlertRow]:
         row.received_at = _utc(row.received_at) or row.received_at
         session.expunge(row)
     return rows
-
-
-def count_alerts(session: Session) -> int:
-    return session.scalar(select(func.count(ALERTS.c.id))) or 0

@@ -88,7 +88,9 @@ class LocalExecutor:
     def recover(self) -> list[str]:
         """Resubmit every run the store shows as unfinished (the process that ran it died)."""
         stamp = datetime.now(UTC)
-        found = self.store.runs_with_status(UNFINISHED)
+        with self._lock:
+            mine = {*self._queued, self._current}
+        found = [run for run in self.store.runs_with_status(UNFINISHED) if run.id not in mine]
         for run in found:
             with self.store.transaction() as session:
                 self.store.add_event(
