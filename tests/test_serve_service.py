@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from serve_support import Served, am_payload, wait_for
+from serve_support import Served, am_payload, free_port, wait_for
 from warroom.store.repository import Store
 from warroom.store.tokens import audit_entries
 
@@ -206,3 +207,82 @@ def test_openapi_contract(crashed: dict[str, Any]) -> None:
         except (Exception, BaseExceptionGroup) as exc:  # every operation's failures, not only the first
             failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:600]}")
     assert failures == []
+
+
+ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
+
+
+@pytest.mark.skipif(
+    not ALERTMANAGER.exists() and not os.environ.get("CI"),
+    reason="Debian's prometheus-alertmanager is not installed (.ci/run installs it)",
+)
+def test_a_real_alertmanager_delivers_to_the_intake(crashed: dict[str, Any], tmp_path: Path) -> None:
+    """Alertmanager 0.25 (Debian) posts its own webhook body, with its token, to the intake; the
+    alert (severity warning: below the route, so it opens nothing) is stored with its groupKey."""
+    served = crashed["served"]
+    token = tmp_path / "token"
+    token.write_text(served.tokens["responder"], encoding="utf-8")
+    port, cluster = free_port(), free_port()
+    (tmp_path / "am.yml").write_text(
+        f"""
+route:
+  receiver: warroom
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+receivers:
+  - name: warroom
+    webhook_configs:
+      - url: {served.url}/api/v1/alerts/alertmanager
+        send_resolved: true
+        http_config:
+          authorization: {{type: Bearer, credentials_file: {token}}}
+""",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [
+            str(ALERTMANAGER),
+            f"--config.file={tmp_path / 'am.yml'}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--cluster.listen-address=127.0.0.1:{cluster}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        am = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{am}/-/ready", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 30, "Alertmanager to start")
+        alert = {
+            "labels": {"alertname": "DiskAlmostFull", "service": "catalog", "severity": "warning"},
+            "annotations": {"summary": "catalog disk 91% full"},
+        }
+        assert httpx.post(f"{am}/api/v2/alerts", json=[alert], timeout=5).status_code == 200
+        store: Store = crashed["store"]
+
+        def delivered() -> list[Any]:
+            from sqlalchemy import select
+
+            from warroom.store.models import AlertRow
+
+            with store.transaction() as session:
+                return list(
+                    session.scalars(
+                        select(AlertRow).where(AlertRow.labels["alertname"].as_string() == "DiskAlmostFull")
+                    )
+                )
+
+        rows = wait_for(delivered, 30, "Alertmanager's webhook delivery")
+        assert rows[0].source == "alertmanager" and 'alertname="DiskAlmostFull"' in rows[0].group_key
+        assert rows[0].incident_id is None and "no route" in rows[0].detail
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
