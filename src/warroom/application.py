@@ -29,23 +29,6 @@ class Response:
     files: dict[str, Path]
 
 
-# Worker processes give each step its own interpreter but also their own copy of the telemetry;
-# above this size on disk (a few GB in memory per copy) steps share one copy on threads instead.
-SHARED_MEMORY_ABOVE = 200 * 1024 * 1024
-
-
-def bundle_bytes(bundle_dir: Path) -> int:
-    """The size of the bundle's telemetry on disk (the code repository does not count)."""
-    if not bundle_dir.is_dir():
-        return 0
-    skip = {"repo", "repo.bundle", ".git"}
-    return sum(
-        path.stat().st_size
-        for path in bundle_dir.rglob("*")
-        if path.is_file() and not skip & set(path.relative_to(bundle_dir).parts)
-    )
-
-
 def load_spec(name_or_path: str) -> WorkflowSpec:
     return load_workflow(resolve_workflow(name_or_path), known_agent=registry.is_known)
 
@@ -58,13 +41,15 @@ def respond(
     *,
     grant: ApprovalPolicy = ApprovalPolicy.NONE,
     execute: bool = False,
-    processes: bool | None = None,
+    processes: bool = False,
     progress: Progress | None = None,
     approver: Approver | None = None,
 ) -> Response:
+    """Open an incident from `source` and run `workflow` over it. Steps run on threads over one
+    copy of the telemetry (the analyses release the GIL in Polars and NumPy, and the diagnosis is
+    computed once for all the agents that read it); `processes` gives every step a worker process
+    of its own instead, which a timeout can stop, at the price of a copy and a diagnosis per worker."""
     spec = load_spec(workflow)
-    if processes is None:
-        processes = bundle_bytes(Path(source.path)) <= SHARED_MEMORY_ABOVE
     options = RunOptions(
         source=source,
         execute=execute,

@@ -172,6 +172,8 @@ class _Intake:
             execute=self.settings.execute,
             grant=ApprovalPolicy.NONE,
             out_dir=str((self.settings.reports_dir / incident.id).resolve()),
+            # worker processes, not threads: the analysis then never holds the server's GIL, and
+            # a step past its timeout can be stopped (its process is killed)
             processes=True,
             workers=self.settings.workers,
             hold_for_approval=True,

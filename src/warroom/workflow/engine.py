@@ -60,7 +60,7 @@ class RunOptions(BaseModel):
     grant: ApprovalPolicy = ApprovalPolicy.NONE  # what the operator approved up front
     out_dir: str | None = None
     replay_clock: bool = True  # incident time = alert time + elapsed run time (recorded incidents)
-    processes: bool = True
+    processes: bool = False  # True: steps in worker processes (see application.respond)
     # Gated actions wait for a human even in a dry run (the service: approvals come from the API);
     # the CLI's dry run instead records them as not approved and goes on.
     hold_for_approval: bool = False
