@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from warroom.errors import BundleError
 from warroom.serve.api.alerts import take
 from warroom.serve.api.deps import Service, service
 from warroom.serve.api.schemas import IntakeOut
 from warroom.serve.auth import Principal, Role, requires
 from warroom.serve.payloads import ReceivedAlert, label_fingerprint
 from warroom.serve.problems import ERROR_RESPONSES
+from warroom.sources.bundle import BundleSource
 from warroom.sources.manifest import Manifest
-from warroom.yamlfile import load_model
 
 router = APIRouter(prefix="/api/v1/replay", tags=["replay"], responses=ERROR_RESPONSES)
 
@@ -44,5 +42,5 @@ def fire(
     """Send the replayed bundle's alert (from its incident.yaml) through the intake."""
     if not svc.config.replay:
         raise HTTPException(404, "the service is not replaying a bundle (start it with --replay BUNDLE)")
-    manifest = load_model(Path(svc.config.replay) / "incident.yaml", Manifest, BundleError)
+    manifest = BundleSource(svc.config.replay).manifest()
     return take(request, svc, [bundle_alert(manifest)])
