@@ -149,13 +149,10 @@ def test_incident_room_in_chromium(crashed: dict[str, Any]) -> None:
             page.click("button[type=submit]")
             expect(page.locator("h1")).to_have_text("Incidents")
 
-            # Alertmanager sends a new alert (another group): the open list shows the incident it opens
-            sent = _post(
-                served,
-                "/api/v1/alerts/alertmanager",
-                "responder",
-                am_payload("CheckoutErrors", fingerprint="b2c3d4e5f6071829", service="checkout"),
-            )
+            # the replayed bundle's own alert (a new group: the first incident is resolved) opens an
+            # incident while the list is open
+            sent = _post(served, "/api/v1/replay/alert", "responder")
+            assert sent.status_code == 202 and sent.json()["runs_queued"] == 1, sent.text
             new_id = sent.json()["incidents"][0]
             row = page.locator(f"#incidents tr[data-id='{new_id}'] a")
             expect(row).to_be_visible(timeout=15_000)
