@@ -122,6 +122,9 @@ def test_alert_to_diagnosis_approvals_and_audit(crashed: dict[str, Any]) -> None
     ).items()
 
     wait_for(lambda: _run(served, incident_id) == "succeeded", 60, "the run to finish after the decisions")
+    listed = _get(served, "/api/v1/incidents", status=["resolved"], service="checkout").json()
+    assert incident_id in [i["id"] for i in listed]
+    assert _get(served, "/api/v1/incidents", severity=["P3"]).json() == []
     markdown = _get(served, f"/api/v1/incidents/{incident_id}/postmortem", format="md")
     assert markdown.status_code == 200 and "checkout" in markdown.text
     assert _get(served, f"/api/v1/incidents/{incident_id}/metrics").json()["metrics"]
