@@ -18,7 +18,7 @@ from warroom.sources.registry import open_source
 from warroom.store.records import build_record
 from warroom.store.repository import Store
 from warroom.workflow.engine import Approver, Engine, Progress, RunOptions, RunResult, runner_for
-from warroom.workflow.runner import share_telemetry
+from warroom.workflow.runner import StepRunner, share_telemetry
 from warroom.workflow.spec import ApprovalPolicy, WorkflowSpec, load_workflow, resolve_workflow
 
 
@@ -100,6 +100,15 @@ def resume(
     else:
         result = Engine(store, progress, approver).run(run.id)
     return _finish(store, result, Path(options.out_dir) if options.out_dir else None)
+
+
+def continue_run(store: Store, run_id: str, runner: StepRunner) -> RunResult:
+    """Drive a stored run to its end or its next approval gate, then write its reports (the
+    service's background worker: the run's options say where)."""
+    result = Engine(store).run(run_id, runner)
+    options = RunOptions.model_validate(store.get_run(run_id).options)
+    _finish(store, result, Path(options.out_dir) if options.out_dir else None)
+    return result
 
 
 def approve(store: Store, incident_id: str, action_id: str, actor: str) -> None:

@@ -470,6 +470,92 @@ def scenario_generate(
     console.print(f"wrote scenario {escape(name)} (seed {seed}, scale {escape(scale)}) to {escape(str(written))}")
 
 
+# --- the service (issue 11) --------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", help="warroom.toml (its [serve] table).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on (default 8080).")] = None,
+    db: DbOption = None,
+    replay: Annotated[
+        Path | None, typer.Option("--replay", help="Serve this bundle as if live: the telemetry of alerts' runs.")
+    ] = None,
+) -> None:
+    """Run the service: Alertmanager intake, background investigations, REST API, incident room."""
+    from warroom.config import load_config
+    from warroom.serve.server import serve as run_server
+
+    settings = load_config(config).serve
+    overrides = {"host": host, "port": port, "db": db, "replay": str(replay.resolve()) if replay else None}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    try:
+        run_server(settings)
+    except (ArgumentError, OperationalError, NoSuchModuleError) as exc:
+        raise InputError(f"cannot open the store: {str(exc).splitlines()[0][:200]}", field="--db") from None
+
+
+token_app = typer.Typer(no_args_is_help=True, help="API tokens of the service (stored as digests).")
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+@user_errors
+def token_create(
+    role: Annotated[str, typer.Option("--role", help="viewer, responder, commander or admin.")],
+    name: Annotated[str, typer.Option("--name", help="Who or what holds it (shown in the audit log).")],
+    db: DbOption = None,
+) -> None:
+    """Create a token and print it once; only its digest is stored."""
+    from warroom.serve.auth import Role
+    from warroom.store.tokens import create_token
+
+    try:
+        role_name = Role.parse(role).label
+    except ValueError as exc:
+        raise InputError(str(exc), field="--role") from None
+    if not name.strip():
+        raise InputError("give the token a name", field="--name")
+    sys.stdout.write(create_token(_store(db), name.strip(), role_name, created_by=f"cli ({getpass.getuser()})") + "\n")
+
+
+@token_app.command("list")
+@user_errors
+def token_list(db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    from warroom.store.tokens import list_tokens
+
+    found = list_tokens(_store(db))
+    if as_json:
+        rows = [
+            {**vars(t), "created_at": t.created_at.isoformat(), "revoked_at": t.revoked_at and t.revoked_at.isoformat()}
+            for t in found
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("name", "role", "created", "by", "revoked")
+    for t in found:
+        table.add_row(
+            escape(t.name),
+            t.role,
+            f"{t.created_at:%Y-%m-%d %H:%M}",
+            escape(t.created_by),
+            f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+@user_errors
+def token_revoke(name: str, db: DbOption = None) -> None:
+    """Revoke a token by name; requests with it get 401 from then on."""
+    from warroom.store.tokens import revoke_token
+
+    info = revoke_token(_store(db), name)
+    console.print(f"revoked {escape(info.name)} ({info.role})")
+
+
 def main() -> None:
     try:
         app()

@@ -165,6 +165,7 @@ class TimelineKind(StrEnum):
     ACTION_VERIFIED = "action_verified"
     COMMUNICATION_SENT = "communication_sent"
     NOTE = "note"
+    RESUMED = "resumed"  # a run picked up again after its process died
 
 
 class TimelineEvent(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -104,3 +104,76 @@ class AuditRow(Base):
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime]
     data: Mapped[dict[str, Any]]
+
+
+# -- the service (`warroom serve`): alerts, alert groups, API tokens, API audit ------------------
+
+
+class AlertRow(Base):
+    """One occurrence of an alert (fingerprint + start time), as received; re-sends update it."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(128), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))  # firing | resolved
+    source: Mapped[str] = mapped_column(String(32))  # alertmanager | generic
+    group_key: Mapped[str] = mapped_column(Text)
+    labels: Mapped[dict[str, Any]]
+    annotations: Mapped[dict[str, Any]]
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))  # opened | attached | stored (why no incident: detail)
+    detail: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("fingerprint", "starts_at", name="uq_alert_occurrence"),
+        # an incident's first receipt (the replay clock's origin) is read on every attach
+        Index("ix_alerts_incident_received", "incident_id", "received_at"),
+    )
+
+
+class AlertGroupRow(Base):
+    """Which incident an alert group (Alertmanager's groupKey, or the route's group labels) feeds."""
+
+    __tablename__ = "alert_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_key: Mapped[str] = mapped_column(String(64), index=True)  # sha256 of the key: keys can be long
+    route: Mapped[str] = mapped_column(String(200), index=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    opened_at: Mapped[datetime]
+
+
+class ApiTokenRow(Base):
+    """An API token: only its SHA-256 is kept, so the store never holds a usable credential."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None]
+
+
+class ApiAuditRow(Base):
+    """Append-only: every write request to the API (and every refused one), who made it and when."""
+
+    __tablename__ = "api_audit"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))  # token name, proxy user, or "anonymous"
+    role: Mapped[str | None] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int] = mapped_column(Integer)
+    client: Mapped[str | None] = mapped_column(String(100))
+    incident_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    detail: Mapped[dict[str, Any]]

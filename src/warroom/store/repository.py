@@ -47,6 +47,17 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def _event_of(row: TimelineRow) -> TimelineEvent:
+    return TimelineEvent(
+        at=_aware(row.at) or row.at,
+        kind=TimelineKind(row.kind),
+        source=row.source,
+        summary=row.summary,
+        data=row.data,
+        seq=row.seq,
+    )
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -93,31 +104,36 @@ class Store:
 
     def create_incident(self, draft: Incident) -> Incident:
         """Allocate the next INC-YYYY-NNN id for the incident's year and persist it."""
-        year = (draft.detected_at or now()).year
         for _ in range(20):  # another writer may take the same number: retry on the unique key
             try:
                 with self.transaction() as session:
-                    last = session.scalar(select(func.max(IncidentRow.number)).where(IncidentRow.year == year))
-                    number = (last or 0) + 1
-                    incident = draft.model_copy(update={"id": f"INC-{year}-{number:03d}"})
-                    stamp = now()
-                    session.add(
-                        IncidentRow(
-                            id=incident.id,
-                            year=year,
-                            number=number,
-                            title=incident.title,
-                            severity=incident.severity.value,
-                            status=incident.status.value,
-                            data=incident.model_dump(mode="json"),
-                            created_at=stamp,
-                            updated_at=stamp,
-                        )
-                    )
-                return incident
+                    return self.add_incident(session, draft)
             except IntegrityError:
                 continue
         raise RuntimeError("could not allocate an incident number")
+
+    def add_incident(self, session: Session, draft: Incident) -> Incident:
+        """Allocate the next number in the caller's transaction (IntegrityError if another writer took it)."""
+        year = (draft.detected_at or now()).year
+        last = session.scalar(select(func.max(IncidentRow.number)).where(IncidentRow.year == year))
+        number = (last or 0) + 1
+        incident = draft.model_copy(update={"id": f"INC-{year}-{number:03d}"})
+        stamp = now()
+        session.add(
+            IncidentRow(
+                id=incident.id,
+                year=year,
+                number=number,
+                title=incident.title,
+                severity=incident.severity.value,
+                status=incident.status.value,
+                data=incident.model_dump(mode="json"),
+                created_at=stamp,
+                updated_at=stamp,
+            )
+        )
+        session.flush()
+        return incident
 
     def get_incident(self, incident_id: str, session: Session | None = None) -> Incident:
         if session is None:
@@ -202,17 +218,18 @@ class Store:
             rows = session.scalars(
                 select(TimelineRow).where(TimelineRow.incident_id == incident_id).order_by(TimelineRow.seq)
             )
-            return [
-                TimelineEvent(
-                    at=_aware(row.at) or row.at,
-                    kind=TimelineKind(row.kind),
-                    source=row.source,
-                    summary=row.summary,
-                    data=row.data,
-                    seq=row.seq,
-                )
-                for row in rows
-            ]
+            return [_event_of(row) for row in rows]
+
+    def events_after(self, incident_id: str, after_seq: int, limit: int = 500) -> list[TimelineEvent]:
+        """The incident's events with a sequence number above `after_seq` (what a live view has not seen)."""
+        with self.transaction() as session:
+            rows = session.scalars(
+                select(TimelineRow)
+                .where(TimelineRow.incident_id == incident_id, TimelineRow.seq > after_seq)
+                .order_by(TimelineRow.seq)
+                .limit(limit)
+            )
+            return [_event_of(row) for row in rows]
 
     # -- runs and steps ----------------------------------------------------------------------
 
@@ -252,6 +269,14 @@ class Store:
                 raise NotFoundError(f"incident '{incident_id}' has no workflow run")
             session.expunge(row)
             return row
+
+    def runs_with_status(self, statuses: tuple[str, ...]) -> list[RunRow]:
+        """Runs whose status is one of `statuses`, oldest first."""
+        with self.transaction() as session:
+            rows = list(session.scalars(select(RunRow).where(RunRow.status.in_(statuses)).order_by(RunRow.started_at)))
+            for row in rows:
+                session.expunge(row)
+            return rows
 
     def set_run_status(self, session: Session, run_id: str, status: str, finished: bool = False) -> None:
         row = session.get(RunRow, run_id)

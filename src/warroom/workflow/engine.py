@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from warroom.errors import NotFoundError
+from warroom.errors import InputError, NotFoundError
 from warroom.incident import (
     AgentReport,
     Assignee,
@@ -61,6 +61,9 @@ class RunOptions(BaseModel):
     out_dir: str | None = None
     replay_clock: bool = True  # incident time = alert time + elapsed run time (recorded incidents)
     processes: bool = False  # True: steps in worker processes (see application.respond)
+    # Gated actions wait for a human even in a dry run (the service: approvals come from the API);
+    # the CLI's dry run instead records them as not approved and goes on.
+    hold_for_approval: bool = False
     # analysis is CPU-bound: one worker per core; more would only share the cores and add spawn cost
     workers: int = Field(default_factory=lambda: max(2, os.cpu_count() or 2))
 
@@ -147,6 +150,18 @@ def draft_incident(telemetry: IncidentTelemetry) -> Incident:
     )
 
 
+def alert_event(telemetry: IncidentTelemetry) -> TimelineEvent:
+    """The recorded alert as the incident's first timeline event."""
+    alert = telemetry.manifest.alert
+    return TimelineEvent(
+        at=alert.fired_at,
+        kind=TimelineKind.ALERT,
+        source=alert.labels.get("source", "alert"),
+        summary=f"{alert.name}: {alert.summary}".strip(": "),
+        data={"service": alert.service, **alert.labels},
+    )
+
+
 INCIDENT_FIELDS = (
     "severity",
     "severity_rule",
@@ -168,36 +183,32 @@ class Engine:
 
     def start(self, telemetry: IncidentTelemetry, spec: WorkflowSpec, options: RunOptions) -> tuple[str, str]:
         incident = self.store.create_incident(draft_incident(telemetry))
-        alert = telemetry.manifest.alert
         with self.store.transaction() as session:
-            run_id = self.store.create_run(
-                session, incident.id, spec.name, spec.model_dump(mode="json"), options.model_dump(mode="json")
-            )
-            self.store.add_event(
-                session,
-                incident.id,
-                TimelineEvent(
-                    at=alert.fired_at,
-                    kind=TimelineKind.ALERT,
-                    source=alert.labels.get("source", "alert"),
-                    summary=f"{alert.name}: {alert.summary}".strip(": "),
-                    data={"service": alert.service, **alert.labels},
-                ),
-                dedupe_key="alert",
-            )
-            self.store.add_event(
-                session,
-                incident.id,
-                TimelineEvent(
-                    at=alert.fired_at,
-                    kind=TimelineKind.NOTE,
-                    source="engine",
-                    summary=f"incident {incident.id} opened; workflow {spec.name} started",
-                    data={"run_id": run_id, "workflow": spec.name},
-                ),
-                dedupe_key="opened",
-            )
+            run_id = self.open_run(session, incident.id, alert_event(telemetry), spec, options)
         return incident.id, run_id
+
+    def open_run(
+        self, session: Session, incident_id: str, alert: TimelineEvent, spec: WorkflowSpec, options: RunOptions
+    ) -> str:
+        """Record the run of `spec` for an incident and the alert that opened it, in the caller's
+        transaction (the service opens incidents in the same transaction that stores the alert)."""
+        run_id = self.store.create_run(
+            session, incident_id, spec.name, spec.model_dump(mode="json"), options.model_dump(mode="json")
+        )
+        self.store.add_event(session, incident_id, alert, dedupe_key="alert")
+        self.store.add_event(
+            session,
+            incident_id,
+            TimelineEvent(
+                at=alert.at,
+                kind=TimelineKind.NOTE,
+                source="engine",
+                summary=f"incident {incident_id} opened; workflow {spec.name} started",
+                data={"run_id": run_id, "workflow": spec.name},
+            ),
+            dedupe_key="opened",
+        )
+        return run_id
 
     # -- running -----------------------------------------------------------------------------
 
@@ -361,6 +372,7 @@ class Engine:
         stored = {row.action_id: row for row in self.store.actions(incident_id)}
         approvals: list[dict[str, Any]] = []  # who approved each action, and when: the executor audits it
         pending: list[dict[str, Any]] = []
+        rejected: list[str] = []
         at = clock.now()
         with self.store.transaction() as session:
             for action in move.actions:
@@ -368,6 +380,9 @@ class Engine:
                 row = stored.get(action_id)
                 if not covers(move.policy, action):
                     approvals.append({"action_id": action_id, "approved_by": f"policy ({move.policy.value})"})
+                    continue
+                if row is not None and row.status == "rejected":
+                    rejected.append(action_id)  # decided by a human: the run goes on without it
                     continue
                 if row is not None and row.approved_by:
                     approval = {"action_id": action_id, "approved_by": row.approved_by}
@@ -385,7 +400,7 @@ class Engine:
                     continue
                 approvals.append({"action_id": action_id, "approved_by": actor, "approved_at": at.isoformat()})
                 self._approve(session, incident_id, action, actor, at)
-            if pending and options.execute:
+            if pending and (options.execute or options.hold_for_approval):
                 for action in pending:
                     self.store.upsert_action(session, incident_id, action["id"], "awaiting_approval")
                     self._event(
@@ -416,7 +431,7 @@ class Engine:
                         "policy": move.policy.value,
                         "approved": [a["action_id"] for a in approvals],
                         "approvals": approvals,
-                        "not_approved": [a["id"] for a in pending],
+                        "not_approved": [a["id"] for a in pending] + rejected,
                         "mode": "execute" if options.execute else "dry-run",
                     },
                 },
@@ -437,14 +452,39 @@ class Engine:
             f"approved:{action['id']}",
         )
 
-    def approve(self, incident_id: str, action_id: str, actor: str) -> None:
-        """Record a human approval given after the fact (`warroom approve`)."""
+    def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> None:
+        """Record a human approval given after the fact (`warroom approve`); `at` in incident time."""
         known = {row.action_id: row for row in self.store.actions(incident_id)}
         if action_id not in known:
             choices = ", ".join(sorted(known)) or "none proposed yet"
             raise NotFoundError(f"incident {incident_id} has no action '{action_id}' (actions: {choices})")
         with self.store.transaction() as session:
-            self._approve(session, incident_id, {"id": action_id, **known[action_id].data}, actor, datetime.now(UTC))
+            self._approve(
+                session, incident_id, {"id": action_id, **known[action_id].data}, actor, at or datetime.now(UTC)
+            )
+
+    def reject(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> None:
+        """Record a human's refusal of a proposed action; the gate then passes without it."""
+        known = {row.action_id: row for row in self.store.actions(incident_id)}
+        if action_id not in known:
+            choices = ", ".join(sorted(known)) or "none proposed yet"
+            raise NotFoundError(f"incident {incident_id} has no action '{action_id}' (actions: {choices})")
+        if known[action_id].approved_by:
+            raise InputError(f"action '{action_id}' was already approved by {known[action_id].approved_by}")
+        at = at or datetime.now(UTC)
+        with self.store.transaction() as session:
+            self.store.upsert_action(session, incident_id, action_id, "rejected")
+            self.store.audit(session, incident_id, action_id, "rejected", actor, at, {"reason": reason})
+            self._event(
+                session,
+                incident_id,
+                TimelineKind.NOTE,
+                actor,
+                f"rejected: {known[action_id].data.get('title', action_id)} — {reason}",
+                {"action_id": action_id, "reason": reason},
+                at,
+                f"rejected:{action_id}",
+            )
 
     def _run_steps(
         self,

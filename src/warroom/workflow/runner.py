@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from warroom.agents.base import AgentContext
-from warroom.agents.registry import resolve
+from warroom.agents.registry import builtin, resolve
 from warroom.sources.contract import SourceSpec
 from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.sources.registry import read_spec
@@ -88,6 +88,9 @@ def _worker_init(source: SourceSpec) -> None:
     # there, once, as a one-line error, so a worker stays quiet and fails on first use.
     with contextlib.suppress(Exception):
         _telemetry(source)
+    # Importing the agents and their analyses costs seconds; paid here, a warm pool's first step
+    # (the service's first answer to an alert) does not wait for it.
+    builtin()
 
 
 def _ready() -> int:
@@ -117,6 +120,11 @@ class StepRunner:
         self.processes = processes
         self.workers = max(1, workers)
         self._executor: Executor | None = None
+
+    def use(self, source: SourceSpec) -> None:
+        """Serve another run's source on the same warm pool: each worker reads it on its first
+        step (once per run) instead of the pool being spawned again."""
+        self.source = source
 
     def _pool(self) -> Executor:
         if self._executor is None:
