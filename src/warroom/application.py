@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from warroom.agents import registry
 from warroom.errors import InputError, NotFoundError
+from warroom.incident import RootCauseCandidate, Status
 from warroom.record import RunRecord
 from warroom.report.metrics import compute_metrics
 from warroom.report.writer import write_reports
@@ -19,11 +21,65 @@ from warroom.workflow.runner import share_bundle
 from warroom.workflow.spec import ApprovalPolicy, WorkflowSpec, load_workflow, resolve_workflow
 
 
+class Outcome(StrEnum):
+    """How a command ended, as `--json`'s `status` says it; `exit_code` is the process's exit code
+    (docs/exit-codes.md)."""
+
+    DIAGNOSED = "diagnosed"  # cause established; nothing was executed (a dry run)
+    RECOVERED = "recovered"  # cause established, actions executed and the recovery validated
+    BAD_INPUT = "bad_input"
+    FAILED_STEPS = "failed_steps"  # the run finished, but some steps failed or timed out
+    CAUSE_NOT_ESTABLISHED = "cause_not_established"  # no candidate, or the top one is inconclusive
+    NOT_RECOVERED = "not_recovered"  # actions were executed, recovery was not validated
+    WAITING_APPROVAL = "waiting_approval"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self]
+
+
+EXIT_CODES = {
+    Outcome.DIAGNOSED: 0,
+    Outcome.RECOVERED: 0,
+    Outcome.BAD_INPUT: 2,
+    Outcome.FAILED_STEPS: 3,
+    Outcome.CAUSE_NOT_ESTABLISHED: 3,
+    Outcome.NOT_RECOVERED: 3,
+    Outcome.WAITING_APPROVAL: 4,
+    Outcome.INTERRUPTED: 5,
+}
+
+
+def cause_established(diagnosis: list[RootCauseCandidate]) -> bool:
+    """The diagnosis names a cause: a top candidate exists and the diagnosis did not flag it inconclusive."""
+    top = min(diagnosis, key=lambda c: c.rank) if diagnosis else None
+    return top is not None and not top.inconclusive
+
+
+def outcome(result: RunResult, record: RunRecord, executed: bool) -> Outcome:
+    """A finished (or paused) run's outcome, worst first: the exit code must never claim more than happened."""
+    if result.status == "waiting_approval":
+        return Outcome.WAITING_APPROVAL
+    if result.status != "succeeded":
+        return Outcome.FAILED_STEPS
+    if not cause_established(record.diagnosis):
+        return Outcome.CAUSE_NOT_ESTABLISHED
+    if executed:
+        # The incident's own lifecycle says whether recovery was validated (the workflow moves it to
+        # resolved only then); a dry run or a replay never counts as a recovery.
+        return (
+            Outcome.RECOVERED if record.incident.status in (Status.RESOLVED, Status.CLOSED) else Outcome.NOT_RECOVERED
+        )
+    return Outcome.DIAGNOSED
+
+
 @dataclass
 class Response:
     result: RunResult
     record: RunRecord
     files: dict[str, Path]
+    outcome: Outcome
 
 
 # Worker processes give each step its own interpreter but also their own copy of the telemetry;
@@ -80,9 +136,11 @@ def respond(
         else:
             share_bundle(options.bundle, bundle)  # steps on threads read this one copy
         result = engine.run(run_id, runner)
-    finally:
-        runner.close()
-    return _finish(store, result, out_dir)
+    except BaseException:
+        runner.terminate()  # bad input or an interrupt: do not wait for workers still loading or running
+        raise
+    runner.close()
+    return _finish(store, result, out_dir, execute)
 
 
 def resume(
@@ -111,14 +169,14 @@ def resume(
         result = RunResult(incident_id, run.id, run.status, [])
     else:
         result = Engine(store, progress, approver).run(run.id)
-    return _finish(store, result, Path(options.out_dir) if options.out_dir else None)
+    return _finish(store, result, Path(options.out_dir) if options.out_dir else None, options.execute)
 
 
 def approve(store: Store, incident_id: str, action_id: str, actor: str) -> None:
     Engine(store).approve(incident_id, action_id, actor)
 
 
-def _finish(store: Store, result: RunResult, out_dir: Path | None) -> Response:
+def _finish(store: Store, result: RunResult, out_dir: Path | None, executed: bool) -> Response:
     record = build_record(store, result.incident_id, result.run_id)
     record.metrics = compute_metrics(record)
     files: dict[str, Path] = {}
@@ -128,7 +186,7 @@ def _finish(store: Store, result: RunResult, out_dir: Path | None) -> Response:
         except OSError as exc:
             raise InputError(f"cannot create the output directory ({exc.strerror})", file=out_dir) from None
         files = write_reports(record, out_dir)
-    return Response(result, record, files)
+    return Response(result, record, files, outcome(result, record, executed))
 
 
 def workflow_facts(bundle_dir: Path) -> dict[str, Any]:

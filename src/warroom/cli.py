@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -15,14 +16,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from warroom import application
 from warroom.agents.registry import is_known as is_known_agent
 from warroom.agents.registry import specs as agent_specs
-from warroom.application import Response
+from warroom.application import Outcome, Response
 from warroom.bench.scenarios import parse_seeds, run_scenario_bench
-from warroom.errors import InputError
+from warroom.errors import InputError, Interrupted
 from warroom.progress import ConsoleProgress
 from warroom.redact import redact, redact_obj
 from warroom.scenarios import list_scenarios
@@ -51,6 +51,35 @@ def user_errors(func: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def run_outcome(func: F) -> F:
+    """For commands that run a workflow: the exit code and `--json`'s `status` say how it ended
+    (docs/exit-codes.md), also when it ended on bad input or an interrupt. Inside `user_errors`."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            response = func(*args, **kwargs)
+        except InputError as exc:
+            if as_json:
+                _print_json({"status": Outcome.BAD_INPUT.value, "error": exc.one_line()})
+            raise
+        except Interrupted as exc:
+            resume_hint = f"; `warroom resume {exc.incident_id}` carries on" if exc.incident_id else ""
+            if as_json:
+                _print_json({"status": Outcome.INTERRUPTED.value, "incident_id": exc.incident_id})
+            err_console.print(f"interrupted ({exc.signal_name}){resume_hint}", markup=False, highlight=False)
+            raise typer.Exit(Outcome.INTERRUPTED.exit_code) from None
+        _print_response(response, as_json)
+        raise typer.Exit(response.outcome.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(redact_obj(payload), indent=2, default=str) + "\n")
 
 
 # --- Nezha dataset: import and benchmark (issue 3) -------------------------------------------
@@ -139,11 +168,9 @@ ApproveOption = Annotated[
 ]
 
 
-def _store(db: str | None) -> Store:
-    try:
-        return Store(db)
-    except (ArgumentError, OperationalError, NoSuchModuleError) as exc:
-        raise InputError(f"cannot open the store: {str(exc).splitlines()[0][:200]}", field="--db") from None
+def _store(db: str | None, *, create: bool = False) -> Store:
+    """The store; only a command that opens incidents (`respond`) may create one."""
+    return Store(db, create=create)
 
 
 def _interactive_approver() -> Approver | None:
@@ -160,6 +187,7 @@ def _print_response(response: Response, as_json: bool) -> None:
     record = response.record
     if as_json:
         payload = {
+            "status": response.outcome.value,
             "incident_id": record.incident.id,
             "run_status": response.result.status,
             "diagnosis": [c.model_dump(mode="json") for c in record.diagnosis],
@@ -167,13 +195,13 @@ def _print_response(response: Response, as_json: bool) -> None:
             "pending_approval": [a["id"] for a in response.result.pending],
             "files": {name: str(path) for name, path in response.files.items()},
         }
-        sys.stdout.write(json.dumps(redact_obj(payload), indent=2, default=str) + "\n")
+        _print_json(payload)
         return
     incident = record.incident
     console.print(
         f"\n[bold]{incident.id}[/] {escape(incident.title)} — {incident.severity.value}, "
         f"status {incident.status.value}, "
-        f"run {response.result.status.replace('_', ' ')}"
+        f"run {response.result.status.replace('_', ' ')}: {response.outcome.value.replace('_', ' ')}"
     )
     for candidate in record.diagnosis[:3]:
         console.print(
@@ -193,6 +221,7 @@ def _print_response(response: Response, as_json: bool) -> None:
 
 @app.command()
 @user_errors
+@run_outcome
 def respond(
     bundle: Annotated[Path, typer.Argument(help="Incident bundle directory.")],
     workflow: Annotated[
@@ -203,11 +232,11 @@ def respond(
     execute: Annotated[bool, typer.Option("--execute", help="Make real changes (default: dry run).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the diagnosis and metrics as JSON.")] = False,
     db: DbOption = None,
-) -> None:
+) -> Response:
     """Open an incident from a bundle and run a response workflow over it."""
-    store = _store(db)
+    store = _store(db, create=True)
     progress = None if as_json else ConsoleProgress(err_console)
-    response = application.respond(
+    return application.respond(
         store,
         bundle,
         workflow,
@@ -217,11 +246,11 @@ def respond(
         progress=progress,
         approver=_interactive_approver(),
     )
-    _print_response(response, as_json)
 
 
 @app.command()
 @user_errors
+@run_outcome
 def resume(
     incident_id: Annotated[str, typer.Argument(help="Incident id, e.g. INC-2026-001.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for the reports.")] = None,
@@ -230,14 +259,13 @@ def resume(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     db: DbOption = None,
-) -> None:
+) -> Response:
     """Finish a run that was interrupted or is waiting for approval; completed steps are not repeated."""
     store = _store(db)
     progress = None if as_json else ConsoleProgress(err_console)
-    response = application.resume(
+    return application.resume(
         store, incident_id, out_dir=out, grant=approve, progress=progress, approver=_interactive_approver()
     )
-    _print_response(response, as_json)
 
 
 @app.command("approve")
@@ -455,9 +483,16 @@ def scenario_generate(
     console.print(f"wrote scenario {escape(name)} (seed {seed}, scale {escape(scale)}) to {escape(str(written))}")
 
 
+def _terminate(signum: int, _frame: Any) -> None:
+    # SIGTERM ends a run the way Ctrl-C does: workers stopped, the run marked interrupted, exit 5.
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # outside a run (a run's own commands report it themselves)
+        name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+        err_console.print(f"interrupted ({name})", markup=False, highlight=False)
+        sys.exit(Outcome.INTERRUPTED.exit_code)

@@ -149,6 +149,9 @@ class RootCauseCandidate(BaseModel):
     change_id: str | None = None
     reason: str = ""
     evidence_ids: list[str] = Field(default_factory=list)
+    # The diagnosis sets this when the evidence does not single out a cause: the run then ends
+    # "cause not established" (exit code 3) however high the candidate ranks.
+    inconclusive: bool = False
 
 
 class TimelineKind(StrEnum):

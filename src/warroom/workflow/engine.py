@@ -8,6 +8,7 @@ at any point and resumed neither loses nor repeats anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from warroom.errors import NotFoundError
+from warroom.errors import Interrupted, NotFoundError
 from warroom.incident import (
     AgentReport,
     Assignee,
@@ -211,33 +212,59 @@ class Engine:
         runner = runner or runner_for(options)
         with self.store.transaction() as session:
             self.store.set_run_status(session, run_id, "running")
-        closed: set[str] = set()
         try:
-            while True:
-                recorded = self._recorded(run_id)
-                # close every finished phase, including one whose last step committed just before a crash
-                for phase in spec.phases:
-                    if phase.id not in closed and phase_done(phase, recorded):
-                        self._close_phase(run_id, incident_id, phase, recorded, clock)
-                        closed.add(phase.id)
-                move = next_move(spec, recorded)
-                if isinstance(move, Done):
-                    return self._finish(run_id, incident_id, recorded, clock)
-                self._enter_phase(run_id, incident_id, spec, move.phase, recorded, clock)
-                if isinstance(move, RecordDecision):
-                    self._record_decision(run_id, incident_id, move, clock)
-                elif isinstance(move, OpenGate):
-                    pending = self._open_gate(run_id, incident_id, move, options, clock)
-                    if pending:
-                        with self.store.transaction() as session:
-                            self.store.set_run_status(session, run_id, "waiting_approval")
-                        self.progress.waiting(pending)
-                        return RunResult(incident_id, run_id, "waiting_approval", pending)
-                else:
-                    self._run_steps(run_id, incident_id, spec, move, recorded, options, runner, clock)
-        finally:
+            result = self._drive(run_id, incident_id, spec, options, runner, clock)
+        except KeyboardInterrupt as exc:
             if owned:
-                runner.close()
+                runner.terminate()
+            self._mark_interrupted(run_id)
+            name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+            raise Interrupted(name, incident_id) from None
+        except BaseException:
+            if owned:
+                runner.terminate()  # do not wait for steps whose results can no longer be recorded
+            raise
+        if owned:
+            runner.close()
+        return result
+
+    def _mark_interrupted(self, run_id: str) -> None:
+        """Best effort: a second signal or a store failure here must not hide the interrupt."""
+        with contextlib.suppress(Exception), self.store.transaction() as session:
+            self.store.set_run_status(session, run_id, "interrupted")
+
+    def _drive(
+        self,
+        run_id: str,
+        incident_id: str,
+        spec: WorkflowSpec,
+        options: RunOptions,
+        runner: StepRunner,
+        clock: Clock,
+    ) -> RunResult:
+        closed: set[str] = set()
+        while True:
+            recorded = self._recorded(run_id)
+            # close every finished phase, including one whose last step committed just before a crash
+            for phase in spec.phases:
+                if phase.id not in closed and phase_done(phase, recorded):
+                    self._close_phase(run_id, incident_id, phase, recorded, clock)
+                    closed.add(phase.id)
+            move = next_move(spec, recorded)
+            if isinstance(move, Done):
+                return self._finish(run_id, incident_id, recorded, clock)
+            self._enter_phase(run_id, incident_id, spec, move.phase, recorded, clock)
+            if isinstance(move, RecordDecision):
+                self._record_decision(run_id, incident_id, move, clock)
+            elif isinstance(move, OpenGate):
+                pending = self._open_gate(run_id, incident_id, move, options, clock)
+                if pending:
+                    with self.store.transaction() as session:
+                        self.store.set_run_status(session, run_id, "waiting_approval")
+                    self.progress.waiting(pending)
+                    return RunResult(incident_id, run_id, "waiting_approval", pending)
+            else:
+                self._run_steps(run_id, incident_id, spec, move, recorded, options, runner, clock)
 
     def _event(
         self,
