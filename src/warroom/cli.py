@@ -193,6 +193,7 @@ def _print_response(response: Response, as_json: bool) -> None:
             "diagnosis": [c.model_dump(mode="json") for c in record.diagnosis],
             "metrics": record.metrics.model_dump(mode="json"),
             "pending_approval": [a["id"] for a in response.result.pending],
+            "limitations": record.limitations,
             "files": {name: str(path) for name, path in response.files.items()},
         }
         _print_json(payload)
@@ -401,6 +402,8 @@ def bundle_validate(path: Path, as_json: Annotated[bool, typer.Option("--json")]
         return
     rows = ", ".join(f"{k}: {v if v is not None else 'absent'}" for k, v in summary["rows"].items())
     console.print(f"{path}: valid bundle v1 — {escape(summary['title'])}; {rows}")
+    for warning in summary["warnings"]:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 @bench_app.command("scenarios")

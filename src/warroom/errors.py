@@ -48,6 +48,10 @@ class BundleError(InputError):
     """The incident bundle on disk is malformed."""
 
 
+class TelemetryError(InputError):
+    """Telemetry that fails validation at the source boundary (any source: a bundle, a live query)."""
+
+
 class WorkflowSpecError(InputError):
     """A workflow YAML does not validate."""
 

@@ -37,6 +37,8 @@ def investigate(bundle: Bundle) -> Diagnosis:
     missing = bundle.missing_modalities()
     if missing:
         result.limitations.append(f"bundle has no {', '.join(missing)}")
+    # rows dropped or repaired at the source boundary: the diagnosis stands on what is left
+    result.limitations.extend(problem.limitation() for problem in bundle.problems)
     with _LOCK:
         _CACHE[key] = result
     return result

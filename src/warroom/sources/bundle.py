@@ -18,6 +18,7 @@ Layout (see docs/bundle-format.md):
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ import subprocess
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ import polars as pl
 
 from warroom.errors import BundleError
 from warroom.sources.manifest import Manifest
+from warroom.sources.validate import Limits, Origin, Problem, validate_frame
 from warroom.yamlfile import line_of, load_model, read_yaml
 
 FORMATS = (".parquet", ".jsonl", ".ndjson", ".csv")
@@ -110,12 +113,14 @@ NULLABLE = {
 
 @dataclass
 class Telemetry:
-    """The four modalities for one period; a modality that is absent is None."""
+    """The four modalities for one period; a modality that is absent is None. `problems` are the
+    validation warnings met reading them (rows dropped or repaired): the run's limitations."""
 
     metrics: pl.DataFrame | None = None
     logs: pl.DataFrame | None = None
     traces: pl.DataFrame | None = None
     changes: pl.DataFrame | None = None
+    problems: list[Problem] = field(default_factory=list)
 
     def present(self) -> list[str]:
         return [name for name in TABLES if getattr(self, name) is not None]
@@ -124,19 +129,24 @@ class Telemetry:
 class AfterActions(Mapping[str, Telemetry]):
     """`after/<action-kind>/` folders, each read when used: a large bundle keeps telemetry for
     every possible mitigation, and a run looks at the few it tries. Only the last `keep` read stay
-    in memory (a mitigation loop walks through several in turn)."""
+    in memory (a mitigation loop walks through several in turn). Their files were probed when the
+    bundle was loaded; rows are validated when a folder is read."""
 
-    def __init__(self, folders: dict[str, Path], keep: int = 2) -> None:
+    def __init__(self, folders: dict[str, Path], alert_at: datetime, limits: Limits, keep: int = 2) -> None:
         self._folders = folders
+        self._alert_at = alert_at
+        self._limits = limits
         self._keep = keep
         self._loaded: dict[str, Telemetry] = {}
         self._lock = threading.Lock()  # steps on threads share one bundle
+        self.problems: dict[str, list[Problem]] = {}  # validation warnings of each folder read so far
 
     def __getitem__(self, kind: str) -> Telemetry:
         with self._lock:
             telemetry = self._loaded.pop(kind, None)
         if telemetry is None:
-            telemetry = read_telemetry(self._folders[kind])
+            telemetry = read_telemetry(self._folders[kind], self._alert_at, self._limits)
+            self.problems[kind] = telemetry.problems
         with self._lock:
             self._loaded[kind] = telemetry  # most recently used last
             while len(self._loaded) > self._keep:
@@ -166,6 +176,17 @@ class Bundle:
     repo: Path | None = None
 
     @property
+    def problems(self) -> list[Problem]:
+        """Validation warnings of the incident's and the baseline's telemetry, and of the after/
+        folders read so far."""
+        after = self.after.problems.values() if isinstance(self.after, AfterActions) else []
+        return [
+            *self.telemetry.problems,
+            *(self.baseline.problems if self.baseline else []),
+            *(p for problems in after for p in problems),
+        ]
+
+    @property
     def metrics(self) -> pl.DataFrame | None:
         return self.telemetry.metrics
 
@@ -185,8 +206,31 @@ class Bundle:
         return [name for name in ("metrics", "logs", "traces", "changes") if getattr(self, name) is None]
 
 
+def present(path: Path, kind: str = "file") -> bool:
+    """Whether `path` is there to read; False only when nothing is there at all. Something that is
+    there but cannot be read as a `kind` ("file" or "folder") — a symbolic link loop, a dangling
+    link, a file where a folder belongs, no permission — is an error, never "absent"."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise BundleError("is a dangling symbolic link", file=path) from None
+        return False
+    except OSError as exc:
+        what = "a symbolic link loop" if exc.errno == errno.ELOOP else exc.strerror or exc.__class__.__name__
+        raise BundleError(f"cannot be read ({what})", file=path) from None
+    is_dir = os.path.isdir(path)
+    if kind == "folder" and not is_dir:
+        raise BundleError("expected a folder, found a file", file=path)
+    if kind == "file" and (is_dir or not os.path.isfile(path)):
+        raise BundleError("expected a file, found a folder" if is_dir else "not a regular file", file=path)
+    if not os.access(path, os.R_OK | (os.X_OK if is_dir else 0)):
+        raise BundleError("cannot be read (permission denied)", file=path)
+    return True
+
+
 def _find_table(folder: Path, name: str) -> Path | None:
-    found = [folder / f"{name}{ext}" for ext in FORMATS if (folder / f"{name}{ext}").is_file()]
+    found = [folder / f"{name}{ext}" for ext in FORMATS if present(folder / f"{name}{ext}")]
     if len(found) > 1:
         raise BundleError(
             f"more than one file for '{name}' ({', '.join(p.name for p in found)}); keep one",
@@ -195,14 +239,14 @@ def _find_table(folder: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
-def _read_raw(path: Path) -> pl.DataFrame:
+def _read_raw(path: Path, rows: int | None = None) -> pl.DataFrame:
     suffix = path.suffix
     try:
         if suffix == ".parquet":
-            return pl.read_parquet(path)
+            return pl.read_parquet(path, n_rows=rows)
         if suffix in (".jsonl", ".ndjson"):
-            return pl.read_ndjson(path, infer_schema_length=None)
-        return pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False)
+            return pl.read_ndjson(path, infer_schema_length=None, n_rows=rows)
+        return pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False, n_rows=rows)
     except Exception as exc:  # polars raises several exception types; locate the bad line ourselves
         line = _locate_bad_line(path)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
@@ -332,19 +376,50 @@ def _epoch_to_timestamp(values: pl.Series) -> pl.Series:
     return (values * scale).round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
-def read_table(path: Path, name: str) -> pl.DataFrame:
+def _origin(path: Path) -> Origin:
+    first_line = {".csv": 2, ".jsonl": 1, ".ndjson": 1}.get(path.suffix)  # Parquet: rows are counted
+    return Origin(path, first_line)
+
+
+def read_table(
+    path: Path, name: str, alert_at: datetime, limits: Limits | None = None
+) -> tuple[pl.DataFrame, list[Problem]]:
+    """One table, converted and validated (rows in file order until then, so problems name lines)."""
     spec = TABLES[name]
-    frame = _coerce(_read_raw(path), spec, path)
+    checked = validate_frame(name, _coerce(_read_raw(path), spec, path), _origin(path), alert_at, limits)
+    frame = checked.frame
     order = spec.time_columns[0]
-    return frame if frame.get_column(order).is_sorted() else frame.sort(order)
+    return (frame if frame.get_column(order).is_sorted() else frame.sort(order)), checked.warnings
 
 
-def read_telemetry(folder: Path) -> Telemetry:
+# Rows read from each after/ table when the bundle is loaded: enough to reject a file that is not
+# what it claims to be before anything is recorded, without reading every mitigation's telemetry.
+PROBE_ROWS = 1000
+
+
+def probe_telemetry(folder: Path) -> None:
+    """Check that a folder holds readable tables whose first rows convert (errors only)."""
+    paths = {name: _find_table(folder, name) for name in TABLES}
+    if not any(paths.values()):
+        raise BundleError(
+            f"no telemetry: expected at least one of {', '.join(TABLES)} ({'/'.join(FORMATS)})", file=folder
+        )
+    for name, path in paths.items():
+        if path is not None:
+            _coerce(_read_raw(path, PROBE_ROWS), TABLES[name], path)
+
+
+def read_telemetry(folder: Path, alert_at: datetime, limits: Limits | None = None) -> Telemetry:
     found: dict[str, Any] = {}
+    problems: list[Problem] = []
     for name in TABLES:
         path = _find_table(folder, name)
-        found[name] = read_table(path, name) if path is not None else None
-    return Telemetry(**found)
+        if path is None:
+            found[name] = None
+            continue
+        found[name], warnings = read_table(path, name, alert_at, limits)
+        problems.extend(warnings)
+    return Telemetry(**found, problems=problems)
 
 
 def _read_topology(path: Path) -> dict[str, list[str]]:
@@ -369,10 +444,10 @@ def _read_topology(path: Path) -> dict[str, list[str]]:
 def _checkout(root: Path) -> Path | None:
     """The bundle's code repository: `repo/` as is, or `repo.bundle` (a git bundle file, which
     can be committed where a nested .git cannot) cloned once into a cache keyed by its content."""
-    if (root / "repo").is_dir():
+    if present(root / "repo", "folder"):
         return root / "repo"
     packed = root / "repo.bundle"
-    if not packed.is_file():
+    if not present(packed):
         return None
     digest = hashlib.sha256(packed.read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "warroom" / "repos" / digest
@@ -398,32 +473,42 @@ def _checkout(root: Path) -> Path | None:
 def load_bundle(path: str | Path, *, eager: bool = False) -> Bundle:
     """Load and validate a bundle; raise BundleError naming the file, line and field.
 
-    The `after/` folders are read when first used, unless `eager` (which validates them too)."""
+    The `after/` folders are probed (readable, first rows convert) now and read when first used,
+    unless `eager` (which reads and validates every row of them too)."""
     root = Path(path)
     if not root.is_dir():
         raise BundleError("not a directory (expected an incident bundle)", file=root)
+    if not present(root / "incident.yaml"):
+        raise BundleError("file not found", file=root / "incident.yaml")
     manifest = load_model(root / "incident.yaml", Manifest, BundleError)
-    telemetry = read_telemetry(root)
+    alert_at = manifest.alert.fired_at
+    limits = Limits.from_env()
+    telemetry = read_telemetry(root, alert_at, limits)
     if not telemetry.present():
         raise BundleError(
             f"no telemetry: expected at least one of metrics, logs, traces, changes ({'/'.join(FORMATS)})",
             file=root,
         )
-    baseline = read_telemetry(root / "baseline") if (root / "baseline").is_dir() else None
+    baseline = read_telemetry(root / "baseline", alert_at, limits) if present(root / "baseline", "folder") else None
     folders = {}
-    if (root / "after").is_dir():
-        folders = {p.name: p for p in sorted((root / "after").iterdir()) if p.is_dir()}
-    after = AfterActions(folders)
+    if present(root / "after", "folder"):
+        # a stray file beside the folders (a README) is not telemetry; anything else must be a folder
+        entries = sorted((root / "after").iterdir())
+        folders = {p.name: p for p in entries if not p.is_file() and present(p, "folder")}
+    for folder in folders.values():
+        probe_telemetry(folder)
+    after = AfterActions(folders, alert_at, limits)
     if eager:
         after.load_all()
-    topology = _read_topology(root / "topology.yaml") if (root / "topology.yaml").is_file() else {}
+    topology = _read_topology(root / "topology.yaml") if present(root / "topology.yaml") else {}
     repo = _checkout(root)
     return Bundle(root, manifest, telemetry, baseline, after, topology, repo)
 
 
 def describe(bundle: Bundle) -> dict[str, Any]:
     """A short, JSON-friendly inventory of a bundle (what `bundle validate` prints)."""
-    counts = {name: (frame.height if frame is not None else None) for name, frame in vars(bundle.telemetry).items()}
+    frames = {name: getattr(bundle.telemetry, name) for name in TABLES}
+    counts = {name: (frame.height if frame is not None else None) for name, frame in frames.items()}
     return {
         "path": str(bundle.path),
         "title": bundle.manifest.title,
@@ -434,4 +519,5 @@ def describe(bundle: Bundle) -> dict[str, Any]:
         "after": sorted(bundle.after),
         "topology_services": len(bundle.topology),
         "repo": str(bundle.repo) if bundle.repo else None,
+        "warnings": [p.limitation() for p in bundle.problems],
     }
