@@ -176,6 +176,14 @@ def approve(store: Store, incident_id: str, action_id: str, actor: str) -> None:
     Engine(store).approve(incident_id, action_id, actor)
 
 
+def reject(store: Store, incident_id: str, action_id: str, actor: str, reason: str) -> None:
+    Engine(store).reject(incident_id, action_id, actor, reason)
+
+
+def skip(store: Store, incident_id: str, action_id: str, actor: str, reason: str) -> None:
+    Engine(store).skip(incident_id, action_id, actor, reason)
+
+
 def _finish(store: Store, result: RunResult, out_dir: Path | None, executed: bool) -> Response:
     record = build_record(store, result.incident_id, result.run_id)
     record.metrics = compute_metrics(record)

@@ -164,6 +164,8 @@ class TimelineKind(StrEnum):
     FINDING = "finding"
     ACTION_PROPOSED = "action_proposed"
     ACTION_APPROVED = "action_approved"
+    ACTION_REJECTED = "action_rejected"  # a human said no: the action is never taken in this incident
+    ACTION_SKIPPED = "action_skipped"  # a human set it aside: the run goes on without it
     ACTION_EXECUTED = "action_executed"
     ACTION_VERIFIED = "action_verified"
     COMMUNICATION_SENT = "communication_sent"

@@ -64,6 +64,7 @@ class ActionStatus(StrEnum):
     PROPOSED = "proposed"
     AWAITING_APPROVAL = "awaiting_approval"
     APPROVED = "approved"
+    REJECTED = "rejected"
     EXECUTED = "executed"
     DRY_RUN = "dry_run"
     VERIFIED = "verified"

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from warroom.errors import Interrupted, NotFoundError
+from warroom.errors import InputError, Interrupted, NotFoundError
 from warroom.incident import (
     AgentReport,
     Assignee,
@@ -52,6 +52,11 @@ from warroom.workflow.runner import StepOutcome, StepRunner, StepTask
 from warroom.workflow.spec import ApprovalPolicy, PhaseSpec, WorkflowSpec
 
 FORWARD = [s for s in Status]  # the lifecycle's forward order
+
+# What a human may decide about a proposed action besides approving it; both let the run go on.
+DECLINED = {"rejected": TimelineKind.ACTION_REJECTED, "skipped": TimelineKind.ACTION_SKIPPED}
+# Once an action has been taken up by the executor, a decision about it comes too late.
+TAKEN = frozenset({"executed", "dry_run", "verified", "failed", "timed_out", "undone"})
 
 
 class RunOptions(BaseModel):
@@ -386,12 +391,16 @@ class Engine:
         Returns the actions still waiting; empty when the gate is passed (and recorded)."""
         stored = {row.action_id: row for row in self.store.actions(incident_id)}
         approvals: list[dict[str, Any]] = []  # who approved each action, and when: the executor audits it
+        declined: dict[str, list[str]] = {status: [] for status in DECLINED}
         pending: list[dict[str, Any]] = []
         at = clock.now()
         with self.store.transaction() as session:
             for action in move.actions:
                 action_id = action["id"]
                 row = stored.get(action_id)
+                if row is not None and row.status in DECLINED:
+                    declined[row.status].append(action_id)  # decided by a human: not approved, not waiting
+                    continue
                 if not covers(move.policy, action):
                     approvals.append({"action_id": action_id, "approved_by": f"policy ({move.policy.value})"})
                     continue
@@ -443,6 +452,7 @@ class Engine:
                         "approved": [a["action_id"] for a in approvals],
                         "approvals": approvals,
                         "not_approved": [a["id"] for a in pending],
+                        **declined,
                         "mode": "execute" if options.execute else "dry-run",
                     },
                 },
@@ -465,12 +475,51 @@ class Engine:
 
     def approve(self, incident_id: str, action_id: str, actor: str) -> None:
         """Record a human approval given after the fact (`warroom approve`)."""
+        row = self._undecided(incident_id, action_id, "approve")
+        with self.store.transaction() as session:
+            self._approve(session, incident_id, {"id": action_id, **row.data}, actor, datetime.now(UTC))
+
+    def reject(self, incident_id: str, action_id: str, actor: str, reason: str) -> None:
+        """A human says no (`warroom reject`, the API): the action is never taken; the run goes on
+        with the next action, or ends with the rejection on record."""
+        self._decline(incident_id, action_id, actor, reason, "rejected")
+
+    def skip(self, incident_id: str, action_id: str, actor: str, reason: str) -> None:
+        """A human sets the action aside (`warroom skip`): the run goes on without it."""
+        self._decline(incident_id, action_id, actor, reason, "skipped")
+
+    def _undecided(self, incident_id: str, action_id: str, verb: str) -> Any:
+        """The action's row, if a human may still decide about it."""
         known = {row.action_id: row for row in self.store.actions(incident_id)}
-        if action_id not in known:
+        row = known.get(action_id)
+        if row is None:
             choices = ", ".join(sorted(known)) or "none proposed yet"
             raise NotFoundError(f"incident {incident_id} has no action '{action_id}' (actions: {choices})")
+        if row.status in DECLINED:
+            raise InputError(f"action '{action_id}' was already {row.status}; cannot {verb} it now")
+        if row.status in TAKEN:
+            raise InputError(f"action '{action_id}' was already taken ({row.status}); too late to {verb} it")
+        return row
+
+    def _decline(self, incident_id: str, action_id: str, actor: str, reason: str, status: str) -> None:
+        verb = {"rejected": "reject", "skipped": "skip"}[status]
+        if not reason.strip():
+            raise InputError(f"a reason is needed to {verb} an action (it goes to the audit log)", field="--reason")
+        row = self._undecided(incident_id, action_id, verb)
+        at = datetime.now(UTC)
         with self.store.transaction() as session:
-            self._approve(session, incident_id, {"id": action_id, **known[action_id].data}, actor, datetime.now(UTC))
+            self.store.upsert_action(session, incident_id, action_id, status)
+            self.store.audit(session, incident_id, action_id, status, actor, at, {"reason": reason})
+            self._event(
+                session,
+                incident_id,
+                DECLINED[status],
+                actor,
+                f"{status}: {row.data.get('title', action_id)} — {reason}",
+                {"action_id": action_id, "reason": reason, "risk": row.data.get("risk")},
+                at,
+                f"{status}:{action_id}",
+            )
 
     def _run_steps(
         self,
@@ -580,9 +629,15 @@ class Engine:
                 at,
                 f"proposed:{action.id}" if verb == "proposed" else f"{run_id}:revised:{key}:{action.id}",
             )
+        declined = (
+            {row.action_id for row in self.store.actions(incident_id) if row.status in DECLINED}
+            if report.outcomes
+            else set()
+        )
         for outcome in report.outcomes:
             kind = TimelineKind.ACTION_VERIFIED if outcome.verified is not None else TimelineKind.ACTION_EXECUTED
-            self.store.upsert_action(session, incident_id, outcome.action_id, outcome.status)
+            if outcome.action_id not in declined:  # a human's no stands; the executor only passed it by
+                self.store.upsert_action(session, incident_id, outcome.action_id, outcome.status)
             self.store.audit(
                 session,
                 incident_id,
