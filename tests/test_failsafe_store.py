@@ -96,7 +96,8 @@ SECRETS = {
     "slack_token": "xoxb-2948571036-8837461029384-QWs8Df7Gh6Jk5Lz4Xc3Vb2Nm",
     "pg_password": "Pg-S3cr3t-Passw0rd-77",
     "pem_body": "MIIEpAIBAAKCAQEAw8Zz1q2a3b4c5d6e7f8g9h0iJkLmNoPqRsTuVwXyZ",
-    "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1LTQyMDMiLCJyb2xlIjoiYWRtaW4ifQ.c2lnbmF0dXJlX29mX3RoZV9qd3Q",
+    "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1LTQyMDMiLCJyb2xlIjoiYWRtaW4ifQ."
+    "c2lnbmF0dXJlX29mX3RoZV9qd3Q",
 }
 
 
