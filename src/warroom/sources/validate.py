@@ -21,7 +21,7 @@ they came from. Each problem found is typed:
 | `level_spelling` | a level spelled otherwise than DEBUG/INFO/WARN/ERROR (`warning`, `Fatal`) | normalised |
 | `unknown_level` | a level that maps to none of the four | kept, not counted as an error line |
 | `unprintable_text` | control or bidirectional-formatting characters in messages, descriptions | → U+FFFD |
-| `unsafe_name` | the same in a name (service, metric, instance, operation, ids, kinds) | error |
+| `unsafe_name` | the same in a name (service, metric, instance, operation, ids, kinds), or a name too long | error |
 | `no_usable_rows` | nothing left once the invalid rows are dropped | error |
 
 Limits: timestamps must lie within `days_before_alert` (default 90: baselines are usually the same
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -85,6 +85,8 @@ TEXT_COLUMNS = ("message", "description", "author", "attributes")
 _UNSAFE_IN_NAMES = r"[\p{Cc}\p{Cf}\x{2028}\x{2029}]"
 _UNSAFE_IN_TEXT = r"[[\p{Cc}\p{Cf}\x{2028}\x{2029}]--[\t\n\r]]"
 REPLACEMENT = "\ufffd"
+# A name is a label, not a document: anything longer is a field written into the wrong column.
+MAX_NAME_CHARS = 1024
 
 # The key under which a second row means a second reading of the same thing.
 KEYS = {
@@ -266,7 +268,14 @@ def _names(check: _Pass) -> None:
     for column in NAME_COLUMNS:
         if column not in check.frame.columns:
             continue
-        bad = _matches(check.frame.get_column(column), _UNSAFE_IN_NAMES)
+        series = check.frame.get_column(column)
+        long = (_text(series).str.len_chars() > MAX_NAME_CHARS).fill_null(False)
+        if long.any():
+            problem = check.problem(
+                Severity.ERROR, "unsafe_name", column, long, f"a name longer than {MAX_NAME_CHARS} characters"
+            )
+            raise TelemetryError(problem.message, file=problem.file, line=problem.line, field=problem.field)
+        bad = _matches(series, _UNSAFE_IN_NAMES)
         if bad.any():
             problem = check.problem(
                 Severity.ERROR,
@@ -278,9 +287,17 @@ def _names(check: _Pass) -> None:
             raise TelemetryError(problem.message, file=problem.file, line=problem.line, field=problem.field)
 
 
+def _shifted(at: datetime, days: float) -> datetime:
+    """`at` moved by `days`, held at the ends of the calendar (an alert stamped 9999-12-31 exists)."""
+    try:
+        return at + timedelta(days=days)
+    except OverflowError:
+        return (datetime.max if days > 0 else datetime.min).replace(tzinfo=UTC)
+
+
 def _times(check: _Pass, alert_at: datetime, limits: Limits) -> None:
-    low = alert_at - timedelta(days=limits.days_before_alert)
-    high = alert_at + timedelta(days=limits.days_after_alert)
+    low = _shifted(alert_at, -limits.days_before_alert)
+    high = _shifted(alert_at, limits.days_after_alert)
     for column in ("timestamp", "time", "start_time", "end_time"):
         if column not in check.frame.columns:
             continue
