@@ -285,32 +285,31 @@ def approve_action(
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log and on the timeline).")]
 
 
-@app.command("reject")
-@user_errors
-def reject_action(
-    incident_id: Annotated[str, typer.Argument()],
-    action_id: Annotated[str, typer.Argument()],
-    reason: ReasonOption,
-    by: Annotated[str, typer.Option("--by", help="Who rejects (recorded in the audit log).")] = getpass.getuser(),
-    db: DbOption = None,
-) -> None:
-    """Reject a proposed action: it is never taken; `warroom resume ID` goes on with the next one."""
-    application.reject(_store(db), incident_id, action_id, by, reason)
-    console.print(f"rejected {action_id} for {incident_id} (by {escape(by)}); run `warroom resume {incident_id}`")
+def _decline_command(name: str, past: str, decide: Callable[[Store, str, str, str, str], None], doc: str) -> None:
+    """`warroom reject` and `warroom skip`: the same arguments, a different decision."""
+
+    @app.command(name, help=doc)
+    @user_errors
+    def command(
+        incident_id: Annotated[str, typer.Argument()],
+        action_id: Annotated[str, typer.Argument()],
+        reason: ReasonOption,
+        by: Annotated[str, typer.Option("--by", help="Who decides (recorded in the audit log).")] = getpass.getuser(),
+        db: DbOption = None,
+    ) -> None:
+        decide(_store(db), incident_id, action_id, by, reason)
+        console.print(f"{past} {action_id} for {incident_id} (by {escape(by)}); run `warroom resume {incident_id}`")
 
 
-@app.command("skip")
-@user_errors
-def skip_action(
-    incident_id: Annotated[str, typer.Argument()],
-    action_id: Annotated[str, typer.Argument()],
-    reason: ReasonOption,
-    by: Annotated[str, typer.Option("--by", help="Who skips it (recorded in the audit log).")] = getpass.getuser(),
-    db: DbOption = None,
-) -> None:
-    """Set a proposed action aside; `warroom resume ID` goes on without it."""
-    application.skip(_store(db), incident_id, action_id, by, reason)
-    console.print(f"skipped {action_id} for {incident_id} (by {escape(by)}); run `warroom resume {incident_id}`")
+_decline_command(
+    "reject",
+    "rejected",
+    application.reject,
+    "Reject a proposed action: it is never taken; resume goes on with the next.",
+)
+_decline_command(
+    "skip", "skipped", application.skip, "Set a proposed action aside; `warroom resume ID` goes on without it."
+)
 
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents in the store.")
