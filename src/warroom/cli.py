@@ -49,8 +49,15 @@ def user_errors(func: F) -> F:
         except InputError as exc:
             err_console.print(f"error: {exc.one_line()}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt as exc:  # any command, Ctrl-C or SIGTERM: exit 5, not click's "Aborted!"
+            err_console.print(f"interrupted ({_signal_name(exc)})", markup=False, highlight=False)
+            raise typer.Exit(Outcome.INTERRUPTED.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _signal_name(exc: KeyboardInterrupt) -> str:
+    return exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
 
 
 def run_outcome(func: F) -> F:
@@ -66,11 +73,12 @@ def run_outcome(func: F) -> F:
             if as_json:
                 _print_json({"status": Outcome.BAD_INPUT.value, "error": exc.one_line()})
             raise
-        except Interrupted as exc:
-            resume_hint = f"; `warroom resume {exc.incident_id}` carries on" if exc.incident_id else ""
+        except KeyboardInterrupt as exc:
+            incident_id = exc.incident_id if isinstance(exc, Interrupted) else None
+            resume_hint = f"; `warroom resume {incident_id}` carries on" if incident_id else ""
             if as_json:
-                _print_json({"status": Outcome.INTERRUPTED.value, "incident_id": exc.incident_id})
-            err_console.print(f"interrupted ({exc.signal_name}){resume_hint}", markup=False, highlight=False)
+                _print_json({"status": Outcome.INTERRUPTED.value, "incident_id": incident_id})
+            err_console.print(f"interrupted ({_signal_name(exc)}){resume_hint}", markup=False, highlight=False)
             raise typer.Exit(Outcome.INTERRUPTED.exit_code) from None
         _print_response(response, as_json)
         raise typer.Exit(response.outcome.exit_code)
@@ -525,7 +533,6 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
-    except KeyboardInterrupt as exc:  # outside a run (a run's own commands report it themselves)
-        name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
-        err_console.print(f"interrupted ({name})", markup=False, highlight=False)
+    except KeyboardInterrupt as exc:  # before a command started (commands report it themselves)
+        err_console.print(f"interrupted ({_signal_name(exc)})", markup=False, highlight=False)
         sys.exit(Outcome.INTERRUPTED.exit_code)
