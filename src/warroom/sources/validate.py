@@ -215,8 +215,13 @@ def _text(series: pl.Series) -> pl.Series:
 
 
 def _distinct_text(series: pl.Series) -> pl.Series:
-    """The values to test: a categorical column's few distinct values, any other column whole."""
-    return series.unique().cast(pl.String) if series.dtype == pl.Categorical else series
+    """The values to test: a categorical column's categories (a few strings, however many rows;
+    perhaps some of other frames too, which only costs a lookup that finds no row), any other
+    column whole."""
+    dtype = series.dtype
+    if isinstance(dtype, pl.Categorical):
+        return dtype.categories.to_series()
+    return series
 
 
 def _rows_with(series: pl.Series, values: pl.Series, failed: pl.Series) -> pl.Series:
