@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from pathlib import Path
 
 from warroom.analysis.rca import Diagnosis, diagnose
 from warroom.sources.bundle import Bundle
 
-_CACHE: dict[tuple[str, int], Diagnosis] = {}
+# key → (the telemetry it was computed from, held weakly, and the diagnosis)
+_CACHE: dict[tuple[str, int], tuple[weakref.ref[object], Diagnosis]] = {}
 _LOCK = threading.Lock()
 
 
@@ -21,9 +23,10 @@ def investigate(bundle: Bundle) -> Diagnosis:
     """Diagnose a loaded bundle (memoised per bundle within the process: several agents share it)."""
     key = _key(bundle)
     with _LOCK:
-        cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+        entry = _CACHE.get(key)
+    # An id is reused once its object is freed: a hit counts only if it is the same telemetry.
+    if entry is not None and entry[0]() is bundle.telemetry:
+        return entry[1]
     manifest = bundle.manifest
     window = manifest.effective_window()
     result = diagnose(
@@ -40,7 +43,9 @@ def investigate(bundle: Bundle) -> Diagnosis:
     # rows dropped or repaired at the source boundary: the diagnosis stands on what is left
     result.limitations.extend(problem.limitation() for problem in bundle.problems)
     with _LOCK:
-        _CACHE[key] = result
+        for stale in [k for k, (ref, _) in _CACHE.items() if ref() is None]:
+            del _CACHE[stale]
+        _CACHE[key] = (weakref.ref(bundle.telemetry), result)
     return result
 
 
