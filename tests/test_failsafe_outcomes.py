@@ -80,20 +80,13 @@ def _env(tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         "WARROOM_DB": f"sqlite:///{tmp_path / 'store.db'}",
+        "WARROOM_TEST_MARKS": str(tmp_path / "marks.txt"),  # each step's agent notes when it starts
     }
 
 
-def _steps_started(db: Path) -> int:
-    if not db.exists():
-        return 0
-    engine = create_engine(f"sqlite:///{db}")
-    try:
-        with engine.connect() as conn:
-            return len(conn.execute(text("select kind from timeline where kind = 'phase_started'")).fetchall())
-    except Exception:  # the schema may not exist yet
-        return 0
-    finally:
-        engine.dispose()
+def _sleepers_running(tmp_path: Path) -> int:
+    marks = tmp_path / "marks.txt"
+    return marks.read_text().split().count("deep/sleeper") if marks.exists() else 0
 
 
 def _start_long_run(tmp_path: Path, bundle_dir: Path) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
@@ -115,10 +108,9 @@ def _start_long_run(tmp_path: Path, bundle_dir: Path) -> tuple[subprocess.Popen[
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 90
-    while _steps_started(tmp_path / "store.db") < 2 and proc.poll() is None and time.monotonic() < deadline:
+    while _sleepers_running(tmp_path) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert proc.poll() is None, proc.communicate()
-    time.sleep(0.5)  # the parallel steps are under way in the workers
+    assert proc.poll() is None, proc.communicate()  # mid-run: both parallel steps under way in the workers
     descendants = psutil.Process(proc.pid).children(recursive=True)
     assert len(descendants) >= 2  # the spawn workers (and multiprocessing's resource tracker)
     return proc, descendants

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import json
 import signal
 import sys
@@ -529,7 +530,18 @@ def _terminate(signum: int, _frame: Any) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
+def _spawn_without_the_cli() -> None:
+    """Spawned workers re-import the parent's `__main__`; for the `warroom` console script that is
+    this whole CLI — seconds of imports before a worker can arm its parent-death signal or take a
+    step. Described as the package's `__main__` (what `python -m warroom` is), multiprocessing skips
+    it, and a worker imports only what its steps need."""
+    entry = sys.modules.get("__main__")
+    if entry is not None and getattr(entry, "__spec__", None) is None:
+        entry.__spec__ = importlib.util.find_spec("warroom.__main__")
+
+
 def main() -> None:
+    _spawn_without_the_cli()
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
