@@ -178,3 +178,15 @@ def test_the_diagnosis_limitations_name_rows_dropped_at_the_boundary(tmp_path: P
     bundle = load_bundle(root)
     limitations = investigate(bundle).limitations
     assert any(t.startswith("metrics: 1 rows with a non-finite value") and "metrics.csv:6" in t for t in limitations)
+
+
+def test_categorical_names_are_judged_by_the_rows_of_this_frame() -> None:
+    """Categories are shared process-wide: a bad name another frame brought in is no error here."""
+    pl.Series(["x" * 2000, "evil\u202e"]).cast(pl.Categorical)  # e.g. an earlier, rejected bundle
+    clean = metrics([0.1, 0.2]).with_columns(pl.col("service").cast(pl.Categorical))
+    assert validate_frame("metrics", clean, CSV, FIRED).warnings == []
+    spoofed = metrics([0.1, 0.2, 0.3]).with_columns(
+        pl.Series("service", ["checkout", "evil\u202e", "checkout"]).cast(pl.Categorical)
+    )
+    with pytest.raises(TelemetryError, match=r"metrics\.csv:3: field 'service'"):
+        validate_frame("metrics", spoofed, CSV, FIRED)

@@ -225,10 +225,12 @@ def _distinct_text(series: pl.Series) -> pl.Series:
 
 
 def _rows_with(series: pl.Series, values: pl.Series, failed: pl.Series) -> pl.Series:
-    """The rows holding a value that failed (`failed` is aligned with `values`)."""
+    """The rows holding a value that failed (`failed` is aligned with `values`; for a categorical
+    column, `values` are its categories, whose position is the rows' physical code)."""
     if values is series:
         return failed
-    return series.cast(pl.String).is_in(values.filter(failed).implode()).fill_null(False)
+    codes = failed.arg_true().cast(series.to_physical().dtype)
+    return series.to_physical().is_in(codes.implode()).fill_null(False)
 
 
 def validate_frame(
@@ -285,8 +287,8 @@ def _names(check: _Pass) -> None:
         values = _distinct_text(series)
         for test, message in tests:
             failed = test(values).fill_null(False)
-            if failed.any():
-                rows = _rows_with(series, values, failed)
+            rows = _rows_with(series, values, failed) if failed.any() else None
+            if rows is not None and rows.any():  # a category of another frame holds no row of this one
                 problem = check.problem(Severity.ERROR, "unsafe_name", column, rows, message)
                 raise TelemetryError(problem.message, file=problem.file, line=problem.line, field=problem.field)
 
