@@ -89,7 +89,7 @@ def test_pages_forward_without_duplicates_and_replays_the_same(loki: str, tmp_pa
     assert read.queries[0].text == '{service_name=~"checkout|postgresql"}' and read.queries[0].source == "loki"
     snapshot = tmp_path / "snapshot"
     save(read.responses, snapshot)
-    replayed = read_period(snapshot, ReadOptions()).read.telemetry.logs
+    replayed = read_period(snapshot, ReadOptions()).validated(START).telemetry.logs
     assert replayed is not None
     assert_frame_equal(replayed, as_canonical(frame, TABLES["logs"]))
 
@@ -128,7 +128,7 @@ def test_otlp_spool_by_period_with_budget_and_replay(tmp_path: Path) -> None:
     snapshot = tmp_path / "snapshot"
     save(read.responses, snapshot)
     assert (snapshot / "otlp" / "traces.jsonl").read_text().splitlines()[:2] == lines[:2]
-    replay = read_period(snapshot, ReadOptions()).read
+    replay = read_period(snapshot, ReadOptions()).validated(now)
     assert replay.telemetry.traces is not None
     assert_frame_equal(replay.telemetry.traces, as_canonical(read.tables[0].frame, TABLES["traces"]))
     assert budget[0] in replay.limitations  # the snapshot says what the live read left out

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from warroom.agents import registry
 from warroom.errors import InputError, NotFoundError
+from warroom.incident import RootCauseCandidate, Status
 from warroom.record import RunRecord
 from warroom.report.metrics import compute_metrics
 from warroom.report.writer import write_reports
@@ -22,11 +24,65 @@ from warroom.workflow.runner import StepRunner, share_telemetry
 from warroom.workflow.spec import ApprovalPolicy, WorkflowSpec, load_workflow, resolve_workflow
 
 
+class Outcome(StrEnum):
+    """How a command ended, as `--json`'s `status` says it; `exit_code` is the process's exit code
+    (docs/exit-codes.md)."""
+
+    DIAGNOSED = "diagnosed"  # cause established; nothing was executed (a dry run)
+    RECOVERED = "recovered"  # cause established, actions executed and the recovery validated
+    BAD_INPUT = "bad_input"
+    FAILED_STEPS = "failed_steps"  # the run finished, but some steps failed or timed out
+    CAUSE_NOT_ESTABLISHED = "cause_not_established"  # no candidate, or the top one is inconclusive
+    NOT_RECOVERED = "not_recovered"  # actions were executed, recovery was not validated
+    WAITING_APPROVAL = "waiting_approval"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self]
+
+
+EXIT_CODES = {
+    Outcome.DIAGNOSED: 0,
+    Outcome.RECOVERED: 0,
+    Outcome.BAD_INPUT: 2,
+    Outcome.FAILED_STEPS: 3,
+    Outcome.CAUSE_NOT_ESTABLISHED: 3,
+    Outcome.NOT_RECOVERED: 3,
+    Outcome.WAITING_APPROVAL: 4,
+    Outcome.INTERRUPTED: 5,
+}
+
+
+def cause_established(diagnosis: list[RootCauseCandidate]) -> bool:
+    """The diagnosis names a cause: a top candidate exists and the diagnosis did not flag it inconclusive."""
+    top = min(diagnosis, key=lambda c: c.rank) if diagnosis else None
+    return top is not None and not top.inconclusive
+
+
+def outcome(result: RunResult, record: RunRecord, executed: bool) -> Outcome:
+    """A finished (or paused) run's outcome, worst first: the exit code must never claim more than happened."""
+    if result.status == "waiting_approval":
+        return Outcome.WAITING_APPROVAL
+    if result.status != "succeeded":
+        return Outcome.FAILED_STEPS
+    if not cause_established(record.diagnosis):
+        return Outcome.CAUSE_NOT_ESTABLISHED
+    if executed:
+        # The incident's own lifecycle says whether recovery was validated (the workflow moves it to
+        # resolved only then); a dry run or a replay never counts as a recovery.
+        return (
+            Outcome.RECOVERED if record.incident.status in (Status.RESOLVED, Status.CLOSED) else Outcome.NOT_RECOVERED
+        )
+    return Outcome.DIAGNOSED
+
+
 @dataclass
 class Response:
     result: RunResult
     record: RunRecord
     files: dict[str, Path]
+    outcome: Outcome
 
 
 def load_spec(name_or_path: str) -> WorkflowSpec:
@@ -68,9 +124,11 @@ def respond(
         else:
             share_telemetry(source, telemetry)  # steps on threads read this one copy
         result = engine.run(run_id, runner)
-    finally:
-        runner.close()
-    return _finish(store, result, out_dir)
+    except BaseException:
+        runner.terminate()  # bad input or an interrupt: do not wait for workers still loading or running
+        raise
+    runner.close()
+    return _finish(store, result, out_dir, execute)
 
 
 def resume(
@@ -99,7 +157,7 @@ def resume(
         result = RunResult(incident_id, run.id, run.status, [])
     else:
         result = Engine(store, progress, approver).run(run.id)
-    return _finish(store, result, Path(options.out_dir) if options.out_dir else None)
+    return _finish(store, result, Path(options.out_dir) if options.out_dir else None, options.execute)
 
 
 def continue_run(store: Store, run_id: str, runner: StepRunner) -> RunResult:
@@ -107,7 +165,7 @@ def continue_run(store: Store, run_id: str, runner: StepRunner) -> RunResult:
     service's background worker: the run's options say where)."""
     result = Engine(store).run(run_id, runner)
     options = RunOptions.model_validate(store.get_run(run_id).options)
-    _finish(store, result, Path(options.out_dir) if options.out_dir else None)
+    _finish(store, result, Path(options.out_dir) if options.out_dir else None, options.execute)
     return result
 
 
@@ -115,7 +173,15 @@ def approve(store: Store, incident_id: str, action_id: str, actor: str) -> None:
     Engine(store).approve(incident_id, action_id, actor)
 
 
-def _finish(store: Store, result: RunResult, out_dir: Path | None) -> Response:
+def reject(store: Store, incident_id: str, action_id: str, actor: str, reason: str) -> None:
+    Engine(store).reject(incident_id, action_id, actor, reason)
+
+
+def skip(store: Store, incident_id: str, action_id: str, actor: str, reason: str) -> None:
+    Engine(store).skip(incident_id, action_id, actor, reason)
+
+
+def _finish(store: Store, result: RunResult, out_dir: Path | None, executed: bool) -> Response:
     record = build_record(store, result.incident_id, result.run_id)
     record.metrics = compute_metrics(record)
     files: dict[str, Path] = {}
@@ -125,7 +191,7 @@ def _finish(store: Store, result: RunResult, out_dir: Path | None) -> Response:
         except OSError as exc:
             raise InputError(f"cannot create the output directory ({exc.strerror})", file=out_dir) from None
         files = write_reports(record, out_dir)
-    return Response(result, record, files)
+    return Response(result, record, files, outcome(result, record, executed))
 
 
 def workflow_facts(bundle_dir: Path) -> dict[str, Any]:

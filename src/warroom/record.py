@@ -105,3 +105,11 @@ class RunRecord(BaseModel):
     diagnosis: list[RootCauseCandidate] = Field(default_factory=list)
     actions: list[ActionRecord] = Field(default_factory=list)
     metrics: IncidentMetrics = Field(default_factory=IncidentMetrics)
+
+    @property
+    def limitations(self) -> list[str]:
+        """What the run could not look at, or looked at only in part, from every step, once each."""
+        found = (
+            text for phase in self.phases for step in phase.steps if step.report for text in step.report.limitations
+        )
+        return list(dict.fromkeys(found))

@@ -161,7 +161,8 @@ class RecoveryValidationSpecialist:
             findings=findings,
             outputs={"recovery": recovery},
             actions=[next_action] if next_action else [],
-            limitations=limitations + [f"no data for {s}" for s in result.unavailable],
+            # rows of the after/ (and baseline) telemetry dropped or repaired at the source boundary
+            limitations=limitations + [f"no data for {s}" for s in result.unavailable] + telemetry.limitations,
         )
 
     @staticmethod

@@ -238,8 +238,11 @@ def measure_facts(ctx: AgentContext) -> Facts:
     else:
         v["code_file"] = None
     security = as_dict(context.get("security"))
-    sources = security.get("sources") or security.get("top_sources") or []
+    sources = security.get("top_sources") or []
     v["sources"] = sources if isinstance(sources, list) else []
+    if v.get("fault_type") is None and security.get("verdict") == "escalate" and security.get("categories"):
+        # the security path names its finding in the security context, not as a diagnosis
+        v["fault_type"] = str(security["categories"][0])
     v["sources_count"] = len(v["sources"]) or None
     deps = telemetry.topology.get(service or "", [])
     dependency = context.get("dependency") or (best.get("dependency") if best else None)
@@ -441,7 +444,9 @@ def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[Recommen
 
 def adopt_proposals(plan: list[RecommendedAction], proposed: list[Any]) -> list[RecommendedAction]:
     """Give a planned action the id of an earlier specialist's proposal of the same kind on the same
-    target, so the plan revises that proposal instead of standing beside it as a twin."""
+    target, so the plan revises that proposal instead of standing beside it as a twin; carry an
+    earlier proposal of a kind the plan does not hold to the end of the plan, so no specialist's
+    proposal is dropped on the way to the executor."""
     earlier: dict[tuple[str, str | None], str] = {}
     for item in proposed:
         if isinstance(item, dict) and "id" in item and "kind" in item:
@@ -454,6 +459,17 @@ def adopt_proposals(plan: list[RecommendedAction], proposed: list[Any]) -> list[
             taken.add(known)
             action = action.model_copy(update={"id": known})
         adopted.append(action)
+    planned = {action.kind for action in plan}
+    for item in proposed:
+        if not isinstance(item, dict) or item.get("kind") in planned or item.get("id") in taken:
+            continue
+        try:
+            carried = RecommendedAction.model_validate(item)
+        except ValueError:
+            continue
+        planned.add(carried.kind)
+        order = len(adopted) + 1
+        adopted.append(carried.model_copy(update={"parameters": {**carried.parameters, "order": order}}))
     return adopted
 
 

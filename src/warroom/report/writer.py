@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from warroom.record import RunRecord
+from warroom.redact import redact, redact_tree
 from warroom.report.evidence import EvidenceIndex, diagnosis_candidates, index_evidence
 from warroom.report.execution import render_workflow
 from warroom.report.metrics import derive_metrics
 from warroom.report.postmortem import ReportPolicy, build_view, render_html, render_markdown
-from warroom.report.redaction import redact_tree, redactors
 from warroom.report.timeline import render_timeline
 
 REPORT_FILES = (
@@ -98,7 +98,6 @@ SECOND_PASS = frozenset({"postmortem.md", "postmortem.html", "workflow.md"})
 
 def write_reports(record: RunRecord, out_dir: Path, policy: ReportPolicy | None = None) -> dict[str, Path]:
     """Write every report of a run into out_dir; returns file name → path."""
-    redact, _ = redactors()
     record = redacted_record(record)
     index = index_evidence(record)
     metrics = derive_metrics(record)

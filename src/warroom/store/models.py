@@ -1,4 +1,9 @@
-"""Tables of the incident store (SQLAlchemy 2 declarative models). Migrations live in migrations/."""
+"""Tables of the incident store (SQLAlchemy 2 declarative models). Migrations live in migrations/.
+
+Every text and JSON column is redacted by the store before it is written, except keys and columns
+marked `info={"verbatim": True}`: identifiers the store looks rows up by (redacting one would
+break the lookup) and the run's options (paths that resume reads back).
+"""
 
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ class RunRow(Base):
     incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
     workflow: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]]  # the workflow as it was when the run started: resume runs the same
-    options: Mapped[dict[str, Any]]
+    options: Mapped[dict[str, Any]] = mapped_column(info={"verbatim": True})  # paths resume reads back
     status: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
@@ -47,7 +52,7 @@ class StepRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
-    key: Mapped[str] = mapped_column(String(300))
+    key: Mapped[str] = mapped_column(String(300), info={"verbatim": True})
     phase_id: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))  # agent | decision | gate
     agent: Mapped[str] = mapped_column(String(200))
@@ -66,7 +71,7 @@ class TimelineRow(Base):
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
-    dedupe_key: Mapped[str] = mapped_column(String(300))
+    dedupe_key: Mapped[str] = mapped_column(String(300), info={"verbatim": True})
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(40))
     source: Mapped[str] = mapped_column(String(200))
@@ -82,7 +87,7 @@ class ActionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
-    action_id: Mapped[str] = mapped_column(String(200))
+    action_id: Mapped[str] = mapped_column(String(200), info={"verbatim": True})
     status: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]]
     approved_by: Mapped[str | None] = mapped_column(String(200))
@@ -99,7 +104,7 @@ class AuditRow(Base):
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
-    action_id: Mapped[str] = mapped_column(String(200))
+    action_id: Mapped[str] = mapped_column(String(200), info={"verbatim": True})
     event: Mapped[str] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime]

@@ -8,6 +8,7 @@ at any point and resumed neither loses nor repeats anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from warroom.errors import InputError, NotFoundError
+from warroom.errors import InputError, Interrupted, NotFoundError
 from warroom.incident import (
     AgentReport,
     Assignee,
@@ -52,6 +53,11 @@ from warroom.workflow.runner import StepOutcome, StepRunner, StepTask
 from warroom.workflow.spec import ApprovalPolicy, PhaseSpec, WorkflowSpec
 
 FORWARD = [s for s in Status]  # the lifecycle's forward order
+
+# What a human may decide about a proposed action besides approving it; both let the run go on.
+DECLINED = {"rejected": TimelineKind.ACTION_REJECTED, "skipped": TimelineKind.ACTION_SKIPPED}
+# Once an action has been taken up by the executor, a decision about it comes too late.
+TAKEN = frozenset({"executed", "dry_run", "verified", "failed", "timed_out", "undone"})
 
 
 class RunOptions(BaseModel):
@@ -223,33 +229,59 @@ class Engine:
         runner = runner or runner_for(options)
         with self.store.transaction() as session:
             self.store.set_run_status(session, run_id, "running")
-        closed: set[str] = set()
         try:
-            while True:
-                recorded = self._recorded(run_id)
-                # close every finished phase, including one whose last step committed just before a crash
-                for phase in spec.phases:
-                    if phase.id not in closed and phase_done(phase, recorded):
-                        self._close_phase(run_id, incident_id, phase, recorded, clock)
-                        closed.add(phase.id)
-                move = next_move(spec, recorded)
-                if isinstance(move, Done):
-                    return self._finish(run_id, incident_id, recorded, clock)
-                self._enter_phase(run_id, incident_id, spec, move.phase, recorded, clock)
-                if isinstance(move, RecordDecision):
-                    self._record_decision(run_id, incident_id, move, clock)
-                elif isinstance(move, OpenGate):
-                    pending = self._open_gate(run_id, incident_id, move, options, clock)
-                    if pending:
-                        with self.store.transaction() as session:
-                            self.store.set_run_status(session, run_id, "waiting_approval")
-                        self.progress.waiting(pending)
-                        return RunResult(incident_id, run_id, "waiting_approval", pending)
-                else:
-                    self._run_steps(run_id, incident_id, spec, move, recorded, options, runner, clock)
-        finally:
+            result = self._drive(run_id, incident_id, spec, options, runner, clock)
+        except KeyboardInterrupt as exc:
             if owned:
-                runner.close()
+                runner.terminate()
+            self._mark_interrupted(run_id)
+            name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+            raise Interrupted(name, incident_id) from None
+        except BaseException:
+            if owned:
+                runner.terminate()  # do not wait for steps whose results can no longer be recorded
+            raise
+        if owned:
+            runner.close()
+        return result
+
+    def _mark_interrupted(self, run_id: str) -> None:
+        """Best effort: a second signal or a store failure here must not hide the interrupt."""
+        with contextlib.suppress(Exception), self.store.transaction() as session:
+            self.store.set_run_status(session, run_id, "interrupted")
+
+    def _drive(
+        self,
+        run_id: str,
+        incident_id: str,
+        spec: WorkflowSpec,
+        options: RunOptions,
+        runner: StepRunner,
+        clock: Clock,
+    ) -> RunResult:
+        closed: set[str] = set()
+        while True:
+            recorded = self._recorded(run_id)
+            # close every finished phase, including one whose last step committed just before a crash
+            for phase in spec.phases:
+                if phase.id not in closed and phase_done(phase, recorded):
+                    self._close_phase(run_id, incident_id, phase, recorded, clock)
+                    closed.add(phase.id)
+            move = next_move(spec, recorded)
+            if isinstance(move, Done):
+                return self._finish(run_id, incident_id, recorded, clock)
+            self._enter_phase(run_id, incident_id, spec, move.phase, recorded, clock)
+            if isinstance(move, RecordDecision):
+                self._record_decision(run_id, incident_id, move, clock)
+            elif isinstance(move, OpenGate):
+                pending = self._open_gate(run_id, incident_id, move, options, clock)
+                if pending:
+                    with self.store.transaction() as session:
+                        self.store.set_run_status(session, run_id, "waiting_approval")
+                    self.progress.waiting(pending)
+                    return RunResult(incident_id, run_id, "waiting_approval", pending)
+            else:
+                self._run_steps(run_id, incident_id, spec, move, recorded, options, runner, clock)
 
     def _event(
         self,
@@ -371,18 +403,18 @@ class Engine:
         Returns the actions still waiting; empty when the gate is passed (and recorded)."""
         stored = {row.action_id: row for row in self.store.actions(incident_id)}
         approvals: list[dict[str, Any]] = []  # who approved each action, and when: the executor audits it
+        declined: dict[str, list[str]] = {status: [] for status in DECLINED}
         pending: list[dict[str, Any]] = []
-        rejected: list[str] = []
         at = clock.now()
         with self.store.transaction() as session:
             for action in move.actions:
                 action_id = action["id"]
                 row = stored.get(action_id)
+                if row is not None and row.status in DECLINED:
+                    declined[row.status].append(action_id)  # decided by a human: not approved, not waiting
+                    continue
                 if not covers(move.policy, action):
                     approvals.append({"action_id": action_id, "approved_by": f"policy ({move.policy.value})"})
-                    continue
-                if row is not None and row.status == "rejected":
-                    rejected.append(action_id)  # decided by a human: the run goes on without it
                     continue
                 if row is not None and row.approved_by:
                     approval = {"action_id": action_id, "approved_by": row.approved_by}
@@ -431,7 +463,8 @@ class Engine:
                         "policy": move.policy.value,
                         "approved": [a["action_id"] for a in approvals],
                         "approvals": approvals,
-                        "not_approved": [a["id"] for a in pending] + rejected,
+                        "not_approved": [a["id"] for a in pending],
+                        **declined,
                         "mode": "execute" if options.execute else "dry-run",
                     },
                 },
@@ -453,37 +486,54 @@ class Engine:
         )
 
     def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> None:
-        """Record a human approval given after the fact (`warroom approve`); `at` in incident time."""
-        known = {row.action_id: row for row in self.store.actions(incident_id)}
-        if action_id not in known:
-            choices = ", ".join(sorted(known)) or "none proposed yet"
-            raise NotFoundError(f"incident {incident_id} has no action '{action_id}' (actions: {choices})")
+        """Record a human approval given after the fact (`warroom approve`, the API); `at` in
+        incident time (default: now)."""
+        row = self._undecided(incident_id, action_id, "approve")
         with self.store.transaction() as session:
-            self._approve(
-                session, incident_id, {"id": action_id, **known[action_id].data}, actor, at or datetime.now(UTC)
-            )
+            self._approve(session, incident_id, {"id": action_id, **row.data}, actor, at or datetime.now(UTC))
 
     def reject(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> None:
-        """Record a human's refusal of a proposed action; the gate then passes without it."""
+        """A human says no (`warroom reject`, the API): the action is never taken; the run goes on
+        with the next action, or ends with the rejection on record."""
+        self._decline(incident_id, action_id, actor, reason, "rejected", at)
+
+    def skip(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> None:
+        """A human sets the action aside (`warroom skip`): the run goes on without it."""
+        self._decline(incident_id, action_id, actor, reason, "skipped", at)
+
+    def _undecided(self, incident_id: str, action_id: str, verb: str) -> Any:
+        """The action's row, if a human may still decide about it."""
         known = {row.action_id: row for row in self.store.actions(incident_id)}
-        if action_id not in known:
+        row = known.get(action_id)
+        if row is None:
             choices = ", ".join(sorted(known)) or "none proposed yet"
             raise NotFoundError(f"incident {incident_id} has no action '{action_id}' (actions: {choices})")
-        if known[action_id].approved_by:
-            raise InputError(f"action '{action_id}' was already approved by {known[action_id].approved_by}")
+        if row.status in DECLINED:
+            raise InputError(f"action '{action_id}' was already {row.status}; cannot {verb} it now")
+        if row.status in TAKEN:
+            raise InputError(f"action '{action_id}' was already taken ({row.status}); too late to {verb} it")
+        return row
+
+    def _decline(
+        self, incident_id: str, action_id: str, actor: str, reason: str, status: str, at: datetime | None
+    ) -> None:
+        verb = {"rejected": "reject", "skipped": "skip"}[status]
+        if not reason.strip():
+            raise InputError(f"a reason is needed to {verb} an action (it goes to the audit log)", field="--reason")
+        row = self._undecided(incident_id, action_id, verb)
         at = at or datetime.now(UTC)
         with self.store.transaction() as session:
-            self.store.upsert_action(session, incident_id, action_id, "rejected")
-            self.store.audit(session, incident_id, action_id, "rejected", actor, at, {"reason": reason})
+            self.store.upsert_action(session, incident_id, action_id, status)
+            self.store.audit(session, incident_id, action_id, status, actor, at, {"reason": reason})
             self._event(
                 session,
                 incident_id,
-                TimelineKind.NOTE,
+                DECLINED[status],
                 actor,
-                f"rejected: {known[action_id].data.get('title', action_id)} — {reason}",
-                {"action_id": action_id, "reason": reason},
+                f"{status}: {row.data.get('title', action_id)} — {reason}",
+                {"action_id": action_id, "reason": reason, "risk": row.data.get("risk")},
                 at,
-                f"rejected:{action_id}",
+                f"{status}:{action_id}",
             )
 
     def _run_steps(
@@ -594,9 +644,15 @@ class Engine:
                 at,
                 f"proposed:{action.id}" if verb == "proposed" else f"{run_id}:revised:{key}:{action.id}",
             )
+        declined = (
+            {row.action_id for row in self.store.actions(incident_id) if row.status in DECLINED}
+            if report.outcomes
+            else set()
+        )
         for outcome in report.outcomes:
             kind = TimelineKind.ACTION_VERIFIED if outcome.verified is not None else TimelineKind.ACTION_EXECUTED
-            self.store.upsert_action(session, incident_id, outcome.action_id, outcome.status)
+            if outcome.action_id not in declined:  # a human's no stands; the executor only passed it by
+                self.store.upsert_action(session, incident_id, outcome.action_id, outcome.status)
             self.store.audit(
                 session,
                 incident_id,

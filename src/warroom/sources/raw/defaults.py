@@ -42,15 +42,19 @@ def _data_span(telemetry: Telemetry) -> tuple[datetime, datetime] | None:
     return (min(lows), max(highs)) if lows else None
 
 
-def derive_manifest(alerts: list[Alert], telemetry: Telemetry, root: Path) -> Manifest:
-    """The earliest alert opens the incident; the window runs from before it to the end of the data."""
+def opening_alert(alerts: list[Alert], root: Path) -> Alert:
+    """The alert that opens the incident: the earliest one."""
     if not alerts:
         raise BundleError(
             "no incident.yaml and no alert: give the alert (`--alert FILE`, an Alertmanager webhook payload), "
             "put its payload in the folder, or write incident.yaml",
             file=root,
         )
-    alert = min(alerts, key=lambda a: a.fired_at)
+    return min(alerts, key=lambda a: a.fired_at)
+
+
+def derive_manifest(alert: Alert, telemetry: Telemetry) -> Manifest:
+    """The alert opens the incident; the window runs from before it to the end of the (validated) data."""
     span = _data_span(telemetry)
     start = alert.fired_at - LEAD_BEFORE_ALERT
     end = max(span[1], alert.fired_at + timedelta(minutes=1)) if span else alert.fired_at + LEAD_BEFORE_ALERT

@@ -21,6 +21,9 @@ class RawTable:
     modality: Modality
     frame: pl.DataFrame
     query: SourceQuery
+    # The file line of the frame's first row, when rows are lines of the file in order (canonical
+    # CSV/JSONL tables): validation then names the line of a bad row; otherwise rows are counted.
+    first_line: int | None = None
 
 
 @dataclass
