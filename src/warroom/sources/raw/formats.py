@@ -5,10 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from warroom.sources.raw.alertmanager import AlertmanagerPayload
+from warroom.sources.raw.prometheus_api import PrometheusApiAnswer
+from warroom.sources.raw.prometheus_samples import PrometheusSamples
+from warroom.sources.raw.prometheus_text import PrometheusText
 from warroom.sources.raw.reader import SNIFF_BYTES, RawReader
 from warroom.sources.raw.v1 import CanonicalTable
 
-READERS: tuple[RawReader, ...] = (AlertmanagerPayload(), CanonicalTable())
+READERS: tuple[RawReader, ...] = (
+    AlertmanagerPayload(),
+    PrometheusApiAnswer(),
+    PrometheusSamples(),
+    PrometheusText(),
+    CanonicalTable(),
+)
 
 
 def recognise(path: Path) -> RawReader | None:
