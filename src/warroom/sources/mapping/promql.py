@@ -20,6 +20,9 @@ from warroom.sources.mapping.rules import Aggregate, Node, Quantile, Ratio, Rule
 from warroom.sources.mapping.selector import Matcher, Selector
 
 _PROMQL_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Keeps the finite values only: a ratio over no requests, a quantile of no observations are NaN or
+# ±Inf in PromQL, and no value (rather than a bad one) in the canonical series, as offline.
+FINITE = " > -Inf < Inf"
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ def unmapped_query(selector: Selector, kind: str, name: str, window: str) -> str
     """An unmapped series as warroom analyses it: a counter's rate, a histogram's p99, a gauge as is."""
     text = selector.promql()
     if kind == "counter":
-        return named(name, f"rate({text}[{window}])")
+        return named(name, f"rate({text}[{window}]){FINITE}")
     if kind == "bucket":
-        return named(name, f"histogram_quantile(0.99, rate({text}[{window}]))")
+        return named(name, f"histogram_quantile(0.99, rate({text}[{window}])){FINITE}")
     return text

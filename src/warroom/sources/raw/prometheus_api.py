@@ -133,9 +133,13 @@ class PrometheusApiAnswer:
         return False
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
-        answer = _json(path)
-        kind, items = _results(answer, path)
-        if kind == "series":
-            return RawRead(notes=[f"Prometheus series discovery answer: {len(items)} label set(s), no samples"])
-        samples, problems = api_samples(answer, path)
-        return samples_read(samples, path, options, f"Prometheus {kind} answer", problems)
+        return answer_read(_json(path), path, options)
+
+
+def answer_read(answer: Any, path: Path, options: ReadOptions) -> RawRead:
+    """An API answer (as saved, or as the live source received it) read into canonical tables."""
+    kind, items = _results(answer, path)
+    if kind == "series":
+        return RawRead(notes=[f"Prometheus series discovery answer: {len(items)} label set(s), no samples"])
+    samples, problems = api_samples(answer, path)
+    return samples_read(samples, path, options, f"Prometheus {kind} answer", problems)

@@ -88,6 +88,8 @@ def samples_read(
     """The RawRead of one file's samples: a table per derived series (its query the rule's PromQL),
     one for the series analysed by name, the alerts, notes and limitations (the reader's own
     `problems` first)."""
+    if samples.series.height == 0:
+        return RawRead(notes=[f"{shape}: no series"], limitations=list(problems or []))
     alerts = alerts_from(samples, options.service_label)
     derivation = derive(samples, rule_sets(options.mapping_rules), path.name, service_label=options.service_label)
     derivation.limitations[:0] = problems or []
