@@ -40,16 +40,27 @@ class Derivation:
     unmapped_names: list[str]
     grid: Grid
     kinds: dict[str, MetricKind]
+    screened_points: int  # samples left once the unusable ones were dropped
     limitations: list[str] = field(default_factory=list)
 
     def frames(self) -> list[pl.DataFrame]:
         return [*(r.frame for r in self.records), *([self.unmapped] if self.unmapped.height else [])]
 
 
+HISTOGRAM_PARTS = ("_bucket", "_sum", "_count", "_created")
+
+
+def family(name: str) -> set[str]:
+    """A name and the histogram or summary family it may belong to: a rule that reads a
+    histogram's buckets or count has read its other series too (they are not unmapped)."""
+    return {name, *(name.removesuffix(part) for part in HISTOGRAM_PARTS if name.endswith(part))}
+
+
 def grid_of(samples: Samples, step: timedelta | None = None, window: timedelta | None = None) -> Grid:
     """The evaluation grid: the samples' typical interval (median over series of each one's median
     spacing), or the step given; the rate window four steps, or the window given."""
-    if step is None:
+    spacing = step.total_seconds() * 1e6 if step is not None else None
+    if spacing is None:
         spacing = (
             samples.points.lazy()
             .group_by("sid")
@@ -58,11 +69,10 @@ def grid_of(samples: Samples, step: timedelta | None = None, window: timedelta |
             .collect()
             .item()
         )
-        step_us = max(round(spacing / 1000.0) * 1000, 1000) if spacing else int(DEFAULT_STEP.total_seconds() * 1e6)
-    else:
-        step_us = int(step.total_seconds() * 1e6)
+    measured = bool(spacing)
+    step_us = max(round(spacing / 1000.0) * 1000, 1000) if spacing else int(DEFAULT_STEP.total_seconds() * 1e6)
     window_us = int(window.total_seconds() * 1e6) if window else WINDOW_STEPS * step_us
-    return Grid(step_us, window_us)
+    return Grid(step_us, window_us, measured=measured)
 
 
 def _canonical(frame: pl.DataFrame, record: str) -> pl.DataFrame:
@@ -98,7 +108,7 @@ def _records(
             problems.extend(evaluated.problems)
             if evaluated.frame.height:
                 found.setdefault(rule.record, []).append((rule_set, rule, evaluated))
-                used.update(s.metric for s in rule.selectors())
+                used.update(*(family(s.metric) for s in rule.selectors()))
     records = []
     for record, alternatives in found.items():
         frame = _first_alternative([e.frame for _, _, e in alternatives])
@@ -119,6 +129,20 @@ def _records(
     return records, used, list(dict.fromkeys(problems))
 
 
+def _single_samples(samples: Samples, kinds: dict[str, MetricKind], origin: str) -> list[str]:
+    """A counter or bucket series with one sample has no rate: say so rather than show nothing."""
+    cumulative = [name for name, kind in kinds.items() if kind in ("counter", "bucket")]
+    counts = samples.points.group_by("sid").len()
+    single = samples.series.filter(pl.col("metric").is_in(cumulative)).join(counts, on="sid", how="left")
+    alone = single.filter(pl.col("len").fill_null(0) < 2).height
+    if not alone:
+        return []
+    return [
+        f"{origin}: {alone} counter or histogram series with fewer than two samples: no rate derived from them "
+        "(a rate needs two samples of a series in the same file)"
+    ]
+
+
 def derive(
     samples: Samples,
     rule_sets: tuple[RuleSet, ...],
@@ -134,9 +158,12 @@ def derive(
     evaluator = Evaluator(samples, grid, candidates, origin)
     records, used, problems = _records(evaluator, rule_sets, candidates, duration(grid.window_us))
     limitations.extend(problems)
+    limitations.extend(_single_samples(samples, kinds, origin))
     recorded = {r.record for r in records}
     unmapped: dict[str, MetricKind] = {
-        name: kind for name, kind in kinds.items() if kind != "meta" and name not in used and name not in recorded
+        name: kind
+        for name, kind in kinds.items()
+        if kind != "meta" and not family(name) & used and name not in recorded
     }
     frame, unnamed = derive_unmapped(samples, unmapped, grid, candidates)
     if unnamed:
@@ -150,5 +177,6 @@ def derive(
         unmapped_names=sorted(unmapped),
         grid=grid,
         kinds=kinds,
+        screened_points=samples.points.height,
         limitations=limitations,
     )

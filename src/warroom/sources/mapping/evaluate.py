@@ -102,11 +102,10 @@ class Evaluator:
         if isinstance(node, Ratio):
             numerator = self._node(node.numerator, rule, evaluated)
             denominator = self._node(node.denominator, rule, evaluated).rename({"value": "denominator"})
-            return (
-                denominator.filter(pl.col("denominator") != 0)
-                .join(numerator, on=[*KEYS, "g"], how="left", nulls_equal=True)
-                .select(*KEYS, "g", (pl.col("value").fill_null(0.0) / pl.col("denominator")).alias("value"))
+            joined = denominator.filter(pl.col("denominator") != 0).join(
+                numerator, on=[*KEYS, "g"], how="left" if node.absent_is_zero else "inner", nulls_equal=True
             )
+            return joined.select(*KEYS, "g", (pl.col("value").fill_null(0.0) / pl.col("denominator")).alias("value"))
         return self._node(node.of, rule, evaluated).with_columns(pl.col("value") * node.factor)
 
     def _quantile(self, node: Quantile, rule: Rule, evaluated: Evaluated) -> pl.LazyFrame:

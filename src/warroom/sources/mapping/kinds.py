@@ -45,10 +45,10 @@ def metric_kinds(samples: Samples) -> dict[str, MetricKind]:
     bases |= {name for name, row in names.items() if row["quantile"]}
     kinds: dict[str, MetricKind] = {}
     for name, row in names.items():
-        if name in declared:
+        if name in ALERT_SERIES or name.endswith(("_created", "_info")):
+            kinds[name] = "meta"  # whatever its TYPE line says (target_info is a gauge of 1)
+        elif name in declared:
             kinds[name] = declared[name]
-        elif name in ALERT_SERIES or name.endswith(("_created", "_info")):
-            kinds[name] = "meta"
         elif name.endswith("_bucket") and row["le"]:
             kinds[name] = "bucket"
         elif name.endswith("_total") or (name.endswith(("_sum", "_count")) and name.rsplit("_", 1)[0] in bases):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from warroom.sources.mapping.derive import family
 from warroom.sources.mapping.evaluate import service_columns
 from warroom.sources.mapping.kinds import metric_kinds
 from warroom.sources.mapping.promql import (
@@ -68,7 +69,7 @@ def plan_records(
             labels, series = _rule_groups(discovered, rule, candidates)
             if labels:
                 by_record.setdefault(rule.record, []).append((rule_set, rule, labels, series))
-                read.update(s.metric for s in rule.selectors())
+                read.update(*(family(s.metric) for s in rule.selectors()))
     planned = []
     for record, alternatives in by_record.items():
         terms = [
@@ -107,7 +108,7 @@ def plan_unmapped(
     planned = []
     for metric in sorted(kinds):
         kind = kinds[metric]
-        if kind == "meta" or metric in read or metric in recorded:
+        if kind == "meta" or family(metric) & read or metric in recorded:
             continue
         name = unmapped_name(metric, kind)
         parts = [unmapped_query(s, kind, name, window) for s in _restricted(metric, selectors)]

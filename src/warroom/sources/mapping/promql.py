@@ -79,6 +79,8 @@ def _node(node: Node, keys: Keys, window: str) -> str:
         return f"histogram_quantile({node.q:g}, sum by ({keys.by('le')}) ({buckets}))"
     if isinstance(node, Ratio):
         numerator, denominator = _node(node.numerator, keys, window), _node(node.denominator, keys, window)
+        if not node.absent_is_zero:
+            return f"({numerator}) / ({denominator})"
         return f"(({numerator}) or ({denominator}) * 0) / ({denominator})"
     return f"({_node(node.of, keys, window)}) * {node.factor:g}"
 

@@ -14,7 +14,8 @@ Expression nodes (docs/bundle-format.md, "Mapping rules"):
   then aggregated by the rule's keys (service, instance);
 - `{histogram_quantile: Q, of: SELECTOR}` — the bucket rates summed by keys and `le`, then
   Prometheus' linear interpolation (a `+Inf` bucket is required);
-- `{ratio: [A, B]}` — A / B where B has a non-zero value; A absent counts as 0;
+- `{ratio: [A, B]}` — A / B where B has a non-zero value; A absent counts as 0 (no 5xx series yet
+  is no errors), unless `numerator_absent: no_value` (no CPU rate yet is not an idle CPU);
 - `{scale: K, of: A}` — A × K (seconds → ms).
 """
 
@@ -59,6 +60,7 @@ class Quantile:
 class Ratio:
     numerator: Node
     denominator: Node
+    absent_is_zero: bool = True
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,11 @@ def parse_node(data: Any, where: str = "expr") -> Node:
     if key == "ratio":
         if not isinstance(value, list) or len(value) != 2:
             raise ValueError(f"{where}.ratio: expected [numerator, denominator]")
-        return Ratio(parse_node(value[0], f"{where}.ratio.0"), parse_node(value[1], f"{where}.ratio.1"))
+        absent = data.get("numerator_absent", "zero")
+        if set(data) - {"ratio", "numerator_absent"} or absent not in ("zero", "no_value"):
+            raise ValueError(f"{where}: a ratio takes [numerator, denominator] and numerator_absent: zero | no_value")
+        numerator, denominator = parse_node(value[0], f"{where}.ratio.0"), parse_node(value[1], f"{where}.ratio.1")
+        return Ratio(numerator, denominator, absent_is_zero=absent == "zero")
     if set(data) != {key, "of"}:
         raise ValueError(f"{where}: '{key}' takes a number and 'of'")
     if not isinstance(value, int | float) or isinstance(value, bool):

@@ -27,6 +27,7 @@ LOOKBACK_INTERVALS = 1.5
 class Grid:
     step_us: int
     window_us: int
+    measured: bool = True  # False: no series had two samples to tell the step
 
     @property
     def buckets(self) -> int:

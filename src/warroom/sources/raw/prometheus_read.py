@@ -65,9 +65,10 @@ def _kind_counts(derivation: Derivation, samples: Samples) -> str:
 
 
 def _notes(shape: str, samples: Samples, derivation: Derivation, alerts: list[Alert]) -> list[str]:
+    spacing = f"every {duration(derivation.grid.step_us)}" if derivation.grid.measured else "one sample per series"
     notes = [
         f"{shape}: {samples.series.height} series ({_kind_counts(derivation, samples)}), "
-        f"{samples.points.height} samples, every {duration(derivation.grid.step_us)}"
+        f"{samples.points.height} samples, {spacing}"
     ]
     for record in derivation.records:
         notes.append(
@@ -114,9 +115,8 @@ def samples_read(
                 SourceQuery(source="bundle", modality=Modality.METRICS, text=text, location=str(path)),
             )
         )
-    if not tables and not alerts:
-        reasons = "; ".join(derivation.limitations) or "no series a warroom analysis can read"
-        raise BundleError(f"no usable Prometheus samples ({reasons})", file=path)
+    if samples.points.height and not derivation.screened_points and not alerts:
+        raise BundleError(f"no usable Prometheus samples ({'; '.join(derivation.limitations)})", file=path)
     return RawRead(
         tables=tables,
         alerts=alerts,

@@ -4,7 +4,13 @@ Parsed with prometheus_client's own parsers (OpenMetrics when the text ends with
 OpenMetrics scrapes may follow each other in one file). `# TYPE` lines say what each family is.
 Samples with timestamps keep them; a scrape written without them is one scrape at one time: the
 time in the file name (ISO 8601, or epoch seconds or milliseconds), else the file's modification
-time, which the notes say.
+time, which the notes say. What a service exposes carries no `job` label (Prometheus adds it when it
+scrapes): series without one get the file's name, less any time in it, as their job
+(`checkout-2024-05-27T15-00-00Z.prom` → job="checkout"), as a scrape job named after the file would.
+
+One file is one source of samples: a counter's rate needs two scrapes of it in the same file
+(samples with timestamps, or OpenMetrics scrapes one after another); a folder of single scrapes
+gives their gauges.
 """
 
 from __future__ import annotations
@@ -63,6 +69,13 @@ def _scrape_time(path: Path) -> tuple[datetime, str]:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC), "the file's modification time"
 
 
+def job_of(path: Path) -> str:
+    """The job a scrape file stands for: its name without suffixes and without a time in it."""
+    stem = path.name.split(".", 1)[0]
+    stem = _EPOCH_IN_NAME.sub("", _ISO_IN_NAME.sub("", stem))
+    return stem.strip("-_ ") or "scrape"
+
+
 def _bad_line(text: str, message: str) -> int | None:
     """The line a parser's message quotes."""
     quoted = message.split(": ", 1)[-1].strip()
@@ -101,6 +114,9 @@ def text_samples(path: Path) -> tuple[Samples, str | None]:
         raise BundleError(
             f"not a valid exposition ({message[:160]})", file=path, line=_bad_line(text, message)
         ) from None
+    job = job_of(path)
+    for labels in label_sets:
+        labels.setdefault("job", job)
     told = None
     if any(s is None for s in stamps):
         when, told = _scrape_time(path)
