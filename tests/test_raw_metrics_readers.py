@@ -81,7 +81,7 @@ def test_a_scrape_without_timestamps_takes_its_time_and_job_from_the_file_name()
     assert "a scrape without timestamps: stamped with the time in its name" in raw.notes
     # one scrape: the pool's gauges are derived, the counters cannot be, and that is said
     assert float(values(frame, "db_pool_utilization")[0]) == pytest.approx(0.3)
-    assert any("fewer than two samples: no rate derived" in line for line in raw.limitations)
+    assert any("series with one sample: no rate derived" in line for line in raw.limitations)
 
 
 def test_one_scrape_of_only_counters_and_histograms_says_why_nothing_was_derived() -> None:
@@ -89,7 +89,7 @@ def test_one_scrape_of_only_counters_and_histograms_says_why_nothing_was_derived
     assert not raw.tables  # target_info is metadata, every other series is cumulative
     assert raw.notes[0].startswith("Prometheus text exposition: 23 series (4 counter, 18 histogram bucket, 1 metadata)")
     assert raw.limitations == [
-        "payment-1716822000.prom: 22 counter or histogram series with fewer than two samples: no rate derived "
+        "payment-1716822000.prom: 22 counter or histogram series with one sample: no rate derived "
         "from them (a rate needs two samples of a series in the same file)"
     ]
 

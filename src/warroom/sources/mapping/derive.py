@@ -133,12 +133,13 @@ def _single_samples(samples: Samples, kinds: dict[str, MetricKind], origin: str)
     """A counter or bucket series with one sample has no rate: say so rather than show nothing."""
     cumulative = [name for name, kind in kinds.items() if kind in ("counter", "bucket")]
     counts = samples.points.group_by("sid").len()
-    single = samples.series.filter(pl.col("metric").is_in(cumulative)).join(counts, on="sid", how="left")
-    alone = single.filter(pl.col("len").fill_null(0) < 2).height
+    # (series the screening emptied were named there)
+    single = samples.series.filter(pl.col("metric").is_in(cumulative)).join(counts, on="sid")
+    alone = single.filter(pl.col("len") == 1).height
     if not alone:
         return []
     return [
-        f"{origin}: {alone} counter or histogram series with fewer than two samples: no rate derived from them "
+        f"{origin}: {alone} counter or histogram series with one sample: no rate derived from them "
         "(a rate needs two samples of a series in the same file)"
     ]
 

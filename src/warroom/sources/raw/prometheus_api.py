@@ -122,8 +122,9 @@ class PrometheusApiAnswer:
         if suffix(path) not in (".json", ".jsonl", ".ndjson", ""):
             return False
         text = head_text(path, head).lstrip()
-        if text.startswith(b"{") and b'"status"' in text[:200] and b'"data"' in text:
-            return b'"resultType"' in text or b'"data":[' in text.replace(b" ", b"") or b'"error"' in text[:400]
+        if text.startswith(b"{") and b'"status"' in text[:200]:
+            compact = text.replace(b" ", b"")
+            return b'"resultType"' in text or b'"data":[' in compact or b'"status":"error"' in compact[:200]
         if text.startswith(b"{") and b'"metric"' in text[:2000]:
             first = text.split(b"\n", 1)[0]
             try:

@@ -109,8 +109,9 @@ def _first_bad(bad: pl.Series, frame: pl.DataFrame, column: str, path: Path, exp
     if index.len():
         row = int(index[0])
         offset = 2 if suffix(path) == ".csv" else 1
-        shown = str(frame.get_column(column)[row])[:60]
-        raise BundleError(f"value {shown!r} is not {expected}", file=path, line=row + offset, field=column)
+        value = frame.get_column(column)[row]
+        problem = f"no value (expected {expected})" if value is None else f"value {str(value)[:60]!r} is not {expected}"
+        raise BundleError(problem, file=path, line=row + offset, field=column)
 
 
 def _labels_column(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
@@ -120,6 +121,25 @@ def _labels_column(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     if isinstance(frame.schema["labels"], pl.Struct):
         return frame.with_columns(pl.col("labels").struct.json_encode())
     raise BundleError(f"labels of type {frame.schema['labels']} (expected a JSON object or a struct)", file=path)
+
+
+def _times(column: pl.Series) -> pl.Series:
+    """Epoch numbers and ISO 8601 text, even mixed in one column (each row converted as what it is,
+    not rejected for its neighbours' form)."""
+    if column.dtype != pl.String:
+        return to_timestamp(column)
+    numeric = column.str.strip_chars().cast(pl.Float64, strict=False)
+    if numeric.is_null().all() or numeric.is_not_null().all():
+        return _iso(column) if numeric.is_null().all() else to_timestamp(column)
+    return to_timestamp(numeric).fill_null(_iso(column.set(numeric.is_not_null(), None)))
+
+
+def _iso(column: pl.Series) -> pl.Series:
+    """ISO 8601 text as times; text that is no time at all is null (reported by the caller)."""
+    try:
+        return to_timestamp(column)
+    except pl.exceptions.ComputeError:  # not one value polars can read a date format from
+        return pl.Series(column.name, [None] * column.len(), dtype=pl.Datetime("us", "UTC"))
 
 
 def long_samples(frame: pl.DataFrame, path: Path) -> Samples:
@@ -142,7 +162,7 @@ def long_samples(frame: pl.DataFrame, path: Path) -> Samples:
         else values.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
     )
     _first_bad(numbers.is_null(), frame, "value", path, "a number (or NaN, +Inf, -Inf)")
-    times = to_timestamp(frame.get_column(time))
+    times = _times(frame.get_column(time))
     _first_bad(times.is_null(), frame, time, path, "a timestamp (epoch seconds/ms/µs/ns or ISO 8601)")
     labels = [c for c in frame.columns if c not in {name, time, "value", "labels"}]
     long = frame.select(

@@ -76,11 +76,14 @@ def job_of(path: Path) -> str:
     return stem.strip("-_ ") or "scrape"
 
 
-def _bad_line(text: str, message: str) -> int | None:
-    """The line a parser's message quotes."""
-    quoted = message.split(": ", 1)[-1].strip()
+def _bad_line(text: str) -> int | None:
+    """The first line that does not parse on its own (the parsers' messages name no line)."""
     for number, line in enumerate(text.splitlines(), start=1):
-        if quoted and line.strip() == quoted:
+        if not line.strip() or line.startswith("#"):
+            continue
+        try:
+            list(text_families(line + "\n"))
+        except ValueError:
             return number
     return None
 
@@ -112,7 +115,7 @@ def text_samples(path: Path) -> tuple[Samples, str | None]:
     except ValueError as exc:
         message = str(exc)
         raise BundleError(
-            f"not a valid exposition ({message[:160]})", file=path, line=_bad_line(text, message)
+            f"not a valid exposition ({message[:160]})", file=path, line=_bad_line(text)
         ) from None
     job = job_of(path)
     for labels in label_sets:
