@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from warroom.sources.mapping.quantile import histogram_quantile, without_inf
+from warroom.sources.mapping.quantile import quantile, ranked, without_inf
 from warroom.sources.mapping.rules import Aggregate, Node, Quantile, Ratio, Rule, Series, required
 from warroom.sources.mapping.samples import Samples
 from warroom.sources.mapping.selector import Selector
@@ -53,6 +53,8 @@ class Evaluator:
         self.origin = origin
         self.columns = set(samples.series.columns)
         self.names = set(samples.series.get_column("metric").unique().to_list())
+        self._per_series: dict[tuple[str, str], pl.DataFrame] = {}
+        self._ranked: dict[tuple[Selector, tuple[str, ...] | None, str | None], tuple[pl.DataFrame, list[str]]] = {}
 
     def _keys(self, selector: Selector, rule: Rule, evaluated: Evaluated, extra: tuple[str, ...] = ()) -> pl.DataFrame:
         """sid, service, instance (and `extra` labels) of the series a selector picks for a rule."""
@@ -86,8 +88,16 @@ class Evaluator:
         return named.drop("service_label")
 
     def _series(self, series: Series, keys: pl.DataFrame) -> pl.LazyFrame:
-        points = self.points.filter(pl.col("sid").is_in(keys.get_column("sid").to_list()))
-        return per_series(points, series.kind, self.grid).join(keys.lazy(), on="sid")
+        """The operation over every series of the selector's metric, computed once per metric and
+        kind (the p50, p95 and p99 of a histogram, an error ratio and its request rate share them)."""
+        cached = self._per_series.get((series.kind, series.selector.metric))
+        if cached is None:
+            sids = self.samples.series.filter(pl.col("metric") == series.selector.metric).get_column("sid")
+            points = self.points.filter(pl.col("sid").is_in(sids.implode()))
+            cached = self._per_series[(series.kind, series.selector.metric)] = per_series(
+                points, series.kind, self.grid
+            ).collect()
+        return cached.lazy().join(keys.lazy(), on="sid")
 
     def _node(self, node: Node, rule: Rule, evaluated: Evaluated) -> pl.LazyFrame:
         if isinstance(node, Aggregate):
@@ -109,25 +119,33 @@ class Evaluator:
         return self._node(node.of, rule, evaluated).with_columns(pl.col("value") * node.factor)
 
     def _quantile(self, node: Quantile, rule: Rule, evaluated: Evaluated) -> pl.LazyFrame:
+        cache = (node.buckets, rule.service_label, rule.instance_label)
+        if cache not in self._ranked:
+            self._ranked[cache] = self._ranked_buckets(node, rule, evaluated)
+        buckets, problems = self._ranked[cache]
+        evaluated.problems.extend(f"{p}: {rule.record} not derived there" for p in problems)
+        return quantile(node.q, buckets, [*KEYS, "g"])
+
+    def _ranked_buckets(self, node: Quantile, rule: Rule, evaluated: Evaluated) -> tuple[pl.DataFrame, list[str]]:
+        """The bucket rates of a histogram summed by key and bound, ranked for its quantiles, and
+        what could not be used (series with no numeric bound, keys with no +Inf bucket)."""
         keys = self._keys(node.buckets, rule, evaluated, extra=("le",))
         if keys.height == 0:
-            return pl.LazyFrame(schema=KEYED_SCHEMA)
+            return ranked(pl.LazyFrame(schema={**KEYED_SCHEMA, "le": pl.Float64()}), [*KEYS, "g"]), []
         keys = keys.with_columns(pl.col("le").str.strip_chars().cast(pl.Float64, strict=False))
+        problems = []
         bad_le = keys.filter(pl.col("le").is_null()).height
         if bad_le:
-            evaluated.problems.append(
-                f"{self.origin}: {bad_le} series of {node.buckets.metric} without a numeric le label: not used"
-            )
-        buckets = self._series(Series("rate", node.buckets), keys.filter(pl.col("le").is_not_null()))
-        summed = buckets.group_by([*KEYS, "g", "le"]).agg(pl.col("value").sum())
+            problems.append(f"{self.origin}: {bad_le} series of {node.buckets.metric} without a numeric le label")
         missing = without_inf(keys.lazy(), KEYS).collect()
         if missing.height:
             shown = ", ".join(sorted({str(s) for s in missing.get_column("service")})[:5])
-            evaluated.problems.append(
+            problems.append(
                 f"{self.origin}: histogram {node.buckets.metric} has no +Inf bucket for {missing.height} "
-                f"service/instance(s) ({shown}): {rule.record} not derived there"
+                f"service/instance(s) ({shown})"
             )
-        return histogram_quantile(node.q, summed, [*KEYS, "g"])
+        buckets = self._series(Series("rate", node.buckets), keys.filter(pl.col("le").is_not_null()))
+        return ranked(buckets.select(*KEYS, "g", "le", "value"), [*KEYS, "g"]), problems
 
     def rule(self, rule: Rule) -> Evaluated:
         evaluated = Evaluated(pl.DataFrame(schema=KEYED_SCHEMA))

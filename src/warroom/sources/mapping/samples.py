@@ -97,7 +97,10 @@ def from_long(frame: pl.DataFrame, label_columns: list[str], labels_json: str | 
     """Samples from a long table (`metric`, `timestamp` (TS), `value` (Float64), label columns, and
     optionally a column of label sets as JSON text): one series per distinct metric and label set."""
     keys = ["metric", *label_columns, *([labels_json] if labels_json else [])]
-    distinct = frame.select(keys).unique(maintain_order=True).with_row_index("sid")
+    # One dictionary code per distinct key text: the rows are coded once, not joined on text.
+    text = pl.concat_str([pl.col(k).cast(pl.String).fill_null("\x00") for k in keys], separator="\x1f")
+    coded = frame.with_columns(text.cast(pl.Categorical).to_physical().alias("code"))
+    distinct = coded.select("code", *keys).unique(subset="code", maintain_order=True)
     label_sets: list[dict[str, str]] = []
     for row in distinct.iter_rows(named=True):
         labels = {k: str(row[k]) for k in label_columns if row[k] is not None}
@@ -105,7 +108,6 @@ def from_long(frame: pl.DataFrame, label_columns: list[str], labels_json: str | 
             labels.update(label_json(row[labels_json]))
         labels["metric"] = labels.pop("__name__", "") or str(row["metric"])
         label_sets.append(labels)
-    points = frame.join(distinct.with_columns(pl.col("sid").cast(SID)), on=keys, how="left", nulls_equal=True).select(
-        "sid", "timestamp", "value"
-    )
+    ids = distinct.select("code", pl.int_range(pl.len(), dtype=SID).alias("sid"))
+    points = coded.select("code", "timestamp", "value").join(ids, on="code").select("sid", "timestamp", "value")
     return from_label_sets(label_sets, points)

@@ -49,9 +49,11 @@ def _drop(samples: Samples, bad: pl.Expr, what: str, origin: str) -> tuple[Sampl
 
 def _duplicates(samples: Samples, origin: str) -> tuple[Samples, list[str]]:
     points = samples.points
-    repeated = points.filter(pl.struct("sid", "timestamp").is_duplicated())
-    if repeated.height == 0:
+    # points are sorted by series and time: a second sample at the same time is the next row
+    again = (pl.col("sid") == pl.col("sid").shift(1)) & (pl.col("timestamp") == pl.col("timestamp").shift(1))
+    if not points.select(again.any()).item():
         return samples, []
+    repeated = points.filter(pl.struct("sid", "timestamp").is_duplicated())
     conflicting = (
         repeated.group_by("sid", "timestamp").agg(pl.col("value").n_unique().alias("n")).filter(pl.col("n") > 1)
     )

@@ -79,14 +79,21 @@ def _head_rows(path: Path, head: bytes) -> tuple[set[str], list[str]]:
 
 
 def _read_ndjson(source: Path | io.BytesIO, columns: set[str]) -> pl.DataFrame:
-    """Values and times as text (Prometheus writes "NaN" and "+Inf" as text, exports keep that),
-    converted after; labels as a JSON object's text, one per series once parsed."""
+    """Values and times as numbers where the file writes numbers; as text (converted after) where
+    it writes text ("NaN", "+Inf", ISO times, Prometheus' own quoted values). Labels as a JSON
+    object's text, parsed once per series."""
     time = _pick(columns, TIME_FIELDS) or "timestamp"
     labels = {"labels": pl.String()} if "labels" in columns else {}
     # Label columns can first appear anywhere: then the whole file decides the schema.
     depth = 1000 if labels else None
-    overrides = {**labels, "value": pl.String(), time: pl.String()}
-    return pl.read_ndjson(source, schema_overrides=overrides, infer_schema_length=depth)
+    try:
+        numbers = {**labels, "value": pl.Float64(), time: pl.Float64()}
+        return pl.read_ndjson(source, schema_overrides=numbers, infer_schema_length=depth)
+    except pl.exceptions.ComputeError:  # some value or time is text
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        texts = {**labels, "value": pl.String(), time: pl.String()}
+        return pl.read_ndjson(source, schema_overrides=texts, infer_schema_length=depth)
 
 
 def _read_frame(path: Path, columns: set[str]) -> pl.DataFrame:

@@ -114,9 +114,7 @@ def text_samples(path: Path) -> tuple[Samples, str | None]:
                 values.append(float(sample.value))
     except ValueError as exc:
         message = str(exc)
-        raise BundleError(
-            f"not a valid exposition ({message[:160]})", file=path, line=_bad_line(text)
-        ) from None
+        raise BundleError(f"not a valid exposition ({message[:160]})", file=path, line=_bad_line(text)) from None
     job = job_of(path)
     for labels in label_sets:
         labels.setdefault("job", job)
