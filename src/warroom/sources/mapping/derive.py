@@ -102,13 +102,12 @@ def _records(
     found: dict[str, list[tuple[RuleSet, Rule, Evaluated]]] = {}
     used: set[str] = set()
     problems: list[str] = []
-    for rule_set in rule_sets:
-        for rule in rule_set.rules:
-            evaluated = evaluator.rule(rule)
-            problems.extend(evaluated.problems)
-            if evaluated.frame.height:
-                found.setdefault(rule.record, []).append((rule_set, rule, evaluated))
-                used.update(*(family(s.metric) for s in rule.selectors()))
+    every = [(rule_set, rule) for rule_set in rule_sets for rule in rule_set.rules]
+    for (rule_set, rule), evaluated in zip(every, evaluator.rules([rule for _, rule in every]), strict=True):
+        problems.extend(evaluated.problems)
+        if evaluated.frame.height:
+            found.setdefault(rule.record, []).append((rule_set, rule, evaluated))
+            used.update(*(family(s.metric) for s in rule.selectors()))
     records = []
     for record, alternatives in found.items():
         frame = _first_alternative([e.frame for _, _, e in alternatives])

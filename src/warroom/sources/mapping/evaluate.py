@@ -147,10 +147,18 @@ class Evaluator:
         buckets = self._series(Series("rate", node.buckets), keys.filter(pl.col("le").is_not_null()))
         return ranked(buckets.select(*KEYS, "g", "le", "value"), [*KEYS, "g"]), problems
 
-    def rule(self, rule: Rule) -> Evaluated:
+    def plan(self, rule: Rule) -> tuple[pl.LazyFrame | None, Evaluated]:
+        """A rule's series as a query not yet run (None when the series it needs are absent)."""
         evaluated = Evaluated(pl.DataFrame(schema=KEYED_SCHEMA))
         if not required(rule.expr) <= self.names:
-            return evaluated
+            return None, evaluated
         frame = self._node(rule.expr, rule, evaluated).filter(pl.col("value").is_finite())
-        evaluated.frame = frame.select(*KEYS, "g", "value").collect().sort(*KEYS, "g")
-        return evaluated
+        return frame.select(*KEYS, "g", "value").sort(*KEYS, "g"), evaluated
+
+    def rules(self, rules: list[Rule]) -> list[Evaluated]:
+        """Every rule evaluated, their queries run together (polars shares and parallelises them)."""
+        planned = [self.plan(rule) for rule in rules]
+        runnable = [(query, evaluated) for query, evaluated in planned if query is not None]
+        for frame, (_, evaluated) in zip(pl.collect_all([q for q, _ in runnable]), runnable, strict=True):
+            evaluated.frame = frame
+        return [evaluated for _, evaluated in planned]

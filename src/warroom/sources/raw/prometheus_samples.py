@@ -60,7 +60,7 @@ def _head_rows(path: Path, head: bytes) -> tuple[set[str], list[str]]:
         return header, [r[name] for r in rows if name and r.get(name)]
     columns: set[str] = set()
     names: list[str] = []
-    for line in lines[:200]:
+    for line in lines[:50]:
         if not line.strip():
             continue
         try:
