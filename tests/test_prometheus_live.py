@@ -119,7 +119,7 @@ def test_the_offline_rules_mean_what_their_promql_means(live: Live) -> None:
         # after the first window: there the server extrapolates from the series' start, we do not
         both = _points(frame, metric).join(_points(server, metric), on="timestamp", suffix="_server")
         both = both.filter(pl.col("timestamp") > both.get_column("timestamp").min() + timedelta(seconds=4))
-        assert both.height >= 5, metric
+        assert both.height >= 3, metric
         ours, theirs = float(both.get_column("value").mean()), float(both.get_column("value_server").mean())  # type: ignore[arg-type]
         assert abs(ours - theirs) <= tolerance * theirs, (metric, ours, theirs)
 

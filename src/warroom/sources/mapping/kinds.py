@@ -56,10 +56,3 @@ def metric_kinds(samples: Samples) -> dict[str, MetricKind]:
         else:
             kinds[name] = "gauge"
     return kinds
-
-
-def family_of(name: str, kind: MetricKind) -> str:
-    """The family a sample name belongs to (`x_bucket` → `x`, `x_total` → `x`)."""
-    if kind == "bucket":
-        return name.removesuffix("_bucket")
-    return name.removesuffix("_total") if kind == "counter" else name

@@ -33,20 +33,12 @@ class Samples:
     # Metric family → type, where the source said it (`# TYPE` lines of an exposition).
     declared: dict[str, SeriesType] = field(default_factory=dict)
 
-    @property
-    def labels(self) -> list[str]:
-        return [c for c in self.series.columns if c not in ("sid", "metric")]
-
     def label_sets(self, sids: Iterable[int]) -> list[dict[str, str]]:
         rows = self.series.filter(pl.col("sid").is_in(list(sids)))
         return [{k: v for k, v in row.items() if v is not None and k != "sid"} for row in rows.iter_rows(named=True)]
 
     def with_points(self, points: pl.DataFrame) -> Samples:
         return Samples(self.series, points, self.declared)
-
-    @staticmethod
-    def empty() -> Samples:
-        return Samples(pl.DataFrame(schema={"sid": SID, "metric": pl.String()}), pl.DataFrame(schema=POINTS_SCHEMA))
 
 
 def _series_table(label_sets: list[dict[str, str]]) -> pl.DataFrame:

@@ -15,10 +15,6 @@ from warroom.errors import BundleError
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def is_gzip(path: Path, head: bytes) -> bool:
-    return head.startswith(GZIP_MAGIC) or path.suffix == ".gz"
-
-
 def suffix(path: Path) -> str:
     """The format's suffix: `.jsonl` for both `x.jsonl` and `x.jsonl.gz`."""
     return Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
