@@ -107,3 +107,38 @@ def test_a_folder_without_incident_yaml_opens_its_window_before_the_onset(tmp_pa
     # the onset shows within the rate window (four scrapes) of the change; the margin is a minute here
     assert at(200) - timedelta(minutes=2) <= window.start <= at(200) - timedelta(minutes=1)
     assert window.end >= fired
+
+
+def test_the_alert_given_beside_the_folder_wins_over_alerts_series_inside_it(tmp_path: Path) -> None:
+    folder = tmp_path / "incident"
+    folder.mkdir()
+    alerts = [
+        json.dumps(
+            {
+                "timestamp": at(i).timestamp(),
+                "metric": "ALERTS",
+                "labels": {"alertname": "Startup", "alertstate": "firing", "service": "gateway"},
+                "value": 1,
+            }
+        )
+        for i in range(3)
+    ]
+    requests = [
+        json.dumps(
+            {
+                "timestamp": at(i).timestamp(),
+                "metric": "http_requests_total",
+                "labels": {"service": "checkout"},
+                "value": 150 * i,
+            }
+        )
+        for i in range(60)
+    ]
+    (folder / "prometheus.jsonl").write_text("\n".join([*alerts, *requests]) + "\n")
+    given = tmp_path / "alert.json"
+    payload = alert_payload()
+    payload["alerts"][0]["startsAt"] = at(50).isoformat()  # type: ignore[index]
+    given.write_text(json.dumps(payload))
+    assert load_bundle(folder).manifest.alert.name == "Startup"  # no alert given: the folder's own
+    manifest = load_bundle(folder, alert=given).manifest
+    assert manifest.alert.name == "CheckoutLatencyHigh" and manifest.alert.fired_at == at(50)

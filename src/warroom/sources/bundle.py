@@ -111,9 +111,12 @@ class BundleSource:
     def _read_manifest(self) -> Manifest:
         if (self.root / "incident.yaml").is_file():
             return load_model(self.root / "incident.yaml", Manifest, BundleError)
-        alerts = list(self.period.alerts)
+        # The alert given beside the folder is the one being answered; alerts found in the folder
+        # (a payload, an ALERTS series that shows every alert that fired) only stand in for it.
         if self.alert_file is not None:
-            alerts = [*read_alert_file(self.alert_file, self.options), *alerts]
+            alerts = read_alert_file(self.alert_file, self.options)
+        else:
+            alerts = list(self.period.alerts)
         return derive_manifest(alerts, self.period.read.telemetry, self.root)
 
     def spec(self) -> BundleSpec:
