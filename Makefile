@@ -7,7 +7,12 @@ DEMO_OUT ?= out/demo
 NEZHA_ARCHIVE ?= ../shared/datasets/nezha-trainticket-2023-01-29.tar.xz
 NEZHA_DIR ?= .cache/nezha
 
-.PHONY: demo serve-demo test lint typecheck unit bench bench-engine bench-nezha bench-serve clean
+.PHONY: demo serve-demo test lint typecheck unit bench bench-engine bench-nezha bench-serve bench-raw-metrics clean system-packages
+
+# Debian packages the tests use: a real Prometheus and Alertmanager (live sources, the service's
+# intake) and Chromium (the web room and the reports in a real browser). One install step for all:
+# add a package to this list rather than a step of your own. Installed only when missing.
+APT_PACKAGES ?= prometheus prometheus-alertmanager chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,13 +45,23 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+system-packages:
+	@missing="$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+unit: $(STAMP) system-packages
 	$(BIN)/pytest
 
 test: lint typecheck unit
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+
+bench-raw-metrics: $(STAMP)
+	$(BIN)/python benchmarks/raw_metrics.py
 
 $(NEZHA_DIR)/rca_data:
 	mkdir -p $(NEZHA_DIR)

@@ -123,10 +123,11 @@ class BundleSource:
         return load_model(path, Manifest, BundleError) if present(path) else None
 
     def _opening_alert(self, period: PeriodFiles) -> Alert:
-        alerts = list(period.alerts)
+        # The alert given beside the folder is the one being answered; alerts found in the folder
+        # (a payload, an ALERTS series that shows every alert that fired) only stand in for it.
         if self.alert_file is not None:
-            alerts = [*read_alert_file(self.alert_file, self.options), *alerts]
-        return opening_alert(alerts, self.root)
+            return opening_alert(read_alert_file(self.alert_file, self.options), self.root)
+        return opening_alert(list(period.alerts), self.root)
 
     def spec(self) -> BundleSpec:
         return BundleSpec(

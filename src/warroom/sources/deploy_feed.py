@@ -10,7 +10,7 @@ import httpx
 
 from warroom.errors import InputError
 from warroom.sources.captured import EventRead, RawResponse, read_back
-from warroom.sources.config import DeployLogConfig, resolve_headers
+from warroom.sources.config import DeployLogConfig
 from warroom.sources.contract import Modality, SourceQuery
 from warroom.sources.raw.reader import ReadOptions
 
@@ -30,7 +30,7 @@ def _fetch(config: DeployLogConfig, client: httpx.Client | None) -> tuple[bytes,
         except OSError as exc:
             raise DeployFeedError(f"cannot be read ({exc.strerror})", file=path) from None
     assert config.url is not None
-    http = client or httpx.Client(headers=resolve_headers(config.headers), timeout=config.timeout_seconds)
+    http = client or httpx.Client(headers=config.headers(section="sources.deploy_log"), timeout=config.timeout_s)
     try:
         answer = http.get(config.url)
     except httpx.HTTPError as exc:

@@ -22,7 +22,7 @@ import orjson
 
 from warroom.errors import InputError
 from warroom.sources.captured import EventRead, RawResponse, read_back
-from warroom.sources.config import LokiConfig, resolve_headers
+from warroom.sources.config import LokiConfig
 from warroom.sources.contract import Modality, SourceQuery
 from warroom.sources.raw.reader import ReadOptions
 
@@ -54,7 +54,7 @@ class LokiSource:
     def __init__(self, config: LokiConfig, client: httpx.Client | None = None) -> None:
         self.config = config
         self.client = client or httpx.Client(
-            base_url=config.url, headers=resolve_headers(config.headers), timeout=config.timeout_seconds
+            base_url=config.url, headers=config.headers(section="sources.loki"), timeout=config.timeout_s
         )
 
     def _get(self, params: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
