@@ -58,6 +58,15 @@ class Figure(BaseModel):
         return shown
 
 
+def unit_of(signal: str) -> str:
+    """The unit a conventional signal name is measured in (docs/bundle-format.md)."""
+    if signal.endswith("_ms"):
+        return "ms"
+    if signal.endswith(("utilization", "_rate", "_ratio", "_share")):
+        return "ratio"
+    return "count"
+
+
 CURRENCY_LIKE = 3  # ISO 4217 codes are three capital letters
 
 
@@ -85,7 +94,7 @@ def format_number(value: float, unit: str) -> str:
     if unit == "ratio":
         return f"{_plain(value * 100.0)} %"
     if unit == "count":
-        return f"{round(value):,}"
+        return f"{round(value):,}" if abs(value) >= 10 or float(value).is_integer() else _plain(value)
     if len(unit) == CURRENCY_LIKE and unit.isalpha() and unit.isupper():
         return f"{round(value):,} {unit}" if abs(value) >= 100 else f"{value:,.2f} {unit}"
     if unit == "min":

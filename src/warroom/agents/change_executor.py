@@ -35,7 +35,15 @@ from warroom.agents.base import AgentContext, AgentSpec
 from warroom.analysis.facts import ActionMode, classify_outcome
 from warroom.comms.config import ActionsConfig, load_config
 from warroom.errors import InputError
-from warroom.incident import ActionOutcome, AgentReport, Evidence, Finding, RecommendedAction, TimelineEvent
+from warroom.incident import (
+    ActionOutcome,
+    AgentReport,
+    Evidence,
+    Finding,
+    RecommendedAction,
+    TimelineEvent,
+    TimelineKind,
+)
 from warroom.redact import redact_obj
 from warroom.values import parse_time as _parse_time
 
@@ -177,6 +185,37 @@ def _summary(plan: list[RecommendedAction], outcomes: list[ActionOutcome], execu
     return lead + ("; " + "; ".join(parts) if parts else "") + tail
 
 
+REPLAY_WORDS = {
+    "verified": "the replayed recording returns to baseline (nothing was changed)",
+    "not_recovered": "the replayed recording does not return to baseline (nothing was changed)",
+    "executed": "replayed from the bundle's recorded after-data (nothing was changed)",
+    "dry_run": "dry run (nothing was changed)",
+}
+
+
+def _worded(events: list[TimelineEvent], recorded: list[dict[str, Any]], summary: str) -> list[TimelineEvent]:
+    """The audit trail's timeline events in the words of what happened: a replay's 'verified' is
+    what the recording shows, not a verification, and the loop's conclusion is this run's summary."""
+    modes = {str(o["action_id"]): ActionMode(o["mode"]) for o in recorded}
+    out: list[TimelineEvent] = []
+    for event in events:
+        step = str(event.data.get("step") or "")
+        action_id = str(event.data.get("action_id") or "")
+        if step == "finished":
+            executed = [a for a, m in modes.items() if m is ActionMode.EXECUTED]
+            data = {"step": step, "mitigated": bool(executed), "executed": executed}
+            event = event.model_copy(update={"summary": f"mitigation finished — {summary}", "data": data})
+        elif modes.get(action_id) in (ActionMode.REPLAYED, ActionMode.DRY_RUN) and step in REPLAY_WORDS:
+            kind = TimelineKind.NOTE if step in ("verified", "not_recovered") else event.kind
+            data = {k: v for k, v in event.data.items() if k not in ("recovered_by", "recovered_by_action")}
+            data["mode"] = modes[action_id].value
+            event = event.model_copy(
+                update={"summary": f"{action_id}: {REPLAY_WORDS[step]}", "kind": kind, "data": data}
+            )
+        out.append(event)
+    return out
+
+
 class ChangeExecutor:
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="change-executor",
@@ -236,6 +275,8 @@ class ChangeExecutor:
             outputs={"mitigation": redact_obj(mitigation)},
             actions=plan,
             outcomes=outcomes,
-            timeline=_on_incident_clock(ctx, target, timeline_events(journal.events()[already:])),
+            timeline=_on_incident_clock(
+                ctx, target, _worded(timeline_events(journal.events()[already:]), recorded, summary)
+            ),
             limitations=limitations,
         )

@@ -23,7 +23,7 @@ from warroom.analysis.recovery import (
     span_of,
     verify_after,
 )
-from warroom.figures import format_clock
+from warroom.figures import format_clock, format_number, unit_of
 from warroom.incident import AgentReport, Evidence, Finding
 from warroom.sources.bundle import Bundle
 from warroom.values import as_dict, parse_time
@@ -54,10 +54,12 @@ def _event(
 
 
 def onset_event(onset: SignalOnset) -> dict[str, Any]:
+    unit = unit_of(onset.signal)
     return _event(
         onset.at,
         "onset",
-        f"{onset.signal} of {onset.service} left its baseline ({onset.baseline:.3g} → peak {onset.peak:.3g})",
+        f"{onset.signal} of {onset.service} left its baseline ({format_number(onset.baseline, unit)} → peak "
+        f"{format_number(onset.peak, unit)})",
         onset.source,
         onset.service,
         signal=onset.signal,
@@ -254,6 +256,21 @@ def reconstruct_timeline(
     return events, gaps, onsets
 
 
+def _after_action(context: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The action whose after-data the charts show (the one the loop stopped at, else the last
+    taken), and whether that data followed a real change (observed) or is a recording (replayed)."""
+    mitigation = as_dict(context.get("mitigation"))
+    plan = {str(a.get("id")): a for a in context.get("resolution_plan") or [] if isinstance(a, dict)}
+    taken = [
+        (kind, classify_outcome(o))
+        for o in mitigation.get("outcomes") or []
+        if isinstance(o, dict) and (kind := _recorded_kind(o, plan)) is not None
+    ]
+    wanted = mitigation.get("recovered_by") or (taken[-1][0] if taken else None)
+    mode = next((m for k, m in taken if k == wanted), None)
+    return (str(wanted) if wanted else None), ("observed" if mode is ActionMode.EXECUTED else "replayed")
+
+
 def chart_series(bundle: Bundle, context: Mapping[str, Any], onsets: list[SignalOnset]) -> list[dict[str, Any]]:
     """The series behind the key onsets (the diagnosed indicator and the user-facing signals first),
     with their baseline band; and, where an action was taken or replayed, the same series in the
@@ -270,9 +287,8 @@ def chart_series(bundle: Bundle, context: Mapping[str, Any], onsets: list[Signal
             return 1, o.at
         return 2, o.at
 
-    recovery = as_dict(context.get("recovery"))
-    action = recovery.get("action")
-    after = bundle.after.get(str(action)) if action else None
+    action, basis = _after_action(context)
+    after = bundle.after.get(action) if action else None
     out: list[dict[str, Any]] = []
     for onset in sorted(onsets, key=rank)[:CHART_SERIES]:
         item: dict[str, Any] = {
@@ -293,7 +309,7 @@ def chart_series(bundle: Bundle, context: Mapping[str, Any], onsets: list[Signal
             if points:
                 item["after"] = {
                     "action": action,
-                    "basis": recovery.get("basis") or "replayed",
+                    "basis": basis,
                     "points": [[p.at.isoformat(), p.value] for p in points],
                 }
         out.append(item)

@@ -19,6 +19,7 @@ from warroom.agents.documentation import reconstruct_timeline
 from warroom.agents.resolution import primary_code_finding
 from warroom.analysis.facts import ActionMode, classify_outcome
 from warroom.analysis.recovery import first_sustained_breach, metric_series, per_time
+from warroom.figures import format_minutes
 from warroom.incident import AgentReport, Evidence, Finding
 from warroom.sources import conventions as cv
 from warroom.sources.bundle import Bundle
@@ -117,7 +118,7 @@ def primary_cause(context: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _fmt_min(value: float) -> str:
-    return f"{value:.0f} min" if abs(value) >= 1 else f"{value * 60:.0f} s"
+    return format_minutes(value)
 
 
 def threshold_crossed(bundle: Bundle, service: str, signal: str, threshold: float) -> datetime | None:
@@ -254,10 +255,11 @@ def spread_factor(timeline: list[dict[str, Any]], suspect: str | None, bundle: B
     others = sorted(s for s in onsets if s != suspect and (s in callers or not bundle.topology))
     if not suspect or suspect not in onsets or not others:
         return None
+    first, last = min(onsets[s] for s in others), max(onsets[s] for s in others)
+    when = f"at {first:%H:%M:%S} UTC" if first == last else f"between {first:%H:%M:%S} and {last:%H:%M:%S} UTC"
     return {
         "kind": "propagation",
-        "text": f"the failure of {suspect} propagated to {', '.join(others)} (their signals left baseline between "
-        f"{min(onsets[s] for s in others):%H:%M} and {max(onsets[s] for s in others):%H:%M})",
+        "text": f"the failure of {suspect} propagated to {', '.join(others)} (their signals left baseline {when})",
         "services": others,
         "callers_known": bool(bundle.topology),
     }

@@ -66,7 +66,7 @@ class Frame:
     height: int
     left: int = 64
     right: int = 16
-    top: int = 44
+    top: int = 50
     bottom: int = 40
     t0: datetime = field(default_factory=lambda: datetime.now(UTC))
     t1: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -155,7 +155,7 @@ def _markers(frame: Frame, markers: Sequence[Marker]) -> str:
         x = frame.x(marker.at)
         colour = MARKER_COLOURS.get(marker.kind, "#6e6e73")
         text = marker.label if len(marker.label) <= 28 else marker.label[:27] + "…"
-        width = 6.2 * len(text)
+        width = 7.0 * len(text)
         row = next((i for i, edge in enumerate(rows) if x > edge + 4), None)
         if row is None and len(rows) < LABEL_ROWS:
             rows.append(0.0)
@@ -163,7 +163,7 @@ def _markers(frame: Frame, markers: Sequence[Marker]) -> str:
         elif row is None:
             row = min(range(LABEL_ROWS), key=lambda i: rows[i])
         rows[row] = x + width
-        y = 12 + row * 11
+        y = 13 + row * 13
         dash = ' stroke-dasharray="2,2"' if marker.kind == "replay" else ""
         anchor = "end" if x + width > frame.width else "start"
         parts.append(
@@ -211,7 +211,7 @@ def time_series_svg(
     frame = Frame(width=width, height=height, t0=t0, t1=t1, y0=y0, y1=y1)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="10" fill="#3a3a3c">',
+        f'role="img" aria-label="{escape(title)}" font-family="sans-serif" font-size="12" fill="#3a3a3c">',
         f"<title>{escape(title)}</title>",
     ]
     if band is not None:
@@ -234,6 +234,6 @@ def time_series_svg(
             f'<line x1="{x:.1f}" x2="{x + 14:.1f}" y1="{height - 6}" y2="{height - 6}" stroke="{colour}" '
             f'stroke-width="3"{dash}/><text x="{x + 18:.1f}" y="{height - 3}">{escape(label)}</text>'
         )
-        x += 26 + 6 * len(label)
+        x += 26 + 7 * len(label)
     parts.append("</svg>")
     return "".join(parts)

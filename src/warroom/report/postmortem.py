@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from warroom.analysis.facts import ActionFact, ActionMode, IncidentFacts
-from warroom.figures import Figure, format_clock, format_number, format_time
+from warroom.figures import Figure, format_clock, format_number, format_time, unit_of
 from warroom.incident import Role, RootCauseCandidate, TimelineEvent, TimelineKind
 from warroom.record import RunRecord
 from warroom.report.charts import Band, Line, Marker, time_series_svg
@@ -400,9 +400,7 @@ def _response(record: RunRecord, facts: IncidentFacts) -> Section:
             )
     proposed = len(facts.actions)
     if proposed:
-        rows.append(
-            Claim(f"{proposed} action(s) proposed; approvals by risk (see Resolution)", source="action records")
-        )
+        rows.append(Claim(f"{proposed} action(s) proposed; see Resolution", source="action records"))
     sent = [e for e in record.timeline if e.kind == TimelineKind.COMMUNICATION_SENT]
     rounds = {e.data.get("message_id", e.summary).rsplit("-", 2)[0] for e in sent}
     if sent:
@@ -667,14 +665,6 @@ def _review(record: RunRecord, facts: IncidentFacts, policy: ReportPolicy) -> Cl
 
 
 # -- charts -------------------------------------------------------------------------------------
-
-
-def unit_of(signal: str) -> str:
-    if signal.endswith("_ms"):
-        return "ms"
-    if signal.endswith(("utilization", "_rate", "_ratio")):
-        return "ratio"
-    return "count"
 
 
 def _markers(facts: IncidentFacts, onset: datetime | None) -> list[Marker]:
