@@ -116,12 +116,16 @@ def test_no_rto_no_verdict() -> None:
     assert report.basis["rto_met"] == "not derivable: the incident has no RTO target"
 
 
-def test_resolution_is_when_telemetry_shows_recovery() -> None:
+def test_resolution_is_the_verified_recovery_never_a_replay() -> None:
     record = build_record()
-    # A replayed run resolves in engine time; the telemetry saw recovery 40 minutes in.
-    record.context["recovery"] = {"recovered": True, "recovered_at": at(40).isoformat()}
+    record.incident.resolved_at = None
+    # The recorded data after a replayed action shows recovery 40 minutes in: that resolves nothing.
+    record.context["recovery"] = {"recovered": True, "recovered_at": at(40).isoformat(), "basis": "replayed"}
+    assert derive_metrics(record).milestones["resolved"].at is None
+    # Observed after an executed action, it is the resolution.
+    record.context["recovery"].update(basis="observed", verified=True)
     report = derive_metrics(record)
-    assert report.milestones["resolved"].source.startswith("recovery seen in telemetry")
+    assert report.milestones["resolved"].source.startswith("verified recovery")
     assert report.metrics.total_resolution_min == 40.0
     assert report.metrics.investigation_to_resolution_min == 35.0
     assert report.metrics.rto_met is False

@@ -180,8 +180,13 @@ def _summary(plan: list[RecommendedAction], outcomes: list[ActionOutcome], execu
     lead = f"{'execute' if execute else 'dry run'} ({how}): " + (
         "the system was changed" if changed else "nothing was changed"
     )
+    if not execute and target is Target.LIVE:
+        parts = [f"would run {', '.join(o.action_id for o in outcomes) or 'nothing'}"]
+    blocked = [o.action_id for o in outcomes if o.status == "skipped" and o.data.get("blocked")]
     untaken = len(plan) - len(outcomes)
-    tail = f"; {untaken} planned action(s) not taken" if untaken > 0 else ""
+    tail = (f"; awaiting approval: {', '.join(blocked)}" if blocked else "") + (
+        f"; {untaken} planned action(s) not taken" if untaken > 0 else ""
+    )
     return lead + ("; " + "; ".join(parts) if parts else "") + tail
 
 
@@ -203,7 +208,8 @@ def _worded(events: list[TimelineEvent], recorded: list[dict[str, Any]], summary
         action_id = str(event.data.get("action_id") or "")
         if step == "finished":
             executed = [a for a, m in modes.items() if m is ActionMode.EXECUTED]
-            data = {"step": step, "mitigated": bool(executed), "executed": executed}
+            kept = {k: v for k, v in event.data.items() if k not in ("recovered_by", "recovered_by_action")}
+            data = {**kept, "mitigated": bool(executed), "executed": executed}
             event = event.model_copy(update={"summary": f"mitigation finished — {summary}", "data": data})
         elif modes.get(action_id) in (ActionMode.REPLAYED, ActionMode.DRY_RUN) and step in REPLAY_WORDS:
             kind = TimelineKind.NOTE if step in ("verified", "not_recovered") else event.kind

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.analysis.facts import ActionMode, classify_outcome
+from warroom.analysis.facts import ActionMode, classify_outcome, executed_outcomes
 from warroom.analysis.onset import SignalOnset, series_points, signal_onsets
 from warroom.analysis.recovery import (
     ERROR_LEVELS,
@@ -196,7 +196,10 @@ def mitigation_events(bundle: Bundle, context: Mapping[str, Any]) -> list[dict[s
     if recovered_at is None and mitigation.get("recovered_by"):
         recovered_at = verify_after(bundle, str(mitigation["recovered_by"])).recovered_at
     if recovered_at is not None:
-        verified = bool(recovery.get("verified"))
+        # recovery validation runs beside this step: an executed action whose own check passed counts too
+        verified = bool(recovery.get("verified")) or any(
+            o.get("verified") is True for o in executed_outcomes(mitigation.get("outcomes") or [])
+        )
         events.append(
             _event(
                 recovered_at,

@@ -426,9 +426,12 @@ def _response_lessons(
     if recovery.get("verified"):
         by = recovery.get("action")
         if executed and executed[0] == by:
-            went_well.append(f"the first executed action ({by}) recovered the service (verified)")
+            went_well.append(f"the first action ({by}) recovered the service: executed, and recovery verified")
         else:
-            challenges.append(f"recovery came from {by} after {len(executed) - 1} other executed action(s)")
+            others = [k for k in executed if k != by]
+            challenges.append(
+                f"{len(others)} executed action(s) ({', '.join(others)}) did not recover the service before {by} did"
+            )
         to_recover = durations.get("alert_to_recovery_min") or recovery.get("alert_to_recovery_min")
         if isinstance(to_recover, int | float):
             text = f"recovery verified {_fmt_min(to_recover)} after the alert"

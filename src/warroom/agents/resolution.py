@@ -385,7 +385,7 @@ def _precondition_fails(kind: str, facts: Facts) -> str | None:
     """Why an action is pointless by measurement (None when it is not, or when unmeasured)."""
     condition = playbook_data().get("preconditions", {}).get(kind)
     if condition and not _allowed(condition, facts):
-        return f"{kind}: the measurements or the data rule it out ({_reason(kind)})"
+        return f"{kind}: left out, the measured facts contradict it ({_reason(kind)})"
     return None
 
 

@@ -319,7 +319,9 @@ def _actions(context: Mapping[str, Any], timeline: list[TimelineEvent], approval
     }
     at = _outcome_times(timeline)
     facts: dict[str, ActionFact] = {}
-    for action in [*plan, *proposed]:
+    # an outcome of an action no plan lists (a site's own executor) is still what happened
+    unlisted = [{"id": i} for i in outcomes if i not in {str(a["id"]) for a in [*plan, *proposed]}]
+    for action in [*plan, *proposed, *unlisted]:
         action_id = str(action["id"])
         if action_id in facts:
             continue
