@@ -13,8 +13,8 @@ from actions_helpers import closed_port, http_service
 from comms_helpers import smtp_server
 from test_actions_runbook import make_bundle
 from warroom.agents.base import AgentContext
-from warroom.analysis.impact import ImpactFacts
 from warroom.agents.communications import IncidentCommunicationsSpecialist
+from warroom.analysis.impact import ImpactFacts
 from warroom.comms.config import build_channels, load_config
 from warroom.errors import InputError
 from warroom.figures import Figure, Window

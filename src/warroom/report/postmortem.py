@@ -402,15 +402,10 @@ def _response(record: RunRecord, facts: IncidentFacts) -> Section:
     if proposed:
         rows.append(Claim(f"{proposed} action(s) proposed; see Resolution", source="action records"))
     sent = [e for e in record.timeline if e.kind == TimelineKind.COMMUNICATION_SENT]
-    rounds = {e.data.get("message_id", e.summary).rsplit("-", 2)[0] for e in sent}
     if sent:
-        rows.append(
-            Claim(
-                f"{len(sent)} stakeholder deliveries in {len(rounds)} message(s) "
-                f"({', '.join(sorted({str(e.data.get('audience')) for e in sent}))})",
-                source="communication events",
-            )
-        )
+        audiences = sorted({str(e.data["audience"]) for e in sent if e.data.get("audience")})
+        to = f" to {', '.join(audiences)}" if audiences else ""
+        rows.append(Claim(f"{len(sent)} stakeholder update deliveries{to}", source="communication events"))
     if facts.engine is not None:
         rows.append(
             Claim(
@@ -536,11 +531,11 @@ def _timeline(record: RunRecord, facts: IncidentFacts, limit: int) -> tuple[list
     rounds: dict[str, TimelineEvent] = {}
     for event in record.timeline:
         if event.kind == TimelineKind.COMMUNICATION_SENT:
-            rounds.setdefault(str(event.data.get("audience")), event)
-    for audience, event in rounds.items():
-        rows.append(
-            TimelineRow(event.at, "response", "message", f"{audience} update sent ({event.data.get('status')})")
-        )
+            rounds.setdefault(str(event.data.get("audience") or event.summary), event)
+    for event in rounds.values():
+        audience = event.data.get("audience") or "stakeholder"
+        status = f" ({event.data['status']})" if event.data.get("status") else ""
+        rows.append(TimelineRow(event.at, "response", "message", f"{audience} update: {event.summary}{status}"))
     rows.sort(key=lambda r: r.at)
     return rows[:limit], max(0, len(rows) - limit)
 
