@@ -429,6 +429,8 @@ def build_record(*, failed_branch: bool = False, with_postmortem: bool = True) -
         context.update(p.context_out)
     context["suspect_change"] = {
         "id": "deploy-4711",
+        "time": at(-95).isoformat(),
+        "kind": "deploy",
         "service": "checkout-service",
         "version": "v2.14.0",
         "commit": "9f3c2ab",

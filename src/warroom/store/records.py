@@ -91,7 +91,10 @@ def facts_of(record: RunRecord) -> IncidentFacts:
     times of the action outcomes, and the steps' run intervals on the engine clock."""
     busy = [(step.started_at, step.finished_at) for phase in record.phases for step in phase.steps]
     approvals = {a.action.id: a.approved_by for a in record.actions if a.approved_by}
-    return collect_facts(record.context, record.incident, record.timeline, busy, approvals)
+    context = record.context
+    if record.diagnosis and not context.get("diagnosis"):
+        context = {**context, "diagnosis": [c.model_dump(mode="json") for c in record.diagnosis]}
+    return collect_facts(context, record.incident, record.timeline, busy, approvals)
 
 
 def _bare_action(action_id: str) -> RecommendedAction:
