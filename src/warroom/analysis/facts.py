@@ -108,7 +108,7 @@ class RecoveryFacts(BaseModel):
 class ChangeFacts(BaseModel):
     """What the change history holds and what the correlation concluded."""
 
-    history: bool = False  # the bundle has a change history at all
+    history: bool | None = None  # the bundle has a change history at all (None: not looked at)
     checked: bool = False  # change correlation ran over it
     ids: list[str] = Field(default_factory=list)  # every change in the looked-at period
     commits: list[str] = Field(default_factory=list)
@@ -367,7 +367,7 @@ def _changes(context: Mapping[str, Any]) -> ChangeFacts:
     documented = as_dict(as_dict(context.get("documentation")).get("changes"))
     suspect = as_dict(context.get("suspect_change")) or None
     return ChangeFacts(
-        history=bool(documented.get("history")),
+        history=bool(documented["history"]) if "history" in documented else None,
         checked="suspect_change" in context or bool(documented.get("checked")),
         ids=[str(i) for i in documented.get("ids") or []],
         commits=[str(c) for c in documented.get("commits") or []],

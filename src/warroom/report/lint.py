@@ -258,11 +258,11 @@ def _claim_problems(name: str, lines: list[TextLine], facts: dict[str, Any]) -> 
                     )
         for match in CHANGE_NAMED.finditer(text):
             named = match.group(1).rstrip(".")
-            if named not in known_ids:
+            if changes.get("history") is not None and named not in known_ids:
                 problems.append(Problem(name, line.number, "change-claim", f"change {named} is not in the data"))
         for match in COMMIT_NAMED.finditer(text):
             sha = match.group(1)
-            if not any(c.startswith(sha) or sha.startswith(c) for c in commits):
+            if changes.get("history") is not None and not any(c.startswith(sha) or sha.startswith(c) for c in commits):
                 problems.append(Problem(name, line.number, "change-claim", f"commit {sha} is not in the data"))
         if NO_CHANGE.search(text) and (not changes.get("checked") or changes.get("preceding") or suspect):
             problems.append(
@@ -279,8 +279,8 @@ def _claim_problems(name: str, lines: list[TextLine], facts: dict[str, Any]) -> 
 def _fact_problems(facts: dict[str, Any]) -> list[Problem]:
     """Claims the facts themselves make: a rollback needs a change to roll back."""
     changes = facts.get("changes") or {}
-    if changes.get("ids") or changes.get("suspect"):
-        return []
+    if changes.get("history") is None or changes.get("ids") or changes.get("suspect"):
+        return []  # not looked at, or a change is there to roll back
     return [
         Problem(
             "facts.json",

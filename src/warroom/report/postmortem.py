@@ -244,7 +244,7 @@ def _actions_words(facts: IncidentFacts) -> Claim:
     if not facts.actions:
         return Claim("no action was proposed", source="run record")
     if not taken:
-        return Claim(f"{len(facts.actions)} action(s) proposed, none taken by warroom", source="action records")
+        return Claim("none of the proposed actions was taken by warroom", source="action records")
     changed = [a for a in taken if a.mode.changed_the_system]
     lead = "the system was changed" if changed else "nothing was changed by warroom"
     keys = [f"actions.{a.id}" for a in taken if a.at is not None]
@@ -423,6 +423,8 @@ def _trigger(record: RunRecord, facts: IncidentFacts) -> Section:
     if claim is not None:
         return Section([claim])
     changes = facts.changes
+    if changes.history is None:
+        return Section(absent="the change history was not looked at in this run (no documentation step ran)")
     if not changes.history:
         return Section(absent="the bundle has no change history: whether a change triggered this is unknown")
     if not changes.checked:
