@@ -7,7 +7,11 @@ DEMO_OUT ?= out/demo
 NEZHA_ARCHIVE ?= ../shared/datasets/nezha-trainticket-2023-01-29.tar.xz
 NEZHA_DIR ?= .cache/nezha
 
-.PHONY: demo test lint typecheck unit bench bench-engine bench-nezha clean
+.PHONY: demo test lint typecheck unit bench bench-engine bench-nezha clean system-packages
+
+# Debian packages the tests use (chromium: the report's browser checks). One install step for all:
+# add a package to this list rather than a step of your own. Installed only when missing.
+APT_PACKAGES ?= chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +31,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+system-packages:
+	@missing="$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+unit: $(STAMP) system-packages
 	$(BIN)/pytest
 
 test: lint typecheck unit
