@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.registry import is_known
 from warroom.analysis.golden import ERROR_LEVELS, Signal, golden_signals
 from warroom.analysis.severity import CADENCE_MINUTES, measure_severity
 from warroom.analysis.signals import (
@@ -274,7 +273,10 @@ class IncidentCommander:
             "scope": scope,
             "started_at": started_at.isoformat() if started_at else None,
             "detected_at": manifest.alert.fired_at.isoformat(),
-            "roles": {k: {"name": v, "kind": "agent" if is_known(v) else "person"} for k, v in roles.items()},
+            # a role the manifest gives to one of the default agents is still held by an agent
+            "roles": {
+                k: {"name": v, "kind": "agent" if v in DEFAULT_ROLES.values() else "person"} for k, v in roles.items()
+            },
             "communication_plan": {
                 "cadence_minutes": cadence,
                 "audiences": manifest.comms.audiences,
