@@ -18,6 +18,7 @@ from warroom.agents.base import AgentContext, AgentSpec
 from warroom.agents.documentation import reconstruct_timeline
 from warroom.agents.resolution import primary_code_finding
 from warroom.analysis.facts import ActionMode, classify_outcome
+from warroom.analysis.onset import ONSET_SIGNALS, USER_FACING
 from warroom.analysis.recovery import first_sustained_breach, metric_series, per_time
 from warroom.figures import format_minutes
 from warroom.incident import AgentReport, Evidence, Finding
@@ -25,16 +26,8 @@ from warroom.sources import conventions as cv
 from warroom.sources.bundle import Bundle
 from warroom.values import as_dict, parse_time
 
-SATURATION = (
-    cv.DB_POOL_UTILIZATION,
-    cv.DB_POOL_WAIT_MS,
-    cv.DB_CPU_UTILIZATION,
-    cv.DB_LONG_RUNNING_QUERIES,
-    cv.CPU_UTILIZATION,
-    cv.MEMORY_UTILIZATION,
-    cv.RESTARTS,
-    cv.AUTH_FAILURES,
-)
+# The onsets worth an alert of their own: saturation, not the user-facing symptoms the alert watched.
+SATURATION = tuple(s for s in ONSET_SIGNALS if s not in (*USER_FACING, cv.NETWORK_LATENCY_MS))
 # Policy (stated in the output, not hidden): due dates by priority, review date, and what counts as
 # a fast detection when the incident has no RTO.
 DUE_DAYS = {"immediate": 7, "short_term": 14, "follow_up": 30}

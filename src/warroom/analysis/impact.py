@@ -244,14 +244,21 @@ def _count(value: int, method: str, window: Window, noun: str) -> Figure:
     return Figure(value=float(value), unit="count", method=method, window=window, noun=noun)
 
 
+PEOPLE = (
+    "users_active",
+    "users_affected",
+    "sessions_affected",
+    "transactions",
+    "failed_transactions",
+    "abandoned_carts",
+)
+
+
 @dataclass
 class _People:
-    users_active: Figure
-    users_affected: Figure
-    sessions_affected: Figure
-    transactions: Figure
-    failed_transactions: Figure
-    abandoned_carts: Figure
+    """The figures only request logs give (ImpactFacts fields named in PEOPLE), and their detail."""
+
+    figures: dict[str, Figure]
     failed_value: float | None
     by_path: dict[str, int]
     by_region: dict[str, int]
@@ -310,7 +317,7 @@ def _people(logs: pl.DataFrame, service: str, window: Window) -> _People:
         return _count(value, f"distinct {what} in the {base}", window, noun)
 
     by = rows.filter(pl.col("failed"))
-    return _People(
+    figures = dict(
         users_active=counted(int(totals["users"]), "user_id", "users", has_users),
         users_affected=counted(int(totals["affected_users"]), "user_id with a failed request", "users", has_users),
         sessions_affected=counted(
@@ -334,6 +341,9 @@ def _people(logs: pl.DataFrame, service: str, window: Window) -> _People:
         abandoned_carts=_count(
             abandoned, f"sessions whose last transaction attempt failed, in the {base}", window, "carts"
         ),
+    )
+    return _People(
+        figures=figures,
         failed_value=float(totals["failed_value"] or 0.0) if totals["has_values"] else None,
         by_path=_top(by, "path"),
         by_region=_top(by, "region"),
@@ -446,14 +456,7 @@ def analyse_impact(
         failed_requests=failed,
         failure_rate=rate,
         baseline_failure_rate=baseline_rate,
-        users_active=people.users_active if people else _unknown("count", missing, window, "users"),
-        users_affected=people.users_affected if people else _unknown("count", missing, window, "users"),
-        sessions_affected=people.sessions_affected if people else _unknown("count", missing, window, "sessions"),
-        transactions=people.transactions if people else _unknown("count", missing, window, "transactions"),
-        failed_transactions=people.failed_transactions
-        if people
-        else _unknown("count", missing, window, "transactions"),
-        abandoned_carts=people.abandoned_carts if people else _unknown("count", missing, window, "carts"),
+        **(people.figures if people else {name: _unknown("count", missing, window) for name in PEOPLE}),
         revenue=revenue,
         scope=scope,
         by_path=people.by_path if people else {},
@@ -475,10 +478,13 @@ def _tail(telemetry: Telemetry) -> Telemetry:
 
 def _scope(people: _People | None) -> str:
     """All users or a subset, from the share of active users who saw a failure."""
-    if people is None or not people.users_active.known or not people.users_affected.known:
+    if people is None:
+        return "not determined (no request logs)"
+    active_users, affected_users = people.figures["users_active"], people.figures["users_affected"]
+    if not active_users.known or not affected_users.known:
         return "not determined (no user ids in the request logs)"
-    active = int(people.users_active.value or 0)
-    affected = int(people.users_affected.value or 0)
+    active = int(active_users.value or 0)
+    affected = int(affected_users.value or 0)
     if affected == 0:
         return "no user saw a failure"
     share = affected / max(active, 1)
