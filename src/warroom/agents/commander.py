@@ -262,11 +262,7 @@ class IncidentCommander:
             "title": manifest.title,
             "severity": verdict.severity.value,
             "severity_rule": verdict.rule,
-            "severity_figures": {
-                name: figure.model_dump(mode="json")
-                for name, figure in (("error_rate", verdict.error_rate), ("latency_p99_ms", verdict.latency_p99_ms))
-                if figure is not None
-            },
+            "severity_figures": {name: figure.model_dump(mode="json") for name, figure in verdict.figures().items()},
             "affected_services": affected_services,
             "entry_service": entry,
             "symptoms": manifest.symptoms,

@@ -131,12 +131,17 @@ def change_summary(bundle: Bundle, events: list[dict[str, Any]], first_onset: da
     ("no change precedes the onset", "roll back change X") must rest on."""
     window = bundle.manifest.effective_window()
     before = first_onset or window.end
+    changes = bundle.changes
+    every = changes if changes is not None else None
     return {
-        "history": bundle.changes is not None,
-        "checked": bundle.changes is not None,
+        "history": changes is not None,
+        "checked": changes is not None,
         "lookback_hours": CHANGE_LOOKBACK.total_seconds() / 3600,
-        "ids": [e["values"]["change_id"] for e in events],
-        "commits": [str(e["values"]["commit"]) for e in events if e["values"].get("commit")],
+        # every change the data holds, whatever its time: what a claim about a change is checked against
+        "ids": [str(i) for i in every.get_column("id").to_list()] if every is not None else [],
+        "commits": [str(c) for c in every.get_column("commit").drop_nulls().to_list()]
+        if every is not None and "commit" in every.columns
+        else [],
         "preceding": [e["values"]["change_id"] for e in events if (parse_time(e["at"]) or before) <= before],
     }
 

@@ -167,8 +167,11 @@ class SeverityFacts(BaseModel):
     level: str
     label: str
     rule: str
-    error_rate: Figure | None = None
-    latency_p99_ms: Figure | None = None
+    figures: dict[str, Figure] = Field(default_factory=dict)  # error_rate, latency_p99_ms, the SLOs
+
+    @property
+    def error_rate(self) -> Figure | None:
+        return self.figures.get("error_rate")
 
 
 class OnsetFact(BaseModel):
@@ -230,10 +233,7 @@ class IncidentFacts(BaseModel):
                 if isinstance(value, Figure):
                     out[f"impact.{name}"] = value
         if self.severity is not None:
-            for name in ("error_rate", "latency_p99_ms"):
-                figure = getattr(self.severity, name)
-                if figure is not None:
-                    out[f"severity.{name}"] = figure
+            out.update({f"severity.{name}": figure for name, figure in self.severity.figures.items()})
         if self.cause is not None:
             out["cause.confidence"] = self.cause.confidence
         for name in ("detection", "trigger_lead", "time_to_mitigate", "time_to_resolve"):
@@ -283,18 +283,14 @@ def _impact(context: Mapping[str, Any]) -> ImpactFacts | None:
 
 def _severity(incident: Incident, context: Mapping[str, Any]) -> SeverityFacts:
     measured = as_dict(as_dict(context.get("incident")).get("severity_figures"))
-    figures: dict[str, Figure | None] = {}
-    for name in ("error_rate", "latency_p99_ms"):
+    figures: dict[str, Figure] = {}
+    for name, raw in measured.items():
         try:
-            figures[name] = Figure.model_validate(measured[name]) if isinstance(measured.get(name), dict) else None
+            figures[str(name)] = Figure.model_validate(raw)
         except ValidationError:
-            figures[name] = None
+            continue
     return SeverityFacts(
-        level=incident.severity.value,
-        label=incident.severity.label,
-        rule=incident.severity_rule,
-        error_rate=figures["error_rate"],
-        latency_p99_ms=figures["latency_p99_ms"],
+        level=incident.severity.value, label=incident.severity.label, rule=incident.severity_rule, figures=figures
     )
 
 

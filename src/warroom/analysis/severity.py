@@ -34,6 +34,27 @@ class SeverityVerdict:
     rule: str
     error_rate: Figure | None = None
     latency_p99_ms: Figure | None = None
+    slo_error_rate: Figure | None = None
+    slo_latency_p99_ms: Figure | None = None
+
+    def figures(self) -> dict[str, Figure]:
+        """Every number the rule text shows, under its name (what reports cite)."""
+        named = {
+            "error_rate": self.error_rate,
+            "latency_p99_ms": self.latency_p99_ms,
+            "slo_error_rate": self.slo_error_rate,
+            "slo_latency_p99_ms": self.slo_latency_p99_ms,
+        }
+        out = {k: v for k, v in named.items() if v is not None}
+        if (
+            self.latency_p99_ms
+            and self.slo_latency_p99_ms
+            and self.latency_p99_ms.known
+            and self.slo_latency_p99_ms.known
+        ):
+            factor = (self.latency_p99_ms.value or 0.0) / (self.slo_latency_p99_ms.value or 1.0)
+            out["latency_slo_factor"] = Figure(value=round(factor, 1), unit="×", method="p99 latency ÷ its SLO")
+        return out
 
 
 def assess_severity(
@@ -62,8 +83,8 @@ def assess_severity(
     if latency_factor is not None and latency_factor >= 4:
         return SeverityVerdict(
             Severity.P1,
-            f"p99 latency {latency_p99_ms:,.0f} ms{lat_where} is {latency_factor:.1f}× the "
-            f"{slo_latency_p99_ms:,.0f} ms SLO (≥ 4×)",
+            f"p99 latency {format_number(latency_p99_ms or 0.0, 'ms')}{lat_where} is {latency_factor:.1f} × the "
+            f"{format_number(slo_latency_p99_ms or 0.0, 'ms')} SLO (≥ 4×)",
         )
     if revenue_flow_failing and err > slo_err:
         return SeverityVerdict(Severity.P1, f"a revenue flow fails at {pct}{where}, above the {slo_pct} SLO")
@@ -71,7 +92,9 @@ def assess_severity(
         return SeverityVerdict(Severity.P2, f"error rate {pct}{where} above the {slo_pct} SLO")
     if latency_factor is not None and latency_factor > 1:
         return SeverityVerdict(
-            Severity.P2, f"p99 latency {latency_p99_ms:,.0f} ms{lat_where} above the {slo_latency_p99_ms:,.0f} ms SLO"
+            Severity.P2,
+            f"p99 latency {format_number(latency_p99_ms or 0.0, 'ms')}{lat_where} above the "
+            f"{format_number(slo_latency_p99_ms or 0.0, 'ms')} SLO",
         )
     if error_rate is None and latency_p99_ms is None:
         return SeverityVerdict(Severity.P3, "no error rate or latency could be measured at the entry point")
@@ -133,7 +156,17 @@ def measure_severity(
         _over(errors, service),
         _over(latency, service),
     )
-    return SeverityVerdict(verdict.severity, verdict.rule, errors, latency)
+    slo_err = Figure(
+        value=slo_error_rate if slo_error_rate is not None else DEFAULT_SLO_ERROR_RATE,
+        unit="ratio",
+        method="the incident's error-rate SLO" if slo_error_rate is not None else "default error-rate SLO (1 %)",
+    )
+    slo_p99 = (
+        Figure(value=slo_latency_p99_ms, unit="ms", method="the incident's p99 latency SLO")
+        if slo_latency_p99_ms is not None
+        else None
+    )
+    return SeverityVerdict(verdict.severity, verdict.rule, errors, latency, slo_err, slo_p99)
 
 
 def _over(figure: Figure | None, service: str | None) -> str:

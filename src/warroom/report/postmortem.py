@@ -282,7 +282,7 @@ def _summary(record: RunRecord, facts: IncidentFacts, view_cause: Claim | None) 
     lines: list[SummaryLine] = []
     severity = facts.severity
     if severity is not None:
-        keys = [f"severity.{n}" for n in ("error_rate", "latency_p99_ms") if getattr(severity, n) is not None]
+        keys = [f"severity.{name}" for name in severity.figures]
         lines.append(
             SummaryLine(
                 "Severity", Claim(f"{severity.level} ({severity.label}): {severity.rule}", [], "assessment", keys)
