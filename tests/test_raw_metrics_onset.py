@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from test_raw_folder import alert_payload
-from warroom.analysis.onset import detect_onset
+from warroom.analysis.changepoint import detect_onset
 from warroom.sources.bundle import load_bundle
 
 START = datetime(2024, 5, 27, 14, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from typing import Any
 from warroom.agents import registry
 from warroom.errors import InputError, NotFoundError
 from warroom.incident import RootCauseCandidate, Status
-from warroom.record import RunRecord
+from warroom.record import ActionStatus, RunRecord
 from warroom.report.metrics import compute_metrics
 from warroom.report.writer import write_reports
 from warroom.sources.bundle import BundleSource
@@ -60,6 +60,12 @@ def cause_established(diagnosis: list[RootCauseCandidate]) -> bool:
     return top is not None and not top.inconclusive
 
 
+# statuses of an action that was really run against a target (whatever came of it)
+ATTEMPTED = frozenset(
+    {ActionStatus.EXECUTED, ActionStatus.VERIFIED, ActionStatus.FAILED, ActionStatus.TIMED_OUT, ActionStatus.UNDONE}
+)
+
+
 def outcome(result: RunResult, record: RunRecord, executed: bool) -> Outcome:
     """A finished (or paused) run's outcome, worst first: the exit code must never claim more than happened."""
     if result.status == "waiting_approval":
@@ -68,9 +74,10 @@ def outcome(result: RunResult, record: RunRecord, executed: bool) -> Outcome:
         return Outcome.FAILED_STEPS
     if not cause_established(record.diagnosis):
         return Outcome.CAUSE_NOT_ESTABLISHED
-    if executed:
+    if executed and any(a.status in ATTEMPTED for a in record.actions):
         # The incident's own lifecycle says whether recovery was validated (the workflow moves it to
-        # resolved only then); a dry run or a replay never counts as a recovery.
+        # resolved only then); a dry run or a replay never counts as a recovery. A run with
+        # --execute whose every action stayed a manual step changed nothing: it is a diagnosis.
         return (
             Outcome.RECOVERED if record.incident.status in (Status.RESOLVED, Status.CLOSED) else Outcome.NOT_RECOVERED
         )

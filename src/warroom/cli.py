@@ -506,6 +506,25 @@ def bench_scenarios(
     console.print(f"runs {result['runs']}, accuracy {result['accuracy']}, median {result['median_s']} s")
 
 
+report_app = typer.Typer(no_args_is_help=True, help="Reports of a run.")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("lint")
+@user_errors
+def report_lint(directory: Annotated[Path, typer.Argument(help="A report directory (holds facts.json).")]) -> None:
+    """Check the reports for holes, raw numbers, unordered timelines and claims the facts do not hold."""
+    from warroom.report.lint import lint_reports
+
+    problems = lint_reports(directory)
+    for problem in problems:
+        console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        err_console.print(f"{len(problems)} problem(s) in {directory}")
+        raise typer.Exit(1)
+    console.print(f"{directory}: no problems")
+
+
 # --- Scenario generator (issue 4) -----------------------------------------------------------
 scenario_app = typer.Typer(no_args_is_help=True, help="Generate incident bundles of the simulated shop.")
 app.add_typer(scenario_app, name="scenario")

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from warroom.analysis.facts import IncidentFacts
 from warroom.incident import AgentReport, Incident, RecommendedAction, RootCauseCandidate, TimelineEvent
 
 
@@ -105,6 +106,7 @@ class RunRecord(BaseModel):
     diagnosis: list[RootCauseCandidate] = Field(default_factory=list)
     actions: list[ActionRecord] = Field(default_factory=list)
     metrics: IncidentMetrics = Field(default_factory=IncidentMetrics)
+    facts: IncidentFacts | None = None  # every figure the reports quote (`store.records.facts_of`)
 
     @property
     def limitations(self) -> list[str]:

@@ -1,134 +1,162 @@
-"""When the incident began, from the golden signals: the first sustained change before the alert.
+"""When each signal left its baseline: one method for every onset the reports quote.
 
-For each golden-signal series (error rate, latency, saturation; instances averaged) up to just after
-the alert, Pettitt's rank test finds the most likely single change in level and how unlikely it is
-under no change; a change counts when it is significant, goes the bad way (up; success rate down)
-and is large against the level before it (robust spread, a share of that level, a share of the
-series' own scale). Its onset is the first point from which the series stays past the line between
-the two levels (a ramp starts where it first leaves the old level for good, not half-way up). The
-incident's onset is the earliest such onset of any series: a cause usually moves before the symptom
-that alerted.
-
-Ranks make the test indifferent to the values' distribution and to outliers (one spike is one rank),
-so the same rule holds for a latency in ms and a utilisation fraction.
+Method: the baseline's median plus a margin (the recovery tolerance: never below the baseline's
+own noise nor an absolute floor) is the limit; the onset is the first sample of the first run of
+three consecutive samples beyond it (`first_sustained_breach`). Each onset keeps the series it was
+read from, thinned for charts, so a report can draw what the onset was measured on.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-from scipy.stats import rankdata
+from pydantic import BaseModel, Field
 
-from warroom.analysis.frames import decoded
-from warroom.sources import conventions as c
-
-# Signals where higher is worse, and the one where lower is.
-RISING = (
-    c.ERROR_RATE,
-    c.LATENCY_P99,
-    c.LATENCY_P95,
-    c.LATENCY_P50,
-    c.DB_POOL_UTILIZATION,
-    c.DB_POOL_WAIT_MS,
-    c.DB_CPU_UTILIZATION,
-    c.CPU_UTILIZATION,
-    c.MEMORY_UTILIZATION,
-    c.HOST_CPU_UTILIZATION,
+from warroom.analysis.recovery import (
+    ERROR_RATE,
+    LATENCY,
+    Series,
+    Tolerance,
+    baseline_limit,
+    baseline_of,
+    bucket_size,
+    first_sustained_breach,
+    metric_series,
+    per_time,
+    signal_series,
+    slice_telemetry,
+    span_of,
 )
-FALLING = (c.SUCCESS_RATE,)
-SIGNIFICANCE = 1e-3  # Pettitt's p-value below which a change is taken as real
-MIN_POINTS = 12  # fewer points cannot tell a change from noise
-MIN_SIDE = 3  # points on each side of a change
-SUSTAINED = 0.8  # from the onset on, this share of points stays past the line
-SPREAD = 4.0  # robust standard deviations of the earlier level a change must exceed …
-RELATIVE = 0.2  # … and this share of the earlier level …
-OF_SCALE = 0.05  # … and this share of the series' own largest value
-MAX_POINTS = 2000  # longer series are thinned evenly (the test is O(n log n), the scan O(n))
+from warroom.sources import conventions as cv
+from warroom.sources.canonical import Telemetry
+from warroom.sources.incident_telemetry import IncidentTelemetry
+
+# Signals whose onset is worth a line on the timeline (golden signals first, then saturation).
+ONSET_SIGNALS = (
+    LATENCY,
+    ERROR_RATE,
+    cv.DB_POOL_UTILIZATION,
+    cv.DB_POOL_WAIT_MS,
+    cv.DB_CPU_UTILIZATION,
+    cv.DB_LONG_RUNNING_QUERIES,
+    cv.CPU_UTILIZATION,
+    cv.MEMORY_UTILIZATION,
+    cv.RESTARTS,
+    cv.NETWORK_LATENCY_MS,
+    cv.AUTH_FAILURES,
+)
+USER_FACING = (LATENCY, ERROR_RATE)
+DATABASE_SIGNALS = (cv.DB_CPU_UTILIZATION, cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOCK_WAITS, cv.DB_QUERY_TIME_MS)
+CHART_POINTS = 160  # about one point per 4 px of a chart: more only make the report heavier
+METHOD = "first of 3 consecutive samples beyond the baseline median + margin"
 
 
-@dataclass(frozen=True)
-class Onset:
-    """The first sustained change of the incident: where, when, and from what level to what."""
-
+class Point(BaseModel):
     at: datetime
+    value: float
+
+
+class SignalOnset(BaseModel):
+    """One signal of one service that left its baseline, and the series it was measured on."""
+
     service: str
-    metric: str
-    before: float  # median level before the change
-    after: float  # median level after it, up to the alert
-    p_value: float
+    signal: str
+    source: str
+    query: str
+    at: datetime
+    baseline: float
+    limit: float
+    peak: float
+    higher_is_worse: bool = True
+    method: str = METHOD
+    points: list[Point] = Field(default_factory=list)
 
 
-def pettitt(values: np.ndarray) -> tuple[int, float, float]:
-    """Pettitt's test: the index of the last point before the change, the statistic U there
-    (negative: the later values are larger), and the approximate two-sided p-value."""
-    n = len(values)
-    ranks = rankdata(values)
-    u = 2.0 * np.cumsum(ranks)[:-1] - np.arange(1, n) * (n + 1)
-    index = int(np.argmax(np.abs(u)))
-    k = abs(float(u[index]))
-    p = min(1.0, 2.0 * math.exp(-6.0 * k * k / (n**3 + n**2)))
-    return index, float(u[index]), p
+def thin(times: list[datetime], values: np.ndarray, limit: int = CHART_POINTS) -> list[Point]:
+    """At most `limit` points: the mean of each run of consecutive samples (spikes keep their
+    place; a max would exaggerate them, a stride could drop them)."""
+    if len(times) <= limit:
+        return [Point(at=t, value=float(v)) for t, v in zip(times, values, strict=True)]
+    out: list[Point] = []
+    for chunk in np.array_split(np.arange(len(times)), limit):
+        if chunk.size:
+            out.append(Point(at=times[int(chunk[chunk.size // 2])], value=float(np.mean(values[chunk]))))
+    return out
 
 
-def _series_onset(values: np.ndarray, worse_up: bool) -> tuple[int, float, float, float] | None:
-    """(index of the onset, level before, level after, p) of one series' change for the worse."""
-    signed = values if worse_up else -values
-    last, u, p = pettitt(signed)
-    if p >= SIGNIFICANCE or u >= 0 or last + 1 < MIN_SIDE or len(values) - last - 1 < MIN_SIDE:
+def series_points(series: Series | None, limit: int = CHART_POINTS) -> list[Point]:
+    if series is None or not series.values:
+        return []
+    times, values = per_time(series.times, series.array())
+    return thin(times, values, limit)
+
+
+def _onset(before: Series | None, during: Series | None, tol: Tolerance) -> SignalOnset | None:
+    if before is None or during is None or len(before.values) < tol.min_samples or not during.values:
         return None
-    before, after = signed[: last + 1], signed[last + 1 :]
-    low, high = float(np.median(before)), float(np.median(after))
-    spread = 1.4826 * float(np.median(np.abs(before - low)))
-    floor = max(SPREAD * spread, RELATIVE * abs(low), OF_SCALE * float(np.max(np.abs(signed))))
-    if high - low <= floor or floor <= 0:
+    base = before.array()
+    limit, higher_is_worse = baseline_limit(during.signal, base, None, tol)
+    times, values = per_time(during.times, during.array())
+    at = first_sustained_breach(times, values, limit, higher_is_worse)
+    if at is None:
         return None
-    line = low + max(SPREAD * spread, 0.25 * (high - low))
-    past = signed > line
-    # share of points past the line from each index to the end
-    remaining = np.cumsum(past[::-1])[::-1] / np.arange(len(past), 0, -1)
-    candidates = np.flatnonzero(past & (remaining >= SUSTAINED))
-    if candidates.size == 0:
-        return None
-    sign = 1.0 if worse_up else -1.0
-    return int(candidates[0]), sign * low, sign * high, p
-
-
-def detect_onset(metrics: pl.DataFrame, alert_at: datetime) -> Onset | None:
-    """The incident's onset from its canonical metrics, or None when no golden signal changed for
-    the worse (or there is too little data to tell)."""
-    watched = decoded(
-        metrics.lazy()
-        .select("timestamp", "service", "metric", "value")
-        .filter(pl.col("metric").cast(pl.String).is_in([*RISING, *FALLING]))
+    peak = float(np.max(values) if higher_is_worse else np.min(values))
+    return SignalOnset(
+        service=",".join(during.services),
+        signal=during.signal,
+        source=during.source,
+        query=during.query,
+        at=at,
+        baseline=float(np.median(base)),
+        limit=limit,
+        peak=peak,
+        higher_is_worse=higher_is_worse,
+        points=thin(times, values),
     )
-    series = (
-        watched.group_by("service", "metric", "timestamp")
-        .agg(pl.col("value").mean())
-        .sort("service", "metric", "timestamp")
-        .collect()
-    )
-    found: list[Onset] = []
-    for (service, metric), rows in series.group_by("service", "metric", maintain_order=True):
-        times = rows.get_column("timestamp")
-        step = times.diff().median()
-        until = alert_at + 3 * (step if isinstance(step, timedelta) else timedelta(0))
-        rows = rows.filter(pl.col("timestamp") <= until)
-        if rows.height > MAX_POINTS:
-            rows = rows.gather_every(math.ceil(rows.height / MAX_POINTS))
-        if rows.height < MIN_POINTS:
-            continue
-        values = rows.get_column("value").to_numpy()
-        if not np.isfinite(values).all():
-            continue
-        change = _series_onset(values, metric not in FALLING)
-        if change is None:
-            continue
-        index, before, after, p = change
-        at = rows.get_column("timestamp")[index]
-        if at <= until:
-            found.append(Onset(at, str(service), str(metric), before, after, p))
-    return min(found, key=lambda o: (o.at, o.p_value)) if found else None
+
+
+def _reporting_database(metrics: pl.DataFrame | None) -> list[str]:
+    if metrics is None:
+        return []
+    return metrics.filter(pl.col("metric").is_in(DATABASE_SIGNALS)).get_column("service").unique().sort().to_list()
+
+
+def signal_onsets(telemetry: IncidentTelemetry, services: list[str], tol: Tolerance = Tolerance()) -> list[SignalOnset]:
+    """Onsets per signal and service inside the incident window, oldest first. The services that
+    report database metrics are followed too, even when no one named them."""
+    window = telemetry.manifest.effective_window()
+    baseline = baseline_of(telemetry)
+    during = slice_telemetry(telemetry.current, window.start, window.end)
+    spans = [s for s in (span_of(baseline), span_of(during)) if s is not None]
+    bucket = bucket_size(*spans) if spans else timedelta(minutes=1)
+    found: list[SignalOnset] = []
+    for service in dict.fromkeys([*services, *_reporting_database(during.metrics)]):
+        for signal in ONSET_SIGNALS:
+            before, now = _pair(baseline, during, signal, service, bucket)
+            onset = _onset(before, now, tol)
+            if onset is not None:
+                found.append(onset)
+    return sorted(found, key=lambda o: o.at)
+
+
+def _pair(
+    baseline: Telemetry, during: Telemetry, signal: str, service: str, bucket: timedelta
+) -> tuple[Series | None, Series | None]:
+    if signal in USER_FACING:  # golden signals: metrics, else traces, else logs
+        return signal_series(baseline, signal, [service], bucket), signal_series(during, signal, [service], bucket)
+    # a saturation metric of this very service only
+    return metric_series(baseline.metrics, (signal,), [service]), metric_series(during.metrics, (signal,), [service])
+
+
+def impact_start(onsets: list[SignalOnset], entry: str | None, fallback: datetime) -> tuple[datetime, str]:
+    """When users started to notice: the first user-facing onset (latency or errors) at the entry
+    service, else at any service, else `fallback` (the alert)."""
+    facing = [o for o in onsets if o.signal in USER_FACING]
+    at_entry = [o for o in facing if entry and o.service == entry]
+    for group, where in ((at_entry, f"at {entry}"), (facing, "at any followed service")):
+        if group:
+            first = min(group, key=lambda o: o.at)
+            return first.at, f"first user-facing onset {where}: {first.signal} of {first.service} ({METHOD})"
+    return fallback, "no user-facing signal left its baseline: from the alert"

@@ -19,7 +19,7 @@ from warroom.report.postmortem import Chart, build_view
 from warroom.report.writer import redacted_record
 from warroom.store import alerts as alert_store
 from warroom.store.models import AlertRow
-from warroom.store.records import build_record
+from warroom.store.records import build_record, facts_of
 from warroom.store.repository import Store
 
 POSTMORTEM_FILES = {"md": "postmortem.md", "html": "postmortem.html"}
@@ -68,7 +68,7 @@ def room_view(store: Store, incident_id: str, reports_dir: Path) -> RoomView:
         incident = store.get_incident(incident_id)
         return RoomView(incident, None, None, store.timeline(incident_id), alerts=alerts)
     index = index_evidence(record)
-    view = build_view(record, index, derive_metrics(record))
+    view = build_view(record, index, derive_metrics(record), facts_of(record))
     return RoomView(
         incident=record.incident,
         run_status=record.run_status,

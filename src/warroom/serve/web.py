@@ -14,13 +14,11 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from warroom.record import ActionRecord
-from warroom.report.charts import series_in, sparkline_svg
-from warroom.report.evidence import index_evidence
 from warroom.serve.api.actions import needed_role
 from warroom.serve.api.deps import Service, service
 from warroom.serve.api.incidents import list_incidents
 from warroom.serve.auth import COOKIE, Principal, Role, authenticate
-from warroom.serve.room import record_of, report_path, room_view
+from warroom.serve.room import report_path, room_view
 from warroom.store.tokens import find_token
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -113,12 +111,13 @@ def incident_page(incident_id: str, request: Request, who: Viewer, svc: Svc) -> 
 
 @router.get("/incidents/{incident_id}/evidence/{evidence_id}", response_class=HTMLResponse, name="evidence_page")
 def evidence_page(incident_id: str, evidence_id: str, request: Request, who: Viewer, svc: Svc) -> HTMLResponse:
-    record = record_of(svc.store, incident_id)
-    index = index_evidence(record) if record else None
+    room = room_view(svc.store, incident_id, svc.reports_dir)
+    index = room.index
     ev = index.evidence.get(evidence_id) if index else None
     if index is None or ev is None:
         raise HTTPException(404, f"incident {incident_id} has no evidence '{evidence_id}'")
-    charts = [{"label": s.label, "svg": sparkline_svg(s)} for s in series_in(ev)]
+    # the report's charts of the series this evidence rests on
+    charts = [{"label": c.title, "svg": c.svg} for c in room.charts if evidence_id in c.evidence_ids]
     context = {
         "incident_id": incident_id,
         "ev": ev,

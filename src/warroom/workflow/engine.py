@@ -227,7 +227,12 @@ class Engine:
         clock = Clock(self._clock_origin(incident_id) if options.replay_clock else None)
         owned = runner is None
         runner = runner or runner_for(options)
+        # a run created "running" that already holds steps was stopped and is being picked up again
+        resumed = row.status in ("running", "waiting_approval") and bool(self.store.steps(run_id))
+        earlier = sum(1 for e in self.store.timeline(incident_id) if isinstance(e.data.get("interruption"), dict))
         with self.store.transaction() as session:
+            if resumed:
+                self._record_interruption(session, run_id, incident_id, row.status, clock, earlier)
             self.store.set_run_status(session, run_id, "running")
         try:
             result = self._drive(run_id, incident_id, spec, options, runner, clock)
@@ -299,8 +304,32 @@ class Engine:
         return self.store.add_event(session, incident_id, event, dedupe_key=key)
 
     def _clock_origin(self, incident_id: str) -> datetime:
-        events = self.store.timeline(incident_id)
+        """Where a replayed run's clock resumes: the engine's own last event. Agents' events carry
+        incident times of their own (telemetry, recorded actions) that the engine clock must not
+        jump to, or a resumed run would count the incident's duration as run time."""
+        events = [e for e in self.store.timeline(incident_id) if e.source == "engine" or e.kind == TimelineKind.ALERT]
         return max(e.at for e in events) if events else datetime.now(UTC)
+
+    def _record_interruption(
+        self, session: Session, run_id: str, incident_id: str, previous: str, clock: Clock, earlier: int
+    ) -> None:
+        """A run picked up again after a crash or an approval wait: the gap is an event of its own,
+        and run durations (the union of the steps' intervals) do not count it."""
+        at = clock.now()
+        cause = "was interrupted" if previous == "running" else "waited for approval"
+        self._event(
+            session,
+            incident_id,
+            TimelineKind.NOTE,
+            "engine",
+            f"run {cause} and was resumed; the interruption is not counted as run time",
+            {
+                "run_id": run_id,
+                "interruption": {"previous_status": previous, "wall_resumed_at": datetime.now(UTC).isoformat()},
+            },
+            at,
+            f"{run_id}:resumed:{earlier + 1}",
+        )
 
     def _recorded(self, run_id: str) -> dict[str, Recorded]:
         return {row.key: Recorded(row.key, row.kind, row.status, row.result) for row in self.store.steps(run_id)}
@@ -561,6 +590,7 @@ class Engine:
                 "execute": options.execute,
                 "out_dir": options.out_dir,
                 "phase": move.phase.id,
+                "now": clock.now().isoformat(),  # the incident clock at the step's start
             }
             if approved is not None:
                 params["approved_actions"] = approved

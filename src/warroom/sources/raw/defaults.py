@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from warroom.analysis.onset import detect_onset
+from warroom.analysis.changepoint import detect_onset
 from warroom.errors import BundleError
 from warroom.sources.canonical import Telemetry
 from warroom.sources.manifest import Alert, Manifest, Window
