@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-from scipy.stats import rankdata
 
 from warroom.analysis.frames import decoded
 from warroom.sources import conventions as c
@@ -66,7 +65,7 @@ def pettitt(values: np.ndarray) -> tuple[int, float, float]:
     """Pettitt's test: the index of the last point before the change, the statistic U there
     (negative: the later values are larger), and the approximate two-sided p-value."""
     n = len(values)
-    ranks = rankdata(values)
+    ranks = pl.Series(values).rank("average").to_numpy()
     u = 2.0 * np.cumsum(ranks)[:-1] - np.arange(1, n) * (n + 1)
     index = int(np.argmax(np.abs(u)))
     k = abs(float(u[index]))
