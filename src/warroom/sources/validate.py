@@ -42,24 +42,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from warroom.errors import InputError, TelemetryError
-
-LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
-# Other spellings of the four levels that common loggers write (upper-cased before the lookup).
-LEVEL_ALIASES = {
-    "TRACE": "DEBUG",
-    "FINE": "DEBUG",
-    "NOTICE": "INFO",
-    "INFORMATION": "INFO",
-    "WARNING": "WARN",
-    "ERR": "ERROR",
-    "SEVERE": "ERROR",
-    "CRITICAL": "ERROR",
-    "CRIT": "ERROR",
-    "FATAL": "ERROR",
-    "ALERT": "ERROR",
-    "EMERG": "ERROR",
-    "PANIC": "ERROR",
-}
+from warroom.sources.raw.semconv import LEVELS, level_of
 
 # Identifiers: matched, joined and printed as they are.
 NAME_COLUMNS = (
@@ -366,8 +349,8 @@ def _levels(check: _Pass) -> None:
     spelled = levels.unique().drop_nulls().to_list()
     mapping = {}
     for level in spelled:
-        upper = level.strip().upper()
-        mapping[level] = LEVEL_ALIASES.get(upper, upper)
+        # the readers' own table of level spellings, so a v1 table and a raw export agree
+        mapping[level] = level_of(level) or level.strip().upper()
     renamed = {k: v for k, v in mapping.items() if k != v and v in LEVELS}
     unknown = sorted(k for k, v in mapping.items() if v not in LEVELS)
     if renamed:
