@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo
 NEZHA_ARCHIVE ?= ../shared/datasets/nezha-trainticket-2023-01-29.tar.xz
 NEZHA_DIR ?= .cache/nezha
+# pytest workers of `make test` (one test module per worker at a time: module fixtures stay shared)
+TEST_WORKERS ?= 2
 
 .PHONY: demo serve-demo test lint typecheck unit bench bench-engine bench-nezha bench-serve bench-raw-metrics clean system-packages
 
@@ -53,7 +55,7 @@ system-packages:
 	fi
 
 unit: $(STAMP) system-packages
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: lint typecheck unit
 
