@@ -455,6 +455,22 @@ def scenario_generate(
     console.print(f"wrote scenario {escape(name)} (seed {seed}, scale {escape(scale)}) to {escape(str(written))}")
 
 
+@app.command("otlp-receive")
+@user_errors
+def otlp_receive(
+    directory: Annotated[Path, typer.Option("--dir", help="Spool directory for the OTLP/JSON lines.")],
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (4318 is OTLP/HTTP's usual one).")] = 4318,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    rotate: Annotated[int, typer.Option("--rotate", help="Start a new spool file every N seconds.")] = 3600,
+) -> None:
+    """Receive OTLP/HTTP traces and logs (POST /v1/traces, /v1/logs) and spool them as OTLP/JSON lines."""
+    from warroom.sources.otlp_receiver import serve
+
+    if rotate <= 0:
+        raise InputError("must be a positive number of seconds", field="--rotate")
+    serve(directory, host, port, rotate)
+
+
 def main() -> None:
     try:
         app()
