@@ -471,6 +471,13 @@ def otlp_receive(
     serve(directory, host, port, rotate)
 
 
+from warroom.lab.cli import lab_app  # noqa: E402  (registered after user_errors is defined)
+
+for _command in lab_app.registered_commands:
+    _command.callback = user_errors(_command.callback)
+app.add_typer(lab_app, name="lab")
+
+
 def main() -> None:
     try:
         app()

@@ -27,8 +27,6 @@ from warroom.lab.supervisor import EventLog, ServiceSlot, Unit
 from warroom.lab.topology import SERVICES, LabError, LabPaths, LabSettings, LabState, free_port, load_settings
 
 MIB = 1024 * 1024
-# Callees first, so a caller's first requests find them up.
-START_ORDER = ("payment", "auth", "catalog", "checkout", "gateway")
 SLOW_STATEMENT_MS = {"normal": 250, "compressed": 100}
 
 
@@ -139,11 +137,15 @@ class Lab:
     async def _start_services(self) -> None:
         versions = deploy.current_versions(self.paths)
         head = shop_repo.head(self.paths.repo)
-        for name in START_ORDER:
-            commit = versions.get(name, head)
-            await self.deploy_service(
-                {"service": name, "commit": commit, "description": "initial deploy"}, record=name not in versions
+        await asyncio.gather(
+            *(
+                self.deploy_service(
+                    {"service": name, "commit": versions.get(name, head), "description": "initial deploy"},
+                    record=name not in versions,
+                )
+                for name in SERVICES
             )
+        )
 
     async def _start_load(self) -> None:
         argv = [
@@ -171,7 +173,9 @@ class Lab:
             previous = slot.commit
             release_dir = await asyncio.to_thread(deploy.release, self.paths, commit)
             spec = deploy.service_spec(release_dir, service)
-            kind = deploy.classify(self.paths, previous, commit, previous is not None and spec.replicas != slot.replicas)
+            kind = deploy.classify(
+                self.paths, previous, commit, previous is not None and spec.replicas != slot.replicas
+            )
             commits = deploy.commits_between(self.paths, previous, commit, service)
             status: str = "succeeded"
             failure: LabError | None = None

@@ -148,7 +148,9 @@ class LoadGenerator:
         self.traffic_path = traffic_path
         self.stats_log = stats_log
         self.client = httpx.AsyncClient(
-            base_url=target, timeout=30, limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=50)
+            base_url=target,
+            timeout=30,
+            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=50),
         )
         self.rng = random.Random(seed)
         self.in_flight = 0

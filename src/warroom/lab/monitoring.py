@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from warroom.lab.topology import SERVICES, LabError, LabPaths, LabSettings

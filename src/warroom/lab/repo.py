@@ -23,7 +23,7 @@ LAB_COMMITTER = ("Shop Deploy Bot", "deploy-bot@shop.example")
 
 
 def template_text(relative: str) -> str:
-    return resources.files("warroom.lab").joinpath(TEMPLATE, relative).read_text(encoding="utf-8")
+    return resources.files("warroom.lab").joinpath(f"{TEMPLATE}/{relative}").read_text(encoding="utf-8")
 
 
 def git(repo: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:

@@ -63,13 +63,3 @@ async def product(product_id: int) -> dict:
     item = _product(rows[0])
     item["in_stock"] = rows[0][6] > 0
     return item
-
-
-@app.get("/prices")
-async def prices(ids: str) -> dict:
-    wanted = [int(value) for value in ids.split(",") if value]
-    async with db.connection() as conn:
-        rows = await db.query(
-            conn, "SELECT id, price_cents FROM products WHERE id = ANY(%s)", (wanted,), table="products"
-        )
-    return {"prices": {str(product_id): price for product_id, price in rows}}

@@ -117,7 +117,7 @@ class ObservabilityMiddleware:
         self.tracer = trace.get_tracer(f"shop.{service}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in ("/metrics", "/healthz"):
+        if scope["type"] != "http" or scope["path"].startswith(("/metrics", "/healthz")):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}

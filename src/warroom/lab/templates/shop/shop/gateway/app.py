@@ -61,7 +61,10 @@ app = service.create(SETTINGS, _startup, _shutdown)
 
 
 def _forward_headers(request: Request) -> dict[str, str]:
-    return {"x-forwarded-for": client_address(dict(request.headers), request.scope)}
+    return {
+        "x-forwarded-for": client_address(dict(request.headers), request.scope),
+        "content-type": request.headers.get("content-type", "application/json"),
+    }
 
 
 def _relay(upstream: Response) -> Response:

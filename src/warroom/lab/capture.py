@@ -1,0 +1,197 @@
+"""`lab capture`: one incident window as a folder of the system's own raw exports.
+
+Layout (nothing converted into warroom's own names):
+  metrics/prometheus.jsonl   every raw sample Prometheus stored in the window, one JSON object a
+                             row: {"timestamp": unix s, "metric": name, "labels": {...}, "value": v}
+                             (read as range vectors, so counters stay counters, histograms stay
+                             _bucket/_sum/_count, and the timestamps are the real scrape times)
+  traces/otlp-traces.jsonl   the OTLP receiver's OTLP/JSON lines with a span in the window
+  logs/<service>.log         the services' JSON log lines in the window
+  logs/otlp-logs.jsonl       the OTLP receiver's OTLP/JSON log lines in the window
+  logs/postgresql.json       PostgreSQL's own jsonlog lines in the window
+  logs/supervisor.log        the platform's events (starts, exits, OOM kills, deploys)
+  deploys.jsonl              the deploy log
+  repo.bundle                git bundle of the services' repository
+  alerts/<ms>-<n>.json       each Alertmanager webhook notification in the window, as received
+  prometheus/                the Prometheus configuration and alert rules in force
+The truth (if a fault's onset is in the window) goes to NAME.truth.json beside the folder.
+With `gzip`, every JSONL/log file is written gzip-compressed with a .gz suffix.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import shutil
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+from pydantic import BaseModel
+
+from warroom.lab import alerts, deploy
+from warroom.lab import repo as shop_repo
+from warroom.lab import truth as lab_truth
+from warroom.lab.client import LabClient
+from warroom.lab.topology import SERVICES, LabError, LabPaths
+
+
+class CaptureResult(BaseModel):
+    folder: Path
+    truth: Path | None
+    start: datetime
+    end: datetime
+    files: dict[str, int]
+    series: int
+    samples: int
+
+
+class _Writer:
+    def __init__(self, root: Path, compress: bool) -> None:
+        self.root = root
+        self.compress = compress
+
+    def open(self, relative: str) -> IO[str]:
+        path = self.root / (relative + ".gz" if self.compress else relative)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.compress:
+            return gzip.open(path, "wt", encoding="utf-8")
+        return path.open("w", encoding="utf-8")
+
+
+def _sample_value(text: str) -> float | str:
+    value = float(text)
+    # JSON has no NaN or infinity: keep Prometheus' own spelling of those.
+    return value if math.isfinite(value) else text
+
+
+def export_metrics(prometheus: str, start: float, end: float, out: IO[str]) -> tuple[int, int]:
+    """Every raw sample of every series in (start, end]; returns (series, samples)."""
+    window = max(int(math.ceil(end - start)), 1)
+    with httpx.Client(base_url=prometheus, timeout=60) as client:
+        names = client.get("/api/v1/label/__name__/values", params={"start": start, "end": end}).json()["data"]
+        series = samples = 0
+        for name in sorted(names):
+            answer = client.get("/api/v1/query", params={"query": f'{{__name__="{name}"}}[{window}s]', "time": end})
+            body = answer.json()
+            if body.get("status") != "success":
+                raise LabError(f"Prometheus refused the export of {name}: {body.get('error')}")
+            for result in body["data"]["result"]:
+                labels = {k: v for k, v in result["metric"].items() if k != "__name__"}
+                series += 1
+                for stamp, value in result.get("values", []):
+                    row = {"timestamp": stamp, "metric": name, "labels": labels, "value": _sample_value(value)}
+                    out.write(json.dumps(row, separators=(",", ":")) + "\n")
+                    samples += 1
+    return series, samples
+
+
+def _nanos(item: dict[str, Any], *keys: str) -> float | None:
+    for key in keys:
+        if item.get(key) not in (None, "", "0", 0):
+            return int(item[key]) / 1e9
+    return None
+
+
+def _otlp_times(document: dict[str, Any]) -> Iterator[float]:
+    for resource in document.get("resourceSpans", []):
+        for scope in resource.get("scopeSpans", []):
+            for span in scope.get("spans", []):
+                stamp = _nanos(span, "startTimeUnixNano")
+                if stamp is not None:
+                    yield stamp
+    for resource in document.get("resourceLogs", []):
+        for scope in resource.get("scopeLogs", []):
+            for record in scope.get("logRecords", []):
+                stamp = _nanos(record, "timeUnixNano", "observedTimeUnixNano")
+                if stamp is not None:
+                    yield stamp
+
+
+def _copy_otlp(files: Iterable[Path], start: float, end: float, out: IO[str]) -> int:
+    kept = 0
+    for path in sorted(files):
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip() and any(start <= t <= end for t in _otlp_times(json.loads(line))):
+                    out.write(line)
+                    kept += 1
+    return kept
+
+
+def _json_time(value: str) -> float | None:
+    text = value.strip()
+    if text.endswith(" UTC"):  # PostgreSQL's jsonlog: "2026-12-01 09:00:00.123 UTC"
+        text = text[:-4] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _copy_json_lines(files: Iterable[Path], start: float, end: float, out: IO[str]) -> int:
+    kept = 0
+    for path in sorted(files):
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    stamp = _json_time(str(json.loads(line).get("timestamp", "")))
+                except (ValueError, AttributeError):
+                    continue
+                if stamp is not None and start <= stamp <= end:
+                    out.write(line)
+                    kept += 1
+    return kept
+
+
+def capture(paths: LabPaths, out: Path, since_seconds: float, compress: bool = False) -> CaptureResult:
+    client = LabClient(paths)
+    if out.exists() and any(out.iterdir()):
+        raise LabError("capture folder exists and is not empty", file=out)
+    end_time = datetime.now(UTC)
+    end = end_time.timestamp()
+    start = end - since_seconds
+    start_time = datetime.fromtimestamp(start, UTC)
+    out.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(out, compress)
+    counts: dict[str, int] = {}
+
+    with writer.open("metrics/prometheus.jsonl") as handle:
+        series, samples = export_metrics(client.url("prometheus"), start, end, handle)
+    counts["metrics/prometheus.jsonl"] = samples
+    with writer.open("traces/otlp-traces.jsonl") as handle:
+        counts["traces/otlp-traces.jsonl"] = _copy_otlp((paths.otlp / "traces").glob("*.jsonl"), start, end, handle)
+    with writer.open("logs/otlp-logs.jsonl") as handle:
+        counts["logs/otlp-logs.jsonl"] = _copy_otlp((paths.otlp / "logs").glob("*.jsonl"), start, end, handle)
+    for service in SERVICES:
+        with writer.open(f"logs/{service}.log") as handle:
+            counts[f"logs/{service}.log"] = _copy_json_lines([paths.service_log(service)], start, end, handle)
+    with writer.open("logs/postgresql.json") as handle:
+        counts["logs/postgresql.json"] = _copy_json_lines(paths.postgres_logs.glob("*.json"), start, end, handle)
+    with writer.open("logs/supervisor.log") as handle:
+        counts["logs/supervisor.log"] = _copy_json_lines([paths.logs / "supervisor.log"], start, end, handle)
+
+    shutil.copyfile(paths.deploy_log, out / "deploys.jsonl")
+    counts["deploys.jsonl"] = len(deploy.read_log(paths))
+    shop_repo.bundle(paths.repo, out / "repo.bundle")
+    (out / "alerts").mkdir(exist_ok=True)
+    notifications = alerts.received(paths.alerts_received, start, end)
+    for notification in notifications:
+        shutil.copyfile(notification.path, out / "alerts" / notification.path.name)
+    counts["alerts"] = len(notifications)
+    (out / "prometheus").mkdir(exist_ok=True)
+    for name in ("prometheus.yml", "rules.yml"):
+        shutil.copyfile(paths.monitoring / name, out / "prometheus" / name)
+
+    truth = lab_truth.active_in(paths, start_time, end_time)
+    truth_path = None
+    if truth is not None:
+        truth_path = out.parent / f"{out.name}.truth.json"
+        truth_path.write_text(truth.model_dump_json(indent=2) + "\n")
+    return CaptureResult(
+        folder=out, truth=truth_path, start=start_time, end=end_time, files=counts, series=series, samples=samples
+    )
