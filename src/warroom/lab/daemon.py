@@ -131,6 +131,10 @@ class Lab:
             )
         if "node_exporter" in bins:
             await self._unit("node-exporter", monitoring.node_exporter_command(bins, self.ports["node_exporter"]))
+
+    async def _start_alerting(self) -> None:
+        # After the services, so no target is scraped (and alerted on) before it could be up.
+        bins = monitoring.binaries()
         await self._unit("prometheus", monitoring.prometheus_command(self.paths, bins, self.ports["prometheus"]))
         await self._unit("alertmanager", monitoring.alertmanager_command(self.paths, bins, self.ports["alertmanager"]))
 
@@ -226,6 +230,7 @@ class Lab:
             await self._start_database()
             await self._start_monitoring()
             await self._start_services()
+            await self._start_alerting()
             await self._start_load()
             self._write_state(ready=True)
             self.events.write("lab.ready", ports=self.ports)

@@ -22,6 +22,7 @@ from warroom.lab.topology import LabError, LabPaths
 
 DeployKind = Literal["deploy", "config", "rollback", "scale"]
 _log_lock = threading.Lock()
+_release_lock = threading.Lock()
 
 
 class CommitInfo(BaseModel):
@@ -58,13 +59,13 @@ class ServiceSpec(BaseModel):
 def release(paths: LabPaths, commit: str) -> Path:
     """The exported tree of `commit` (created on first use)."""
     target = paths.releases / commit
-    if (target / ".complete").exists():
-        return target
-    archive = shop_repo.git_bytes(paths.repo, "archive", "--format=tar", commit)
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
-    (target / ".complete").write_text(commit + "\n")
+    with _release_lock:  # services deployed together share one export
+        if not (target / ".complete").exists():
+            archive = shop_repo.git_bytes(paths.repo, "archive", "--format=tar", commit)
+            target.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(target, filter="data")
+            (target / ".complete").write_text(commit + "\n")
     return target
 
 

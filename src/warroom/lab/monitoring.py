@@ -80,7 +80,8 @@ def alertmanager_command(paths: LabPaths, bins: dict[str, str], port: int) -> li
 
 
 def postgres_exporter_command(bins: dict[str, str], port: int) -> list[str]:
-    return [bins["postgres_exporter"], f"--web.listen-address=127.0.0.1:{port}"]
+    # pg_settings_* (one series per server setting) would outnumber everything else in a capture.
+    return [bins["postgres_exporter"], f"--web.listen-address=127.0.0.1:{port}", "--disable-settings-metrics"]
 
 
 def node_exporter_command(bins: dict[str, str], port: int) -> list[str]:
