@@ -7,7 +7,8 @@ DEMO_OUT ?= out/demo
 NEZHA_ARCHIVE ?= ../shared/datasets/nezha-trainticket-2023-01-29.tar.xz
 NEZHA_DIR ?= .cache/nezha
 
-.PHONY: demo test lint typecheck unit bench bench-engine bench-nezha clean
+.PHONY: demo test lint typecheck unit bench bench-engine bench-nezha clean lab test-lab
+LAB_PACKAGES := prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-node-exporter
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,18 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The live lab's tools are Debian packages; installed when missing (root), else says how.
+lab: $(STAMP)
+	@missing=""; for p in $(LAB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "the lab needs:$$missing — run: sudo apt-get install -y$$missing"; exit 1; fi; \
+	fi
+	@echo "lab ready: $(BIN)/warroom lab up --dir .lab"
+
+test-lab: lab
+	$(BIN)/pytest -m lab tests/test_lab_e2e.py
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/engine.py

@@ -474,7 +474,8 @@ def otlp_receive(
 from warroom.lab.cli import lab_app  # noqa: E402  (registered after user_errors is defined)
 
 for _command in lab_app.registered_commands:
-    _command.callback = user_errors(_command.callback)
+    if _command.callback is not None:
+        _command.callback = user_errors(_command.callback)
 app.add_typer(lab_app, name="lab")
 
 

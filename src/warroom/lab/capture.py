@@ -70,7 +70,7 @@ def _sample_value(text: str) -> float | str:
 
 def export_metrics(prometheus: str, start: float, end: float, out: IO[str]) -> tuple[int, int]:
     """Every raw sample of every series in (start, end]; returns (series, samples)."""
-    window = max(int(math.ceil(end - start)), 1)
+    window = max(math.ceil(end - start), 1)
     with httpx.Client(base_url=prometheus, timeout=60) as client:
         names = client.get("/api/v1/label/__name__/values", params={"start": start, "end": end}).json()["data"]
         series = samples = 0

@@ -10,6 +10,7 @@ The supervisor publishes the cgroups' readings in cAdvisor's metric names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -74,11 +75,9 @@ class MemoryLimit:
 
     def remove(self) -> None:
         if self.kind == "cgroup" and self.path.exists():
-            try:
+            # Still has a member (a worker being killed): the sweep at `lab down` retries.
+            with contextlib.suppress(OSError):
                 self.path.rmdir()
-            except OSError:
-                # Still has a member (a worker being killed): the sweep at `lab down` retries.
-                pass
 
 
 def remove_group(group: str) -> None:
@@ -91,10 +90,8 @@ def remove_group(group: str) -> None:
                 child.rmdir()
             except OSError:
                 shutil.rmtree(child, ignore_errors=True)
-    try:
+    with contextlib.suppress(OSError):
         root.rmdir()
-    except OSError:
-        pass
 
 
 class ContainerCollector(Collector):
@@ -106,7 +103,7 @@ class ContainerCollector(Collector):
 
     def collect(self) -> Iterable[Any]:
         labels = ["container", "id"]
-        families = {
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
             "usage": GaugeMetricFamily("container_memory_usage_bytes", "Memory usage of the cgroup.", labels=labels),
             "working_set": GaugeMetricFamily(
                 "container_memory_working_set_bytes", "Usage minus inactive file cache.", labels=labels

@@ -8,14 +8,16 @@ HEAD), then the load generator. SIGTERM or POST /stop stops it all in reverse or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import secrets
 import signal
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -28,6 +30,14 @@ from warroom.lab.topology import SERVICES, LabError, LabPaths, LabSettings, LabS
 
 MIB = 1024 * 1024
 SLOW_STATEMENT_MS = {"normal": 250, "compressed": 100}
+
+
+class _ControlServer(uvicorn.Server):
+    """The control API inside the supervisor's loop; SIGTERM is the lab's to handle, not uvicorn's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Lab:
@@ -181,7 +191,7 @@ class Lab:
                 self.paths, previous, commit, previous is not None and spec.replicas != slot.replicas
             )
             commits = deploy.commits_between(self.paths, previous, commit, service)
-            status: str = "succeeded"
+            status: Literal["succeeded", "failed"] = "succeeded"
             failure: LabError | None = None
             try:
                 await slot.run(commit, release_dir, spec.replicas, spec.memory_limit_mb * MIB)
@@ -199,7 +209,7 @@ class Lab:
                 kind=kind,
                 description=str(request.get("description") or "; ".join(c.message.splitlines()[0] for c in commits)),
                 deployed_by=str(request.get("deployed_by") or "lab"),
-                status=status,  # type: ignore[arg-type]
+                status=status,
             )
             if record or failure:
                 deploy.append(self.paths, entry)
@@ -217,13 +227,12 @@ class Lab:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
         self._write_state(ready=False)
-        start_times = {}
+        start_times: dict[str, float] = {}
         collector = ContainerCollector({n: s.memory for n, s in self.services.items()}, start_times)
         app = create_app(self.paths, self.token, self.status, self.deploy_service, self.request_stop, collector)
-        server = uvicorn.Server(
+        server = _ControlServer(
             uvicorn.Config(app, host="127.0.0.1", port=self.ports["control"], log_level="warning", lifespan="off")
         )
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         control = asyncio.create_task(server.serve())
         refresher = asyncio.create_task(self._refresh_start_times(start_times))
         try:

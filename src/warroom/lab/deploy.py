@@ -128,7 +128,9 @@ def read_log(paths: LabPaths) -> list[DeployRecord]:
             try:
                 records.append(DeployRecord.model_validate_json(line))
             except ValueError as exc:
-                raise LabError(f"not a deploy record: {str(exc).splitlines()[0]}", file=paths.deploy_log, line=number)
+                raise LabError(
+                    f"not a deploy record: {str(exc).splitlines()[0]}", file=paths.deploy_log, line=number
+                ) from None
     return records
 
 

@@ -8,6 +8,7 @@ whatever is left without ever signalling a recycled pid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import signal
@@ -46,7 +47,7 @@ def sweep(pids_file: Path, grace: float = 5.0) -> list[str]:
         return []
     alive: list[tuple[int, str]] = []
     for line in pids_file.read_text().splitlines():
-        pid_text, started, name = (line.split(" ", 2) + ["", ""])[:3]
+        pid_text, started, name = ([*line.split(" ", 2), "", ""])[:3]
         if pid_text.isdigit() and start_time(int(pid_text)) == started:
             alive.append((int(pid_text), name))
     for pid, _ in alive:
@@ -62,10 +63,8 @@ def sweep(pids_file: Path, grace: float = 5.0) -> list[str]:
 
 
 def _signal(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 async def spawn(

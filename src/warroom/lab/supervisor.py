@@ -113,6 +113,7 @@ class Worker:
         self.process = process
         self.commit = commit
         self.started = time.time()
+        self.watcher: asyncio.Task[None] | None = None
 
 
 class ServiceSlot:
@@ -131,7 +132,7 @@ class ServiceSlot:
         self.events = events
         self.memory = memory
         self.environment = environment
-        self.sock = self._bind(0)
+        self.sock: socket.socket | None = self._bind(0)
         self.port = int(self.sock.getsockname()[1])
         self.worker: Worker | None = None
         self.commit: str | None = None
@@ -203,7 +204,7 @@ class ServiceSlot:
             notify.close()
         worker = Worker(process, commit)
         self.events.write("worker.ready", service=self.name, pid=process.pid, version=commit[:12])
-        asyncio.create_task(self._watch(worker))
+        worker.watcher = asyncio.create_task(self._watch(worker))
         return worker
 
     async def _watch(self, worker: Worker) -> None:
