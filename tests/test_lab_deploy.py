@@ -8,11 +8,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from warroom.lab import deploy, repo
 from warroom.lab.cgroup import MemoryLimit
 from warroom.lab.supervisor import EventLog, ServiceSlot
 from warroom.lab.topology import SERVICES, LabPaths
+
+# Two real uvicorn workers start here: 10-50 s on a loaded two-core machine, so `make test-lab`.
+pytestmark = pytest.mark.lab
 
 
 def _environment(paths: LabPaths, commit: str, release: Path) -> dict[str, str]:
