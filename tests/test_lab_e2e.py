@@ -22,7 +22,7 @@ import pytest
 from warroom.lab import processes
 from warroom.lab.topology import LabPaths, read_state
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(420)]
 
 
 class Recorder(BaseHTTPRequestHandler):
