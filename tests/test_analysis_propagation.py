@@ -14,7 +14,7 @@ from warroom.analysis import logs as logs_mod
 from warroom.analysis import traces as traces_mod
 from warroom.analysis.rca import diagnose
 from warroom.bench.nezha import canonical_fault
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 ALERT = T0 + timedelta(hours=1)

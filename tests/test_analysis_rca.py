@@ -10,7 +10,7 @@ from warroom.analysis import logs as logs_mod
 from warroom.analysis import metrics as metrics_mod
 from warroom.analysis import traces as traces_mod
 from warroom.analysis.rca import diagnose
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 ALERT = T0 + timedelta(minutes=30)

@@ -11,7 +11,7 @@ import pytest
 from support_bundle import write_bundle
 from warroom.analysis.metrics import score_series
 from warroom.errors import BundleError
-from warroom.sources.bundle import load_bundle
+from warroom.sources.bundle import load_bundle, validate_bundle
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
@@ -66,10 +66,12 @@ def _error(root: Path) -> str:
     return message
 
 
-def test_missing_manifest(tmp_path: Path) -> None:
+def test_missing_manifest_and_no_alert(tmp_path: Path) -> None:
     root = write_bundle(tmp_path / "b")
     (root / "incident.yaml").unlink()
-    assert _error(root) == f"{root / 'incident.yaml'}: file not found"
+    message = _error(root)
+    assert message.startswith(f"{root}: no incident.yaml and no alert:")
+    assert "--alert FILE" in message
 
 
 def test_manifest_field_errors_name_the_line(tmp_path: Path) -> None:
@@ -133,11 +135,11 @@ def test_after_folders_load_on_first_use_and_validate_eagerly(tmp_path: Path) ->
     pl.read_csv(root / "metrics.csv").write_csv(root / "after" / "rollback" / "metrics.csv")
     (root / "after" / "restart" / "metrics.csv").write_text("timestamp,service\n")
     bundle = load_bundle(root)  # the broken restart folder is not read yet
-    assert sorted(bundle.after) == ["restart", "rollback"]
-    after = bundle.after["rollback"].metrics
+    assert bundle.recorded_actions() == ["restart", "rollback"]
+    after = bundle.after("rollback").metrics
     assert after is not None and after.height > 0
     with pytest.raises(BundleError, match="restart"):
-        load_bundle(root, eager=True)
+        validate_bundle(root)
 
 
 def test_only_the_last_two_after_folders_read_stay_in_memory(tmp_path: Path) -> None:
@@ -146,12 +148,12 @@ def test_only_the_last_two_after_folders_read_stay_in_memory(tmp_path: Path) -> 
         (root / "after" / kind).mkdir(parents=True)
         pl.read_csv(root / "metrics.csv").write_csv(root / "after" / kind / "metrics.csv")
     after = load_bundle(root).after
-    first = after["restart"]
-    assert after["restart"] is first  # kept while recent
-    after["rollback"], after["scale_out"]
-    third = after["scale_out"]
-    assert after["scale_out"] is third
-    assert after["restart"] is not first  # dropped, read again
+    first = after("restart")
+    assert after("restart") is first  # kept while recent
+    after("rollback"), after("scale_out")
+    third = after("scale_out")
+    assert after("scale_out") is third
+    assert after("restart") is not first  # dropped, read again
 
 
 def test_repeated_keys_load_as_categories_and_analyses_give_text(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from comms_helpers import smtp_server
 from test_actions_runbook import make_bundle
 from warroom.agents.base import AgentContext
 from warroom.agents.communications import IncidentCommunicationsSpecialist
-from warroom.comms.config import build_channels, load_config
+from warroom.comms.config import build_channels
+from warroom.config import load_config
 from warroom.errors import InputError
 from warroom.sources.bundle import load_bundle
 
@@ -146,7 +147,7 @@ type = "file"
         )
         out = tmp_path / "out"
         ctx = AgentContext(
-            bundle=bundle,
+            telemetry=bundle,
             incident_id="INC-2026-042",
             context=json.loads(json.dumps(CONTEXT)),
             params={"config": str(cfg), "out_dir": str(out), "now": "2026-03-01T12:20:00Z"},
@@ -185,7 +186,7 @@ def test_agent_defaults_to_a_file_channel_in_out_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("WARROOM_CONFIG", raising=False)
     bundle = load_bundle(make_bundle(tmp_path / "bundle"))
     ctx = AgentContext(
-        bundle=bundle,
+        telemetry=bundle,
         incident_id="INC-2026-042",
         context={"incident": {"severity": "P3"}},
         params={"out_dir": str(tmp_path / "out")},

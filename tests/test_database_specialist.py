@@ -32,7 +32,7 @@ def test_pool_leak_is_pool_exhaustion_on_checkout_with_deploy() -> None:
 
 def test_missing_index_points_at_the_querying_service() -> None:
     b = bundle("missing_index")
-    analysis = analyse_database(b.telemetry, None, ONSET, b.manifest.effective_window().end)
+    analysis = analyse_database(b.current, None, ONSET, b.manifest.effective_window().end)
     assert analysis.fault_type == "missing_index"
     assert analysis.suspect_service == "checkout"
     assert analysis.database_service == "database"

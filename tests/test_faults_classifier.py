@@ -8,12 +8,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
-import pytest
 
-from warroom.analysis.code import _text_findings
-from warroom.analysis.code_patterns import analyse_source
 from warroom.analysis.faults import FaultAnalysis, classify_faults
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 STEP = timedelta(seconds=30)
@@ -235,44 +232,3 @@ def test_failed_logins_from_many_addresses_in_logs_count_as_credential_stuffing(
     logs = pl.DataFrame(lines, schema_overrides={"timestamp": pl.Datetime("us", "UTC")})
     result = run({}, logs=logs)
     assert top(result) == ("auth", "credential_stuffing")
-
-
-@pytest.mark.parametrize(
-    ("language", "source", "line"),
-    [
-        (
-            "python",
-            "_CACHE = {}\n\n\ndef handler(request):\n    _CACHE[request.path] = request.body\n    return 1\n",
-            5,
-        ),
-        (
-            "go",
-            "package h\n\nvar cache = map[string][]byte{}\n\nfunc remember(k string, v []byte) {\n\tcache[k] = v\n}\n",
-            6,
-        ),
-    ],
-)
-def test_process_wide_cache_that_only_grows_is_found(language: str, source: str, line: int) -> None:
-    hits = [h for h in analyse_source(source.encode(), language) if h.kind == "unbounded_cache"]
-    assert [h.line for h in hits] == [line]
-
-
-def test_cache_with_eviction_is_not_a_leak() -> None:
-    source = (
-        "_CACHE = {}\n\n\ndef handler(request):\n    if len(_CACHE) > 100:\n        _CACHE.clear()\n"
-        "    _CACHE[request.path] = request.body\n"
-    )
-    assert [h for h in analyse_source(source.encode(), "python") if h.kind == "unbounded_cache"] == []
-
-
-def test_destructive_migration_statement_is_located() -> None:
-    sql = "-- drop a column\nBEGIN;\nALTER TABLE payments DROP COLUMN provider_ref;\n"
-    sql += "DELETE FROM old WHERE id < 5;\nCOMMIT;\n"
-    found = _text_findings("db/migrations/0022.sql", sql, None)
-    assert [(f.kind, f.line) for f in found] == [("destructive_migration", 3)]
-
-
-def test_changed_setting_of_a_config_file_is_located() -> None:
-    text = "timeouts_ms:\n  payment: 2000\nfeature_flags:\n  # reviewed\n  async_reservation: true\n"
-    found = _text_findings("deploy/checkout.yaml", text, [(4, 5)])
-    assert [(f.kind, f.line) for f in found] == [("config_change", 5)]

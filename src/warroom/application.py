@@ -1,4 +1,4 @@
-"""Use cases behind the CLI: respond to a bundle, resume, approve, and write the reports."""
+"""Use cases behind the CLI: respond to an incident, resume, approve, and write the reports."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from warroom.errors import InputError, NotFoundError
 from warroom.record import RunRecord
 from warroom.report.metrics import compute_metrics
 from warroom.report.writer import write_reports
-from warroom.sources.bundle import load_bundle
+from warroom.sources.bundle import BundleSource
+from warroom.sources.contract import SourceSpec
+from warroom.sources.incident_telemetry import read_incident
+from warroom.sources.registry import open_source
 from warroom.store.records import build_record
 from warroom.store.repository import Store
 from warroom.workflow.engine import Approver, Engine, Progress, RunOptions, RunResult, runner_for
-from warroom.workflow.runner import share_bundle
+from warroom.workflow.runner import share_telemetry
 from warroom.workflow.spec import ApprovalPolicy, WorkflowSpec, load_workflow, resolve_workflow
 
 
@@ -49,7 +52,7 @@ def load_spec(name_or_path: str) -> WorkflowSpec:
 
 def respond(
     store: Store,
-    bundle_dir: Path,
+    source: SourceSpec,
     workflow: str,
     out_dir: Path | None,
     *,
@@ -61,24 +64,24 @@ def respond(
 ) -> Response:
     spec = load_spec(workflow)
     if processes is None:
-        processes = bundle_bytes(bundle_dir) <= SHARED_MEMORY_ABOVE
+        processes = bundle_bytes(Path(source.path)) <= SHARED_MEMORY_ABOVE
     options = RunOptions(
-        bundle=str(bundle_dir.resolve()),
+        source=source,
         execute=execute,
         grant=grant,
         out_dir=str(out_dir.resolve()) if out_dir else None,
         processes=processes,
     )
     runner = runner_for(options)
-    runner.warm()  # workers start and load the bundle while it is validated here
+    runner.warm()  # workers start and read the telemetry while it is validated here
     try:
-        bundle = load_bundle(bundle_dir)  # validate before anything is recorded
+        telemetry = read_incident(open_source(source))  # validate before anything is recorded
         engine = Engine(store, progress, approver)
-        _, run_id = engine.start(bundle, spec, options)
+        _, run_id = engine.start(telemetry, spec, options)
         if processes:
-            del bundle  # the workers hold their own copies
+            del telemetry  # the workers hold their own copies
         else:
-            share_bundle(options.bundle, bundle)  # steps on threads read this one copy
+            share_telemetry(source, telemetry)  # steps on threads read this one copy
         result = engine.run(run_id, runner)
     finally:
         runner.close()
@@ -96,8 +99,8 @@ def resume(
 ) -> Response:
     run = store.latest_run(incident_id)
     options = RunOptions.model_validate(run.options)
-    if not Path(options.bundle).is_dir():
-        raise NotFoundError("the run's incident bundle is no longer there", file=options.bundle)
+    if not Path(options.source.path).is_dir():
+        raise NotFoundError("the run's incident bundle is no longer there", file=options.source.path)
     if grant is not None or out_dir is not None:
         options = options.model_copy(
             update={
@@ -136,10 +139,10 @@ def workflow_facts(bundle_dir: Path) -> dict[str, Any]:
     from warroom.agents.base import AgentContext
     from warroom.agents.commander import IncidentCommander
 
-    bundle = load_bundle(bundle_dir)
-    report = IncidentCommander().run(AgentContext(bundle=bundle, incident_id="(not opened)"))
+    telemetry = read_incident(BundleSource(bundle_dir))
+    report = IncidentCommander().run(AgentContext(telemetry=telemetry, incident_id="(not opened)"))
     incident = report.outputs["incident"]
-    manifest = bundle.manifest
+    manifest = telemetry.manifest
     services = ", ".join(incident["affected_services"]) or "none measured"
     revenue = manifest.business.revenue_per_minute
     return {

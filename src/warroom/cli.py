@@ -26,7 +26,8 @@ from warroom.errors import InputError
 from warroom.progress import ConsoleProgress
 from warroom.redact import redact, redact_obj
 from warroom.scenarios import list_scenarios
-from warroom.sources.bundle import describe, load_bundle
+from warroom.sources.bundle import validate_bundle
+from warroom.sources.contract import BundleSpec
 from warroom.store.repository import ENV_VAR, Store, default_url
 from warroom.workflow.engine import Approver
 from warroom.workflow.render import render_workflow
@@ -129,6 +130,10 @@ def bench_nezha_cmd(
 DbOption = Annotated[
     str | None, typer.Option("--db", help=f"Store URL (default: ${ENV_VAR} or {default_url()}).", show_default=False)
 ]
+AlertOption = Annotated[
+    Path | None,
+    typer.Option("--alert", help="The alert (an Alertmanager webhook payload) when the folder has no incident.yaml."),
+]
 ApproveOption = Annotated[
     ApprovalPolicy,
     typer.Option(
@@ -194,7 +199,8 @@ def _print_response(response: Response, as_json: bool) -> None:
 @app.command()
 @user_errors
 def respond(
-    bundle: Annotated[Path, typer.Argument(help="Incident bundle directory.")],
+    bundle: Annotated[Path, typer.Argument(help="Incident bundle directory (canonical tables or raw exports).")],
+    alert: AlertOption = None,
     workflow: Annotated[
         str, typer.Option("--workflow", "-w", help="Built-in workflow name or YAML path.")
     ] = "critical-incident",
@@ -209,7 +215,7 @@ def respond(
     progress = None if as_json else ConsoleProgress(err_console)
     response = application.respond(
         store,
-        bundle,
+        BundleSpec(path=str(bundle.resolve()), alert=str(alert.resolve()) if alert else None),
         workflow,
         out,
         grant=approve,
@@ -365,14 +371,23 @@ app.add_typer(bundle_app, name="bundle")
 
 @bundle_app.command("validate")
 @user_errors
-def bundle_validate(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Load and check a bundle; report what it holds."""
-    summary = describe(load_bundle(path, eager=True))
+def bundle_validate(
+    path: Path,
+    alert: Annotated[
+        Path | None, typer.Option("--alert", help="Alert file, when the folder has no incident.yaml.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Read and check a bundle; report what it holds and what each file was read as."""
+    summary = validate_bundle(path, alert=alert)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
     rows = ", ".join(f"{k}: {v if v is not None else 'absent'}" for k, v in summary["rows"].items())
-    console.print(f"{path}: valid bundle v1 — {escape(summary['title'])}; {rows}")
+    console.print(f"{path}: valid bundle — {escape(summary['title'])}; {rows}; manifest: {summary['manifest']}")
+    for entry in summary["files"]:
+        notes = "; ".join([*entry["notes"], *(f"warning: {w}" for w in entry["warnings"])])
+        console.print(f"  {entry['file']}: {entry['read_as']}" + (f" — {notes}" if notes else ""), markup=False)
 
 
 @bench_app.command("scenarios")

@@ -208,4 +208,4 @@ class Incident(BaseModel):
     acknowledged_at: datetime | None = None
     mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
-    bundle_path: str | None = None
+    telemetry_source: str | None = None  # where the evidence was read from (a bundle, a live system)

@@ -23,13 +23,14 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from warroom.actions.config import ActionsConfig
 from warroom.actions.journal import ActionJournal, InMemoryJournal, JsonlJournal, timeline_events
 from warroom.actions.loop import Verifier, run_mitigation, summarize
 from warroom.actions.policy import Mode, Target, parse_approvals, parse_policy
 from warroom.actions.runbook import load_runbooks, plan_from_diagnosis
-from warroom.actions.verify import bundle_verifier, probe_from_config, statistical_recovery
+from warroom.actions.verify import all_of, probe_from_config, statistical_recovery, telemetry_verifier
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.comms.config import ActionsConfig, load_config
+from warroom.config import load_config
 from warroom.errors import InputError
 from warroom.incident import ActionOutcome, AgentReport, Evidence, Finding, RecommendedAction, TimelineEvent
 from warroom.redact import redact_obj
@@ -85,10 +86,18 @@ def _target(ctx: AgentContext, execute: bool) -> Target:
 
 
 def _verifier(ctx: AgentContext, target: Target, settings: ActionsConfig) -> Verifier | None:
-    if target is Target.BUNDLE:
-        return bundle_verifier(ctx.bundle, statistical_recovery)
+    """The telemetry read after each action, when it shows that action's effect (replayed actions on
+    a recorded incident, real ones on a live source), plus any configured probe for real actions."""
+    checks: list[Verifier] = []
+    live_source = ctx.telemetry.recorded_actions() is None
+    if live_source == (target is Target.LIVE):
+        checks.append(telemetry_verifier(ctx.telemetry, statistical_recovery))
     probe = ctx.params.get("recovery_probe") or settings.recovery_probe
-    return probe_from_config(probe) if isinstance(probe, dict) else None
+    if target is Target.LIVE and isinstance(probe, dict):
+        checks.append(probe_from_config(probe))
+    if not checks:
+        return None
+    return checks[0] if len(checks) == 1 else all_of(*checks)
 
 
 def _finding(action: RecommendedAction | None, outcome: ActionOutcome) -> Finding:
@@ -128,12 +137,12 @@ def _on_incident_clock(ctx: AgentContext, target: Target, events: list[TimelineE
     anchor = _parse_time(ctx.params.get("now"))
     if anchor is None and target is Target.BUNDLE:
         kinds = [str(e.data.get("kind")) for e in events if e.data.get("kind")]
-        after = ctx.bundle.after.get(kinds[0]) if kinds else None
+        after = ctx.telemetry.after(kinds[0]) if kinds else None
         frame = after.metrics if after is not None else None
         if frame is not None and frame.height:
             anchor = frame.get_column("timestamp").min()  # type: ignore[assignment]
         else:
-            anchor = ctx.bundle.manifest.effective_window().end
+            anchor = ctx.telemetry.manifest.effective_window().end
     if anchor is None:
         return events
     shift = anchor - events[0].at

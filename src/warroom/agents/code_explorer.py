@@ -1,6 +1,6 @@
-"""code-explorer: trace the incident to the change, then to the file and line — the diff between the
-last good and the bad version in the bundle's repository, leaked resources, unindexed queries and
-unbounded retries, and the other places in the repository with the same pattern."""
+"""code-explorer: trace the incident to the change, then to the file, line and commit — the diff between
+the last good and the bad version in the bundle's repository, the code evidence it carries (see
+docs/code-evidence.md), and the other places in the repository with the same pattern."""
 
 from __future__ import annotations
 
@@ -16,8 +16,12 @@ from warroom.values import as_dict, parse_time
 
 # Which code pattern the diagnosed fault points to (substring of the fault type → pattern kind).
 PREFERRED = (
-    ("memory", "unbounded_cache"),
-    ("oom", "unbounded_cache"),
+    ("memory", "unbounded_growth"),
+    ("oom", "unbounded_growth"),
+    ("lock", "lock_held"),
+    ("contention", "lock_held"),
+    ("cpu_consumption", "cpu_heavy"),
+    ("cpu_saturation", "cpu_heavy"),
     ("config", "config_change"),
     ("flag", "config_change"),
     ("migration", "destructive_migration"),
@@ -37,7 +41,9 @@ FAULT_OF_KIND = {
     "resource_leak": "db_pool_exhaustion",
     "unindexed_query": "missing_index",
     "unbounded_retry": "retry_storm",
-    "unbounded_cache": "memory_leak",
+    "unbounded_growth": "memory_leak",
+    "cpu_heavy": "cpu_consumption",
+    "lock_held": "lock_contention",
     "config_change": "bad_config",
     "destructive_migration": "data_loss_migration",
 }
@@ -91,15 +97,16 @@ class CodeExplorer:
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="code-explorer",
         purpose="Find the offending change and code: diff the last good and the bad version, locate leaked "
-        "resources, unindexed queries and unbounded retries (file, line, commit), and list the other "
-        "places with the same pattern.",
+        "resources, CPU-heavy code, unindexed queries, locks held across slow calls, unbounded growth and "
+        "retries, destructive migrations and changed settings (file, line, commit of the range), and list "
+        "the other places with the same pattern.",
         inputs=("suspect_service", "suspect_change", "diagnosis", "database", "incident"),
-        outputs=("suspect_change", "code_findings", "change_ranking"),
+        outputs=("suspect_change", "code_findings", "change_ranking", "code_commits"),
         aliases=("code-analyst",),
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
+        telemetry = ctx.telemetry
         service = suspect_service(ctx)
         limitations: list[str] = []
         ids = EvidenceIds("ev-code")
@@ -120,7 +127,7 @@ class CodeExplorer:
         if change is None or not change.commit:
             started = onset(ctx, [service] if service else None)
             correlation = correlate_changes(
-                bundle.changes, started, service, service_graph(bundle.topology, bundle.traces)
+                telemetry.changes, started, service, service_graph(telemetry.topology, telemetry.traces)
             )
             ranking = [c.as_context() for c in correlation.ranked[:5]]
             # Prefer the best-ranked change that names a commit: only those can be read in the repository.
@@ -139,11 +146,11 @@ class CodeExplorer:
             )
         change_dict = change.as_context()
         outputs["suspect_change"] = change_dict
-        if bundle.repo is None:
+        if telemetry.repo is None:
             limitations.append("the bundle has no code repository: code not inspected")
         elif not change.commit:
             limitations.append(f"change {change.id} ({change.kind}) names no commit: code not inspected")
-        if bundle.repo is None or not change.commit:
+        if telemetry.repo is None or not change.commit:
             outputs["code_findings"] = []
             return AgentReport(
                 agent=self.spec.name,
@@ -151,11 +158,11 @@ class CodeExplorer:
                 outputs=outputs,
                 limitations=limitations,
             )
-        prior = previous_change(bundle.changes, change)
+        prior = previous_change(telemetry.changes, change)
         good = str(prior["commit"]) if prior and prior.get("commit") else None
         try:
             analysis = analyse_change(
-                bundle.repo, change.commit, good, focus=change.service or service, prefer_kind=_preferred_kind(ctx)
+                telemetry.repo, change.commit, good, focus=change.service or service, prefer_kind=_preferred_kind(ctx)
             )
         except (GitError, OSError) as exc:
             limitations.append(f"repository not readable: {exc}")
@@ -204,7 +211,7 @@ class CodeExplorer:
                     id=f"f-code-{index + 1}",
                     title=f"{item.kind.replace('_', ' ')} at {item.file}:{item.line}",
                     detail=item.statement(),
-                    confidence=item.confidence,
+                    confidence=item.strength,
                     service=change.service,
                     kind="root_cause" if index == 0 else "observation",
                     evidence=[ev, diff_ev],
@@ -219,7 +226,7 @@ class CodeExplorer:
                     id="f-code-same-pattern",
                     title=f"{len(analysis.same_pattern)} other place(s) with the same pattern",
                     detail="; ".join(f"{o.file}:{o.line} ({o.kind.replace('_', ' ')})" for o in others[:10]),
-                    confidence=round(sum(o.confidence for o in others) / len(others), 3),
+                    confidence=round(sum(o.strength for o in others) / len(others), 3),
                     kind="observation",
                     evidence=[ids.add(o.evidence()) for o in others[:5]],
                 )
@@ -230,6 +237,9 @@ class CodeExplorer:
                 code_file=primary.file,
                 code_line=primary.line,
                 code_pattern=primary.kind,
+                code_subkind=primary.subkind,
+                code_strength=primary.strength,
+                code_on_request_path=primary.on_request_path,
             )
             candidates.append(
                 RootCauseCandidate(
@@ -237,7 +247,7 @@ class CodeExplorer:
                     service=change.service,
                     fault_type=FAULT_OF_KIND.get(primary.kind, primary.kind),
                     indicator=f"{primary.kind} at {primary.file}:{primary.line}",
-                    confidence=primary.confidence,
+                    confidence=primary.strength,
                     change_id=change.id,
                     reason=primary.statement(),
                     evidence_ids=[e.id for e in ids.items[:3]],
@@ -255,18 +265,25 @@ class CodeExplorer:
                     risk=RiskLevel.MEDIUM,
                     priority="follow_up",
                     rationale=primary.detail,
-                    parameters={"file": primary.file, "line": primary.line, "commit": primary.commit},
+                    parameters={
+                        "file": primary.file,
+                        "line": primary.line,
+                        "end_line": primary.end_line,
+                        "commit": primary.commit,
+                    },
                     rollback="revert the fix commit",
                 )
             ]
         else:
             summary = (
                 f"Change {change.id} ({len(analysis.files)} file(s) in {len(analysis.commits)} commit(s)) "
-                "shows none of the known patterns (resource leak, unindexed query, unbounded retry): "
+                "shows none of the known code patterns: "
                 "not enough evidence at code level"
             )
             actions = []
-        outputs.update(suspect_change=change_dict, code_findings=code_findings)
+        # Per commit of the deploy range: what its diff touches and which finding kinds it carries.
+        code_commits = [c.model_dump(mode="json") for c in analysis.commits]
+        outputs.update(suspect_change=change_dict, code_findings=code_findings, code_commits=code_commits)
         return AgentReport(
             agent=self.spec.name,
             summary=summary,

@@ -18,7 +18,7 @@ from warroom.analysis.signals import (
 )
 from warroom.incident import AgentReport, Evidence, Finding, Role
 from warroom.sources import conventions as c
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
 DEFAULT_ROLES = {
     Role.INCIDENT_COMMANDER: "incident-commander",
@@ -43,14 +43,14 @@ def _best_ratio(signals: list[Signal], metrics: set[str], services: set[str] | N
     return round(max(ratios), 3) if ratios else None
 
 
-def _entry_service(bundle: Bundle, signals: list[Signal]) -> str | None:
+def _entry_service(telemetry: IncidentTelemetry, signals: list[Signal]) -> str | None:
     """The user-facing front door: declared, alerted on, or the busiest root of the traces."""
-    manifest = bundle.manifest
+    manifest = telemetry.manifest
     if manifest.entry_service:
         return manifest.entry_service
     if manifest.alert.service:
         return manifest.alert.service
-    traces = bundle.traces
+    traces = telemetry.traces
     if traces is not None:
         roots = traces.filter(pl.col("parent_span_id").is_null() | (pl.col("parent_span_id") == ""))
         if roots.height:
@@ -75,9 +75,9 @@ def _evidence(signal: Signal, ident: str) -> Evidence:
     )
 
 
-def _scope(bundle: Bundle, service: str | None, window: tuple[Any, Any]) -> tuple[str, dict[str, Any]]:
+def _scope(telemetry: IncidentTelemetry, service: str | None, window: tuple[Any, Any]) -> tuple[str, dict[str, Any]]:
     """All users or a subset: whether the errors concentrate on a few instances."""
-    logs = bundle.logs
+    logs = telemetry.logs
     if logs is None or service is None or "instance" not in logs.columns:
         return "undetermined", {"reason": "no per-instance logs for the affected service"}
     errors = logs.filter(
@@ -111,12 +111,12 @@ class IncidentCommander:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
-        manifest = bundle.manifest
+        telemetry = ctx.telemetry
+        manifest = telemetry.manifest
         window = manifest.effective_window()
-        signals = golden_signals(bundle.telemetry, bundle.baseline, window.start, window.end)
-        limitations = [f"no {m} in the bundle" for m in bundle.missing_modalities()]
-        entry = _entry_service(bundle, signals)
+        signals = golden_signals(telemetry.current, telemetry.baseline, window.start, window.end)
+        limitations = [f"no {m} in the bundle" for m in telemetry.missing_modalities()]
+        entry = _entry_service(telemetry, signals)
         entry_errors = _peak(signals, c.ERROR_RATE, entry) if entry else None
         entry_latency = (
             (_peak(signals, c.LATENCY_P99, entry) or _peak(signals, c.LATENCY_P95, entry)) if entry else None
@@ -138,7 +138,7 @@ class IncidentCommander:
         onsets = [s.onset for s in signals if s.deviates and s.onset is not None]
         started_at = min(onsets) if onsets else None
         worst = _peak([s for s in signals if s.deviates], c.ERROR_RATE)
-        scope, scope_data = _scope(bundle, worst.service if worst else entry, (window.start, window.end))
+        scope, scope_data = _scope(telemetry, worst.service if worst else entry, (window.start, window.end))
 
         evidence: list[Evidence] = []
         findings: list[Finding] = []
@@ -218,7 +218,7 @@ class IncidentCommander:
         # sustained level, not the peak: failed logins are spiky even on a quiet day
         auth_ratio = round(auth.current / max(auth.baseline, 0.1), 3) if auth and auth.baseline is not None else None
         touched = sorted(set(affected) | set(saturated))
-        metrics_baseline = bundle.baseline.metrics if bundle.baseline is not None else None
+        metrics_baseline = telemetry.baseline.metrics if telemetry.baseline is not None else None
         signal_values: dict[str, Any] = {
             "entry_service": entry,
             "error_rate": round(entry_errors.peak, 4) if entry_errors else None,
@@ -233,17 +233,17 @@ class IncidentCommander:
             "host_cpu": peak_of(c.HOST_CPU_UTILIZATION),
             "restarts": peak_of(c.RESTARTS),
             "auth_failure_ratio": auth_ratio,
-            "change_lead_min": change_lead_minutes(bundle.changes, touched, started_at),
-            "table_rows_drop": row_count_drop(bundle.metrics, metrics_baseline, window.start, window.end),
-            "db_error_ratio": _best_ratio(signals, {c.ERROR_RATE}, database_services(bundle.metrics), 0.001),
+            "change_lead_min": change_lead_minutes(telemetry.changes, touched, started_at),
+            "table_rows_drop": row_count_drop(telemetry.metrics, metrics_baseline, window.start, window.end),
+            "db_error_ratio": _best_ratio(signals, {c.ERROR_RATE}, database_services(telemetry.metrics), 0.001),
             "dependency_latency_ratio": _best_ratio(
                 signals,
                 {c.LATENCY_P99},
-                leaf_services(bundle.topology, bundle.traces) - database_services(bundle.metrics),
+                leaf_services(telemetry.topology, telemetry.traces) - database_services(telemetry.metrics),
                 1.0,
             ),
             "network_latency_ratio": _best_ratio(signals, {c.NETWORK_LATENCY_MS}, None, 0.1),
-            "tls_cert_expired": certificate_expired(bundle.metrics, window.start, window.end),
+            "tls_cert_expired": certificate_expired(telemetry.metrics, window.start, window.end),
             "services_total": len({s.service for s in signals}),
             "services_affected": len(set(affected) | set(saturated)),
         }

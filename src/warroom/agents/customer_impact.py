@@ -27,15 +27,15 @@ class CustomerImpactAnalyst:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
-        manifest = bundle.manifest
+        telemetry = ctx.telemetry
+        manifest = telemetry.manifest
         _, end = window(ctx)
         started = onset(ctx, None)
         incident = as_dict(ctx.context.get("incident"))
         entry = incident.get("entry_service") or manifest.entry_service or manifest.alert.service
         result = analyse_impact(
-            bundle.logs,
-            bundle.baseline.logs if bundle.baseline is not None else None,
+            telemetry.logs,
+            telemetry.baseline.logs if telemetry.baseline is not None else None,
             started,
             end,
             revenue_per_minute=manifest.business.revenue_per_minute,

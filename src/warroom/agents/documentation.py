@@ -34,7 +34,7 @@ from warroom.analysis.recovery import (
 )
 from warroom.incident import AgentReport, Evidence, Finding
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.values import as_dict, parse_time
 
 # Signals whose onset is worth a line on the timeline (golden signals first, then saturation).
@@ -55,11 +55,16 @@ DATABASE_SIGNALS = (cv.DB_CPU_UTILIZATION, cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOC
 CHANGE_LOOKBACK = timedelta(hours=6)  # changes this long before the window may still be the cause
 
 
-def scope_services(bundle: Bundle, context: Mapping[str, Any]) -> list[str]:
+def scope_services(telemetry: IncidentTelemetry, context: Mapping[str, Any]) -> list[str]:
     """The services the timeline follows: suspect, alerting, front door, then the affected ones."""
     incident = as_dict(context.get("incident"))
     affected = [s for s in incident.get("affected_services") or [] if isinstance(s, str)]
-    names = [context.get("suspect_service"), bundle.manifest.alert.service, bundle.manifest.entry_service, *affected]
+    names = [
+        context.get("suspect_service"),
+        telemetry.manifest.alert.service,
+        telemetry.manifest.entry_service,
+        *affected,
+    ]
     return [s for s in dict.fromkeys(n for n in names if isinstance(n, str) and n)]
 
 
@@ -89,11 +94,13 @@ def _onset(before: Series | None, during: Series | None, tol: Tolerance) -> tupl
     return at, {"baseline": float(np.median(base)), "limit": limit, "peak": peak, "query": during.query}
 
 
-def signal_onsets(bundle: Bundle, services: list[str], tol: Tolerance = Tolerance()) -> list[dict[str, Any]]:
+def signal_onsets(
+    telemetry: IncidentTelemetry, services: list[str], tol: Tolerance = Tolerance()
+) -> list[dict[str, Any]]:
     """Onset events per signal and service inside the incident window."""
-    window = bundle.manifest.effective_window()
-    baseline = baseline_of(bundle)
-    during = slice_telemetry(bundle.telemetry, window.start, window.end)
+    window = telemetry.manifest.effective_window()
+    baseline = baseline_of(telemetry)
+    during = slice_telemetry(telemetry.current, window.start, window.end)
     spans = [s for s in (span_of(baseline), span_of(during)) if s is not None]
     bucket = bucket_size(*spans) if spans else timedelta(minutes=1)
     events: list[dict[str, Any]] = []
@@ -130,8 +137,8 @@ def signal_onsets(bundle: Bundle, services: list[str], tol: Tolerance = Toleranc
     return events
 
 
-def first_error(bundle: Bundle, services: list[str], after: datetime) -> dict[str, Any] | None:
-    logs = bundle.logs
+def first_error(telemetry: IncidentTelemetry, services: list[str], after: datetime) -> dict[str, Any] | None:
+    logs = telemetry.logs
     if logs is None:
         return None
     rows = logs.filter(
@@ -153,11 +160,11 @@ def first_error(bundle: Bundle, services: list[str], after: datetime) -> dict[st
     )
 
 
-def change_events(bundle: Bundle, suspect: Mapping[str, Any]) -> list[dict[str, Any]]:
-    changes = bundle.changes
+def change_events(telemetry: IncidentTelemetry, suspect: Mapping[str, Any]) -> list[dict[str, Any]]:
+    changes = telemetry.changes
     if changes is None:
         return []
-    window = bundle.manifest.effective_window()
+    window = telemetry.manifest.effective_window()
     rows = changes.filter((pl.col("time") >= window.start - CHANGE_LOOKBACK) & (pl.col("time") <= window.end)).sort(
         "time"
     )
@@ -185,7 +192,7 @@ def change_events(bundle: Bundle, suspect: Mapping[str, Any]) -> list[dict[str, 
     return events
 
 
-def mitigation_events(bundle: Bundle, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+def mitigation_events(telemetry: IncidentTelemetry, context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """When each applied action started (the first sample of its post-action telemetry), and the
     validated recovery."""
     mitigation = as_dict(context.get("mitigation"))
@@ -201,7 +208,7 @@ def mitigation_events(bundle: Bundle, context: Mapping[str, Any]) -> list[dict[s
         if not kind:
             continue
         kinds.append(str(kind))
-        after = bundle.after.get(str(kind))
+        after = telemetry.after(str(kind))
         started = span_of(after) if after is not None else None
         at = parse_time(as_dict(outcome.get("data")).get("at")) or (started[0] if started else None)
         if at is None:
@@ -220,7 +227,7 @@ def mitigation_events(bundle: Bundle, context: Mapping[str, Any]) -> list[dict[s
     recovered_at = parse_time(recovery.get("recovered_at"))
     recovered_by = recovery.get("action") or mitigation.get("recovered_by")
     if recovered_at is None and mitigation.get("recovered_by"):
-        result = verify_after(bundle, str(mitigation["recovered_by"]))
+        result = verify_after(telemetry, str(mitigation["recovered_by"]))
         recovered_at = result.recovered_at
     if recovered_at is not None:
         events.append(
@@ -236,26 +243,28 @@ def mitigation_events(bundle: Bundle, context: Mapping[str, Any]) -> list[dict[s
     return events
 
 
-def reconstruct_timeline(bundle: Bundle, context: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def reconstruct_timeline(
+    telemetry: IncidentTelemetry, context: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
     """The incident's timeline from the telemetry and the context, oldest first; and the gaps."""
     gaps: list[str] = []
-    services = scope_services(bundle, context)
-    events = signal_onsets(bundle, services)
+    services = scope_services(telemetry, context)
+    events = signal_onsets(telemetry, services)
     if not events:
         gaps.append("no signal left its baseline in the window (or no baseline to compare with)")
-    window = bundle.manifest.effective_window()
+    window = telemetry.manifest.effective_window()
     onsets = [parse_time(e["at"]) for e in events]
     earliest = min((t for t in onsets if t is not None), default=window.start)
     suspect = context.get("suspect_service")
     # The suspect's own first error tells the story; other services' errors come second.
-    error = (first_error(bundle, [suspect], earliest - timedelta(minutes=1)) if isinstance(suspect, str) else None) or (
-        first_error(bundle, services, earliest - timedelta(minutes=1))
-    )
+    error = (
+        first_error(telemetry, [suspect], earliest - timedelta(minutes=1)) if isinstance(suspect, str) else None
+    ) or (first_error(telemetry, services, earliest - timedelta(minutes=1)))
     if error:
         events.append(error)
-    elif bundle.logs is None:
+    elif telemetry.logs is None:
         gaps.append("no logs: first error unknown")
-    alert = bundle.manifest.alert
+    alert = telemetry.manifest.alert
     events.append(
         _event(
             alert.fired_at,
@@ -265,10 +274,10 @@ def reconstruct_timeline(bundle: Bundle, context: Mapping[str, Any]) -> tuple[li
             alert.service,
         )
     )
-    events.extend(change_events(bundle, as_dict(context.get("suspect_change"))))
-    if bundle.changes is None:
+    events.extend(change_events(telemetry, as_dict(context.get("suspect_change"))))
+    if telemetry.changes is None:
         gaps.append("no change history: deploy times unknown")
-    events.extend(mitigation_events(bundle, context))
+    events.extend(mitigation_events(telemetry, context))
     if "mitigation" not in context:
         gaps.append("no 'mitigation' in the context: mitigation time unknown")
     events.sort(key=lambda e: e["at"])
@@ -318,11 +327,11 @@ class IncidentDocumentationSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle, context = ctx.bundle, ctx.context
-        timeline, gaps = reconstruct_timeline(bundle, context)
+        telemetry, context = ctx.telemetry, ctx.context
+        timeline, gaps = reconstruct_timeline(telemetry, context)
         findings_index = recorded_findings(context)
         onsets = [e for e in timeline if e["kind"] == "onset"]
-        alert_at = bundle.manifest.alert.fired_at
+        alert_at = telemetry.manifest.alert.fired_at
         first_onset = parse_time(onsets[0]["at"]) if onsets else None
         suspect = next((e for e in timeline if e["kind"] == "change" and e["values"].get("suspect")), None)
         recovery = next((e for e in timeline if e["kind"] == "recovery"), None)

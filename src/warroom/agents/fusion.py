@@ -4,7 +4,7 @@ ranking (logs, traces, metrics) for whatever they leave unexplained; and the cha
 for the faults a change can cause.
 
 Shared by the database, application and infrastructure specialists so the decided path changes the
-depth of each report, never the answer. Memoised per loaded bundle (several agents read it).
+depth of each report, never the answer. Memoised per incident telemetry (several agents read it).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from warroom.agents.base import AgentContext
@@ -64,25 +63,25 @@ _LOCK = threading.Lock()
 
 
 def fuse(ctx: AgentContext) -> Fused:
-    """The fused diagnosis of the bundle in `ctx` (computed once per loaded bundle)."""
-    bundle = ctx.bundle
-    key = (str(Path(bundle.path).resolve()), id(bundle.telemetry))
+    """The fused diagnosis of the incident in `ctx` (computed once per read of its telemetry)."""
+    telemetry = ctx.telemetry
+    key = (telemetry.origin(), id(telemetry.current))
     with _LOCK:
         cached = _CACHE.get(key)
     if cached is not None:
         return cached
     start, end = window(ctx)
-    graph = service_graph(bundle.topology, bundle.traces)
+    graph = service_graph(telemetry.topology, telemetry.traces)
     started = incident_onset(ctx, None)
-    database = analyse_database(bundle.telemetry, bundle.baseline, start, end)
-    faults = classify_faults(bundle.telemetry, bundle.baseline, start, end, started, graph)
+    database = analyse_database(telemetry.current, telemetry.baseline, start, end)
+    faults = classify_faults(telemetry.current, telemetry.baseline, start, end, started, graph)
     hypotheses = list(faults.hypotheses)
-    db = database_hypothesis(database, bundle.telemetry, bundle.baseline, start, end)
+    db = database_hypothesis(database, telemetry.current, telemetry.baseline, start, end)
     if db is not None:
         hypotheses.append(db)
     hypotheses.sort(key=lambda h: -h.score)
     hypotheses = _config_explains(_saturation_explained(hypotheses))
-    rca = investigate(bundle)
+    rca = investigate(telemetry)
     hypotheses = [_with_specific_label(h, rca) for h in hypotheses]
     evidence: list[Evidence] = []
     candidates: list[RootCauseCandidate] = []
@@ -212,7 +211,7 @@ def suspect_change(ctx: AgentContext, fused: Fused) -> tuple[RankedChange | None
     top = fused.top()
     if top is None:
         return None, None
-    correlation = correlate_changes(ctx.bundle.changes, fused.onset, top.service, fused.graph)
+    correlation = correlate_changes(ctx.telemetry.changes, fused.onset, top.service, fused.graph)
     if top.fault_type in NOT_CHANGE_CAUSED:
         return None, correlation
     if top.change_id:

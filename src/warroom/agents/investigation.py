@@ -3,40 +3,39 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from warroom.analysis.rca import Diagnosis, diagnose
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
 _CACHE: dict[tuple[str, int], Diagnosis] = {}
 _LOCK = threading.Lock()
 
 
-def _key(bundle: Bundle) -> tuple[str, int]:
-    # The bundle path names the evidence; the object id separates two loads of a changed bundle.
-    return (str(Path(bundle.path).resolve()), id(bundle.telemetry))
+def _key(telemetry: IncidentTelemetry) -> tuple[str, int]:
+    # The source names the evidence; the object id separates two reads of a changed source.
+    return (telemetry.origin(), id(telemetry.current))
 
 
-def investigate(bundle: Bundle) -> Diagnosis:
+def investigate(telemetry: IncidentTelemetry) -> Diagnosis:
     """Diagnose a loaded bundle (memoised per bundle within the process: several agents share it)."""
-    key = _key(bundle)
+    key = _key(telemetry)
     with _LOCK:
         cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    manifest = bundle.manifest
+    manifest = telemetry.manifest
     window = manifest.effective_window()
     result = diagnose(
-        bundle.telemetry,
-        bundle.baseline,
+        telemetry.current,
+        telemetry.baseline,
         alert_time=manifest.alert.fired_at,
         window_start=window.start,
         window_end=window.end,
-        topology=bundle.topology or None,
+        topology=telemetry.topology or None,
     )
-    missing = bundle.missing_modalities()
+    missing = telemetry.missing_modalities()
     if missing:
-        result.limitations.append(f"bundle has no {', '.join(missing)}")
+        result.limitations.append(f"no {', '.join(missing)}")
     with _LOCK:
         _CACHE[key] = result
     return result

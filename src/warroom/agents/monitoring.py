@@ -19,7 +19,7 @@ class MonitoringSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        diagnosis = investigate(ctx.bundle)
+        diagnosis = investigate(ctx.telemetry)
         found = diagnosis.findings.get("metrics", []) + [
             f for f in diagnosis.findings.get("traces", []) if f.kind == "bottleneck"
         ]

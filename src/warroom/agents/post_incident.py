@@ -18,7 +18,7 @@ from warroom.agents.documentation import reconstruct_timeline
 from warroom.agents.resolution import primary_code_finding
 from warroom.incident import AgentReport, Evidence, Finding
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.values import as_dict, parse_time
 
 SATURATION = (
@@ -117,9 +117,9 @@ def _fmt_min(value: float) -> str:
     return f"{value:.0f} min" if abs(value) >= 1 else f"{value * 60:.0f} s"
 
 
-def detection_gap(timeline: list[dict[str, Any]], bundle: Bundle) -> list[dict[str, Any]]:
+def detection_gap(timeline: list[dict[str, Any]], telemetry: IncidentTelemetry) -> list[dict[str, Any]]:
     """Saturation signals that left their baseline before the (differently named) alert fired."""
-    alert = bundle.manifest.alert
+    alert = telemetry.manifest.alert
     alerted_on = f"{alert.name} {alert.summary} {' '.join(alert.labels.values())}".lower()
     out: list[dict[str, Any]] = []
     for event in timeline:
@@ -155,9 +155,9 @@ def detection_gap(timeline: list[dict[str, Any]], bundle: Bundle) -> list[dict[s
     return out
 
 
-def staging_gap(bundle: Bundle, change: Mapping[str, Any]) -> dict[str, Any] | None:
+def staging_gap(telemetry: IncidentTelemetry, change: Mapping[str, Any]) -> dict[str, Any] | None:
     """The suspect change has no staging/canary record while other changes in the history do."""
-    changes = bundle.changes
+    changes = telemetry.changes
     if changes is None or not change:
         return None
     text = pl.concat_str(
@@ -219,15 +219,17 @@ def code_factors(code_findings: list[Any], similar: list[dict[str, Any]]) -> lis
     return out
 
 
-def spread_factor(timeline: list[dict[str, Any]], suspect: str | None, bundle: Bundle) -> dict[str, Any] | None:
+def spread_factor(
+    timeline: list[dict[str, Any]], suspect: str | None, telemetry: IncidentTelemetry
+) -> dict[str, Any] | None:
     """Services that call the suspect (topology) and whose signals left baseline too."""
     onsets: dict[str, datetime] = {}
     for event in timeline:
         at = parse_time(event.get("at"))
         if event.get("kind") == "onset" and event.get("service") and at is not None:
             onsets.setdefault(str(event["service"]), at)
-    callers = {name for name, deps in bundle.topology.items() if suspect in deps}
-    others = sorted(s for s in onsets if s != suspect and (s in callers or not bundle.topology))
+    callers = {name for name, deps in telemetry.topology.items() if suspect in deps}
+    others = sorted(s for s in onsets if s != suspect and (s in callers or not telemetry.topology))
     if not suspect or suspect not in onsets or not others:
         return None
     return {
@@ -235,7 +237,7 @@ def spread_factor(timeline: list[dict[str, Any]], suspect: str | None, bundle: B
         "text": f"the failure of {suspect} propagated to {', '.join(others)} (their signals left baseline between "
         f"{min(onsets[s] for s in others):%H:%M} and {max(onsets[s] for s in others):%H:%M})",
         "services": others,
-        "callers_known": bool(bundle.topology),
+        "callers_known": bool(telemetry.topology),
     }
 
 
@@ -427,35 +429,35 @@ class PostIncidentAnalyst:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle, context = ctx.bundle, ctx.context
+        telemetry, context = ctx.telemetry, ctx.context
         limitations: list[str] = []
         documentation = as_dict(context.get("documentation"))
         if not documentation.get("timeline"):
-            timeline, gaps = reconstruct_timeline(bundle, context)
-            documentation = {"timeline": timeline, "gaps": gaps, "durations": _durations(timeline, bundle)}
+            timeline, gaps = reconstruct_timeline(telemetry, context)
+            documentation = {"timeline": timeline, "gaps": gaps, "durations": _durations(timeline, telemetry)}
             limitations.append("no 'documentation' in the context: timeline reconstructed here")
         timeline = list(documentation.get("timeline") or [])
         for key in ("diagnosis", "suspect_change", "code_findings", "mitigation", "recovery"):
             if key not in context:
                 limitations.append(f"no '{key}' in the context")
         cause = primary_cause(context)
-        service = (cause or {}).get("service") or context.get("suspect_service") or bundle.manifest.alert.service
+        service = (cause or {}).get("service") or context.get("suspect_service") or telemetry.manifest.alert.service
         code_findings = list(context.get("code_findings") or [])
         similar = similar_places(code_findings)
-        factors = detection_gap(timeline, bundle)
+        factors = detection_gap(timeline, telemetry)
         factors += code_factors(code_findings, similar)
-        staged = staging_gap(bundle, as_dict(context.get("suspect_change")))
+        staged = staging_gap(telemetry, as_dict(context.get("suspect_change")))
         if staged:
             factors.append(staged)
-        spread = spread_factor(timeline, service, bundle)
+        spread = spread_factor(timeline, service, telemetry)
         if spread:
             factors.append(spread)
         incident = as_dict(context.get("incident"))
-        rto = incident.get("rto_minutes") or bundle.manifest.objectives.rto_minutes
+        rto = incident.get("rto_minutes") or telemetry.manifest.objectives.rto_minutes
         learned, more = lessons(context, documentation, float(rto) if isinstance(rto, int | float) else None)
         factors += more
         measures = measures_for(factors, cause, service)
-        base = bundle.manifest.alert.fired_at
+        base = telemetry.manifest.alert.fired_at
         items = [
             {
                 "title": m["text"],
@@ -538,11 +540,11 @@ class PostIncidentAnalyst:
         )
 
 
-def _durations(timeline: list[dict[str, Any]], bundle: Bundle) -> dict[str, float | None]:
+def _durations(timeline: list[dict[str, Any]], telemetry: IncidentTelemetry) -> dict[str, float | None]:
     onsets = [parse_time(e["at"]) for e in timeline if e.get("kind") == "onset"]
     first = min((t for t in onsets if t is not None), default=None)
     recovered = next((parse_time(e["at"]) for e in timeline if e.get("kind") == "recovery"), None)
-    fired = bundle.manifest.alert.fired_at
+    fired = telemetry.manifest.alert.fired_at
     return {
         "onset_to_alert_min": round((fired - first).total_seconds() / 60, 2) if first else None,
         "alert_to_recovery_min": round((recovered - fired).total_seconds() / 60, 2) if recovered else None,

@@ -80,7 +80,7 @@ def _confidence(check: SignalCheck) -> float:
 
 
 def _metric_names(ctx: AgentContext) -> set[str]:
-    metrics = ctx.bundle.metrics
+    metrics = ctx.telemetry.metrics
     return set(metrics.get_column("metric").unique().to_list()) if metrics is not None else set()
 
 
@@ -94,34 +94,35 @@ class RecoveryValidationSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle, context = ctx.bundle, ctx.context
+        telemetry, context = ctx.telemetry, ctx.context
         plan = plan_of(context)
         taken, recovered_by = applied_actions(context, plan)
         limitations: list[str] = []
         if "mitigation" not in context:
             limitations.append("no 'mitigation' in the context: validating the plan's first action")
         action = recovered_by or (taken[-1] if taken else None)
+        recorded = telemetry.recorded_actions()  # None: a live source observes any action
         if action is None:
-            candidates = [a.kind for a in plan if a.kind in bundle.after] or sorted(bundle.after)
+            candidates = [a.kind for a in plan if recorded is None or a.kind in recorded] or sorted(recorded or [])
             action = candidates[0] if candidates else None
-        if not bundle.after:
-            limitations.append("the bundle has no after/ telemetry: recovery cannot be observed")
+        if recorded == []:
+            limitations.append("no telemetry was recorded after any action: recovery cannot be observed")
         diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
         indicator = diagnosis[0].get("indicator") if diagnosis else None
         advisory = [indicator] if isinstance(indicator, str) and indicator in _metric_names(ctx) else []
         suspect = context.get("suspect_service")
-        scope = list(dict.fromkeys([*default_scope(bundle), *([suspect] if isinstance(suspect, str) else [])]))
+        scope = list(dict.fromkeys([*default_scope(telemetry), *([suspect] if isinstance(suspect, str) else [])]))
         history: list[dict[str, Any]] = []
         for kind in taken:
             if kind != action:
-                earlier = verify_after(bundle, kind, services=scope)
+                earlier = verify_after(telemetry, kind, services=scope)
                 history.append({"action": kind, "verdict": earlier.verdict.value, "reason": earlier.reason})
         if action is None:
             result = RecoveryResult(verdict=Verdict.INSUFFICIENT_DATA, reason="no action was applied or planned")
         else:
-            result = verify_after(bundle, action, services=scope, advisory_metrics=advisory)
+            result = verify_after(telemetry, action, services=scope, advisory_metrics=advisory)
         next_action = self._next(plan, action, taken) if not result.recovered else None
-        fired = bundle.manifest.alert.fired_at
+        fired = telemetry.manifest.alert.fired_at
         minutes = (result.recovered_at - fired).total_seconds() / 60 if result.recovered_at else None
         recovery = {
             "recovered": result.recovered,
@@ -135,7 +136,7 @@ class RecoveryValidationSpecialist:
             "alert_to_recovery_min": round(minutes, 2) if minutes is not None else None,
             "earlier_actions": history,
             "next_action": next_action.model_dump(mode="json") if next_action else None,
-            "baseline": "baseline/" if bundle.baseline is not None else "telemetry before the window start",
+            "baseline": "baseline/" if telemetry.baseline is not None else "telemetry before the window start",
         }
         findings = [
             Finding(

@@ -26,7 +26,7 @@ from simpleeval import SimpleEval
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.values import as_dict
 
 PRIORITIES = ("immediate", "short_term", "follow_up")
@@ -75,21 +75,21 @@ class Facts:
         return self.values.get(key)
 
 
-def _metric(bundle: Bundle, name: str, services: list[str] | None) -> pl.DataFrame | None:
-    metrics = bundle.metrics
+def _metric(telemetry: IncidentTelemetry, name: str, services: list[str] | None) -> pl.DataFrame | None:
+    metrics = telemetry.metrics
     if metrics is None:
         return None
     rows = metrics.filter(pl.col("metric") == name)
     if services:
         rows = rows.filter(pl.col("service").is_in(services))
-    window = bundle.manifest.effective_window()
+    window = telemetry.manifest.effective_window()
     inside = rows.filter((pl.col("timestamp") >= window.start) & (pl.col("timestamp") <= window.end))
     rows = inside if inside.height else rows
     return rows if rows.height else None
 
 
-def _peak(facts: Facts, bundle: Bundle, key: str, name: str, services: list[str] | None) -> None:
-    rows = _metric(bundle, name, services)
+def _peak(facts: Facts, telemetry: IncidentTelemetry, key: str, name: str, services: list[str] | None) -> None:
+    rows = _metric(telemetry, name, services)
     if rows is None:
         facts.values[key] = None
         return
@@ -106,8 +106,8 @@ def _peak(facts: Facts, bundle: Bundle, key: str, name: str, services: list[str]
     )
 
 
-def _replicas(bundle: Bundle, service: str) -> list[str]:
-    for frame in (bundle.metrics, bundle.traces, bundle.logs):
+def _replicas(telemetry: IncidentTelemetry, service: str) -> list[str]:
+    for frame in (telemetry.metrics, telemetry.traces, telemetry.logs):
         if frame is not None and "instance" in frame.columns:
             names = frame.filter(pl.col("service") == service).get_column("instance").drop_nulls().unique().sort()
             if names.len():
@@ -115,21 +115,23 @@ def _replicas(bundle: Bundle, service: str) -> list[str]:
     return []
 
 
-def _database_service(bundle: Bundle, service: str | None) -> str | None:
+def _database_service(telemetry: IncidentTelemetry, service: str | None) -> str | None:
     """The service that reports database metrics (prefer a dependency of the suspect)."""
-    if bundle.metrics is None:
+    if telemetry.metrics is None:
         return None
-    reporting = bundle.metrics.filter(pl.col("metric").is_in(DATABASE_METRICS)).get_column("service").unique().to_list()
-    deps = bundle.topology.get(service or "", [])
+    reporting = (
+        telemetry.metrics.filter(pl.col("metric").is_in(DATABASE_METRICS)).get_column("service").unique().to_list()
+    )
+    deps = telemetry.topology.get(service or "", [])
     for name in [*deps, *sorted(reporting)]:
         if name in reporting:
             return str(name)
     return None
 
 
-def _previous_version(bundle: Bundle, change: Mapping[str, Any]) -> str | None:
+def _previous_version(telemetry: IncidentTelemetry, change: Mapping[str, Any]) -> str | None:
     """The version the service ran before the suspect change (the rollback target)."""
-    changes = bundle.changes
+    changes = telemetry.changes
     if changes is None or "version" not in changes.columns:
         return None
     when = change.get("time")
@@ -168,7 +170,7 @@ def primary_code_finding(findings: list[Any]) -> dict[str, Any] | None:
 
 def measure_facts(ctx: AgentContext) -> Facts:
     """Everything the actions need, measured from the bundle and the context."""
-    bundle, context = ctx.bundle, ctx.context
+    telemetry, context = ctx.telemetry, ctx.context
     facts = Facts()
     diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
     best = diagnosis[0] if diagnosis else {}
@@ -177,7 +179,7 @@ def measure_facts(ctx: AgentContext) -> Facts:
         context.get("suspect_service")
         or best.get("service")
         or (change or {}).get("service")
-        or bundle.manifest.alert.service
+        or telemetry.manifest.alert.service
     )
     v = facts.values
     v.update(
@@ -188,22 +190,22 @@ def measure_facts(ctx: AgentContext) -> Facts:
     )
     if not diagnosis:
         facts.limitations.append("no 'diagnosis' in the context: actions chosen from measured signals only")
-    if bundle.metrics is None:
+    if telemetry.metrics is None:
         facts.limitations.append("no metrics in the bundle: pool size, replicas and saturation not measured")
     scope = [service] if service else None
-    _peak(facts, bundle, "pool_utilization", cv.DB_POOL_UTILIZATION, scope)
-    _peak(facts, bundle, "pool_size", cv.DB_POOL_SIZE, scope)
-    _peak(facts, bundle, "cpu_max", cv.CPU_UTILIZATION, scope)
-    _peak(facts, bundle, "memory_max", cv.MEMORY_UTILIZATION, scope)
-    database = _database_service(bundle, service)
+    _peak(facts, telemetry, "pool_utilization", cv.DB_POOL_UTILIZATION, scope)
+    _peak(facts, telemetry, "pool_size", cv.DB_POOL_SIZE, scope)
+    _peak(facts, telemetry, "cpu_max", cv.CPU_UTILIZATION, scope)
+    _peak(facts, telemetry, "memory_max", cv.MEMORY_UTILIZATION, scope)
+    database = _database_service(telemetry, service)
     v["database"] = database or "the database"
-    _peak(facts, bundle, "db_cpu", cv.DB_CPU_UTILIZATION, None)
-    _peak(facts, bundle, "long_running_queries", cv.DB_LONG_RUNNING_QUERIES, None)
+    _peak(facts, telemetry, "db_cpu", cv.DB_CPU_UTILIZATION, None)
+    _peak(facts, telemetry, "long_running_queries", cv.DB_LONG_RUNNING_QUERIES, None)
     db_context = as_dict(context.get("database"))
     for key in ("pool_size", "long_running_queries", "pool_utilization", "db_cpu"):
         if v.get(key) is None and isinstance(db_context.get(key), int | float):
             v[key] = float(db_context[key])
-    replicas = _replicas(bundle, service) if service else []
+    replicas = _replicas(telemetry, service) if service else []
     v["replicas"] = len(replicas) or None
     v["replica_names"] = replicas
     v["replicas_text"] = f"{len(replicas)} replicas" if replicas else "replicas"
@@ -219,7 +221,7 @@ def measure_facts(ctx: AgentContext) -> Facts:
             minutes_before_onset=change.get("minutes_before_onset"),
             restore_before=change.get("time"),
         )
-        v["to_version"] = _previous_version(bundle, change) or f"the version before {change.get('id')}"
+        v["to_version"] = _previous_version(telemetry, change) or f"the version before {change.get('id')}"
     else:
         v.update(change_id=None, change_kind=None)
         facts.limitations.append("no 'suspect_change' in the context: no rollback target")
@@ -239,10 +241,10 @@ def measure_facts(ctx: AgentContext) -> Facts:
     sources = security.get("sources") or security.get("top_sources") or []
     v["sources"] = sources if isinstance(sources, list) else []
     v["sources_count"] = len(v["sources"]) or None
-    deps = bundle.topology.get(service or "", [])
+    deps = telemetry.topology.get(service or "", [])
     dependency = context.get("dependency") or (best.get("dependency") if best else None)
     v["dependency"] = dependency or (deps[0] if len(deps) == 1 else None)
-    v["rpo_minutes"] = bundle.manifest.objectives.rpo_minutes
+    v["rpo_minutes"] = telemetry.manifest.objectives.rpo_minutes
     return facts
 
 
@@ -589,8 +591,8 @@ class IncidentResolutionCoordinator:
 
 def _rto_deadline(ctx: AgentContext, incident: Mapping[str, Any]) -> str | None:
     """When recovery is due: detection (the alert) plus the RTO."""
-    rto = incident.get("rto_minutes") or ctx.bundle.manifest.objectives.rto_minutes
+    rto = incident.get("rto_minutes") or ctx.telemetry.manifest.objectives.rto_minutes
     if not isinstance(rto, int | float):
         return None
-    fired = ctx.bundle.manifest.alert.fired_at
+    fired = ctx.telemetry.manifest.alert.fired_at
     return (fired + timedelta(minutes=float(rto))).isoformat()

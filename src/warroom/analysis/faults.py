@@ -32,7 +32,7 @@ from warroom.analysis.attrs import attr
 from warroom.analysis.database import DatabaseAnalysis
 from warroom.incident import Evidence
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 RESOURCE_METRICS = (cv.CPU_UTILIZATION, cv.MEMORY_UTILIZATION)
 MAX_METRICS = (cv.CPU_UTILIZATION, cv.MEMORY_UTILIZATION, cv.TLS_CERT_EXPIRY_SECONDS, cv.DB_POOL_UTILIZATION)

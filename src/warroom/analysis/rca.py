@@ -34,7 +34,7 @@ from warroom.analysis import logs as logs_mod
 from warroom.analysis import metrics as metrics_mod
 from warroom.analysis import traces as traces_mod
 from warroom.incident import Evidence, Finding, RootCauseCandidate
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 MAX_CANDIDATES = 10
 PROPAGATION_SHARE = 0.5  # a callee with at least half the anomaly explains its caller's anomaly

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from warroom.analysis.attrs import attr, attr_float, has_key
 from warroom.incident import Evidence
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 AUTH_FAILED = r"(?i)^(fail|failed|failure|denied|invalid|rejected|locked|error|unauthori[sz]ed)"
 AUTH_LOG = (

@@ -30,7 +30,8 @@ from warroom.incident import (
     TimelineKind,
 )
 from warroom.record import Decision
-from warroom.sources.bundle import Bundle
+from warroom.sources.contract import SourceSpec
+from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.store.repository import Store
 from warroom.workflow.interpreter import (
     Done,
@@ -54,18 +55,18 @@ FORWARD = [s for s in Status]  # the lifecycle's forward order
 
 
 class RunOptions(BaseModel):
-    bundle: str
+    source: SourceSpec  # where the telemetry comes from: workers and a resumed run open it again
     execute: bool = False
     grant: ApprovalPolicy = ApprovalPolicy.NONE  # what the operator approved up front
     out_dir: str | None = None
-    replay_clock: bool = True  # incident time = alert time + elapsed run time (bundle replays)
+    replay_clock: bool = True  # incident time = alert time + elapsed run time (recorded incidents)
     processes: bool = True
     # analysis is CPU-bound: one worker per core; more would only share the cores and add spawn cost
     workers: int = Field(default_factory=lambda: max(2, os.cpu_count() or 2))
 
 
 def runner_for(options: RunOptions) -> StepRunner:
-    return StepRunner(options.bundle, processes=options.processes, workers=options.workers)
+    return StepRunner(options.source, processes=options.processes, workers=options.workers)
 
 
 class Progress(Protocol):
@@ -110,7 +111,7 @@ class RunResult:
 
 
 class Clock:
-    """Incident time. For a replayed bundle it starts at `origin` and advances with the run."""
+    """Incident time. For a recorded incident it starts at `origin` and advances with the run."""
 
     def __init__(self, origin: datetime | None) -> None:
         self.origin = origin
@@ -122,9 +123,9 @@ class Clock:
         return self.origin + timedelta(seconds=time.monotonic() - self.started)
 
 
-def draft_incident(bundle: Bundle) -> Incident:
+def draft_incident(telemetry: IncidentTelemetry) -> Incident:
     """An incident as declared by the alert, before any agent has assessed it."""
-    manifest = bundle.manifest
+    manifest = telemetry.manifest
     alert = manifest.alert
     labelled = alert.labels.get("severity", "").upper()
     severity = Severity(labelled) if labelled in Severity.__members__ else Severity.P2
@@ -142,7 +143,7 @@ def draft_incident(bundle: Bundle) -> Incident:
         rpo_minutes=manifest.objectives.rpo_minutes,
         comms_cadence_minutes=manifest.comms.cadence_minutes,
         detected_at=alert.fired_at,
-        bundle_path=str(bundle.path.resolve()),
+        telemetry_source=telemetry.origin(),
     )
 
 
@@ -165,9 +166,9 @@ class Engine:
 
     # -- starting ----------------------------------------------------------------------------
 
-    def start(self, bundle: Bundle, spec: WorkflowSpec, options: RunOptions) -> tuple[str, str]:
-        incident = self.store.create_incident(draft_incident(bundle))
-        alert = bundle.manifest.alert
+    def start(self, telemetry: IncidentTelemetry, spec: WorkflowSpec, options: RunOptions) -> tuple[str, str]:
+        incident = self.store.create_incident(draft_incident(telemetry))
+        alert = telemetry.manifest.alert
         with self.store.transaction() as session:
             run_id = self.store.create_run(
                 session, incident.id, spec.name, spec.model_dump(mode="json"), options.model_dump(mode="json")

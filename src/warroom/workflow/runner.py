@@ -2,7 +2,7 @@
 
 Agents run in a pool of worker processes (spawned, not forked: the columnar libraries keep
 thread pools that do not survive a fork), so CPU-heavy analysis in parallel branches really runs
-at the same time. Each worker loads the incident bundle once. A thread runner with the same
+at the same time. Each worker reads the incident's telemetry once. A thread runner with the same
 interface serves benchmarks of the engine itself and agents that only wait on I/O.
 """
 
@@ -30,7 +30,9 @@ from typing import Any
 
 from warroom.agents.base import AgentContext
 from warroom.agents.registry import resolve
-from warroom.sources.bundle import Bundle, load_bundle
+from warroom.sources.contract import SourceSpec
+from warroom.sources.incident_telemetry import IncidentTelemetry
+from warroom.sources.registry import read_spec
 
 
 @dataclass(frozen=True)
@@ -64,38 +66,39 @@ class _Attempt:
     pool: Executor | None = None
 
 
-_BUNDLES: dict[str, Bundle] = {}
+_OPENED: dict[str, IncidentTelemetry] = {}
 
 
-def _bundle(path: str) -> Bundle:
-    if path not in _BUNDLES:
-        _BUNDLES.clear()  # one incident per worker at a time; do not hoard memory
-        _BUNDLES[path] = load_bundle(path)
-    return _BUNDLES[path]
+def _telemetry(source: SourceSpec) -> IncidentTelemetry:
+    key = source.model_dump_json()
+    if key not in _OPENED:
+        _OPENED.clear()  # one incident per worker at a time; do not hoard memory
+        _OPENED[key] = read_spec(source)
+    return _OPENED[key]
 
 
-def share_bundle(path: str, bundle: Bundle) -> None:
-    """Hand an already loaded bundle to steps that run in this process (the thread runner)."""
-    _BUNDLES.clear()
-    _BUNDLES[path] = bundle
+def share_telemetry(source: SourceSpec, telemetry: IncidentTelemetry) -> None:
+    """Hand telemetry already read to steps that run in this process (the thread runner)."""
+    _OPENED.clear()
+    _OPENED[source.model_dump_json()] = telemetry
 
 
-def _worker_init(bundle_path: str) -> None:
-    # Workers may start before the main process has validated the bundle: a bad bundle is
-    # reported there, once, as a one-line error, so a worker stays quiet and fails on first use.
+def _worker_init(source: SourceSpec) -> None:
+    # Workers may start before the main process has validated the source: bad input is reported
+    # there, once, as a one-line error, so a worker stays quiet and fails on first use.
     with contextlib.suppress(Exception):
-        _bundle(bundle_path)
+        _telemetry(source)
 
 
 def _ready() -> int:
     return os.getpid()
 
 
-def execute_agent(bundle_path: str, task: StepTask) -> dict[str, Any]:
-    """Run one agent on the bundle (in whatever process this is called) → AgentReport as JSON."""
+def execute_agent(source: SourceSpec, task: StepTask) -> dict[str, Any]:
+    """Run one agent on the incident's telemetry (in whatever process this is) → AgentReport as JSON."""
     agent = resolve(task.agent)()
     ctx = AgentContext(
-        bundle=_bundle(bundle_path), incident_id=task.incident_id, context=task.context, params=task.params
+        telemetry=_telemetry(source), incident_id=task.incident_id, context=task.context, params=task.params
     )
     return agent.run(ctx).model_dump(mode="json")
 
@@ -109,8 +112,8 @@ def _describe(exc: BaseException) -> str:
 class StepRunner:
     """Submits tasks to an executor and yields each outcome as soon as it is final."""
 
-    def __init__(self, bundle_path: str | Path, *, processes: bool = True, workers: int = 2) -> None:
-        self.bundle_path = str(bundle_path)
+    def __init__(self, source: SourceSpec, *, processes: bool = True, workers: int = 2) -> None:
+        self.source = source
         self.processes = processes
         self.workers = max(1, workers)
         self._executor: Executor | None = None
@@ -122,14 +125,14 @@ class StepRunner:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_worker_init,
-                    initargs=(self.bundle_path,),
+                    initargs=(self.source,),
                 )
             else:
                 self._executor = ThreadPoolExecutor(max_workers=self.workers)
         return self._executor
 
     def warm(self) -> None:
-        """Start the workers now, so they import and load the bundle while the caller works."""
+        """Start the workers now, so they import and read the telemetry while the caller works."""
         if self.processes:
             for _ in range(self.workers):
                 self._pool().submit(_ready)
@@ -157,11 +160,11 @@ class StepRunner:
             attempt.started_mono = time.monotonic()
             attempt.pool = self._pool()
             try:
-                future = attempt.pool.submit(execute_agent, self.bundle_path, attempt.task)
+                future = attempt.pool.submit(execute_agent, self.source, attempt.task)
             except BrokenProcessPool:  # a worker died earlier: start a fresh pool and go on
                 self._recycle()
                 attempt.pool = self._pool()
-                future = attempt.pool.submit(execute_agent, self.bundle_path, attempt.task)
+                future = attempt.pool.submit(execute_agent, self.source, attempt.task)
             running[future] = attempt
 
         for task in tasks:
