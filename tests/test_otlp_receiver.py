@@ -176,3 +176,9 @@ def test_spool_rotates_by_time(tmp_path: Path) -> None:
     later = spool.append("traces", {"resourceSpans": []}, now=1_700_000_040)
     assert first == same != later
     assert first.name == "traces-20231114T221300Z.jsonl" and later.name == "traces-20231114T221400Z.jsonl"
+    # A file holds what arrived from its own time to the next file's: only those can overlap a window.
+    third = spool.append("traces", {"resourceSpans": []}, now=1_700_000_400)
+    assert spool.received_between("traces", 1_700_000_041, 1_700_000_100) == [later]
+    assert spool.received_between("traces", 1_700_000_000, 1_700_000_050) == [first, later]
+    assert spool.received_between("traces", 1_700_000_500, 1_800_000_000) == [third]
+    assert spool.received_between("logs", 0, 2_000_000_000) == []

@@ -37,6 +37,9 @@ from warroom.lab import repo as shop_repo
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
 from warroom.lab.topology import SERVICES, LabError, LabPaths
+from warroom.sources.otlp_receiver import Spool
+
+OTLP_LATE_SECONDS = 60.0
 
 
 class CaptureResult(BaseModel):
@@ -62,31 +65,67 @@ class _Writer:
         return path.open("w", encoding="utf-8")
 
 
-def _sample_value(text: str) -> float | str:
+def _sample_value(text: str) -> str:
+    """The sample's value as a JSON token: a number, or Prometheus' own spelling of NaN and the
+    infinities as a string (JSON has no such numbers)."""
     value = float(text)
-    # JSON has no NaN or infinity: keep Prometheus' own spelling of those.
-    return value if math.isfinite(value) else text
+    return repr(value) if math.isfinite(value) else json.dumps(text)
+
+
+def _write_series(name: str, labels: dict[str, str], values: list[list[Any]], out: IO[str]) -> int:
+    """One JSON line a sample. The series' part of the line is encoded once (a capture of an hour
+    holds hundreds of thousands of rows; json.dumps of each would dominate its time)."""
+    head = '{"timestamp":'
+    tail = f',"metric":{json.dumps(name)},"labels":{json.dumps(labels, separators=(",", ":"))},"value":'
+    out.writelines(f"{head}{float(stamp)!r}{tail}{_sample_value(value)}}}\n" for stamp, value in values)
+    return len(values)
+
+
+# One query answers at most this much of the window: a range vector of every series of a job
+# over ten minutes stays a few MB of JSON even at the compressed timeline's 1 s scrapes.
+CHUNK_SECONDS = 600.0
+
+
+def _selectors(client: httpx.Client, start: float, end: float) -> list[str]:
+    """Series selectors that together cover every series of the window, one per scrape job (and one
+    for series without a job, such as rule results), so the export takes a handful of queries."""
+    answer = client.get("/api/v1/label/job/values", params={"start": start, "end": end})
+    jobs = _data(answer, "the job names")
+    return [f"{{job={json.dumps(job)}}}" for job in sorted(jobs)] + ['{__name__=~".+",job=""}']
+
+
+def _data(answer: httpx.Response, what: str) -> Any:
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {}
+    if body.get("status") != "success":
+        raise LabError(f"Prometheus refused {what} (HTTP {answer.status_code}): {body.get('error', answer.text[:200])}")
+    return body["data"]
 
 
 def export_metrics(prometheus: str, start: float, end: float, out: IO[str]) -> tuple[int, int]:
-    """Every raw sample of every series in (start, end]; returns (series, samples)."""
-    window = max(math.ceil(end - start), 1)
-    with httpx.Client(base_url=prometheus, timeout=60) as client:
-        names = client.get("/api/v1/label/__name__/values", params={"start": start, "end": end}).json()["data"]
-        series = samples = 0
-        for name in sorted(names):
-            answer = client.get("/api/v1/query", params={"query": f'{{__name__="{name}"}}[{window}s]', "time": end})
-            body = answer.json()
-            if body.get("status") != "success":
-                raise LabError(f"Prometheus refused the export of {name}: {body.get('error')}")
-            for result in body["data"]["result"]:
-                labels = {k: v for k, v in result["metric"].items() if k != "__name__"}
-                series += 1
-                for stamp, value in result.get("values", []):
-                    row = {"timestamp": stamp, "metric": name, "labels": labels, "value": _sample_value(value)}
-                    out.write(json.dumps(row, separators=(",", ":")) + "\n")
-                    samples += 1
-    return series, samples
+    """Every raw sample of every series in (start, end]; returns (series, samples).
+
+    Range vectors (`{job="x"}[600s]` at the chunk's end) return the stored samples with their real
+    scrape times, unlike query_range, which resamples at a step. Chunks are left-open intervals,
+    so consecutive chunks never repeat a sample."""
+    seen: set[tuple[str, ...]] = set()
+    samples = 0
+    with httpx.Client(base_url=prometheus, timeout=120) as client:
+        for selector in _selectors(client, start, end):
+            chunk_start = start
+            while chunk_start < end:
+                chunk_end = min(chunk_start + CHUNK_SECONDS, end)
+                width_ms = max(round((chunk_end - chunk_start) * 1000), 1)
+                answer = client.get("/api/v1/query", params={"query": f"{selector}[{width_ms}ms]", "time": chunk_end})
+                for result in _data(answer, f"the export of {selector}")["result"]:
+                    labels = dict(result["metric"])
+                    name = labels.pop("__name__")
+                    seen.add((name, *sorted(f"{k}={v}" for k, v in labels.items())))
+                    samples += _write_series(name, labels, result.get("values", []), out)
+                chunk_start = chunk_end
+    return len(seen), samples
 
 
 def _nanos(item: dict[str, Any], *keys: str) -> float | None:
@@ -113,7 +152,7 @@ def _otlp_times(document: dict[str, Any]) -> Iterator[float]:
 
 def _copy_otlp(files: Iterable[Path], start: float, end: float, out: IO[str]) -> int:
     kept = 0
-    for path in sorted(files):
+    for path in files:
         with path.open(encoding="utf-8") as handle:
             for line in handle:
                 if line.strip() and any(start <= t <= end for t in _otlp_times(json.loads(line))):
@@ -163,10 +202,16 @@ def capture(paths: LabPaths, out: Path, since_seconds: float, compress: bool = F
     with writer.open("metrics/prometheus.jsonl") as handle:
         series, samples = export_metrics(client.url("prometheus"), start, end, handle)
     counts["metrics/prometheus.jsonl"] = samples
+    # A span of the window reaches the receiver after it starts and within the exporters' batch
+    # delay (plus the longest request) after the window ends.
+    spool = Spool(paths.otlp)
+    late = OTLP_LATE_SECONDS
     with writer.open("traces/otlp-traces.jsonl") as handle:
-        counts["traces/otlp-traces.jsonl"] = _copy_otlp((paths.otlp / "traces").glob("*.jsonl"), start, end, handle)
+        files = spool.received_between("traces", start, end + late)
+        counts["traces/otlp-traces.jsonl"] = _copy_otlp(files, start, end, handle)
     with writer.open("logs/otlp-logs.jsonl") as handle:
-        counts["logs/otlp-logs.jsonl"] = _copy_otlp((paths.otlp / "logs").glob("*.jsonl"), start, end, handle)
+        files = spool.received_between("logs", start, end + late)
+        counts["logs/otlp-logs.jsonl"] = _copy_otlp(files, start, end, handle)
     for service in SERVICES:
         with writer.open(f"logs/{service}.log") as handle:
             counts[f"logs/{service}.log"] = _copy_json_lines([paths.service_log(service)], start, end, handle)

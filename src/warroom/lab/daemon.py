@@ -129,9 +129,16 @@ class Lab:
         bins = monitoring.binaries()
         monitoring.write_configs(self.paths, self.settings, self.ports)
         await asyncio.to_thread(monitoring.check_configs, self.paths)
-        rotate = "300" if self.settings.timeline == "normal" else "60"
-        receiver = [sys.executable, "-m", "warroom", "otlp-receive", "--dir", str(self.paths.otlp)]
-        await self._unit("otlp-receiver", [*receiver, "--port", str(self.ports["otlp"]), "--rotate", rotate])
+        receiver = [sys.executable, "-m", "uvicorn", "--factory", "warroom.sources.otlp_receiver:app_from_environment"]
+        await self._unit(
+            "otlp-receiver",
+            [*receiver, "--host", "127.0.0.1", "--port", str(self.ports["otlp"]), "--log-level", "warning"],
+            env={
+                **os.environ,
+                "WARROOM_OTLP_DIR": str(self.paths.otlp),
+                "WARROOM_OTLP_ROTATE_SECONDS": "300" if self.settings.timeline == "normal" else "60",
+            },
+        )
         if "postgres_exporter" in bins:
             dsn = f"{postgres.url(self.ports['postgres'])}?sslmode=disable"
             await self._unit(

@@ -52,13 +52,15 @@ TIMELINES = {
         repeat_interval="4h",
         otel_batch_delay_ms=5000,
     ),
+    # Seconds instead of minutes, yet robust on a loaded two-core machine: a 2 s scrape timeout
+    # rides out a starved worker's pause, and `for: 15s` needs seven failed evaluations in a row.
     "compressed": Timeline(
         name="compressed",
-        scrape_interval_s=1,
-        evaluation_interval_s=1,
-        rate_window="15s",
-        alert_for="10s",
-        group_wait="1s",
+        scrape_interval_s=2,
+        evaluation_interval_s=2,
+        rate_window="20s",
+        alert_for="15s",
+        group_wait="2s",
         group_interval="5s",
         repeat_interval="1h",
         otel_batch_delay_ms=1000,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import threading
 import time
 import zlib
@@ -164,6 +165,22 @@ class Spool:
         stamp = datetime.fromtimestamp(period_start, UTC).strftime("%Y%m%dT%H%M%SZ")
         return self.directory / signal / f"{signal}-{stamp}.jsonl"
 
+    def received_between(self, signal: str, since: float, until: float) -> list[Path]:
+        """The signal's files that hold requests received in [since, until], oldest first. A file
+        holds what arrived from the time in its name up to the next file's time."""
+        stamped = []
+        for path in (self.directory / signal).glob(f"{signal}-*.jsonl"):
+            try:
+                moment = datetime.strptime(path.stem.removeprefix(f"{signal}-"), "%Y%m%dT%H%M%SZ")
+            except ValueError:
+                continue
+            stamped.append((moment.replace(tzinfo=UTC).timestamp(), path))
+        if not stamped:
+            return []
+        stamped.sort()
+        ends = [begin for begin, _ in stamped[1:]] + [float("inf")]
+        return [path for (begin, path), end in zip(stamped, ends, strict=True) if begin <= until and end >= since]
+
     def append(self, signal: str, document: dict[str, Any], now: float | None = None) -> Path:
         line = json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n"
         path = self.path_for(signal, time.time() if now is None else now)
@@ -212,6 +229,16 @@ def create_app(spool: Spool) -> FastAPI:
         return await receive(LOGS, request)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The receiver configured by WARROOM_OTLP_DIR (and WARROOM_OTLP_ROTATE_SECONDS), for an ASGI
+    server's app factory: `uvicorn --factory warroom.sources.otlp_receiver:app_from_environment`
+    (the lab starts it so, without importing the whole command line)."""
+    directory = os.environ.get("WARROOM_OTLP_DIR")
+    if not directory:
+        raise OSError("WARROOM_OTLP_DIR is not set (the spool directory of the OTLP receiver)")
+    return create_app(Spool(Path(directory), int(os.environ.get("WARROOM_OTLP_ROTATE_SECONDS", "3600"))))
 
 
 def serve(directory: Path, host: str, port: int, rotate_seconds: int = 3600) -> None:
