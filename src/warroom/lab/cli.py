@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from warroom.lab import capture as lab_capture
-from warroom.lab import faults, monitoring, processes
+from warroom.lab import faults, monitoring, operations, processes
 from warroom.lab import repo as shop_repo
 from warroom.lab.cgroup import remove_group
 from warroom.lab.client import LabClient
-from warroom.lab.loadgen import default_traffic
+from warroom.lab.loadgen import default_traffic, write_traffic
 from warroom.lab.topology import LabError, LabPaths, LabSettings, load_settings, read_state, save_settings
 
 lab_app = typer.Typer(no_args_is_help=True, help="A small real system on loopback that breaks for real.")
@@ -83,7 +83,7 @@ def up(
     started = time.monotonic()
     shop_repo.create(paths.repo)
     if not paths.traffic.exists():
-        paths.traffic.write_text(default_traffic(settings.load_rate, settings.products))
+        write_traffic(paths.traffic, default_traffic(settings.load_rate, settings.products))
     with (paths.logs / "supervisor.stderr.log").open("ab") as errors:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "warroom.lab.daemon", str(paths.root)],
@@ -141,6 +141,79 @@ def break_(
     truth = faults.inject(paths, fault)
     what = f"commit {truth.commit[:12]} deployed to {truth.service}" if truth.commit else truth.description
     console.print(f"{fault}: {what} at {truth.onset.isoformat(timespec='seconds')}")
+
+
+@lab_app.command("end")
+def end(
+    fault: Annotated[str, typer.Argument(help="A fault in force (see `lab break`).")],
+    directory: DirOption = DEFAULT_DIR,
+) -> None:
+    """Take a fault out as the team would once the incident is over (revert its commit, stop the attack)."""
+    truth = faults.end(LabPaths(directory.resolve()), fault)
+    console.print(f"{fault}: {truth.ended_by} at {truth.ended.isoformat(timespec='seconds') if truth.ended else '?'}")
+
+
+ServiceArgument = Annotated[str, typer.Argument(help="gateway, catalog, checkout, payment or auth.")]
+ByOption = Annotated[str, typer.Option("--by", help="Who makes the change (the deploy log's deployed_by).")]
+
+
+def _print_change(record: dict[str, object]) -> None:
+    console.print(
+        f"{record['kind']} of {record['service']}: {record['previous_version'] or '-'} → {record['version']} "
+        f"({record['description']})"
+    )
+
+
+@lab_app.command("deploy")
+def deploy_(
+    service: ServiceArgument,
+    commit: Annotated[str, typer.Argument(help="A commit of the shop repository.")] = "HEAD",
+    directory: DirOption = DEFAULT_DIR,
+    by: ByOption = "oncall",
+) -> None:
+    """Deploy a commit of the shop repository to a service (keeps its socket; a deploy log record)."""
+    _print_change(LabClient(LabPaths(directory.resolve())).deploy(service, commit, deployed_by=by))
+
+
+@lab_app.command("rollback")
+def rollback(
+    service: ServiceArgument,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Commit to go back to (default: the previous version).")
+    ] = None,
+    directory: DirOption = DEFAULT_DIR,
+    by: ByOption = "oncall",
+) -> None:
+    """Roll a service back to the version it ran before (or to --to)."""
+    _print_change(operations.rollback(LabPaths(directory.resolve()), service, to, deployed_by=by))
+
+
+@lab_app.command("revert")
+def revert(
+    commit: Annotated[str, typer.Argument(help="The commit to undo.")],
+    service: Annotated[str, typer.Option("--service", help="The service to deploy the revert to.")],
+    directory: DirOption = DEFAULT_DIR,
+    by: ByOption = "oncall",
+) -> None:
+    """Commit the revert of a commit (a config revert, a code revert) and deploy it to a service."""
+    _print_change(operations.revert(LabPaths(directory.resolve()), commit, service, deployed_by=by))
+
+
+@lab_app.command("restart")
+def restart(service: ServiceArgument, directory: DirOption = DEFAULT_DIR, by: ByOption = "oncall") -> None:
+    """Restart a service's worker at the version it runs (new worker first, then the old one stops)."""
+    _print_change(LabClient(LabPaths(directory.resolve())).restart(service, deployed_by=by))
+
+
+@lab_app.command("scale")
+def scale(
+    service: ServiceArgument,
+    replicas: Annotated[int, typer.Argument(help="0 (stopped) or 1.")],
+    directory: DirOption = DEFAULT_DIR,
+    by: ByOption = "oncall",
+) -> None:
+    """Scale a service to 0 or 1 workers without a commit (the next deploy follows its release again)."""
+    _print_change(LabClient(LabPaths(directory.resolve())).scale(service, replicas, deployed_by=by))
 
 
 @lab_app.command("capture")

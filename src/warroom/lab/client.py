@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from warroom.lab import postgres
 from warroom.lab.topology import LabError, LabPaths, LabState, read_state
 
 
@@ -23,15 +24,30 @@ class LabClient:
     def status(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.base}/status", timeout=10).json())
 
-    def deploy(self, service: str, commit: str, deployed_by: str, description: str | None = None) -> dict[str, Any]:
-        body = {"service": service, "commit": commit, "deployed_by": deployed_by, "description": description}
-        answer = httpx.post(f"{self.base}/deploy", json=body, headers=self.headers, timeout=180)
+    def _change(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = httpx.post(f"{self.base}/{operation}", json=body, headers=self.headers, timeout=180)
         if answer.status_code != 200:
-            raise LabError(f"deploy of {service} failed: {answer.json().get('error', answer.text)}")
+            raise LabError(f"{operation} of {body.get('service')} failed: {answer.json().get('error', answer.text)}")
         return dict(answer.json())
+
+    def deploy(self, service: str, commit: str, deployed_by: str, description: str | None = None) -> dict[str, Any]:
+        """Run `commit` on `service` (a deploy, a config change, or a rollback to an older commit)."""
+        body = {"service": service, "commit": commit, "deployed_by": deployed_by, "description": description}
+        return self._change("deploy", body)
+
+    def restart(self, service: str, deployed_by: str, description: str | None = None) -> dict[str, Any]:
+        return self._change("restart", {"service": service, "deployed_by": deployed_by, "description": description})
+
+    def scale(self, service: str, replicas: int, deployed_by: str, description: str | None = None) -> dict[str, Any]:
+        body = {"service": service, "replicas": replicas, "deployed_by": deployed_by, "description": description}
+        return self._change("scale", body)
 
     def stop(self) -> None:
         httpx.post(f"{self.base}/stop", headers=self.headers, timeout=10).raise_for_status()
 
     def url(self, role: str) -> str:
         return f"http://127.0.0.1:{self.state.ports[role]}"
+
+    def database_url(self) -> str:
+        """The shop database as the services reach it (for SQL actions: end a query, create an index)."""
+        return postgres.url(self.state.ports["postgres"])

@@ -1,4 +1,5 @@
-"""The supervisor's HTTP API on loopback: status, deploys, shutdown, container metrics, alert intake."""
+"""The supervisor's HTTP API on loopback: status, the change path (deploy, restart, scale), shutdown,
+container metrics, alert intake. Changes and shutdown need the lab's token (run/state.json)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from starlette.routing import Route
 from warroom.lab import alerts
 from warroom.lab.topology import LabError, LabPaths
 
-DeployHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+Operation = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def create_app(
     paths: LabPaths,
     token: str,
     status: Callable[[], dict[str, Any]],
-    deploy: DeployHandler,
+    operations: dict[str, Operation],
     stop: Callable[[], None],
     containers: Collector,
 ) -> Starlette:
@@ -37,13 +38,22 @@ def create_app(
     async def get_status(request: Request) -> Response:
         return JSONResponse(status())
 
-    async def post_deploy(request: Request) -> Response:
-        if not authorised(request):
-            return JSONResponse({"error": "unauthorised"}, status_code=401)
-        try:
-            return JSONResponse(await deploy(await request.json()))
-        except LabError as exc:
-            return JSONResponse({"error": exc.one_line()}, status_code=409)
+    def change(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if not authorised(request):
+                return JSONResponse({"error": "unauthorised"}, status_code=401)
+            try:
+                body = await request.json()
+            except ValueError:
+                return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+            if not isinstance(body, dict):
+                return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+            try:
+                return JSONResponse(await operation(body))
+            except LabError as exc:
+                return JSONResponse({"error": exc.one_line()}, status_code=409)
+
+        return endpoint
 
     async def post_stop(request: Request) -> Response:
         if not authorised(request):
@@ -61,7 +71,7 @@ def create_app(
     return Starlette(
         routes=[
             Route("/status", get_status),
-            Route("/deploy", post_deploy, methods=["POST"]),
+            *(Route(f"/{name}", change(operation), methods=["POST"]) for name, operation in operations.items()),
             Route("/stop", post_stop, methods=["POST"]),
             Route("/metrics/containers", container_metrics),
             Route("/alerts", post_alerts, methods=["POST"]),

@@ -23,8 +23,8 @@ import uvicorn
 
 from warroom.lab import deploy, monitoring, postgres, processes
 from warroom.lab import repo as shop_repo
-from warroom.lab.cgroup import ContainerCollector, MemoryLimit, remove_group
-from warroom.lab.control import create_app
+from warroom.lab.cgroup import Container, ContainerCollector, remove_group, weigh_group
+from warroom.lab.control import Operation, create_app
 from warroom.lab.supervisor import EventLog, ServiceSlot, Unit
 from warroom.lab.topology import SERVICES, LabError, LabPaths, LabSettings, LabState, free_port, load_settings
 
@@ -49,10 +49,14 @@ class Lab:
         self.group = f"warroom-lab-{os.getpid()}"
         self.services = {
             name: ServiceSlot(
-                name, paths, self.events, MemoryLimit(self.group, name), functools.partial(self._environment, name)
+                name, paths, self.events, Container(self.group, name), functools.partial(self._environment, name)
             )
             for name in SERVICES
         }
+        # The database and the shoppers run in containers of their own too (a database server and
+        # the customers are not on the services' machine), with no limit but their own CPU share.
+        self.containers = {name: Container(self.group, name) for name in ("postgres", "loadgen")}
+        weigh_group(self.group, len(self.services) + len(self.containers))
         self.ports: dict[str, int] = {name: slot.port for name, slot in self.services.items()}
         for role in ("control", "postgres", "otlp", "prometheus", "alertmanager", "postgres_exporter", "node_exporter"):
             self.ports[role] = free_port()
@@ -100,6 +104,9 @@ class Lab:
             "DATABASE_URL": postgres.url(self.ports["postgres"]),
             "SHOP_LOG_FILE": str(self.paths.service_log(service)),
             "SHOP_RELEASE_DIR": str(release),
+            # prometheus_client's *_created series (one more per counter and histogram child) are
+            # commonly turned off; they carry nothing an alert or a diagnosis reads.
+            "PROMETHEUS_DISABLE_CREATED_SERIES": "True",
         }
         for name in SERVICES:
             env[f"UPSTREAM_{name.upper()}_URL"] = f"http://127.0.0.1:{self.ports[name]}"
@@ -119,8 +126,12 @@ class Lab:
             postgres.server_command(self.paths, self.ports["postgres"]),
             user=postgres.run_as(),
             stop_signal=signal.SIGINT,  # fast shutdown: roll back open transactions, then exit
+            container=self.containers["postgres"],
         )
         await asyncio.to_thread(postgres.wait_ready, self.ports["postgres"])
+        server = self.units["postgres"].process
+        if server is not None:  # the processes it forked before it was moved into its container
+            self.containers["postgres"].adopt_tree(server.pid)
         self.events.write("database.loading", products=self.settings.products)
         await asyncio.to_thread(postgres.load_shop, self.ports["postgres"], self.paths.repo, self.settings.products)
         self.events.write("database.ready")
@@ -180,33 +191,70 @@ class Lab:
             "--log",
             str(self.paths.logs / "tools" / "loadgen-stats.log"),
         ]
-        await self._unit("loadgen", argv)
+        await self._unit("loadgen", argv, container=self.containers["loadgen"])
 
-    # -- deploys ---------------------------------------------------------------------------------
-    async def deploy_service(self, request: dict[str, Any], record: bool = True) -> dict[str, Any]:
+    # -- deploys, restarts, scaling: the lab's change path (the control API's operations) ---------
+    def _slot(self, request: dict[str, Any]) -> ServiceSlot:
         service = str(request.get("service", ""))
         if service not in self.services:
             raise LabError(f"unknown service {service!r}; the lab runs {', '.join(SERVICES)}", field="service")
-        commit = shop_repo.git(self.paths.repo, "rev-parse", "--verify", f"{request.get('commit', 'HEAD')}^{{commit}}")
-        commit = commit.strip()
-        slot = self.services[service]
+        return self.services[service]
+
+    async def deploy_service(self, request: dict[str, Any], record: bool = True) -> dict[str, Any]:
+        """Run a commit (HEAD when none is given): a deploy, a config change or a rollback."""
+        slot = self._slot(request)
+        spec = str(request.get("commit") or "HEAD")
+        try:
+            commit = shop_repo.git(self.paths.repo, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}").strip()
+        except LabError:
+            raise LabError(f"no commit {spec!r} in the shop repository", field="commit") from None
+        return await self._roll(slot, commit, request, record=record)
+
+    async def restart_service(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A new worker of the running version, then the old one stops (as `kubectl rollout restart`)."""
+        slot = self._slot(request)
+        if slot.commit is None:
+            raise LabError(f"{slot.name} has never been deployed", field="service")
+        return await self._roll(slot, slot.commit, request, kind="restart")
+
+    async def scale_service(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Set the running replicas without a commit (as `kubectl scale`); the next deploy of a release
+        goes back to the replicas its deploy/services.yaml says. One worker at most per service."""
+        slot = self._slot(request)
+        replicas = request.get("replicas")
+        if replicas not in (0, 1):
+            raise LabError("replicas must be 0 or 1 (the lab runs one worker per service)", field="replicas")
+        if slot.commit is None:
+            raise LabError(f"{slot.name} has never been deployed", field="service")
+        return await self._roll(slot, slot.commit, request, kind="scale", replicas=int(replicas))
+
+    async def _roll(
+        self,
+        slot: ServiceSlot,
+        commit: str,
+        request: dict[str, Any],
+        *,
+        kind: deploy.DeployKind | None = None,
+        replicas: int | None = None,
+        record: bool = True,
+    ) -> dict[str, Any]:
         async with slot.lock:
             previous = slot.commit
             release_dir = await asyncio.to_thread(deploy.release, self.paths, commit)
-            spec = deploy.service_spec(release_dir, service)
-            kind = deploy.classify(
-                self.paths, previous, commit, previous is not None and spec.replicas != slot.replicas
-            )
-            commits = deploy.commits_between(self.paths, previous, commit, service)
+            spec = deploy.service_spec(release_dir, slot.name)
+            replicas = spec.replicas if replicas is None else replicas
+            rescaled = previous is not None and replicas != slot.replicas
+            kind = kind or deploy.classify(self.paths, previous, commit, rescaled)
+            commits = deploy.commits_between(self.paths, previous, commit, slot.name)
             status: Literal["succeeded", "failed"] = "succeeded"
             failure: LabError | None = None
             try:
-                await slot.run(commit, release_dir, spec.replicas, spec.memory_limit_mb * MIB)
+                await slot.run(commit, release_dir, replicas, spec.memory_limit_mb * MIB, spec.cpu_limit)
             except LabError as exc:
                 status, failure = "failed", exc
             entry = deploy.DeployRecord(
                 time=datetime.now(UTC),
-                service=service,
+                service=slot.name,
                 version=commit[:12],
                 commit=commit,
                 previous_version=previous[:12] if previous else None,
@@ -214,13 +262,18 @@ class Lab:
                 commits=commits,
                 author=commits[0].author if commits else None,
                 kind=kind,
-                description=str(request.get("description") or "; ".join(c.message.splitlines()[0] for c in commits)),
+                description=str(
+                    request.get("description")
+                    or "; ".join(c.message.splitlines()[0] for c in commits)
+                    or f"{kind} of {slot.name} at {commit[:12]}"
+                ),
                 deployed_by=str(request.get("deployed_by") or "lab"),
                 status=status,
+                replicas=replicas,
             )
             if record or failure:
                 deploy.append(self.paths, entry)
-            self.events.write("deploy." + status, service=service, version=commit[:12], kind=kind)
+            self.events.write("deploy." + status, service=slot.name, version=commit[:12], kind=kind)
         if failure:
             raise failure
         return entry.model_dump(mode="json")
@@ -235,8 +288,14 @@ class Lab:
             loop.add_signal_handler(signum, self.request_stop)
         self._write_state(ready=False)
         start_times: dict[str, float] = {}
-        collector = ContainerCollector({n: s.memory for n, s in self.services.items()}, start_times)
-        app = create_app(self.paths, self.token, self.status, self.deploy_service, self.request_stop, collector)
+        containers = {**{n: slot.container for n, slot in self.services.items()}, **self.containers}
+        collector = ContainerCollector(containers, start_times)
+        operations: dict[str, Operation] = {
+            "deploy": self.deploy_service,
+            "restart": self.restart_service,
+            "scale": self.scale_service,
+        }
+        app = create_app(self.paths, self.token, self.status, operations, self.request_stop, collector)
         server = _ControlServer(
             uvicorn.Config(app, host="127.0.0.1", port=self.ports["control"], log_level="warning", lifespan="off")
         )
@@ -276,8 +335,8 @@ class Lab:
         for name in ("prometheus", "alertmanager", "node-exporter", "postgres-exporter", "otlp-receiver", "postgres"):
             if name in self.units:
                 await self.units[name].stop(grace=20)
-        remove_group(self.group)
         processes.sweep(self.paths.pids)
+        remove_group(self.group)
         self.paths.state.unlink(missing_ok=True)
         self.events.write("lab.stopped")
 

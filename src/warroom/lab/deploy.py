@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from warroom.lab import repo as shop_repo
 from warroom.lab.topology import LabError, LabPaths
 
-DeployKind = Literal["deploy", "config", "rollback", "scale"]
+DeployKind = Literal["deploy", "config", "rollback", "scale", "restart"]
 _log_lock = threading.Lock()
 _release_lock = threading.Lock()
 
@@ -46,6 +46,7 @@ class DeployRecord(BaseModel):
     description: str
     deployed_by: str
     status: Literal["succeeded", "failed"]
+    replicas: int | None = None
 
 
 class ServiceSpec(BaseModel):
@@ -53,6 +54,7 @@ class ServiceSpec(BaseModel):
 
     replicas: int = 1
     memory_limit_mb: int = 256
+    cpu_limit: float | None = None  # cores (a CFS quota), as a container's CPU limit
     upstreams: list[str] = []
 
 

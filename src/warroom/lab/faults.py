@@ -17,10 +17,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from warroom.lab import operations
 from warroom.lab import repo as shop_repo
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
-from warroom.lab.loadgen import Profile, Traffic
+from warroom.lab.loadgen import Profile, read_traffic, write_traffic
 from warroom.lab.topology import LabError, LabPaths
 
 
@@ -98,12 +99,11 @@ def changed_lines(paths: LabPaths, commit: str, path: str) -> tuple[int, int]:
 
 def _break_traffic(paths: LabPaths, fault: Fault) -> lab_truth.Truth:
     assert fault.traffic is not None
-    traffic = Traffic.model_validate(yaml.safe_load(paths.traffic.read_text()))
+    traffic = read_traffic(paths.traffic)
     base = traffic.profiles[0]
     profile = Profile.model_validate({"users": base.users, "products": base.products, **fault.traffic})
     traffic.profiles = [p for p in traffic.profiles if p.name != profile.name] + [profile]
-    header = "# Traffic of the lab's load generator (re-read when this file changes).\n"
-    paths.traffic.write_text(header + yaml.safe_dump(traffic.model_dump(), sort_keys=False))
+    write_traffic(paths.traffic, traffic)
     return lab_truth.Truth(
         fault=fault.name,
         fault_type=fault.fault_type,
@@ -142,7 +142,30 @@ def _break_commit(paths: LabPaths, fault: Fault, client: LabClient) -> lab_truth
 def inject(paths: LabPaths, name: str) -> lab_truth.Truth:
     """Apply the fault to the running lab and record its truth."""
     fault = get(name)
+    if lab_truth.open_fault(paths, name) is not None:
+        raise LabError(f"{name} is already in force; `warroom lab end {name}` first", field="FAULT")
     client = LabClient(paths)
     truth = _break_traffic(paths, fault) if fault.traffic is not None else _break_commit(paths, fault, client)
+    lab_truth.write(paths, truth)
+    return truth
+
+
+def end(paths: LabPaths, name: str) -> lab_truth.Truth:
+    """Take the fault out, as the team does once the incident is over: the fault's commit reverted
+    on the main branch and deployed, or the attack's traffic gone. The truth records when."""
+    fault = get(name)
+    truth = lab_truth.open_fault(paths, name)
+    if truth is None:
+        raise LabError(f"{name} is not in force", field="FAULT")
+    if fault.traffic is not None:
+        traffic = read_traffic(paths.traffic)
+        traffic.profiles = [p for p in traffic.profiles if p.name != fault.traffic["name"]]
+        write_traffic(paths.traffic, traffic)
+        how = f"traffic profile {fault.traffic['name']} stopped"
+    else:
+        assert truth.commit is not None
+        record = operations.revert(paths, truth.commit, fault.service, deployed_by="lab")
+        how = f"revert {record['version']} deployed to {fault.service}"
+    truth = truth.model_copy(update={"ended": datetime.now(UTC), "ended_by": how})
     lab_truth.write(paths, truth)
     return truth

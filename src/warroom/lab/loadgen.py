@@ -56,18 +56,29 @@ class Traffic(BaseModel):
     profiles: list[Profile]
 
 
-def default_traffic(rate: float, products: int) -> str:
-    users = max(products // 10, 1000)
-    profile = {
-        "name": "shoppers",
-        "rate_per_second": rate,
-        "users": users,
-        "products": products,
-        "mix": {"browse": 35, "product": 35, "purchase": 12, "cart": 8, "login": 10},
-        "addresses": {"network": "198.18.0.0/15", "count": min(users, 100_000)},
-    }
+def read_traffic(path: Path) -> Traffic:
+    return Traffic.model_validate(yaml.safe_load(path.read_text()) or {"profiles": []})
+
+
+def write_traffic(path: Path, traffic: Traffic) -> None:
+    # Written whole then renamed: the generator re-reads the file when it changes.
     header = "# Traffic of the lab's load generator (re-read when this file changes).\n"
-    return header + yaml.safe_dump({"profiles": [profile]}, sort_keys=False)
+    partial = path.with_suffix(".partial")
+    partial.write_text(header + yaml.safe_dump(traffic.model_dump(), sort_keys=False))
+    partial.replace(path)
+
+
+def default_traffic(rate: float, products: int) -> Traffic:
+    users = max(products // 10, 1000)
+    profile = Profile(
+        name="shoppers",
+        rate_per_second=rate,
+        users=users,
+        products=products,
+        mix={"browse": 35, "product": 35, "purchase": 12, "cart": 8, "login": 10},
+        addresses=AddressPool(network="198.18.0.0/15", count=min(users, 100_000)),
+    )
+    return Traffic(profiles=[profile])
 
 
 class Visitor:
@@ -156,9 +167,6 @@ class LoadGenerator:
         self.in_flight = 0
         self.stats: Counter[str] = Counter()
 
-    def _load(self) -> Traffic:
-        return Traffic.model_validate(yaml.safe_load(self.traffic_path.read_text()) or {"profiles": []})
-
     async def _one(self, visitor: Visitor, action: str, profile: str) -> None:
         self.in_flight += 1
         try:
@@ -204,7 +212,7 @@ class LoadGenerator:
                 mtime = current
                 for task in tasks:
                     task.cancel()
-                traffic = self._load() if current else Traffic(profiles=[])
+                traffic = read_traffic(self.traffic_path) if current else Traffic(profiles=[])
                 tasks = [asyncio.create_task(self._arrivals(profile)) for profile in traffic.profiles]
             if time.monotonic() - last_stats >= 10:
                 self._write_stats()

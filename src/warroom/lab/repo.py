@@ -76,6 +76,16 @@ def commit_files(repo: Path, files: dict[str, str], author: str, message: str, w
     return head(repo)
 
 
+def revert(repo: Path, commit: str, author: str | None = None) -> str:
+    """Commit the reverse of `commit` on top of HEAD (by its own author unless another is given)."""
+    author = author or git(repo, "log", "-1", "--format=%an <%ae>", commit).strip()
+    subject = git(repo, "log", "-1", "--format=%s", commit).strip()
+    git(repo, "revert", "--no-commit", commit)
+    message = f'Revert "{subject}"\n\nThis reverts commit {commit}.\n'
+    git(repo, "commit", "--quiet", "-F", "-", env=_author_env(author, datetime.now(UTC)), stdin=message)
+    return head(repo)
+
+
 def head(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD").strip()
 

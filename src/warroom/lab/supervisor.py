@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from warroom.lab import processes
-from warroom.lab.cgroup import MemoryLimit
+from warroom.lab.cgroup import Container
 from warroom.lab.topology import LabError, LabPaths
 
 READY_TIMEOUT_S = 90.0
@@ -60,8 +60,10 @@ class Unit:
         env: dict[str, str] | None = None,
         user: str | None = None,
         stop_signal: int = signal.SIGTERM,
+        container: Container | None = None,
     ) -> None:
         self.name = name
+        self.container = container
         self.argv = argv
         self.paths = paths
         self.events = events
@@ -81,7 +83,11 @@ class Unit:
             log=self.paths.logs / "tools" / f"{self.name}.log",
             env=self.env,
             user=self.user,
+            # A process that changes user cannot join a cgroup itself: it is moved in once started.
+            before_exec=self.container.enter if self.container and not self.user else None,
         )
+        if self.container and self.user:
+            self.container.adopt(self.process.pid)
         self.events.write("unit.started", unit=self.name, pid=self.process.pid)
         self._watcher = asyncio.create_task(self._watch(self.process))
 
@@ -117,20 +123,20 @@ class Worker:
 
 
 class ServiceSlot:
-    """One shop service: its socket, its current worker, its memory limit, its restarts."""
+    """One shop service: its socket, its current worker, its container (memory and CPU), its restarts."""
 
     def __init__(
         self,
         name: str,
         paths: LabPaths,
         events: EventLog,
-        memory: MemoryLimit,
+        container: Container,
         environment: Callable[[str, Path], dict[str, str]],
     ) -> None:
         self.name = name
         self.paths = paths
         self.events = events
-        self.memory = memory
+        self.container = container
         self.environment = environment
         self.sock: socket.socket | None = self._bind(0)
         self.port = int(self.sock.getsockname()[1])
@@ -187,7 +193,7 @@ class ServiceSlot:
                 env=env,
                 cwd=release,
                 pass_fds=(fd,),
-                before_exec=self.memory.enter,
+                before_exec=self.container.enter,
             )
             loop = asyncio.get_running_loop()
             ready = asyncio.ensure_future(loop.sock_recv(notify, 256))
@@ -208,11 +214,11 @@ class ServiceSlot:
         return worker
 
     async def _watch(self, worker: Worker) -> None:
-        ooms_before = self.memory.readings().get("oom_kills", 0.0)
+        ooms_before = self.container.readings().get("oom_kills", 0.0)
         code = await worker.process.wait()
         if self._stopping or worker is not self.worker:
             return
-        oom = self.memory.readings().get("oom_kills", 0.0) > ooms_before
+        oom = self.container.readings().get("oom_kills", 0.0) > ooms_before
         self.restarts += 1
         delay = min(2.0 ** min(self.restarts, 5) / 2, MAX_BACKOFF_S)
         self.events.write(
@@ -236,9 +242,9 @@ class ServiceSlot:
             except LabError as exc:
                 self.events.write("worker.restart_failed", "ERROR", service=self.name, error=str(exc))
 
-    async def run(self, commit: str, release: Path, replicas: int, memory_limit_bytes: int) -> None:
+    async def run(self, commit: str, release: Path, replicas: int, memory_bytes: int, cpu_cores: float | None) -> None:
         """Make `commit` the running version (start-new-then-stop-old), or stop when replicas is 0."""
-        self.memory.set(memory_limit_bytes)
+        self.container.set(memory_bytes, cpu_cores)
         if replicas == 0:
             old = self.worker
             self.worker, self.commit, self.release, self.replicas = None, commit, release, 0
@@ -264,7 +270,7 @@ class ServiceSlot:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        self.memory.remove()
+        self.container.remove()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -274,5 +280,6 @@ class ServiceSlot:
             "commit": self.commit,
             "replicas": self.replicas,
             "restarts": self.restarts,
-            "memory_limit": self.memory.kind,
+            "memory_limit": self.container.memory_kind,
+            "cpu_limit": self.container.cpu_kind,
         }

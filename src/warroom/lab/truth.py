@@ -33,17 +33,32 @@ class Truth(BaseModel):
     description: str
     mitigation: Mitigation
     onset: datetime
+    # When and how `lab end` took the fault out (a revert deployed, the traffic stopped).
+    ended: datetime | None = None
+    ended_by: str | None = None
+
+
+def _path(paths: LabPaths, truth: Truth) -> Path:
+    return paths.truth / f"{truth.onset.strftime('%Y%m%dT%H%M%SZ')}-{truth.fault}.json"
 
 
 def write(paths: LabPaths, truth: Truth) -> Path:
+    """Record (or update) one fault's truth."""
     paths.truth.mkdir(parents=True, exist_ok=True)
-    path = paths.truth / f"{truth.onset.strftime('%Y%m%dT%H%M%SZ')}-{truth.fault}.json"
+    path = _path(paths, truth)
     path.write_text(truth.model_dump_json(indent=2) + "\n")
     return path
 
 
 def all_truths(paths: LabPaths) -> list[Truth]:
+    """Every fault the lab injected, oldest first (for a benchmark's scoring; warroom never reads it)."""
     return [Truth.model_validate_json(path.read_text()) for path in sorted(paths.truth.glob("*.json"))]
+
+
+def open_fault(paths: LabPaths, fault: str) -> Truth | None:
+    """The latest injection of `fault` that has not been ended."""
+    found = [truth for truth in all_truths(paths) if truth.fault == fault and truth.ended is None]
+    return found[-1] if found else None
 
 
 def active_in(paths: LabPaths, start: datetime, end: datetime) -> Truth | None:

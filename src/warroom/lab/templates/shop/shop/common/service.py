@@ -35,7 +35,15 @@ def create(
         await shutdown()
         telemetry.shutdown(providers)
 
-    app = FastAPI(title=settings.service, lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The shop's own middleware makes the server spans, metrics and request logs (FastAPI's native
+    # telemetry would make a second server span of every request).
+    app = FastAPI(
+        title=settings.service,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.mount("/metrics", make_asgi_app())
 
     @app.get("/healthz")
