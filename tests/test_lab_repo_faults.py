@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from warroom.cli import app
-from warroom.lab import faults, repo
-from warroom.lab.topology import LabPaths
+from warroom.lab import deploy, faults, operations, repo
+from warroom.lab.topology import LabError, LabPaths
 
 FAULT_TYPES = {
     "db_pool_exhaustion",
@@ -78,3 +79,52 @@ def test_a_broken_lab_settings_file_is_named(tmp_path: Path, bad: str) -> None:
     (tmp_path / "lab.json").write_text(bad)
     result = CliRunner().invoke(app, ["lab", "up", "--dir", str(tmp_path)])
     assert result.exit_code == 2 and "lab.json" in result.output
+
+
+def _record(service: str, commit: str, kind: str = "deploy", status: str = "succeeded") -> deploy.DeployRecord:
+    return deploy.DeployRecord(
+        time=datetime.now(UTC),
+        service=service,
+        version=commit[:12],
+        commit=commit,
+        previous_version=None,
+        previous_commit=None,
+        commits=[],
+        author=None,
+        kind=kind,
+        description="",
+        deployed_by="test",
+        status=status,
+    )
+
+
+def test_rollback_goes_to_the_version_before_the_running_one(tmp_path: Path) -> None:
+    paths = LabPaths(tmp_path)
+    paths.ensure()
+    for record in (
+        _record("checkout", "a" * 40),
+        _record("payment", "b" * 40),
+        _record("checkout", "c" * 40),
+        _record("checkout", "c" * 40, kind="restart"),  # a restart is not a version
+        _record("checkout", "d" * 40, status="failed"),  # a failed deploy never ran
+    ):
+        deploy.append(paths, record)
+    assert operations.previous_version(paths, "checkout") == "a" * 40
+    with pytest.raises(LabError, match="nothing to roll back to"):
+        operations.previous_version(paths, "payment")
+    with pytest.raises(LabError, match="no deploy"):
+        operations.previous_version(paths, "auth")
+
+
+def test_a_revert_is_a_new_commit_that_restores_the_files(tmp_path: Path) -> None:
+    shop = tmp_path / "shop"
+    repo.create(shop)
+    fault = faults.get("slow_dependency")
+    before = (shop / "config/payment.yaml").read_text()
+    commit = repo.commit_files(
+        shop, faults.edited_files(fault, lambda p: (shop / p).read_text()), fault.author or "", "x"
+    )
+    reverted = repo.revert(shop, commit)
+    assert (shop / "config/payment.yaml").read_text() == before
+    assert repo.git(shop, "log", "-1", "--format=%an|%s", reverted).strip() == 'Wei Chen|Revert "x"'
+    assert repo.is_ancestor(shop, commit, reverted)
