@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -172,15 +173,27 @@ def _json_time(value: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+# The lab's writers (the services, the supervisor, PostgreSQL's jsonlog) put the time first; a
+# line where it is not found there is parsed whole.
+_LEADING_TIME = re.compile(r'^\{"timestamp":\s*"([^"]+)"')
+
+
+def _line_time(line: str) -> float | None:
+    found = _LEADING_TIME.match(line)
+    if found:
+        return _json_time(found.group(1))
+    try:
+        return _json_time(str(json.loads(line).get("timestamp", "")))
+    except (ValueError, AttributeError):
+        return None
+
+
 def _copy_json_lines(files: Iterable[Path], start: float, end: float, out: IO[str]) -> int:
     kept = 0
     for path in sorted(files):
         with path.open(encoding="utf-8", errors="replace") as handle:
             for line in handle:
-                try:
-                    stamp = _json_time(str(json.loads(line).get("timestamp", "")))
-                except (ValueError, AttributeError):
-                    continue
+                stamp = _line_time(line)
                 if stamp is not None and start <= stamp <= end:
                     out.write(line)
                     kept += 1
