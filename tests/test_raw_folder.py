@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from warroom.errors import BundleError
 from warroom.sources.bundle import load_bundle, validate_bundle
 
 
-def alert_payload(service: str = "checkout") -> dict[str, object]:
+def alert_payload(service: str = "checkout", fired: datetime = FIRED) -> dict[str, object]:
     """An Alertmanager webhook payload (version 4) as Alertmanager sends it."""
     return {
         "version": "4",
@@ -32,7 +33,7 @@ def alert_payload(service: str = "checkout") -> dict[str, object]:
                 "status": "firing",
                 "labels": {"alertname": "CheckoutLatencyHigh", "service": service, "severity": "critical"},
                 "annotations": {"summary": "checkout p99 above 2 s"},
-                "startsAt": FIRED.isoformat(),
+                "startsAt": fired.isoformat(),
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prometheus.local:9090/graph",
                 "fingerprint": "c0ffee1234567890",

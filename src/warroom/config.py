@@ -17,6 +17,8 @@ from warroom.actions.config import ActionsConfig
 from warroom.comms.config import CommsConfig
 from warroom.config_base import Strict
 from warroom.errors import InputError
+from warroom.serve.config import ServeConfig
+from warroom.sources.config import SourcesConfig
 
 CONFIG_ENV = "WARROOM_CONFIG"
 DEFAULT_NAME = "warroom.toml"
@@ -25,6 +27,8 @@ DEFAULT_NAME = "warroom.toml"
 class WarroomConfig(Strict):
     comms: CommsConfig = Field(default_factory=CommsConfig)
     actions: ActionsConfig = Field(default_factory=ActionsConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
     path: str | None = Field(default=None, exclude=True)
 
 
@@ -66,4 +70,6 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     config.path = str(found)
     # Paths in the file are relative to the file, not to wherever warroom was started.
     config.actions.runbooks = [str((found.parent / p).resolve()) for p in config.actions.runbooks]
+    config.serve = config.serve.relative_to(found.parent)
+    config.sources = config.sources.resolve(found.parent)
     return config

@@ -8,7 +8,7 @@ import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.analysis.golden import ERROR_LEVELS, Signal, golden_signals
-from warroom.analysis.severity import CADENCE_MINUTES, assess_severity
+from warroom.analysis.severity import CADENCE_MINUTES, measure_severity
 from warroom.analysis.signals import (
     certificate_expired,
     change_lead_minutes,
@@ -16,6 +16,7 @@ from warroom.analysis.signals import (
     leaf_services,
     row_count_drop,
 )
+from warroom.figures import Window
 from warroom.incident import AgentReport, Evidence, Finding, Role
 from warroom.sources import conventions as c
 from warroom.sources.incident_telemetry import IncidentTelemetry
@@ -95,9 +96,10 @@ def _scope(telemetry: IncidentTelemetry, service: str | None, window: tuple[Any,
         "instances_with_errors": per_instance.height,
         "top_instance_share": round(top_share, 3),
     }
+    # Instances, not users: who among the users was affected is the impact analysis' to count.
     if instances > 1 and top_share >= 0.8:
-        return f"subset: errors concentrate on instance {per_instance.item(0, 'instance')}", data
-    return f"all users: errors spread over {per_instance.height} of {instances} instances", data
+        return f"errors concentrate on instance {per_instance.item(0, 'instance')} of {service}", data
+    return f"errors spread over {per_instance.height} of {instances} instances of {service}", data
 
 
 class IncidentCommander:
@@ -128,11 +130,13 @@ class IncidentCommander:
             {s.service for s in signals if s.deviates and s.metric not in (c.ERROR_RATE, c.LATENCY_P99, c.LATENCY_P95)}
         )
         critical = set(manifest.business.critical_services)
-        verdict = assess_severity(
-            entry_errors.peak if entry_errors else None,
-            entry_latency.peak if entry_latency else None,
-            manifest.slo.error_rate,
-            manifest.slo.latency_p99_ms,
+        # Severity on a sustained window (analysis.severity), not on the peak of one sample.
+        verdict = measure_severity(
+            telemetry.current,
+            entry,
+            Window(start=window.start, end=window.end, basis="incident window"),
+            slo_error_rate=manifest.slo.error_rate,
+            slo_latency_p99_ms=manifest.slo.latency_p99_ms,
             revenue_flow_failing=bool(critical & set(affected)),
         )
         onsets = [s.onset for s in signals if s.deviates and s.onset is not None]
@@ -188,7 +192,7 @@ class IncidentCommander:
         findings.append(
             Finding(
                 id="f-assess-scope",
-                title=f"Scope: {scope}",
+                title=f"Error spread: {scope}",
                 confidence=0.6,
                 service=entry,
                 kind="impact",
@@ -258,15 +262,16 @@ class IncidentCommander:
             "title": manifest.title,
             "severity": verdict.severity.value,
             "severity_rule": verdict.rule,
+            "severity_figures": {name: figure.model_dump(mode="json") for name, figure in verdict.figures().items()},
             "affected_services": affected_services,
             "entry_service": entry,
             "symptoms": manifest.symptoms,
             "scope": scope,
             "started_at": started_at.isoformat() if started_at else None,
             "detected_at": manifest.alert.fired_at.isoformat(),
+            # a role the manifest gives to one of the default agents is still held by an agent
             "roles": {
-                k: {"name": v, "kind": "agent" if v not in manifest.roles.values() else "person"}
-                for k, v in roles.items()
+                k: {"name": v, "kind": "agent" if v in DEFAULT_ROLES.values() else "person"} for k, v in roles.items()
             },
             "communication_plan": {
                 "cadence_minutes": cadence,

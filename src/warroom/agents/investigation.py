@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import weakref
 
 from warroom.analysis.rca import Diagnosis, diagnose
 from warroom.sources.incident_telemetry import IncidentTelemetry
 
-_CACHE: dict[tuple[str, int], Diagnosis] = {}
+# key → (the telemetry it was computed from, held weakly, and the diagnosis)
+_CACHE: dict[tuple[str, int], tuple[weakref.ref[object], Diagnosis]] = {}
 _LOCK = threading.Lock()
 
 
@@ -20,9 +22,10 @@ def investigate(telemetry: IncidentTelemetry) -> Diagnosis:
     """Diagnose a loaded bundle (memoised per bundle within the process: several agents share it)."""
     key = _key(telemetry)
     with _LOCK:
-        cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+        entry = _CACHE.get(key)
+    # An id is reused once its object is freed: a hit counts only if it is the same telemetry.
+    if entry is not None and entry[0]() is telemetry.current:
+        return entry[1]
     manifest = telemetry.manifest
     window = manifest.effective_window()
     result = diagnose(
@@ -36,8 +39,12 @@ def investigate(telemetry: IncidentTelemetry) -> Diagnosis:
     missing = telemetry.missing_modalities()
     if missing:
         result.limitations.append(f"no {', '.join(missing)}")
+    # rows dropped or repaired at the source boundary: the diagnosis stands on what is left
+    result.limitations.extend(telemetry.limitations)
     with _LOCK:
-        _CACHE[key] = result
+        for stale in [k for k, (ref, _) in _CACHE.items() if ref() is None]:
+            del _CACHE[stale]
+        _CACHE[key] = (weakref.ref(telemetry.current), result)
     return result
 
 

@@ -3,6 +3,12 @@
 Tests latency, error rate and success rate observed after the applied action (the bundle's
 `after/<action-kind>/` telemetry) against the baseline with `analysis.recovery`; if the action did
 not recover the system, recommends escalating to the next action of the resolution plan.
+
+`recovery.basis` says what the tested data is: `observed` when the action was really executed in
+this run (the after-data follows a real change), `replayed` when it was only dry-run or replayed
+(the after-data is a recording: it predicts, it proves nothing). `recovery.verified` — the only
+recovery a report or a status change may rest on — is a recovery observed after an executed action,
+or an executed action whose live recovery probe passed.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
+from warroom.analysis.facts import executed_outcomes
 from warroom.analysis.recovery import RecoveryResult, SignalCheck, Verdict, default_scope, verify_after
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction
 from warroom.values import as_dict
@@ -122,12 +129,28 @@ class RecoveryValidationSpecialist:
         else:
             result = verify_after(telemetry, action, services=scope, advisory_metrics=advisory)
         next_action = self._next(plan, action, taken) if not result.recovered else None
+        outcomes = as_dict(context.get("mitigation")).get("outcomes") or []
+        executed = executed_outcomes(outcomes)
+        kinds = {a.id: a.kind for a in plan}
+        executed_kinds = {
+            str(as_dict(o.get("data")).get("kind") or kinds.get(str(o.get("action_id")))) for o in executed
+        }
+        basis = "none" if action is None else ("observed" if action in executed_kinds else "replayed")
+        probe_verified = any(o.get("verified") is True for o in executed)
+        verified = (result.recovered and basis == "observed") or probe_verified
+        what = {
+            "observed": "after the executed",
+            "replayed": "in the recorded data after (replay, nothing changed)",
+            "none": "after",
+        }[basis]
         fired = telemetry.manifest.alert.fired_at
         minutes = (result.recovered_at - fired).total_seconds() / 60 if result.recovered_at else None
         recovery = {
             "recovered": result.recovered,
             "verdict": result.verdict.value,
             "action": action,
+            "basis": basis,
+            "verified": verified,
             "reason": result.reason,
             "scope": scope,
             "checks": [c.model_dump(mode="json") for c in result.checks],
@@ -140,17 +163,20 @@ class RecoveryValidationSpecialist:
         }
         findings = [
             Finding(
-                title=f"{c.signal} {c.verdict.value.replace('_', ' ')} after {action}"
+                title=f"{c.signal} {c.verdict.value.replace('_', ' ')} {what} {action}"
                 + (" (advisory)" if c.advisory else ""),
                 detail=c.reason,
                 confidence=_confidence(c),
                 service=",".join(c.services) or None,
-                kind="recovery",
+                # a check of replayed data predicts, it is not a recovery finding
+                kind="recovery" if basis == "observed" else "recovery_replay",
                 evidence=[check_evidence(c, action or "")],
             )
             for c in result.checks
         ]
-        summary = f"after {action}: {result.verdict.value.replace('_', ' ')} ({result.reason})"
+        summary = f"{what} {action}: {result.verdict.value.replace('_', ' ')} ({result.reason})"
+        if not verified:
+            summary += "; recovery not verified in this run"
         if next_action is not None:
             summary += f"; escalate to {next_action.id} ({next_action.title})"
         elif not result.recovered and plan:
@@ -161,7 +187,8 @@ class RecoveryValidationSpecialist:
             findings=findings,
             outputs={"recovery": recovery},
             actions=[next_action] if next_action else [],
-            limitations=limitations + [f"no data for {s}" for s in result.unavailable],
+            # rows of the post-action (and baseline) telemetry dropped or repaired at the source boundary
+            limitations=limitations + [f"no data for {s}" for s in result.unavailable] + telemetry.limitations,
         )
 
     @staticmethod

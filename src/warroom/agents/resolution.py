@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.values import as_dict
 
 PRIORITIES = ("immediate", "short_term", "follow_up")
+UNFILLED = re.compile(r"\{(\w+)\}")  # a runbook placeholder the diagnosis and the variables left empty
 # Queries running longer than this are "long-running" (the bundle convention's definition).
 LONG_QUERY_S = 30.0
 DATABASE_METRICS = (cv.DB_CPU_UTILIZATION, cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOCK_WAITS)
@@ -220,6 +222,7 @@ def measure_facts(ctx: AgentContext) -> Facts:
             description=change.get("description"),
             minutes_before_onset=change.get("minutes_before_onset"),
             restore_before=change.get("time"),
+            change_commit=change.get("commit"),
         )
         v["to_version"] = _previous_version(telemetry, change) or f"the version before {change.get('id')}"
     else:
@@ -238,8 +241,11 @@ def measure_facts(ctx: AgentContext) -> Facts:
     else:
         v["code_file"] = None
     security = as_dict(context.get("security"))
-    sources = security.get("sources") or security.get("top_sources") or []
+    sources = security.get("top_sources") or []
     v["sources"] = sources if isinstance(sources, list) else []
+    if v.get("fault_type") is None and security.get("verdict") == "escalate" and security.get("categories"):
+        # the security path names its finding in the security context, not as a diagnosis
+        v["fault_type"] = str(security["categories"][0])
     v["sources_count"] = len(v["sources"]) or None
     deps = telemetry.topology.get(service or "", [])
     dependency = context.get("dependency") or (best.get("dependency") if best else None)
@@ -384,8 +390,23 @@ def _precondition_fails(kind: str, facts: Facts) -> str | None:
     """Why an action is pointless by measurement (None when it is not, or when unmeasured)."""
     condition = playbook_data().get("preconditions", {}).get(kind)
     if condition and not _allowed(condition, facts):
-        return f"{kind}: measured facts contradict it ({condition})"
+        return f"{kind}: left out, the measured facts contradict it ({_reason(kind)})"
     return None
+
+
+PRECONDITION_WORDS = {
+    "kill_long_queries": "no long-running queries were measured",
+    "recycle_pool": "the connection pool was not saturated",
+    "raise_pool_size": "the connection pool was not saturated",
+    "scale_out": "CPU was not saturated",
+    "rollback": "the data holds no change to roll back",
+    "revert_config": "the data holds no change to revert",
+    "fix_forward": "no code location was found to fix",
+}
+
+
+def _reason(kind: str) -> str:
+    return PRECONDITION_WORDS.get(kind, "its precondition does not hold")
 
 
 def _fill(kind: str, facts: Facts, params: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -441,7 +462,9 @@ def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[Recommen
 
 def adopt_proposals(plan: list[RecommendedAction], proposed: list[Any]) -> list[RecommendedAction]:
     """Give a planned action the id of an earlier specialist's proposal of the same kind on the same
-    target, so the plan revises that proposal instead of standing beside it as a twin."""
+    target, so the plan revises that proposal instead of standing beside it as a twin; carry an
+    earlier proposal of a kind the plan does not hold to the end of the plan, so no specialist's
+    proposal is dropped on the way to the executor."""
     earlier: dict[tuple[str, str | None], str] = {}
     for item in proposed:
         if isinstance(item, dict) and "id" in item and "kind" in item:
@@ -454,6 +477,17 @@ def adopt_proposals(plan: list[RecommendedAction], proposed: list[Any]) -> list[
             taken.add(known)
             action = action.model_copy(update={"id": known})
         adopted.append(action)
+    planned = {action.kind for action in plan}
+    for item in proposed:
+        if not isinstance(item, dict) or item.get("kind") in planned or item.get("id") in taken:
+            continue
+        try:
+            carried = RecommendedAction.model_validate(item)
+        except ValueError:
+            continue
+        planned.add(carried.kind)
+        order = len(adopted) + 1
+        adopted.append(carried.model_copy(update={"parameters": {**carried.parameters, "order": order}}))
     return adopted
 
 
@@ -483,6 +517,9 @@ def _plan(
         source, steps = from_runbook
         for step in steps:
             reason = _precondition_fails(step.kind, facts)
+            unfilled = sorted(set(UNFILLED.findall(step.title)))
+            if unfilled:
+                reason = f"{step.kind}: its title needs {', '.join(unfilled)}, which the data does not give"
             if reason:
                 skipped.append(reason)
                 continue
@@ -510,7 +547,7 @@ def _plan(
         if kind in seen:
             continue
         if not _allowed(condition, facts):
-            skipped.append(f"{kind}: condition not met ({condition})")
+            skipped.append(f"{kind}: its condition does not hold for the measured facts")
             continue
         reason = _precondition_fails(kind, facts)
         if reason:

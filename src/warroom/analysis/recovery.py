@@ -37,7 +37,7 @@ from scipy.stats import mannwhitneyu
 
 from warroom.analysis.attrs import attr_float
 from warroom.sources import conventions as cv
-from warroom.sources.canonical import TABLES, Telemetry
+from warroom.sources.canonical import Telemetry
 from warroom.sources.manifest import Slo
 
 if TYPE_CHECKING:
@@ -744,7 +744,8 @@ def _same_source(
     entry: str | None,
     source: str,
 ) -> Series | None:
-    only = Telemetry(**{name: getattr(telemetry, name) if name == source else None for name in TABLES})
+    only = Telemetry()
+    setattr(only, source, getattr(telemetry, source))
     return signal_series(only, signal, services, bucket, entry)
 
 

@@ -48,6 +48,8 @@ class SecurityAnalysis(BaseModel):
     confidence: float = 0.0
     auth_failure_ratio: float | None = None  # failures per minute in the window / baseline
     sources: dict[str, float] = Field(default_factory=dict)
+    # The addresses behind the failures, most failures first: what a block or rate limit would name.
+    top_sources: list[str] = Field(default_factory=list)
     limitations: list[str] = Field(default_factory=list)
 
     def as_context(self) -> dict[str, object]:
@@ -57,8 +59,12 @@ class SecurityAnalysis(BaseModel):
             "confidence": self.confidence,
             "auth_failure_ratio": self.auth_failure_ratio,
             "sources": self.sources,
+            "top_sources": self.top_sources,
             "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks],
         }
+
+
+TOP_SOURCES = 50  # enough for a block list an operator reviews; the counts say how many more there are
 
 
 def _minutes(start: datetime, end: datetime) -> float:
@@ -128,6 +134,8 @@ def _auth_check(
     counts = per_ip["len"].cast(pl.Float64)
     top_share = float(counts.max() or 0.0) / max(float(counts.sum()), 1.0) if per_ip.height else 0.0  # type: ignore[arg-type]
     users = fails["user"].drop_nulls().n_unique()
+    ranked = per_ip.sort(["len", "ip"], descending=[True, False]) if per_ip.height else per_ip
+    result.top_sources = [str(ip) for ip in ranked["ip"].head(TOP_SOURCES).to_list()] if per_ip.height else []
     base_distinct = base_fails["ip"].drop_nulls().n_unique()
     result.sources = {
         "failing_requests": float(fails.height),

@@ -28,10 +28,12 @@ from typing import Any
 from warroom.errors import BundleError
 from warroom.sources.contract import BundleSpec, Prerequisite, TelemetryRead
 from warroom.sources.incident_telemetry import IncidentTelemetry, read_incident
-from warroom.sources.manifest import Manifest
-from warroom.sources.raw.defaults import derive_manifest, read_alert_file
-from warroom.sources.raw.folder import FileReport, read_period
+from warroom.sources.manifest import Alert, Manifest
+from warroom.sources.paths import present
+from warroom.sources.raw.defaults import derive_manifest, opening_alert, read_alert_file
+from warroom.sources.raw.folder import FileReport, PeriodFiles, probe_period, read_period
 from warroom.sources.raw.reader import ReadOptions
+from warroom.sources.validate import Limits
 from warroom.yamlfile import line_of, load_model, read_yaml
 
 
@@ -57,10 +59,10 @@ def _read_topology(path: Path) -> dict[str, list[str]]:
 def _checkout(root: Path) -> Path | None:
     """The bundle's code repository: `repo/` as is, or `repo.bundle` (a git bundle file, which
     can be committed where a nested .git cannot) cloned once into a cache keyed by its content."""
-    if (root / "repo").is_dir():
+    if present(root / "repo", "folder"):
         return root / "repo"
     packed = root / "repo.bundle"
-    if not packed.is_file():
+    if not present(packed):
         return None
     digest = hashlib.sha256(packed.read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "warroom" / "repos" / digest
@@ -96,25 +98,36 @@ class BundleSource:
             raise BundleError("not a directory (expected an incident bundle)", file=self.root)
         self.alert_file = Path(alert) if alert is not None else None
         self.options = options or ReadOptions()
+        self.limits = Limits.from_env()
         # The manifest may have to be derived from the alert and the data, so the incident period
         # is read up front (every run reads it first anyway).
-        self.period = read_period(self.root, self.options, top=True)
-        self.files: list[FileReport] = list(self.period.files)  # every file read, for `bundle validate`
-        if not self.period.read.telemetry.present():
+        period = read_period(self.root, self.options, top=True)
+        self.files: list[FileReport] = list(period.files)  # every file read, for `bundle validate`
+        if not period.tables:
             raise BundleError(
                 "no telemetry: expected at least one of metrics, logs, traces, changes (a canonical table or a "
                 "raw export that a reader recognises; see docs/bundle-format.md)",
                 file=self.root,
             )
-        self._manifest = self._read_manifest()
+        manifest = self._written_manifest()
+        opening = manifest.alert if manifest else self._opening_alert(period)
+        self._incident = period.validated(opening.fired_at, self.limits)
+        self._manifest = manifest or derive_manifest(opening, self._incident.telemetry)
+        # Post-action folders are read when a recovery check asks; what is in them is probed now,
+        # so that garbage there is reported before anything is recorded.
+        for kind in self.recorded_actions():
+            probe_period(self.root / "after" / kind)
 
-    def _read_manifest(self) -> Manifest:
-        if (self.root / "incident.yaml").is_file():
-            return load_model(self.root / "incident.yaml", Manifest, BundleError)
-        alerts = list(self.period.alerts)
+    def _written_manifest(self) -> Manifest | None:
+        path = self.root / "incident.yaml"
+        return load_model(path, Manifest, BundleError) if present(path) else None
+
+    def _opening_alert(self, period: PeriodFiles) -> Alert:
+        # The alert given beside the folder is the one being answered; alerts found in the folder
+        # (a payload, an ALERTS series that shows every alert that fired) only stand in for it.
         if self.alert_file is not None:
-            alerts = [*read_alert_file(self.alert_file, self.options), *alerts]
-        return derive_manifest(alerts, self.period.read.telemetry, self.root)
+            return opening_alert(read_alert_file(self.alert_file, self.options), self.root)
+        return opening_alert(list(period.alerts), self.root)
 
     def spec(self) -> BundleSpec:
         return BundleSpec(
@@ -131,16 +144,16 @@ class BundleSource:
         return self._manifest
 
     def incident(self) -> TelemetryRead:
-        return self.period.read
+        return self._incident
 
     def _read(self, folder: Path) -> TelemetryRead:
         period = read_period(folder, self.options)
         self.files.extend(period.files)
-        return period.read
+        return period.validated(self._manifest.alert.fired_at, self.limits)
 
     def baseline(self) -> TelemetryRead | None:
         folder = self.root / "baseline"
-        return self._read(folder) if folder.is_dir() else None
+        return self._read(folder) if present(folder, "folder") else None
 
     def after(self, action_kind: str, since: datetime) -> TelemetryRead | None:
         if action_kind not in self.recorded_actions():
@@ -149,11 +162,14 @@ class BundleSource:
 
     def recorded_actions(self) -> list[str]:
         folder = self.root / "after"
-        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        if not present(folder, "folder"):
+            return []
+        # a stray file beside the folders (a README) is not telemetry; anything else must be a folder
+        return sorted(p.name for p in folder.iterdir() if not p.is_file() and present(p, "folder"))
 
     def topology(self) -> dict[str, list[str]]:
         path = self.root / "topology.yaml"
-        return _read_topology(path) if path.is_file() else {}
+        return _read_topology(path) if present(path) else {}
 
     def repository(self) -> Path | None:
         return _checkout(self.root)
@@ -175,6 +191,7 @@ def validate_bundle(path: str | Path, *, alert: str | Path | None = None) -> dic
     return {
         **describe(telemetry),
         "manifest": "incident.yaml" if (source.root / "incident.yaml").is_file() else "derived from the alert",
+        "warnings": telemetry.limitations,
         "files": [
             {
                 "file": str(f.path.relative_to(source.root)),

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from warroom.sources.canonical import Telemetry
 from warroom.sources.manifest import Manifest
@@ -74,9 +74,18 @@ class BundleSpec(BaseModel):
     alert: str | None = None  # an alert file given beside the folder (`respond DIR --alert FILE`)
 
 
+class ReplaySpec(BaseModel):
+    """A bundle served as if live (sources/replay.py): reads see what had happened by the
+    replay's now — the bundle's alert time plus the time since `started_at` (engine time)."""
+
+    kind: Literal["replay"] = "replay"
+    path: str
+    started_at: AwareDatetime
+
+
 # How to open a source again, in a worker process or after a resume. Each kind of source adds its
 # spec here (a discriminated union on `kind`); `sources/registry.py` opens them.
-SourceSpec = BundleSpec
+SourceSpec = Annotated[BundleSpec | ReplaySpec, Field(discriminator="kind")]
 
 
 class TelemetrySource(Protocol):

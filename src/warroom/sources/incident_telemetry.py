@@ -30,7 +30,9 @@ class IncidentTelemetry:
     topology: dict[str, list[str]] = field(default_factory=dict)
     repo: Path | None = None
     queries: list[SourceQuery] = field(default_factory=list)
-    limitations: list[str] = field(default_factory=list)  # caveats of the reads themselves
+    # Caveats of the reads themselves (rows dropped at the source boundary, budgets), post-action
+    # reads included once they happen.
+    limitations: list[str] = field(default_factory=list)
     keep_after: int = 2  # post-action reads held in memory: a mitigation loop walks through several
     _after: OrderedDict[str, TelemetryRead | None] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # steps on threads share it
@@ -76,6 +78,7 @@ class IncidentTelemetry:
                 self._after.popitem(last=False)
             if read is not None:
                 self.queries.extend(q for q in read.queries if q not in self.queries)
+                self.limitations.extend(item for item in read.limitations if item not in self.limitations)
         return read.telemetry if read is not None else None
 
 

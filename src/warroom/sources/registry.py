@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from warroom.sources.bundle import BundleSource
-from warroom.sources.contract import SourceSpec, TelemetrySource
+from warroom.sources.contract import ReplaySpec, SourceSpec, TelemetrySource
 from warroom.sources.incident_telemetry import IncidentTelemetry, read_incident
+from warroom.sources.replay import ReplaySource
 
 
 def open_source(spec: SourceSpec) -> TelemetrySource:
+    if isinstance(spec, ReplaySpec):
+        return ReplaySource(spec.path, started_at=spec.started_at)
     return BundleSource(spec.path, alert=spec.alert)
 
 

@@ -20,24 +20,14 @@ FORMATS = (".parquet", ".jsonl", ".ndjson", ".csv")
 MAX_FIELD_BYTES = 1 << 20  # a single log message larger than 1 MiB is not a log line
 
 
-def find_table(folder: Path, name: str) -> Path | None:
-    found = [folder / f"{name}{ext}" for ext in FORMATS if (folder / f"{name}{ext}").is_file()]
-    if len(found) > 1:
-        raise BundleError(
-            f"more than one file for '{name}' ({', '.join(p.name for p in found)}); keep one",
-            file=folder,
-        )
-    return found[0] if found else None
-
-
-def _read_raw(path: Path) -> pl.DataFrame:
+def _read_raw(path: Path, rows: int | None = None) -> pl.DataFrame:
     suffix = path.suffix
     try:
         if suffix == ".parquet":
-            return pl.read_parquet(path)
+            return pl.read_parquet(path, n_rows=rows)
         if suffix in (".jsonl", ".ndjson"):
-            return pl.read_ndjson(path, infer_schema_length=None)
-        return pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False)
+            return pl.read_ndjson(path, infer_schema_length=None, n_rows=rows)
+        return pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False, n_rows=rows)
     except Exception as exc:  # polars raises several exception types; locate the bad line ourselves
         line = _locate_bad_line(path)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
@@ -167,8 +157,12 @@ def _epoch_to_timestamp(values: pl.Series) -> pl.Series:
     return (values * scale).round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
-def read_table(path: Path, name: str) -> pl.DataFrame:
-    spec = TABLES[name]
-    frame = conform(_read_raw(path), spec, path)
-    order = spec.time_columns[0]
-    return frame if frame.get_column(order).is_sorted() else frame.sort(order)
+def first_line(path: Path) -> int | None:
+    """The line of a table file's first row (None for Parquet, whose rows are counted)."""
+    return {".csv": 2, ".jsonl": 1, ".ndjson": 1}.get(path.suffix)
+
+
+def read_table(path: Path, name: str, rows: int | None = None) -> pl.DataFrame:
+    """A canonical table file, converted, its rows in file order (so that problems name lines);
+    only the first `rows` when given."""
+    return conform(_read_raw(path, rows), TABLES[name], path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from warroom.analysis.changepoint import detect_onset
 from warroom.errors import BundleError
 from warroom.sources.canonical import Telemetry
 from warroom.sources.manifest import Alert, Manifest, Window
@@ -14,6 +15,10 @@ from warroom.sources.raw.reader import ReadOptions
 # Without a detected onset, the window reaches this far before the alert (the manifest default);
 # everything earlier is the baseline.
 LEAD_BEFORE_ALERT = timedelta(minutes=30)
+# With one, the window opens this share of the onset's lead on the alert before the onset (at least
+# a minute), so the change itself is inside the window and the level before it is the baseline.
+ONSET_MARGIN = 0.1
+MIN_MARGIN = timedelta(minutes=1)
 
 
 def read_alert_file(path: Path, options: ReadOptions) -> list[Alert]:
@@ -42,17 +47,32 @@ def _data_span(telemetry: Telemetry) -> tuple[datetime, datetime] | None:
     return (min(lows), max(highs)) if lows else None
 
 
-def derive_manifest(alerts: list[Alert], telemetry: Telemetry, root: Path) -> Manifest:
-    """The earliest alert opens the incident; the window runs from before it to the end of the data."""
+def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
+    """Where the incident window opens: a margin before the detected onset of the golden signals,
+    else LEAD_BEFORE_ALERT before the alert."""
+    onset = detect_onset(telemetry.metrics, alert.fired_at) if telemetry.metrics is not None else None
+    if onset is None:
+        return alert.fired_at - LEAD_BEFORE_ALERT
+    margin = max(MIN_MARGIN, ONSET_MARGIN * max(alert.fired_at - onset.at, timedelta(0)))
+    return min(onset.at, alert.fired_at) - margin
+
+
+def opening_alert(alerts: list[Alert], root: Path) -> Alert:
+    """The alert that opens the incident: the earliest one."""
     if not alerts:
         raise BundleError(
             "no incident.yaml and no alert: give the alert (`--alert FILE`, an Alertmanager webhook payload), "
             "put its payload in the folder, or write incident.yaml",
             file=root,
         )
-    alert = min(alerts, key=lambda a: a.fired_at)
+    return min(alerts, key=lambda a: a.fired_at)
+
+
+def derive_manifest(alert: Alert, telemetry: Telemetry) -> Manifest:
+    """The alert opens the incident; the window runs from before the onset of the change (or before
+    the alert) to the end of the (validated) data."""
     span = _data_span(telemetry)
-    start = alert.fired_at - LEAD_BEFORE_ALERT
+    start = window_start(alert, telemetry)
     end = max(span[1], alert.fired_at + timedelta(minutes=1)) if span else alert.fired_at + LEAD_BEFORE_ALERT
     title = f"{alert.name}: {alert.summary}" if alert.summary else alert.name
     return Manifest(title=title, alert=alert, window=Window(start=start, end=end))

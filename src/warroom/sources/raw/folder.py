@@ -4,18 +4,21 @@ its content, read by its reader, and the tables of each modality merged into one
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from warroom.errors import BundleError
 from warroom.sources.canonical import TABLES, TS, TableSpec, Telemetry
-from warroom.sources.contract import Modality, SourceQuery, TelemetryRead
+from warroom.sources.contract import Modality, TelemetryRead
 from warroom.sources.manifest import Alert
+from warroom.sources.paths import present
 from warroom.sources.raw.formats import recognise
 from warroom.sources.raw.reader import RawTable, ReadOptions
-from warroom.sources.tables import FORMATS
+from warroom.sources.tables import FORMATS, read_table
+from warroom.sources.validate import Limits, Origin, validate_frame
 
 # Files and folders of a bundle that are not telemetry of the period (or belong to another period).
 NOT_TELEMETRY = {"incident.yaml", "topology.yaml", "repo.bundle", "ground_truth.json", "README.md", ".gitignore"}
@@ -33,10 +36,29 @@ class FileReport:
 
 
 @dataclass
-class PeriodRead:
-    read: TelemetryRead
+class PeriodFiles:
+    """A period's files as read, before validation: the canonical tables file by file."""
+
+    folder: Path
+    tables: list[RawTable] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)
+
+    def validated(self, alert_at: datetime, limits: Limits | None = None) -> TelemetryRead:
+        """Every table checked at the source boundary (`sources/validate.py`: invalid rows dropped
+        with a named warning, an error raised when nothing usable is left), then merged per modality."""
+        limits = limits or Limits.from_env()
+        by_modality: dict[Modality, list[RawTable]] = {}
+        limitations = list(self.limitations)
+        for table in self.tables:
+            origin = Origin(table.query.location or None, table.first_line)
+            checked = validate_frame(table.modality.value, table.frame, origin, alert_at, limits)
+            limitations.extend(problem.limitation() for problem in checked.warnings)
+            by_modality.setdefault(table.modality, []).append(replace(table, frame=checked.frame))
+        merged = {modality.value: _merge(tables, TABLES[modality.value]) for modality, tables in by_modality.items()}
+        queries = [t.query for tables in by_modality.values() for t in tables]
+        return TelemetryRead(Telemetry(**merged), queries, limitations)
 
 
 def _files(folder: Path, top: bool) -> list[Path]:
@@ -46,14 +68,9 @@ def _files(folder: Path, top: bool) -> list[Path]:
         path = Path(entry.path)
         if entry.name.startswith(".") or entry.name in NOT_TELEMETRY or (top and entry.name in OTHER_PERIODS):
             continue
-        try:
-            path.resolve(strict=True)
-        except (OSError, RuntimeError) as exc:
-            reason = "a symlink loop" if isinstance(exc, RuntimeError) or "loop" in str(exc).lower() else exc
-            raise BundleError(f"cannot be read ({reason})", file=path) from None
-        if path.is_dir():
+        if path.is_dir() and present(path, "folder"):
             found.extend(_files(path, top=False))
-        elif path.is_file():
+        elif present(path):
             found.append(path)
     return found
 
@@ -77,8 +94,6 @@ def as_canonical(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
 
 def _merge(tables: list[RawTable], spec: TableSpec) -> pl.DataFrame:
     frames = [as_canonical(t.frame, spec) for t in tables if t.frame.height]
-    if not frames:
-        raise BundleError(f"no {spec.name} rows", file=tables[0].query.location)
     merged = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     order = spec.time_columns[0]
     return merged if merged.get_column(order).is_sorted() else merged.sort(order)
@@ -93,13 +108,12 @@ def _one_canonical_file_per_table(files: list[Path]) -> None:
             )
 
 
-def read_period(folder: Path, options: ReadOptions, *, top: bool = False) -> PeriodRead:
-    """The period's telemetry from every file in `folder` (and its sub-folders)."""
+def read_period(folder: Path, options: ReadOptions, *, top: bool = False) -> PeriodFiles:
+    """Every file in `folder` (and its sub-folders) read by the reader that recognises it."""
     files = _files(folder, top)
     if files:
         _one_canonical_file_per_table(files)
-    by_modality: dict[Modality, list[RawTable]] = {}
-    period = PeriodRead(TelemetryRead(Telemetry()))
+    period = PeriodFiles(folder)
     for path in files:
         reader = recognise(path)
         if reader is None:
@@ -108,14 +122,24 @@ def read_period(folder: Path, options: ReadOptions, *, top: bool = False) -> Per
         raw = reader.read(path, options)
         period.files.append(FileReport(path, reader.name, raw.notes, raw.limitations))
         period.alerts.extend(raw.alerts)
-        period.read.limitations.extend(raw.limitations)
-        for table in raw.tables:
-            by_modality.setdefault(table.modality, []).append(table)
-    queries: list[SourceQuery] = []
-    merged: dict[str, pl.DataFrame] = {}
-    for modality, tables in by_modality.items():
-        merged[modality.value] = _merge(tables, TABLES[modality.value])
-        queries.extend(t.query for t in tables)
-    period.read.telemetry = Telemetry(**merged)
-    period.read.queries = queries
+        period.limitations.extend(raw.limitations)
+        period.tables.extend(raw.tables)
     return period
+
+
+# Rows read from each post-action table when a bundle is opened: enough to reject a file that is
+# not what it claims to be before anything is recorded, without reading every mitigation's telemetry.
+PROBE_ROWS = 1000
+
+
+def probe_period(folder: Path) -> None:
+    """Check, without reading it all, that a folder holds telemetry: every path readable, at least
+    one file a reader recognises, the first rows of canonical tables converting (errors only)."""
+    files = _files(folder, top=False)
+    readable = [path for path in files if recognise(path) is not None]
+    if not readable:
+        raise BundleError("no telemetry: no file here is a table or an export a reader recognises", file=folder)
+    _one_canonical_file_per_table(files)
+    for path in readable:
+        if path.stem in TABLES and path.suffix in FORMATS:
+            read_table(path, path.stem, rows=PROBE_ROWS)

@@ -21,6 +21,9 @@ class RawTable:
     modality: Modality
     frame: pl.DataFrame
     query: SourceQuery
+    # The file line of the frame's first row, when rows are lines of the file in order (canonical
+    # CSV/JSONL tables): validation then names the line of a bad row; otherwise rows are counted.
+    first_line: int | None = None
 
 
 @dataclass
@@ -42,6 +45,10 @@ class ReadOptions:
 
     mapping_rules: tuple[Path, ...] = ()  # a user's own mapping rule files, after the shipped ones
     service_label: str | None = None  # the label that names the service, when not found by itself
+    # The database's service name: the callee of database client spans and the service of the
+    # database server's logs. None keeps the system's name (`db.system`: postgresql, mysql, redis);
+    # set it where the metrics and topology name the database otherwise (`database`).
+    database_service: str | None = None
 
 
 class RawReader(Protocol):
