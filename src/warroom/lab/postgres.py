@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import psycopg
-from pgserver import utils as pgserver_utils
-from pgserver._commands import POSTGRES_BIN_PATH
 
 from warroom.lab.topology import LabError, LabPaths
 
@@ -56,14 +54,24 @@ def _server_config(paths: LabPaths, slow_statement_ms: int) -> str:
     )
 
 
+def _binaries() -> Path:
+    # Imported when used: importing pgserver asks platformdirs for a runtime directory, which
+    # warns on stderr without XDG_RUNTIME_DIR — in every warroom command, as the CLI loads the lab.
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
 def _prepare_permissions(paths: LabPaths, user: str) -> None:
+    from pgserver import utils as pgserver_utils
+
     entry = pgserver_utils.ensure_user_exists(user)
     assert entry is not None
     pgserver_utils.ensure_prefix_permissions(paths.pgdata.parent)
     read = stat.S_IRGRP | stat.S_IROTH
     execute = stat.S_IXGRP | stat.S_IXOTH
-    pgserver_utils.ensure_folder_permissions(POSTGRES_BIN_PATH, read | execute)
-    pgserver_utils.ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+    pgserver_utils.ensure_folder_permissions(_binaries(), read | execute)
+    pgserver_utils.ensure_folder_permissions(_binaries().parent / "lib", read)
     for folder in (paths.pgdata.parent, paths.postgres_logs):
         os.chown(folder, entry.pw_uid, entry.pw_gid)
 
@@ -79,7 +87,7 @@ def initialise(paths: LabPaths, slow_statement_ms: int) -> bool:
     if created:
         result = subprocess.run(
             [
-                str(POSTGRES_BIN_PATH / "initdb"),
+                str(_binaries() / "initdb"),
                 "-D",
                 str(paths.pgdata),
                 "--auth=trust",
@@ -105,7 +113,7 @@ def initialise(paths: LabPaths, slow_statement_ms: int) -> bool:
 
 def server_command(paths: LabPaths, port: int) -> list[str]:
     # The Unix socket goes in the data directory: the lab has no shared /var/run/postgresql.
-    return [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(paths.pgdata), "-p", str(port), "-k", str(paths.pgdata)]
+    return [str(_binaries() / "postgres"), "-D", str(paths.pgdata), "-p", str(port), "-k", str(paths.pgdata)]
 
 
 def wait_ready(port: int, timeout: float = 60) -> None:
