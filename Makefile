@@ -9,12 +9,14 @@ NEZHA_DIR ?= .cache/nezha
 # pytest workers of `make test` (one test module per worker at a time: module fixtures stay shared)
 TEST_WORKERS ?= 2
 
-.PHONY: demo serve-demo test lint typecheck unit bench bench-engine bench-nezha bench-serve bench-raw-metrics clean system-packages
+.PHONY: demo serve-demo test lint typecheck unit bench bench-engine bench-nezha bench-serve bench-raw-metrics clean system-packages lab test-lab
 
 # Debian packages the tests use: a real Prometheus and Alertmanager (live sources, the service's
 # intake) and Chromium (the web room and the reports in a real browser). One install step for all:
 # add a package to this list rather than a step of your own. Installed only when missing.
 APT_PACKAGES ?= prometheus prometheus-alertmanager chromium
+# The live lab (`warroom lab`) also runs the exporters of its database and host.
+LAB_PACKAGES := prometheus-postgres-exporter prometheus-node-exporter
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +52,7 @@ typecheck: $(STAMP)
 system-packages:
 	@missing="$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
 	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing — run: sudo apt-get install -y $$missing"; exit 1; fi; \
 		echo "installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
@@ -58,6 +61,14 @@ unit: $(STAMP) system-packages
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: lint typecheck unit
+
+# The live lab's tools are Debian packages; installed when missing (root), else says how.
+lab: $(STAMP)
+	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(APT_PACKAGES) $(LAB_PACKAGES)"
+	@echo "lab ready: $(BIN)/warroom lab up --dir .lab"
+
+test-lab: lab
+	$(BIN)/pytest -m lab tests/test_lab_e2e.py
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/engine.py

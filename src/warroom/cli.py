@@ -663,6 +663,30 @@ def _spawn_without_the_cli() -> None:
         entry.__spec__ = importlib.util.find_spec("warroom.__main__")
 
 
+@app.command("otlp-receive")
+@user_errors
+def otlp_receive(
+    directory: Annotated[Path, typer.Option("--dir", help="Spool directory for the OTLP/JSON lines.")],
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (4318 is OTLP/HTTP's usual one).")] = 4318,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    rotate: Annotated[int, typer.Option("--rotate", help="Start a new spool file every N seconds.")] = 3600,
+) -> None:
+    """Receive OTLP/HTTP traces and logs (POST /v1/traces, /v1/logs) and spool them as OTLP/JSON lines."""
+    from warroom.sources.otlp_receiver import serve
+
+    if rotate <= 0:
+        raise InputError("must be a positive number of seconds", field="--rotate")
+    serve(directory, host, port, rotate)
+
+
+from warroom.lab.cli import lab_app  # noqa: E402  (registered after user_errors is defined)
+
+for _command in lab_app.registered_commands:
+    if _command.callback is not None:
+        _command.callback = user_errors(_command.callback)
+app.add_typer(lab_app, name="lab")
+
+
 def main() -> None:
     _spawn_without_the_cli()
     signal.signal(signal.SIGTERM, _terminate)

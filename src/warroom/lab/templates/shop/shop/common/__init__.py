@@ -1,0 +1,1 @@
+"""Shared plumbing of the shop services: settings, telemetry, database, downstream calls."""

@@ -1,0 +1,186 @@
+"""The whole lab, for real, on the compressed timeline: up, a deploy that keeps its socket, a
+fault, a real alert delivered to a loopback webhook, a capture, down.
+
+Runs with `make test-lab` (pytest -m lab). The commands run in-process through the real command
+line (Typer's runner): the lab's own processes are real, only the CLI's start-up is shared.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from warroom.cli import app
+from warroom.lab import deploy, processes
+from warroom.lab import repo as shop_repo
+from warroom.lab.client import LabClient
+from warroom.lab.topology import LabPaths, read_state
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
+Received = list[tuple[str, dict]]
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A loopback webhook receiver standing in for warroom serve's intake; keeps every body."""
+
+    received: ClassVar[Received] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        type(self).received.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def _warroom(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, f"warroom {' '.join(args)}: {result.output}{result.exception!r}"
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabPaths, Received]]:
+    root = tmp_path_factory.mktemp("lab")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_address[1]}/api/v1/alerts/alertmanager"
+    paths = LabPaths(root)
+    try:
+        _warroom("lab", "up", "--dir", str(root), "--products=5000", "--timeline=compressed", "--alert-webhook", hook)
+        yield paths, Recorder.received
+    finally:
+        CliRunner().invoke(app, ["lab", "down", "--dir", str(root)])
+        server.shutdown()
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _hammer(port: int, outcomes: list[str], done: threading.Event) -> None:
+    # A new connection for every request: a closed listener would show as ConnectError.
+    while not done.is_set():
+        try:
+            outcomes.append(str(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code))
+        except httpx.HTTPError as exc:
+            outcomes.append(type(exc).__name__)
+
+
+def test_a_deploy_keeps_the_socket(lab: tuple[LabPaths, Received]) -> None:
+    paths, _ = lab
+    client = LabClient(paths)
+    before = client.status()["services"]["gateway"]
+    commit = shop_repo.commit_files(
+        paths.repo,
+        {"shop/gateway/README.md": "The gateway: the shop's public API. Deploys keep its socket.\n"},
+        "Amara Okafor <amara.okafor@shop.example>",
+        "gateway: a README for newcomers",
+    )
+    outcomes: list[str] = []
+    done = threading.Event()
+    hammer = threading.Thread(target=_hammer, args=(before["port"], outcomes, done))
+    hammer.start()
+    try:
+        time.sleep(0.5)
+        client.deploy("gateway", commit, deployed_by="test")
+        time.sleep(0.5)
+    finally:
+        done.set()
+        hammer.join(15)
+    after = client.status()["services"]["gateway"]
+    assert (after["commit"], after["port"]) == (commit, before["port"]) and after["pid"] != before["pid"]
+    assert len(outcomes) > 5
+    assert set(outcomes) == {"200"}, {o for o in outcomes if o != "200"}
+    record = deploy.read_log(paths)[-1]
+    assert (record.service, record.commit, record.kind) == ("gateway", commit, "deploy")
+    assert [c.sha for c in record.commits] == [commit] and record.author == "Amara Okafor"
+
+
+def _fired(received: Received, alertname: str, service: str) -> bool:
+    return any(
+        path == "/api/v1/alerts/alertmanager"
+        and payload["version"] == "4"
+        and any(
+            (a["status"], a["labels"].get("alertname"), a["labels"].get("service")) == ("firing", alertname, service)
+            for a in payload["alerts"]
+        )
+        for path, payload in received
+    )
+
+
+def test_fault_to_alert_to_capture_to_down(lab: tuple[LabPaths, Received], tmp_path: Path) -> None:
+    paths, received = lab
+    # Healthy traffic flows end to end before anything breaks.
+    _wait_for(lambda: '"http.response.status_code": 200' in paths.service_log("payment").read_text(), 90, "payments")
+    assert not _fired(received, "ServiceDown", "payment")
+
+    _warroom("lab", "break", "dependency_down", "--dir", str(paths.root))
+    _wait_for(lambda: _fired(received, "ServiceDown", "payment"), 90, "Alertmanager to deliver payment's ServiceDown")
+
+    out = tmp_path / "captures" / "payment-down"
+    _warroom("lab", "capture", "--dir", str(paths.root), "--out", str(out), "--since", "3m", "--gzip")
+    expected = {
+        "metrics/prometheus.jsonl.gz",
+        "traces/otlp-traces.jsonl.gz",
+        "logs/otlp-logs.jsonl.gz",
+        "logs/gateway.log.gz",
+        "logs/checkout.log.gz",
+        "logs/postgresql.json.gz",
+        "deploys.jsonl",
+        "repo.bundle",
+        "prometheus/rules.yml",
+    }
+    assert expected <= {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    # The truth sits beside the capture, never inside it.
+    truth = json.loads((out.parent / "payment-down.truth.json").read_text())
+    assert (truth["service"], truth["fault_type"], truth["change_kind"]) == ("payment", "dependency_down", "config")
+    assert not any("truth" in p.name for p in out.rglob("*"))
+
+    with gzip.open(out / "metrics/prometheus.jsonl.gz", "rt") as handle:
+        rows = [json.loads(line) for line in handle]
+    names = {row["metric"] for row in rows}
+    assert {"http_requests_total", "http_request_duration_seconds_bucket", "db_client_connection_max", "up"} <= names
+    # Every raw sample once, at its real scrape time: one up sample of payment per scrape, 1 then 0.
+    ups = [(r["timestamp"], r["value"]) for r in rows if (r["metric"], r["labels"].get("service")) == ("up", "payment")]
+    assert ups == sorted(set(ups)) and ups[0][1] == 1 and ups[-1][1] == 0
+    alerts = sorted((out / "alerts").glob("*.json"))
+    assert any(json.loads(p.read_bytes())["status"] == "firing" for p in alerts)
+    deploys = [json.loads(line) for line in (out / "deploys.jsonl").read_text().splitlines()]
+    assert deploys[-1]["commit"] == truth["commit"] and deploys[-1]["kind"] == "scale"
+    with gzip.open(out / "traces/otlp-traces.jsonl.gz", "rt") as handle:
+        spans = [
+            span
+            for line in handle
+            for rs in json.loads(line)["resourceSpans"]
+            for ss in rs["scopeSpans"]
+            for span in ss["spans"]
+        ]
+    assert any(a["key"] == "db.query.text" for span in spans for a in span.get("attributes", []))
+
+    recorded = [line.split() for line in paths.pids.read_text().splitlines()]
+    state = read_state(paths)
+    assert state is not None
+    _warroom("lab", "down", "--dir", str(paths.root))
+    assert read_state(paths) is None
+    assert not [pid for pid, started, *_ in recorded if processes.start_time(int(pid)) == started]
+    assert not Path(f"/sys/fs/cgroup/memory/warroom-lab-{state.supervisor_pid}").exists()
+    assert not os.path.exists(paths.state)
