@@ -101,9 +101,7 @@ def logs(levels: list[str], messages: list[str] | None = None, service: str = "c
 
 
 def test_log_levels_are_normalised_with_a_warning_and_unknown_ones_named() -> None:
-    checked = validate_frame(
-        "logs", logs(["error", "Warning", "INFO", "fatal", "loud"]), Origin("l.jsonl", 1), FIRED
-    )
+    checked = validate_frame("logs", logs(["error", "Warning", "INFO", "fatal", "loud"]), Origin("l.jsonl", 1), FIRED)
     assert checked.frame.get_column("level").to_list() == ["ERROR", "WARN", "INFO", "ERROR", "loud"]
     assert codes(checked.warnings) == ["level_spelling", "unknown_level"]
     assert checked.warnings[0].rows == 3 and checked.warnings[1].line == 5
