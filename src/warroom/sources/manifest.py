@@ -17,6 +17,8 @@ class Alert(Strict):
     service: str | None = None
     summary: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
+    # set when the alert is known to have stopped firing (an Alertmanager "resolved" notification)
+    resolved_at: AwareDatetime | None = None
 
 
 class Window(Strict):

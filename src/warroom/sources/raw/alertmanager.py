@@ -52,6 +52,7 @@ def as_alert(item: WebhookAlert, service_label: str | None = None) -> Alert:
             "source": "alertmanager",
             **({"fingerprint": item.fingerprint} if item.fingerprint else {}),
         },
+        resolved_at=(item.endsAt or item.startsAt) if item.status == "resolved" else None,
     )
 
 

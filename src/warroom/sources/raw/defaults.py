@@ -58,14 +58,17 @@ def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
 
 
 def opening_alert(alerts: list[Alert], root: Path) -> Alert:
-    """The alert that opens the incident: the earliest one."""
+    """The alert that opens the incident: the earliest one still firing. A folder captured after
+    an earlier incident often still holds that incident's "resolved" notification: it stands in
+    only when nothing in the folder is firing."""
     if not alerts:
         raise BundleError(
             "no incident.yaml and no alert: give the alert (`--alert FILE`, an Alertmanager webhook payload), "
             "put its payload in the folder, or write incident.yaml",
             file=root,
         )
-    return min(alerts, key=lambda a: a.fired_at)
+    firing = [a for a in alerts if a.resolved_at is None]
+    return min(firing or alerts, key=lambda a: a.fired_at)
 
 
 def derive_manifest(alert: Alert, telemetry: Telemetry) -> Manifest:

@@ -1,0 +1,33 @@
+"""Which alert opens the incident when a folder holds several Alertmanager payloads: a capture
+taken after an earlier incident still holds that incident's "resolved" notification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from serve_support import am_payload
+from warroom.sources.raw.alertmanager import AlertmanagerPayload
+from warroom.sources.raw.defaults import opening_alert
+from warroom.sources.raw.reader import ReadOptions
+
+
+def _read(path: Path, body: dict[str, object]) -> list:  # type: ignore[type-arg]
+    path.write_text(json.dumps(body))
+    return AlertmanagerPayload().read(path, ReadOptions()).alerts
+
+
+def test_the_firing_alert_opens_the_incident_not_an_earlier_resolved_one(tmp_path: Path) -> None:
+    earlier = _read(
+        tmp_path / "a.json",
+        am_payload("ServiceDown", status="resolved", service="payment", starts_at="2024-05-12T18:20:00Z"),
+    )
+    current = _read(tmp_path / "b.json", am_payload("HighErrorRatio", service="checkout"))
+    assert earlier[0].resolved_at is not None and current[0].resolved_at is None
+    opening = opening_alert([*earlier, *current], tmp_path)
+    assert (opening.name, opening.service) == ("HighErrorRatio", "checkout")
+
+
+def test_only_resolved_alerts_still_open_the_incident(tmp_path: Path) -> None:
+    resolved = _read(tmp_path / "a.json", am_payload("ServiceDown", status="resolved", service="payment"))
+    assert opening_alert(resolved, tmp_path).name == "ServiceDown"
