@@ -1,0 +1,272 @@
+"""The live source end to end, against real components: a real Prometheus scraping loopback
+services instrumented with prometheus_client and the OpenTelemetry SDK (checkout starts failing
+part-way), a real git repository with a merge, a deploy log file and an Alertmanager payload.
+
+`respond --live` investigates and writes its snapshot; `capture` writes one without
+investigating; `respond SNAPSHOT` replays either to the same diagnosis. A secret header given by
+environment variable is sent but never written; a source that does not answer is a limitation,
+and no source answering is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from support_prometheus import free_port, load, opentelemetry_service, prometheus, prometheus_client_service, stop
+from warroom.cli import app
+from warroom.config import load_config
+from warroom.sources.config import GitRepoConfig, PrometheusConfig, SourcesConfig
+from warroom.sources.contract import LiveSpec
+from warroom.sources.live import LiveReader, LiveSource
+from warroom.sources.snapshot import load_info
+
+SECRET_ENV = "WARROOM_TEST_PROMETHEUS_TENANT"
+SECRET = "tenant-7f3a9c-secret-value"
+HEALTHY_SECONDS, FAILING_SECONDS = 6, 8
+
+runner = CliRunner()
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def _repository(folder: Path) -> Path:
+    """checkout's code: a first commit, then a feature branch merged (the change in the period)."""
+    repo = folder / "checkout"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    for key, value in (("user.name", "Dev"), ("user.email", "dev@example.com")):
+        _git(repo, "config", key, value)
+    (repo / "app.py").write_text("def handler():\n    return 'ok'\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    _git(repo, "checkout", "-q", "-b", "retry")
+    (repo / "app.py").write_text("def handler():\n    return call_payment(retries=0)\n")
+    _git(repo, "commit", "-qam", "no retries")
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "merge", "-q", "--no-ff", "-m", "Merge branch 'retry'", "retry")
+    return repo
+
+
+def _alert(path: Path, fired: datetime) -> Path:
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "CheckoutErrors", "service": "checkout", "severity": "critical"},
+        "annotations": {"summary": "checkout 5xx above 5%"},
+        "startsAt": fired.isoformat(),
+        "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": "c0ffee",
+    }
+    payload = {
+        "version": "4",
+        "groupKey": "{}:{alertname=\"CheckoutErrors\"}",
+        "status": "firing",
+        "receiver": "warroom",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [alert],
+    }
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def _config(path: Path, prometheus_url: str, repo: Path, deploys: Path) -> Path:
+    path.write_text(
+        f"""[sources]
+lookback = "2m"
+
+[sources.prometheus]
+url = "{prometheus_url}"
+step = "1s"
+rate_window = "4s"
+selectors = ['{{job=~"checkout|payment"}}']
+headers_env = {{ "X-Scope-OrgID" = "{SECRET_ENV}" }}
+
+[[sources.git]]
+path = "{repo}"
+service = "checkout"
+
+[sources.deploy_log]
+path = "{deploys}"
+"""
+    )
+    return path
+
+
+@dataclass
+class World:
+    folder: Path
+    config: Path
+    alert: Path
+    prometheus_url: str
+    repo: Path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    folder = tmp_path_factory.mktemp("live")
+    repo = _repository(folder)
+    shops = [prometheus_client_service("checkout"), opentelemetry_service("payment")]
+    os.environ[SECRET_ENV] = SECRET
+    try:
+        with prometheus(shops, folder) as server, load(shops, 0.0, stop_after=60):
+            time.sleep(HEALTHY_SECONDS)
+            fault = datetime.now(UTC)
+            deploys = folder / "deploys.jsonl"
+            deploys.write_text(
+                json.dumps(
+                    {
+                        "time": fault.isoformat(),
+                        "service": "checkout",
+                        "version": "v2",
+                        "kind": "deploy",
+                        "previous_version": "v1",
+                        "author": "dev",
+                    }
+                )
+                + "\n"
+            )
+            with load(shops[:1], 0.6, stop_after=60):
+                time.sleep(FAILING_SECONDS)
+            alert = _alert(folder / "alert.json", fault + timedelta(seconds=3))
+            yield World(folder, _config(folder / "warroom.toml", server.url, repo, deploys), alert, server.url, repo)
+    finally:
+        os.environ.pop(SECRET_ENV, None)
+        stop(shops)
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    done = runner.invoke(app, list(args))
+    return done.exit_code, done.stdout
+
+
+def _top(stdout: str) -> dict[str, Any]:
+    payload = json.loads(stdout)
+    top = min(payload["diagnosis"], key=lambda c: c["rank"])
+    return {k: top[k] for k in ("service", "fault_type", "indicator")}
+
+
+def _holds(folder: Path, needle: bytes) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+@pytest.fixture(scope="module")
+def live_run(world: World) -> tuple[Path, dict[str, Any]]:
+    out = world.folder / "live-out"
+    db = f"sqlite:///{world.folder / 'live.db'}"
+    code, stdout = _invoke(
+        "respond",
+        "--live",
+        "--alert",
+        str(world.alert),
+        "--config",
+        str(world.config),
+        "--out",
+        str(out),
+        "--json",
+        "--db",
+        db,
+    )
+    assert code == 0, stdout
+    return out / "snapshot", _top(stdout)
+
+
+def test_live_diagnosis_names_the_failing_service_and_replays_from_its_snapshot(
+    world: World, live_run: tuple[Path, dict[str, Any]]
+) -> None:
+    snapshot, top = live_run
+    assert top["service"] == "checkout"
+    info = load_info(snapshot)
+    assert {s.kind for s in info.incident.sources if s.answered} == {"prometheus", "git", "deploy-log"}
+    assert any(q.source == "prometheus" and "rate(" in q.text for q in info.incident.queries)
+    assert (snapshot / "incident.yaml").is_file() and (snapshot / "alert.json").is_file()
+    assert list((snapshot / "prometheus").glob("*.json")) and (snapshot / "git" / "checkout.changes.txt").is_file()
+    code, stdout = _invoke("respond", str(snapshot), "--json", "--db", f"sqlite:///{world.folder / 'replay.db'}")
+    assert code == 0, stdout
+    assert _top(stdout) == top
+
+
+def test_capture_writes_a_snapshot_that_replays_to_the_live_diagnosis(
+    world: World, live_run: tuple[Path, dict[str, Any]]
+) -> None:
+    out = world.folder / "captured"
+    code, stdout = _invoke(
+        "capture", "--since", "2m", "--alert", str(world.alert), "--config", str(world.config), "--out", str(out)
+    )
+    assert code == 0, stdout
+    assert "prometheus" in stdout and "git" in stdout and "respond" in stdout
+    code, stdout = _invoke("respond", str(out), "--json", "--db", f"sqlite:///{world.folder / 'captured.db'}")
+    assert code == 0, stdout
+    assert _top(stdout) == live_run[1]
+
+
+def test_the_secret_header_is_sent_but_never_written(world: World, live_run: tuple[Path, dict[str, Any]]) -> None:
+    snapshot, _ = live_run
+    assert load_info(snapshot).incident.sources  # the snapshot was written from answered reads
+    assert _holds(snapshot, SECRET.encode()) == []
+    assert _holds(snapshot.parent, SECRET.encode()) == []  # nor in the reports beside it
+
+
+def test_after_an_action_the_live_sources_are_asked_again(world: World, live_run: tuple[Path, dict[str, Any]]) -> None:
+    snapshot, _ = live_run
+    info = load_info(snapshot)
+    spec = LiveSpec(path=str(snapshot), config=str(world.config), start=info.incident.start, end=info.incident.end)
+    source = LiveSource(spec, load_config(world.config).sources)
+    assert load_info(snapshot).incident.read_at == info.incident.read_at  # reopened, not read again
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    read = source.after("rollback", since)
+    assert read is not None and read.telemetry.metrics is not None
+    assert read.telemetry.metrics.get_column("timestamp").min() >= since - timedelta(seconds=1)  # type: ignore[operator]
+    assert (snapshot / "after" / "rollback" / "prometheus").is_dir()
+    assert "rollback" in load_info(snapshot).after
+    assert source.recorded_actions() is None
+
+
+def test_an_unreachable_prometheus_is_a_limitation_when_git_answers(world: World) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    config = SourcesConfig(
+        prometheus=PrometheusConfig(url=down, timeout_s=1), git=[GitRepoConfig(path=str(world.repo))]
+    )
+    end = datetime.now(UTC)
+    files, period = LiveReader(config).read(end - timedelta(minutes=2), end, set())
+    assert [s.kind for s in period.sources if not s.answered] == ["prometheus"]
+    [limitation] = [item for item in period.limitations if item.startswith("prometheus")]
+    assert down in limitation and "not read" in limitation and "cannot reach Prometheus" in limitation
+    assert [name for name, _ in files] == ["git/checkout.changes.txt"]
+
+
+def test_nothing_answering_is_one_line_and_exit_2(world: World, tmp_path: Path) -> None:
+    config = tmp_path / "warroom.toml"
+    config.write_text(f'[sources.prometheus]\nurl = "http://127.0.0.1:{free_port()}"\ntimeout_s = 1\n')
+    done = runner.invoke(app, ["capture", "--since", "5m", "--config", str(config), "--out", str(tmp_path / "s")])
+    assert done.exit_code == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: no live source answered: prometheus:") and "cannot reach Prometheus" in line
+
+
+def test_bad_live_configuration_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "warroom.toml"
+    config.write_text("[sources]\n")
+    done = runner.invoke(app, ["respond", "--live", "--config", str(config)])
+    assert done.exit_code == 2
+    assert (
+        done.stderr.strip() == "error: field 'sources': no live source configured (expected [sources.prometheus], "
+        "[sources.loki], [sources.otlp], [[sources.git]] or [sources.deploy_log] in warroom.toml)"
+    )
+    config.write_text('[sources.prometheus]\nurl = "http://127.0.0.1:9"\nbearer_token_env = "WARROOM_UNSET_TOKEN"\n')
+    done = runner.invoke(app, ["capture", "--config", str(config), "--out", str(tmp_path / "s")])
+    assert done.exit_code == 2
+    assert "environment variable WARROOM_UNSET_TOKEN is not set" in done.stderr
