@@ -1,6 +1,8 @@
-"""The live source end to end, against real components: a real Prometheus scraping loopback
-services instrumented with prometheus_client and the OpenTelemetry SDK (checkout starts failing
-part-way), a real git repository with a merge, a deploy log file and an Alertmanager payload.
+"""The live source end to end, against real components: a real Prometheus holding the last 25
+minutes of two services' history (written into its storage by `promtool tsdb create-blocks-from
+openmetrics`, in prometheus_client's names: checkout starts failing 6 minutes ago) and scraping the
+same services live on loopback (prometheus_client and the OpenTelemetry SDK), a real git repository
+whose merge precedes the failure, a deploy log file and an Alertmanager payload.
 
 `respond --live` investigates and writes its snapshot; `capture` writes one without
 investigating; `respond SNAPSHOT` replays either to the same diagnosis. A secret header given by
@@ -32,7 +34,11 @@ from warroom.sources.snapshot import load_info
 
 SECRET_ENV = "WARROOM_TEST_PROMETHEUS_TENANT"
 SECRET = "tenant-7f3a9c-secret-value"
-HEALTHY_SECONDS, FAILING_SECONDS = 6, 8
+HISTORY = timedelta(minutes=25)
+FAULT_AGO = timedelta(minutes=6)
+SCRAPE = 15  # seconds between the history's samples
+LIVE_SECONDS = 3
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 runner = CliRunner()
 
@@ -41,7 +47,59 @@ def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
-def _repository(folder: Path) -> Path:
+def _history(path: Path, now: datetime, fault: datetime) -> Path:
+    """OpenMetrics text of both services' counters, histograms and pool gauges every SCRAPE
+    seconds: 20 requests a second answered in 4 ms; from `fault` on, 40% of checkout's are 503s
+    answered in 300 ms."""
+    families: dict[str, tuple[str, list[str]]] = {
+        "http_requests": ("counter", []),
+        "http_request_duration_seconds": ("histogram", []),
+        "db_client_connection_count": ("gauge", []),
+        "db_client_connection_max": ("gauge", []),
+    }
+    for job in ("checkout", "payment"):
+        ok = failed = 0
+        buckets = dict.fromkeys(BUCKETS, 0)
+        total = 0.0
+        at = now - HISTORY
+        while at < now - timedelta(seconds=30):
+            failing = job == "checkout" and at >= fault
+            good, bad = (180, 120) if failing else (300, 0)
+            ok, failed = ok + good, failed + bad
+            for le in BUCKETS:
+                buckets[le] += good + (bad if le >= 0.5 else 0)
+            total += good * 0.004 + bad * 0.3
+            t = f"{at.timestamp():.3f}"
+            base = f'job="{job}",instance="history"'
+            families["http_requests"][1].extend(
+                [
+                    f'http_requests_total{{{base},handler="/ok",method="GET",status="200"}} {ok} {t}',
+                    f'http_requests_total{{{base},handler="/fail",method="GET",status="503"}} {failed} {t}',
+                ]
+            )
+            route = f'{base},handler="/",method="GET"'
+            histogram = families["http_request_duration_seconds"][1]
+            histogram.extend(
+                f'http_request_duration_seconds_bucket{{{route},le="{le}"}} {n} {t}' for le, n in buckets.items()
+            )
+            histogram.append(f'http_request_duration_seconds_bucket{{{route},le="+Inf"}} {ok + failed} {t}')
+            histogram.append(f"http_request_duration_seconds_sum{{{route}}} {total:.3f} {t}")
+            histogram.append(f"http_request_duration_seconds_count{{{route}}} {ok + failed} {t}")
+            used = 9 if failing else 3
+            families["db_client_connection_count"][1].append(
+                f'db_client_connection_count{{{base},db_client_connection_state="used"}} {used} {t}'
+            )
+            families["db_client_connection_max"][1].append(f"db_client_connection_max{{{base}}} 10 {t}")
+            at += timedelta(seconds=SCRAPE)
+    lines = []
+    for name, (kind, samples) in families.items():
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(samples)
+    path.write_text("\n".join([*lines, "# EOF"]) + "\n")
+    return path
+
+
+def _repository(folder: Path, merged: datetime) -> Path:
     """checkout's code: a first commit, then a feature branch merged (the change in the period)."""
     repo = folder / "checkout"
     repo.mkdir()
@@ -55,7 +113,9 @@ def _repository(folder: Path) -> Path:
     (repo / "app.py").write_text("def handler():\n    return call_payment(retries=0)\n")
     _git(repo, "commit", "-qam", "no retries")
     _git(repo, "checkout", "-q", "main")
-    _git(repo, "merge", "-q", "--no-ff", "-m", "Merge branch 'retry'", "retry")
+    stamp = {"GIT_AUTHOR_DATE": merged.isoformat(), "GIT_COMMITTER_DATE": merged.isoformat()}
+    subprocess.run(["git", "-C", str(repo), "merge", "-q", "--no-ff", "-m", "Merge branch 'retry'", "retry"],
+                   check=True, capture_output=True, env={**os.environ, **stamp})  # fmt: skip
     return repo
 
 
@@ -70,7 +130,7 @@ def _alert(path: Path, fired: datetime) -> Path:
     }
     payload = {
         "version": "4",
-        "groupKey": "{}:{alertname=\"CheckoutErrors\"}",
+        "groupKey": '{}:{alertname="CheckoutErrors"}',
         "status": "firing",
         "receiver": "warroom",
         "groupLabels": {},
@@ -86,12 +146,12 @@ def _alert(path: Path, fired: datetime) -> Path:
 def _config(path: Path, prometheus_url: str, repo: Path, deploys: Path) -> Path:
     path.write_text(
         f"""[sources]
-lookback = "2m"
+lookback = "30m"
 
 [sources.prometheus]
 url = "{prometheus_url}"
-step = "1s"
-rate_window = "4s"
+step = "15s"
+rate_window = "1m"
 selectors = ['{{job=~"checkout|payment"}}']
 headers_env = {{ "X-Scope-OrgID" = "{SECRET_ENV}" }}
 
@@ -118,30 +178,22 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("live")
-    repo = _repository(folder)
+    now = datetime.now(UTC)
+    fault = now - FAULT_AGO
+    repo = _repository(folder, fault - timedelta(minutes=2))
+    history = _history(folder / "history.om", now, fault)
+    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(history), str(folder / "data")],
+                   check=True, capture_output=True)  # fmt: skip
+    deploys = folder / "deploys.jsonl"
+    entry = {"time": (fault - timedelta(minutes=1)).isoformat(), "service": "checkout", "version": "v2",
+             "kind": "deploy", "previous_version": "v1", "author": "dev"}  # fmt: skip
+    deploys.write_text(json.dumps(entry) + "\n")
+    alert = _alert(folder / "alert.json", fault + timedelta(minutes=2))
     shops = [prometheus_client_service("checkout"), opentelemetry_service("payment")]
     os.environ[SECRET_ENV] = SECRET
     try:
-        with prometheus(shops, folder) as server, load(shops, 0.0, stop_after=60):
-            time.sleep(HEALTHY_SECONDS)
-            fault = datetime.now(UTC)
-            deploys = folder / "deploys.jsonl"
-            deploys.write_text(
-                json.dumps(
-                    {
-                        "time": fault.isoformat(),
-                        "service": "checkout",
-                        "version": "v2",
-                        "kind": "deploy",
-                        "previous_version": "v1",
-                        "author": "dev",
-                    }
-                )
-                + "\n"
-            )
-            with load(shops[:1], 0.6, stop_after=60):
-                time.sleep(FAILING_SECONDS)
-            alert = _alert(folder / "alert.json", fault + timedelta(seconds=3))
+        with prometheus(shops, folder) as server, load(shops, 0.0, LIVE_SECONDS), load(shops[:1], 0.6, LIVE_SECONDS):
+            time.sleep(LIVE_SECONDS)
             yield World(folder, _config(folder / "warroom.toml", server.url, repo, deploys), alert, server.url, repo)
     finally:
         os.environ.pop(SECRET_ENV, None)
@@ -229,7 +281,8 @@ def test_after_an_action_the_live_sources_are_asked_again(world: World, live_run
     since = datetime.now(UTC) - timedelta(seconds=5)
     read = source.after("rollback", since)
     assert read is not None and read.telemetry.metrics is not None
-    assert read.telemetry.metrics.get_column("timestamp").min() >= since - timedelta(seconds=1)  # type: ignore[operator]
+    # the period starts on the step grid (15 s) at or before `since`
+    assert read.telemetry.metrics.get_column("timestamp").min() >= since - timedelta(seconds=15)  # type: ignore[operator]
     assert (snapshot / "after" / "rollback" / "prometheus").is_dir()
     assert "rollback" in load_info(snapshot).after
     assert source.recorded_actions() is None

@@ -63,8 +63,11 @@ class _Answers:
 
 def _events(read: EventRead, column: str = "service") -> _Answers:
     services = {str(s) for t in read.tables if column in t.frame.columns for s in t.frame.get_column(column).unique()}
+    # An answer with nothing in the period (no merge in a quiet hour, no log line) is not saved: a
+    # period's table with no row is not telemetry, and the snapshot must read back as the live read.
+    rows = sum(t.frame.height for t in read.tables)
     return _Answers(
-        files=[(r.name, r.body) for r in read.responses],
+        files=[(r.name, r.body) for r in read.responses] if rows else [],
         queries=list(read.queries),
         limitations=list(read.limitations),
         services=services,
@@ -173,7 +176,12 @@ class LiveReader:
             period.limitations.extend(answers.limitations)
             period.alerts.extend(answers.alerts)
             period.sources.append(
-                SourceRead(kind=kind, location=location, answered=True, detail=f"{len(answers.files)} answer(s)")
+                SourceRead(
+                    kind=kind,
+                    location=location,
+                    answered=True,
+                    detail=f"{len(answers.files)} answer(s) saved" if answers.files else "nothing in the period",
+                )
             )
         if not any(s.answered for s in period.sources):
             raise LiveError("no live source answered: " + "; ".join(f"{s.kind}: {s.detail}" for s in period.sources))
