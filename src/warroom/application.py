@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from warroom.record import ActionStatus, RunRecord
 from warroom.report.metrics import compute_metrics
 from warroom.report.writer import write_reports
 from warroom.sources.bundle import BundleSource
-from warroom.sources.contract import SourceSpec
+from warroom.sources.config import parse_duration
+from warroom.sources.contract import LiveSpec, SourceSpec
 from warroom.sources.incident_telemetry import read_incident
 from warroom.sources.registry import open_source
+from warroom.sources.snapshot import SnapshotInfo
 from warroom.store.records import build_record
 from warroom.store.repository import Store
 from warroom.workflow.engine import Approver, Engine, Progress, RunOptions, RunResult, runner_for
@@ -222,3 +225,52 @@ def workflow_facts(bundle_dir: Path) -> dict[str, Any]:
         else "revenue at risk unknown",
         "incident_header": {"title": manifest.title, "severity": incident["severity"], "affected": services},
     }
+
+
+def live_source(
+    config_path: Path | None, alert: Path | None, since: str | None, snapshot: Path, *, now: datetime | None = None
+) -> LiveSpec:
+    """Read the configured live sources into the snapshot folder and pin the incident's manifest
+    (`respond --live`): done before a run starts, so that its workers and a resumed run reopen the
+    same snapshot instead of reading the live sources again."""
+    from warroom.config import load_config
+    from warroom.sources.live import capture, pin_manifest, read_period
+
+    config = load_config(config_path)
+    end = now or datetime.now(UTC)
+    lookback = _lookback(since or config.sources.lookback)
+    start, end = read_period(end - lookback, end, alert)
+    spec = LiveSpec(
+        path=str(snapshot.resolve()),
+        config=str(Path(config.path).resolve()) if config.path else None,
+        alert=str(alert.resolve()) if alert else None,
+        start=start,
+        end=end,
+    )
+    capture(config.sources, snapshot, start, end, alert=alert, config_path=spec.config)
+    pin_manifest(snapshot)
+    return spec
+
+
+def capture_snapshot(
+    config_path: Path | None, alert: Path | None, since: str, out: Path, *, now: datetime | None = None
+) -> SnapshotInfo:
+    """`warroom capture`: the snapshot of the configured live sources, without investigating; the
+    manifest is pinned when there is an alert (given, or firing in Prometheus)."""
+    from warroom.config import load_config
+    from warroom.sources.live import capture, pin_manifest, read_period
+
+    config = load_config(config_path)
+    end = now or datetime.now(UTC)
+    start, end = read_period(end - _lookback(since), end, alert)
+    info = capture(config.sources, out, start, end, alert=alert, config_path=config.path)
+    if alert is not None or info.incident.alerts:
+        pin_manifest(out)
+    return info
+
+
+def _lookback(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InputError(str(exc), field="--since") from None

@@ -28,7 +28,7 @@ from warroom.progress import ConsoleProgress
 from warroom.redact import redact, redact_obj
 from warroom.scenarios import list_scenarios
 from warroom.sources.bundle import validate_bundle
-from warroom.sources.contract import BundleSpec
+from warroom.sources.contract import BundleSpec, SourceSpec
 from warroom.store.repository import ENV_VAR, Store, default_url
 from warroom.workflow.engine import Approver
 from warroom.workflow.render import render_workflow
@@ -172,6 +172,9 @@ AlertOption = Annotated[
     Path | None,
     typer.Option("--alert", help="The alert (an Alertmanager webhook payload) when the folder has no incident.yaml."),
 ]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="warroom.toml (its [sources] table); default $WARROOM_CONFIG or ./")
+]
 ApproveOption = Annotated[
     ApprovalPolicy,
     typer.Option(
@@ -238,8 +241,17 @@ def _print_response(response: Response, as_json: bool) -> None:
 @user_errors
 @run_outcome
 def respond(
-    bundle: Annotated[Path, typer.Argument(help="Incident bundle directory (canonical tables or raw exports).")],
+    bundle: Annotated[
+        Path | None, typer.Argument(help="Incident bundle directory (canonical tables, raw exports, a snapshot).")
+    ] = None,
     alert: AlertOption = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Investigate the live sources of warroom.toml's [sources].")
+    ] = False,
+    config: ConfigOption = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="With --live: how far back to read (default [sources] lookback).")
+    ] = None,
     workflow: Annotated[
         str, typer.Option("--workflow", "-w", help="Built-in workflow name or YAML path.")
     ] = "critical-incident",
@@ -253,12 +265,20 @@ def respond(
     ] = False,
     db: DbOption = None,
 ) -> Response:
-    """Open an incident from a bundle and run a response workflow over it."""
+    """Open an incident from a bundle (or the live sources, --live) and run a response workflow over it."""
+    if live == (bundle is not None):
+        raise InputError("give a bundle directory or --live (one of them)", field="BUNDLE")
+    source: SourceSpec
+    if bundle is None:
+        # the snapshot is written next to the reports (or under [sources] snapshots)
+        source = application.live_source(config, alert, since, _snapshot_folder(config, out))
+    else:
+        source = BundleSpec(path=str(bundle.resolve()), alert=str(alert.resolve()) if alert else None)
     store = _store(db, create=True)
     progress = None if as_json else ConsoleProgress(err_console)
     return application.respond(
         store,
-        BundleSpec(path=str(bundle.resolve()), alert=str(alert.resolve()) if alert else None),
+        source,
         workflow,
         out,
         grant=approve,
@@ -267,6 +287,40 @@ def respond(
         progress=progress,
         approver=_interactive_approver(),
     )
+
+
+def _snapshot_folder(config: Path | None, out: Path | None) -> Path:
+    if out is not None:
+        return out / "snapshot"
+    from datetime import UTC, datetime
+
+    from warroom.config import load_config
+
+    where = load_config(config).sources.snapshots or "snapshots"
+    return Path(where) / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+@app.command()
+@user_errors
+def capture(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The snapshot folder to write (new or empty).")],
+    since: Annotated[str, typer.Option("--since", help="How far back to read: 30m, 2h, 90s.")] = "30m",
+    alert: Annotated[Path | None, typer.Option("--alert", help="The alert (an Alertmanager webhook payload).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a snapshot of the live sources (a bundle `respond` reads) without investigating."""
+    info = application.capture_snapshot(config, alert, since, out)
+    period = info.incident
+    console.print(f"snapshot {escape(str(out))}: {period.start:%Y-%m-%d %H:%M:%S} .. {period.end:%H:%M:%S} UTC")
+    for read in period.sources:
+        mark = "read" if read.answered else "NOT READ"
+        console.print(f"  {read.kind} {read.location}: {mark} — {read.detail}", markup=False)
+    for item in period.limitations:
+        console.print(f"  left out: {item}", markup=False, soft_wrap=True)
+    if (out / "incident.yaml").is_file():
+        console.print(f"  alert: {', '.join(period.alerts) or alert}; `warroom respond {out}` investigates it")
+    else:
+        console.print(f"  no alert given or firing: `warroom respond {out} --alert FILE` investigates it")
 
 
 @app.command()

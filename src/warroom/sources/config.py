@@ -131,6 +131,16 @@ class SourcesConfig(Strict):
     service_label: str | None = None
     # The service name of the database in traces and logs (default: the client's db.system value).
     database_service: str | None = None
+    # How far back a live read reaches before now (`respond --live`; `capture --since` overrides it).
+    lookback: str = "1h"
+    # Where `respond --live` writes its snapshot when no --out is given (default: ./snapshots).
+    snapshots: str | None = None
+
+    @field_validator("lookback")
+    @classmethod
+    def _lookback(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
     def resolve(self, base: Path) -> SourcesConfig:
         """Paths in the file relative to the file, not to wherever warroom was started."""
@@ -142,6 +152,8 @@ class SourcesConfig(Strict):
             "mapping_rules": [at(p) for p in self.mapping_rules],
             "git": [repo.model_copy(update={"path": at(repo.path)}) for repo in self.git],
         }
+        if self.snapshots is not None:
+            update["snapshots"] = at(self.snapshots)
         if self.otlp is not None:
             update["otlp"] = self.otlp.model_copy(update={"spool": at(self.otlp.spool)})
         if self.deploy_log is not None and self.deploy_log.path is not None:

@@ -83,9 +83,22 @@ class ReplaySpec(BaseModel):
     started_at: AwareDatetime
 
 
+class LiveSpec(BaseModel):
+    """The live sources of a warroom.toml read for one incident (sources/live.py): the period read,
+    and the snapshot folder the answers are written to — a worker or a resumed run reopens the
+    snapshot, and only a read after an action asks the live sources again."""
+
+    kind: Literal["live"] = "live"
+    path: str  # the snapshot folder
+    config: str | None = None  # the warroom.toml holding [sources]; None: the defaults' search
+    alert: str | None = None  # the alert file given (`--alert FILE`); None: the alerts Prometheus shows firing
+    start: AwareDatetime
+    end: AwareDatetime
+
+
 # How to open a source again, in a worker process or after a resume. Each kind of source adds its
 # spec here (a discriminated union on `kind`); `sources/registry.py` opens them.
-SourceSpec = Annotated[BundleSpec | ReplaySpec, Field(discriminator="kind")]
+SourceSpec = Annotated[BundleSpec | ReplaySpec | LiveSpec, Field(discriminator="kind")]
 
 
 class TelemetrySource(Protocol):

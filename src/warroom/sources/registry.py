@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from warroom.sources.bundle import BundleSource
-from warroom.sources.contract import ReplaySpec, SourceSpec, TelemetrySource
+from warroom.sources.contract import LiveSpec, ReplaySpec, SourceSpec, TelemetrySource
 from warroom.sources.incident_telemetry import IncidentTelemetry, read_incident
 from warroom.sources.replay import ReplaySource
+from warroom.sources.snapshot import SnapshotSource, is_snapshot
 
 
 def open_source(spec: SourceSpec) -> TelemetrySource:
     if isinstance(spec, ReplaySpec):
         return ReplaySource(spec.path, started_at=spec.started_at)
+    if isinstance(spec, LiveSpec):
+        from warroom.config import load_config  # the whole configuration: only a live source needs it
+        from warroom.sources.live import LiveSource
+
+        return LiveSource(spec, load_config(spec.config).sources)
+    if is_snapshot(Path(spec.path)):
+        return SnapshotSource(spec.path, alert=spec.alert)
     return BundleSource(spec.path, alert=spec.alert)
 
 

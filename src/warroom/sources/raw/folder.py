@@ -21,7 +21,15 @@ from warroom.sources.tables import FORMATS, read_table
 from warroom.sources.validate import Limits, Origin, validate_frame
 
 # Files and folders of a bundle that are not telemetry of the period (or belong to another period).
-NOT_TELEMETRY = {"incident.yaml", "topology.yaml", "repo.bundle", "ground_truth.json", "README.md", ".gitignore"}
+NOT_TELEMETRY = {
+    "incident.yaml",
+    "snapshot.json",
+    "topology.yaml",
+    "repo.bundle",
+    "ground_truth.json",
+    "README.md",
+    ".gitignore",
+}
 OTHER_PERIODS = {"baseline", "after", "repo", ".git"}
 
 
