@@ -36,7 +36,7 @@ def test_nan_and_infinite_samples_are_dropped_and_named(tmp_path: Path) -> None:
     values: list[object] = [0, 150, "NaN", 450, "+Inf", 750, 900, "-Inf"]
     _, raw = read(write(tmp_path / "m.jsonl", counter_lines(values)))
     [limitation] = raw.limitations
-    assert limitation.startswith("m.jsonl: 3 sample(s) NaN or ±Inf (not a measurement) dropped (first: ")
+    assert limitation.startswith("m.jsonl: 3 sample(s) not a finite number (not a measurement) dropped (first: ")
     assert 'http_requests_total{job="checkout",status="200"} at 2024-05-27T15:00:30+00:00' in limitation
     rates = frame_of(raw).filter(pl.col("metric") == "request_rate")["value"]
     assert rates.is_finite().all() and rates.to_list() == pytest.approx([10.0] * rates.len())
@@ -151,7 +151,7 @@ def test_bundle_validate_exits_2_on_one_line_and_shows_warnings_per_file(tmp_pat
     assert result.exit_code == 0, result.output
     shown = " ".join(result.output.split())  # as printed, wrapped to the terminal
     assert "prometheus.jsonl: Prometheus samples (long form)" in shown
-    assert "1 sample(s) NaN or ±Inf" in shown
+    assert "1 sample(s) not a finite number" in shown
     write(folder / "prometheus.jsonl", [*lines, "{broken"])
     result = CliRunner().invoke(app, ["bundle", "validate", str(folder)])
     assert result.exit_code == 2

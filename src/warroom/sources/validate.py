@@ -236,7 +236,7 @@ def validate_frame(
             "non_finite",
             "value",
             ~values.is_finite().fill_null(True),
-            "{n} rows with a non-finite value (NaN or ±inf) dropped; first at {where}: {value}",
+            "{n} rows with a non-finite value (not a number, or infinite) dropped; first at {where}",
         )
     if table == "traces":
         negative = frame.get_column("end_time") < frame.get_column("start_time")

@@ -104,7 +104,7 @@ def screen(
     latest = (now or datetime.now(UTC)) + CLOCK_SKEW
     limitations: list[str] = []
     checks = (
-        (~pl.col("value").is_finite(), "NaN or ±Inf (not a measurement)"),
+        (~pl.col("value").is_finite(), "not a finite number (not a measurement)"),
         (pl.col("timestamp") > latest, f"stamped in the future (after {latest.isoformat(timespec='seconds')})"),
         (pl.col("timestamp") < EARLIEST, "stamped before 2000 (not a plausible time)"),
     )
