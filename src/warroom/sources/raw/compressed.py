@@ -7,7 +7,10 @@ head and reads the decompressed content, and names the format by the suffix befo
 from __future__ import annotations
 
 import gzip
+import tempfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from warroom.errors import BundleError
@@ -37,3 +40,19 @@ def content(path: Path) -> bytes:
         return gzip.decompress(data) if data.startswith(GZIP_MAGIC) else data
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise BundleError(f"cannot read ({exc.__class__.__name__}: {str(exc)[:120]})", file=path) from None
+
+
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+
+
+@contextmanager
+def inflated(path: Path) -> Iterator[Path]:
+    """A gzip file's content as a plain file named without `.gz`, in a scratch folder removed
+    afterwards: how a reader that reads plain files only (logs, spans, database logs) reads a
+    compressed one."""
+    with tempfile.TemporaryDirectory(prefix="warroom-gz-") as scratch:
+        plain = Path(scratch) / (path.stem if path.suffix == ".gz" else path.name)
+        plain.write_bytes(content(path))
+        yield plain

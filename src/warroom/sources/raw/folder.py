@@ -10,13 +10,14 @@ from pathlib import Path
 
 import polars as pl
 
-from warroom.errors import BundleError
+from warroom.errors import BundleError, InputError
 from warroom.sources.canonical import TABLES, TS, TableSpec, Telemetry
-from warroom.sources.contract import Modality, TelemetryRead
+from warroom.sources.contract import Modality, SourceQuery, TelemetryRead
 from warroom.sources.manifest import Alert
 from warroom.sources.paths import present
+from warroom.sources.raw.compressed import inflated, is_gzip
 from warroom.sources.raw.formats import recognise
-from warroom.sources.raw.reader import RawTable, ReadOptions
+from warroom.sources.raw.reader import RawRead, RawTable, ReadOptions
 from warroom.sources.tables import FORMATS, read_table
 from warroom.sources.validate import Limits, Origin, validate_frame
 
@@ -123,16 +124,53 @@ def read_period(folder: Path, options: ReadOptions, *, top: bool = False) -> Per
         _one_canonical_file_per_table(files)
     period = PeriodFiles(folder)
     for path in files:
-        reader = recognise(path)
-        if reader is None:
+        found = _read_file(path, options)
+        if found is None:
             period.files.append(FileReport(path, "not recognised", ["ignored: no reader knows this file's shape"]))
             continue
-        raw = reader.read(path, options)
-        period.files.append(FileReport(path, reader.name, raw.notes, raw.limitations))
+        name, raw = found
+        period.files.append(FileReport(path, name, raw.notes, raw.limitations))
         period.alerts.extend(raw.alerts)
         period.limitations.extend(raw.limitations)
         period.tables.extend(raw.tables)
     return period
+
+
+def _read_file(path: Path, options: ReadOptions) -> tuple[str, RawRead] | None:
+    """(the reader's name, what it read) of one file; a gzip file no reader takes as it is is read
+    decompressed, and what the read says of the scratch copy is said of the file itself."""
+    reader = recognise(path)
+    if reader is not None:
+        return reader.name, reader.read(path, options)
+    if not is_gzip(path):
+        return None
+    with inflated(path) as plain:
+        reader = recognise(plain)
+        if reader is None:
+            return None
+        try:
+            raw = reader.read(plain, options)
+        except InputError as exc:
+            if exc.file == str(plain):
+                exc.file = str(path)
+            exc.args = (exc.one_line(),)
+            raise
+        return f"{reader.name}, gzip", _said_of(raw, plain, path)
+
+
+def _said_of(raw: RawRead, plain: Path, path: Path) -> RawRead:
+    def text(value: str) -> str:
+        return value.replace(str(plain), str(path)).replace(plain.name, path.name)
+
+    def query(q: SourceQuery) -> SourceQuery:
+        return q.model_copy(update={"text": text(q.text), "location": text(q.location)})
+
+    return RawRead(
+        tables=[replace(t, query=query(t.query)) for t in raw.tables],
+        alerts=raw.alerts,
+        notes=[text(n) for n in raw.notes],
+        limitations=[text(n) for n in raw.limitations],
+    )
 
 
 # Rows read from each post-action table when a bundle is opened: enough to reject a file that is
@@ -144,7 +182,8 @@ def probe_period(folder: Path) -> None:
     """Check, without reading it all, that a folder holds telemetry: every path readable, at least
     one file a reader recognises, the first rows of canonical tables converting (errors only)."""
     files = _files(folder, top=False)
-    readable = [path for path in files if recognise(path) is not None]
+    # a compressed file counts here; whether a reader takes its content is said when it is read
+    readable = [path for path in files if recognise(path) is not None or is_gzip(path)]
     if not readable:
         raise BundleError("no telemetry: no file here is a table or an export a reader recognises", file=folder)
     _one_canonical_file_per_table(files)

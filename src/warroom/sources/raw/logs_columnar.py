@@ -326,7 +326,11 @@ def _map(frame: pl.DataFrame, objects: pl.DataFrame, file: _File) -> tuple[pl.Da
         .then(pl.concat_str(said, pl.lit(": "), title))
         .otherwise(said)
     )
-    encoded = pl.struct([s.expr.alias(name) for name, s in attributes.items()]).struct.json_encode()
+    encoded = (
+        pl.struct([s.expr.alias(name) for name, s in attributes.items()]).struct.json_encode()
+        if attributes
+        else pl.lit(None, dtype=pl.String)  # lines of time, level, service and message only, as line by line
+    )
     if any(s.nullable for s in attributes.values()):
         encoded = encoded.str.replace_all(_NULL_FIELD, "")
     mapped = frame.with_columns(timestamps.alias(MICROS)).select(
