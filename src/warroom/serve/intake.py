@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from warroom.incident import TimelineEvent, TimelineKind
@@ -27,8 +26,6 @@ from warroom.store.alerts import Occurrence
 from warroom.store.repository import Store
 from warroom.workflow.engine import Engine, RunOptions
 from warroom.workflow.spec import ApprovalPolicy
-
-ATTEMPTS = 5  # concurrent intakes may race for an incident number or an occurrence: retry whole
 
 
 @dataclass(frozen=True)
@@ -59,19 +56,15 @@ class IntakeResult:
         return list(dict.fromkeys(a.incident_id for a in self.alerts if a.incident_id))
 
 
-def accept(store: Store, router: Router, settings: RunSettings, received: list[ReceivedAlert]) -> IntakeResult:
-    """Store and route a batch of alerts durably; the caller submits `result.runs` afterwards."""
-    for attempt in range(ATTEMPTS):
-        try:
-            with store.transaction() as session:
-                intake = _Intake(store, router, settings, session, datetime.now(UTC))
-                for alert in received:
-                    intake.take(alert)
-                return intake.result
-        except IntegrityError:
-            if attempt == ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+def accept(
+    session: Session, store: Store, router: Router, settings: RunSettings, received: list[ReceivedAlert]
+) -> IntakeResult:
+    """Store and route a batch of alerts in the caller's transaction; once it has committed, the
+    caller submits `result.runs` (the service runs this in its group commit)."""
+    intake = _Intake(store, router, settings, session, datetime.now(UTC))
+    for alert in received:
+        intake.take(alert)
+    return intake.result
 
 
 @lru_cache(maxsize=65_536)
