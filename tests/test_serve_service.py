@@ -207,7 +207,7 @@ def test_openapi_contract(crashed: dict[str, Any]) -> None:
             continue  # an endless SSE response (the browser test reads it); replay opens real runs
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def exercise(case: Any) -> None:
             case.call_and_validate(base_url=served.url, headers=served.headers("admin"))
 
