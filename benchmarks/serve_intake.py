@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def kill_during_intake(served: Served, clients: int, batch: int, seconds: float)
     }
 
 
-def alert_to_diagnosis(served: Served, round_no: int) -> float:
+def alert_to_diagnosis(served: Served, round_no: int) -> tuple[float, dict[str, float]]:
     body = am_payload(f"CheckoutLatency{round_no}", fingerprint=f"d1a9{round_no:012x}", service="gateway")
     started = time.perf_counter()
     sent = httpx.post(f"{served.url}/api/v1/alerts/alertmanager", json=body, headers=served.headers("responder"))
@@ -162,7 +163,29 @@ def alert_to_diagnosis(served: Served, round_no: int) -> float:
         )
 
     wait_for(named, 120, "the diagnosis", every=0.05)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _breakdown(served, incident)
+
+
+def _breakdown(served: Served, incident_id: str) -> dict[str, float]:
+    """Where the time went, from the run's steps: a replayed incident's clock starts at its alert
+    and runs at wall speed, so each step's times are seconds since the alert arrived."""
+    store = Store(served.db_url)
+    origin = store.get_incident(incident_id).detected_at
+    assert origin is not None
+    steps = store.steps(store.latest_run(incident_id).id)
+    store.close()
+
+    def since(at: datetime) -> float:
+        return ((at if at.tzinfo else at.replace(tzinfo=UTC)) - origin).total_seconds()
+
+    agents = [s for s in steps if s.kind == "agent"]
+    found = {
+        "first_step_started_s": since(agents[0].started_at),
+        "steps_cpu_wall_s": sum(since(s.finished_at) - since(s.started_at) for s in agents),
+    }
+    for step in agents:
+        found[f"{step.agent}_done_s"] = since(step.finished_at)
+    return found
 
 
 CONFIG = """
@@ -186,6 +209,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, action="append")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only-diagnosis", action="store_true", help="skip the intake and kill rounds")
     args = parser.parse_args()
     batches = args.batch or [1, 10]
     report: dict[str, Any] = {"cpus": os.cpu_count(), "intake": {}, "kill": [], "alert_to_diagnosis_s": []}
@@ -195,18 +219,27 @@ def main() -> None:
         served.start()
         try:
             for n in range(args.rounds):
-                report["alert_to_diagnosis_s"].append(alert_to_diagnosis(served, n))
-            _open_storm(served)
+                seconds, breakdown = alert_to_diagnosis(served, n)
+                report["alert_to_diagnosis_s"].append(seconds)
+                report.setdefault("diagnosis_breakdown", []).append(breakdown)
+            if args.only_diagnosis:
+                batches = []
+            else:
+                _open_storm(served)
             for batch in batches:
                 report["intake"][batch] = [
                     intake(served, args.clients, batch, args.seconds) for _ in range(args.rounds)
                 ]
-            for _ in range(args.rounds):
+            for _ in range(args.rounds if batches else 0):
                 report["kill"].append(kill_during_intake(served, args.clients, batches[-1], args.seconds))
         finally:
             served.stop()
     summary = {
         "alert_to_diagnosis_median_s": statistics.median(report["alert_to_diagnosis_s"]),
+        "diagnosis_breakdown_median_s": {
+            key: statistics.median(b[key] for b in report["diagnosis_breakdown"] if key in b)
+            for key in report["diagnosis_breakdown"][0]
+        },
         "intake": {
             batch: {
                 "alerts_per_s_median": statistics.median(r["alerts_per_s"] for r in runs),
