@@ -53,9 +53,11 @@ def _batch(size: int) -> tuple[dict[str, Any], list[str]]:
     return body, fingerprints
 
 
-async def _send(served: Served, clients: int, batch: int, seconds: float) -> dict[str, Any]:
+async def _send(
+    served: Served, clients: int, batch: int, seconds: float, acknowledged: list[str] | None = None
+) -> dict[str, Any]:
     latencies: list[float] = []
-    acknowledged: list[str] = []
+    acknowledged = [] if acknowledged is None else acknowledged  # the kill round watches it fill
     errors = 0
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -68,6 +70,9 @@ async def _send(served: Served, clients: int, batch: int, seconds: float) -> dic
                 started = time.perf_counter()
                 try:
                     response = await http.post("/api/v1/alerts/alertmanager", json=body, timeout=30)
+                except httpx.ConnectError:  # the server is gone (the kill round): stop sending
+                    errors += 1
+                    return
                 except httpx.HTTPError:
                     errors += 1
                     continue
@@ -133,7 +138,12 @@ def intake(served: Served, clients: int, batch: int, seconds: float) -> dict[str
 
 def kill_during_intake(served: Served, clients: int, batch: int, seconds: float) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
-        sending = asyncio.create_task(_send(served, clients, batch, seconds))
+        # Killed `seconds / 2` after the first acknowledgement (a restarted server's first answers
+        # are slow on a loaded machine), with senders still going: they stop when it is gone.
+        acknowledged: list[str] = []
+        sending = asyncio.create_task(_send(served, clients, batch, seconds * 10, acknowledged))
+        while not acknowledged and not sending.done():
+            await asyncio.sleep(0.02)
         await asyncio.sleep(seconds / 2)
         await asyncio.to_thread(served.kill, signal.SIGKILL)
         return await sending
