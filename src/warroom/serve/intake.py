@@ -20,7 +20,6 @@ from warroom.incident import TimelineEvent, TimelineKind
 from warroom.redact import redact_obj
 from warroom.serve.payloads import ReceivedAlert
 from warroom.serve.routing import Route, Router, severity_of
-from warroom.sources.contract import ReplaySpec
 from warroom.store import alerts as alert_store
 from warroom.store.alerts import Occurrence
 from warroom.store.repository import Store
@@ -154,14 +153,14 @@ class _Intake:
             update={
                 "title": summary or row.labels.get("alertname", source.draft.title),
                 "detected_at": source.alert_time,
-                "telemetry_source": f"replay of bundle {source.bundle}",
+                "telemetry_source": source.describe(),
                 **({"severity": severity} if severity else {}),
                 **({"affected_services": [service]} if service else {}),
             }
         )
         incident = self.store.add_incident(self.session, draft)
         options = RunOptions(
-            source=ReplaySpec(path=str(source.bundle), started_at=self.now),
+            source=source.spec(self.now),
             execute=self.settings.execute,
             grant=ApprovalPolicy.NONE,
             out_dir=str((self.settings.reports_dir / incident.id).resolve()),
