@@ -20,7 +20,6 @@ from warroom.sources.bundle import BundleSource
 from warroom.sources.canonical import TABLES, Telemetry
 from warroom.sources.contract import ReplaySpec, TelemetryRead
 
-
 # The last bundle read in full, per process: every replayed run of the service has its own
 # `started_at`, so its spec (and the worker's per-spec cache) differs from the previous run's, but
 # the recording underneath is the same. Keyed on the files' sizes and modification times, so a
