@@ -26,10 +26,12 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from serve_support import Served, am_payload, wait_for
@@ -51,9 +53,11 @@ def _batch(size: int) -> tuple[dict[str, Any], list[str]]:
     return body, fingerprints
 
 
-async def _send(served: Served, clients: int, batch: int, seconds: float) -> dict[str, Any]:
+async def _send(
+    served: Served, clients: int, batch: int, seconds: float, acknowledged: list[str] | None = None
+) -> dict[str, Any]:
     latencies: list[float] = []
-    acknowledged: list[str] = []
+    acknowledged = [] if acknowledged is None else acknowledged  # the kill round watches it fill
     errors = 0
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -66,6 +70,9 @@ async def _send(served: Served, clients: int, batch: int, seconds: float) -> dic
                 started = time.perf_counter()
                 try:
                     response = await http.post("/api/v1/alerts/alertmanager", json=body, timeout=30)
+                except httpx.ConnectError:  # the server is gone (the kill round): stop sending
+                    errors += 1
+                    return
                 except httpx.HTTPError:
                     errors += 1
                     continue
@@ -113,8 +120,17 @@ def _open_storm(served: Served) -> None:
     wait_for(parked, 180, "the storm incident's run to reach its gate", every=0.5)
 
 
+def _cpu_s(served: Served) -> float:
+    assert served.proc is not None
+    times = psutil.Process(served.proc.pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def intake(served: Served, clients: int, batch: int, seconds: float) -> dict[str, Any]:
+    # The server's CPU per alert does not depend on what else the machine runs; the rate does.
+    cpu = _cpu_s(served)
     result = asyncio.run(_send(served, clients, batch, seconds))
+    result["server_cpu_ms_per_alert"] = (_cpu_s(served) - cpu) * 1000 / max(1, len(result["acknowledged"]))
     result["stored"] = _stored(served, result["acknowledged"])
     result["acknowledged"] = len(result["acknowledged"])
     return result
@@ -122,7 +138,12 @@ def intake(served: Served, clients: int, batch: int, seconds: float) -> dict[str
 
 def kill_during_intake(served: Served, clients: int, batch: int, seconds: float) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
-        sending = asyncio.create_task(_send(served, clients, batch, seconds))
+        # Killed `seconds / 2` after the first acknowledgement (a restarted server's first answers
+        # are slow on a loaded machine), with senders still going: they stop when it is gone.
+        acknowledged: list[str] = []
+        sending = asyncio.create_task(_send(served, clients, batch, seconds * 10, acknowledged))
+        while not acknowledged and not sending.done():
+            await asyncio.sleep(0.02)
         await asyncio.sleep(seconds / 2)
         await asyncio.to_thread(served.kill, signal.SIGKILL)
         return await sending
@@ -137,7 +158,7 @@ def kill_during_intake(served: Served, clients: int, batch: int, seconds: float)
     }
 
 
-def alert_to_diagnosis(served: Served, round_no: int) -> float:
+def alert_to_diagnosis(served: Served, round_no: int) -> tuple[float, dict[str, float]]:
     body = am_payload(f"CheckoutLatency{round_no}", fingerprint=f"d1a9{round_no:012x}", service="gateway")
     started = time.perf_counter()
     sent = httpx.post(f"{served.url}/api/v1/alerts/alertmanager", json=body, headers=served.headers("responder"))
@@ -152,7 +173,29 @@ def alert_to_diagnosis(served: Served, round_no: int) -> float:
         )
 
     wait_for(named, 120, "the diagnosis", every=0.05)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _breakdown(served, incident)
+
+
+def _breakdown(served: Served, incident_id: str) -> dict[str, float]:
+    """Where the time went, from the run's steps: a replayed incident's clock starts at its alert
+    and runs at wall speed, so each step's times are seconds since the alert arrived."""
+    store = Store(served.db_url)
+    origin = store.get_incident(incident_id).detected_at
+    assert origin is not None
+    steps = store.steps(store.latest_run(incident_id).id)
+    store.close()
+
+    def since(at: datetime) -> float:
+        return ((at if at.tzinfo else at.replace(tzinfo=UTC)) - origin).total_seconds()
+
+    agents = [s for s in steps if s.kind == "agent"]
+    found = {
+        "first_step_started_s": since(agents[0].started_at),
+        "steps_cpu_wall_s": sum(since(s.finished_at) - since(s.started_at) for s in agents),
+    }
+    for step in agents:
+        found[f"{step.agent}_done_s"] = since(step.finished_at)
+    return found
 
 
 CONFIG = """
@@ -176,6 +219,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, action="append")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only-diagnosis", action="store_true", help="skip the intake and kill rounds")
     args = parser.parse_args()
     batches = args.batch or [1, 10]
     report: dict[str, Any] = {"cpus": os.cpu_count(), "intake": {}, "kill": [], "alert_to_diagnosis_s": []}
@@ -185,23 +229,33 @@ def main() -> None:
         served.start()
         try:
             for n in range(args.rounds):
-                report["alert_to_diagnosis_s"].append(alert_to_diagnosis(served, n))
-            _open_storm(served)
+                seconds, breakdown = alert_to_diagnosis(served, n)
+                report["alert_to_diagnosis_s"].append(seconds)
+                report.setdefault("diagnosis_breakdown", []).append(breakdown)
+            if args.only_diagnosis:
+                batches = []
+            else:
+                _open_storm(served)
             for batch in batches:
                 report["intake"][batch] = [
                     intake(served, args.clients, batch, args.seconds) for _ in range(args.rounds)
                 ]
-            for _ in range(args.rounds):
+            for _ in range(args.rounds if batches else 0):
                 report["kill"].append(kill_during_intake(served, args.clients, batches[-1], args.seconds))
         finally:
             served.stop()
     summary = {
         "alert_to_diagnosis_median_s": statistics.median(report["alert_to_diagnosis_s"]),
+        "diagnosis_breakdown_median_s": {
+            key: statistics.median(b[key] for b in report["diagnosis_breakdown"] if key in b)
+            for key in report["diagnosis_breakdown"][0]
+        },
         "intake": {
             batch: {
                 "alerts_per_s_median": statistics.median(r["alerts_per_s"] for r in runs),
                 "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),
                 "p50_ms_median": statistics.median(r["p50_ms"] for r in runs),
+                "server_cpu_ms_per_alert_median": statistics.median(r["server_cpu_ms_per_alert"] for r in runs),
                 "lost": sum(r["acknowledged"] - r["stored"] for r in runs),
                 "errors": sum(r["errors"] for r in runs),
             }

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from warroom.incident import Incident, Severity
+from warroom.incident import Incident, Severity, TimelineEvent, TimelineKind
 from warroom.sources.contract import BundleSpec
 from warroom.store.repository import Store
-from warroom.workflow.engine import RunOptions, RunResult
+from warroom.workflow.engine import Engine, RunOptions, RunResult
 from warroom.workflow.executor import LocalExecutor
 from warroom.workflow.runner import StepRunner
 
@@ -57,3 +57,29 @@ def test_queue_status_cancel_and_recover(store: Store) -> None:
         assert [e.kind.value for e in events] == ["resumed"]
     finally:
         executor.close()
+
+
+def test_a_decision_given_later_is_stamped_in_the_replayed_runs_incident_time(store: Store) -> None:
+    """`warroom approve` / `reject` on a replayed run: the decision lands where the run's clock
+    stands (its last engine event), not at today's wall clock."""
+    run_id = _run(store, "replayed")
+    incident_id = store.get_run(run_id).incident_id
+    gate = datetime(2024, 5, 12, 18, 52, tzinfo=UTC)
+    with store.transaction() as session:
+        store.add_event(
+            session,
+            incident_id,
+            TimelineEvent(at=gate, kind=TimelineKind.PHASE_STARTED, source="engine", summary="mitigation"),
+        )
+        for action_id in ("a1", "a2"):
+            store.upsert_action(
+                session,
+                incident_id,
+                action_id,
+                "awaiting_approval",
+                {"id": action_id, "title": action_id, "risk": "high"},
+            )
+    engine = Engine(store)
+    engine.approve(incident_id, "a1", "ops")
+    engine.reject(incident_id, "a2", "ops", "one change at a time")
+    assert [(a.event, a.at) for a in store.audit_log(incident_id)] == [("approved", gate), ("rejected", gate)]

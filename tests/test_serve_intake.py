@@ -39,7 +39,8 @@ def _received(**kwargs: Any) -> list[ReceivedAlert]:
 
 
 def _accept(store: Store, router: Router, tmp_path: Path, alerts: list[ReceivedAlert]) -> IntakeResult:
-    return accept(store, router, RunSettings(tmp_path / "reports"), alerts)
+    with store.transaction() as session:
+        return accept(session, store, router, RunSettings(tmp_path / "reports"), alerts)
 
 
 def test_same_occurrence_and_same_group_attach_to_one_incident(store: Store, router: Router, tmp_path: Path) -> None:

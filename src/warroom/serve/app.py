@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from warroom.serve import problems, web
+from warroom.serve import metrics, problems, web
 from warroom.serve.api import actions, admin, alerts, incidents, replay, stream
 from warroom.serve.api.deps import Service
 from warroom.serve.audit import AuditMiddleware
@@ -32,9 +32,10 @@ def create_app(svc: Service) -> FastAPI:
     async def to_login(request: Request, _: web.LoginRequired) -> RedirectResponse:
         return web.login_redirect(request)
 
-    app.add_middleware(AuditMiddleware, store=svc.store)
+    app.add_middleware(AuditMiddleware, committer=svc.committer)
     for module in (alerts, incidents, stream, actions, admin, replay):
         app.include_router(module.router)
+    app.include_router(metrics.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     return app

@@ -7,10 +7,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from warroom.store.repository import Store
+from warroom.serve.committer import GroupCommitter
 from warroom.store.tokens import record_request
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -18,9 +17,9 @@ _INCIDENT = re.compile(r"/incidents/([^/]+)")
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, store: Store) -> None:
+    def __init__(self, app: ASGIApp, committer: GroupCommitter) -> None:
         self.app = app
-        self.store = store
+        self.committer = committer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in WRITES:
@@ -28,29 +27,29 @@ class AuditMiddleware:
             return
 
         async def audited_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                await anyio.to_thread.run_sync(self._record, scope, message["status"])
+            if message["type"] == "http.response.start" and not scope.get("state", {}).get("audited"):
+                entry = entry_of(scope, message["status"])
+                await self.committer.run(lambda session: record_request(session, entry))
             await send(message)
 
         await self.app(scope, receive, audited_send)
 
-    def _record(self, scope: Scope, status: int) -> None:
-        state: dict[str, Any] = scope.get("state", {})
-        principal = state.get("principal")
-        path = scope["path"]
-        found = _INCIDENT.search(path)
-        client = scope.get("client")
-        record_request(
-            self.store,
-            {
-                "at": datetime.now(UTC),
-                "actor": principal.name if principal else "anonymous",
-                "role": principal.role.label if principal else None,
-                "method": scope["method"],
-                "path": path,
-                "status_code": status,
-                "client": client[0] if client else None,
-                "incident_id": found.group(1) if found else None,
-                "detail": state.get("audit_detail", {}),
-            },
-        )
+
+def entry_of(scope: Scope, status: int) -> dict[str, Any]:
+    """The audit entry of a request that is answered with `status`."""
+    state: dict[str, Any] = scope.get("state", {})
+    principal = state.get("principal")
+    path = scope["path"]
+    found = _INCIDENT.search(path)
+    client = scope.get("client")
+    return {
+        "at": datetime.now(UTC),
+        "actor": principal.name if principal else "anonymous",
+        "role": principal.role.label if principal else None,
+        "method": scope["method"],
+        "path": path,
+        "status_code": status,
+        "client": client[0] if client else None,
+        "incident_id": found.group(1) if found else None,
+        "detail": state.get("audit_detail", {}),
+    }

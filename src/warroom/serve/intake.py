@@ -14,21 +14,17 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from warroom.incident import TimelineEvent, TimelineKind
 from warroom.redact import redact_obj
 from warroom.serve.payloads import ReceivedAlert
 from warroom.serve.routing import Route, Router, severity_of
-from warroom.sources.contract import ReplaySpec
 from warroom.store import alerts as alert_store
 from warroom.store.alerts import Occurrence
 from warroom.store.repository import Store
 from warroom.workflow.engine import Engine, RunOptions
 from warroom.workflow.spec import ApprovalPolicy
-
-ATTEMPTS = 5  # concurrent intakes may race for an incident number or an occurrence: retry whole
 
 
 @dataclass(frozen=True)
@@ -59,19 +55,15 @@ class IntakeResult:
         return list(dict.fromkeys(a.incident_id for a in self.alerts if a.incident_id))
 
 
-def accept(store: Store, router: Router, settings: RunSettings, received: list[ReceivedAlert]) -> IntakeResult:
-    """Store and route a batch of alerts durably; the caller submits `result.runs` afterwards."""
-    for attempt in range(ATTEMPTS):
-        try:
-            with store.transaction() as session:
-                intake = _Intake(store, router, settings, session, datetime.now(UTC))
-                for alert in received:
-                    intake.take(alert)
-                return intake.result
-        except IntegrityError:
-            if attempt == ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+def accept(
+    session: Session, store: Store, router: Router, settings: RunSettings, received: list[ReceivedAlert]
+) -> IntakeResult:
+    """Store and route a batch of alerts in the caller's transaction; once it has committed, the
+    caller submits `result.runs` (the service runs this in its group commit)."""
+    intake = _Intake(store, router, settings, session, datetime.now(UTC))
+    for alert in received:
+        intake.take(alert)
+    return intake.result
 
 
 @lru_cache(maxsize=65_536)
@@ -161,14 +153,14 @@ class _Intake:
             update={
                 "title": summary or row.labels.get("alertname", source.draft.title),
                 "detected_at": source.alert_time,
-                "telemetry_source": f"replay of bundle {source.bundle}",
+                "telemetry_source": source.describe(),
                 **({"severity": severity} if severity else {}),
                 **({"affected_services": [service]} if service else {}),
             }
         )
         incident = self.store.add_incident(self.session, draft)
         options = RunOptions(
-            source=ReplaySpec(path=str(source.bundle), started_at=self.now),
+            source=source.spec(self.now),
             execute=self.settings.execute,
             grant=ApprovalPolicy.NONE,
             out_dir=str((self.settings.reports_dir / incident.id).resolve()),

@@ -13,7 +13,7 @@ from warroom.incident import Incident, Severity
 from warroom.serve.config import SEVERITIES, RouteConfig, ServeConfig
 from warroom.serve.matchers import Matcher, parse_matcher
 from warroom.sources.bundle import BundleSource
-from warroom.sources.contract import BundleSpec
+from warroom.sources.contract import BundleSpec, ReplaySpec, SourceSpec
 from warroom.sources.incident_telemetry import read_incident
 from warroom.workflow.engine import draft_incident
 from warroom.workflow.spec import WorkflowSpec
@@ -46,11 +46,21 @@ def severity_rank(severity: Severity | None) -> int:
 
 @dataclass(frozen=True)
 class Source:
-    """A route's telemetry: a bundle replayed as if live (its alert time anchors incident time)."""
+    """A route's telemetry: a bundle replayed as if live (its alert time anchors incident time).
+
+    This is the one place a route's source is chosen and described: the intake asks it for the
+    spec a new incident's run reads (a live source, `sources/live.py`, plugs in here)."""
 
     bundle: Path
     draft: Incident
     alert_time: datetime
+
+    def spec(self, started_at: datetime) -> SourceSpec:
+        """What an incident opened at `started_at` (engine time) reads: the replay from then on."""
+        return ReplaySpec(path=str(self.bundle), started_at=started_at)
+
+    def describe(self) -> str:
+        return f"replay of bundle {self.bundle}"
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ from warroom.application import continue_run
 from warroom.redact import redact
 from warroom.serve.api.deps import Service
 from warroom.serve.app import create_app
+from warroom.serve.committer import GroupCommitter
 from warroom.serve.config import ServeConfig
 from warroom.serve.intake import RunSettings
+from warroom.serve.metrics import ServiceMetrics
 from warroom.serve.routing import Router
 from warroom.store.repository import Store
 from warroom.workflow.executor import LocalExecutor
@@ -46,7 +48,9 @@ def build_service(config: ServeConfig) -> Started:
         executor.warm(bundle)
     settings = RunSettings(reports_dir(config, store), execute=config.execute, workers=config.workers)
     resumed = executor.recover()
-    return Started(Service(store, config, router, executor, settings), resumed)
+    committer = GroupCommitter(store)
+    metrics = ServiceMetrics(store, committer)
+    return Started(Service(store, config, router, executor, settings, committer, metrics), resumed)
 
 
 def serve(config: ServeConfig) -> None:
@@ -63,5 +67,6 @@ def serve(config: ServeConfig) -> None:
     try:
         server.run()
     finally:
+        svc.committer.close()
         svc.executor.close()
         svc.store.close()

@@ -415,6 +415,12 @@ class Store:
                 session.expunge(row)
             return rows
 
+    def run_counts(self) -> dict[str, int]:
+        """How many runs the store holds in each status."""
+        with self.transaction() as session:
+            rows = session.execute(select(RunRow.status, func.count()).group_by(RunRow.status))
+            return {status: count for status, count in rows}
+
     def set_run_status(self, session: Session, run_id: str, status: str, finished: bool = False) -> None:
         row = session.get(RunRow, run_id)
         if row is None:

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from warroom.errors import InputError, NotFoundError
 from warroom.store.models import ApiAuditRow, ApiTokenRow
@@ -95,10 +96,9 @@ def revoke_token(store: Store, name: str) -> TokenInfo:
         return _info(row)
 
 
-def record_request(store: Store, entry: dict[str, Any]) -> None:
-    """Append one API write (or refused write) to the audit log."""
-    with store.engine.begin() as connection:
-        connection.execute(_AUDIT, entry)
+def record_request(session: Session, entry: dict[str, Any]) -> None:
+    """Append one API write (or refused write) to the audit log, in the caller's transaction."""
+    session.execute(_AUDIT, entry)
 
 
 def audit_entries(store: Store, incident_id: str | None = None, limit: int = 200) -> list[ApiAuditRow]:

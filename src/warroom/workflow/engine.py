@@ -303,6 +303,16 @@ class Engine:
         event = TimelineEvent(at=at, kind=kind, source=source, summary=summary, data=data)
         return self.store.add_event(session, incident_id, event, dedupe_key=key)
 
+    def decision_time(self, incident_id: str) -> datetime:
+        """Incident time of a human decision given without one: the wall clock for a live
+        incident; for a replayed run, where its clock stands (its last event), never the wall
+        clock, which would put the decision years after the telemetry."""
+        try:
+            replayed = RunOptions.model_validate(self.store.latest_run(incident_id).options).replay_clock
+        except NotFoundError:
+            replayed = False
+        return self._clock_origin(incident_id) if replayed else datetime.now(UTC)
+
     def _clock_origin(self, incident_id: str) -> datetime:
         """Where a replayed run's clock resumes: the engine's own last event. Agents' events carry
         incident times of their own (telemetry, recorded actions) that the engine clock must not
@@ -516,10 +526,11 @@ class Engine:
 
     def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> None:
         """Record a human approval given after the fact (`warroom approve`, the API); `at` in
-        incident time (default: now)."""
+        incident time (default: `decision_time`)."""
         row = self._undecided(incident_id, action_id, "approve")
+        at = at or self.decision_time(incident_id)
         with self.store.transaction() as session:
-            self._approve(session, incident_id, {"id": action_id, **row.data}, actor, at or datetime.now(UTC))
+            self._approve(session, incident_id, {"id": action_id, **row.data}, actor, at)
 
     def reject(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> None:
         """A human says no (`warroom reject`, the API): the action is never taken; the run goes on
@@ -550,7 +561,7 @@ class Engine:
         if not reason.strip():
             raise InputError(f"a reason is needed to {verb} an action (it goes to the audit log)", field="--reason")
         row = self._undecided(incident_id, action_id, verb)
-        at = at or datetime.now(UTC)
+        at = at or self.decision_time(incident_id)
         with self.store.transaction() as session:
             self.store.upsert_action(session, incident_id, action_id, status)
             self.store.audit(session, incident_id, action_id, status, actor, at, {"reason": reason})

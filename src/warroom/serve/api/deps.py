@@ -7,8 +7,10 @@ from pathlib import Path
 
 from fastapi import Request
 
+from warroom.serve.committer import GroupCommitter
 from warroom.serve.config import ServeConfig
 from warroom.serve.intake import RunSettings
+from warroom.serve.metrics import ServiceMetrics
 from warroom.serve.routing import Router
 from warroom.store.repository import Store
 from warroom.workflow.executor import RunExecutor
@@ -21,6 +23,8 @@ class Service:
     router: Router
     executor: RunExecutor
     settings: RunSettings
+    committer: GroupCommitter  # every write of the intake and the audit goes through it
+    metrics: ServiceMetrics
 
     @property
     def reports_dir(self) -> Path:

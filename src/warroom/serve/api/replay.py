@@ -34,7 +34,7 @@ def bundle_alert(manifest: Manifest) -> ReceivedAlert:
 
 
 @router.post("/alert", status_code=202, response_model=IntakeOut)
-def fire(
+async def fire(
     request: Request,
     _: Annotated[Principal, Depends(requires(Role.RESPONDER))],
     svc: Annotated[Service, Depends(service)],
@@ -43,4 +43,4 @@ def fire(
     if not svc.config.replay:
         raise HTTPException(404, "the service is not replaying a bundle (start it with --replay BUNDLE)")
     manifest = BundleSource(svc.config.replay).manifest()
-    return take(request, svc, [bundle_alert(manifest)])
+    return await take(request, svc, [bundle_alert(manifest)])
