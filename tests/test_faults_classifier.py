@@ -12,7 +12,7 @@ import pytest
 
 from warroom.analysis.code import _text_findings
 from warroom.analysis.code_patterns import analyse_source
-from warroom.analysis.faults import FaultAnalysis, classify_faults
+from warroom.analysis.fault_rules import FaultAnalysis, classify_faults
 from warroom.sources.bundle import Telemetry
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

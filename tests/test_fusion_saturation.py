@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from warroom.agents.fusion import _saturation_explained
-from warroom.analysis.faults import FaultHypothesis
+from warroom.analysis.fault_rules import FaultHypothesis
 
 
 def _cpu(service: str, load_ratio: float) -> FaultHypothesis:
