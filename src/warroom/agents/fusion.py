@@ -21,7 +21,7 @@ from warroom.agents.specialist_common import onset as incident_onset
 from warroom.agents.specialist_common import window
 from warroom.analysis.changes import ChangeCorrelation, RankedChange, correlate_changes, service_graph
 from warroom.analysis.database import DatabaseAnalysis, analyse_database
-from warroom.analysis.faults import FaultHypothesis, classify_faults, database_hypothesis
+from warroom.analysis.fault_rules import FaultHypothesis, classify_faults, database_hypothesis
 from warroom.analysis.rca import Diagnosis
 from warroom.incident import Evidence, Finding, RootCauseCandidate
 
