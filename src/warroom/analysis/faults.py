@@ -60,7 +60,15 @@ class FaultType(BaseModel):
     requires_all: list[str] = Field(default_factory=list)  # … and every one of these
     explains: dict[Relation, list[str]] = Field(default_factory=dict)
     change: ChangeLink = Field(default_factory=ChangeLink)
-    only_external: bool = False  # a dependency seen only from the outside (no own resource metrics or logs)
+    # Fault types whose signature this one can show: a config change can shrink a pool (the service
+    # then shows a pool exhaustion), shorten a timeout (errors) or enable a broken flag (exceptions).
+    mechanisms: list[str] = Field(default_factory=list)
+    # internal: a fault of a service we run and see inside (its code, its resources); external: of a
+    # dependency seen only from the outside (no resource series or logs of its own); any: either
+    scope: Literal["internal", "external", "any"] = "any"
+    # symptom signals that are this fault type's own evidence (an external dependency's latency is all
+    # we can see of it): counted without the symptom cap
+    own_symptoms: list[str] = Field(default_factory=list)
 
     @property
     def log_prior(self) -> float:
@@ -85,7 +93,6 @@ class ModelParameters(BaseModel):
     cap: float = Field(gt=0)
     symptom_cap: float = Field(gt=0)
     propagated_weight: float = Field(ge=0, le=1)
-    propagation_share: float = Field(gt=0, le=1)
     lookback_hours: float = Field(gt=0)
     onset_tolerance_minutes: float = Field(ge=0)
     global_change_share: float = Field(gt=0, le=1)
@@ -95,6 +102,10 @@ class Registry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int
+    # shared blocks the fault types merge in (YAML anchors); read through the fault types only
+    localisation: dict[str, float] = Field(default_factory=dict)
+    symptoms: dict[str, list[str]] = Field(default_factory=dict)
+    slow_symptoms: dict[str, list[str]] = Field(default_factory=dict)
     model: ModelParameters
     signals: dict[str, SignalInfo]
     log_patterns: dict[str, str]
@@ -123,6 +134,10 @@ class Registry(BaseModel):
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"log pattern {name}: {exc}") from None
+        for name, fault in self.fault_types.items():
+            unknown = sorted(set(fault.mechanisms) - set(self.fault_types))
+            if unknown:
+                raise ValueError(f"fault type {name}: unknown mechanism(s) {', '.join(unknown)}")
         bad = sorted(a for a, target in self.aliases.items() if target not in self.fault_types)
         if bad:
             raise ValueError(f"alias(es) {', '.join(bad)} point at no fault type")

@@ -198,9 +198,9 @@ def traffic_shift(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFrame
 
 
 def call_gaps(prepared: pl.DataFrame) -> pl.DataFrame:
-    """Per cross-service call: caller, callee and the time around the callee's span that the caller
+    """Per cross-service call: caller, callee, the time around the callee's span that the caller
     spends neither in it nor in its other calls (request transit before it plus response transit
-    after it). Works whether or not the caller records a client span per call: with one, the
+    after it), and the caller span's duration. Works whether or not the caller records a client span per call: with one, the
     client span has this call as its only child and the gap is its excess over the callee's span."""
     parents = prepared.select(
         "trace_id",
@@ -227,7 +227,10 @@ def call_gaps(prepared: pl.DataFrame) -> pl.DataFrame:
     gap_us = (pl.col("start_time") - pl.col("_lead")).dt.total_microseconds().clip(lower_bound=0) + (
         pl.col("_trail") - pl.col("end_time")
     ).dt.total_microseconds().clip(lower_bound=0)
-    return children.select("trace_id", "caller", "callee", (gap_us / 1000.0).alias("gap_ms"))
+    caller_ms = (pl.col("_p_end") - pl.col("_p_start")).dt.total_microseconds() / 1000.0
+    return children.select(
+        "trace_id", "caller", "callee", (gap_us / 1000.0).alias("gap_ms"), caller_ms.alias("caller_ms")
+    )
 
 
 def handlers(prepared: pl.DataFrame, max_depth: int = 12) -> pl.DataFrame:

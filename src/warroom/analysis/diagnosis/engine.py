@@ -32,7 +32,8 @@ MAX_CANDIDATES = 10
 MAX_HYPOTHESES = 25
 CODE_HYPOTHESES = 6  # hypotheses whose candidate changes get their diffs read
 CODE_CHANGES = 3  # … at most this many changes each
-OWN_SIGNALS = (cv.CPU_UTILIZATION, cv.MEMORY_UTILIZATION)  # a service reporting these is not external
+# a service reporting these is one of ours (or a database we run), not an external dependency
+OWN_SIGNALS = (cv.CPU_UTILIZATION, cv.MEMORY_UTILIZATION, cv.DB_CPU_UTILIZATION, cv.DB_CONNECTIONS)
 
 
 class Diagnosis(BaseModel):
@@ -88,7 +89,6 @@ def diagnose(
     window_end: datetime,
     onset: datetime | None = None,
     topology: dict[str, list[str]] | None = None,
-    external: set[str] | None = None,
     code: attr_mod.CodeLookup | None = None,
     calibration: CalibrationMap | None = None,
 ) -> Diagnosis:
@@ -99,11 +99,14 @@ def diagnose(
     graph = CallGraph(edges)
     observations = {o.id: o for o in found.observations}
     worth = hyp_mod.Worth(reg, observations.values(), len(periods.services()))
-    hypotheses = hyp_mod.form(observations.values(), reg, worth, _external(periods, graph, external or set()))
-    owned = assign(hyp_mod.claims(observations.values(), hypotheses, graph, reg, worth), reg.model.propagation_share)
-    hyp_mod.score(hypotheses, observations, owned, reg, worth)
+    hypotheses = hyp_mod.form(observations.values(), reg, worth, _external(periods, graph))
     started = onset or alert_time
-    hypotheses = _attribute(hypotheses, current, reg, started, code)
+    # Before any hypothesis claims evidence: a fault only a change brings in needs a candidate change.
+    options, hypotheses = _change_options(hypotheses, current, reg, observations, started)
+    owned = assign(hyp_mod.claims(observations.values(), hypotheses, graph, reg, worth))
+    hyp_mod.score(hypotheses, observations, owned, reg, worth)
+    hyp_mod.adopt_mechanisms(hypotheses, reg)
+    _attribute(hypotheses, options, reg, code)
     hyp_mod.normalise(hypotheses)
     cal = calibration or shipped()
     for h in hypotheses:
@@ -114,8 +117,6 @@ def diagnose(
     unexplained = sorted(o.id for o in observations.values() if o.above_noise and o.id not in set(explained))
     inconclusive = top is None or top.confidence < cal.threshold
     limitations = list(found.limitations)
-    if external:
-        limitations.append(f"declared external (seen only from its callers): {', '.join(sorted(external))}")
     return Diagnosis(
         hypotheses=hypotheses[:MAX_HYPOTHESES],
         candidates=_candidates(hypotheses, observations),
@@ -131,9 +132,10 @@ def diagnose(
     )
 
 
-def _external(periods: Periods, graph: CallGraph, declared: set[str]) -> set[str]:
-    """Services seen only from the outside: declared so, or called by others with neither their own
-    CPU/memory series nor log lines of their own (a third-party API, a managed service)."""
+def _external(periods: Periods, graph: CallGraph) -> set[str]:
+    """Services seen only from the outside: called by others, calling nobody, with neither resource
+    series (CPU, memory, database server) nor log lines of their own (a third-party API, a managed
+    service)."""
     own: set[str] = set()
     for frame, column in ((periods.current.metrics, "metric"), (periods.current.logs, None)):
         if frame is None or "service" not in frame.columns:
@@ -141,27 +143,55 @@ def _external(periods: Periods, graph: CallGraph, declared: set[str]) -> set[str
         rows = frame.filter(frame[column].is_in(OWN_SIGNALS)) if column else frame
         own.update(str(s) for s in rows.get_column("service").unique().drop_nulls())
     called = {s for s in graph.services() if graph.callers_of(s)}
-    return declared | {s for s in called if s not in own and not graph.calls(s)}
+    return {s for s in called if s not in own and not graph.calls(s)}
 
 
-def _attribute(
-    hypotheses: list[Hypothesis], current: Telemetry, reg: Registry, onset: datetime, code: attr_mod.CodeLookup | None
-) -> list[Hypothesis]:
-    """Attach the best change to every hypothesis a change can explain; drop those that need one and
-    have none. The diffs of the leading hypotheses' candidate changes are read (memoised per change)."""
+def _change_options(
+    hypotheses: list[Hypothesis],
+    current: Telemetry,
+    reg: Registry,
+    observations: dict[str, Observation],
+    onset: datetime,
+) -> tuple[dict[tuple[str, str], list[attr_mod.Attribution]], list[Hypothesis]]:
+    """Per hypothesis the changes that could have brought its fault in (by kind and time, before the
+    onset of its service's strongest observation, else the incident's); the hypotheses whose fault
+    only a change brings in and that have none are dropped."""
     records = attr_mod.change_records(current.changes)
+    # A service's onset: that of its strongest above-noise observation (a weak series' first blip is
+    # not when the fault began).
+    strongest: dict[str, Observation] = {}
+    for o in observations.values():
+        if o.onset is not None and o.above_noise:
+            for where in o.roles.values():
+                if where not in strongest or o.excess > strongest[where].excess:
+                    strongest[where] = o
+    firsts = {where: o.onset for where, o in strongest.items() if o.onset is not None}
     options: dict[tuple[str, str], list[attr_mod.Attribution]] = {}
     kept: list[Hypothesis] = []
     for h in hypotheses:
         fault = reg.fault_types[h.fault_type]
-        found = attr_mod.candidates(records, h.service, fault, h.onset or onset, reg.model) if records else []
+        found = (
+            attr_mod.candidates(records, h.service, fault, firsts.get(h.service, onset), reg.model) if records else []
+        )
         if fault.change.required and not found:
             continue
         options[h.key] = found
-        h.change = _best(found, fault.change.required)
         kept.append(h)
+    return options, kept
+
+
+def _attribute(
+    hypotheses: list[Hypothesis],
+    options: dict[tuple[str, str], list[attr_mod.Attribution]],
+    reg: Registry,
+    code: attr_mod.CodeLookup | None,
+) -> None:
+    """Attach the best change to every hypothesis a change can explain. The diffs of the leading
+    hypotheses' candidate changes are read (each change once)."""
+    for h in hypotheses:
+        h.change = _best(options[h.key], reg.fault_types[h.fault_type].change.required)
     if code is None:
-        return kept
+        return
     memo: dict[str, list[attr_mod.CodeEvidence]] = {}
 
     def lookup(change: attr_mod.ChangeRecord) -> list[attr_mod.CodeEvidence]:
@@ -169,13 +199,12 @@ def _attribute(
             memo[change.id] = code(change)
         return memo[change.id]
 
-    leading = sorted(kept, key=lambda h: -h.log_odds)[:CODE_HYPOTHESES]
+    leading = sorted(hypotheses, key=lambda h: -h.log_odds)[:CODE_HYPOTHESES]
     for h in leading:
         fault = reg.fault_types[h.fault_type]
         read = [attr_mod.with_code(a, fault, lookup) for a in options[h.key][:CODE_CHANGES]]
         read += options[h.key][CODE_CHANGES:]
         h.change = _best(read, fault.change.required)
-    return kept
 
 
 def _best(found: list[attr_mod.Attribution], required: bool) -> attr_mod.Attribution | None:
@@ -216,6 +245,8 @@ def _candidates(hypotheses: list[Hypothesis], observations: dict[str, Observatio
 
 def _reason(h: Hypothesis, observations: dict[str, Observation]) -> str:
     parts = [f"log-odds {h.log_odds:.1f} (prior {h.log_prior:.1f})"]
+    if h.mechanism:
+        parts.append(f"shows as {h.mechanism.replace('_', ' ')}")
     for use in sorted(h.uses, key=lambda u: -u.llr)[:3]:
         o = observations[use.observation]
         where = "" if use.relation == "local" else f" [symptom on its {use.relation}]"

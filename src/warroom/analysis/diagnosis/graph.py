@@ -5,24 +5,27 @@ depends on: the callee answers late or wrongly, and A waits, retries, holds its 
 or fails. The registry says, per fault type, which symptoms it produces on its callers and on its
 direct callees (a CPU-starved or delayed pod also stretches the calls it makes).
 
-Every observation is counted once, for the service that explains it best:
+Every observation counts once in total, shared among the services that can explain it:
 
-- the services it speaks about directly (an edge's delay speaks about both ends) compete on the
-  strength of their own evidence;
-- a service below them that can explain it takes it when its own evidence is at least
-  `propagation_share` of theirs: symptoms explained by a deeper cause do not count for the shallower
-  one (a caller logging its callee's failure is a victim, not a second culprit), and a cause can only
-  claim symptoms it explains (a callee's fault does not explain its caller's CPU);
-- "own evidence" is recomputed from what each service keeps until the assignment settles, so a
-  service whose evidence was claimed by a deeper cause cannot in turn claim its callers'.
+- the services it speaks about directly (an edge's delay speaks about both ends), and the strongest
+  service elsewhere whose fault explains it, share it by responsibility: the posterior weight of each
+  one's best hypothesis (prior plus its own evidence, in log-odds) against the others'. A symptom that
+  a strong deeper cause explains counts almost wholly for that cause (a caller logging its callee's
+  failure is a victim, not a second culprit), one a weak cause below could explain stays mostly
+  where it is seen;
+- a cause can only take symptoms it explains (a callee's CPU does not explain which code path its
+  caller takes), and only when it keeps an above-noise observation of its own;
+- "own evidence" is recomputed from what each service keeps until the shares settle, so a service
+  whose evidence went to a deeper cause has little left to claim its callers' with.
 
 What no formed hypothesis can explain stays unexplained, and the diagnosis lists it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import networkx as nx
@@ -87,20 +90,23 @@ class Claim:
     relation: Relation
     value: float
     above_noise: bool
+    log_prior: float  # of the hypothesis: its responsibility for a shared observation starts there
 
     @property
     def hypothesis(self) -> tuple[str, str]:
         return (self.service, self.fault_type)
 
 
-def assign(claims: Iterable[Claim], share: float) -> list[Claim]:
-    """The claims that count: per observation, those of the service that explains it best.
+def assign(claims: Iterable[Claim]) -> list[Claim]:
+    """The claims that count, each with the share of its observation it keeps (its value scaled).
 
-    A hypothesis' own strength is the sum of the local claims it keeps. Per observation the
-    strongest local hypothesis and the strongest hypothesis elsewhere that explains it compete;
-    the one elsewhere takes it when it keeps an above-noise observation of its own and its strength is
-    at least `share` of the local one's. Every claim of the winning service on the observation then
-    counts (its fault types compete later, on their scores)."""
+    A hypothesis' own strength is the sum of the local claims it keeps. An observation is shared
+    among the services that can explain it (the ones it speaks about, and the strongest one elsewhere
+    whose fault explains it) by responsibility: the posterior weight of each one's best hypothesis
+    counting the observation its own way (its prior, its other evidence, and what this observation is
+    worth to it) against the others'. A service explains another's symptom only when it keeps an
+    above-noise observation of its own (a change below the noise explains nothing). Responsibilities
+    settle over a few rounds."""
     by_observation: dict[str, list[Claim]] = {}
     for claim in claims:
         by_observation.setdefault(claim.observation, []).append(claim)
@@ -108,40 +114,51 @@ def assign(claims: Iterable[Claim], share: float) -> list[Claim]:
     owned: list[Claim] = []
     for _ in range(ROUNDS):
         strength: dict[tuple[str, str], float] = {}
+        share: dict[tuple[str, tuple[str, str]], float] = {}
         eligible: set[tuple[str, str]] = set()
         for claim in kept:
             strength[claim.hypothesis] = strength.get(claim.hypothesis, 0.0) + max(claim.value, 0.0)
+            share[(claim.observation, claim.hypothesis)] = max(claim.value, 0.0)
             if claim.above_noise:
                 eligible.add(claim.hypothesis)
-        new = [c for group in by_observation.values() for c in _owned(group, strength, eligible, share)]
-        if new == owned:
+        new = [c for group in by_observation.values() for c in _shared(group, strength, share, eligible)]
+        if _same(new, owned):
             break
         owned = new
         kept = [c for c in owned if c.relation == "local"]
     return owned
 
 
-def _owned(
-    group: list[Claim], strength: Mapping[tuple[str, str], float], eligible: set[tuple[str, str]], share: float
-) -> list[Claim]:
-    def key(c: Claim) -> tuple[float, str, str]:
-        return (strength.get(c.hypothesis, 0.0), c.service, c.fault_type)
+def _same(a: list[Claim], b: list[Claim]) -> bool:
+    return len(a) == len(b) and all(
+        x.hypothesis == y.hypothesis and x.observation == y.observation and abs(x.value - y.value) < 1e-6
+        for x, y in zip(a, b, strict=True)
+    )
 
-    local = [c for c in group if c.relation == "local"]
-    remote = [c for c in group if c.relation != "local" and c.hypothesis in eligible]
-    best_local = max(local, key=key) if local else None
-    best_remote = max(remote, key=key) if remote else None
-    if best_remote is None and best_local is None:
+
+def _shared(
+    group: list[Claim],
+    strength: Mapping[tuple[str, str], float],
+    share: Mapping[tuple[str, tuple[str, str]], float],
+    eligible: set[tuple[str, str]],
+) -> list[Claim]:
+    usable = [c for c in group if c.relation == "local" or c.hypothesis in eligible]
+    if not usable:
         return []
-    winner = best_local
-    if best_remote is not None:
-        remote_strength = strength.get(best_remote.hypothesis, 0.0)
-        local_strength = strength.get(best_local.hypothesis, 0.0) if best_local is not None else 0.0
-        # A deeper cause takes the symptom when its own evidence is at least a share of the evidence
-        # of the service showing it: the victim's change is what the cause predicts.
-        if best_local is None or (remote_strength > 0 and remote_strength >= share * local_strength):
-            winner = best_remote
-    assert winner is not None
-    # The winning service's local claims count, and its remote claims from hypotheses that have
-    # evidence of their own (a fault type with nothing of its own explains nothing).
-    return [c for c in group if c.service == winner.service and (c.relation == "local" or c.hypothesis in eligible)]
+    # A symptom a strong deeper cause explains goes almost wholly to it; one that a weak cause below
+    # could explain stays mostly where it is seen.
+    best: dict[str, float] = {}
+    for c in usable:
+        others = strength.get(c.hypothesis, 0.0) - share.get((c.observation, c.hypothesis), 0.0)
+        score = c.log_prior + others + c.value
+        best[c.service] = max(best.get(c.service, -math.inf), score)
+    local = {c.service for c in usable if c.relation == "local"}
+    remote = {s: v for s, v in best.items() if s not in local}
+    if remote:
+        # Of the causes elsewhere only the strongest competes: many weak ones must not dilute it.
+        deepest = max(remote, key=lambda s: (remote[s], s))
+        best = {s: v for s, v in best.items() if s in local or s == deepest}
+    top = max(best.values())
+    weight = {s: math.exp(v - top) for s, v in best.items()}
+    total = sum(weight.values())
+    return [replace(c, value=c.value * weight[c.service] / total) for c in usable if c.service in weight]

@@ -46,6 +46,7 @@ class Hypothesis(BaseModel):
     uses: list[EvidenceUse] = Field(default_factory=list)
     contradictions: list[EvidenceUse] = Field(default_factory=list)
     change: Attribution | None = None
+    mechanism: str | None = None  # the fault type whose signature it shows (a config change's pool exhaustion)
     onset: datetime | None = None
     probability: float = 0.0  # softmax share against the other hypotheses and "none of them"
     confidence: float = 0.0  # calibrated probability that this is the answer
@@ -89,10 +90,11 @@ class Worth:
             if info.symptom
         }
 
-    def __call__(self, observation: Observation, signal: str) -> float:
+    def __call__(self, observation: Observation, signal: str, *, as_symptom: bool = True) -> float:
         x = observation.excess
         soft = x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
-        return observation.effect * min(soft, self.symptom_caps.get(signal, self.registry.model.cap))
+        cap = self.symptom_caps.get(signal, self.registry.model.cap) if as_symptom else self.registry.model.cap
+        return observation.effect * min(soft, cap)
 
 
 def form(observations: Iterable[Observation], registry: Registry, worth: Worth, external: set[str]) -> list[Hypothesis]:
@@ -107,7 +109,7 @@ def form(observations: Iterable[Observation], registry: Registry, worth: Worth, 
     out = []
     for service, signals in sorted(seen.items()):
         for fault in registry.fault_types.values():
-            if fault.only_external and service not in external:
+            if (fault.scope == "external") != (service in external) and fault.scope != "any":
                 continue
             if signals.isdisjoint(fault.requires) or not signals.issuperset(fault.requires_all):
                 continue
@@ -137,14 +139,20 @@ def claims(
             for fault in by_service.get(where, []):
                 weight = fault.support.get(signal, 0.0)
                 if weight > 0:
-                    out.append(Claim(observation.id, where, fault.name, signal, "local", weight * each, noisy))
+                    own = worth(observation, signal, as_symptom=False) if signal in fault.own_symptoms else each
+                    out.append(
+                        Claim(observation.id, where, fault.name, signal, "local", weight * own, noisy, fault.log_prior)
+                    )
             for cause, faults in by_service.items():
                 relation = graph.relation(where, cause) if cause != where else None
                 if relation is None or relation == "local":
                     continue
                 for fault in faults:
                     if fault.explains_on(relation, signal):
-                        out.append(Claim(observation.id, cause, fault.name, signal, relation, propagated * each, noisy))
+                        value = propagated * each
+                        out.append(
+                            Claim(observation.id, cause, fault.name, signal, relation, value, noisy, fault.log_prior)
+                        )
     return out
 
 
@@ -190,8 +198,24 @@ def score(
                         )
                     )
     for h in hypotheses:
-        known = [t for u in h.local_uses() if (t := observations[u.observation].onset) is not None]
-        h.onset = min(known) if known else None
+        timed = [u for u in h.local_uses() if observations[u.observation].onset is not None]
+        h.onset = observations[max(timed, key=lambda u: u.llr).observation].onset if timed else None
+
+
+def adopt_mechanisms(hypotheses: list[Hypothesis], registry: Registry) -> None:
+    """A fault type that shows another's signature (a bad config whose symptom is a pool exhaustion)
+    stands on the evidence of the strongest such hypothesis on its service when that is stronger
+    than its own; which one it is stays named (`mechanism`)."""
+    by_key = {h.key: h for h in hypotheses}
+    for h in hypotheses:
+        mechanisms = registry.fault_types[h.fault_type].mechanisms
+        shown = [m for name in mechanisms if (m := by_key.get((h.service, name))) is not None]
+        best = max(shown, key=lambda m: (m.evidence_llr, m.fault_type), default=None)
+        if best is not None and best.evidence_llr > h.evidence_llr:
+            h.uses = list(best.uses)
+            h.contradictions = list(best.contradictions)
+            h.mechanism = best.fault_type
+            h.onset = best.onset
 
 
 def normalise(hypotheses: list[Hypothesis]) -> None:

@@ -22,15 +22,20 @@ from collections.abc import Collection
 import numpy as np
 import polars as pl
 
+from warroom.analysis import logs as logs_mod
 from warroom.analysis import metrics as metrics_mod
 from warroom.analysis.diagnosis.detectors.result import DetectorResult
-from warroom.analysis.diagnosis.evidence import Observation, noise_level
+from warroom.analysis.diagnosis.evidence import Observation, critical_z, noise_level
 from warroom.analysis.diagnosis.periods import Periods
 from warroom.sources import conventions as cv
 
 EMIT_Z = 2.0  # series moving less than this are not even candidates
 CPU_PER_REQUEST = "cpu_per_request"
+COUNTERS = (cv.RESTARTS,)  # events per interval: tested by their totals, not by a peak
+TABLE_KEY = "@"  # metric@table: a table's row count is its own series
 MIN_TREND_POINTS = 6
+RESET_STEPS = 10.0  # a drop this many usual steps deep (or RESET_SHARE of the level) is a restart
+RESET_SHARE = 0.05
 # Series that measure one thing several ways count once, as their strongest: the latency
 # percentiles of a service, and its error rate with its success rate.
 FAMILIES = {
@@ -59,19 +64,6 @@ def _f(value: object) -> float:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
 
 
-def mann_kendall_z(values: np.ndarray) -> float:
-    """The Mann-Kendall trend statistic of a series as z (ties ignored in the variance)."""
-    n = values.size
-    if n < MIN_TREND_POINTS:
-        return 0.0
-    diff = np.sign(values[None, :] - values[:, None])
-    s = float(np.triu(diff, 1).sum())
-    var = n * (n - 1) * (2 * n + 5) / 18.0
-    if s == 0:
-        return 0.0
-    return (s - math.copysign(1.0, s)) / math.sqrt(var)
-
-
 def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
     result = DetectorResult("metrics")
     metrics = periods.current.metrics
@@ -82,9 +74,9 @@ def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
     if scored.height == 0:
         result.limitations.append("metrics: no points in the window or no reference points to compare")
         return result
-    derived = _per_request(metrics, periods)
-    if derived is not None:
-        scored = pl.concat([scored, derived], how="vertical_relaxed")
+    for derived in (_per_request(metrics, periods), _per_table(metrics, periods)):
+        if derived is not None and derived.height:
+            scored = pl.concat([scored, derived], how="vertical_relaxed")
     # Each metric is its own test family: some series follow their reference closely (memory), others
     # differ systematically between the two periods (a test load's request mix), and their noise
     # levels differ accordingly.
@@ -93,11 +85,13 @@ def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
         for (metric,), frame in scored.group_by("metric")
     }
     result.tests = scored.height
-    for row in scored.iter_rows(named=True):
+    _counters(periods, result)
+    for row in scored.filter(~pl.col("metric").is_in(COUNTERS)).iter_rows(named=True):
         value = _f(row["z"])
         if abs(value) < EMIT_Z:
             continue
         metric, service = str(row["metric"]), str(row["service"])
+        metric, _, table = metric.partition(TABLE_KEY)
         signal = f"{metric}.{'up' if value > 0 else 'down'}"
         expired = metric == cv.TLS_CERT_EXPIRY_SECONDS and _f(row["peak"]) < 0
         if expired:
@@ -119,10 +113,15 @@ def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
                 baseline=base,
                 peak=_f(row["peak"]),
                 unit=_unit(metric),
-                query=f'{metric}{{service="{service}"}}',
+                query=f'{metric}{{service="{service}"' + (f',instance="{table}"' if table else "") + "}",
                 start=periods.start,
                 end=periods.end,
-                data={"metric": metric, "scale": round(_f(row["base_scale"]), 6), "points": int(row["points"] or 0)},
+                data={
+                    "metric": metric,
+                    "table": table or None,
+                    "scale": round(_f(row["base_scale"]), 6),
+                    "points": int(row["points"] or 0),
+                },
             )
         )
     result.observations = _strongest_per_family(result.observations)
@@ -130,6 +129,80 @@ def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
     if "memory_utilization.trend" in known:
         _memory_trend(periods, scored, result)
     return result
+
+
+def _counters(periods: Periods, result: DetectorResult) -> None:
+    """Event counts per interval (container restarts): the window's total against the reference's
+    rate, as a Poisson tail (one restart per replica is nothing for a peak z, and everything
+    against a reference that never restarted)."""
+    metrics = periods.current.metrics
+    assert metrics is not None
+
+    def totals(frame: pl.LazyFrame) -> pl.DataFrame:
+        return (
+            frame.filter(pl.col("metric").is_in(COUNTERS))
+            .with_columns(pl.col("service").cast(pl.String), pl.col("metric").cast(pl.String))
+            .group_by("service", "metric")
+            .agg(pl.col("value").sum().alias("total"), pl.col("timestamp").n_unique().alias("steps"))
+            .collect()
+        )
+
+    window = totals(metrics.lazy().filter(pl.col("timestamp").is_between(periods.start, periods.end)))
+    if window.height == 0:
+        return
+    parts = [metrics.lazy().filter(pl.col("timestamp") < periods.start)]
+    if periods.baseline.metrics is not None:
+        parts.append(periods.baseline.metrics.lazy())
+    reference = totals(pl.concat(parts, how="diagonal_relaxed")).rename({"total": "ref_total", "steps": "ref_steps"})
+    joined = window.join(reference, on=["service", "metric"], how="inner")
+    if joined.height == 0:
+        return
+    expected = (joined.get_column("ref_total").to_numpy() + 0.5) * (
+        joined.get_column("steps").to_numpy() / np.maximum(joined.get_column("ref_steps").to_numpy(), 1)
+    )
+    strengths = logs_mod.burst_z(joined.get_column("total").to_numpy(), expected)
+    noise = critical_z(joined.height)
+    for row, strength, mean in zip(joined.iter_rows(named=True), strengths, expected, strict=True):
+        if strength < EMIT_Z:
+            continue
+        metric, service = str(row["metric"]), str(row["service"])
+        result.add(
+            Observation(
+                detector="metrics.counts",
+                modality="metrics",
+                signal=f"{metric}.up",
+                service=service,
+                strength=float(strength),
+                noise=noise,
+                baseline=round(float(mean), 3),
+                value=float(row["total"]),
+                peak=float(row["total"]),
+                unit="events in the window (expected from the reference rate)",
+                query=f'sum({metric}{{service="{service}"}})',
+                start=periods.start,
+                end=periods.end,
+            )
+        )
+
+
+def _per_table(metrics: pl.DataFrame, periods: Periods) -> pl.DataFrame | None:
+    """Row counts per table (`db_table_rows`, the instance names the table): one table losing its rows
+    must not be averaged away among the others."""
+
+    def tables(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+        if frame is None or "instance" not in frame.columns:
+            return None
+        rows = frame.filter(pl.col("metric") == cv.DB_TABLE_ROWS)
+        if rows.height == 0:
+            return None
+        return rows.with_columns(
+            (pl.lit(cv.DB_TABLE_ROWS + TABLE_KEY) + pl.col("instance").cast(pl.String)).alias("metric")
+        ).select("timestamp", "service", "metric", "value")
+
+    current = tables(metrics)
+    if current is None:
+        return None
+    return metrics_mod.score_series(current, tables(periods.baseline.metrics), periods.start, periods.end)
 
 
 def _per_request(metrics: pl.DataFrame, periods: Periods) -> pl.DataFrame | None:
@@ -186,7 +259,10 @@ def _strongest_per_family(observations: list[Observation]) -> list[Observation]:
 
 
 def _memory_trend(periods: Periods, scored: pl.DataFrame, result: DetectorResult) -> None:
-    """Mann-Kendall trend of memory from each series' own onset (the window's start if it has none)."""
+    """Mann-Kendall trend of memory from each service's onset (the window's start if it has none),
+    per instance and per stretch between restarts: a leaking replica climbs until it is OOM-killed
+    and starts again low, and replicas restart at different times, so their average would show a
+    sawtooth where each replica shows a climb. The stretches' statistics add up (a stratified test)."""
     metrics = periods.current.metrics
     assert metrics is not None
     onsets = {
@@ -195,25 +271,34 @@ def _memory_trend(periods: Periods, scored: pl.DataFrame, result: DetectorResult
     }
     if not onsets:
         return
+    keys = ["service", "instance"] if "instance" in metrics.columns else ["service"]
     series = (
         metrics.lazy()
         .filter(
             (pl.col("metric") == cv.MEMORY_UTILIZATION) & pl.col("timestamp").is_between(periods.start, periods.end)
         )
-        .with_columns(pl.col("service").cast(pl.String))
-        .group_by("service", "timestamp")
+        .with_columns(pl.col(keys).cast(pl.String))
+        .group_by(*keys, "timestamp")
         .agg(pl.col("value").mean())
         .sort("timestamp")
         .collect()
     )
-    trends: list[tuple[str, float, int]] = []
-    for service, frame in series.group_by("service"):
-        name = str(service[0])
+    per_service: dict[str, list[tuple[float, float, float]]] = {}
+    for key, frame in series.group_by(keys):
+        name = str(key[0])
         onset = onsets.get(name) or periods.start
         values = frame.filter(pl.col("timestamp") >= onset).get_column("value").to_numpy()
-        trends.append((name, mann_kendall_z(values), int(values.size)))
+        per_service.setdefault(name, []).extend(_stretch_trends(values))
+    trends: list[tuple[str, float, float, int]] = []
+    for name, parts in per_service.items():
+        s_total, var_total = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        z = 0.0 if s_total == 0 or var_total <= 0 else (s_total - math.copysign(1.0, s_total)) / math.sqrt(var_total)
+        # A smooth series trends "significantly" on the smallest drift (its points are not
+        # independent): what the trend is worth is the share of the remaining headroom it climbed.
+        effect = max((p[2] for p in parts), default=0.0)
+        trends.append((name, z, effect, len(parts)))
     noise = noise_level([t[1] for t in trends])
-    for name, trend, points in trends:
+    for name, trend, effect, stretches in trends:
         if trend < EMIT_Z:
             continue
         result.add(
@@ -224,11 +309,36 @@ def _memory_trend(periods: Periods, scored: pl.DataFrame, result: DetectorResult
                 service=name,
                 strength=trend,
                 noise=noise,
+                effect=effect,
                 onset=onsets.get(name),
                 unit="fraction",
-                query=f'{cv.MEMORY_UTILIZATION}{{service="{name}"}} from its onset',
+                query=f'{cv.MEMORY_UTILIZATION}{{service="{name}"}} per instance from its onset',
                 start=onsets.get(name) or periods.start,
                 end=periods.end,
-                data={"points": points},
+                data={"stretches": stretches},
             )
         )
+
+
+def _stretch_trends(values: np.ndarray) -> list[tuple[float, float, float]]:
+    """Per stretch between resets (a drop far larger than the series' usual step): the Mann-Kendall S,
+    its variance, and the share of the headroom the stretch climbed along its Theil-Sen slope."""
+    if values.size < MIN_TREND_POINTS:
+        return []
+    steps = np.diff(values)
+    usual = float(np.median(np.abs(steps))) if steps.size else 0.0
+    level = float(np.median(np.abs(values)))
+    resets = np.flatnonzero(steps < -max(RESET_STEPS * usual, RESET_SHARE * level, 1e-12)) + 1
+    out = []
+    for part in np.split(values, resets):
+        n = part.size
+        if n < MIN_TREND_POINTS:
+            continue
+        pairwise = part[None, :] - part[:, None]
+        upper = np.triu_indices(n, 1)
+        s = float(np.sign(pairwise[upper]).sum())
+        var = n * (n - 1) * (2 * n + 5) / 18.0
+        slope = float(np.median(pairwise[upper] / (upper[1] - upper[0])))
+        rise = max(slope * (n - 1), 0.0) / max(1.0 - float(part[0]), 0.05)
+        out.append((s, var, min(rise, 1.0)))
+    return out

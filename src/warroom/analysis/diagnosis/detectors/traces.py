@@ -16,7 +16,8 @@ Each statistic is its own test family against the reference spans:
 - span duration: robust z of the median duration of each service's spans;
 - call flow: which call follows which inside one handler invocation, compared per endpoint
   (Cochran-Mantel-Haenszel, as the logs' request flow). A handler that throws or returns early stops
-  making its usual calls; a callee that answers differently changes what its callers do next. The
+  making its usual calls; a callee that answers differently changes what its callers do next. Only
+  calls that stop count (a handler completing more calls than in the reference is not the fault). The
   observation names both the handler's service (`trace_flow.change`) and the callee after which the
   flow changed (`trace_flow.callers`);
 - database statements: per calling service and statement, robust z of the median duration against
@@ -160,9 +161,14 @@ def _emit_shift(
 
 
 def _gaps(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: DetectorResult) -> None:
-    stats = _compare(traces_mod.call_gaps(pc), traces_mod.call_gaps(pb), ["caller", "callee"], "gap_ms")
+    now = traces_mod.call_gaps(pc)
+    stats = _compare(now, traces_mod.call_gaps(pb), ["caller", "callee"], "gap_ms")
     if stats.height == 0:
         return
+    # The effect is the share of the caller's time the extra gap takes: the edge a delay sits on
+    # carries all of it, a neighbouring call (whose lead-in holds the delayed response) a part.
+    callers = now.group_by("caller", "callee").agg(pl.col("caller_ms").median().alias("caller_ms"))
+    stats = stats.join(callers, on=["caller", "callee"], how="left")
     noise = noise_level(stats.get_column("z").to_list())
     for row in stats.filter(pl.col("z") >= EMIT_Z).iter_rows(named=True):
         caller, callee = str(row["caller"]), str(row["callee"])
@@ -176,7 +182,7 @@ def _gaps(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: Detector
                 roles={"call_gap.in": callee, "call_gap.out": caller},
                 strength=float(row["z"]),
                 noise=noise,
-                effect=float(min((row["median"] - row["ref_median"]) / max(row["ref_median"], 1.0), 1.0)),
+                effect=float(min((row["median"] - row["ref_median"]) / max(row["caller_ms"] or 0.0, 1.0), 1.0)),
                 baseline=float(row["ref_median"]),
                 value=float(row["median"]),
                 peak=float(row["median"]),
@@ -201,7 +207,10 @@ def _span_rates(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: De
     counts = joined.get_column("n").cast(pl.Float64).to_numpy()
     tail = poisson.cdf(counts, np.maximum(expected, 1e-9))
     strengths = np.clip(norm.isf(np.clip(tail, 1e-300, 1.0)), 0.0, 40.0)
-    noise = critical_z(joined.height)
+    # The mix of requests differs between any two periods more than Poisson counting says (a test
+    # load's or a day's mix of endpoints): the family's own spread, both ways, widens the noise level.
+    rises = np.clip(norm.isf(np.clip(poisson.sf(counts - 1, np.maximum(expected, 1e-9)), 1e-300, 1.0)), 0.0, 40.0)
+    noise = noise_level(np.where(strengths > 0, strengths, rises).tolist())
     for row, strength, mean in zip(joined.iter_rows(named=True), strengths, expected, strict=True):
         if strength < EMIT_Z or mean < MIN_CALLS:
             continue
@@ -303,18 +312,22 @@ def _deepest(
 
 
 def _flow(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: DetectorResult) -> None:
+    """Handlers that stop making their usual calls: after a call (or at the start), the usual next
+    call became rarer or the handler now ends there more often. One-sided: a handler that now makes
+    more of its calls than in the reference is not failing (its reference was)."""
     now, ref = traces_mod.call_sequences(pc), traces_mod.call_sequences(pb)
     shift = logs_mod.transition_shift(now, ref, by="operation")
     if shift.height == 0:
         return
     noise = critical_z(shift.height)
+    stops = pl.when(pl.col("dst") == logs_mod.END).then(pl.col("z")).otherwise(-pl.col("z")).fill_nan(0.0)
     top = (
-        shift.with_columns(pl.col("z").fill_nan(0.0).abs().alias("_abs"))
-        .sort(["_abs", "service", "src", "dst"], descending=[True, False, False, False])
+        shift.with_columns(stops.alias("_stop"))
+        .sort(["_stop", "service", "src", "dst"], descending=[True, False, False, False])
         .group_by("service", "src", maintain_order=True)
         .head(1)
     )
-    for row in top.filter(pl.col("_abs") >= EMIT_Z).iter_rows(named=True):
+    for row in top.filter(pl.col("_stop") >= EMIT_Z).iter_rows(named=True):
         service, after = str(row["service"]), str(row["src"])
         roles = {"trace_flow.change": service}
         if after != traces_mod.START:
@@ -327,7 +340,7 @@ def _flow(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: Detector
                 service=service,
                 peer=after if after != traces_mod.START else None,
                 roles=roles,
-                strength=float(row["_abs"]),
+                strength=float(row["_stop"]),
                 noise=noise,
                 baseline=round(float(row["base_p"]), 3),
                 value=round(float(row["p"]), 3),
