@@ -200,8 +200,9 @@ def traffic_shift(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFrame
 def call_gaps(prepared: pl.DataFrame) -> pl.DataFrame:
     """Per cross-service call: caller, callee, the time around the callee's span that the caller
     spends neither in it nor in its other calls (request transit before it plus response transit
-    after it), and the caller span's duration. Works whether or not the caller records a client span per call: with one, the
-    client span has this call as its only child and the gap is its excess over the callee's span."""
+    after it), and the caller span's duration. Works whether or not the caller records a client span
+    per call: with one, the client span has this call as its only child and the gap is its excess
+    over the callee's span."""
     parents = prepared.select(
         "trace_id",
         pl.col("span_id").alias("parent_span_id"),
