@@ -19,6 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Path = Literal["database", "application", "infrastructure"]
+# "mechanism": the path of the signature the fault shows (a config change that shrank a pool is
+# investigated where the pool is), else the application's
+Route = Literal["database", "application", "infrastructure", "mechanism"]
 Relation = Literal["callers", "callees"]  # a symptom on a service that calls the faulty one / is called by it
 DATA_FILE = "data/fault_types.yaml"
 
@@ -50,7 +53,7 @@ class FaultType(BaseModel):
 
     name: str = ""
     family: str
-    path: Path
+    path: Route
     runbook: str
     description: str
     prior: float = Field(gt=0, lt=1)
@@ -69,6 +72,9 @@ class FaultType(BaseModel):
     # symptom signals that are this fault type's own evidence (an external dependency's latency is all
     # we can see of it): counted without the symptom cap
     own_symptoms: list[str] = Field(default_factory=list)
+    # locating signals that say what failed for this fault type (a request leaving its usual path is
+    # what an exception does; for a saturated pool it is only where the failure showed)
+    signature: list[str] = Field(default_factory=list)
 
     @property
     def log_prior(self) -> float:
@@ -96,6 +102,7 @@ class ModelParameters(BaseModel):
     lookback_hours: float = Field(gt=0)
     onset_tolerance_minutes: float = Field(ge=0)
     global_change_share: float = Field(gt=0, le=1)
+    code_miss_llr: float = Field(le=0)
 
 
 class Registry(BaseModel):
@@ -116,7 +123,7 @@ class Registry(BaseModel):
     def _consistent(self) -> Registry:
         for name, fault in self.fault_types.items():
             fault.name = name
-            used = {*fault.support, *fault.contradict, *fault.requires, *fault.requires_all}
+            used = {*fault.support, *fault.contradict, *fault.requires, *fault.requires_all, *fault.signature}
             used |= {s for signals in fault.explains.values() for s in signals}
             unknown = sorted(used - set(self.signals))
             if unknown:
@@ -177,7 +184,13 @@ def canonical_fault(name: str | None) -> str | None:
     return registry().canonical(name)
 
 
-def path_of(fault_type: str | None) -> Path | None:
-    """The investigation path of a fault type (None for an unknown name)."""
+def path_of(fault_type: str | None, mechanism: str | None = None) -> Path | None:
+    """The investigation path of a fault type (None for an unknown name); for one that takes its path
+    from the signature it shows, that signature's path."""
     name = canonical_fault(fault_type)
-    return registry().fault_types[name].path if name else None
+    if name is None:
+        return None
+    route = registry().fault_types[name].path
+    if route != "mechanism":
+        return route
+    return path_of(mechanism) if mechanism and canonical_fault(mechanism) != name else "application"

@@ -161,23 +161,25 @@ def candidates(
     return out
 
 
-def with_code(attribution: Attribution, fault: FaultType, lookup: CodeLookup | None) -> Attribution:
-    """The attribution with the strongest code finding of a kind the fault lists, if the diff has one."""
+def with_code(
+    attribution: Attribution, fault: FaultType, lookup: CodeLookup | None, params: ModelParameters
+) -> Attribution:
+    """The attribution with the strongest code finding of a kind the fault lists when the diff has
+    one; when the diff was read and has none, the scanners' miss weighs against it (`code_miss_llr`)
+    for a fault type whose changes carry a known pattern."""
     if lookup is None or not attribution.change.commit:
         return attribution
     findings = [f for f in lookup(attribution.change) if f.kind in fault.change.code]
     update: dict[str, Any] = {"inspected": True}
     if findings:
         best = max(findings, key=lambda f: (f.llr, -f.line))
-        update.update(code=best, code_llr=max(best.llr, 0.0))
+        update.update(code=best, code_llr=best.llr)
         update["reasons"] = [
             *attribution.reasons,
             f"its diff has {best.kind.replace('_', ' ')} at {best.file}:{best.line}"
             + (f" (commit {best.commit[:12]})" if best.commit else ""),
         ]
-    else:
-        update["reasons"] = [
-            *attribution.reasons,
-            f"its diff shows no {' / '.join(fault.change.code) or 'known'} pattern",
-        ]
+    elif fault.change.code:
+        update["code_llr"] = params.code_miss_llr
+        update["reasons"] = [*attribution.reasons, f"its diff shows no {' / '.join(fault.change.code)} pattern"]
     return attribution.model_copy(update=update)

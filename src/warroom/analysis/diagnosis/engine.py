@@ -103,7 +103,13 @@ def diagnose(
     started = onset or alert_time
     # Before any hypothesis claims evidence: a fault only a change brings in needs a candidate change.
     options, hypotheses = _change_options(hypotheses, current, reg, observations, started)
-    owned = assign(hyp_mod.claims(observations.values(), hypotheses, graph, reg, worth))
+    base = {
+        h.key: h.log_prior + max((a.time_llr for a in options[h.key]), default=0.0)
+        if options[h.key] and (reg.fault_types[h.fault_type].change.required or options[h.key][0].time_llr > 0)
+        else h.log_prior
+        for h in hypotheses
+    }
+    owned = assign(hyp_mod.claims(observations.values(), hypotheses, graph, reg, worth, base))
     hyp_mod.score(hypotheses, observations, owned, reg, worth)
     hyp_mod.adopt_mechanisms(hypotheses, reg)
     _attribute(hypotheses, options, reg, code)
@@ -199,10 +205,13 @@ def _attribute(
             memo[change.id] = code(change)
         return memo[change.id]
 
+    # The leading hypotheses' candidate changes, and every hypothesis that stands only on a change:
+    # its diff is what says whether the change could have done it.
     leading = sorted(hypotheses, key=lambda h: -h.log_odds)[:CODE_HYPOTHESES]
+    leading += [h for h in hypotheses if reg.fault_types[h.fault_type].change.required and h not in leading]
     for h in leading:
         fault = reg.fault_types[h.fault_type]
-        read = [attr_mod.with_code(a, fault, lookup) for a in options[h.key][:CODE_CHANGES]]
+        read = [attr_mod.with_code(a, fault, lookup, reg.model) for a in options[h.key][:CODE_CHANGES]]
         read += options[h.key][CODE_CHANGES:]
         h.change = _best(read, fault.change.required)
 

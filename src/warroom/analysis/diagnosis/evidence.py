@@ -48,7 +48,8 @@ def empirical_spread(z: Iterable[float]) -> float:
 
 
 def noise_level(z: Iterable[float], tests: int | None = None) -> float:
-    """The noise level of a test family: Bonferroni's critical z times the family's empirical spread."""
+    """The noise level of a test family: Bonferroni's critical z (for `tests` comparisons, default one
+    per value) times the family's empirical spread."""
     values = list(z)
     return critical_z(tests if tests is not None else len(values)) * empirical_spread(values)
 

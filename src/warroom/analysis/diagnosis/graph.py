@@ -9,7 +9,9 @@ Every observation counts once in total, shared among the services that can expla
 
 - the services it speaks about directly (an edge's delay speaks about both ends), and the strongest
   service elsewhere whose fault explains it, share it by responsibility: the posterior weight of each
-  one's best hypothesis (prior plus its own evidence, in log-odds) against the others'. A symptom that
+  one's best hypothesis (prior, change and specific evidence, in log-odds) against the others'. Only
+  evidence of what failed counts there: that a service's requests fail says where a failure shows,
+  and it shows on the victims of a failure below as much as on its culprit. A symptom that
   a strong deeper cause explains counts almost wholly for that cause (a caller logging its callee's
   failure is a victim, not a second culprit), one a weak cause below could explain stays mostly
   where it is seen;
@@ -90,7 +92,8 @@ class Claim:
     relation: Relation
     value: float
     above_noise: bool
-    log_prior: float  # of the hypothesis: its responsibility for a shared observation starts there
+    base: float  # the hypothesis' prior and change evidence: its responsibility starts there
+    specific: bool  # says what failed (not only where it showed, not a mere symptom)
 
     @property
     def hypothesis(self) -> tuple[str, str]:
@@ -100,11 +103,13 @@ class Claim:
 def assign(claims: Iterable[Claim]) -> list[Claim]:
     """The claims that count, each with the share of its observation it keeps (its value scaled).
 
-    A hypothesis' own strength is the sum of the local claims it keeps. An observation is shared
-    among the services that can explain it (the ones it speaks about, and the strongest one elsewhere
-    whose fault explains it) by responsibility: the posterior weight of each one's best hypothesis
-    counting the observation its own way (its prior, its other evidence, and what this observation is
-    worth to it) against the others'. A service explains another's symptom only when it keeps an
+    A hypothesis' own strength is the sum of the specific local claims it keeps: evidence of what
+    failed, not of where a failure showed (a service whose requests fail shows it whatever made them
+    fail) nor a symptom. An observation is shared among the services that can explain it (the ones
+    it speaks about, and the strongest one elsewhere whose fault explains it) by responsibility: the
+    posterior weight of each one's best hypothesis counting the observation its own way (its prior
+    and change evidence, its other specific evidence, and what this observation is worth to it)
+    against the others'. A service explains another's symptom only when it keeps an
     above-noise observation of its own (a change below the noise explains nothing). Responsibilities
     settle over a few rounds."""
     by_observation: dict[str, list[Claim]] = {}
@@ -117,8 +122,9 @@ def assign(claims: Iterable[Claim]) -> list[Claim]:
         share: dict[tuple[str, tuple[str, str]], float] = {}
         eligible: set[tuple[str, str]] = set()
         for claim in kept:
-            strength[claim.hypothesis] = strength.get(claim.hypothesis, 0.0) + max(claim.value, 0.0)
-            share[(claim.observation, claim.hypothesis)] = max(claim.value, 0.0)
+            if claim.specific:
+                strength[claim.hypothesis] = strength.get(claim.hypothesis, 0.0) + max(claim.value, 0.0)
+                share[(claim.observation, claim.hypothesis)] = max(claim.value, 0.0)
             if claim.above_noise:
                 eligible.add(claim.hypothesis)
         new = [c for group in by_observation.values() for c in _shared(group, strength, share, eligible)]
@@ -150,7 +156,7 @@ def _shared(
     best: dict[str, float] = {}
     for c in usable:
         others = strength.get(c.hypothesis, 0.0) - share.get((c.observation, c.hypothesis), 0.0)
-        score = c.log_prior + others + c.value
+        score = c.base + others + c.value
         best[c.service] = max(best.get(c.service, -math.inf), score)
     local = {c.service for c in usable if c.relation == "local"}
     remote = {s: v for s, v in best.items() if s not in local}

@@ -123,25 +123,30 @@ def claims(
     graph: CallGraph,
     registry: Registry,
     worth: Worth,
+    base: Mapping[tuple[str, str], float],
 ) -> list[Claim]:
     """Every way each observation could count: locally for a hypothesis on a service it speaks about
     whose fault type the signal supports, or as a symptom for a hypothesis on a service whose fault
-    type explains it over the call graph."""
+    type explains it over the call graph. `base`: per hypothesis its prior and change evidence."""
     by_service: dict[str, list[FaultType]] = {}
     for h in hypotheses:
         by_service.setdefault(h.service, []).append(registry.fault_types[h.fault_type])
     out: list[Claim] = []
     propagated = registry.model.propagated_weight
+    locating = set(registry.localisation)
     for observation in observations:
         noisy = observation.above_noise
         for signal, where in observation.roles.items():
             each = worth(observation, signal)
+            generic = signal in locating or registry.signals[signal].symptom
             for fault in by_service.get(where, []):
                 weight = fault.support.get(signal, 0.0)
                 if weight > 0:
                     own = worth(observation, signal, as_symptom=False) if signal in fault.own_symptoms else each
+                    specific = not generic or signal in fault.own_symptoms or signal in fault.signature
+                    start = base[(where, fault.name)]
                     out.append(
-                        Claim(observation.id, where, fault.name, signal, "local", weight * own, noisy, fault.log_prior)
+                        Claim(observation.id, where, fault.name, signal, "local", weight * own, noisy, start, specific)
                     )
             for cause, faults in by_service.items():
                 relation = graph.relation(where, cause) if cause != where else None
@@ -150,8 +155,9 @@ def claims(
                 for fault in faults:
                     if fault.explains_on(relation, signal):
                         value = propagated * each
+                        start = base[(cause, fault.name)]
                         out.append(
-                            Claim(observation.id, cause, fault.name, signal, relation, value, noisy, fault.log_prior)
+                            Claim(observation.id, cause, fault.name, signal, relation, value, noisy, start, False)
                         )
     return out
 
@@ -203,19 +209,30 @@ def score(
 
 
 def adopt_mechanisms(hypotheses: list[Hypothesis], registry: Registry) -> None:
-    """A fault type that shows another's signature (a bad config whose symptom is a pool exhaustion)
-    stands on the evidence of the strongest such hypothesis on its service when that is stronger
-    than its own; which one it is stays named (`mechanism`)."""
+    """A fault type that shows another's signature (a bad config whose symptom is a pool exhaustion,
+    an attack that saturates the CPU like any surge) adds the evidence of the strongest such
+    hypothesis on its service to its own: each observation counts once, at the larger of its two
+    worths, and the signature's contradictions apply too. Which signature it shows stays named."""
     by_key = {h.key: h for h in hypotheses}
     for h in hypotheses:
         mechanisms = registry.fault_types[h.fault_type].mechanisms
         shown = [m for name in mechanisms if (m := by_key.get((h.service, name))) is not None]
         best = max(shown, key=lambda m: (m.evidence_llr, m.fault_type), default=None)
-        if best is not None and best.evidence_llr > h.evidence_llr:
-            h.uses = list(best.uses)
-            h.contradictions = list(best.contradictions)
-            h.mechanism = best.fault_type
-            h.onset = best.onset
+        if best is None:
+            continue
+        h.uses = _merged(h.uses, best.uses)
+        h.contradictions = _merged(h.contradictions, best.contradictions)
+        h.mechanism = best.fault_type
+        h.onset = h.onset or best.onset
+
+
+def _merged(a: list[EvidenceUse], b: list[EvidenceUse]) -> list[EvidenceUse]:
+    best: dict[tuple[str, str, str], EvidenceUse] = {}
+    for use in [*a, *b]:
+        key = (use.observation, use.signal, use.relation)
+        if key not in best or use.llr > best[key].llr:
+            best[key] = use
+    return list(best.values())
 
 
 def normalise(hypotheses: list[Hypothesis]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 
 from warroom.analysis.diagnosis.detectors import logs, metrics, security, traces
@@ -17,12 +18,19 @@ def detect_all(
     """Every detector over the two periods: all observations (numbered), what could not be looked at,
     and the call graph."""
     combined = DetectorResult("all")
-    # Logs first: the traces' deepest-error analysis counts the lines the logs found anomalous.
+    found_metrics = metrics.detect(periods, known)
+    # Lines naming a table that lost rows are about the lost data: integrity evidence, not a defect of
+    # the code that logs them.
+    lost = sorted({str(o.data["table"]) for o in found_metrics.observations if o.data.get("table") and o.above_noise})
+    if lost and "integrity" in patterns:
+        tables = "|".join(re.escape(t) for t in lost)
+        patterns = {**patterns, "integrity": f"(?:{patterns['integrity']})|(?:\\b(?:{tables})\\b)"}
+    # Logs before traces: the traces' deepest-error analysis counts the lines the logs found anomalous.
     found_logs, error_keys = logs.detect(periods, known, patterns)
     combined.extend(found_logs)
     found_traces, graph = traces.detect(periods, known, error_keys)
     combined.extend(found_traces)
-    combined.extend(metrics.detect(periods, known))
+    combined.extend(found_metrics)
     combined.extend(security.detect(periods))
     combined.observations = [o for o in combined.observations if set(o.roles) & set(known)]
     for number, observation in enumerate(combined.observations, start=1):

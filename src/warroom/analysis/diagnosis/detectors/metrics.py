@@ -1,7 +1,7 @@
 """Metric evidence: every series' robust z against its reference, the trend of memory after its onset,
 and expired certificates.
 
-One test family: every (service, metric) series scored. A series' strength is its peak robust z in
+One test family per metric: every service's series of it. A series' strength is its peak robust z in
 the window (`analysis.metrics.score_series`: distance from the reference median in units of a scale
 that idle or flat series cannot shrink to nothing). Its effect is the size of the move on the
 metric's own scale: for a fraction of a limit (`*_utilization`) the share of the remaining headroom
@@ -80,8 +80,13 @@ def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
     # Each metric is its own test family: some series follow their reference closely (memory), others
     # differ systematically between the two periods (a test load's request mix), and their noise
     # levels differ accordingly.
+    # A series' strength is its peak over the window's points: a maximum of that many draws, so the
+    # family's comparisons are its series times their points.
     noise = {
-        str(metric): noise_level(frame.get_column("z").fill_nan(0.0).fill_null(0.0).to_list())
+        str(metric): noise_level(
+            frame.get_column("z").fill_nan(0.0).fill_null(0.0).to_list(),
+            tests=int(frame.get_column("points").fill_null(1).sum()),
+        )
         for (metric,), frame in scored.group_by("metric")
     }
     result.tests = scored.height
