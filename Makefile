@@ -7,7 +7,12 @@ DEMO_OUT ?= out/demo
 NEZHA_ARCHIVE ?= ../shared/datasets/nezha-trainticket-2023-01-29.tar.xz
 NEZHA_DIR ?= .cache/nezha
 
-.PHONY: demo test lint typecheck unit bench bench-engine bench-nezha clean
+.PHONY: demo serve-demo test lint typecheck unit bench bench-engine bench-nezha bench-serve bench-raw-metrics clean system-packages
+
+# Debian packages the tests use: a real Prometheus and Alertmanager (live sources, the service's
+# intake) and Chromium (the web room and the reports in a real browser). One install step for all:
+# add a package to this list rather than a step of your own. Installed only when missing.
+APT_PACKAGES ?= prometheus prometheus-alertmanager chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +25,19 @@ demo: $(STAMP)
 	WARROOM_DB=sqlite:///$(DEMO_OUT).db $(BIN)/warroom respond examples/checkout-pool-exhaustion --workflow critical-incident --out $(DEMO_OUT)
 	@echo "Reports are in $(DEMO_OUT)/ (postmortem.md, postmortem.html, timeline.md, workflow.md, diagnosis.json, metrics.json)"
 
+SERVE_DB ?= out/serve-demo.db
+SERVE_PORT ?= 8080
+
+# The service on the example bundle, replayed as if live; a commander token is printed once.
+serve-demo: $(STAMP)
+	rm -rf $(SERVE_DB) out/reports
+	mkdir -p out
+	@TOKEN=$$($(BIN)/warroom token create --role commander --name demo-commander --db sqlite:///$(SERVE_DB)) && \
+	echo "warroom serve: http://127.0.0.1:$(SERVE_PORT)/  (log in with this token: $$TOKEN)" && \
+	echo "send the example's alert:  curl -X POST -H \"Authorization: Bearer $$TOKEN\" http://127.0.0.1:$(SERVE_PORT)/api/v1/replay/alert" && \
+	echo "stop with Ctrl-C"
+	$(BIN)/warroom serve --replay examples/checkout-pool-exhaustion --db sqlite:///$(SERVE_DB) --port $(SERVE_PORT)
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
@@ -27,7 +45,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+system-packages:
+	@missing="$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+unit: $(STAMP) system-packages
 	$(BIN)/pytest
 
 test: lint typecheck unit
@@ -35,9 +60,15 @@ test: lint typecheck unit
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 
+bench-raw-metrics: $(STAMP)
+	$(BIN)/python benchmarks/raw_metrics.py
+
 $(NEZHA_DIR)/rca_data:
 	mkdir -p $(NEZHA_DIR)
 	tar -xJf $(NEZHA_ARCHIVE) -C $(NEZHA_DIR)
+
+bench-serve: $(STAMP)
+	$(BIN)/python benchmarks/serve_intake.py
 
 bench-nezha: $(STAMP) $(NEZHA_DIR)/rca_data
 	$(BIN)/warroom bench nezha $(NEZHA_DIR)

@@ -26,6 +26,7 @@ from support_bundle import write_bundle
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.incident import AgentReport, Evidence, Finding
 from warroom.sources.bundle import load_bundle
+from warroom.sources.contract import BundleSpec
 from warroom.store.repository import Store
 from warroom.workflow.engine import Engine, RunOptions, SilentProgress
 from warroom.workflow.spec import PhaseSpec, WorkflowSpec
@@ -68,7 +69,7 @@ class StopAfter(SilentProgress):
 
 def once(workdir: Path, bundle: Path, processes: bool) -> dict[str, float]:
     spec = workflow()
-    options = RunOptions(bundle=str(bundle), processes=processes, workers=2)
+    options = RunOptions(source=BundleSpec(path=str(bundle)), processes=processes, workers=2)
     store = Store(f"sqlite:///{workdir / 'bench.db'}")
     loaded = load_bundle(bundle)
     engine = Engine(store)

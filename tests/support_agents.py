@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.incident import ActionOutcome, AgentReport, Evidence, Finding, RecommendedAction, RiskLevel
+from warroom.incident import (
+    ActionOutcome,
+    AgentReport,
+    Evidence,
+    Finding,
+    RecommendedAction,
+    RiskLevel,
+    RootCauseCandidate,
+)
 
 
 def _mark(ctx: AgentContext, name: str) -> None:
@@ -134,3 +142,21 @@ class Reviser:
                 RecommendedAction(id="rollback", title="Roll back checkout to v1", kind="rollback", risk=RiskLevel.LOW)
             ],
         )
+
+
+class Diagnoser:
+    """Names a root cause (the `diagnosis` context value), or flags it inconclusive (params.inconclusive)."""
+
+    spec: ClassVar[AgentSpec] = AgentSpec(name="diagnoser", purpose="test: names a cause", outputs=("diagnosis",))
+
+    def run(self, ctx: AgentContext) -> AgentReport:
+        _mark(ctx, "diagnoser")
+        candidate = RootCauseCandidate(
+            rank=1,
+            service="checkout",
+            fault_type="db_pool_exhaustion",
+            indicator="db_pool_utilization",
+            confidence=0.8,
+            inconclusive=bool(ctx.params.get("inconclusive", False)),
+        )
+        return AgentReport(agent=self.spec.name, summary="cause", outputs={"diagnosis": [candidate.model_dump()]})

@@ -11,7 +11,9 @@ import numpy as np
 import polars as pl
 
 from warroom.agents.base import AgentContext
-from warroom.sources.bundle import Bundle, Telemetry
+from warroom.sources.canonical import Telemetry
+from warroom.sources.contract import BundleSpec, Prerequisite, TelemetryRead
+from warroom.sources.incident_telemetry import IncidentTelemetry, read_incident
 from warroom.sources.manifest import Manifest
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -175,20 +177,54 @@ def manifest() -> Manifest:
 
 def bundle(
     fault: str, *, repo: Path | None = None, attack: bool = False, change_frame: pl.DataFrame | None = None
-) -> Bundle:
+) -> IncidentTelemetry:
     telemetry = Telemetry(
         metrics=metrics(fault),
         logs=request_logs(fault, attack=attack),
         changes=change_frame if change_frame is not None else changes(),
     )
-    return Bundle(
-        path=Path("/nonexistent"),
-        manifest=manifest(),
-        telemetry=telemetry,
-        topology={"gateway": ["checkout", "catalog", "auth"], "checkout": ["database"], "catalog": ["database"]},
-        repo=repo,
-    )
+    topology = {"gateway": ["checkout", "catalog", "auth"], "checkout": ["database"], "catalog": ["database"]}
+    return read_incident(InMemorySource(manifest(), telemetry, topology, repo))
 
 
-def context(b: Bundle, **values: object) -> AgentContext:
-    return AgentContext(bundle=b, incident_id="INC-2026-001", context=dict(values))
+class InMemorySource:
+    """A recorded incident held in memory (the specialists' tests build their telemetry in code)."""
+
+    def __init__(
+        self, manifest: Manifest, telemetry: Telemetry, topology: dict[str, list[str]], repo: Path | None
+    ) -> None:
+        self._manifest, self._telemetry, self._topology, self._repo = manifest, telemetry, topology, repo
+
+    def spec(self) -> BundleSpec:
+        return BundleSpec(path="/nonexistent")
+
+    def describe(self) -> str:
+        return f"in-memory incident {id(self)}"
+
+    def prerequisites(self) -> list[Prerequisite]:
+        return []
+
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    def incident(self) -> TelemetryRead:
+        return TelemetryRead(self._telemetry)
+
+    def baseline(self) -> TelemetryRead | None:
+        return None
+
+    def after(self, action_kind: str, since: datetime) -> TelemetryRead | None:
+        return None
+
+    def recorded_actions(self) -> list[str]:
+        return []
+
+    def topology(self) -> dict[str, list[str]]:
+        return self._topology
+
+    def repository(self) -> Path | None:
+        return self._repo
+
+
+def context(b: IncidentTelemetry, **values: object) -> AgentContext:
+    return AgentContext(telemetry=b, incident_id="INC-2026-001", context=dict(values))

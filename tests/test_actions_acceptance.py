@@ -80,7 +80,7 @@ def setup(tmp_path: Path, pg_url: str, base: str, monkeypatch: pytest.MonkeyPatc
     bundle = load_bundle(make_bundle(tmp_path / "bundle"))
     out = tmp_path / "out"
     ctx = AgentContext(
-        bundle=bundle,
+        telemetry=bundle,
         incident_id="INC-2026-005",
         context={
             "diagnosis": [

@@ -26,7 +26,7 @@ DIAGNOSIS = [
 def test_plans_from_runbooks_and_replays_the_bundle(tmp_path):
     bundle = load_bundle(make_bundle(tmp_path / "bundle"))
     ctx = AgentContext(
-        bundle=bundle,
+        telemetry=bundle,
         incident_id="INC-1",
         context={"diagnosis": DIAGNOSIS},
         params={"action_vars": {"kube_context": "prod", "namespace": "shop"}},
@@ -58,7 +58,7 @@ def test_uses_the_resolution_plan_and_enforces_approvals_in_bundle_mode(tmp_path
         RecommendedAction(id="b-rollback", title="Roll back", kind="rollback", risk=RiskLevel.HIGH),
     ]
     ctx = AgentContext(
-        bundle=bundle,
+        telemetry=bundle,
         incident_id="INC-1",
         context={"resolution_plan": [a.model_dump() for a in plan], "diagnosis": DIAGNOSIS},
         params={"execute": True, "target": "bundle", "approved_actions": ["a-recycle"], "approval_policy": "risky"},
@@ -77,10 +77,10 @@ def test_uses_the_resolution_plan_and_enforces_approvals_in_bundle_mode(tmp_path
 def test_nothing_to_do_is_said_and_agent_is_picklable(tmp_path):
     bundle = load_bundle(make_bundle(tmp_path / "bundle"))
     agent = pickle.loads(pickle.dumps(ChangeExecutor()))
-    report = agent.run(AgentContext(bundle=bundle, incident_id="INC-1"))
+    report = agent.run(AgentContext(telemetry=bundle, incident_id="INC-1"))
     assert report.outcomes == [] and report.limitations
     odd = [{"rank": 1, "service": "x", "fault_type": "gremlins", "indicator": "moon_phase", "confidence": 0.2}]
-    report = agent.run(AgentContext(bundle=bundle, incident_id="INC-1", context={"diagnosis": odd}))
+    report = agent.run(AgentContext(telemetry=bundle, incident_id="INC-1", context={"diagnosis": odd}))
     assert "no runbook fits the diagnosis" in report.limitations
 
 
@@ -89,7 +89,7 @@ def test_actions_settings_come_from_warroom_toml(tmp_path):
     config = tmp_path / "warroom.toml"
     config.write_text('[actions]\npolicy = "all"\n[actions.vars]\nkube_context = "prod-eu"\nnamespace = "shop"\n')
     ctx = AgentContext(
-        bundle=bundle,
+        telemetry=bundle,
         incident_id="INC-1",
         context={"diagnosis": DIAGNOSIS},
         params={"config": str(config), "execute": True, "target": "bundle"},

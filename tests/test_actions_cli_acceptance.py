@@ -174,7 +174,7 @@ def test_execute_with_approve_all_fixes_the_real_targets(tmp_path, bundle, pg_ur
 
 
 def test_without_execute_nothing_changes_and_the_report_lists_what_would_run(tmp_path, bundle, pg_url):
-    query = LongQuery(pg_url, seconds=30, application="checkout-dry").start(pg_url)
+    query = LongQuery(pg_url, seconds=600, application="checkout-dry").start(pg_url)  # outlives a slow run
     repo = tmp_path / "deploy"
     commits = deploy_repo(repo)
     with http_service() as (base, state):

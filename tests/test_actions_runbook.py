@@ -12,7 +12,7 @@ from warroom.actions.journal import InMemoryJournal
 from warroom.actions.loop import run_mitigation, summarize
 from warroom.actions.policy import ApprovalPolicy, Mode, Target
 from warroom.actions.runbook import ACTION_KINDS, builtin_runbooks, load_runbook, plan_from_diagnosis
-from warroom.actions.verify import bundle_verifier
+from warroom.actions.verify import telemetry_verifier
 from warroom.errors import InputError
 from warroom.sources.bundle import load_bundle
 
@@ -142,7 +142,7 @@ def test_bundle_mode_escalates_until_the_post_action_data_recovers(tmp_path):
     )
     journal = InMemoryJournal()
     mode = Mode(execute=False, target=Target.BUNDLE, policy=ApprovalPolicy.RISKY)
-    outcomes = run_mitigation(plan, {}, journal, bundle_verifier(bundle), mode)
+    outcomes = run_mitigation(plan, {}, journal, telemetry_verifier(bundle), mode)
     statuses = [(o.action_id, o.verified) for o in outcomes]
     assert statuses == [
         ("kill-long-queries", False),
@@ -150,13 +150,13 @@ def test_bundle_mode_escalates_until_the_post_action_data_recovers(tmp_path):
         ("raise-pool-size", None),
         ("rollback-deploy", True),
     ]
-    assert "no post-action data for 'raise_pool_size'" in outcomes[2].detail
+    assert "no telemetry observed after 'raise_pool_size'" in outcomes[2].detail
     assert "latency_p99_ms" in outcomes[3].detail and "(SLO)" in outcomes[3].detail
     summary = summarize(plan, outcomes, mode)
     assert summary.recovered and summary.recovered_by == "rollback"
 
 
-def test_bundle_verifier_without_slo_compares_with_baseline(tmp_path):
+def test_telemetry_verifier_without_slo_compares_with_baseline(tmp_path):
     root = make_bundle(tmp_path / "bundle")
     text = (root / "incident.yaml").read_text().replace("slo: {latency_p99_ms: 500, error_rate: 0.01}\n", "")
     (root / "incident.yaml").write_text(text)
@@ -173,7 +173,7 @@ def test_bundle_verifier_without_slo_compares_with_baseline(tmp_path):
     _, plan = plan_from_diagnosis(
         [{"rank": 1, "service": "checkout", "fault_type": "code_defect", "indicator": "", "confidence": 0.9}]
     )
-    check = bundle_verifier(bundle)(plan[0], [])
+    check = telemetry_verifier(bundle)(plan[0], [])
     assert plan[0].kind == "rollback"
     assert check.ok is False  # 0.002 error rate is above 1.25 × the 0.001 baseline
     assert "(baseline)" in check.detail

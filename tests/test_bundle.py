@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from support_bundle import write_bundle
+from support_bundle import FIRED, write_bundle
 from warroom.analysis.metrics import score_series
 from warroom.errors import BundleError
-from warroom.sources.bundle import load_bundle
+from warroom.sources.bundle import load_bundle, validate_bundle
+from warroom.sources.raw.folder import PROBE_ROWS
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
@@ -34,10 +36,14 @@ def test_an_absent_modality_is_reported_not_fatal(tmp_path: Path) -> None:
 def test_epoch_timestamps_are_understood(tmp_path: Path) -> None:
     root = write_bundle(tmp_path / "b", "csv")
     frame = pl.read_csv(root / "changes.csv")
-    seconds = pl.Series([1_700_000_000, 1_700_000_060])
+    fired = int(FIRED.timestamp())
+    seconds = pl.Series([fired - 3600, fired - 3540])
     frame.with_columns(seconds.alias("time")).write_csv(root / "changes.csv")
     changes = load_bundle(root).changes
-    assert changes is not None and changes.get_column("time").dt.year().to_list() == [2023, 2023]
+    assert changes is not None and changes.get_column("time").to_list() == [
+        FIRED - timedelta(hours=1),
+        FIRED - timedelta(minutes=59),
+    ]
 
 
 def test_a_git_bundle_file_is_cloned_into_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,10 +72,12 @@ def _error(root: Path) -> str:
     return message
 
 
-def test_missing_manifest(tmp_path: Path) -> None:
+def test_missing_manifest_and_no_alert(tmp_path: Path) -> None:
     root = write_bundle(tmp_path / "b")
     (root / "incident.yaml").unlink()
-    assert _error(root) == f"{root / 'incident.yaml'}: file not found"
+    message = _error(root)
+    assert message.startswith(f"{root}: no incident.yaml and no alert:")
+    assert "--alert FILE" in message
 
 
 def test_manifest_field_errors_name_the_line(tmp_path: Path) -> None:
@@ -126,18 +134,31 @@ def test_broken_jsonl_line(tmp_path: Path) -> None:
     assert _error(root).startswith(f"{root / 'metrics.jsonl'}:{rows}: cannot parse jsonl")
 
 
-def test_after_folders_load_on_first_use_and_validate_eagerly(tmp_path: Path) -> None:
+def test_after_folders_are_probed_on_load_read_on_first_use_and_validated_eagerly(tmp_path: Path) -> None:
     root = write_bundle(tmp_path / "b", "csv")
     (root / "after" / "rollback").mkdir(parents=True)
     (root / "after" / "restart").mkdir(parents=True)
     pl.read_csv(root / "metrics.csv").write_csv(root / "after" / "rollback" / "metrics.csv")
     (root / "after" / "restart" / "metrics.csv").write_text("timestamp,service\n")
-    bundle = load_bundle(root)  # the broken restart folder is not read yet
-    assert sorted(bundle.after) == ["restart", "rollback"]
-    after = bundle.after["rollback"].metrics
+    with pytest.raises(BundleError, match=r"restart/metrics\.csv: no rows"):
+        load_bundle(root)  # garbage in an after/ folder is found before anything is recorded
+    # a problem past the rows probed on load shows when the folder is read
+    good = pl.read_csv(root / "metrics.csv")
+    many = pl.concat([good] * (PROBE_ROWS // good.height + 2))
+    bad_row = PROBE_ROWS + 5
+    many = many.with_columns(
+        pl.when(pl.int_range(pl.len()) == bad_row)
+        .then(pl.lit("n/a"))
+        .otherwise(pl.col("value").cast(pl.String))
+        .alias("value")
+    )
+    many.write_csv(root / "after" / "restart" / "metrics.csv")
+    bundle = load_bundle(root)
+    assert bundle.recorded_actions() == ["restart", "rollback"]
+    after = bundle.after("rollback").metrics
     assert after is not None and after.height > 0
-    with pytest.raises(BundleError, match="restart"):
-        load_bundle(root, eager=True)
+    with pytest.raises(BundleError, match=f"restart/metrics\\.csv:{bad_row + 2}: field 'value'"):
+        validate_bundle(root)
 
 
 def test_only_the_last_two_after_folders_read_stay_in_memory(tmp_path: Path) -> None:
@@ -146,12 +167,12 @@ def test_only_the_last_two_after_folders_read_stay_in_memory(tmp_path: Path) -> 
         (root / "after" / kind).mkdir(parents=True)
         pl.read_csv(root / "metrics.csv").write_csv(root / "after" / kind / "metrics.csv")
     after = load_bundle(root).after
-    first = after["restart"]
-    assert after["restart"] is first  # kept while recent
-    after["rollback"], after["scale_out"]
-    third = after["scale_out"]
-    assert after["scale_out"] is third
-    assert after["restart"] is not first  # dropped, read again
+    first = after("restart")
+    assert after("restart") is first  # kept while recent
+    after("rollback"), after("scale_out")
+    third = after("scale_out")
+    assert after("scale_out") is third
+    assert after("restart") is not first  # dropped, read again
 
 
 def test_repeated_keys_load_as_categories_and_analyses_give_text(tmp_path: Path) -> None:

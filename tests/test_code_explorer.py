@@ -223,7 +223,7 @@ def test_python_unbounded_retry_and_bounded_one() -> None:
     try (Connection c = ds.getConnection()) { return 1; }
   }
 }""",
-            {("count", 3), ("count", 4)},
+            {("count", 3)},  # the statement dies with the connection: one finding
         ),
         (
             "javascript",
@@ -253,7 +253,7 @@ def safe(pool):
     finally:
         pool.putconn(conn)
 """,
-            {("load", 2), ("load", 3)},
+            {("load", 2)},  # the cursor dies with the connection: one finding
         ),
     ],
 )

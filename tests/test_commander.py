@@ -35,7 +35,7 @@ def test_severity_rule(error_rate: float | None, p99: float | None, revenue_flow
 
 def test_commander_assesses_from_the_data(tmp_path: Path) -> None:
     bundle = load_bundle(write_bundle(tmp_path / "b"))
-    report = IncidentCommander().run(AgentContext(bundle=bundle, incident_id="INC-1"))
+    report = IncidentCommander().run(AgentContext(telemetry=bundle, incident_id="INC-1"))
     incident, signals = report.outputs["incident"], report.outputs["signals"]
     assert incident["severity"] == "P1" and "failing" in incident["severity_rule"]
     assert set(incident["affected_services"]) == {"checkout", "gateway"}  # catalog stayed flat
@@ -52,6 +52,6 @@ def test_commander_assesses_from_the_data(tmp_path: Path) -> None:
 def test_commander_without_metrics_falls_back_to_logs(tmp_path: Path) -> None:
     root = write_bundle(tmp_path / "b")
     (root / "metrics.parquet").unlink()
-    report = IncidentCommander().run(AgentContext(bundle=load_bundle(root), incident_id="INC-1"))
+    report = IncidentCommander().run(AgentContext(telemetry=load_bundle(root), incident_id="INC-1"))
     assert "no metrics in the bundle" in report.limitations
     assert "checkout" in report.outputs["incident"]["affected_services"]

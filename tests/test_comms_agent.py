@@ -4,6 +4,7 @@ email to aiosmtpd, a status-page webhook that is down, the default file channel;
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,15 @@ from comms_helpers import smtp_server
 from test_actions_runbook import make_bundle
 from warroom.agents.base import AgentContext
 from warroom.agents.communications import IncidentCommunicationsSpecialist
-from warroom.comms.config import build_channels, load_config
+from warroom.analysis.impact import ImpactFacts
+from warroom.comms.config import build_channels
+from warroom.config import load_config
 from warroom.errors import InputError
+from warroom.figures import Figure, Window
 from warroom.sources.bundle import load_bundle
 
 PLANTED = "postgresql://checkout:Pl4nted-S3cret@db.internal/shop"
+WINDOW = Window(start=datetime(2026, 3, 1, 11, 50, tzinfo=UTC), end=datetime(2026, 3, 1, 12, 20, tzinfo=UTC))
 
 CONTEXT = {
     "incident": {
@@ -39,7 +44,22 @@ CONTEXT = {
             "reason": f"leak seen in {PLANTED}",
         },
     ],
-    "impact": {"summary": "412 of 2,003 users affected", "revenue_lost": 48210.0, "currency": "EUR"},
+    "impact": ImpactFacts(
+        service="checkout",
+        window=WINDOW,
+        requests=Figure(value=20030, unit="count", method="requests logged", window=WINDOW, noun="requests"),
+        failed_requests=Figure(value=4120, unit="count", method="failed requests", window=WINDOW, noun="requests"),
+        failure_rate=Figure(value=4120 / 20030, unit="ratio", method="failed ÷ all", window=WINDOW),
+        baseline_failure_rate=Figure(value=0.001, unit="ratio", method="failed ÷ all at baseline"),
+        users_active=Figure(value=2003, unit="count", method="distinct user_id", window=WINDOW, noun="users"),
+        users_affected=Figure(value=412, unit="count", method="distinct user_id failed", window=WINDOW, noun="users"),
+        sessions_affected=Figure(value=501, unit="count", method="sessions", window=WINDOW, noun="sessions"),
+        transactions=Figure(value=900, unit="count", method="txns", window=WINDOW, noun="transactions"),
+        failed_transactions=Figure(value=300, unit="count", method="failed txns", window=WINDOW, noun="transactions"),
+        abandoned_carts=Figure(value=120, unit="count", method="carts", window=WINDOW, noun="carts"),
+        revenue=Figure(value=48210.0, unit="EUR", method="cart values of failed transactions", window=WINDOW),
+        scope="a subset of users: 412 of 2,003 active users saw a failure",
+    ).as_context(),
     "mitigation": {
         "outcomes": [
             {"action_id": "kill-long-queries", "status": "executed", "verified": False, "detail": "3 terminated"},
@@ -146,7 +166,7 @@ type = "file"
         )
         out = tmp_path / "out"
         ctx = AgentContext(
-            bundle=bundle,
+            telemetry=bundle,
             incident_id="INC-2026-042",
             context=json.loads(json.dumps(CONTEXT)),
             params={"config": str(cfg), "out_dir": str(out), "now": "2026-03-01T12:20:00Z"},
@@ -185,7 +205,7 @@ def test_agent_defaults_to_a_file_channel_in_out_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("WARROOM_CONFIG", raising=False)
     bundle = load_bundle(make_bundle(tmp_path / "bundle"))
     ctx = AgentContext(
-        bundle=bundle,
+        telemetry=bundle,
         incident_id="INC-2026-042",
         context={"incident": {"severity": "P3"}},
         params={"out_dir": str(tmp_path / "out")},

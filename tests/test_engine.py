@@ -11,6 +11,7 @@ import yaml
 
 from warroom.application import resume
 from warroom.sources.bundle import load_bundle
+from warroom.sources.contract import BundleSpec
 from warroom.store.repository import Store
 from warroom.workflow.engine import Engine, RunOptions
 from warroom.workflow.spec import ApprovalPolicy, WorkflowSpec, load_workflow
@@ -26,7 +27,7 @@ def spec_of(tmp_path: Path, phases: list[dict[str, Any]]) -> WorkflowSpec:
 
 def run(store: Store, bundle_dir: Path, spec: WorkflowSpec, **options: Any) -> tuple[Engine, Any]:
     engine = Engine(store)
-    opts = RunOptions(bundle=str(bundle_dir), **options)
+    opts = RunOptions(source=BundleSpec(path=str(bundle_dir)), **options)
     _, run_id = engine.start(load_bundle(bundle_dir), spec, opts)
     return engine, engine.run(run_id)
 
@@ -213,25 +214,19 @@ def test_a_worker_that_dies_is_recorded_and_the_run_goes_on(tmp_path: Path, bund
     assert steps["next/sleeper"].status == "succeeded"
 
 
-def test_a_large_bundle_runs_its_steps_on_threads_over_one_copy(
+def test_respond_runs_its_steps_on_threads_over_one_copy(
     tmp_path: Path, bundle_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from warroom import application
     from warroom.workflow import runner
 
-    (bundle_dir / "repo").mkdir()
-    (bundle_dir / "repo" / "big.bin").write_bytes(b"x" * 4096)  # code does not count as telemetry
-    telemetry = application.bundle_bytes(bundle_dir)
-    assert telemetry == sum(p.stat().st_size for p in bundle_dir.iterdir() if p.is_file())
-    monkeypatch.setattr(application, "SHARED_MEMORY_ABOVE", telemetry - 1)
+    def no_second_read(source: object) -> None:
+        raise AssertionError("the steps read the telemetry again")
 
-    def no_second_load(path: object) -> None:
-        raise AssertionError("the steps loaded the bundle again")
-
-    monkeypatch.setattr(runner, "load_bundle", no_second_load)
+    monkeypatch.setattr(runner, "read_spec", no_second_read)
     spec_path = tmp_path / "wf.yaml"
     spec_path.write_text(yaml.safe_dump({"name": "t", "phases": [{"id": "a", "agent": "incident-commander"}]}))
-    response = application.respond(store, bundle_dir, str(spec_path), None)
+    response = application.respond(store, BundleSpec(path=str(bundle_dir)), str(spec_path), None)
     assert response.result.status == "succeeded"
     assert store.get_run(response.result.run_id).options["processes"] is False
 

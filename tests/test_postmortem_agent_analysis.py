@@ -15,14 +15,15 @@ from warroom.agents.documentation import IncidentDocumentationSpecialist
 from warroom.agents.post_incident import PostIncidentAnalyst
 from warroom.agents.recovery import RecoveryValidationSpecialist
 from warroom.agents.resolution import IncidentResolutionCoordinator
-from warroom.sources.bundle import Bundle, load_bundle
+from warroom.sources.bundle import load_bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "recovery"))
 from pipeline import base_context
 from synth import write_bundle
 
 
-def full_run(bundle: Bundle, first_recovers: bool) -> dict[str, Any]:
+def full_run(bundle: IncidentTelemetry, first_recovers: bool) -> dict[str, Any]:
     context = base_context()
     context.update(IncidentResolutionCoordinator().run(AgentContext(bundle, "INC-1", context)).outputs)
     plan = {a["kind"]: a["id"] for a in context["resolution_plan"]}
@@ -39,15 +40,15 @@ def full_run(bundle: Bundle, first_recovers: bool) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> IncidentTelemetry:
     return load_bundle(write_bundle(tmp_path_factory.mktemp("pm") / "b", seed=51))
 
 
-def postmortem(bundle: Bundle, context: dict[str, Any]) -> dict[str, Any]:
+def postmortem(bundle: IncidentTelemetry, context: dict[str, Any]) -> dict[str, Any]:
     return PostIncidentAnalyst().run(AgentContext(bundle, "INC-1", context)).outputs["postmortem"]
 
 
-def test_primary_cause_links_change_commit_file_and_line(bundle: Bundle) -> None:
+def test_primary_cause_links_change_commit_file_and_line(bundle: IncidentTelemetry) -> None:
     pm = postmortem(bundle, full_run(bundle, first_recovers=True))
     cause = pm["primary_cause"]
     assert cause["change_id"] == "chg-103" and cause["commit"] == "def5678"
@@ -56,7 +57,7 @@ def test_primary_cause_links_change_commit_file_and_line(bundle: Bundle) -> None
     assert cause["evidence_ids"] == ["E7"]
 
 
-def test_factors_measures_and_items_come_from_the_evidence(bundle: Bundle) -> None:
+def test_factors_measures_and_items_come_from_the_evidence(bundle: IncidentTelemetry) -> None:
     pm = postmortem(bundle, full_run(bundle, first_recovers=True))
     factors = {f["kind"]: f for f in pm["contributing_factors"]}
     gap = factors["detection_gap"]
@@ -79,7 +80,7 @@ def test_factors_measures_and_items_come_from_the_evidence(bundle: Bundle) -> No
     assert any(i["factor"] == "same_pattern" for i in items)
 
 
-def test_lessons_follow_the_run(bundle: Bundle) -> None:
+def test_lessons_follow_the_run(bundle: IncidentTelemetry) -> None:
     good = postmortem(bundle, full_run(bundle, first_recovers=True))["lessons_learned"]
     bad = postmortem(bundle, full_run(bundle, first_recovers=False))["lessons_learned"]
     assert any("first action (recycle_pool) recovered" in t for t in good["went_well"])
@@ -110,7 +111,7 @@ def test_staging_gap_only_when_the_history_shows_staging(tmp_path: Path) -> None
     assert factors["no_staging"]["staged_changes"] == ["chg-090"]
 
 
-def test_without_context_the_analyst_says_what_it_lacks(bundle: Bundle) -> None:
+def test_without_context_the_analyst_says_what_it_lacks(bundle: IncidentTelemetry) -> None:
     report = PostIncidentAnalyst().run(AgentContext(bundle, "INC-1", {}))
     pm = report.outputs["postmortem"]
     assert pm["primary_cause"] is None

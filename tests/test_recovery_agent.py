@@ -12,7 +12,8 @@ import pytest
 from warroom.agents.base import AgentContext
 from warroom.agents.recovery import RecoveryValidationSpecialist
 from warroom.agents.resolution import IncidentResolutionCoordinator
-from warroom.sources.bundle import Bundle, load_bundle
+from warroom.sources.bundle import load_bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "recovery"))
 from pipeline import base_context
@@ -20,17 +21,17 @@ from synth import write_bundle
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> IncidentTelemetry:
     return load_bundle(write_bundle(tmp_path_factory.mktemp("rec") / "b", seed=31))
 
 
-def planned(bundle: Bundle) -> dict[str, Any]:
+def planned(bundle: IncidentTelemetry) -> dict[str, Any]:
     context = base_context()
     context.update(IncidentResolutionCoordinator().run(AgentContext(bundle, "INC-1", context)).outputs)
     return context
 
 
-def run(bundle: Bundle, context: dict[str, Any]) -> Any:
+def run(bundle: IncidentTelemetry, context: dict[str, Any]) -> Any:
     agent = pickle.loads(pickle.dumps(RecoveryValidationSpecialist()))  # runs in worker processes
     return agent.run(AgentContext(bundle, "INC-1", context))
 
@@ -39,7 +40,7 @@ def ids(context: dict[str, Any]) -> dict[str, str]:
     return {a["kind"]: a["id"] for a in context["resolution_plan"]}
 
 
-def test_recovering_action_is_validated(bundle: Bundle) -> None:
+def test_recovering_action_is_validated(bundle: IncidentTelemetry) -> None:
     context = planned(bundle)
     context["mitigation"] = {
         "outcomes": [{"action_id": ids(context)["recycle_pool"], "status": "verified", "verified": True}],
@@ -58,7 +59,7 @@ def test_recovering_action_is_validated(bundle: Bundle) -> None:
     assert all(f.evidence and f.evidence[0].values["baseline_samples"] > 0 for f in report.findings)
 
 
-def test_non_recovering_action_escalates_to_the_next(bundle: Bundle) -> None:
+def test_non_recovering_action_escalates_to_the_next(bundle: IncidentTelemetry) -> None:
     context = planned(bundle)
     plan_ids = ids(context)
     context["mitigation"] = {
@@ -75,7 +76,7 @@ def test_non_recovering_action_escalates_to_the_next(bundle: Bundle) -> None:
     assert "escalate" in report.summary
 
 
-def test_without_mitigation_the_plan_s_first_action_is_checked(bundle: Bundle) -> None:
+def test_without_mitigation_the_plan_s_first_action_is_checked(bundle: IncidentTelemetry) -> None:
     context = planned(bundle)
     report = run(bundle, context)
     assert report.outputs["recovery"]["action"] == context["resolution_plan"][0]["kind"]
@@ -89,4 +90,4 @@ def test_no_after_telemetry_is_not_enough_data(tmp_path: Path) -> None:
     report = run(bare, planned(bare))
     assert report.outputs["recovery"]["verdict"] == "insufficient_data"
     assert report.outputs["recovery"]["recovered"] is False
-    assert any("after/" in item for item in report.limitations)
+    assert any("no telemetry was recorded after any action" in item for item in report.limitations)

@@ -21,7 +21,8 @@ from warroom.analysis.recovery import (
     margin_for,
     verify_after,
 )
-from warroom.sources.bundle import Telemetry, load_bundle
+from warroom.sources.bundle import load_bundle
+from warroom.sources.canonical import Telemetry
 from warroom.sources.manifest import Slo
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "recovery"))

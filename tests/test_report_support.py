@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from warroom.analysis.impact import ImpactFacts
+from warroom.figures import Basis, Figure, Window
 from warroom.incident import (
     ActionOutcome,
     AgentReport,
@@ -125,7 +127,8 @@ def build_record(*, failed_branch: bool = False, with_postmortem: bool = True) -
         id="INC-2024-001",
         title="Checkout API latency and errors",
         severity=Severity.P1,
-        severity_rule="error_rate 0.15 >= 0.05 and p99 2450 ms >= 4x SLO 500 ms",
+        severity_rule="25 % of requests failing at api-gateway over the worst 5 minutes "
+        "(14:10:00–14:15:00 UTC) (≥ 5 %)",
         status=Status.RESOLVED,
         affected_services=["api-gateway", "checkout-service", "payment-service"],
         symptoms=["high_response_times", "error_rate_spike", "checkout_failures"],
@@ -179,7 +182,18 @@ def build_record(*, failed_branch: bool = False, with_postmortem: bool = True) -
             )
         ],
         context_out={
-            "incident": {"id": "INC-2024-001", "severity": "P1"},
+            "incident": {
+                "id": "INC-2024-001",
+                "severity": "P1",
+                "severity_figures": {
+                    "error_rate": Figure(
+                        value=0.25,
+                        unit="ratio",
+                        method="failed ÷ all over the worst 5 minutes",
+                        window=Window(start=at(-13), end=at(-8)),
+                    ).model_dump(mode="json")
+                },
+            },
             "signals": {"error_rate": 0.15, "db_pool_utilization": 1.0, "latency_p99_ms": 2450.0},
         },
     )
@@ -301,12 +315,7 @@ def build_record(*, failed_branch: bool = False, with_postmortem: bool = True) -
         finished_at=at(17),
         steps=deep_steps,
         context_out={
-            "impact": {
-                "customers_affected": 15000,
-                "failed_checkouts": 3500,
-                "failed_checkout_ratio": 0.25,
-                "evidence_ids": ["E-checkout"],
-            },
+            "impact": {**impact_facts().as_context(), "evidence_ids": ["E-checkout"]},
             "security": {"verdict": "cleared", "evidence_ids": ["E-logs"]},
             "evidence": [pool_evidence().model_dump(mode="json")],
         },
@@ -354,7 +363,15 @@ def build_record(*, failed_branch: bool = False, with_postmortem: bool = True) -
         ],
         context_out={
             "resolution_plan": [a.model_dump(mode="json") for a in actions],
-            "mitigation": {"outcomes": [], "recovered_by": "rollback"},
+            "mitigation": {
+                "outcomes": [
+                    {"action_id": "A1", "status": "executed", "verified": False, "mode": "executed"},
+                    {"action_id": "A2", "status": "verified", "verified": True, "mode": "executed"},
+                ],
+                "executed": ["A1", "A2"],
+                "mitigated": True,
+                "recovered_by": "rollback",
+            },
         },
     )
     recover = PhaseRecord(
@@ -392,7 +409,19 @@ def build_record(*, failed_branch: bool = False, with_postmortem: bool = True) -
             step("recover", "incident-communications-specialist", 21, 22, report("comms", "3 updates sent")),
             step("recover", "incident-documentation-specialist", 21, 23, report("docs", "timeline written")),
         ],
-        context_out={"recovery": {"recovered": True, "checks": [], "evidence_ids": ["E-after"]}},
+        context_out={
+            "recovery": {
+                "recovered": True,
+                "verdict": "recovered",
+                "action": "rollback",
+                "basis": "observed",
+                "verified": True,
+                "recovered_at": at(25).isoformat(),
+                "checks": [],
+                "evidence_ids": ["E-after"],
+            },
+            "documentation": documentation(),
+        },
     )
     phases = [assess, investigate, deep, resolve, recover]
     context: dict[str, Any] = {}
@@ -400,6 +429,8 @@ def build_record(*, failed_branch: bool = False, with_postmortem: bool = True) -
         context.update(p.context_out)
     context["suspect_change"] = {
         "id": "deploy-4711",
+        "time": at(-95).isoformat(),
+        "kind": "deploy",
         "service": "checkout-service",
         "version": "v2.14.0",
         "commit": "9f3c2ab",
@@ -485,6 +516,96 @@ def build_record(*, failed_branch: bool = False, with_postmortem: bool = True) -
     )
 
 
+WINDOW = Window(start=at(-20), end=at(0), basis="first user-facing onset → alert")
+
+
+def impact_facts() -> ImpactFacts:
+    def count(value: float, noun: str) -> Figure:
+        return Figure(value=value, unit="count", method=f"{noun} in the request logs", window=WINDOW, noun=noun)
+
+    return ImpactFacts(
+        service="api-gateway",
+        source="logs",
+        window=WINDOW,
+        requests=count(14000, "requests"),
+        failed_requests=count(3500, "requests"),
+        failure_rate=Figure(value=0.25, unit="ratio", method="failed ÷ all requests", window=WINDOW),
+        baseline_failure_rate=Figure(value=0.002, unit="ratio", method="failed ÷ all at baseline"),
+        users_active=count(60000, "users"),
+        users_affected=count(15000, "users"),
+        sessions_affected=count(16000, "sessions"),
+        transactions=count(9000, "transactions"),
+        failed_transactions=count(3000, "transactions"),
+        abandoned_carts=count(1200, "carts"),
+        revenue=Figure(
+            value=42000.0,
+            unit="USD",
+            method="estimate: revenue_per_minute 10,000 USD × 20 min × excess failure share",
+            window=WINDOW,
+            basis=Basis.ESTIMATED,
+        ),
+        scope="a subset of users: 15,000 of 60,000 active users saw a failure",
+    )
+
+
+def documentation() -> dict[str, Any]:
+    """What the documentation step records: onsets with the series they were read on, changes."""
+    points = [[at(-40 + i).isoformat(), 0.42 if i < 20 else min(1.0, 0.42 + 0.06 * (i - 20))] for i in range(40)]
+    return {
+        "timeline": [
+            {
+                "at": at(-95).isoformat(),
+                "kind": "change",
+                "service": "checkout-service",
+                "source": "changes",
+                "summary": "deploy v2.14.0 of checkout-service (deploy-4711)",
+                "values": {"change_id": "deploy-4711"},
+            },
+            {
+                "at": at(-20).isoformat(),
+                "kind": "onset",
+                "service": "checkout-service",
+                "source": "metrics",
+                "summary": "db_pool_utilization of checkout-service left its baseline (42 % → peak 100 %)",
+                "values": {"signal": "db_pool_utilization", "method": "first of 3 consecutive samples"},
+            },
+            {
+                "at": at(-1).isoformat(),
+                "kind": "alert",
+                "service": "api-gateway",
+                "source": "alert",
+                "summary": "alert fired",
+                "values": {},
+            },
+        ],
+        "first_onset": at(-20).isoformat(),
+        "changes": {
+            "history": True,
+            "checked": True,
+            "ids": ["deploy-4711"],
+            "commits": ["9f3c2ab"],
+            "preceding": ["deploy-4711"],
+        },
+        "series": [
+            {
+                "service": "checkout-service",
+                "signal": "db_pool_utilization",
+                "query": "checkout-service/db_pool_utilization",
+                "baseline": 0.42,
+                "limit": 0.5,
+                "higher_is_worse": True,
+                "onset": at(-20).isoformat(),
+                "points": points,
+                "after": {
+                    "action": "rollback",
+                    "basis": "observed",
+                    "points": [[at(20 + i).isoformat(), 0.4] for i in range(10)],
+                },
+            }
+        ],
+    }
+
+
 def ev(seq: int, minutes: float, kind: TimelineKind, source: str, summary: str, **data: Any) -> TimelineEvent:
     return TimelineEvent(seq=seq, at=at(minutes), kind=kind, source=source, summary=summary, data=data)
 
@@ -515,10 +636,11 @@ def build_timeline() -> list[TimelineEvent]:
         (13, k.COMMUNICATION_SENT, "incident-communications-specialist", "Cause identified", {}),
         (17, k.ACTION_PROPOSED, "incident-resolution-coordinator", "A2 rollback proposed", {"action": "A2"}),
         (18, k.ACTION_APPROVED, "cli", "A2 approved by Mike Rodriguez", {"action": "A2"}),
-        (19, k.ACTION_EXECUTED, "change-executor", "A2 rollback executed", {"action": "A2"}),
+        (18.5, k.ACTION_EXECUTED, "change-executor", "A1 executed", {"action_id": "A1"}),
+        (19, k.ACTION_EXECUTED, "change-executor", "A2 rollback executed", {"action_id": "A2"}),
         (21, k.STATUS_CHANGED, "engine", "mitigating → monitoring", {"to": "monitoring"}),
         (23, k.COMMUNICATION_SENT, "incident-communications-specialist", "Mitigated", {}),
-        (24, k.ACTION_VERIFIED, "recovery-validation-specialist", "A2 verified", {"action": "A2"}),
+        (24, k.ACTION_VERIFIED, "recovery-validation-specialist", "A2 verified", {"action_id": "A2"}),
         (25, k.STATUS_CHANGED, "engine", "monitoring → resolved", {"to": "resolved"}),
     ]
     return [ev(i + 1, m, kind, src, text, **data) for i, (m, kind, src, text, data) in enumerate(events)]

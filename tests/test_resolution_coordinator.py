@@ -11,7 +11,8 @@ import pytest
 from warroom.agents.base import AgentContext
 from warroom.agents.resolution import IncidentResolutionCoordinator, playbook_data, select_playbook
 from warroom.incident import RecommendedAction
-from warroom.sources.bundle import Bundle, load_bundle
+from warroom.sources.bundle import load_bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "recovery"))
 from pipeline import base_context
@@ -19,17 +20,17 @@ from synth import Shape, write_bundle
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> IncidentTelemetry:
     return load_bundle(write_bundle(tmp_path_factory.mktemp("res") / "b", seed=21))
 
 
-def plan(bundle: Bundle, context: dict[str, Any]) -> tuple[list[RecommendedAction], Any]:
+def plan(bundle: IncidentTelemetry, context: dict[str, Any]) -> tuple[list[RecommendedAction], Any]:
     report = IncidentResolutionCoordinator().run(AgentContext(bundle, "INC-1", context))
     actions = [RecommendedAction.model_validate(a) for a in report.outputs["resolution_plan"]]
     return actions, report
 
 
-def test_pool_leak_plan_is_ordered_with_measured_parameters(bundle: Bundle) -> None:
+def test_pool_leak_plan_is_ordered_with_measured_parameters(bundle: IncidentTelemetry) -> None:
     actions, report = plan(bundle, base_context())
     kinds = [a.kind for a in actions]
     assert {"recycle_pool", "raise_pool_size", "rollback", "fix_forward"} <= set(kinds)
@@ -49,7 +50,7 @@ def test_pool_leak_plan_is_ordered_with_measured_parameters(bundle: Bundle) -> N
     assert report.outputs["resolution_deadline"].startswith("2024-01-15T15:00")  # alert + 30 min RTO
 
 
-def test_playbook_used_when_no_runbook_fits(bundle: Bundle) -> None:
+def test_playbook_used_when_no_runbook_fits(bundle: IncidentTelemetry) -> None:
     context = base_context()
     context["diagnosis"][0].update(fault_type="something_new", indicator="latency_p99_ms")
     actions, report = plan(bundle, context)
@@ -61,7 +62,7 @@ def test_playbook_used_when_no_runbook_fits(bundle: Bundle) -> None:
     assert "rollback" in kinds
 
 
-def test_missing_context_keys_are_named_and_plan_still_built(bundle: Bundle) -> None:
+def test_missing_context_keys_are_named_and_plan_still_built(bundle: IncidentTelemetry) -> None:
     actions, report = plan(bundle, {})
     assert actions  # from measured signals only
     assert "rollback" not in [a.kind for a in actions]

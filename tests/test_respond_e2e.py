@@ -9,13 +9,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 from sqlalchemy import create_engine, text
 
+from warroom.report.lint import lint_reports
+
 EXAMPLE = Path(__file__).parents[1] / "examples" / "checkout-pool-exhaustion"
 REPORTS = {
+    "facts.json",
     "postmortem.md",
     "postmortem.html",
     "timeline.md",
@@ -62,6 +67,36 @@ def test_respond_writes_every_report_and_names_the_pool(uninterrupted: tuple[Pat
     assert printed["diagnosis"][0]["service"] == "checkout"  # --json prints diagnosis and metrics
     assert "total_resolution_min" in printed["metrics"]
     assert "checkout" in (out / "postmortem.md").read_text()
+
+
+def test_dry_run_reports_pass_the_linter_and_claim_no_recovery(uninterrupted: tuple[Path, dict[str, object]]) -> None:
+    out, _ = uninterrupted
+    assert lint_reports(out) == []
+    facts = json.loads((out / "facts.json").read_text())
+    # A dry run replays recorded data: nothing was executed, so nothing was mitigated or resolved.
+    assert facts["mitigated_at"] is None and facts["resolved_at"] is None
+    assert facts["recovery"]["basis"] == "replayed" and facts["recovery"]["verified"] is False
+    assert all(a["mode"] in ("replayed", "proposed") for a in facts["actions"])
+    summary = (out / "postmortem.md").read_text().split("## Summary", 1)[1].split("## ", 1)[0]
+    assert "nothing was changed by warroom" in summary and "**Recovery**: not verified" in summary
+    assert "**Status**: mitigating" in summary
+
+
+def test_summary_figures_are_the_data_recounted(uninterrupted: tuple[Path, dict[str, object]]) -> None:
+    out, _ = uninterrupted
+    facts = json.loads((out / "facts.json").read_text())
+    impact = facts["impact"]
+    start, end = (datetime.fromisoformat(impact["window"][k]) for k in ("start", "end"))
+    logs = pl.read_parquet(EXAMPLE / "logs.parquet").filter(
+        (pl.col("service") == impact["service"]) & pl.col("timestamp").is_between(start, end)
+    )
+    status = logs["attributes"].str.extract(r'"http\.status_code":\s*(\d+)').cast(pl.Int64)
+    status = status.drop_nulls()
+    failed = int(((status >= 500) | (status == 429)).sum())
+    assert impact["requests"]["value"] == status.len() and impact["failed_requests"]["value"] == failed
+    assert abs(impact["failure_rate"]["value"] - failed / status.len()) < 1e-9
+    rate = f"{round(100 * failed / status.len(), 1):g} %"
+    assert rate in (out / "postmortem.md").read_text().split("## Impact", 1)[0]
 
 
 def test_killed_and_resumed_run_ends_with_the_same_diagnosis(
@@ -122,3 +157,9 @@ def test_killed_and_resumed_run_ends_with_the_same_diagnosis(
         if n > 1 and event[0] in ("phase_started", "phase_finished", "decision", "alert", "status_changed")
     ]
     assert not repeated, repeated
+    # The resumed run's reports pass the linter; the interruption is an event and not run time.
+    assert lint_reports(out) == []
+    facts = json.loads((out / "facts.json").read_text())
+    assert facts["engine"]["interruptions"] and facts["engine"]["interruptions"][0]["previous_status"] == "running"
+    assert any("interrupted" in summary for kind, _, summary in events if kind == "note")
+    assert "Interrupted (running) and resumed" in (out / "postmortem.md").read_text()

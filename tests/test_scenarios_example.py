@@ -15,13 +15,14 @@ from typer.testing import CliRunner
 from warroom.cli import app
 from warroom.scenarios import generate
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Bundle, load_bundle
+from warroom.sources.bundle import load_bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "checkout-pool-exhaustion"
 
 
 @pytest.fixture(scope="module")
-def bundle() -> Bundle:
+def bundle() -> IncidentTelemetry:
     return load_bundle(EXAMPLE)
 
 
@@ -39,16 +40,18 @@ def _worst(frame: pl.DataFrame, service: str, metric: str) -> pl.DataFrame:
     return selected.group_by("timestamp").agg(pl.col("value").max()).sort("timestamp")
 
 
-def test_example_is_small_and_complete(bundle: Bundle) -> None:
+def test_example_is_small_and_complete(bundle: IncidentTelemetry) -> None:
     size = sum(p.stat().st_size for p in EXAMPLE.rglob("*") if p.is_file())
     assert size < 5 * 1024 * 1024
     assert bundle.missing_modalities() == []
     assert (EXAMPLE / "repo.bundle").is_file() and (EXAMPLE / "topology.yaml").is_file()
     assert bundle.baseline is not None
-    assert {"rollback", "restart", "raise_pool_size", "recycle_pool", "kill_long_queries"} <= set(bundle.after)
+    assert {"rollback", "restart", "raise_pool_size", "recycle_pool", "kill_long_queries"} <= set(
+        bundle.recorded_actions() or []
+    )
 
 
-def test_example_is_the_seeds_incident(bundle: Bundle, truth: dict) -> None:
+def test_example_is_the_seeds_incident(bundle: IncidentTelemetry, truth: dict) -> None:
     assert truth["service"] == "checkout" and truth["fault_type"] == "db_pool_exhaustion"
     assert truth["path"] == "database" and truth["recovering_actions"][0] == "rollback"
     onset = _onset(truth)
@@ -77,7 +80,7 @@ def test_example_is_the_seeds_incident(bundle: Bundle, truth: dict) -> None:
     assert changes.filter(pl.col("service") != "checkout").height >= 3
 
 
-def test_example_business_context(bundle: Bundle) -> None:
+def test_example_business_context(bundle: IncidentTelemetry) -> None:
     manifest = bundle.manifest
     assert manifest.business.revenue_per_minute and manifest.business.revenue_per_minute > 1000
     assert manifest.objectives.rto_minutes == 30 and manifest.objectives.rpo_minutes == 5

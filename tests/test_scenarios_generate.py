@@ -16,7 +16,8 @@ import pytest
 
 from warroom.scenarios import generate, list_scenarios
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Bundle, load_bundle
+from warroom.sources.bundle import load_bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
 NAMES = [info.name for info in list_scenarios()]
 SEEDS = (1, 2)
@@ -63,8 +64,8 @@ def test_bundle_loads_with_all_modalities(bundles: dict[tuple[str, int], Path], 
     truth = _truth(path)
     assert truth["scenario"] == name and truth["seed"] == seed
     assert truth["path"] in ("database", "application", "infrastructure")
-    assert set(truth["recovering_actions"]) <= set(bundle.after)
-    assert set(truth["action_effects"]) == set(bundle.after)
+    assert set(truth["recovering_actions"]) <= set(bundle.recorded_actions() or [])
+    assert set(truth["action_effects"]) == set(bundle.recorded_actions() or [])
     assert bundle.manifest.business.revenue_per_minute and bundle.manifest.business.revenue_per_minute > 0
     assert bundle.manifest.objectives.rto_minutes == 30 and bundle.manifest.comms.cadence_minutes == 15
     assert bundle.metrics is not None and bundle.metrics.get_column("instance").n_unique() > 10
@@ -162,7 +163,7 @@ def _key_metric(main: pl.DataFrame, truth: dict) -> tuple[str, str, str]:
     return svc, metric, agg
 
 
-def _key_signal(bundle: Bundle, truth: dict) -> tuple[float, float]:
+def _key_signal(bundle: IncidentTelemetry, truth: dict) -> tuple[float, float]:
     """The key series' median (during the incident, on the baseline day)."""
     main, base = bundle.metrics, bundle.baseline.metrics if bundle.baseline else None
     assert main is not None and base is not None
@@ -197,7 +198,7 @@ def test_right_mitigation_recovers_and_wrong_one_does_not(bundles: dict[tuple[st
     assert bundle.baseline is not None and bundle.baseline.metrics is not None
     base_err, base_p99 = _health(bundle.baseline.metrics, 60)
     for kind, effect in truth["action_effects"].items():
-        metrics = bundle.after[kind].metrics
+        metrics = bundle.after(kind).metrics
         assert metrics is not None
         err, p99 = _health(metrics)
         healthy = err <= max(3 * base_err, 0.01) and p99 <= 1.5 * base_p99
@@ -223,7 +224,7 @@ def test_the_fault_signal_returns_to_its_baseline_level_after_a_recovering_actio
         signals.append((truth["service"], cv.DB_POOL_UTILIZATION, "mean"))
     # Scaling out relieves the symptoms but leaves the cause: each replica's share stays above baseline.
     for kind in [k for k in truth["recovering_actions"] if k != "scale_out"]:
-        after = bundle.after[kind].metrics
+        after = bundle.after(kind).metrics
         assert after is not None
         end = after.get_column("timestamp").max()
         assert isinstance(end, datetime)

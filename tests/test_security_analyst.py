@@ -13,7 +13,7 @@ from warroom.analysis.security import analyse_security
 
 def test_service_fault_is_cleared() -> None:
     b = bundle("pool_leak")
-    result = analyse_security(b.telemetry, None, ONSET - timedelta(minutes=10), END)
+    result = analyse_security(b.current, None, ONSET - timedelta(minutes=10), END)
     assert result.verdict == "cleared", result.checks
     assert result.categories == []
     auth = next(c for c in result.checks if c.name == "auth_failures")
@@ -43,9 +43,9 @@ def test_rows_lost_escalates_as_data_integrity() -> None:
             "instance": "orders",
         }
     )
-    assert b.telemetry.metrics is not None
-    b.telemetry.metrics = pl.concat([b.telemetry.metrics.with_columns(pl.lit(None, pl.String).alias("instance")), rows])
-    result = analyse_security(b.telemetry, None, ONSET - timedelta(minutes=10), END)
+    assert b.current.metrics is not None
+    b.current.metrics = pl.concat([b.current.metrics.with_columns(pl.lit(None, pl.String).alias("instance")), rows])
+    result = analyse_security(b.current, None, ONSET - timedelta(minutes=10), END)
     assert result.verdict == "escalate" and result.categories == ["data_integrity"]
     check = next(c for c in result.checks if c.name == "data_integrity")
     assert check.evidence is not None

@@ -1,22 +1,87 @@
-"""Use cases behind the CLI: respond to a bundle, resume, approve, and write the reports."""
+"""Use cases behind the CLI: respond to an incident, resume, approve, and write the reports."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from warroom.agents import registry
 from warroom.errors import InputError, NotFoundError
-from warroom.record import RunRecord
+from warroom.incident import RootCauseCandidate, Status
+from warroom.record import ActionStatus, RunRecord
 from warroom.report.metrics import compute_metrics
 from warroom.report.writer import write_reports
-from warroom.sources.bundle import load_bundle
+from warroom.sources.bundle import BundleSource
+from warroom.sources.contract import SourceSpec
+from warroom.sources.incident_telemetry import read_incident
+from warroom.sources.registry import open_source
 from warroom.store.records import build_record
 from warroom.store.repository import Store
 from warroom.workflow.engine import Approver, Engine, Progress, RunOptions, RunResult, runner_for
-from warroom.workflow.runner import share_bundle
+from warroom.workflow.runner import StepRunner, share_telemetry
 from warroom.workflow.spec import ApprovalPolicy, WorkflowSpec, load_workflow, resolve_workflow
+
+
+class Outcome(StrEnum):
+    """How a command ended, as `--json`'s `status` says it; `exit_code` is the process's exit code
+    (docs/exit-codes.md)."""
+
+    DIAGNOSED = "diagnosed"  # cause established; nothing was executed (a dry run)
+    RECOVERED = "recovered"  # cause established, actions executed and the recovery validated
+    BAD_INPUT = "bad_input"
+    FAILED_STEPS = "failed_steps"  # the run finished, but some steps failed or timed out
+    CAUSE_NOT_ESTABLISHED = "cause_not_established"  # no candidate, or the top one is inconclusive
+    NOT_RECOVERED = "not_recovered"  # actions were executed, recovery was not validated
+    WAITING_APPROVAL = "waiting_approval"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self]
+
+
+EXIT_CODES = {
+    Outcome.DIAGNOSED: 0,
+    Outcome.RECOVERED: 0,
+    Outcome.BAD_INPUT: 2,
+    Outcome.FAILED_STEPS: 3,
+    Outcome.CAUSE_NOT_ESTABLISHED: 3,
+    Outcome.NOT_RECOVERED: 3,
+    Outcome.WAITING_APPROVAL: 4,
+    Outcome.INTERRUPTED: 5,
+}
+
+
+def cause_established(diagnosis: list[RootCauseCandidate]) -> bool:
+    """The diagnosis names a cause: a top candidate exists and the diagnosis did not flag it inconclusive."""
+    top = min(diagnosis, key=lambda c: c.rank) if diagnosis else None
+    return top is not None and not top.inconclusive
+
+
+# statuses of an action that was really run against a target (whatever came of it)
+ATTEMPTED = frozenset(
+    {ActionStatus.EXECUTED, ActionStatus.VERIFIED, ActionStatus.FAILED, ActionStatus.TIMED_OUT, ActionStatus.UNDONE}
+)
+
+
+def outcome(result: RunResult, record: RunRecord, executed: bool) -> Outcome:
+    """A finished (or paused) run's outcome, worst first: the exit code must never claim more than happened."""
+    if result.status == "waiting_approval":
+        return Outcome.WAITING_APPROVAL
+    if result.status != "succeeded":
+        return Outcome.FAILED_STEPS
+    if not cause_established(record.diagnosis):
+        return Outcome.CAUSE_NOT_ESTABLISHED
+    if executed and any(a.status in ATTEMPTED for a in record.actions):
+        # The incident's own lifecycle says whether recovery was validated (the workflow moves it to
+        # resolved only then); a dry run or a replay never counts as a recovery. A run with
+        # --execute whose every action stayed a manual step changed nothing: it is a diagnosis.
+        return (
+            Outcome.RECOVERED if record.incident.status in (Status.RESOLVED, Status.CLOSED) else Outcome.NOT_RECOVERED
+        )
+    return Outcome.DIAGNOSED
 
 
 @dataclass
@@ -24,23 +89,7 @@ class Response:
     result: RunResult
     record: RunRecord
     files: dict[str, Path]
-
-
-# Worker processes give each step its own interpreter but also their own copy of the telemetry;
-# above this size on disk (a few GB in memory per copy) steps share one copy on threads instead.
-SHARED_MEMORY_ABOVE = 200 * 1024 * 1024
-
-
-def bundle_bytes(bundle_dir: Path) -> int:
-    """The size of the bundle's telemetry on disk (the code repository does not count)."""
-    if not bundle_dir.is_dir():
-        return 0
-    skip = {"repo", "repo.bundle", ".git"}
-    return sum(
-        path.stat().st_size
-        for path in bundle_dir.rglob("*")
-        if path.is_file() and not skip & set(path.relative_to(bundle_dir).parts)
-    )
+    outcome: Outcome
 
 
 def load_spec(name_or_path: str) -> WorkflowSpec:
@@ -49,40 +98,44 @@ def load_spec(name_or_path: str) -> WorkflowSpec:
 
 def respond(
     store: Store,
-    bundle_dir: Path,
+    source: SourceSpec,
     workflow: str,
     out_dir: Path | None,
     *,
     grant: ApprovalPolicy = ApprovalPolicy.NONE,
     execute: bool = False,
-    processes: bool | None = None,
+    processes: bool = False,
     progress: Progress | None = None,
     approver: Approver | None = None,
 ) -> Response:
+    """Open an incident from `source` and run `workflow` over it. Steps run on threads over one
+    copy of the telemetry (the analyses release the GIL in Polars and NumPy, and the diagnosis is
+    computed once for all the agents that read it); `processes` gives every step a worker process
+    of its own instead, which a timeout can stop, at the price of a copy and a diagnosis per worker."""
     spec = load_spec(workflow)
-    if processes is None:
-        processes = bundle_bytes(bundle_dir) <= SHARED_MEMORY_ABOVE
     options = RunOptions(
-        bundle=str(bundle_dir.resolve()),
+        source=source,
         execute=execute,
         grant=grant,
         out_dir=str(out_dir.resolve()) if out_dir else None,
         processes=processes,
     )
     runner = runner_for(options)
-    runner.warm()  # workers start and load the bundle while it is validated here
+    runner.warm()  # workers start and read the telemetry while it is validated here
     try:
-        bundle = load_bundle(bundle_dir)  # validate before anything is recorded
+        telemetry = read_incident(open_source(source))  # validate before anything is recorded
         engine = Engine(store, progress, approver)
-        _, run_id = engine.start(bundle, spec, options)
+        _, run_id = engine.start(telemetry, spec, options)
         if processes:
-            del bundle  # the workers hold their own copies
+            del telemetry  # the workers hold their own copies
         else:
-            share_bundle(options.bundle, bundle)  # steps on threads read this one copy
+            share_telemetry(source, telemetry)  # steps on threads read this one copy
         result = engine.run(run_id, runner)
-    finally:
-        runner.close()
-    return _finish(store, result, out_dir)
+    except BaseException:
+        runner.terminate()  # bad input or an interrupt: do not wait for workers still loading or running
+        raise
+    runner.close()
+    return _finish(store, result, out_dir, execute)
 
 
 def resume(
@@ -96,8 +149,8 @@ def resume(
 ) -> Response:
     run = store.latest_run(incident_id)
     options = RunOptions.model_validate(run.options)
-    if not Path(options.bundle).is_dir():
-        raise NotFoundError("the run's incident bundle is no longer there", file=options.bundle)
+    if not Path(options.source.path).is_dir():
+        raise NotFoundError("the run's incident bundle is no longer there", file=options.source.path)
     if grant is not None or out_dir is not None:
         options = options.model_copy(
             update={
@@ -111,14 +164,31 @@ def resume(
         result = RunResult(incident_id, run.id, run.status, [])
     else:
         result = Engine(store, progress, approver).run(run.id)
-    return _finish(store, result, Path(options.out_dir) if options.out_dir else None)
+    return _finish(store, result, Path(options.out_dir) if options.out_dir else None, options.execute)
+
+
+def continue_run(store: Store, run_id: str, runner: StepRunner) -> RunResult:
+    """Drive a stored run to its end or its next approval gate, then write its reports (the
+    service's background worker: the run's options say where)."""
+    result = Engine(store).run(run_id, runner)
+    options = RunOptions.model_validate(store.get_run(run_id).options)
+    _finish(store, result, Path(options.out_dir) if options.out_dir else None, options.execute)
+    return result
 
 
 def approve(store: Store, incident_id: str, action_id: str, actor: str) -> None:
     Engine(store).approve(incident_id, action_id, actor)
 
 
-def _finish(store: Store, result: RunResult, out_dir: Path | None) -> Response:
+def reject(store: Store, incident_id: str, action_id: str, actor: str, reason: str) -> None:
+    Engine(store).reject(incident_id, action_id, actor, reason)
+
+
+def skip(store: Store, incident_id: str, action_id: str, actor: str, reason: str) -> None:
+    Engine(store).skip(incident_id, action_id, actor, reason)
+
+
+def _finish(store: Store, result: RunResult, out_dir: Path | None, executed: bool) -> Response:
     record = build_record(store, result.incident_id, result.run_id)
     record.metrics = compute_metrics(record)
     files: dict[str, Path] = {}
@@ -128,7 +198,7 @@ def _finish(store: Store, result: RunResult, out_dir: Path | None) -> Response:
         except OSError as exc:
             raise InputError(f"cannot create the output directory ({exc.strerror})", file=out_dir) from None
         files = write_reports(record, out_dir)
-    return Response(result, record, files)
+    return Response(result, record, files, outcome(result, record, executed))
 
 
 def workflow_facts(bundle_dir: Path) -> dict[str, Any]:
@@ -136,10 +206,10 @@ def workflow_facts(bundle_dir: Path) -> dict[str, Any]:
     from warroom.agents.base import AgentContext
     from warroom.agents.commander import IncidentCommander
 
-    bundle = load_bundle(bundle_dir)
-    report = IncidentCommander().run(AgentContext(bundle=bundle, incident_id="(not opened)"))
+    telemetry = read_incident(BundleSource(bundle_dir))
+    report = IncidentCommander().run(AgentContext(telemetry=telemetry, incident_id="(not opened)"))
     incident = report.outputs["incident"]
-    manifest = bundle.manifest
+    manifest = telemetry.manifest
     services = ", ".join(incident["affected_services"]) or "none measured"
     revenue = manifest.business.revenue_per_minute
     return {

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import json
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -15,18 +17,18 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from warroom import application
 from warroom.agents.registry import is_known as is_known_agent
 from warroom.agents.registry import specs as agent_specs
-from warroom.application import Response
+from warroom.application import Outcome, Response
 from warroom.bench.scenarios import parse_seeds, run_scenario_bench
-from warroom.errors import InputError
+from warroom.errors import InputError, Interrupted
 from warroom.progress import ConsoleProgress
 from warroom.redact import redact, redact_obj
 from warroom.scenarios import list_scenarios
-from warroom.sources.bundle import describe, load_bundle
+from warroom.sources.bundle import validate_bundle
+from warroom.sources.contract import BundleSpec
 from warroom.store.repository import ENV_VAR, Store, default_url
 from warroom.workflow.engine import Approver
 from warroom.workflow.render import render_workflow
@@ -49,8 +51,45 @@ def user_errors(func: F) -> F:
         except InputError as exc:
             err_console.print(f"error: {exc.one_line()}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt as exc:  # any command, Ctrl-C or SIGTERM: exit 5, not click's "Aborted!"
+            err_console.print(f"interrupted ({_signal_name(exc)})", markup=False, highlight=False)
+            raise typer.Exit(Outcome.INTERRUPTED.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _signal_name(exc: KeyboardInterrupt) -> str:
+    return exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+
+
+def run_outcome(func: F) -> F:
+    """For commands that run a workflow: the exit code and `--json`'s `status` say how it ended
+    (docs/exit-codes.md), also when it ended on bad input or an interrupt. Inside `user_errors`."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            response = func(*args, **kwargs)
+        except InputError as exc:
+            if as_json:
+                _print_json({"status": Outcome.BAD_INPUT.value, "error": exc.one_line()})
+            raise
+        except KeyboardInterrupt as exc:
+            incident_id = exc.incident_id if isinstance(exc, Interrupted) else None
+            resume_hint = f"; `warroom resume {incident_id}` carries on" if incident_id else ""
+            if as_json:
+                _print_json({"status": Outcome.INTERRUPTED.value, "incident_id": incident_id})
+            err_console.print(f"interrupted ({_signal_name(exc)}){resume_hint}", markup=False, highlight=False)
+            raise typer.Exit(Outcome.INTERRUPTED.exit_code) from None
+        _print_response(response, as_json)
+        raise typer.Exit(response.outcome.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(redact_obj(payload), indent=2, default=str) + "\n")
 
 
 # --- Nezha dataset: import and benchmark (issue 3) -------------------------------------------
@@ -88,18 +127,22 @@ def bench_nezha_cmd(
     date: list[str] = typer.Option(None, "--date", help="Only this day (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
     workdir: str = typer.Option(None, "--workdir", help="Where to write the imported bundles"),
+    drop: list[str] = typer.Option(None, "--drop", help="Remove this modality (logs, traces, metrics; repeatable)"),
 ) -> None:
-    """Run every Nezha case through import → investigate and score the diagnosis."""
+    """Run every Nezha case through import → respond (the workflow included) and score the diagnosis."""
     import json
     import tempfile
     from pathlib import Path
 
     from rich.table import Table
 
-    from warroom.bench.nezha import run_nezha_bench
+    from warroom.bench.nezha import MODALITIES, run_nezha_bench
 
+    unknown = sorted(set(drop or []) - set(MODALITIES))
+    if unknown:
+        raise typer.BadParameter(f"--drop {', '.join(unknown)}: expected one of {', '.join(MODALITIES)}")
     with tempfile.TemporaryDirectory(prefix="warroom-nezha-") as tmp:
-        result = run_nezha_bench(Path(root), list(date) if date else None, Path(workdir or tmp))
+        result = run_nezha_bench(Path(root), list(date) if date else None, Path(workdir or tmp), list(drop or []))
     if as_json:
         print(json.dumps(result))
         return
@@ -116,7 +159,8 @@ def bench_nezha_cmd(
     console.print(table)
     console.print(
         f"cases {result['cases']}  AC@1 {result['ac1']:.3f}  AC@3 {result['ac3']:.3f}  AC@5 {result['ac5']:.3f}  "
-        f"fault type {result['fault_type_acc']:.3f}  median {result['median_s']:.2f} s  "
+        f"fault type {result['fault_type_acc']:.3f}  inconclusive {result['inconclusive']}  "
+        f"median {result['median_s']:.2f} s  "
         f"p95 {result['p95_s']:.2f} s  peak RSS {result['peak_rss_mb']:.0f} MB"
     )
 
@@ -129,6 +173,10 @@ def bench_nezha_cmd(
 DbOption = Annotated[
     str | None, typer.Option("--db", help=f"Store URL (default: ${ENV_VAR} or {default_url()}).", show_default=False)
 ]
+AlertOption = Annotated[
+    Path | None,
+    typer.Option("--alert", help="The alert (an Alertmanager webhook payload) when the folder has no incident.yaml."),
+]
 ApproveOption = Annotated[
     ApprovalPolicy,
     typer.Option(
@@ -139,11 +187,9 @@ ApproveOption = Annotated[
 ]
 
 
-def _store(db: str | None) -> Store:
-    try:
-        return Store(db)
-    except (ArgumentError, OperationalError, NoSuchModuleError) as exc:
-        raise InputError(f"cannot open the store: {str(exc).splitlines()[0][:200]}", field="--db") from None
+def _store(db: str | None, *, create: bool = False) -> Store:
+    """The store; only a command that opens incidents (`respond`) may create one."""
+    return Store(db, create=create)
 
 
 def _interactive_approver() -> Approver | None:
@@ -160,20 +206,22 @@ def _print_response(response: Response, as_json: bool) -> None:
     record = response.record
     if as_json:
         payload = {
+            "status": response.outcome.value,
             "incident_id": record.incident.id,
             "run_status": response.result.status,
             "diagnosis": [c.model_dump(mode="json") for c in record.diagnosis],
             "metrics": record.metrics.model_dump(mode="json"),
             "pending_approval": [a["id"] for a in response.result.pending],
+            "limitations": record.limitations,
             "files": {name: str(path) for name, path in response.files.items()},
         }
-        sys.stdout.write(json.dumps(redact_obj(payload), indent=2, default=str) + "\n")
+        _print_json(payload)
         return
     incident = record.incident
     console.print(
         f"\n[bold]{incident.id}[/] {escape(incident.title)} — {incident.severity.value}, "
         f"status {incident.status.value}, "
-        f"run {response.result.status.replace('_', ' ')}"
+        f"run {response.result.status.replace('_', ' ')}: {response.outcome.value.replace('_', ' ')}"
     )
     for candidate in record.diagnosis[:3]:
         console.print(
@@ -193,8 +241,10 @@ def _print_response(response: Response, as_json: bool) -> None:
 
 @app.command()
 @user_errors
+@run_outcome
 def respond(
-    bundle: Annotated[Path, typer.Argument(help="Incident bundle directory.")],
+    bundle: Annotated[Path, typer.Argument(help="Incident bundle directory (canonical tables or raw exports).")],
+    alert: AlertOption = None,
     workflow: Annotated[
         str, typer.Option("--workflow", "-w", help="Built-in workflow name or YAML path.")
     ] = "critical-incident",
@@ -202,26 +252,31 @@ def respond(
     approve: ApproveOption = ApprovalPolicy.NONE,
     execute: Annotated[bool, typer.Option("--execute", help="Make real changes (default: dry run).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the diagnosis and metrics as JSON.")] = False,
+    processes: Annotated[
+        bool,
+        typer.Option("--processes", help="Run each step in a worker process (a timeout can stop it; costs memory)."),
+    ] = False,
     db: DbOption = None,
-) -> None:
+) -> Response:
     """Open an incident from a bundle and run a response workflow over it."""
-    store = _store(db)
+    store = _store(db, create=True)
     progress = None if as_json else ConsoleProgress(err_console)
-    response = application.respond(
+    return application.respond(
         store,
-        bundle,
+        BundleSpec(path=str(bundle.resolve()), alert=str(alert.resolve()) if alert else None),
         workflow,
         out,
         grant=approve,
         execute=execute,
+        processes=processes,
         progress=progress,
         approver=_interactive_approver(),
     )
-    _print_response(response, as_json)
 
 
 @app.command()
 @user_errors
+@run_outcome
 def resume(
     incident_id: Annotated[str, typer.Argument(help="Incident id, e.g. INC-2026-001.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory for the reports.")] = None,
@@ -230,14 +285,13 @@ def resume(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     db: DbOption = None,
-) -> None:
+) -> Response:
     """Finish a run that was interrupted or is waiting for approval; completed steps are not repeated."""
     store = _store(db)
     progress = None if as_json else ConsoleProgress(err_console)
-    response = application.resume(
+    return application.resume(
         store, incident_id, out_dir=out, grant=approve, progress=progress, approver=_interactive_approver()
     )
-    _print_response(response, as_json)
 
 
 @app.command("approve")
@@ -251,6 +305,36 @@ def approve_action(
     """Approve a proposed action; `warroom resume ID` then carries on."""
     application.approve(_store(db), incident_id, action_id, by)
     console.print(f"approved {action_id} for {incident_id} (by {escape(by)}); run `warroom resume {incident_id}`")
+
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log and on the timeline).")]
+
+
+def _decline_command(name: str, past: str, decide: Callable[[Store, str, str, str, str], None], doc: str) -> None:
+    """`warroom reject` and `warroom skip`: the same arguments, a different decision."""
+
+    @app.command(name, help=doc)
+    @user_errors
+    def command(
+        incident_id: Annotated[str, typer.Argument()],
+        action_id: Annotated[str, typer.Argument()],
+        reason: ReasonOption,
+        by: Annotated[str, typer.Option("--by", help="Who decides (recorded in the audit log).")] = getpass.getuser(),
+        db: DbOption = None,
+    ) -> None:
+        decide(_store(db), incident_id, action_id, by, reason)
+        console.print(f"{past} {action_id} for {incident_id} (by {escape(by)}); run `warroom resume {incident_id}`")
+
+
+_decline_command(
+    "reject",
+    "rejected",
+    application.reject,
+    "Reject a proposed action: it is never taken; resume goes on with the next.",
+)
+_decline_command(
+    "skip", "skipped", application.skip, "Set a proposed action aside; `warroom resume ID` goes on without it."
+)
 
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents in the store.")
@@ -365,14 +449,25 @@ app.add_typer(bundle_app, name="bundle")
 
 @bundle_app.command("validate")
 @user_errors
-def bundle_validate(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Load and check a bundle; report what it holds."""
-    summary = describe(load_bundle(path, eager=True))
+def bundle_validate(
+    path: Path,
+    alert: Annotated[
+        Path | None, typer.Option("--alert", help="Alert file, when the folder has no incident.yaml.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Read and check a bundle; report what it holds and what each file was read as."""
+    summary = validate_bundle(path, alert=alert)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
     rows = ", ".join(f"{k}: {v if v is not None else 'absent'}" for k, v in summary["rows"].items())
-    console.print(f"{path}: valid bundle v1 — {escape(summary['title'])}; {rows}")
+    console.print(f"{path}: valid bundle — {escape(summary['title'])}; {rows}; manifest: {summary['manifest']}")
+    for entry in summary["files"]:
+        notes = "; ".join([*entry["notes"], *(f"warning: {w}" for w in entry["warnings"])])
+        console.print(f"  {entry['file']}: {entry['read_as']}" + (f" — {notes}" if notes else ""), markup=False)
+    for warning in summary["warnings"]:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 @bench_app.command("scenarios")
@@ -416,6 +511,25 @@ def bench_scenarios(
     console.print(f"runs {result['runs']}, accuracy {result['accuracy']}, median {result['median_s']} s")
 
 
+report_app = typer.Typer(no_args_is_help=True, help="Reports of a run.")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("lint")
+@user_errors
+def report_lint(directory: Annotated[Path, typer.Argument(help="A report directory (holds facts.json).")]) -> None:
+    """Check the reports for holes, raw numbers, unordered timelines and claims the facts do not hold."""
+    from warroom.report.lint import lint_reports
+
+    problems = lint_reports(directory)
+    for problem in problems:
+        console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        err_console.print(f"{len(problems)} problem(s) in {directory}")
+        raise typer.Exit(1)
+    console.print(f"{directory}: no problems")
+
+
 # --- Scenario generator (issue 4) -----------------------------------------------------------
 scenario_app = typer.Typer(no_args_is_help=True, help="Generate incident bundles of the simulated shop.")
 app.add_typer(scenario_app, name="scenario")
@@ -455,9 +569,110 @@ def scenario_generate(
     console.print(f"wrote scenario {escape(name)} (seed {seed}, scale {escape(scale)}) to {escape(str(written))}")
 
 
+# --- the service (issue 11) --------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", help="warroom.toml (its [serve] table).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port to listen on (default 8080).")] = None,
+    db: DbOption = None,
+    replay: Annotated[
+        Path | None, typer.Option("--replay", help="Serve this bundle as if live: the telemetry of alerts' runs.")
+    ] = None,
+) -> None:
+    """Run the service: Alertmanager intake, background investigations, REST API, incident room."""
+    from warroom.config import load_config
+    from warroom.serve.server import serve as run_server
+
+    settings = load_config(config).serve
+    overrides = {"host": host, "port": port, "db": db, "replay": str(replay.resolve()) if replay else None}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    run_server(settings)  # a store that cannot be opened is a StoreError: one line, exit 2
+
+
+token_app = typer.Typer(no_args_is_help=True, help="API tokens of the service (stored as digests).")
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+@user_errors
+def token_create(
+    role: Annotated[str, typer.Option("--role", help="viewer, responder, commander or admin.")],
+    name: Annotated[str, typer.Option("--name", help="Who or what holds it (shown in the audit log).")],
+    db: DbOption = None,
+) -> None:
+    """Create a token and print it once; only its digest is stored."""
+    from warroom.serve.auth import Role
+    from warroom.store.tokens import create_token
+
+    try:
+        role_name = Role.parse(role).label
+    except ValueError as exc:
+        raise InputError(str(exc), field="--role") from None
+    if not name.strip():
+        raise InputError("give the token a name", field="--name")
+    token = create_token(_store(db, create=True), name.strip(), role_name, created_by=f"cli ({getpass.getuser()})")
+    sys.stdout.write(token + "\n")
+
+
+@token_app.command("list")
+@user_errors
+def token_list(db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    from warroom.store.tokens import list_tokens
+
+    found = list_tokens(_store(db))
+    if as_json:
+        rows = [
+            {**vars(t), "created_at": t.created_at.isoformat(), "revoked_at": t.revoked_at and t.revoked_at.isoformat()}
+            for t in found
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("name", "role", "created", "by", "revoked")
+    for t in found:
+        table.add_row(
+            escape(t.name),
+            t.role,
+            f"{t.created_at:%Y-%m-%d %H:%M}",
+            escape(t.created_by),
+            f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+@user_errors
+def token_revoke(name: str, db: DbOption = None) -> None:
+    """Revoke a token by name; requests with it get 401 from then on."""
+    from warroom.store.tokens import revoke_token
+
+    info = revoke_token(_store(db), name)
+    console.print(f"revoked {escape(info.name)} ({info.role})")
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    # SIGTERM ends a run the way Ctrl-C does: workers stopped, the run marked interrupted, exit 5.
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _spawn_without_the_cli() -> None:
+    """Spawned workers re-import the parent's `__main__`; for the `warroom` console script that is
+    this whole CLI — seconds of imports before a worker can arm its parent-death signal or take a
+    step. Described as the package's `__main__` (what `python -m warroom` is), multiprocessing skips
+    it, and a worker imports only what its steps need."""
+    entry = sys.modules.get("__main__")
+    if entry is not None and getattr(entry, "__spec__", None) is None:
+        entry.__spec__ = importlib.util.find_spec("warroom.__main__")
+
+
 def main() -> None:
+    _spawn_without_the_cli()
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # before a command started (commands report it themselves)
+        err_console.print(f"interrupted ({_signal_name(exc)})", markup=False, highlight=False)
+        sys.exit(Outcome.INTERRUPTED.exit_code)

@@ -34,8 +34,22 @@ class InputError(Exception):
         return " ".join(text.split())
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived. Raised through the run like Ctrl-C; `incident_id` is set once an
+    incident was opened, so the caller can say how to resume it."""
+
+    def __init__(self, signal_name: str = "SIGINT", incident_id: str | None = None) -> None:
+        self.signal_name = signal_name
+        self.incident_id = incident_id
+        super().__init__(signal_name)
+
+
 class BundleError(InputError):
     """The incident bundle on disk is malformed."""
+
+
+class TelemetryError(InputError):
+    """Telemetry that fails validation at the source boundary (any source: a bundle, a live query)."""
 
 
 class WorkflowSpecError(InputError):
@@ -44,3 +58,7 @@ class WorkflowSpecError(InputError):
 
 class NotFoundError(InputError):
     """A named thing (incident, workflow, action) does not exist."""
+
+
+class StoreError(InputError):
+    """The incident store cannot be opened or written: a bad URL, a corrupt or locked file, a missing directory."""

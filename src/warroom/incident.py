@@ -149,6 +149,9 @@ class RootCauseCandidate(BaseModel):
     change_id: str | None = None
     reason: str = ""
     evidence_ids: list[str] = Field(default_factory=list)
+    # The diagnosis sets this when the evidence does not single out a cause: the run then ends
+    # "cause not established" (exit code 3) however high the candidate ranks.
+    inconclusive: bool = False
 
 
 class TimelineKind(StrEnum):
@@ -161,10 +164,13 @@ class TimelineKind(StrEnum):
     FINDING = "finding"
     ACTION_PROPOSED = "action_proposed"
     ACTION_APPROVED = "action_approved"
+    ACTION_REJECTED = "action_rejected"  # a human said no: the action is never taken in this incident
+    ACTION_SKIPPED = "action_skipped"  # a human set it aside: the run goes on without it
     ACTION_EXECUTED = "action_executed"
     ACTION_VERIFIED = "action_verified"
     COMMUNICATION_SENT = "communication_sent"
     NOTE = "note"
+    RESUMED = "resumed"  # a run picked up again after its process died
 
 
 class TimelineEvent(BaseModel):
@@ -208,4 +214,4 @@ class Incident(BaseModel):
     acknowledged_at: datetime | None = None
     mitigated_at: datetime | None = None
     resolved_at: datetime | None = None
-    bundle_path: str | None = None
+    telemetry_source: str | None = None  # where the evidence was read from (a bundle, a live system)

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from warroom.analysis.facts import IncidentFacts
 from warroom.incident import AgentReport, Incident, RecommendedAction, RootCauseCandidate, TimelineEvent
 
 
@@ -64,6 +65,7 @@ class ActionStatus(StrEnum):
     PROPOSED = "proposed"
     AWAITING_APPROVAL = "awaiting_approval"
     APPROVED = "approved"
+    REJECTED = "rejected"
     EXECUTED = "executed"
     DRY_RUN = "dry_run"
     VERIFIED = "verified"
@@ -104,3 +106,12 @@ class RunRecord(BaseModel):
     diagnosis: list[RootCauseCandidate] = Field(default_factory=list)
     actions: list[ActionRecord] = Field(default_factory=list)
     metrics: IncidentMetrics = Field(default_factory=IncidentMetrics)
+    facts: IncidentFacts | None = None  # every figure the reports quote (`store.records.facts_of`)
+
+    @property
+    def limitations(self) -> list[str]:
+        """What the run could not look at, or looked at only in part, from every step, once each."""
+        found = (
+            text for phase in self.phases for step in phase.steps if step.report for text in step.report.limitations
+        )
+        return list(dict.fromkeys(found))

@@ -237,7 +237,7 @@ def plan_from_runbook(
 
 def site_runbooks_and_vars() -> tuple[list[Runbook], dict[str, Any]]:
     """The runbooks and variables of the site's warroom.toml ([actions]), then the built-in runbooks."""
-    from warroom.comms.config import load_config
+    from warroom.config import load_config
 
     settings = load_config().actions
     return load_runbooks(settings.runbooks), dict(settings.vars)

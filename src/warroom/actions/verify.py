@@ -1,8 +1,9 @@
-"""Recovery checks for the mitigation loop: live probes (HTTP, command, SQL) and the bundle hook.
+"""Recovery checks for the mitigation loop: the telemetry after an action, and live probes (HTTP, command).
 
-A verifier answers "has the system recovered?" after an action. For a live system it is a probe;
-for an incident bundle, "executing" action kind K means reading the bundle's `after/K/` telemetry,
-and a recovery analysis compares it with the SLO or the baseline. The default analysis here is a
+A verifier answers "has the system recovered?" after an action. The telemetry verifier reads what
+the system did after the action through the incident's source — a live source re-queries from the
+moment the action took effect, a recorded incident reads what was recorded after it — and a
+recovery analysis compares it with the SLO or the baseline. Probes add an outside check. The default analysis here is a
 plain golden-signal comparison; the recovery-validation specialist can plug in its statistical test.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import polars as pl
 
@@ -19,7 +21,9 @@ from warroom.actions.loop import Verifier
 from warroom.actions.shell import child_env, run_argv
 from warroom.incident import ActionOutcome, RecommendedAction
 from warroom.sources import conventions as conv
-from warroom.sources.bundle import Bundle, Telemetry
+from warroom.sources.canonical import Telemetry
+from warroom.sources.incident_telemetry import IncidentTelemetry
+from warroom.values import parse_time
 
 
 def http_probe(probe: Probe, env: dict[str, str] | None = None) -> Verifier:
@@ -56,22 +60,31 @@ def all_of(*verifiers: Verifier) -> Verifier:
     return check
 
 
-# The hook the recovery-validation specialist plugs into: (bundle, action kind, after telemetry) → Check.
-RecoveryAnalysis = Callable[[Bundle, str, Telemetry], Check]
+# The hook the recovery-validation specialist plugs into: (telemetry, action kind, after telemetry) → Check.
+RecoveryAnalysis = Callable[[IncidentTelemetry, str, Telemetry], Check]
 
 
-def bundle_verifier(bundle: Bundle, analysis: RecoveryAnalysis | None = None) -> Verifier:
-    """Recovery in a recorded incident: the telemetry in after/<kind>/, judged by `analysis`."""
+def _taken_at(action: RecommendedAction, outcomes: Sequence[ActionOutcome]) -> datetime | None:
+    """When the action took effect: the time its latest outcome recorded."""
+    for outcome in reversed(outcomes):
+        if outcome.action_id == action.id:
+            at = parse_time(outcome.data.get("at"))
+            if at is not None:
+                return at
+    return None
+
+
+def telemetry_verifier(telemetry: IncidentTelemetry, analysis: RecoveryAnalysis | None = None) -> Verifier:
+    """Recovery read through the incident's source after the action — re-queried from a live source,
+    the recorded post-action telemetry of a recorded incident — and judged by `analysis`."""
     judge = analysis or golden_signal_recovery
 
     def check(action: RecommendedAction, outcomes: Sequence[ActionOutcome]) -> Check:
-        after = bundle.after.get(action.kind)
+        after = telemetry.after(action.kind, _taken_at(action, outcomes))
         if after is None:
-            recorded = ", ".join(sorted(bundle.after)) or "none"
-            return Check(
-                ok=None, detail=f"no post-action data for '{action.kind}' in the bundle (recorded: {recorded})"
-            )
-        return judge(bundle, action.kind, after)
+            recorded = ", ".join(telemetry.recorded_actions() or []) or "none"
+            return Check(ok=None, detail=f"no telemetry observed after '{action.kind}' (recorded: {recorded})")
+        return judge(telemetry, action.kind, after)
 
     return check
 
@@ -81,19 +94,19 @@ def bundle_verifier(bundle: Bundle, analysis: RecoveryAnalysis | None = None) ->
 BASELINE_SLACK = 1.25
 
 
-def _services(bundle: Bundle, after: pl.DataFrame) -> list[str]:
+def _services(telemetry: IncidentTelemetry, after: pl.DataFrame) -> list[str]:
     seen = set(after.get_column("service").unique().to_list())
-    preferred = [s for s in (bundle.manifest.alert.service, bundle.manifest.entry_service) if s and s in seen]
+    preferred = [s for s in (telemetry.manifest.alert.service, telemetry.manifest.entry_service) if s and s in seen]
     return preferred or sorted(seen)
 
 
-def _baseline_frame(bundle: Bundle) -> pl.DataFrame | None:
-    if bundle.baseline is not None and bundle.baseline.metrics is not None:
-        return bundle.baseline.metrics
-    metrics = bundle.metrics
+def _baseline_frame(telemetry: IncidentTelemetry) -> pl.DataFrame | None:
+    if telemetry.baseline is not None and telemetry.baseline.metrics is not None:
+        return telemetry.baseline.metrics
+    metrics = telemetry.metrics
     if metrics is None:
         return None
-    start = bundle.manifest.effective_window().start
+    start = telemetry.manifest.effective_window().start
     before = metrics.filter(pl.col("timestamp") < start)
     return before if before.height else None
 
@@ -118,16 +131,16 @@ def _settled(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(pl.col("timestamp") >= middle)
 
 
-def golden_signal_recovery(bundle: Bundle, kind: str, after: Telemetry) -> Check:
+def golden_signal_recovery(telemetry: IncidentTelemetry, kind: str, after: Telemetry) -> Check:
     """Latency p99 and error rate of the alerting service, after the action, within SLO or near baseline."""
     if after.metrics is None:
         return Check(ok=None, detail=f"after/{kind}/ has no metrics")
     settled = _settled(after.metrics)
-    baseline = _baseline_frame(bundle)
-    slo = bundle.manifest.slo
+    baseline = _baseline_frame(telemetry)
+    slo = telemetry.manifest.slo
     limits = {conv.LATENCY_P99: slo.latency_p99_ms, conv.ERROR_RATE: slo.error_rate}
     checks: list[dict[str, object]] = []
-    for service in _services(bundle, settled):
+    for service in _services(telemetry, settled):
         for metric, slo_limit in limits.items():
             value = _median(settled, service, metric)
             if value is None:
@@ -162,11 +175,11 @@ def golden_signal_recovery(bundle: Bundle, kind: str, after: Telemetry) -> Check
     return Check(ok=ok, detail=f"after {kind}: {verdict} on {checks[0]['service']}: {text}", data={"checks": checks})
 
 
-def statistical_recovery(bundle: Bundle, kind: str, after: Telemetry) -> Check:
+def statistical_recovery(telemetry: IncidentTelemetry, kind: str, after: Telemetry) -> Check:
     """The recovery-validation analysis (warroom.analysis.recovery) as a loop verifier answer."""
     from warroom.analysis.recovery import Verdict, verify_after
 
-    result = verify_after(bundle, kind)
+    result = verify_after(telemetry, kind)
     ok = {Verdict.RECOVERED: True, Verdict.NOT_RECOVERED: False}.get(result.verdict)
     checks = [check.model_dump(mode="json") for check in result.checks]
     detail = result.reason or f"after {kind}: {result.verdict.value}"

@@ -30,14 +30,14 @@ class ApplicationIncidentSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
-        diagnosis = investigate(bundle)
+        telemetry = ctx.telemetry
+        diagnosis = investigate(telemetry)
         values = outputs(diagnosis)
         top = diagnosis.top()
         deploys: list[dict[str, object]] = []
-        if top is not None and bundle.changes is not None:
-            alert = bundle.manifest.alert.fired_at
-            mine = bundle.changes.filter((pl.col("service") == top.service) & (pl.col("time") <= alert))
+        if top is not None and telemetry.changes is not None:
+            alert = telemetry.manifest.alert.fired_at
+            mine = telemetry.changes.filter((pl.col("service") == top.service) & (pl.col("time") <= alert))
             deploys = [
                 {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
                 for row in mine.sort("time", descending=True).head(3).iter_rows(named=True)

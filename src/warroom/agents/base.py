@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from warroom.incident import AgentReport
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,10 @@ class AgentSpec:
 
 @dataclass
 class AgentContext:
-    """Everything an agent may look at. Agents never parse files: the bundle is already loaded."""
+    """Everything an agent may look at. Agents never read files or query systems: the incident's
+    telemetry was read from its source before the step started."""
 
-    bundle: Bundle
+    telemetry: IncidentTelemetry
     incident_id: str
     context: dict[str, Any] = field(default_factory=dict)  # merged outputs of earlier phases
     params: dict[str, Any] = field(default_factory=dict)  # per-step parameters from the workflow

@@ -13,8 +13,11 @@ Parameters (ctx.params):
   journal_path       JSON-Lines audit journal (default: <out_dir>/actions-audit.jsonl when out_dir is set;
                      for live changes without out_dir: $XDG_STATE_HOME/warroom/actions-audit.jsonl)
   config             path of warroom.toml; its [actions] table gives the defaults of the above
-Output: `mitigation` {outcomes, recovered_by, recovered_by_action, recovered, exhausted, dry_run,
-target, summary, runbook, audit}. `audit` is every journal event, for the engine's timeline.
+Output: `mitigation` {outcomes (each with its `mode`: executed, dry_run, replayed, skipped, failed,
+undone), executed (ids of actions that really ran), mitigated (one of them ran and was not taken
+back), recovered_by, recovered_by_action, recovered, exhausted, dry_run, target, summary, runbook,
+audit}. `recovered_by` is the mitigation loop's reading of its checks, replayed data included;
+`summary` says in words which outcomes changed the system. `audit` is every journal event.
 """
 
 from __future__ import annotations
@@ -23,15 +26,25 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from warroom.actions.config import ActionsConfig
 from warroom.actions.journal import ActionJournal, InMemoryJournal, JsonlJournal, timeline_events
 from warroom.actions.loop import Verifier, run_mitigation, summarize
 from warroom.actions.policy import Mode, Target, parse_approvals, parse_policy
 from warroom.actions.runbook import load_runbooks, plan_from_diagnosis
-from warroom.actions.verify import bundle_verifier, probe_from_config, statistical_recovery
+from warroom.actions.verify import all_of, probe_from_config, statistical_recovery, telemetry_verifier
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.comms.config import ActionsConfig, load_config
+from warroom.analysis.facts import ActionMode, classify_outcome
+from warroom.config import load_config
 from warroom.errors import InputError
-from warroom.incident import ActionOutcome, AgentReport, Evidence, Finding, RecommendedAction, TimelineEvent
+from warroom.incident import (
+    ActionOutcome,
+    AgentReport,
+    Evidence,
+    Finding,
+    RecommendedAction,
+    TimelineEvent,
+    TimelineKind,
+)
 from warroom.redact import redact_obj
 from warroom.values import parse_time as _parse_time
 
@@ -85,21 +98,41 @@ def _target(ctx: AgentContext, execute: bool) -> Target:
 
 
 def _verifier(ctx: AgentContext, target: Target, settings: ActionsConfig) -> Verifier | None:
-    if target is Target.BUNDLE:
-        return bundle_verifier(ctx.bundle, statistical_recovery)
+    """The telemetry read after each action, when it shows that action's effect (replayed actions on
+    a recorded incident, real ones on a live source), plus any configured probe for real actions."""
+    checks: list[Verifier] = []
+    live_source = ctx.telemetry.recorded_actions() is None
+    if live_source == (target is Target.LIVE):
+        checks.append(telemetry_verifier(ctx.telemetry, statistical_recovery))
     probe = ctx.params.get("recovery_probe") or settings.recovery_probe
-    return probe_from_config(probe) if isinstance(probe, dict) else None
+    if target is Target.LIVE and isinstance(probe, dict):
+        checks.append(probe_from_config(probe))
+    if not checks:
+        return None
+    return checks[0] if len(checks) == 1 else all_of(*checks)
+
+
+def outcome_words(mode: ActionMode, outcome: ActionOutcome, kind: str) -> str:
+    """What one outcome says happened, in words that say whether anything changed."""
+    seen = {True: "recovery seen", False: "no recovery seen", None: "recovery not checked"}[outcome.verified]
+    if mode is ActionMode.EXECUTED:
+        return f"executed; {seen}"
+    if mode is ActionMode.REPLAYED:
+        return f"replayed from the recorded after/{kind}/ data, nothing changed; in that recording: {seen}"
+    if mode is ActionMode.DRY_RUN:
+        return "dry run, nothing changed"
+    if mode is ActionMode.SKIPPED:
+        return "not executed (" + (outcome.detail.split(";")[0] or "skipped") + ")"
+    if mode is ActionMode.UNDONE:
+        return "executed, no recovery seen, undone"
+    return f"{mode.value}: {outcome.detail[:160]}"
 
 
 def _finding(action: RecommendedAction | None, outcome: ActionOutcome) -> Finding:
     check = outcome.data.get("recovery_check") or {}
-    if outcome.verified is True:
-        title = f"{outcome.action_id}: recovered"
-    elif outcome.verified is False:
-        title = f"{outcome.action_id}: not recovered"
-    else:
-        title = f"{outcome.action_id}: {outcome.status}"
-    values: dict[str, Any] = {"status": outcome.status, "verified": outcome.verified}
+    mode = classify_outcome(outcome.model_dump(mode="json"))
+    title = f"{outcome.action_id}: {outcome_words(mode, outcome, action.kind if action else 'action')}"
+    values: dict[str, Any] = {"status": outcome.status, "mode": mode.value, "verified": outcome.verified}
     if isinstance(check, dict):
         values.update({k: v for k, v in check.items() if k in ("ok", "verdict", "detail")})
     return Finding(
@@ -107,7 +140,8 @@ def _finding(action: RecommendedAction | None, outcome: ActionOutcome) -> Findin
         detail=outcome.detail,
         confidence=0.9 if outcome.verified is not None else 0.5,
         service=action.target if action else None,
-        kind="recovery" if outcome.verified else "mitigation",
+        # Only a change that really ran can be a recovery; a replay or a dry run is a mitigation note.
+        kind="recovery" if outcome.verified and mode is ActionMode.EXECUTED else "mitigation",
         evidence=[
             Evidence(
                 source="actions",
@@ -128,16 +162,73 @@ def _on_incident_clock(ctx: AgentContext, target: Target, events: list[TimelineE
     anchor = _parse_time(ctx.params.get("now"))
     if anchor is None and target is Target.BUNDLE:
         kinds = [str(e.data.get("kind")) for e in events if e.data.get("kind")]
-        after = ctx.bundle.after.get(kinds[0]) if kinds else None
+        after = ctx.telemetry.after(kinds[0]) if kinds else None
         frame = after.metrics if after is not None else None
         if frame is not None and frame.height:
             anchor = frame.get_column("timestamp").min()  # type: ignore[assignment]
         else:
-            anchor = ctx.bundle.manifest.effective_window().end
+            anchor = ctx.telemetry.manifest.effective_window().end
     if anchor is None:
         return events
     shift = anchor - events[0].at
     return [e.model_copy(update={"at": e.at + shift}) for e in events]
+
+
+def _summary(plan: list[RecommendedAction], outcomes: list[ActionOutcome], execute: bool, target: Target) -> str:
+    """The mitigation in words: per action what happened, and whether the system was changed."""
+    kinds = {a.id: a.kind for a in plan}
+    if not plan:
+        return "no action planned"
+    modes = [classify_outcome(o.model_dump(mode="json")) for o in outcomes]
+    parts = [
+        f"{o.action_id} {outcome_words(m, o, kinds.get(o.action_id, 'action'))}"
+        for o, m in zip(outcomes, modes, strict=True)
+    ]
+    changed = any(m.changed_the_system for m in modes)
+    how = "live" if target is Target.LIVE else "against the recorded bundle"
+    lead = f"{'execute' if execute else 'dry run'} ({how}): " + (
+        "the system was changed" if changed else "nothing was changed"
+    )
+    if not execute and target is Target.LIVE:
+        parts = [f"would run {', '.join(o.action_id for o in outcomes) or 'nothing'}"]
+    blocked = [o.action_id for o in outcomes if o.status == "skipped" and o.data.get("blocked")]
+    untaken = len(plan) - len(outcomes)
+    tail = (f"; awaiting approval: {', '.join(blocked)}" if blocked else "") + (
+        f"; {untaken} planned action(s) not taken" if untaken > 0 else ""
+    )
+    return lead + ("; " + "; ".join(parts) if parts else "") + tail
+
+
+REPLAY_WORDS = {
+    "verified": "the replayed recording returns to baseline (nothing was changed)",
+    "not_recovered": "the replayed recording does not return to baseline (nothing was changed)",
+    "executed": "replayed from the bundle's recorded after-data (nothing was changed)",
+    "dry_run": "dry run (nothing was changed)",
+}
+
+
+def _worded(events: list[TimelineEvent], recorded: list[dict[str, Any]], summary: str) -> list[TimelineEvent]:
+    """The audit trail's timeline events in the words of what happened: a replay's 'verified' is
+    what the recording shows, not a verification, and the loop's conclusion is this run's summary."""
+    modes = {str(o["action_id"]): ActionMode(o["mode"]) for o in recorded}
+    out: list[TimelineEvent] = []
+    for event in events:
+        step = str(event.data.get("step") or "")
+        action_id = str(event.data.get("action_id") or "")
+        if step == "finished":
+            executed = [a for a, m in modes.items() if m is ActionMode.EXECUTED]
+            kept = {k: v for k, v in event.data.items() if k not in ("recovered_by", "recovered_by_action")}
+            data = {**kept, "mitigated": bool(executed), "executed": executed}
+            event = event.model_copy(update={"summary": f"mitigation finished — {summary}", "data": data})
+        elif modes.get(action_id) in (ActionMode.REPLAYED, ActionMode.DRY_RUN) and step in REPLAY_WORDS:
+            kind = TimelineKind.NOTE if step in ("verified", "not_recovered") else event.kind
+            data = {k: v for k, v in event.data.items() if k not in ("recovered_by", "recovered_by_action")}
+            data["mode"] = modes[action_id].value
+            event = event.model_copy(
+                update={"summary": f"{action_id}: {REPLAY_WORDS[step]}", "kind": kind, "data": data}
+            )
+        out.append(event)
+    return out
 
 
 class ChangeExecutor:
@@ -172,8 +263,15 @@ class ChangeExecutor:
         outcomes = run_mitigation(plan, parse_approvals(ctx.params.get("approved_actions")), journal, verifier, mode)
         conclusion = summarize(plan, outcomes, mode)
         by_id = {a.id: a for a in plan}
+        recorded = [
+            {**o.model_dump(mode="json"), "mode": classify_outcome(o.model_dump(mode="json")).value} for o in outcomes
+        ]
+        executed = [o["action_id"] for o in recorded if o["mode"] == ActionMode.EXECUTED.value]
+        summary = _summary(plan, outcomes, execute, target)
         mitigation = {
-            "outcomes": [o.model_dump(mode="json") for o in outcomes],
+            "outcomes": recorded,
+            "executed": executed,
+            "mitigated": bool(executed),
             "recovered_by": conclusion.recovered_by,
             "recovered_by_action": conclusion.recovered_by_action,
             "recovered": conclusion.recovered,
@@ -182,17 +280,18 @@ class ChangeExecutor:
             "target": target.value,
             "policy": policy.value,
             "plan_source": source,
-            "summary": conclusion.summary,
+            "summary": summary,
             "audit": [e.model_dump(mode="json") for e in journal.events()],
         }
         return AgentReport(
             agent=self.spec.name,
-            summary=f"{'executed' if execute else 'dry run'} ({target.value}, policy {policy.value}): "
-            f"{conclusion.summary}",
+            summary=summary,
             findings=[_finding(by_id.get(o.action_id), o) for o in outcomes],
             outputs={"mitigation": redact_obj(mitigation)},
             actions=plan,
             outcomes=outcomes,
-            timeline=_on_incident_clock(ctx, target, timeline_events(journal.events()[already:])),
+            timeline=_on_incident_clock(
+                ctx, target, _worded(timeline_events(journal.events()[already:]), recorded, summary)
+            ),
             limitations=limitations,
         )

@@ -1,12 +1,15 @@
-"""code-explorer: trace the incident to the change, then to the file and line — the diff between the
-last good and the bad version in the bundle's repository, leaked resources, unindexed queries and
-unbounded retries, and the other places in the repository with the same pattern."""
+"""code-explorer: trace the incident to the change, then to the file, line and commit — the diff between
+the last good and the bad version in the bundle's repository, the code evidence it carries (see
+docs/code-evidence.md), and the other places in the repository with the same pattern."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.investigation import investigate
+from warroom.agents.investigation import outputs as diagnosis_outputs
 from warroom.agents.specialist_common import EvidenceIds, suspect_service
 from warroom.analysis.changes import RankedChange, previous_change
 from warroom.analysis.code import CodeAnalysis, CodeFinding, GitError, analyse_change
@@ -18,22 +21,24 @@ FAULT_OF_KIND = {
     "resource_leak": "db_pool_exhaustion",
     "unindexed_query": "missing_index",
     "unbounded_retry": "retry_storm",
-    "unbounded_cache": "memory_leak",
+    "unbounded_growth": "memory_leak",
+    "cpu_heavy": "cpu_consumption",
+    "lock_held": "lock_contention",
     "config_change": "bad_config",
     "destructive_migration": "data_loss_migration",
 }
 MAX_SAME_PATTERN = 25
 
 
-def _preferred_kind(ctx: AgentContext) -> str | None:
+def _preferred_kind(context: Mapping[str, Any]) -> str | None:
     """The code pattern the diagnosed fault type's changes carry (the registry's first), if any."""
-    fault = registry().canonical(_top_fault(ctx) or str(as_dict(ctx.context.get("database")).get("fault_type") or ""))
+    fault = registry().canonical(_top_fault(context) or str(as_dict(context.get("database")).get("fault_type") or ""))
     kinds = registry().fault_types[fault].change.code if fault else []
     return kinds[0] if kinds else None
 
 
-def _top_fault(ctx: AgentContext) -> str:
-    diagnosis = ctx.context.get("diagnosis")
+def _top_fault(context: Mapping[str, Any]) -> str:
+    diagnosis = context.get("diagnosis")
     if isinstance(diagnosis, list) and diagnosis and isinstance(diagnosis[0], dict):
         return str(diagnosis[0].get("fault_type") or "")
     return ""
@@ -45,8 +50,8 @@ def _finding_dict(finding: CodeFinding, role: str, offending: bool) -> dict[str,
     return data
 
 
-def _change_from_context(ctx: AgentContext) -> RankedChange | None:
-    raw = as_dict(ctx.context.get("suspect_change"))
+def _change_from_context(context: Mapping[str, Any]) -> RankedChange | None:
+    raw = as_dict(context.get("suspect_change"))
     when = parse_time(raw.get("time"))
     if not raw.get("id") or when is None:
         return None
@@ -70,23 +75,28 @@ class CodeExplorer:
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="code-explorer",
         purpose="Find the offending change and code: diff the last good and the bad version, locate leaked "
-        "resources, unindexed queries and unbounded retries (file, line, commit), and list the other "
-        "places with the same pattern.",
+        "resources, CPU-heavy code, unindexed queries, locks held across slow calls, unbounded growth and "
+        "retries, destructive migrations and changed settings (file, line, commit of the range), and list "
+        "the other places with the same pattern.",
         inputs=("suspect_service", "suspect_change", "diagnosis", "database", "incident"),
-        outputs=("suspect_change", "code_findings", "change_ranking"),
+        outputs=("suspect_change", "code_findings", "change_ranking", "code_commits"),
         aliases=("code-analyst",),
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
+        telemetry = ctx.telemetry
         service = suspect_service(ctx)
         limitations: list[str] = []
         ids = EvidenceIds("ev-code")
         outputs: dict[str, Any] = {}
         findings: list[Finding] = []
 
-        change = _change_from_context(ctx)
-        fault = registry().canonical(_top_fault(ctx))
+        context: Mapping[str, Any] = ctx.context
+        if "diagnosis" not in context:
+            # Run without an investigating step before it: read the shared diagnosis (memoised) itself.
+            context = {**diagnosis_outputs(investigate(telemetry)), **context}
+        change = _change_from_context(context)
+        fault = registry().canonical(_top_fault(context))
         if change is None:
             # The diagnosis attributes no change: either its fault is not one a change brings in (load,
             # a third party, the network, a certificate, an attack), or no change fits it. No change
@@ -105,11 +115,11 @@ class CodeExplorer:
             )
         change_dict = change.as_context()
         outputs["suspect_change"] = change_dict
-        if bundle.repo is None:
+        if telemetry.repo is None:
             limitations.append("the bundle has no code repository: code not inspected")
         elif not change.commit:
             limitations.append(f"change {change.id} ({change.kind}) names no commit: code not inspected")
-        if bundle.repo is None or not change.commit:
+        if telemetry.repo is None or not change.commit:
             outputs["code_findings"] = []
             return AgentReport(
                 agent=self.spec.name,
@@ -117,11 +127,15 @@ class CodeExplorer:
                 outputs=outputs,
                 limitations=limitations,
             )
-        prior = previous_change(bundle.changes, change)
+        prior = previous_change(telemetry.changes, change)
         good = str(prior["commit"]) if prior and prior.get("commit") else None
         try:
             analysis = analyse_change(
-                bundle.repo, change.commit, good, focus=change.service or service, prefer_kind=_preferred_kind(ctx)
+                telemetry.repo,
+                change.commit,
+                good,
+                focus=change.service or service,
+                prefer_kind=_preferred_kind(context),
             )
         except (GitError, OSError) as exc:
             limitations.append(f"repository not readable: {exc}")
@@ -173,7 +187,7 @@ class CodeExplorer:
                     id=f"f-code-{index + 1}",
                     title=f"{item.kind.replace('_', ' ')} at {item.file}:{item.line}",
                     detail=item.statement(),
-                    confidence=item.confidence,
+                    confidence=item.strength,
                     service=change.service,
                     kind="root_cause" if index == 0 else "observation",
                     evidence=[ev, diff_ev],
@@ -188,7 +202,7 @@ class CodeExplorer:
                     id="f-code-same-pattern",
                     title=f"{len(analysis.same_pattern)} other place(s) with the same pattern",
                     detail="; ".join(f"{o.file}:{o.line} ({o.kind.replace('_', ' ')})" for o in others[:10]),
-                    confidence=round(sum(o.confidence for o in others) / len(others), 3),
+                    confidence=round(sum(o.strength for o in others) / len(others), 3),
                     kind="observation",
                     evidence=[ids.add(o.evidence()) for o in others[:5]],
                 )
@@ -199,6 +213,9 @@ class CodeExplorer:
                 code_file=primary.file,
                 code_line=primary.line,
                 code_pattern=primary.kind,
+                code_subkind=primary.subkind,
+                code_strength=primary.strength,
+                code_on_request_path=primary.on_request_path,
             )
             candidates.append(
                 RootCauseCandidate(
@@ -206,7 +223,7 @@ class CodeExplorer:
                     service=change.service,
                     fault_type=FAULT_OF_KIND.get(primary.kind, primary.kind),
                     indicator=f"{primary.kind} at {primary.file}:{primary.line}",
-                    confidence=primary.confidence,
+                    confidence=primary.strength,
                     change_id=change.id,
                     reason=primary.statement(),
                     evidence_ids=[e.id for e in ids.items[:3]],
@@ -224,18 +241,25 @@ class CodeExplorer:
                     risk=RiskLevel.MEDIUM,
                     priority="follow_up",
                     rationale=primary.detail,
-                    parameters={"file": primary.file, "line": primary.line, "commit": primary.commit},
+                    parameters={
+                        "file": primary.file,
+                        "line": primary.line,
+                        "end_line": primary.end_line,
+                        "commit": primary.commit,
+                    },
                     rollback="revert the fix commit",
                 )
             ]
         else:
             summary = (
                 f"Change {change.id} ({len(analysis.files)} file(s) in {len(analysis.commits)} commit(s)) "
-                "shows none of the known patterns (resource leak, unindexed query, unbounded retry): "
+                "shows none of the known code patterns: "
                 "not enough evidence at code level"
             )
             actions = []
-        outputs.update(suspect_change=change_dict, code_findings=code_findings)
+        # Per commit of the deploy range: what its diff touches and which finding kinds it carries.
+        code_commits = [c.model_dump(mode="json") for c in analysis.commits]
+        outputs.update(suspect_change=change_dict, code_findings=code_findings, code_commits=code_commits)
         return AgentReport(
             agent=self.spec.name,
             summary=summary,

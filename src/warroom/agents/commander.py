@@ -9,7 +9,7 @@ import polars as pl
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.agents.investigation import investigate, summary_dict
 from warroom.analysis.golden import ERROR_LEVELS, Signal, golden_signals
-from warroom.analysis.severity import CADENCE_MINUTES, assess_severity
+from warroom.analysis.severity import CADENCE_MINUTES, measure_severity
 from warroom.analysis.signals import (
     certificate_expired,
     change_lead_minutes,
@@ -17,9 +17,10 @@ from warroom.analysis.signals import (
     leaf_services,
     row_count_drop,
 )
+from warroom.figures import Window
 from warroom.incident import AgentReport, Evidence, Finding, Role
 from warroom.sources import conventions as c
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
 DEFAULT_ROLES = {
     Role.INCIDENT_COMMANDER: "incident-commander",
@@ -44,14 +45,14 @@ def _best_ratio(signals: list[Signal], metrics: set[str], services: set[str] | N
     return round(max(ratios), 3) if ratios else None
 
 
-def _entry_service(bundle: Bundle, signals: list[Signal]) -> str | None:
+def _entry_service(telemetry: IncidentTelemetry, signals: list[Signal]) -> str | None:
     """The user-facing front door: declared, alerted on, or the busiest root of the traces."""
-    manifest = bundle.manifest
+    manifest = telemetry.manifest
     if manifest.entry_service:
         return manifest.entry_service
     if manifest.alert.service:
         return manifest.alert.service
-    traces = bundle.traces
+    traces = telemetry.traces
     if traces is not None:
         roots = traces.filter(pl.col("parent_span_id").is_null() | (pl.col("parent_span_id") == ""))
         if roots.height:
@@ -76,9 +77,9 @@ def _evidence(signal: Signal, ident: str) -> Evidence:
     )
 
 
-def _scope(bundle: Bundle, service: str | None, window: tuple[Any, Any]) -> tuple[str, dict[str, Any]]:
+def _scope(telemetry: IncidentTelemetry, service: str | None, window: tuple[Any, Any]) -> tuple[str, dict[str, Any]]:
     """All users or a subset: whether the errors concentrate on a few instances."""
-    logs = bundle.logs
+    logs = telemetry.logs
     if logs is None or service is None or "instance" not in logs.columns:
         return "undetermined", {"reason": "no per-instance logs for the affected service"}
     errors = logs.filter(
@@ -96,9 +97,10 @@ def _scope(bundle: Bundle, service: str | None, window: tuple[Any, Any]) -> tupl
         "instances_with_errors": per_instance.height,
         "top_instance_share": round(top_share, 3),
     }
+    # Instances, not users: who among the users was affected is the impact analysis' to count.
     if instances > 1 and top_share >= 0.8:
-        return f"subset: errors concentrate on instance {per_instance.item(0, 'instance')}", data
-    return f"all users: errors spread over {per_instance.height} of {instances} instances", data
+        return f"errors concentrate on instance {per_instance.item(0, 'instance')} of {service}", data
+    return f"errors spread over {per_instance.height} of {instances} instances of {service}", data
 
 
 class IncidentCommander:
@@ -112,12 +114,12 @@ class IncidentCommander:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
-        manifest = bundle.manifest
+        telemetry = ctx.telemetry
+        manifest = telemetry.manifest
         window = manifest.effective_window()
-        signals = golden_signals(bundle.telemetry, bundle.baseline, window.start, window.end)
-        limitations = [f"no {m} in the bundle" for m in bundle.missing_modalities()]
-        entry = _entry_service(bundle, signals)
+        signals = golden_signals(telemetry.current, telemetry.baseline, window.start, window.end)
+        limitations = [f"no {m} in the bundle" for m in telemetry.missing_modalities()]
+        entry = _entry_service(telemetry, signals)
         entry_errors = _peak(signals, c.ERROR_RATE, entry) if entry else None
         entry_latency = (
             (_peak(signals, c.LATENCY_P99, entry) or _peak(signals, c.LATENCY_P95, entry)) if entry else None
@@ -129,17 +131,19 @@ class IncidentCommander:
             {s.service for s in signals if s.deviates and s.metric not in (c.ERROR_RATE, c.LATENCY_P99, c.LATENCY_P95)}
         )
         critical = set(manifest.business.critical_services)
-        verdict = assess_severity(
-            entry_errors.peak if entry_errors else None,
-            entry_latency.peak if entry_latency else None,
-            manifest.slo.error_rate,
-            manifest.slo.latency_p99_ms,
+        # Severity on a sustained window (analysis.severity), not on the peak of one sample.
+        verdict = measure_severity(
+            telemetry.current,
+            entry,
+            Window(start=window.start, end=window.end, basis="incident window"),
+            slo_error_rate=manifest.slo.error_rate,
+            slo_latency_p99_ms=manifest.slo.latency_p99_ms,
             revenue_flow_failing=bool(critical & set(affected)),
         )
         onsets = [s.onset for s in signals if s.deviates and s.onset is not None]
         started_at = min(onsets) if onsets else None
         worst = _peak([s for s in signals if s.deviates], c.ERROR_RATE)
-        scope, scope_data = _scope(bundle, worst.service if worst else entry, (window.start, window.end))
+        scope, scope_data = _scope(telemetry, worst.service if worst else entry, (window.start, window.end))
 
         evidence: list[Evidence] = []
         findings: list[Finding] = []
@@ -189,7 +193,7 @@ class IncidentCommander:
         findings.append(
             Finding(
                 id="f-assess-scope",
-                title=f"Scope: {scope}",
+                title=f"Error spread: {scope}",
                 confidence=0.6,
                 service=entry,
                 kind="impact",
@@ -219,7 +223,7 @@ class IncidentCommander:
         # sustained level, not the peak: failed logins are spiky even on a quiet day
         auth_ratio = round(auth.current / max(auth.baseline, 0.1), 3) if auth and auth.baseline is not None else None
         touched = sorted(set(affected) | set(saturated))
-        metrics_baseline = bundle.baseline.metrics if bundle.baseline is not None else None
+        metrics_baseline = telemetry.baseline.metrics if telemetry.baseline is not None else None
         signal_values: dict[str, Any] = {
             "entry_service": entry,
             "error_rate": round(entry_errors.peak, 4) if entry_errors else None,
@@ -234,25 +238,25 @@ class IncidentCommander:
             "host_cpu": peak_of(c.HOST_CPU_UTILIZATION),
             "restarts": peak_of(c.RESTARTS),
             "auth_failure_ratio": auth_ratio,
-            "change_lead_min": change_lead_minutes(bundle.changes, touched, started_at),
-            "table_rows_drop": row_count_drop(bundle.metrics, metrics_baseline, window.start, window.end),
-            "db_error_ratio": _best_ratio(signals, {c.ERROR_RATE}, database_services(bundle.metrics), 0.001),
+            "change_lead_min": change_lead_minutes(telemetry.changes, touched, started_at),
+            "table_rows_drop": row_count_drop(telemetry.metrics, metrics_baseline, window.start, window.end),
+            "db_error_ratio": _best_ratio(signals, {c.ERROR_RATE}, database_services(telemetry.metrics), 0.001),
             "dependency_latency_ratio": _best_ratio(
                 signals,
                 {c.LATENCY_P99},
-                leaf_services(bundle.topology, bundle.traces) - database_services(bundle.metrics),
+                leaf_services(telemetry.topology, telemetry.traces) - database_services(telemetry.metrics),
                 1.0,
             ),
             "network_latency_ratio": _best_ratio(signals, {c.NETWORK_LATENCY_MS}, None, 0.1),
-            "tls_cert_expired": certificate_expired(bundle.metrics, window.start, window.end),
+            "tls_cert_expired": certificate_expired(telemetry.metrics, window.start, window.end),
             "services_total": len({s.service for s in signals}),
             "services_affected": len(set(affected) | set(saturated)),
         }
         total = signal_values["services_total"] or 1
         signal_values["affected_share"] = round(signal_values["services_affected"] / total, 3)
         # The diagnosis engine's answer chooses the investigation path (the decide conditions of the
-        # built-in workflows read `signals.path`); computed once per bundle, the path specialists reuse it.
-        diagnosis = summary_dict(investigate(bundle))
+        # built-in workflows read `signals.path`); computed once per incident, the path specialists reuse it.
+        diagnosis = summary_dict(investigate(telemetry))
         signal_values.update(
             path=diagnosis["path"],
             fault_type=diagnosis["fault_type"],
@@ -268,15 +272,16 @@ class IncidentCommander:
             "title": manifest.title,
             "severity": verdict.severity.value,
             "severity_rule": verdict.rule,
+            "severity_figures": {name: figure.model_dump(mode="json") for name, figure in verdict.figures().items()},
             "affected_services": affected_services,
             "entry_service": entry,
             "symptoms": manifest.symptoms,
             "scope": scope,
             "started_at": started_at.isoformat() if started_at else None,
             "detected_at": manifest.alert.fired_at.isoformat(),
+            # a role the manifest gives to one of the default agents is still held by an agent
             "roles": {
-                k: {"name": v, "kind": "agent" if v not in manifest.roles.values() else "person"}
-                for k, v in roles.items()
+                k: {"name": v, "kind": "agent" if v in DEFAULT_ROLES.values() else "person"} for k, v in roles.items()
             },
             "communication_plan": {
                 "cadence_minutes": cadence,

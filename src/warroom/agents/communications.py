@@ -19,8 +19,9 @@ from warroom.agents.base import AgentContext, AgentSpec
 from warroom.comms.cadence import next_update
 from warroom.comms.channels import Channel, FileChannel, deliver
 from warroom.comms.compose import build_updates
-from warroom.comms.config import build_channels, load_config
+from warroom.comms.config import build_channels
 from warroom.comms.message import AUDIENCES, Audience, Delivery
+from warroom.config import load_config
 from warroom.incident import AgentReport, Evidence, Finding, TimelineEvent, TimelineKind
 from warroom.values import parse_time as _time
 
@@ -36,7 +37,7 @@ class IncidentCommunicationsSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        manifest = ctx.bundle.manifest
+        manifest = ctx.telemetry.manifest
         incident = ctx.context.get("incident") if isinstance(ctx.context.get("incident"), dict) else {}
         assert isinstance(incident, dict)
         severity = str(incident.get("severity") or "P2")

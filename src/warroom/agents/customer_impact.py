@@ -1,19 +1,42 @@
-"""customer-impact-analyst: affected users and sessions, failed transactions, abandoned carts and
-revenue impact, from request logs and the manifest's business context."""
+"""customer-impact-analyst: the incident's impact figures, computed once over a stated window.
+
+The impact window runs from the first user-facing onset at the entry service (latency or errors
+leaving their baseline, `analysis.onset`) to the end of the recorded incident window. Requests,
+failures, users, sessions, transactions and the one revenue figure come from `analysis.impact`;
+every report and message quotes them from this step's output `impact`.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.specialist_common import EvidenceIds, onset, window
-from warroom.analysis.impact import analyse_impact
+from warroom.agents.specialist_common import EvidenceIds
+from warroom.analysis.impact import ImpactFacts, analyse_impact
+from warroom.analysis.onset import USER_FACING, impact_start, signal_onsets
+from warroom.figures import Window, format_time
 from warroom.incident import AgentReport, Finding
 from warroom.values import as_dict
 
 
-def _money(value: float | None, currency: str) -> str:
-    return "n/a" if value is None else f"{value:,.0f} {currency}"
+def impact_summary(facts: ImpactFacts) -> str:
+    """One paragraph of the figures, each with its unit; what was not measured is said so."""
+    if not facts.failure_rate.known:
+        return f"Impact not measured: {facts.failure_rate.method}."
+    where = f"at {facts.service}" if facts.service else ""
+    parts = [
+        f"{facts.failure_rate.text()} of requests {where} failed between {format_time(facts.window.start)} and "
+        f"{format_time(facts.window.end)} (baseline {facts.baseline_failure_rate.text()})"
+    ]
+    if facts.requests.known:
+        parts.append(f"{facts.failed_requests.value:,.0f} of {facts.requests.text()} failed")
+    if facts.users_affected.known:
+        parts.append(facts.scope)
+    if facts.failed_transactions.known:
+        parts.append(f"{facts.failed_transactions.text()} failed")
+    if facts.revenue.known:
+        parts.append(f"revenue impact {facts.revenue.text()} ({facts.revenue.basis.value})")
+    return "; ".join(parts) + "."
 
 
 class CustomerImpactAnalyst:
@@ -27,52 +50,38 @@ class CustomerImpactAnalyst:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
-        manifest = bundle.manifest
-        _, end = window(ctx)
-        started = onset(ctx, None)
+        telemetry = ctx.telemetry
+        manifest = telemetry.manifest
         incident = as_dict(ctx.context.get("incident"))
         entry = incident.get("entry_service") or manifest.entry_service or manifest.alert.service
-        result = analyse_impact(
-            bundle.logs,
-            bundle.baseline.logs if bundle.baseline is not None else None,
-            started,
-            end,
+        entry = entry if isinstance(entry, str) else None
+        onsets = [o for o in signal_onsets(telemetry, [entry] if entry else []) if o.signal in USER_FACING]
+        start, why = impact_start(onsets, entry, manifest.alert.fired_at)
+        end = manifest.effective_window().end
+        window = Window(start=min(start, end), end=end, basis=f"from the {why}; to the end of the incident window")
+        facts = analyse_impact(
+            telemetry.current,
+            telemetry.baseline,
+            window,
+            entry_service=entry,
             revenue_per_minute=manifest.business.revenue_per_minute,
             currency=manifest.business.currency,
-            entry_service=entry if isinstance(entry, str) else None,
         )
         ids = EvidenceIds("ev-impact")
-        evidence = [ids.add(e) for e in result.evidence]
-        cur = result.currency
-        if result.requests:
-            summary = (
-                f"{result.affected_users} of {result.active_users} users and {result.affected_sessions} sessions hit "
-                f"failures ({result.failed_requests} failed requests, {result.failure_ratio:.1%} vs "
-                f"{(result.baseline_failure_ratio or 0):.1%} at baseline); {result.failed_transactions} failed "
-                f"transactions, {result.abandoned_carts} abandoned carts worth "
-                f"{_money(result.abandoned_cart_value, cur)}; "
-                f"estimated revenue loss {_money(result.estimated_revenue_loss, cur)} over "
-                f"{result.duration_minutes:.0f} min (at risk {_money(result.revenue_at_risk, cur)})."
-            )
-        else:
-            summary = "Not enough evidence to count affected users: no request logs in the window" + (
-                f"; revenue at risk {_money(result.revenue_at_risk, cur)} over {result.duration_minutes:.0f} min"
-                if result.revenue_at_risk is not None
-                else ""
-            )
+        evidence = [ids.add(e) for e in facts.evidence]
+        summary = impact_summary(facts)
         findings = [
             Finding(
                 id="f-impact",
-                title=f"Customer impact: {result.scope or 'unknown scope'}, {result.affected_users} users affected",
+                title=f"Customer impact: {facts.failure_rate.text()} of requests failed; {facts.scope}",
                 detail=summary,
-                confidence=result.confidence,
-                service=result.scope_service,
+                confidence=facts.confidence,
+                service=facts.service,
                 kind="impact",
                 evidence=evidence,
             )
         ]
-        impact = result.as_context()
+        impact = facts.as_context()
         impact["summary"] = summary
         impact["evidence_ids"] = [e.id for e in evidence]
         return AgentReport(
@@ -80,5 +89,5 @@ class CustomerImpactAnalyst:
             summary=summary,
             findings=findings,
             outputs={"impact": impact},
-            limitations=result.limitations,
+            limitations=facts.limitations,
         )

@@ -61,9 +61,9 @@ class DatabaseIncidentSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        diagnosis = investigate(ctx.bundle)
+        diagnosis = investigate(ctx.telemetry)
         start, end = window(ctx)
-        analysis = analyse_database(ctx.bundle.telemetry, ctx.bundle.baseline, start, end)
+        analysis = analyse_database(ctx.telemetry.current, ctx.telemetry.baseline, start, end)
         values = outputs(diagnosis)
         ids = EvidenceIds("ev-db")
         evidence = [ids.add(e) for e in analysis.evidence]
@@ -79,9 +79,9 @@ class DatabaseIncidentSpecialist:
             # Nothing to name: leave the diagnosis of other agents (or its absence) as it is.
             common = {"database": details, "change_ranking": values["change_ranking"]}
         findings: list[Finding] = []
-        if not database_fault or top is None or fault is None:
+        if diagnosis.inconclusive or not database_fault or top is None or fault is None:
             summary = (
-                "The database is not the cause: no database fault type leads the diagnosis"
+                "The database is not established as the cause: no database fault type leads the diagnosis conclusively"
                 if analysis.series
                 else "Not enough database telemetry to judge the database"
             )

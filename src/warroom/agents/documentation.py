@@ -11,55 +11,37 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-import numpy as np
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
+from warroom.analysis.facts import ActionMode, classify_outcome, executed_outcomes
+from warroom.analysis.onset import SignalOnset, series_points, signal_onsets
 from warroom.analysis.recovery import (
     ERROR_LEVELS,
-    ERROR_RATE,
-    LATENCY,
-    Series,
-    Tolerance,
-    baseline_limit,
-    baseline_of,
     bucket_size,
-    first_sustained_breach,
-    metric_series,
-    per_time,
     signal_series,
-    slice_telemetry,
     span_of,
     verify_after,
 )
+from warroom.figures import format_clock, format_number, unit_of
 from warroom.incident import AgentReport, Evidence, Finding
-from warroom.sources import conventions as cv
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.values import as_dict, parse_time
 
-# Signals whose onset is worth a line on the timeline (golden signals first, then saturation).
-ONSET_SIGNALS = (
-    LATENCY,
-    ERROR_RATE,
-    cv.DB_POOL_UTILIZATION,
-    cv.DB_POOL_WAIT_MS,
-    cv.DB_CPU_UTILIZATION,
-    cv.DB_LONG_RUNNING_QUERIES,
-    cv.CPU_UTILIZATION,
-    cv.MEMORY_UTILIZATION,
-    cv.RESTARTS,
-    cv.NETWORK_LATENCY_MS,
-    cv.AUTH_FAILURES,
-)
-DATABASE_SIGNALS = (cv.DB_CPU_UTILIZATION, cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOCK_WAITS, cv.DB_QUERY_TIME_MS)
 CHANGE_LOOKBACK = timedelta(hours=6)  # changes this long before the window may still be the cause
+CHART_SERIES = 8  # series kept for the report's charts: the key ones, not every signal of every service
 
 
-def scope_services(bundle: Bundle, context: Mapping[str, Any]) -> list[str]:
+def scope_services(telemetry: IncidentTelemetry, context: Mapping[str, Any]) -> list[str]:
     """The services the timeline follows: suspect, alerting, front door, then the affected ones."""
     incident = as_dict(context.get("incident"))
     affected = [s for s in incident.get("affected_services") or [] if isinstance(s, str)]
-    names = [context.get("suspect_service"), bundle.manifest.alert.service, bundle.manifest.entry_service, *affected]
+    names = [
+        context.get("suspect_service"),
+        telemetry.manifest.alert.service,
+        telemetry.manifest.entry_service,
+        *affected,
+    ]
     return [s for s in dict.fromkeys(n for n in names if isinstance(n, str) and n)]
 
 
@@ -76,62 +58,26 @@ def _event(
     }
 
 
-def _onset(before: Series | None, during: Series | None, tol: Tolerance) -> tuple[datetime, dict[str, Any]] | None:
-    if before is None or during is None or len(before.values) < tol.min_samples or not during.values:
-        return None
-    base = before.array()
-    limit, higher_is_worse = baseline_limit(during.signal, base, None, tol)
-    times, values = per_time(during.times, during.array())
-    at = first_sustained_breach(times, values, limit, higher_is_worse)
-    if at is None:
-        return None
-    peak = float(np.max(values) if higher_is_worse else np.min(values))
-    return at, {"baseline": float(np.median(base)), "limit": limit, "peak": peak, "query": during.query}
-
-
-def signal_onsets(bundle: Bundle, services: list[str], tol: Tolerance = Tolerance()) -> list[dict[str, Any]]:
-    """Onset events per signal and service inside the incident window."""
-    window = bundle.manifest.effective_window()
-    baseline = baseline_of(bundle)
-    during = slice_telemetry(bundle.telemetry, window.start, window.end)
-    spans = [s for s in (span_of(baseline), span_of(during)) if s is not None]
-    bucket = bucket_size(*spans) if spans else timedelta(minutes=1)
-    events: list[dict[str, Any]] = []
-    metrics = during.metrics
-    # The database (or whoever reports its metrics) is followed too, even when no one named it.
-    reporting = (
-        metrics.filter(pl.col("metric").is_in(DATABASE_SIGNALS)).get_column("service").unique().sort().to_list()
-        if metrics is not None
-        else []
+def onset_event(onset: SignalOnset) -> dict[str, Any]:
+    unit = unit_of(onset.signal)
+    return _event(
+        onset.at,
+        "onset",
+        f"{onset.signal} of {onset.service} left its baseline ({format_number(onset.baseline, unit)} → peak "
+        f"{format_number(onset.peak, unit)})",
+        onset.source,
+        onset.service,
+        signal=onset.signal,
+        baseline=onset.baseline,
+        limit=onset.limit,
+        peak=onset.peak,
+        query=onset.query,
+        method=onset.method,
     )
-    for service in dict.fromkeys([*services, *reporting]):
-        for signal in ONSET_SIGNALS:
-            if signal in (LATENCY, ERROR_RATE):  # golden signals: metrics, else traces, else logs
-                before = signal_series(baseline, signal, [service], bucket)
-                now = signal_series(during, signal, [service], bucket)
-            else:  # a saturation metric of this very service only
-                before = metric_series(baseline.metrics, (signal,), [service])
-                now = metric_series(metrics, (signal,), [service])
-            found = _onset(before, now, tol)
-            if found is None:
-                continue
-            at, values = found
-            events.append(
-                _event(
-                    at,
-                    "onset",
-                    f"{signal} of {service} left its baseline ({values['baseline']:.4g} → peak {values['peak']:.4g})",
-                    "metrics" if "{" in values["query"] else "telemetry",
-                    service,
-                    signal=signal,
-                    **values,
-                )
-            )
-    return events
 
 
-def first_error(bundle: Bundle, services: list[str], after: datetime) -> dict[str, Any] | None:
-    logs = bundle.logs
+def first_error(telemetry: IncidentTelemetry, services: list[str], after: datetime) -> dict[str, Any] | None:
+    logs = telemetry.logs
     if logs is None:
         return None
     rows = logs.filter(
@@ -153,11 +99,11 @@ def first_error(bundle: Bundle, services: list[str], after: datetime) -> dict[st
     )
 
 
-def change_events(bundle: Bundle, suspect: Mapping[str, Any]) -> list[dict[str, Any]]:
-    changes = bundle.changes
+def change_events(telemetry: IncidentTelemetry, suspect: Mapping[str, Any]) -> list[dict[str, Any]]:
+    changes = telemetry.changes
     if changes is None:
         return []
-    window = bundle.manifest.effective_window()
+    window = telemetry.manifest.effective_window()
     rows = changes.filter((pl.col("time") >= window.start - CHANGE_LOOKBACK) & (pl.col("time") <= window.end)).sort(
         "time"
     )
@@ -185,77 +131,127 @@ def change_events(bundle: Bundle, suspect: Mapping[str, Any]) -> list[dict[str, 
     return events
 
 
-def mitigation_events(bundle: Bundle, context: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """When each applied action started (the first sample of its post-action telemetry), and the
-    validated recovery."""
+def change_summary(
+    telemetry: IncidentTelemetry, events: list[dict[str, Any]], first_onset: datetime | None
+) -> dict[str, Any]:
+    """What the change history holds around the incident: the facts a statement about changes
+    ("no change precedes the onset", "roll back change X") must rest on."""
+    window = telemetry.manifest.effective_window()
+    before = first_onset or window.end
+    changes = telemetry.changes
+    every = changes if changes is not None else None
+    return {
+        "history": changes is not None,
+        "checked": changes is not None,
+        "lookback_hours": CHANGE_LOOKBACK.total_seconds() / 3600,
+        # every change the data holds, whatever its time: what a claim about a change is checked against
+        "ids": [str(i) for i in every.get_column("id").to_list()] if every is not None else [],
+        "commits": [str(c) for c in every.get_column("commit").drop_nulls().to_list()]
+        if every is not None and "commit" in every.columns
+        else [],
+        "preceding": [e["values"]["change_id"] for e in events if (parse_time(e["at"]) or before) <= before],
+    }
+
+
+def _recorded_kind(outcome: Mapping[str, Any], plan: Mapping[str, Any]) -> str | None:
+    action = plan.get(str(outcome.get("action_id")), {})
+    kind = action.get("kind") or as_dict(outcome.get("data")).get("kind")
+    return str(kind) if kind else None
+
+
+MODE_WORDS = {
+    ActionMode.EXECUTED: "executed",
+    ActionMode.REPLAYED: "replayed from the recorded after-data (nothing changed)",
+    ActionMode.DRY_RUN: "dry run (nothing changed)",
+    ActionMode.SKIPPED: "not executed",
+    ActionMode.FAILED: "failed",
+    ActionMode.UNDONE: "executed and undone",
+    ActionMode.PROPOSED: "proposed",
+}
+
+
+def mitigation_events(telemetry: IncidentTelemetry, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """When each applied action started (the first sample of its post-action telemetry) in the words
+    of its recorded outcome, and when the tested signals were back, saying whether that was observed
+    after an executed action or only in a replayed recording."""
     mitigation = as_dict(context.get("mitigation"))
     recovery = as_dict(context.get("recovery"))
     plan = {str(a.get("id")): a for a in context.get("resolution_plan") or [] if isinstance(a, dict)}
     events: list[dict[str, Any]] = []
-    kinds: list[str] = []
     for outcome in mitigation.get("outcomes") or []:
         if not isinstance(outcome, dict):
             continue
-        action = plan.get(str(outcome.get("action_id")), {})
-        kind = action.get("kind") or as_dict(outcome.get("data")).get("kind")
-        if not kind:
+        kind = _recorded_kind(outcome, plan)
+        mode = classify_outcome(outcome)
+        if not kind or mode in (ActionMode.SKIPPED, ActionMode.PROPOSED):
             continue
-        kinds.append(str(kind))
-        after = bundle.after.get(str(kind))
+        after = telemetry.after(kind)
         started = span_of(after) if after is not None else None
         at = parse_time(as_dict(outcome.get("data")).get("at")) or (started[0] if started else None)
         if at is None:
             continue
+        title = plan.get(str(outcome.get("action_id")), {}).get("title") or kind
         events.append(
             _event(
                 at,
                 "mitigation",
-                f"{action.get('title') or kind}: {outcome.get('status')}",
+                f"{title}: {MODE_WORDS[mode]}",
                 "mitigation",
-                action.get("target"),
+                plan.get(str(outcome.get("action_id")), {}).get("target"),
                 action_id=outcome.get("action_id"),
+                mode=mode.value,
                 verified=outcome.get("verified"),
             )
         )
     recovered_at = parse_time(recovery.get("recovered_at"))
     recovered_by = recovery.get("action") or mitigation.get("recovered_by")
     if recovered_at is None and mitigation.get("recovered_by"):
-        result = verify_after(bundle, str(mitigation["recovered_by"]))
-        recovered_at = result.recovered_at
+        recovered_at = verify_after(telemetry, str(mitigation["recovered_by"])).recovered_at
     if recovered_at is not None:
+        # recovery validation runs beside this step: an executed action whose own check passed counts too
+        verified = bool(recovery.get("verified")) or any(
+            o.get("verified") is True for o in executed_outcomes(mitigation.get("outcomes") or [])
+        )
         events.append(
             _event(
                 recovered_at,
-                "recovery",
-                f"latency, error rate and success rate back to baseline after {recovered_by}",
+                "recovery" if verified else "recovery_in_replay",
+                f"latency, error rate and success rate back to baseline after the executed {recovered_by}"
+                if verified
+                else f"in the recorded data after {recovered_by} the signals are back to baseline "
+                "(replay: this run changed nothing, so this is not a recovery)",
                 "recovery",
                 None,
                 action=recovered_by,
+                verified=verified,
             )
         )
     return events
 
 
-def reconstruct_timeline(bundle: Bundle, context: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The incident's timeline from the telemetry and the context, oldest first; and the gaps."""
+def reconstruct_timeline(
+    telemetry: IncidentTelemetry, context: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[str], list[SignalOnset]]:
+    """The incident's timeline from the telemetry and the context, oldest first; the gaps; and the
+    onsets with the series they were measured on."""
     gaps: list[str] = []
-    services = scope_services(bundle, context)
-    events = signal_onsets(bundle, services)
+    services = scope_services(telemetry, context)
+    onsets = signal_onsets(telemetry, services)
+    events = [onset_event(o) for o in onsets]
     if not events:
         gaps.append("no signal left its baseline in the window (or no baseline to compare with)")
-    window = bundle.manifest.effective_window()
-    onsets = [parse_time(e["at"]) for e in events]
-    earliest = min((t for t in onsets if t is not None), default=window.start)
+    window = telemetry.manifest.effective_window()
+    earliest = min((o.at for o in onsets), default=window.start)
     suspect = context.get("suspect_service")
     # The suspect's own first error tells the story; other services' errors come second.
-    error = (first_error(bundle, [suspect], earliest - timedelta(minutes=1)) if isinstance(suspect, str) else None) or (
-        first_error(bundle, services, earliest - timedelta(minutes=1))
-    )
+    error = (
+        first_error(telemetry, [suspect], earliest - timedelta(minutes=1)) if isinstance(suspect, str) else None
+    ) or (first_error(telemetry, services, earliest - timedelta(minutes=1)))
     if error:
         events.append(error)
-    elif bundle.logs is None:
+    elif telemetry.logs is None:
         gaps.append("no logs: first error unknown")
-    alert = bundle.manifest.alert
+    alert = telemetry.manifest.alert
     events.append(
         _event(
             alert.fired_at,
@@ -265,14 +261,76 @@ def reconstruct_timeline(bundle: Bundle, context: Mapping[str, Any]) -> tuple[li
             alert.service,
         )
     )
-    events.extend(change_events(bundle, as_dict(context.get("suspect_change"))))
-    if bundle.changes is None:
+    events.extend(change_events(telemetry, as_dict(context.get("suspect_change"))))
+    if telemetry.changes is None:
         gaps.append("no change history: deploy times unknown")
-    events.extend(mitigation_events(bundle, context))
+    events.extend(mitigation_events(telemetry, context))
     if "mitigation" not in context:
         gaps.append("no 'mitigation' in the context: mitigation time unknown")
     events.sort(key=lambda e: e["at"])
-    return events, gaps
+    return events, gaps, onsets
+
+
+def _after_action(context: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The action whose after-data the charts show (the one the loop stopped at, else the last
+    taken), and whether that data followed a real change (observed) or is a recording (replayed)."""
+    mitigation = as_dict(context.get("mitigation"))
+    plan = {str(a.get("id")): a for a in context.get("resolution_plan") or [] if isinstance(a, dict)}
+    taken = [
+        (kind, classify_outcome(o))
+        for o in mitigation.get("outcomes") or []
+        if isinstance(o, dict) and (kind := _recorded_kind(o, plan)) is not None
+    ]
+    wanted = mitigation.get("recovered_by") or (taken[-1][0] if taken else None)
+    mode = next((m for k, m in taken if k == wanted), None)
+    return (str(wanted) if wanted else None), ("observed" if mode is ActionMode.EXECUTED else "replayed")
+
+
+def chart_series(
+    telemetry: IncidentTelemetry, context: Mapping[str, Any], onsets: list[SignalOnset]
+) -> list[dict[str, Any]]:
+    """The series behind the key onsets (the diagnosed indicator and the user-facing signals first),
+    with their baseline band; and, where an action was taken or replayed, the same series in the
+    data recorded after it, labelled with how that data came about."""
+    diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
+    indicator = diagnosis[0].get("indicator") if diagnosis else None
+    suspect = diagnosis[0].get("service") if diagnosis else context.get("suspect_service")
+    entry = telemetry.manifest.entry_service or telemetry.manifest.alert.service
+
+    def rank(o: SignalOnset) -> tuple[int, datetime]:
+        if o.signal == indicator and o.service == suspect:
+            return 0, o.at
+        if o.service == entry and o.signal in ("error_rate", "latency_p99_ms"):
+            return 1, o.at
+        return 2, o.at
+
+    action, basis = _after_action(context)
+    after = telemetry.after(action) if action else None
+    out: list[dict[str, Any]] = []
+    for onset in sorted(onsets, key=rank)[:CHART_SERIES]:
+        item: dict[str, Any] = {
+            "service": onset.service,
+            "signal": onset.signal,
+            "query": onset.query,
+            "baseline": onset.baseline,
+            "limit": onset.limit,
+            "higher_is_worse": onset.higher_is_worse,
+            "onset": onset.at.isoformat(),
+            "points": [[p.at.isoformat(), p.value] for p in onset.points],
+        }
+        if after is not None:
+            spans = [s for s in (span_of(after),) if s is not None]
+            bucket = bucket_size(*spans) if spans else timedelta(minutes=1)
+            series = signal_series(after, onset.signal, [onset.service], bucket)
+            points = series_points(series)
+            if points:
+                item["after"] = {
+                    "action": action,
+                    "basis": basis,
+                    "points": [[p.at.isoformat(), p.value] for p in points],
+                }
+        out.append(item)
+    return out
 
 
 def recorded_findings(context: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -318,12 +376,11 @@ class IncidentDocumentationSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle, context = ctx.bundle, ctx.context
-        timeline, gaps = reconstruct_timeline(bundle, context)
+        telemetry, context = ctx.telemetry, ctx.context
+        timeline, gaps, onsets = reconstruct_timeline(telemetry, context)
         findings_index = recorded_findings(context)
-        onsets = [e for e in timeline if e["kind"] == "onset"]
-        alert_at = bundle.manifest.alert.fired_at
-        first_onset = parse_time(onsets[0]["at"]) if onsets else None
+        alert_at = telemetry.manifest.alert.fired_at
+        first_onset = min((o.at for o in onsets), default=None)
         suspect = next((e for e in timeline if e["kind"] == "change" and e["values"].get("suspect")), None)
         recovery = next((e for e in timeline if e["kind"] == "recovery"), None)
         durations = {
@@ -331,12 +388,15 @@ class IncidentDocumentationSpecialist:
             "change_to_onset_min": _minutes(parse_time(suspect["at"]) if suspect else None, first_onset),
             "alert_to_recovery_min": _minutes(alert_at, parse_time(recovery["at"]) if recovery else None),
         }
+        changes = [e for e in timeline if e["kind"] == "change"]
         documentation = {
             "timeline": timeline,
             "findings_count": len(findings_index),
             "findings": findings_index,
             "first_onset": first_onset.isoformat() if first_onset else None,
             "durations": durations,
+            "changes": change_summary(telemetry, changes, first_onset),
+            "series": chart_series(telemetry, context, onsets),
             "gaps": gaps,
         }
         evidence = [
@@ -344,7 +404,7 @@ class IncidentDocumentationSpecialist:
                 source=e["source"],
                 query=str(e["values"].get("query") or e["kind"]),
                 start=parse_time(e["at"]),
-                values={k: v for k, v in e["values"].items() if k != "query"},
+                values={k: v for k, v in e["values"].items() if k not in ("query", "method")},
                 samples=[str(e["values"]["sample"])] if e["values"].get("sample") else [],
             )
             for e in timeline
@@ -353,7 +413,7 @@ class IncidentDocumentationSpecialist:
         findings = [
             Finding(
                 title=f"Timeline: {len(timeline)} events, first onset "
-                + (first_onset.strftime("%H:%M:%S") if first_onset else "unknown"),
+                + (format_clock(first_onset) if first_onset else "unknown"),
                 detail="; ".join(f"{e['at'][11:19]} {e['summary']}" for e in timeline[:12]),
                 confidence=0.9 if onsets else 0.4,
                 kind="timeline",

@@ -21,7 +21,7 @@ class InfrastructureIncidentSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        diagnosis = investigate(ctx.bundle)
+        diagnosis = investigate(ctx.telemetry)
         values = outputs(diagnosis)
         infra = [h for h in diagnosis.hypotheses if path_of(h.fault_type, h.mechanism) == "infrastructure"]
         findings = [f for f in [root_cause_finding(diagnosis)] if f is not None]

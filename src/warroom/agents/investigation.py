@@ -1,8 +1,8 @@
 """The one investigation entry point: every agent that needs the diagnosis (the commander's path
 decision, the path specialists, monitoring, logs, the code explorer) and every benchmark reads it
-from here, computed once per loaded bundle in a process.
+from here, computed once per read of an incident's telemetry in a process.
 
-It hands the engine (`warroom.analysis.diagnosis`) the bundle's telemetry, the measured onset and
+It hands the engine (`warroom.analysis.diagnosis`) the incident's telemetry, the measured onset and
 a reader of the changes' diffs (`warroom.analysis.code`), and turns the engine's typed diagnosis into
 the context values the workflow passes on. It holds no diagnostic policy of its own.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from pathlib import Path
+import weakref
 from typing import Any
 
 from warroom.analysis.changes import detect_onset, previous_change
@@ -20,46 +20,52 @@ from warroom.analysis.diagnosis import Diagnosis, diagnose
 from warroom.analysis.diagnosis.attribution import ChangeRecord, CodeEvidence, CodeLookup
 from warroom.analysis.faults import path_of, registry
 from warroom.incident import Evidence, Finding, RootCauseCandidate
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 
-_CACHE: dict[tuple[str, int], Diagnosis] = {}
+# key → (the telemetry it was computed from, held weakly, and the diagnosis)
+_CACHE: dict[tuple[str, int], tuple[weakref.ref[object], Diagnosis]] = {}
 _LOCK = threading.Lock()
 CONFIDENCE_FLOOR = 1e-3  # a finding's confidence of 0 or 1 would be an infinite log-likelihood ratio
 
 
-def _key(bundle: Bundle) -> tuple[str, int]:
-    # The bundle path names the evidence; the object id separates two loads of a changed bundle.
-    return (str(Path(bundle.path).resolve()), id(bundle.telemetry))
+def _key(telemetry: IncidentTelemetry) -> tuple[str, int]:
+    # The source names the evidence; the object id separates two reads of a changed source.
+    return (telemetry.origin(), id(telemetry.current))
 
 
-def investigate(bundle: Bundle) -> Diagnosis:
-    """Diagnose a loaded bundle (memoised per bundle within the process: several agents share it)."""
-    key = _key(bundle)
+def investigate(telemetry: IncidentTelemetry) -> Diagnosis:
+    """Diagnose an incident's telemetry (memoised per read within the process: several agents share it)."""
+    key = _key(telemetry)
     with _LOCK:
-        cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
-    manifest = bundle.manifest
+        entry = _CACHE.get(key)
+    # An id is reused once its object is freed: a hit counts only if it is the same telemetry.
+    if entry is not None and entry[0]() is telemetry.current:
+        return entry[1]
+    manifest = telemetry.manifest
     window = manifest.effective_window()
-    baseline = bundle.baseline
+    baseline = telemetry.baseline
     onset = detect_onset(
-        bundle.metrics, None, window.start, manifest.alert.fired_at, baseline.metrics if baseline else None
+        telemetry.metrics, None, window.start, manifest.alert.fired_at, baseline.metrics if baseline else None
     )
     result = diagnose(
-        bundle.telemetry,
+        telemetry.current,
         baseline,
         alert_time=manifest.alert.fired_at,
         window_start=window.start,
         window_end=window.end,
         onset=onset,
-        topology=bundle.topology or None,
-        code=code_lookup(bundle),
+        topology=telemetry.topology or None,
+        code=code_lookup(telemetry),
     )
-    missing = bundle.missing_modalities()
+    missing = telemetry.missing_modalities()
     if missing:
-        result.limitations.append(f"bundle has no {', '.join(missing)}")
+        result.limitations.append(f"no {', '.join(missing)}")
+    # rows dropped or repaired at the source boundary: the diagnosis stands on what is left
+    result.limitations.extend(telemetry.limitations)
     with _LOCK:
-        _CACHE[key] = result
+        for stale in [k for k, (ref, _) in _CACHE.items() if ref() is None]:
+            del _CACHE[stale]
+        _CACHE[key] = (weakref.ref(telemetry.current), result)
     return result
 
 
@@ -68,17 +74,17 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def code_lookup(bundle: Bundle) -> CodeLookup | None:
-    """Reads a change's diff in the bundle's repository (against the last change of the same service
+def code_lookup(telemetry: IncidentTelemetry) -> CodeLookup | None:
+    """Reads a change's diff in the incident's repository (against the last change of the same service
     and kind): the code findings in it, each with its log-likelihood ratio. None without a repository."""
-    repo = bundle.repo
+    repo = telemetry.repo
     if repo is None:
         return None
 
     def read(change: ChangeRecord) -> list[CodeEvidence]:
         if not change.commit:
             return []
-        prior = previous_change(bundle.changes, change)
+        prior = previous_change(telemetry.changes, change)
         good = str(prior["commit"]) if prior and prior.get("commit") else None
         try:
             analysis = analyse_change(repo, change.commit, good, focus=change.service, search_elsewhere=False)
@@ -93,9 +99,10 @@ def code_lookup(bundle: Bundle) -> CodeLookup | None:
                 commit_subject=f.commit_subject,
                 author=f.author,
                 detail=f.detail,
-                llr=_logit(f.confidence),
+                llr=_logit(f.strength),
             )
             for f in analysis.findings
+            if f.in_diff
         ]
 
     return read

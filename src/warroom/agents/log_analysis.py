@@ -23,17 +23,17 @@ class LogAnalysisSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
-        diagnosis = investigate(bundle)
+        telemetry = ctx.telemetry
+        diagnosis = investigate(telemetry)
         findings: list[Finding] = diagnosis.findings("logs")
         patterns = [
             {"service": f.service, "title": f.title, "detail": f.detail, "confidence": f.confidence} for f in findings
         ]
         timeline: list[dict[str, Any]] = []
-        window = bundle.manifest.effective_window()
-        if bundle.logs is not None:
+        window = telemetry.manifest.effective_window()
+        if telemetry.logs is not None:
             errors = logs_mod.mine_templates(
-                bundle.logs.filter(pl.col("timestamp").is_between(window.start, window.end))
+                telemetry.logs.filter(pl.col("timestamp").is_between(window.start, window.end))
             ).filter(pl.col("severity") >= 2)
             first = (
                 errors.group_by("service", "template")
@@ -45,9 +45,9 @@ class LogAnalysisSpecialist:
                 {"at": r["first"].isoformat(), "service": r["service"], "template": r["template"], "count": r["count"]}
                 for r in first.iter_rows(named=True)
             ]
-        if bundle.changes is not None and timeline:
+        if telemetry.changes is not None and timeline:
             first_error = min(pl.Series([t["at"] for t in timeline]).str.to_datetime(time_zone="UTC"))
-            recent = bundle.changes.filter(pl.col("time") <= first_error).sort("time", descending=True).head(3)
+            recent = telemetry.changes.filter(pl.col("time") <= first_error).sort("time", descending=True).head(3)
             for row in recent.iter_rows(named=True):
                 gap_min = (first_error - row["time"]).total_seconds() / 60.0
                 ev = Evidence(

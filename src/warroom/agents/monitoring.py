@@ -19,7 +19,7 @@ class MonitoringSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        diagnosis = investigate(ctx.bundle)
+        diagnosis = investigate(ctx.telemetry)
         found = diagnosis.findings("metrics") + [f for f in diagnosis.findings("traces") if f.kind == "bottleneck"]
         anomalies = [
             {

@@ -11,26 +11,23 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+import numpy as np
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.agents.documentation import reconstruct_timeline
 from warroom.agents.resolution import primary_code_finding
+from warroom.analysis.facts import ActionMode, classify_outcome
+from warroom.analysis.onset import ONSET_SIGNALS, USER_FACING
+from warroom.analysis.recovery import first_sustained_breach, metric_series, per_time
+from warroom.figures import format_minutes
 from warroom.incident import AgentReport, Evidence, Finding
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.values import as_dict, parse_time
 
-SATURATION = (
-    cv.DB_POOL_UTILIZATION,
-    cv.DB_POOL_WAIT_MS,
-    cv.DB_CPU_UTILIZATION,
-    cv.DB_LONG_RUNNING_QUERIES,
-    cv.CPU_UTILIZATION,
-    cv.MEMORY_UTILIZATION,
-    cv.RESTARTS,
-    cv.AUTH_FAILURES,
-)
+# The onsets worth an alert of their own: saturation, not the user-facing symptoms the alert watched.
+SATURATION = tuple(s for s in ONSET_SIGNALS if s not in (*USER_FACING, cv.NETWORK_LATENCY_MS))
 # Policy (stated in the output, not hidden): due dates by priority, review date, and what counts as
 # a fast detection when the incident has no RTO.
 DUE_DAYS = {"immediate": 7, "short_term": 14, "follow_up": 30}
@@ -114,50 +111,71 @@ def primary_cause(context: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _fmt_min(value: float) -> str:
-    return f"{value:.0f} min" if abs(value) >= 1 else f"{value * 60:.0f} s"
+    return format_minutes(value)
 
 
-def detection_gap(timeline: list[dict[str, Any]], bundle: Bundle) -> list[dict[str, Any]]:
-    """Saturation signals that left their baseline before the (differently named) alert fired."""
-    alert = bundle.manifest.alert
+def threshold_crossed(telemetry: IncidentTelemetry, service: str, signal: str, threshold: float) -> datetime | None:
+    """When a saturation metric of the service first stayed above a proposed alert threshold (three
+    samples in a row): what an alert at that threshold would have fired on."""
+    window = telemetry.manifest.effective_window()
+    series = metric_series(telemetry.metrics, (signal,), [service])
+    if series is None:
+        return None
+    times, values = per_time(series.times, series.array())
+    inside = [(t, v) for t, v in zip(times, values, strict=True) if window.start <= t <= window.end]
+    if not inside:
+        return None
+    return first_sustained_breach([t for t, _ in inside], np.asarray([v for _, v in inside]), threshold, True)
+
+
+def detection_gap(timeline: list[dict[str, Any]], telemetry: IncidentTelemetry) -> list[dict[str, Any]]:
+    """Saturation signals that crossed an alertable threshold before the (differently named) alert
+    fired; the lead is measured from the crossing of that threshold, not from the first drift."""
+    alert = telemetry.manifest.alert
     alerted_on = f"{alert.name} {alert.summary} {' '.join(alert.labels.values())}".lower()
     out: list[dict[str, Any]] = []
     for event in timeline:
-        signal = event.get("values", {}).get("signal")
+        values = as_dict(event.get("values"))
+        signal = values.get("signal")
+        service = event.get("service")
         at = parse_time(event.get("at"))
-        if event.get("kind") != "onset" or signal not in SATURATION or at is None:
+        if event.get("kind") != "onset" or signal not in SATURATION or at is None or not isinstance(service, str):
             continue
-        lead = (alert.fired_at - at).total_seconds() / 60
         words = signal.replace("db_", "").replace("_utilization", "").split("_")
-        if lead <= 0 or all(w in alerted_on for w in words):
+        if all(w in alerted_on for w in words):
             continue
-        values = event["values"]
         threshold = values.get("limit")
         if signal.endswith("_utilization"):
             # A utilisation that merely drifted is not a missed alert; one that saturated is.
             if float(values.get("peak") or 0.0) < SATURATED:
                 continue
             threshold = SATURATED
+        if not isinstance(threshold, int | float):
+            continue
+        crossed = threshold_crossed(telemetry, service, signal, float(threshold)) or at
+        lead = (alert.fired_at - crossed).total_seconds() / 60
+        if lead <= 0:
+            continue
         out.append(
             {
                 "kind": "detection_gap",
-                "text": f"{signal} of {event.get('service')} left its baseline ({values.get('baseline', 0):.3g}) at "
-                f"{at:%H:%M:%S}, {_fmt_min(lead)} before the first alert ({alert.name}) fired; no alert on "
-                f"{signal} preceded it",
-                "service": event.get("service"),
+                "text": f"{signal} of {service} crossed {threshold:.3g} at {crossed:%H:%M:%S} UTC, "
+                f"{_fmt_min(lead)} before the first alert ({alert.name}) fired; no alert on {signal} preceded it",
+                "service": service,
                 "signal": signal,
                 "limit": threshold,
                 "baseline": values.get("baseline"),
                 "peak": values.get("peak"),
+                "crossed_at": crossed.isoformat(),
                 "lead_min": round(lead, 2),
             }
         )
     return out
 
 
-def staging_gap(bundle: Bundle, change: Mapping[str, Any]) -> dict[str, Any] | None:
+def staging_gap(telemetry: IncidentTelemetry, change: Mapping[str, Any]) -> dict[str, Any] | None:
     """The suspect change has no staging/canary record while other changes in the history do."""
-    changes = bundle.changes
+    changes = telemetry.changes
     if changes is None or not change:
         return None
     text = pl.concat_str(
@@ -191,8 +209,8 @@ def code_factors(code_findings: list[Any], similar: list[dict[str, Any]]) -> lis
         data = as_dict(primary.get("data"))
         column = data.get("column") or data.get("columns")
         table = data.get("table")
-        if kind == "unindexed_query" and (table or column):
-            detail = f"no index on {table or '?'}({column or '?'})"
+        if kind == "unindexed_query" and table and column:
+            detail = f"no index on {table}({column})"
         else:
             detail = str(primary.get("detail") or kind)
         out.append(
@@ -219,23 +237,26 @@ def code_factors(code_findings: list[Any], similar: list[dict[str, Any]]) -> lis
     return out
 
 
-def spread_factor(timeline: list[dict[str, Any]], suspect: str | None, bundle: Bundle) -> dict[str, Any] | None:
+def spread_factor(
+    timeline: list[dict[str, Any]], suspect: str | None, telemetry: IncidentTelemetry
+) -> dict[str, Any] | None:
     """Services that call the suspect (topology) and whose signals left baseline too."""
     onsets: dict[str, datetime] = {}
     for event in timeline:
         at = parse_time(event.get("at"))
         if event.get("kind") == "onset" and event.get("service") and at is not None:
             onsets.setdefault(str(event["service"]), at)
-    callers = {name for name, deps in bundle.topology.items() if suspect in deps}
-    others = sorted(s for s in onsets if s != suspect and (s in callers or not bundle.topology))
+    callers = {name for name, deps in telemetry.topology.items() if suspect in deps}
+    others = sorted(s for s in onsets if s != suspect and (s in callers or not telemetry.topology))
     if not suspect or suspect not in onsets or not others:
         return None
+    first, last = min(onsets[s] for s in others), max(onsets[s] for s in others)
+    when = f"at {first:%H:%M:%S} UTC" if first == last else f"between {first:%H:%M:%S} and {last:%H:%M:%S} UTC"
     return {
         "kind": "propagation",
-        "text": f"the failure of {suspect} propagated to {', '.join(others)} (their signals left baseline between "
-        f"{min(onsets[s] for s in others):%H:%M} and {max(onsets[s] for s in others):%H:%M})",
+        "text": f"the failure of {suspect} propagated to {', '.join(others)} (their signals left baseline {when})",
         "services": others,
-        "callers_known": bool(bundle.topology),
+        "callers_known": bool(telemetry.topology),
     }
 
 
@@ -263,14 +284,15 @@ def measures_for(
             out.append(
                 {
                     "text": f"Alert on {factor['signal']} of {factor['service']}{threshold} "
-                    f"(it led the first alert by {_fmt_min(factor['lead_min'])})",
+                    f"(it crossed that {_fmt_min(factor['lead_min'])} before the first alert)",
                     "owner": "SRE / observability",
                     "priority": "short_term",
                     "factor": kind,
                 }
             )
         elif kind == "unindexed_query":
-            target = f"{factor.get('table') or ''}({factor.get('column') or ''})"
+            table, column = factor.get("table"), factor.get("column")
+            target = f"on {table}({column})" if table and column else f"for the query at {factor.get('file')}"
             out.append(
                 {
                     "text": f"Add the missing index {target} through a migration, and check query plans of new "
@@ -361,33 +383,9 @@ def lessons(
         else:
             challenges.append(f"{text} (more than {_fmt_min(fast)})")
             factors.append({"kind": "slow_detection", "text": f"slow detection: {text}", "minutes": detect})
-    mitigation = as_dict(context.get("mitigation"))
-    recovery = as_dict(context.get("recovery"))
-    plan = {str(a.get("id")): a for a in context.get("resolution_plan") or [] if isinstance(a, dict)}
-    tried = [
-        str(plan.get(str(o.get("action_id")), {}).get("kind") or o.get("action_id"))
-        for o in mitigation.get("outcomes") or []
-        if isinstance(o, dict)
-    ]
-    recovered_by = mitigation.get("recovered_by") or (recovery.get("action") if recovery.get("recovered") else None)
-    if recovered_by and tried and tried[0] == recovered_by:
-        went_well.append(f"the first action ({recovered_by}) recovered the system")
-    elif recovered_by:
-        failed = [t for t in tried if t != recovered_by]
-        challenges.append(
-            f"{len(failed)} action(s) ({', '.join(failed)}) did not recover the system before {recovered_by} did"
-            if failed
-            else f"recovery came from {recovered_by}"
-        )
-    elif mitigation or recovery:
-        challenges.append("no action was validated as recovering the system")
-    to_recover = durations.get("alert_to_recovery_min") or recovery.get("alert_to_recovery_min")
-    if isinstance(to_recover, int | float):
-        text = f"recovery validated {_fmt_min(to_recover)} after the alert"
-        if rto:
-            (went_well if to_recover <= rto else challenges).append(f"{text} (RTO {rto:g} min)")
-        else:
-            went_well.append(text)
+    went, hard = _response_lessons(context, durations, rto)
+    went_well += went
+    challenges += hard
     change = as_dict(context.get("suspect_change"))
     code = primary_code_finding(list(context.get("code_findings") or []))
     if change and code:
@@ -404,6 +402,47 @@ def lessons(
     for gap in documentation.get("gaps") or []:
         challenges.append(f"evidence gap: {gap}")
     return {"went_well": went_well, "challenges": challenges}, factors
+
+
+def _response_lessons(
+    context: Mapping[str, Any], durations: Mapping[str, Any], rto: float | None
+) -> tuple[list[str], list[str]]:
+    """What the response did, from the recorded outcomes only: a replay or a dry run says what the
+    recording shows, never that the system recovered."""
+    went_well: list[str] = []
+    challenges: list[str] = []
+    mitigation = as_dict(context.get("mitigation"))
+    recovery = as_dict(context.get("recovery"))
+    plan = {str(a.get("id")): a for a in context.get("resolution_plan") or [] if isinstance(a, dict)}
+    outcomes = [o for o in mitigation.get("outcomes") or [] if isinstance(o, dict)]
+    modes = [classify_outcome(o) for o in outcomes]
+    kinds = [str(plan.get(str(o.get("action_id")), {}).get("kind") or o.get("action_id")) for o in outcomes]
+    executed = [k for k, m in zip(kinds, modes, strict=True) if m is ActionMode.EXECUTED]
+    if recovery.get("verified"):
+        by = recovery.get("action")
+        if executed and executed[0] == by:
+            went_well.append(f"the first action ({by}) recovered the service: executed, and recovery verified")
+        else:
+            others = [k for k in executed if k != by]
+            challenges.append(
+                f"{len(others)} executed action(s) ({', '.join(others)}) did not recover the service before {by} did"
+            )
+        to_recover = durations.get("alert_to_recovery_min") or recovery.get("alert_to_recovery_min")
+        if isinstance(to_recover, int | float):
+            text = f"recovery verified {_fmt_min(to_recover)} after the alert"
+            if rto:
+                (went_well if to_recover <= rto else challenges).append(f"{text} (RTO {rto:g} min)")
+            else:
+                went_well.append(text)
+    elif executed:
+        challenges.append(f"{len(executed)} action(s) executed ({', '.join(executed)}); no recovery was verified")
+    elif outcomes:
+        how = sorted({m.value.replace("_", " ") for m in modes})
+        challenges.append(
+            f"no action changed the system ({', '.join(how)}): mitigation was left to people, and recovery "
+            "was not verified in this run"
+        )
+    return went_well, challenges
 
 
 class PostIncidentAnalyst:
@@ -427,35 +466,35 @@ class PostIncidentAnalyst:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle, context = ctx.bundle, ctx.context
+        telemetry, context = ctx.telemetry, ctx.context
         limitations: list[str] = []
         documentation = as_dict(context.get("documentation"))
         if not documentation.get("timeline"):
-            timeline, gaps = reconstruct_timeline(bundle, context)
-            documentation = {"timeline": timeline, "gaps": gaps, "durations": _durations(timeline, bundle)}
+            timeline, gaps, _ = reconstruct_timeline(telemetry, context)
+            documentation = {"timeline": timeline, "gaps": gaps, "durations": _durations(timeline, telemetry)}
             limitations.append("no 'documentation' in the context: timeline reconstructed here")
         timeline = list(documentation.get("timeline") or [])
         for key in ("diagnosis", "suspect_change", "code_findings", "mitigation", "recovery"):
             if key not in context:
                 limitations.append(f"no '{key}' in the context")
         cause = primary_cause(context)
-        service = (cause or {}).get("service") or context.get("suspect_service") or bundle.manifest.alert.service
+        service = (cause or {}).get("service") or context.get("suspect_service") or telemetry.manifest.alert.service
         code_findings = list(context.get("code_findings") or [])
         similar = similar_places(code_findings)
-        factors = detection_gap(timeline, bundle)
+        factors = detection_gap(timeline, telemetry)
         factors += code_factors(code_findings, similar)
-        staged = staging_gap(bundle, as_dict(context.get("suspect_change")))
+        staged = staging_gap(telemetry, as_dict(context.get("suspect_change")))
         if staged:
             factors.append(staged)
-        spread = spread_factor(timeline, service, bundle)
+        spread = spread_factor(timeline, service, telemetry)
         if spread:
             factors.append(spread)
         incident = as_dict(context.get("incident"))
-        rto = incident.get("rto_minutes") or bundle.manifest.objectives.rto_minutes
+        rto = incident.get("rto_minutes") or telemetry.manifest.objectives.rto_minutes
         learned, more = lessons(context, documentation, float(rto) if isinstance(rto, int | float) else None)
         factors += more
         measures = measures_for(factors, cause, service)
-        base = bundle.manifest.alert.fired_at
+        base = telemetry.manifest.alert.fired_at
         items = [
             {
                 "title": m["text"],
@@ -538,11 +577,11 @@ class PostIncidentAnalyst:
         )
 
 
-def _durations(timeline: list[dict[str, Any]], bundle: Bundle) -> dict[str, float | None]:
+def _durations(timeline: list[dict[str, Any]], telemetry: IncidentTelemetry) -> dict[str, float | None]:
     onsets = [parse_time(e["at"]) for e in timeline if e.get("kind") == "onset"]
     first = min((t for t in onsets if t is not None), default=None)
     recovered = next((parse_time(e["at"]) for e in timeline if e.get("kind") == "recovery"), None)
-    fired = bundle.manifest.alert.fired_at
+    fired = telemetry.manifest.alert.fired_at
     return {
         "onset_to_alert_min": round((fired - first).total_seconds() / 60, 2) if first else None,
         "alert_to_recovery_min": round((recovered - fired).total_seconds() / 60, 2) if recovered else None,

@@ -3,6 +3,12 @@
 Tests latency, error rate and success rate observed after the applied action (the bundle's
 `after/<action-kind>/` telemetry) against the baseline with `analysis.recovery`; if the action did
 not recover the system, recommends escalating to the next action of the resolution plan.
+
+`recovery.basis` says what the tested data is: `observed` when the action was really executed in
+this run (the after-data follows a real change), `replayed` when it was only dry-run or replayed
+(the after-data is a recording: it predicts, it proves nothing). `recovery.verified` — the only
+recovery a report or a status change may rest on — is a recovery observed after an executed action,
+or an executed action whose live recovery probe passed.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
+from warroom.analysis.facts import executed_outcomes
 from warroom.analysis.recovery import RecoveryResult, SignalCheck, Verdict, default_scope, verify_after
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction
 from warroom.values import as_dict
@@ -80,7 +87,7 @@ def _confidence(check: SignalCheck) -> float:
 
 
 def _metric_names(ctx: AgentContext) -> set[str]:
-    metrics = ctx.bundle.metrics
+    metrics = ctx.telemetry.metrics
     return set(metrics.get_column("metric").unique().to_list()) if metrics is not None else set()
 
 
@@ -94,39 +101,56 @@ class RecoveryValidationSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle, context = ctx.bundle, ctx.context
+        telemetry, context = ctx.telemetry, ctx.context
         plan = plan_of(context)
         taken, recovered_by = applied_actions(context, plan)
         limitations: list[str] = []
         if "mitigation" not in context:
             limitations.append("no 'mitigation' in the context: validating the plan's first action")
         action = recovered_by or (taken[-1] if taken else None)
+        recorded = telemetry.recorded_actions()  # None: a live source observes any action
         if action is None:
-            candidates = [a.kind for a in plan if a.kind in bundle.after] or sorted(bundle.after)
+            candidates = [a.kind for a in plan if recorded is None or a.kind in recorded] or sorted(recorded or [])
             action = candidates[0] if candidates else None
-        if not bundle.after:
-            limitations.append("the bundle has no after/ telemetry: recovery cannot be observed")
+        if recorded == []:
+            limitations.append("no telemetry was recorded after any action: recovery cannot be observed")
         diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
         indicator = diagnosis[0].get("indicator") if diagnosis else None
         advisory = [indicator] if isinstance(indicator, str) and indicator in _metric_names(ctx) else []
         suspect = context.get("suspect_service")
-        scope = list(dict.fromkeys([*default_scope(bundle), *([suspect] if isinstance(suspect, str) else [])]))
+        scope = list(dict.fromkeys([*default_scope(telemetry), *([suspect] if isinstance(suspect, str) else [])]))
         history: list[dict[str, Any]] = []
         for kind in taken:
             if kind != action:
-                earlier = verify_after(bundle, kind, services=scope)
+                earlier = verify_after(telemetry, kind, services=scope)
                 history.append({"action": kind, "verdict": earlier.verdict.value, "reason": earlier.reason})
         if action is None:
             result = RecoveryResult(verdict=Verdict.INSUFFICIENT_DATA, reason="no action was applied or planned")
         else:
-            result = verify_after(bundle, action, services=scope, advisory_metrics=advisory)
+            result = verify_after(telemetry, action, services=scope, advisory_metrics=advisory)
         next_action = self._next(plan, action, taken) if not result.recovered else None
-        fired = bundle.manifest.alert.fired_at
+        outcomes = as_dict(context.get("mitigation")).get("outcomes") or []
+        executed = executed_outcomes(outcomes)
+        kinds = {a.id: a.kind for a in plan}
+        executed_kinds = {
+            str(as_dict(o.get("data")).get("kind") or kinds.get(str(o.get("action_id")))) for o in executed
+        }
+        basis = "none" if action is None else ("observed" if action in executed_kinds else "replayed")
+        probe_verified = any(o.get("verified") is True for o in executed)
+        verified = (result.recovered and basis == "observed") or probe_verified
+        what = {
+            "observed": "after the executed",
+            "replayed": "in the recorded data after (replay, nothing changed)",
+            "none": "after",
+        }[basis]
+        fired = telemetry.manifest.alert.fired_at
         minutes = (result.recovered_at - fired).total_seconds() / 60 if result.recovered_at else None
         recovery = {
             "recovered": result.recovered,
             "verdict": result.verdict.value,
             "action": action,
+            "basis": basis,
+            "verified": verified,
             "reason": result.reason,
             "scope": scope,
             "checks": [c.model_dump(mode="json") for c in result.checks],
@@ -135,21 +159,24 @@ class RecoveryValidationSpecialist:
             "alert_to_recovery_min": round(minutes, 2) if minutes is not None else None,
             "earlier_actions": history,
             "next_action": next_action.model_dump(mode="json") if next_action else None,
-            "baseline": "baseline/" if bundle.baseline is not None else "telemetry before the window start",
+            "baseline": "baseline/" if telemetry.baseline is not None else "telemetry before the window start",
         }
         findings = [
             Finding(
-                title=f"{c.signal} {c.verdict.value.replace('_', ' ')} after {action}"
+                title=f"{c.signal} {c.verdict.value.replace('_', ' ')} {what} {action}"
                 + (" (advisory)" if c.advisory else ""),
                 detail=c.reason,
                 confidence=_confidence(c),
                 service=",".join(c.services) or None,
-                kind="recovery",
+                # a check of replayed data predicts, it is not a recovery finding
+                kind="recovery" if basis == "observed" else "recovery_replay",
                 evidence=[check_evidence(c, action or "")],
             )
             for c in result.checks
         ]
-        summary = f"after {action}: {result.verdict.value.replace('_', ' ')} ({result.reason})"
+        summary = f"{what} {action}: {result.verdict.value.replace('_', ' ')} ({result.reason})"
+        if not verified:
+            summary += "; recovery not verified in this run"
         if next_action is not None:
             summary += f"; escalate to {next_action.id} ({next_action.title})"
         elif not result.recovered and plan:
@@ -160,7 +187,8 @@ class RecoveryValidationSpecialist:
             findings=findings,
             outputs={"recovery": recovery},
             actions=[next_action] if next_action else [],
-            limitations=limitations + [f"no data for {s}" for s in result.unavailable],
+            # rows of the post-action (and baseline) telemetry dropped or repaired at the source boundary
+            limitations=limitations + [f"no data for {s}" for s in result.unavailable] + telemetry.limitations,
         )
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,10 +27,11 @@ from simpleeval import SimpleEval
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Bundle
+from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.values import as_dict
 
 PRIORITIES = ("immediate", "short_term", "follow_up")
+UNFILLED = re.compile(r"\{(\w+)\}")  # a runbook placeholder the diagnosis and the variables left empty
 # Queries running longer than this are "long-running" (the bundle convention's definition).
 LONG_QUERY_S = 30.0
 DATABASE_METRICS = (cv.DB_CPU_UTILIZATION, cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOCK_WAITS)
@@ -75,21 +77,21 @@ class Facts:
         return self.values.get(key)
 
 
-def _metric(bundle: Bundle, name: str, services: list[str] | None) -> pl.DataFrame | None:
-    metrics = bundle.metrics
+def _metric(telemetry: IncidentTelemetry, name: str, services: list[str] | None) -> pl.DataFrame | None:
+    metrics = telemetry.metrics
     if metrics is None:
         return None
     rows = metrics.filter(pl.col("metric") == name)
     if services:
         rows = rows.filter(pl.col("service").is_in(services))
-    window = bundle.manifest.effective_window()
+    window = telemetry.manifest.effective_window()
     inside = rows.filter((pl.col("timestamp") >= window.start) & (pl.col("timestamp") <= window.end))
     rows = inside if inside.height else rows
     return rows if rows.height else None
 
 
-def _peak(facts: Facts, bundle: Bundle, key: str, name: str, services: list[str] | None) -> None:
-    rows = _metric(bundle, name, services)
+def _peak(facts: Facts, telemetry: IncidentTelemetry, key: str, name: str, services: list[str] | None) -> None:
+    rows = _metric(telemetry, name, services)
     if rows is None:
         facts.values[key] = None
         return
@@ -106,8 +108,8 @@ def _peak(facts: Facts, bundle: Bundle, key: str, name: str, services: list[str]
     )
 
 
-def _replicas(bundle: Bundle, service: str) -> list[str]:
-    for frame in (bundle.metrics, bundle.traces, bundle.logs):
+def _replicas(telemetry: IncidentTelemetry, service: str) -> list[str]:
+    for frame in (telemetry.metrics, telemetry.traces, telemetry.logs):
         if frame is not None and "instance" in frame.columns:
             names = frame.filter(pl.col("service") == service).get_column("instance").drop_nulls().unique().sort()
             if names.len():
@@ -115,21 +117,23 @@ def _replicas(bundle: Bundle, service: str) -> list[str]:
     return []
 
 
-def _database_service(bundle: Bundle, service: str | None) -> str | None:
+def _database_service(telemetry: IncidentTelemetry, service: str | None) -> str | None:
     """The service that reports database metrics (prefer a dependency of the suspect)."""
-    if bundle.metrics is None:
+    if telemetry.metrics is None:
         return None
-    reporting = bundle.metrics.filter(pl.col("metric").is_in(DATABASE_METRICS)).get_column("service").unique().to_list()
-    deps = bundle.topology.get(service or "", [])
+    reporting = (
+        telemetry.metrics.filter(pl.col("metric").is_in(DATABASE_METRICS)).get_column("service").unique().to_list()
+    )
+    deps = telemetry.topology.get(service or "", [])
     for name in [*deps, *sorted(reporting)]:
         if name in reporting:
             return str(name)
     return None
 
 
-def _previous_version(bundle: Bundle, change: Mapping[str, Any]) -> str | None:
+def _previous_version(telemetry: IncidentTelemetry, change: Mapping[str, Any]) -> str | None:
     """The version the service ran before the suspect change (the rollback target)."""
-    changes = bundle.changes
+    changes = telemetry.changes
     if changes is None or "version" not in changes.columns:
         return None
     when = change.get("time")
@@ -168,7 +172,7 @@ def primary_code_finding(findings: list[Any]) -> dict[str, Any] | None:
 
 def measure_facts(ctx: AgentContext) -> Facts:
     """Everything the actions need, measured from the bundle and the context."""
-    bundle, context = ctx.bundle, ctx.context
+    telemetry, context = ctx.telemetry, ctx.context
     facts = Facts()
     diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
     best = diagnosis[0] if diagnosis else {}
@@ -177,7 +181,7 @@ def measure_facts(ctx: AgentContext) -> Facts:
         context.get("suspect_service")
         or best.get("service")
         or (change or {}).get("service")
-        or bundle.manifest.alert.service
+        or telemetry.manifest.alert.service
     )
     v = facts.values
     v.update(
@@ -188,22 +192,22 @@ def measure_facts(ctx: AgentContext) -> Facts:
     )
     if not diagnosis:
         facts.limitations.append("no 'diagnosis' in the context: actions chosen from measured signals only")
-    if bundle.metrics is None:
+    if telemetry.metrics is None:
         facts.limitations.append("no metrics in the bundle: pool size, replicas and saturation not measured")
     scope = [service] if service else None
-    _peak(facts, bundle, "pool_utilization", cv.DB_POOL_UTILIZATION, scope)
-    _peak(facts, bundle, "pool_size", cv.DB_POOL_SIZE, scope)
-    _peak(facts, bundle, "cpu_max", cv.CPU_UTILIZATION, scope)
-    _peak(facts, bundle, "memory_max", cv.MEMORY_UTILIZATION, scope)
-    database = _database_service(bundle, service)
+    _peak(facts, telemetry, "pool_utilization", cv.DB_POOL_UTILIZATION, scope)
+    _peak(facts, telemetry, "pool_size", cv.DB_POOL_SIZE, scope)
+    _peak(facts, telemetry, "cpu_max", cv.CPU_UTILIZATION, scope)
+    _peak(facts, telemetry, "memory_max", cv.MEMORY_UTILIZATION, scope)
+    database = _database_service(telemetry, service)
     v["database"] = database or "the database"
-    _peak(facts, bundle, "db_cpu", cv.DB_CPU_UTILIZATION, None)
-    _peak(facts, bundle, "long_running_queries", cv.DB_LONG_RUNNING_QUERIES, None)
+    _peak(facts, telemetry, "db_cpu", cv.DB_CPU_UTILIZATION, None)
+    _peak(facts, telemetry, "long_running_queries", cv.DB_LONG_RUNNING_QUERIES, None)
     db_context = as_dict(context.get("database"))
     for key in ("pool_size", "long_running_queries", "pool_utilization", "db_cpu"):
         if v.get(key) is None and isinstance(db_context.get(key), int | float):
             v[key] = float(db_context[key])
-    replicas = _replicas(bundle, service) if service else []
+    replicas = _replicas(telemetry, service) if service else []
     v["replicas"] = len(replicas) or None
     v["replica_names"] = replicas
     v["replicas_text"] = f"{len(replicas)} replicas" if replicas else "replicas"
@@ -218,8 +222,9 @@ def measure_facts(ctx: AgentContext) -> Facts:
             description=change.get("description"),
             minutes_before_onset=change.get("minutes_before_onset"),
             restore_before=change.get("time"),
+            change_commit=change.get("commit"),
         )
-        v["to_version"] = _previous_version(bundle, change) or f"the version before {change.get('id')}"
+        v["to_version"] = _previous_version(telemetry, change) or f"the version before {change.get('id')}"
     else:
         v.update(change_id=None, change_kind=None)
         facts.limitations.append("no 'suspect_change' in the context: no rollback target")
@@ -236,13 +241,16 @@ def measure_facts(ctx: AgentContext) -> Facts:
     else:
         v["code_file"] = None
     security = as_dict(context.get("security"))
-    sources = security.get("sources") or security.get("top_sources") or []
+    sources = security.get("top_sources") or []
     v["sources"] = sources if isinstance(sources, list) else []
+    if v.get("fault_type") is None and security.get("verdict") == "escalate" and security.get("categories"):
+        # the security path names its finding in the security context, not as a diagnosis
+        v["fault_type"] = str(security["categories"][0])
     v["sources_count"] = len(v["sources"]) or None
-    deps = bundle.topology.get(service or "", [])
+    deps = telemetry.topology.get(service or "", [])
     dependency = context.get("dependency") or (best.get("dependency") if best else None)
     v["dependency"] = dependency or (deps[0] if len(deps) == 1 else None)
-    v["rpo_minutes"] = bundle.manifest.objectives.rpo_minutes
+    v["rpo_minutes"] = telemetry.manifest.objectives.rpo_minutes
     return facts
 
 
@@ -382,8 +390,23 @@ def _precondition_fails(kind: str, facts: Facts) -> str | None:
     """Why an action is pointless by measurement (None when it is not, or when unmeasured)."""
     condition = playbook_data().get("preconditions", {}).get(kind)
     if condition and not _allowed(condition, facts):
-        return f"{kind}: measured facts contradict it ({condition})"
+        return f"{kind}: left out, the measured facts contradict it ({_reason(kind)})"
     return None
+
+
+PRECONDITION_WORDS = {
+    "kill_long_queries": "no long-running queries were measured",
+    "recycle_pool": "the connection pool was not saturated",
+    "raise_pool_size": "the connection pool was not saturated",
+    "scale_out": "CPU was not saturated",
+    "rollback": "the data holds no change to roll back",
+    "revert_config": "the data holds no change to revert",
+    "fix_forward": "no code location was found to fix",
+}
+
+
+def _reason(kind: str) -> str:
+    return PRECONDITION_WORDS.get(kind, "its precondition does not hold")
 
 
 def _fill(kind: str, facts: Facts, params: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -439,7 +462,9 @@ def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[Recommen
 
 def adopt_proposals(plan: list[RecommendedAction], proposed: list[Any]) -> list[RecommendedAction]:
     """Give a planned action the id of an earlier specialist's proposal of the same kind on the same
-    target, so the plan revises that proposal instead of standing beside it as a twin."""
+    target, so the plan revises that proposal instead of standing beside it as a twin; carry an
+    earlier proposal of a kind the plan does not hold to the end of the plan, so no specialist's
+    proposal is dropped on the way to the executor."""
     earlier: dict[tuple[str, str | None], str] = {}
     for item in proposed:
         if isinstance(item, dict) and "id" in item and "kind" in item:
@@ -452,6 +477,17 @@ def adopt_proposals(plan: list[RecommendedAction], proposed: list[Any]) -> list[
             taken.add(known)
             action = action.model_copy(update={"id": known})
         adopted.append(action)
+    planned = {action.kind for action in plan}
+    for item in proposed:
+        if not isinstance(item, dict) or item.get("kind") in planned or item.get("id") in taken:
+            continue
+        try:
+            carried = RecommendedAction.model_validate(item)
+        except ValueError:
+            continue
+        planned.add(carried.kind)
+        order = len(adopted) + 1
+        adopted.append(carried.model_copy(update={"parameters": {**carried.parameters, "order": order}}))
     return adopted
 
 
@@ -481,6 +517,9 @@ def _plan(
         source, steps = from_runbook
         for step in steps:
             reason = _precondition_fails(step.kind, facts)
+            unfilled = sorted(set(UNFILLED.findall(step.title)))
+            if unfilled:
+                reason = f"{step.kind}: its title needs {', '.join(unfilled)}, which the data does not give"
             if reason:
                 skipped.append(reason)
                 continue
@@ -508,7 +547,7 @@ def _plan(
         if kind in seen:
             continue
         if not _allowed(condition, facts):
-            skipped.append(f"{kind}: condition not met ({condition})")
+            skipped.append(f"{kind}: its condition does not hold for the measured facts")
             continue
         reason = _precondition_fails(kind, facts)
         if reason:
@@ -589,8 +628,8 @@ class IncidentResolutionCoordinator:
 
 def _rto_deadline(ctx: AgentContext, incident: Mapping[str, Any]) -> str | None:
     """When recovery is due: detection (the alert) plus the RTO."""
-    rto = incident.get("rto_minutes") or ctx.bundle.manifest.objectives.rto_minutes
+    rto = incident.get("rto_minutes") or ctx.telemetry.manifest.objectives.rto_minutes
     if not isinstance(rto, int | float):
         return None
-    fired = ctx.bundle.manifest.alert.fired_at
+    fired = ctx.telemetry.manifest.alert.fired_at
     return (fired + timedelta(minutes=float(rto))).isoformat()

@@ -22,9 +22,9 @@ class SecurityIncidentAnalyst:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        bundle = ctx.bundle
+        telemetry = ctx.telemetry
         start, end = window(ctx)
-        result = analyse_security(bundle.telemetry, bundle.baseline, start, end)
+        result = analyse_security(telemetry.current, telemetry.baseline, start, end)
         ids = EvidenceIds("ev-sec")
         findings: list[Finding] = []
         for check in result.checks:
@@ -46,7 +46,7 @@ class SecurityIncidentAnalyst:
                     id="sec-block-sources",
                     title="Block or rate-limit the attacking sources at the edge",
                     kind="block_sources",
-                    target=bundle.manifest.entry_service or bundle.manifest.alert.service,
+                    target=telemetry.manifest.entry_service or telemetry.manifest.alert.service,
                     risk=RiskLevel.MEDIUM,
                     rationale=f"{result.sources.get('distinct_ips', 0):.0f} source IPs, "
                     f"{result.sources.get('new_ip_share', 0):.0%} never seen before",

@@ -13,7 +13,7 @@ from warroom.values import as_dict, parse_time
 
 
 def window(ctx: AgentContext) -> tuple[datetime, datetime]:
-    span = ctx.bundle.manifest.effective_window()
+    span = ctx.telemetry.manifest.effective_window()
     return span.start, span.end
 
 
@@ -27,17 +27,17 @@ def suspect_service(ctx: AgentContext) -> str | None:
         service = diagnosis[0].get("service")
         if isinstance(service, str) and service:
             return service
-    return ctx.bundle.manifest.alert.service
+    return ctx.telemetry.manifest.alert.service
 
 
 def onset(ctx: AgentContext, services: list[str] | None) -> datetime:
     """When the incident started: measured on the given services' signals (all when None), else the
     start the commander recorded, else the alert time."""
     start, _ = window(ctx)
-    fired = ctx.bundle.manifest.alert.fired_at
+    fired = ctx.telemetry.manifest.alert.fired_at
     recorded = parse_time(as_dict(ctx.context.get("incident")).get("started_at"))
-    baseline = ctx.bundle.baseline.metrics if ctx.bundle.baseline is not None else None
-    measured = detect_onset(ctx.bundle.metrics, services, start, recorded or fired, baseline)
+    baseline = ctx.telemetry.baseline.metrics if ctx.telemetry.baseline is not None else None
+    measured = detect_onset(ctx.telemetry.metrics, services, start, recorded or fired, baseline)
     return measured
 
 

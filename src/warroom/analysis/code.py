@@ -1,10 +1,12 @@
-"""Code explorer: what changed between the last good and the bad version of a service, and which of the
-changed code acquires a resource without releasing it on some path, queries columns no index covers,
-or retries without a bound; then the other places in the repository with the same pattern.
+"""Code evidence for a change: what changed between the last good and the bad version of a service,
+which of the changed code carries a known pattern (resource leak, CPU-heavy code, unindexed query,
+lock held across a slow call, unbounded growth or retry, destructive migration, changed setting),
+which commit of the deploy range carries each finding, and the other places in the repository with
+the same pattern.
 
-Uses the git CLI (argv lists, never a shell) and tree-sitter; only the files the diff touches are
-parsed, plus files `git grep` pre-selects for the pattern search, so a repository with thousands of
-commits costs a handful of git calls.
+Uses the git CLI (argv lists, never a shell) and tree-sitter; only the files the range touches are
+parsed (plus, for the pattern search, files `git grep` pre-selects), so a repository with thousands
+of commits costs a handful of git calls. The detectors themselves are in analysis/code_patterns/.
 """
 
 from __future__ import annotations
@@ -16,36 +18,58 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from warroom.analysis.code_patterns import ACQUIRE, PatternHit, Schema, analyse_source, language_of, parse_schema
+from warroom.analysis.code_patterns import (
+    ACQUIRE,
+    KINDS,
+    PatternHit,
+    Schema,
+    SourceFile,
+    analyse_file,
+    config_changes,
+    constant_changes,
+    destructive_statements,
+    dropped_indexes,
+    handler_callers,
+    is_config,
+    is_migration,
+    language_of,
+    parse,
+    parse_schema,
+    unindexed_columns,
+)
+from warroom.analysis.code_patterns.config import changed_lines_fallback
+from warroom.analysis.code_patterns.hits import line_hit
 from warroom.incident import Evidence
 
 GIT_TIMEOUT_S = 60
-MAX_PATTERN_FILES = 400  # cap on files parsed for the "same pattern elsewhere" search
-KIND_ORDER = {
-    "resource_leak": 0,
-    "unindexed_query": 1,
-    "unbounded_cache": 2,
-    "destructive_migration": 3,
-    "config_change": 4,
-    "unbounded_retry": 5,
-}
-CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".ini", ".conf", ".cfg", ".properties", ".env")
-# Statements of a migration that destroy data: dropping a table or column, truncating, deleting or
-# updating every row (no WHERE), or narrowing a column's type.
-DESTRUCTIVE_SQL = (
-    (re.compile(r"(?i)\bdrop\s+table\b"), "drops a table and every row in it"),
-    (
-        re.compile(r"(?i)\bdrop\s+column\b|\balter\s+table\s+\S+\s+drop\s+(?!constraint|index)\w+"),
-        "drops a column and its data",
-    ),
-    (re.compile(r"(?i)\btruncate\b"), "truncates a table"),
-    (re.compile(r"(?i)^\s*delete\s+from\s+[\w.\"]+\s*;"), "deletes every row of a table (no WHERE)"),
-    (re.compile(r"(?i)^\s*update\s+[\w.\"]+\s+set\s+[^;]*;"), "rewrites every row of a table (no WHERE)"),
-    (
-        re.compile(r"(?i)\balter\s+column\s+\S+\s+(set\s+data\s+)?type\b"),
-        "changes a column's type (may truncate values)",
-    ),
+MAX_PATTERN_FILES = 200  # cap on files parsed for the "same pattern elsewhere" search
+MAX_CALLER_FILES = 40  # cap on files parsed to learn whether another file's handler calls a function
+MAX_RANGE_COMMITS = 200
+KIND_ORDER = {kind: rank for rank, kind in enumerate(KINDS)}
+DOC_PATH = re.compile(
+    r"(?i)(^|/)(docs?|documentation)/|\.(md|rst|txt|adoc|markdown)$|(^|/)(readme|changelog|license|authors|notice)[^/]*$"
 )
+# Tokens `git grep` pre-selects files with, per pattern kind (subkind for CPU-heavy code).
+SEARCH_TOKENS: dict[str, tuple[str, ...]] = {
+    "unindexed_query": ("WHERE", "where", "JOIN", "join", "filter", "findBy"),
+    "unbounded_retry": ("Sleep", "sleep", "backoff", "Backoff", "setTimeout"),
+    "unbounded_growth": ("= {}", "= []", "map[", "dict(", "new Map(", "new HashMap", "lru_cache", ".on("),
+    "lock_held": (
+        "FOR UPDATE",
+        "for update",
+        "BEGIN",
+        "Begin",
+        "transaction",
+        "Transactional",
+        "Lock()",
+        "synchronized",
+    ),
+    "cpu_heavy:regex_in_loop": ("compile", "RegExp", "MatchString", "matches("),
+    "cpu_heavy:parse_in_loop": ("json", "JSON", "yaml", "xml", "Unmarshal", "readValue"),
+    "cpu_heavy:sort_in_loop": ("sort", "Sort"),
+    "cpu_heavy:blocking_in_async": ("async",),
+}
+CODE_GLOBS = ("*.go", "*.py", "*.java", "*.js", "*.mjs", "*.cjs", "*.jsx", "*.ts", "*.tsx")
 
 
 class GitError(RuntimeError):
@@ -79,6 +103,9 @@ class CommitInfo(BaseModel):
     author: str
     date: str
     subject: str
+    files: list[str] = Field(default_factory=list)  # what this commit's own diff touches
+    docs_only: bool = False  # every file it touches is documentation
+    finding_kinds: list[str] = Field(default_factory=list)  # kinds of the findings its diff carries
 
 
 class FileChange(BaseModel):
@@ -87,19 +114,26 @@ class FileChange(BaseModel):
     added: int
     removed: int
     language: str | None = None
+    old_path: str | None = None  # before a rename
 
 
 class CodeFinding(BaseModel):
-    """One pattern occurrence, located to file and line, with the change that introduced it."""
+    """One pattern occurrence, located to file and lines, with the commit whose diff carries it.
 
-    kind: str  # resource_leak | unindexed_query | unbounded_retry
+    `strength` (0..1) says how certain it is that the code has the pattern, not how likely the
+    pattern caused the incident (the diagnosis engine weighs code against telemetry)."""
+
+    kind: str  # one of warroom.analysis.code_patterns.KINDS
+    subkind: str = ""
     file: str
     line: int
+    end_line: int | None = None
     function: str | None = None
+    on_request_path: bool | None = None  # None: could not tell
     language: str
     detail: str
     snippet: str = ""
-    confidence: float
+    strength: float
     in_diff: bool
     commit: str | None = None
     author: str | None = None
@@ -120,7 +154,10 @@ class CodeFinding(BaseModel):
             query=f"{self.file}:{self.line}",
             values={
                 "kind": self.kind,
+                "subkind": self.subkind,
                 "function": self.function,
+                "on_request_path": self.on_request_path,
+                "strength": self.strength,
                 "commit": self.commit,
                 "author": self.author,
                 "in_diff": self.in_diff,
@@ -145,54 +182,65 @@ class CodeAnalysis(BaseModel):
         return self.findings[0] if self.findings else None
 
 
-def commit_info(repo: Path, commit: str) -> CommitInfo:
-    out = git(repo, "show", "-s", "--format=%H%x1f%an%x1f%aI%x1f%s", commit).decode("utf-8", "replace")
-    sha, author, date, subject = out.strip().split("\x1f", 3)
+# ---- git plumbing ----------------------------------------------------------------------------
+
+_LOG_FORMAT = "@@@%H%x1f%an%x1f%aI%x1f%s"
+
+
+def _commit_from(header: str) -> CommitInfo:
+    sha, author, date, subject = header.split("\x1f", 3)
     return CommitInfo(commit=sha, author=author, date=date, subject=subject)
 
 
-def commits_between(repo: Path, good: str | None, bad: str, limit: int = 200) -> list[CommitInfo]:
+def commits_between(repo: Path, good: str | None, bad: str, limit: int = MAX_RANGE_COMMITS) -> list[CommitInfo]:
+    """The commits of good..bad (newest first), each with the files its own diff touches."""
     spec = f"{good}..{bad}" if good else f"{bad}^!"
-    out = git(repo, "log", f"--max-count={limit}", "--format=%H%x1f%an%x1f%aI%x1f%s", spec).decode("utf-8", "replace")
-    infos = []
-    for line in out.splitlines():
-        if line.strip():
-            sha, author, date, subject = line.split("\x1f", 3)
-            infos.append(CommitInfo(commit=sha, author=author, date=date, subject=subject))
+    out = git(repo, "log", f"--max-count={limit}", f"--format={_LOG_FORMAT}", "--name-only", "-M", spec, "--")
+    infos: list[CommitInfo] = []
+    for line in out.decode("utf-8", "replace").splitlines():
+        if line.startswith("@@@"):
+            infos.append(_commit_from(line[3:]))
+        elif line.strip() and infos:
+            infos[-1].files.append(line.strip())
+    for info in infos:
+        info.docs_only = bool(info.files) and all(DOC_PATH.search(f) for f in info.files)
     return infos
 
 
 def _base(repo: Path, good: str | None, bad: str) -> str | None:
-    if good:
-        return good
-    parent = resolve(repo, f"{bad}^")
-    return parent
+    return good if good else resolve(repo, f"{bad}^")
 
 
 def changed_files(repo: Path, base: str | None, bad: str) -> list[FileChange]:
     if base is None:  # the root commit: everything is new
         names = git(repo, "ls-tree", "-r", "--name-only", bad).decode("utf-8", "replace").splitlines()
         return [FileChange(path=n, status="A", added=0, removed=0, language=language_of(n)) for n in names]
-    numstat = git(repo, "diff", "--numstat", "-M", base, bad).decode("utf-8", "replace")
+    numstat = git(repo, "diff", "--numstat", "-z", "-M", base, bad).decode("utf-8", "replace")
     status = git(repo, "diff", "--name-status", "-M", base, bad).decode("utf-8", "replace")
-    kinds: dict[str, str] = {}
+    kinds: dict[str, tuple[str, str | None]] = {}
     for line in status.splitlines():
         parts = line.split("\t")
         if len(parts) >= 2:
-            kinds[parts[-1]] = parts[0][:1]
+            kinds[parts[-1]] = (parts[0][:1], parts[1] if len(parts) == 3 else None)
     files = []
-    for line in numstat.splitlines():
-        parts = line.split("\t")
-        if len(parts) < 3:
-            continue
-        path = parts[2]
-        if " => " in path:  # rename: keep the new name
-            path = re.sub(r"\{([^}]*) => ([^}]*)\}", r"\2", path)
-            path = path.split(" => ")[-1].replace("//", "/")
-        added = int(parts[0]) if parts[0].isdigit() else 0
-        removed = int(parts[1]) if parts[1].isdigit() else 0
+    fields = numstat.split("\0")
+    pos = 0
+    while pos < len(fields) and fields[pos]:
+        counts = fields[pos].split("\t")
+        if len(counts) == 3 and counts[2] == "":  # a rename: the old and new names follow
+            path, pos = fields[pos + 2], pos + 3
+        else:
+            path, pos = counts[2], pos + 1
+        status_code, old = kinds.get(path, ("M", None))
         files.append(
-            FileChange(path=path, status=kinds.get(path, "M"), added=added, removed=removed, language=language_of(path))
+            FileChange(
+                path=path,
+                status=status_code,
+                added=int(counts[0]) if counts[0].isdigit() else 0,
+                removed=int(counts[1]) if counts[1].isdigit() else 0,
+                language=language_of(path),
+                old_path=old,
+            )
         )
     return files
 
@@ -241,45 +289,65 @@ def read_blobs(repo: Path, commit: str, paths: list[str]) -> dict[str, bytes]:
 
 def load_schema(repo: Path, commit: str) -> Schema:
     names = git(repo, "ls-tree", "-r", "--name-only", commit).decode("utf-8", "replace").splitlines()
-    sql = [n for n in names if n.lower().endswith(".sql")]
-    blobs = read_blobs(repo, commit, sql)
+    blobs = read_blobs(repo, commit, [n for n in names if is_migration(n)])
     return parse_schema([(p, b.decode("utf-8", "replace")) for p, b in blobs.items()])
 
 
-def introducing_commit(repo: Path, base: str | None, bad: str, path: str, start: int, end: int) -> CommitInfo | None:
-    """The newest commit in base..bad that touched lines start..end of `path` (git log -L)."""
+def blame_range(repo: Path, base: str | None, bad: str, path: str) -> dict[int, str]:
+    """Line (at `bad`) → the commit of base..bad that last changed it; lines older than base are absent."""
+    spec = [f"{base}..{bad}"] if base else [bad]
+    try:
+        out = git(repo, "blame", "--porcelain", *spec, "--", path).decode("utf-8", "replace")
+    except GitError:
+        return {}
+    lines: dict[int, str] = {}
+    boundary: set[str] = set()
+    current: str | None = None
+    header = re.compile(r"^([0-9a-f]{40}) \d+ (\d+)")
+    for line in out.splitlines():
+        match = header.match(line)
+        if match:
+            current = match.group(1)
+            lines[int(match.group(2))] = current
+        elif line == "boundary" and current:
+            boundary.add(current)
+    return {n: sha for n, sha in lines.items() if sha not in boundary}
+
+
+def introducing_commit(repo: Path, base: str | None, bad: str, path: str, start: int, end: int) -> str | None:
+    """The newest commit in base..bad whose diff touched lines start..end of `path` (git log -L):
+    also finds a commit that only deleted lines there (a removed `defer conn.Close()`)."""
     spec = f"{base}..{bad}" if base else bad
     try:
-        out = git(repo, "log", "--format=@@@%H%x1f%an%x1f%aI%x1f%s", "-L", f"{start},{end}:{path}", spec, "--").decode(
-            "utf-8", "replace"
-        )
+        out = git(repo, "log", "--format=@@@%H", "-L", f"{start},{end}:{path}", spec, "--").decode("utf-8", "replace")
     except GitError:
         return None
-    for line in out.splitlines():
-        if line.startswith("@@@"):
-            sha, author, date, subject = line[3:].split("\x1f", 3)
-            return CommitInfo(commit=sha, author=author, date=date, subject=subject)
-    return None
+    return next((line[3:] for line in out.splitlines() if line.startswith("@@@")), None)
 
 
-def blame_line(repo: Path, commit: str, path: str, line: int) -> CommitInfo | None:
-    try:
-        out = git(repo, "blame", "--porcelain", "-L", f"{line},{line}", commit, "--", path).decode("utf-8", "replace")
-    except GitError:
-        return None
-    lines = out.splitlines()
-    if not lines:
-        return None
-    sha = lines[0].split()[0]
-    fields = dict(
-        (ln.split(" ", 1)[0], ln.split(" ", 1)[1] if " " in ln else "") for ln in lines[1:] if not ln.startswith("\t")
-    )
-    return CommitInfo(
-        commit=sha,
-        author=fields.get("author", ""),
-        date=fields.get("author-time", ""),
-        subject=fields.get("summary", ""),
-    )
+# ---- analysis --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Range:
+    """What one analysis knows of the deploy range."""
+
+    repo: Path
+    base: str | None
+    bad: str
+    commits: dict[str, CommitInfo]
+    ranges: dict[str, list[tuple[int, int]]]
+    blame: dict[str, dict[int, str]]
+
+    def blamed(self, path: str) -> dict[int, str]:
+        if path not in self.blame:
+            self.blame[path] = blame_range(self.repo, self.base, self.bad, path)
+        return self.blame[path]
+
+    def in_diff(self, path: str, start: int, end: int) -> bool:
+        if self.base is None:
+            return True
+        return any(a <= end and start <= b for a, b in self.ranges.get(path, []))
 
 
 def _overlaps(hit: PatternHit, ranges: list[tuple[int, int]]) -> tuple[bool, bool]:
@@ -289,32 +357,59 @@ def _overlaps(hit: PatternHit, ranges: list[tuple[int, int]]) -> tuple[bool, boo
     return own, func
 
 
-@dataclass
-class _Parsed:
-    path: str
-    language: str
-    hits: list[PatternHit]
-
-
-def _finding(path: str, language: str, hit: PatternHit, in_diff: bool, confidence: float) -> CodeFinding:
+def _finding(path: str, language: str, hit: PatternHit, in_diff: bool) -> CodeFinding:
     return CodeFinding(
         kind=hit.kind,
+        subkind=hit.subkind,
         file=path,
         line=hit.line,
+        end_line=hit.end_line,
         function=hit.function,
+        on_request_path=hit.on_request_path,
         language=language,
         detail=hit.detail,
         snippet=hit.snippet,
-        confidence=round(min(confidence, 0.97), 3),
+        strength=round(min(max(hit.strength, 0.0), 1.0), 3),
         in_diff=in_diff,
         data=dict(hit.data),
     )
 
 
-def _rank_key(f: CodeFinding, prefer: str | None, focus: str | None) -> tuple[int, int, float]:
+def _attribute(finding: CodeFinding, hit: PatternHit | None, span: _Range) -> None:
+    """The commit of the range whose diff carries the finding: the newest one that changed its own lines
+    (or the lines it names: the exit, the slow call), else its function, else one that deleted lines there."""
+    blamed = span.blamed(finding.file)
+    own = set(range(finding.line, (finding.end_line or finding.line) + 1))
+    own |= {int(v) for k, v in finding.data.items() if k.endswith("_line") and isinstance(v, int)}
+    candidates = [blamed[n] for n in sorted(own) if n in blamed]
+    if not candidates and hit is not None:
+        candidates = [blamed[n] for n in range(hit.function_start, hit.function_end + 1) if n in blamed]
+    sha: str | None = _newest(candidates, span)
+    if sha is None and finding.data.get("side") == "old":
+        touching = [c for c in span.commits.values() if finding.file in c.files]
+        sha = touching[0].commit if touching else None
+    if sha is None and hit is not None:
+        sha = introducing_commit(span.repo, span.base, span.bad, finding.file, hit.function_start, hit.function_end)
+    info = span.commits.get(sha or "")
+    if info is not None:
+        finding.commit, finding.author, finding.commit_subject = info.commit, info.author, info.subject
+        if finding.kind not in info.finding_kinds:
+            info.finding_kinds.append(finding.kind)
+    elif sha is not None:
+        finding.commit = sha
+
+
+def _newest(candidates: list[str], span: _Range) -> str | None:
+    order = list(span.commits)  # newest first
+    known = [c for c in candidates if c in span.commits]
+    return min(known, key=order.index) if known else (candidates[0] if candidates else None)
+
+
+def _rank_key(f: CodeFinding, prefer: str | None, focus: str | None) -> tuple[int, int, int, float, str, int]:
     kind_rank = 0 if prefer and f.kind == prefer else 1 + KIND_ORDER.get(f.kind, 9)
     in_focus = 0 if focus and focus.lower() in f.file.lower() else 1
-    return (in_focus, kind_rank, -f.confidence)
+    on_path = {True: 0, None: 1, False: 2}[f.on_request_path]
+    return (in_focus, kind_rank, on_path, -f.strength, f.file, f.line)
 
 
 def analyse_change(
@@ -326,9 +421,9 @@ def analyse_change(
     prefer_kind: str | None = None,
     search_elsewhere: bool = True,
 ) -> CodeAnalysis:
-    """Diff good..bad, find the patterns in the changed functions, attribute each to the commit that
-    last touched it, and list the other places in the repository (at `bad`) with the same patterns.
-    `focus` (a service name) and `prefer_kind` (the fault the telemetry points to) only order results."""
+    """Diff good..bad, find the patterns in the changed code, attribute each to the commit of the range
+    whose diff carries it, and list the other places in the repository (at `bad`) with the same patterns.
+    `focus` (a service name) and `prefer_kind` (the pattern the telemetry points to) only order results."""
     bad = resolve(repo, bad_ref)
     if bad is None:
         raise GitError(f"commit {bad_ref} is not in the repository {repo}")
@@ -337,53 +432,31 @@ def analyse_change(
     if good_ref and good is None:
         limitations.append(f"last good commit {good_ref} not in the repository; diffed against the parent")
     base = _base(repo, good, bad)
-    result = CodeAnalysis(repo=str(repo), bad=bad, good=base, commits=commits_between(repo, good, bad))
-    files = changed_files(repo, base, bad)
-    result.files = files
-    code_files = [f.path for f in files if f.language and f.status != "D"]
-    skipped = sorted({f.path.rsplit(".", 1)[-1] for f in files if f.language is None and "." in f.path})
+    commits = commits_between(repo, good, bad)
+    if len(commits) >= MAX_RANGE_COMMITS:
+        limitations.append(f"the range has more than {MAX_RANGE_COMMITS} commits: only the newest are attributed")
+    result = CodeAnalysis(repo=str(repo), bad=bad, good=base, commits=commits)
+    result.files = changed_files(repo, base, bad)
+    files = [f for f in result.files if f.status != "D"]
+    code_files = [f for f in files if f.language]
+    text_files = [f for f in files if not f.language and (is_config(f.path) or is_migration(f.path))]
+    migrations = [f for f in files if is_migration(f.path)]
+    skipped = sorted({f.path.rsplit(".", 1)[-1] for f in files if f.language is None and "." in f.path} - {"md"})
     if skipped:
         limitations.append(f"not parsed (no grammar): *.{', *.'.join(skipped[:8])}")
-    text_files = [f.path for f in files if f.status != "D" and (_is_config(f.path) or f.path.lower().endswith(".sql"))]
-    text_files = [p for p in text_files if p not in code_files]
-    ranges = changed_lines(repo, base, bad, code_files + text_files) if base else {}
-    blobs = read_blobs(repo, bad, code_files + text_files)
+    paths = [f.path for f in code_files + text_files]
+    span = _Range(
+        repo, base, bad, {c.commit: c for c in commits}, changed_lines(repo, base, bad, paths) if base else {}, {}
+    )
+    blobs = read_blobs(repo, bad, paths)
+    old_blobs = _old_blobs(repo, base, code_files + text_files)
     schema = load_schema(repo, bad)
     if not schema.columns:
-        limitations.append("no SQL migrations with CREATE TABLE found: index coverage not checked")
-    parsed: list[_Parsed] = []
-    for path in code_files:
-        language = language_of(path)
-        if language is None or path not in blobs:
-            continue
-        parsed.append(_Parsed(path, language, analyse_source(blobs[path], language, schema)))
-    findings: list[CodeFinding] = []
-    for item in parsed:
-        file_ranges = ranges.get(item.path, [])
-        for hit in item.hits:
-            own, func = _overlaps(hit, file_ranges) if base else (True, True)
-            if not (own or func):
-                continue  # pre-existing code in a touched file: reported with the others below
-            confidence = hit.confidence + (0.1 if own else 0.0)
-            finding = _finding(item.path, item.language, hit, True, confidence)
-            start, end = (hit.line, hit.end_line) if own else (hit.function_start, hit.function_end)
-            origin = introducing_commit(repo, base, bad, item.path, start, end) or blame_line(
-                repo, bad, item.path, hit.line
-            )
-            if origin is not None:
-                finding.commit, finding.author, finding.commit_subject = origin.commit, origin.author, origin.subject
-            findings.append(finding)
-    for path in text_files:
-        if path not in blobs:
-            continue
-        text = blobs[path].decode("utf-8", "replace")
-        for finding in _text_findings(path, text, ranges.get(path, []) if base else None):
-            origin = introducing_commit(repo, base, bad, path, finding.line, finding.line) or blame_line(
-                repo, bad, path, finding.line
-            )
-            if origin is not None:
-                finding.commit, finding.author, finding.commit_subject = origin.commit, origin.author, origin.subject
-            findings.append(finding)
+        limitations.append("no migrations with CREATE TABLE found: index coverage not checked")
+    findings = _code_findings(span, code_files, blobs, old_blobs, schema, limitations)
+    findings += _text_findings(span, text_files, blobs, old_blobs, limitations)
+    if migrations and base is not None:
+        findings += _dropped_index_findings(span, migrations, blobs, schema, limitations)
     findings.sort(key=lambda f: _rank_key(f, prefer_kind, focus))
     result.findings = findings
     if search_elsewhere and findings:
@@ -392,103 +465,231 @@ def analyse_change(
     return result
 
 
-def _is_config(path: str) -> bool:
-    name = path.lower().rsplit("/", 1)[-1]
-    return name.endswith(CONFIG_SUFFIXES) or name in ("dockerfile", ".env")
+def _old_blobs(repo: Path, base: str | None, files: list[FileChange]) -> dict[str, bytes]:
+    """Contents before the range, keyed by the new path (renames followed)."""
+    if base is None:
+        return {}
+    olds = {f.old_path or f.path: f.path for f in files if f.status != "A"}
+    return {olds[p]: blob for p, blob in read_blobs(repo, base, list(olds)).items()}
 
 
-def _in_ranges(line: int, ranges: list[tuple[int, int]] | None) -> bool:
-    return ranges is None or any(a <= line <= b for a, b in ranges)
+def _code_findings(
+    span: _Range,
+    files: list[FileChange],
+    blobs: dict[str, bytes],
+    old_blobs: dict[str, bytes],
+    schema: Schema,
+    limitations: list[str],
+) -> list[CodeFinding]:
+    parsed = {f.path: parse(f.path, blobs[f.path], str(f.language)) for f in files if f.path in blobs}
+    hits = {path: analyse_file(source, schema) for path, source in parsed.items()}
+    _resolve_request_paths(span, parsed, hits, schema)
+    findings: list[CodeFinding] = []
+    for path, source in parsed.items():
+        file_ranges = span.ranges.get(path, [])
+        for hit in hits[path]:
+            own, func = _overlaps(hit, file_ranges) if span.base else (True, True)
+            if not (own or func):
+                continue  # pre-existing code in a touched file: reported with the other places
+            if not own:
+                hit.strength = round(hit.strength * 0.85, 3)  # the change touched the function, not these lines
+            finding = _finding(path, source.language, hit, True)
+            _attribute(finding, hit, span)
+            findings.append(finding)
+        old = old_blobs.get(path)
+        old_source = parse(path, old, source.language) if old is not None else None
+        for hit in constant_changes(old_source, source):
+            finding = _finding(path, source.language, hit, True)
+            _attribute(finding, None, span)
+            findings.append(finding)
+    unknown = sum(1 for f in findings if f.on_request_path is None and f.kind == "cpu_heavy")
+    if unknown:
+        limitations.append(f"{unknown} CPU-heavy finding(s): could not tell whether a request handler reaches them")
+    return findings
 
 
-def _text_findings(path: str, text: str, ranges: list[tuple[int, int]] | None) -> list[CodeFinding]:
-    """Findings in changed non-code files: destructive statements in SQL migrations, and the changed
-    settings of configuration files (`ranges`: the diff's changed lines; None: all lines are new)."""
-    lines = text.splitlines()
-    out: list[CodeFinding] = []
-    if path.lower().endswith(".sql"):
-        for number, line in enumerate(lines, 1):
-            code = line.split("--", 1)[0]
-            if not code.strip() or not _in_ranges(number, ranges):
-                continue
-            for pattern, what in DESTRUCTIVE_SQL:
-                if pattern.search(code) and not (what.endswith("(no WHERE)") and re.search(r"(?i)\bwhere\b", code)):
-                    out.append(
-                        CodeFinding(
-                            kind="destructive_migration",
-                            file=path,
-                            line=number,
-                            language="sql",
-                            detail=f"the migration {what}: `{code.strip()[:160]}`; data not kept elsewhere is lost",
-                            snippet=code.strip()[:240],
-                            confidence=0.85,
-                            in_diff=True,
-                            data={"statement": code.strip()[:300]},
-                        )
-                    )
-                    break
-        return out
-    if ranges is None:
-        return out
-    for number, line in enumerate(lines, 1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith(("#", "//", ";")) or not _in_ranges(number, ranges):
+def _resolve_request_paths(
+    span: _Range, parsed: dict[str, SourceFile], hits: dict[str, list[PatternHit]], schema: Schema
+) -> None:
+    """For functions whose file does not tell whether a request reaches them: one hop across files —
+    a request handler of another file (of the same language family) that calls them by name."""
+    unknown = {(p, h.function) for p, file_hits in hits.items() for h in file_hits if h.on_request_path is None}
+    names = {name for _, name in unknown if name and re.fullmatch(r"\w{3,}", name)}
+    if not names:
+        return
+    pattern = r"\b(" + "|".join(sorted(re.escape(n) for n in names)) + r")\b"
+    try:
+        out = git(span.repo, "grep", "-l", "-E", pattern, span.bad, "--", *CODE_GLOBS).decode("utf-8", "replace")
+    except GitError:  # git grep exits 1 when nothing matches
+        return
+    others = [line.split(":", 1)[1] for line in out.splitlines() if ":" in line]
+    others = [p for p in others if p not in parsed][:MAX_CALLER_FILES]
+    called: dict[str, set[str]] = {}  # family → names a handler elsewhere calls
+    for path, blob in read_blobs(span.repo, span.bad, others).items():
+        language = language_of(path)
+        if language is not None:
+            source = parse(path, blob, language)
+            called.setdefault(source.family, set()).update(handler_callers(source, names))
+    for path, source in parsed.items():
+        elsewhere = frozenset(called.get(source.family, set()))
+        if elsewhere and any(h.function in elsewhere for h in hits[path]):
+            hits[path] = analyse_file(source, schema, callers_elsewhere=elsewhere)
+
+
+def _text_findings(
+    span: _Range,
+    files: list[FileChange],
+    blobs: dict[str, bytes],
+    old_blobs: dict[str, bytes],
+    limitations: list[str],
+) -> list[CodeFinding]:
+    """Destructive statements of changed SQL migrations and the changed settings of config files."""
+    findings: list[CodeFinding] = []
+    for change in files:
+        if change.path not in blobs:
             continue
-        out.append(
-            CodeFinding(
-                kind="config_change",
-                file=path,
-                line=number,
-                language="config",
-                detail=f"the change sets `{stripped[:160]}`",
-                snippet=stripped[:240],
-                confidence=0.7,
-                in_diff=True,
-                data={"setting": stripped[:300]},
+        new_text = blobs[change.path].decode("utf-8", "replace")
+        old = old_blobs.get(change.path)
+        old_text = old.decode("utf-8", "replace") if old is not None else None
+        hits = text_file_hits(change.path, old_text, new_text, span.ranges.get(change.path) if span.base else None)
+        if isinstance(hits, str):
+            limitations.append(hits)
+            hits = changed_lines_fallback(change.path, new_text, span.ranges.get(change.path, []), "not parsed")
+        for hit in hits:
+            language = "sql" if change.path.lower().endswith(".sql") else "config"
+            finding = _finding(change.path, language, hit, True)
+            _attribute(finding, None, span)
+            findings.append(finding)
+    return findings
+
+
+def text_file_hits(
+    path: str, old_text: str | None, new_text: str, ranges: list[tuple[int, int]] | None
+) -> list[PatternHit] | str:
+    """Hits of a changed non-code file (`ranges`: the diff's changed lines; None: all lines are new),
+    or why the file could not be read."""
+    if path.lower().endswith(".sql"):
+        return [
+            line_hit(
+                "destructive_migration",
+                subkind,
+                line,
+                f"the migration {what}: `{statement[:160]}`; data not kept elsewhere is lost",
+                statement[:240],
+                0.9,
+                {"statement": statement},
             )
+            for line, subkind, what, statement in destructive_statements(new_text)
+            if ranges is None or any(a <= line <= b for a, b in ranges)
+        ]
+    if not is_config(path):
+        return []
+    try:
+        return config_changes(path, old_text, new_text)
+    except ValueError as exc:
+        return f"{exc}: its changed lines are reported as written"
+
+
+def _dropped_index_findings(
+    span: _Range, migrations: list[FileChange], blobs: dict[str, bytes], schema: Schema, limitations: list[str]
+) -> list[CodeFinding]:
+    """A migration of the range drops an index that a query of the repository needs: the query was
+    covered before the range and scans after it."""
+    assert span.base is not None
+    before = load_schema(span.repo, span.base)
+    findings: list[CodeFinding] = []
+    for table, index, cols in dropped_indexes(before, schema):
+        where = _drop_statement(migrations, blobs, index)
+        if where is None or not cols or cols[0] in schema.leading(table):
+            continue
+        affected = _queries_on(span, table, cols[0], schema, before)
+        if not affected:
+            continue  # dropping an index no query needs is fine
+        path, line = where
+        hit = line_hit(
+            "unindexed_query",
+            "index_dropped",
+            line,
+            f"the migration drops index {index} on {table}({', '.join(cols)}); {len(affected)} quer"
+            f"{'y' if len(affected) == 1 else 'ies'} filtering {table} on {cols[0]} now scan the table "
+            f"({', '.join(affected[:3])})",
+            blobs[path].decode("utf-8", "replace").splitlines()[line - 1].strip()[:240],
+            0.85,
+            {"index": index, "table": table, "columns": list(cols), "affected": affected},
         )
-        break  # the first changed setting of the file; the diff evidence lists the rest
-    return out
+        finding = _finding(path, "sql" if path.endswith(".sql") else "python", hit, True)
+        _attribute(finding, None, span)
+        findings.append(finding)
+    return findings
+
+
+def _drop_statement(migrations: list[FileChange], blobs: dict[str, bytes], index: str) -> tuple[str, int] | None:
+    pattern = re.compile(
+        rf"(?i)drop\s+index\s+(concurrently\s+)?(if\s+exists\s+)?[\w.\"]*\b{re.escape(index)}\b|"
+        rf"drop_index\(\s*(op\.f\()?['\"]{re.escape(index)}['\"]"
+    )
+    for change in migrations:
+        for number, line in enumerate(blobs.get(change.path, b"").decode("utf-8", "replace").splitlines(), 1):
+            if pattern.search(line):
+                return change.path, number
+    return None
+
+
+def _queries_on(span: _Range, table: str, column: str, after: Schema, before: Schema) -> list[str]:
+    """file:line of the repository's queries that filter `table` on `column`: indexed before, scanning now."""
+    try:
+        out = git(span.repo, "grep", "-l", "-i", "-w", table, span.bad, "--", *CODE_GLOBS).decode("utf-8", "replace")
+    except GitError:
+        return []
+    paths = [line.split(":", 1)[1] for line in out.splitlines() if ":" in line][:MAX_PATTERN_FILES]
+    found = []
+    for path, blob in read_blobs(span.repo, span.bad, paths).items():
+        language = language_of(path)
+        if language is None:
+            continue
+        for hit in analyse_file(parse(path, blob, language), after, {"unindexed_query"}):
+            tables = hit.data.get("tables")
+            if not isinstance(tables, list) or not any(
+                isinstance(t, dict) and t.get("table") == table and column in (t.get("columns") or []) for t in tables
+            ):
+                continue
+            if not any(p["table"] == table for p in unindexed_columns(str(hit.data.get("query", "")), before)):
+                found.append(f"{path}:{hit.line}")
+    return found
 
 
 def _same_pattern(
     repo: Path, commit: str, findings: list[CodeFinding], schema: Schema, focus: str | None
 ) -> list[CodeFinding]:
     """Other occurrences of the diff's pattern kinds anywhere in the repository at `commit`."""
-    kinds = {f.kind for f in findings}
+    wanted = {f.kind if f.kind != "cpu_heavy" else f"cpu_heavy:{f.subkind}" for f in findings}
+    wanted &= set(SEARCH_TOKENS) | {"resource_leak"}
     seen = {(f.file, f.line) for f in findings}
     tokens: set[str] = set()
-    if "resource_leak" in kinds:
+    for key in wanted:
+        tokens |= set(SEARCH_TOKENS.get(key, ()))
+    if "resource_leak" in wanted:
         acquired = {str(f.data.get("acquire")) for f in findings if f.kind == "resource_leak"}
         tokens |= {a for a in acquired if a and a != "None"} or {m for table in ACQUIRE.values() for m in table}
-    if "unindexed_query" in kinds:
-        tokens |= {"WHERE", "where", "JOIN", "join"}
-    if "unbounded_retry" in kinds:
-        tokens |= {"Sleep", "sleep", "backoff", "Backoff", "setTimeout"}
-    if "unbounded_cache" in kinds:
-        tokens |= {"= {}", "= []", "map[", "dict(", "new Map("}
     if not tokens:
         return []
     pattern = "|".join(re.escape(t) for t in sorted(tokens))
     try:
-        out = git(
-            repo, "grep", "-l", "-E", pattern, commit, "--", "*.go", "*.py", "*.java", "*.js", "*.mjs", "*.cjs"
-        ).decode("utf-8", "replace")
+        out = git(repo, "grep", "-l", "-E", pattern, commit, "--", *CODE_GLOBS).decode("utf-8", "replace")
     except GitError:  # git grep exits 1 when nothing matches
         return []
     paths = [line.split(":", 1)[1] for line in out.splitlines() if ":" in line]
     # Parse the focus service's files first so a cap never hides the neighbours that matter most.
     paths.sort(key=lambda p: (0 if focus and focus.lower() in p.lower() else 1, p))
-    paths = paths[:MAX_PATTERN_FILES]
-    blobs = read_blobs(repo, commit, paths)
+    kinds = {key.split(":")[0] for key in wanted}
     others: list[CodeFinding] = []
-    for path, blob in blobs.items():
+    for path, blob in read_blobs(repo, commit, paths[:MAX_PATTERN_FILES]).items():
         language = language_of(path)
         if language is None:
             continue
-        for hit in analyse_source(blob, language, schema, kinds):
-            if (path, hit.line) in seen:
-                continue
-            others.append(_finding(path, language, hit, False, hit.confidence))
+        for hit in analyse_file(parse(path, blob, language), schema, kinds):
+            key = hit.kind if hit.kind != "cpu_heavy" else f"cpu_heavy:{hit.subkind}"
+            if key in wanted and (path, hit.line) not in seen:
+                others.append(_finding(path, language, hit, False))
     others.sort(key=lambda f: (f.file, f.line))
     return others

@@ -14,7 +14,7 @@ from warroom.analysis.attrs import attr, has_key
 from warroom.analysis.frames import decoded
 from warroom.incident import Evidence
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 DB_METRICS = (
     cv.DB_POOL_UTILIZATION,

@@ -67,8 +67,9 @@ class FaultType(BaseModel):
     # then shows a pool exhaustion), shorten a timeout (errors) or enable a broken flag (exceptions).
     mechanisms: list[str] = Field(default_factory=list)
     # internal: a fault of a service we run and see inside (its code, its resources); external: of a
-    # dependency seen only from the outside (no resource series or logs of its own); any: either
-    scope: Literal["internal", "external", "any"] = "any"
+    # dependency seen only from the outside (no resource series or logs of its own); client: of the
+    # work a service sends to a server (a query without an index): never the server's own; any: either
+    scope: Literal["internal", "external", "client", "any"] = "any"
     # symptom signals that are this fault type's own evidence (an external dependency's latency is all
     # we can see of it): counted without the symptom cap
     own_symptoms: list[str] = Field(default_factory=list)

@@ -14,7 +14,7 @@ import polars as pl
 
 from warroom.analysis.frames import decoded
 from warroom.sources import conventions as c
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 ERROR_LEVELS = ("error", "fatal", "critical", "severe", "panic", "err")
 # metrics where higher is worse; success rate is turned into an error rate on the way in

@@ -1,6 +1,6 @@
-"""Is a signal back to its baseline? Statistical recovery checks on incident-bundle telemetry.
+"""Is a signal back to its baseline? Statistical recovery checks on an incident's telemetry.
 
-Pure: polars frames in (the bundle format of `sources/bundle.py`), typed results out.
+Pure: polars frames in (the canonical tables of `sources/canonical.py`), typed results out.
 
 For each signal (latency, error rate, success rate, and optionally saturation metrics such as
 `db_pool_utilization`) we build one sample per scrape (metrics) or per time bucket (traces, logs)
@@ -37,11 +37,11 @@ from scipy.stats import mannwhitneyu
 
 from warroom.analysis.attrs import attr_float
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import TABLES, Telemetry
+from warroom.sources.canonical import Telemetry
 from warroom.sources.manifest import Slo
 
 if TYPE_CHECKING:
-    from warroom.sources.bundle import Bundle
+    from warroom.sources.incident_telemetry import IncidentTelemetry
 
 LATENCY = "latency_p99_ms"
 ERROR_RATE = cv.ERROR_RATE
@@ -631,12 +631,13 @@ def slice_telemetry(telemetry: Telemetry, start: datetime | None, end: datetime 
     )
 
 
-def baseline_of(bundle: Bundle) -> Telemetry:
-    """The bundle's baseline: `baseline/` if given, else everything before the window start."""
-    if bundle.baseline is not None and bundle.baseline.present():
-        return bundle.baseline
-    window = bundle.manifest.effective_window()
-    return slice_telemetry(bundle.telemetry, None, window.start)
+def baseline_of(telemetry: IncidentTelemetry) -> Telemetry:
+    """The incident's baseline: the source's fault-free period if it has one, else everything
+    before the window start."""
+    if telemetry.baseline is not None and telemetry.baseline.present():
+        return telemetry.baseline
+    window = telemetry.manifest.effective_window()
+    return slice_telemetry(telemetry.current, None, window.start)
 
 
 def assess_recovery(
@@ -743,7 +744,8 @@ def _same_source(
     entry: str | None,
     source: str,
 ) -> Series | None:
-    only = Telemetry(**{name: getattr(telemetry, name) if name == source else None for name in TABLES})
+    only = Telemetry()
+    setattr(only, source, getattr(telemetry, source))
     return signal_series(only, signal, services, bucket, entry)
 
 
@@ -774,14 +776,14 @@ def _overall(every: list[SignalCheck], unavailable: list[str], action: str | Non
     )
 
 
-def default_scope(bundle: Bundle) -> list[str]:
+def default_scope(telemetry: IncidentTelemetry) -> list[str]:
     """The user-facing services to judge recovery on: the alerting service and the front door."""
-    manifest = bundle.manifest
+    manifest = telemetry.manifest
     return [s for s in dict.fromkeys([manifest.alert.service, manifest.entry_service]) if s]
 
 
 def verify_after(
-    bundle: Bundle,
+    telemetry: IncidentTelemetry,
     action_kind: str,
     *,
     services: Sequence[str] | None = None,
@@ -790,30 +792,30 @@ def verify_after(
     indicators: Sequence[tuple[str, str]] | None = None,
     tol: Tolerance = Tolerance(),
 ) -> RecoveryResult:
-    """Did the mitigation `action_kind` recover the system? Reads `bundle.after[action_kind]`.
+    """Did the mitigation `action_kind` recover the system? Reads the telemetry after it.
 
     Besides latency, error rate and success rate on the user-facing services, the saturation
     series that were abnormal at the end of the incident window (`indicators`; found in the data
     when not given) must be back to baseline: a bigger pool that hides a leak is not a recovery."""
-    after = bundle.after.get(action_kind)
+    after = telemetry.after(action_kind)
     if after is None or not after.present():
-        known = ", ".join(sorted(bundle.after)) or "none"
+        known = ", ".join(telemetry.recorded_actions() or []) or "none"
         return RecoveryResult(
             verdict=Verdict.INSUFFICIENT_DATA,
             action=action_kind,
-            reason=f"no telemetry observed after '{action_kind}' in the bundle (after/: {known})",
+            reason=f"no telemetry observed after '{action_kind}' (recorded: {known})",
         )
-    scope = list(services) if services is not None else default_scope(bundle)
-    baseline = baseline_of(bundle)
+    scope = list(services) if services is not None else default_scope(telemetry)
+    baseline = baseline_of(telemetry)
     if indicators is None:
-        window = bundle.manifest.effective_window()
-        indicators = abnormal_indicators(baseline, bundle.telemetry, window.start, window.end, tol)
+        window = telemetry.manifest.effective_window()
+        indicators = abnormal_indicators(baseline, telemetry.current, window.start, window.end, tol)
     return assess_recovery(
         baseline,
         after,
-        slo=bundle.manifest.slo,
+        slo=telemetry.manifest.slo,
         services=scope,
-        entry_service=bundle.manifest.entry_service,
+        entry_service=telemetry.manifest.entry_service,
         extra_metrics=extra_metrics,
         advisory_metrics=advisory_metrics,
         indicators=indicators,

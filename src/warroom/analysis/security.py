@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from warroom.analysis.attrs import attr, attr_float, has_key
 from warroom.incident import Evidence
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 AUTH_FAILED = r"(?i)^(fail|failed|failure|denied|invalid|rejected|locked|error|unauthori[sz]ed)"
 AUTH_LOG = (
@@ -48,6 +48,8 @@ class SecurityAnalysis(BaseModel):
     confidence: float = 0.0
     auth_failure_ratio: float | None = None  # failures per minute in the window / baseline
     sources: dict[str, float] = Field(default_factory=dict)
+    # The addresses behind the failures, most failures first: what a block or rate limit would name.
+    top_sources: list[str] = Field(default_factory=list)
     limitations: list[str] = Field(default_factory=list)
 
     def as_context(self) -> dict[str, object]:
@@ -57,8 +59,12 @@ class SecurityAnalysis(BaseModel):
             "confidence": self.confidence,
             "auth_failure_ratio": self.auth_failure_ratio,
             "sources": self.sources,
+            "top_sources": self.top_sources,
             "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks],
         }
+
+
+TOP_SOURCES = 50  # enough for a block list an operator reviews; the counts say how many more there are
 
 
 def _minutes(start: datetime, end: datetime) -> float:
@@ -103,6 +109,7 @@ class FailedLogins(BaseModel):
     top_ip_share: float
     targeted_users: int
     service: str | None  # the service that logged most of them
+    top_sources: list[str] = Field(default_factory=list)  # addresses behind the failures, most first
     samples: list[str] = Field(default_factory=list)
 
     @property
@@ -148,6 +155,7 @@ def failed_logins(
     counts = per_ip["len"].cast(pl.Float64)
     top_share = float(counts.max() or 0.0) / max(float(counts.sum()), 1.0) if per_ip.height else 0.0  # type: ignore[arg-type]
     loudest = fails.group_by("service").len().sort(["len", "service"], descending=[True, False])
+    ranked = per_ip.sort(["len", "ip"], descending=[True, False])
     return FailedLogins(
         failures=fails.height,
         reference_failures=base_fails.height,
@@ -159,6 +167,7 @@ def failed_logins(
         top_ip_share=round(top_share, 3),
         targeted_users=fails["user"].drop_nulls().n_unique(),
         service=str(loudest.item(0, "service")) if loudest.height else None,
+        top_sources=[str(ip) for ip in ranked["ip"].head(TOP_SOURCES).to_list()],
         samples=[
             f"{r['timestamp'].isoformat()} {r['service']} ip={r['ip']} user={r['user']} {str(r['message'])[:120]}"
             for r in fails.head(3).to_dicts()
@@ -180,6 +189,7 @@ def _auth_check(
         return False, False
     ratio = found.ratio
     result.auth_failure_ratio = None if ratio is None else round(ratio, 2)
+    result.top_sources = found.top_sources
     spike = found.failures >= 20 and (ratio is None or ratio >= SPIKE_RATIO)
     distinct, base_distinct, new_share = found.distinct_ips, found.reference_distinct_ips, found.new_ip_share
     result.sources = {

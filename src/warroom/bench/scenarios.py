@@ -19,6 +19,7 @@ from typing import Any
 from warroom.application import respond
 from warroom.record import RunRecord
 from warroom.scenarios import generate, list_scenarios
+from warroom.sources.contract import BundleSpec
 from warroom.store.repository import Store
 
 LINE_TOLERANCE = 3
@@ -110,7 +111,7 @@ def run_scenario_bench(
                     generate(name, seed, bundle, scale=scale)
                     truth = json.loads((bundle / "ground_truth.json").read_text())
                     started = time.perf_counter()
-                    response = respond(store, bundle, workflow, None)
+                    response = respond(store, BundleSpec(path=str(bundle.resolve())), workflow, None)
                     entry["run_s"] = round(time.perf_counter() - started, 3)
                     entry.update(score(response.record, truth))
                     entry["expected"] = {k: truth.get(k) for k in ("path", "service", "fault_type", "change_id")}

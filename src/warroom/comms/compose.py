@@ -1,8 +1,9 @@
 """Stakeholder updates from the incident context, one per audience, through Jinja2 templates.
 
 The templates live in `comms/templates/<audience>.md.j2`; their first line is the subject, then a
-line `---`, then the body. Everything shown comes from the context (incident, diagnosis, impact,
-mitigation, recovery); every message is redacted before it is returned.
+line `---`, then the body. Every figure and outcome shown is quoted from the incident's facts
+(`analysis.facts.collect_facts` over the context), so a message says what the reports say; every
+message is redacted before it is returned.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from warroom.analysis.facts import ActionMode, IncidentFacts, collect_facts
+from warroom.analysis.impact import ImpactFacts
 from warroom.comms.cadence import Cadence
 from warroom.comms.message import Audience, Message
+from warroom.incident import Incident, Severity
 from warroom.values import as_dict as _as_dict
+from warroom.values import parse_time
 
 SEVERITY_LABELS = {"P0": "Emergency", "P1": "Critical", "P2": "Major", "P3": "Minor"}
 
@@ -46,77 +51,84 @@ def _fmt_time(value: Any) -> str | None:
     return None
 
 
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
+def _impact_lines(impact: ImpactFacts | None) -> tuple[list[str], str | None]:
+    """The impact figures as quoted lines, and a one-line headline for executives."""
+    if impact is None or not impact.failure_rate.known:
+        return [], None
+    since = _fmt_time(impact.window.start)
+    lines = [
+        f"{impact.failure_rate.text()} of requests at {impact.service} failed since {since} "
+        f"(baseline {impact.baseline_failure_rate.text()})"
+    ]
+    headline = [f"{impact.failure_rate.text()} of requests failing"]
+    if impact.requests.known:
+        lines.append(f"{impact.failed_requests.value:,.0f} of {impact.requests.text()} failed")
+    if impact.users_affected.known:
+        lines.append(impact.scope)
+        headline.append(f"{impact.users_affected.text()} affected")
+    if impact.failed_transactions.known:
+        lines.append(f"{impact.failed_transactions.text()} failed")
+    if impact.revenue.known:
+        lines.append(f"revenue impact {impact.revenue.text()} ({impact.revenue.basis.value}: {impact.revenue.method})")
+        headline.insert(0, f"revenue impact {impact.revenue.text()} ({impact.revenue.basis.value})")
+    return lines, "; ".join(headline)
 
 
-def _impact_lines(impact: Mapping[str, Any]) -> tuple[list[str], str | None]:
-    """Readable impact lines, and a one-line headline for executives (revenue first)."""
-    lines: list[str] = []
-    summary = impact.get("summary")
-    if isinstance(summary, str) and summary:
-        lines.append(summary)
-    currency = impact.get("currency") or ""
-    headline_parts: list[str] = []
-    for key, value in impact.items():
-        if key in ("summary", "currency", "evidence_ids") or isinstance(value, bool):
-            continue
-        if isinstance(value, int | float):
-            label = key.replace("_", " ")
-            shown = _number(float(value))
-            if "revenue" in key:
-                shown = f"{shown} {currency}".strip()
-                headline_parts.insert(0, f"{label}: {shown}")
-            elif any(word in key for word in ("users", "transactions", "orders", "sessions")):
-                headline_parts.append(f"{label}: {shown}")
-            if not summary:
-                lines.append(f"{label}: {shown}")
-    headline = "; ".join(headline_parts[:3]) or (summary if isinstance(summary, str) and summary else None)
-    return lines, headline
-
-
-def _status(mitigation: Mapping[str, Any], recovery: Mapping[str, Any]) -> tuple[str, bool, bool]:
-    """(status label, recovered, mitigating) from what has happened so far."""
-    recovered = recovery.get("recovered") is True or (
-        not recovery and mitigation.get("recovered") is True and not mitigation.get("dry_run")
-    )
-    outcomes = [o for o in mitigation.get("outcomes") or [] if isinstance(o, dict)]
-    # A dry run changed nothing: its actions are proposals, whatever the post-action data predicts.
-    acted = any(o.get("status") in ("executed", "verified", "undone") for o in outcomes)
-    if recovered:
-        return "mitigated, monitoring", True, True
-    if acted:
-        return "mitigating", False, True
-    if mitigation.get("dry_run") and outcomes:
-        return "mitigation proposed (dry run)", False, False
-    if outcomes:
+def _status(facts: IncidentFacts) -> tuple[str, bool, bool]:
+    """(status label, recovered, mitigating) from what the recorded outcomes say happened."""
+    if facts.recovery.verified:
+        return "mitigated, recovery verified, monitoring", True, True
+    if facts.mitigated:
+        return "mitigating: an action was executed, recovery not yet verified", False, True
+    modes = {a.mode for a in facts.actions}
+    if modes & {ActionMode.DRY_RUN, ActionMode.REPLAYED}:
+        return "mitigation proposed (dry run: nothing changed)", False, False
+    if ActionMode.SKIPPED in modes:
+        return "mitigation proposed: the actions are manual or await approval", False, False
+    if facts.actions:
         return "mitigation proposed", False, False
     return "investigating", False, False
 
 
-def _recovery_line(recovery: Mapping[str, Any]) -> str | None:
-    if not recovery:
+def _recovery_line(facts: IncidentFacts) -> str | None:
+    recovery = facts.recovery
+    if recovery.verdict == "not_checked":
         return None
-    text = recovery.get("summary") or recovery.get("reason")
-    verdict = "recovered" if recovery.get("recovered") else "not yet recovered"
-    return f"{verdict}" + (f" — {text}" if isinstance(text, str) and text else "")
+    if recovery.verified:
+        return f"recovered — verified after the executed {recovery.action}"
+    if recovery.basis == "replayed":
+        return (
+            f"not verified — nothing was changed; the recorded data after {recovery.action} "
+            f"({recovery.verdict.replace('_', ' ')}) only predicts the effect"
+        )
+    return f"not yet recovered — {recovery.reason}" if recovery.reason else "not yet recovered"
+
+
+def incident_of(context: Mapping[str, Any], incident_id: str) -> Incident:
+    """The incident as the context knows it (the assessment's output) while a run is under way."""
+    raw = _as_dict(context.get("incident"))
+    severity = str(raw.get("severity") or "P2")
+    return Incident(
+        id=str(raw.get("id") or incident_id),
+        title=str(raw.get("title") or "Service degradation"),
+        severity=Severity(severity) if severity in Severity.__members__ else Severity.P2,
+        severity_rule=str(raw.get("severity_rule") or ""),
+        detected_at=parse_time(raw.get("detected_at")),
+    )
 
 
 def template_context(
     context: Mapping[str, Any], *, sequence: int, cadence: Cadence, incident_id: str
 ) -> dict[str, Any]:
-    """The values every template sees, from the run's context."""
+    """The values every template sees: the incident's facts as recorded so far."""
     incident = _as_dict(context.get("incident"))
     diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
-    impact = _as_dict(context.get("impact"))
-    mitigation = _as_dict(context.get("mitigation"))
-    recovery = _as_dict(context.get("recovery"))
-    severity = str(incident.get("severity") or "P2")
+    facts = collect_facts(context, incident_of(context, incident_id))
+    severity = facts.severity.level if facts.severity else "P2"
     services = [str(s) for s in incident.get("affected_services") or []]
-    status_label, recovered, mitigating = _status(mitigation, recovery)
-    lines, headline = _impact_lines(impact)
-    outcomes = [o for o in mitigation.get("outcomes") or [] if isinstance(o, dict)]
-    pending = [str(o.get("action_id")) for o in outcomes if _as_dict(o.get("data")).get("blocked")]
+    status_label, recovered, mitigating = _status(facts)
+    lines, headline = _impact_lines(facts.impact)
+    pending = [a.id for a in facts.actions if a.mode is ActionMode.SKIPPED and "approval" in a.detail]
 
     def candidate(raw: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -130,11 +142,12 @@ def template_context(
 
     return {
         "incident": {
-            "id": incident.get("id") or incident_id,
-            "title": incident.get("title") or "Service degradation",
+            "id": facts.incident_id,
+            "title": facts.title,
             "severity": severity,
             "severity_label": SEVERITY_LABELS.get(severity, severity),
-            "started_at": _fmt_time(incident.get("started_at") or incident.get("detected_at")),
+            "severity_rule": facts.severity.rule if facts.severity else "",
+            "started_at": _fmt_time(facts.impact.window.start if facts.impact else incident.get("started_at")),
             "affected_services": services,
             "symptoms": [str(s) for s in incident.get("symptoms") or []][:5],
         },
@@ -146,17 +159,11 @@ def template_context(
         "impact_lines": lines,
         "impact_headline": headline,
         "actions": [
-            {
-                "action_id": o.get("action_id"),
-                "status": o.get("status"),
-                "verified": o.get("verified"),
-                "detail": str(o.get("detail") or ""),
-            }
-            for o in outcomes
+            {"action_id": a.id, "words": a.words()} for a in facts.actions if a.mode is not ActionMode.PROPOSED
         ],
-        "mitigation_summary": mitigation.get("summary"),
+        "mitigation_summary": _mitigation_summary(facts),
         "pending_approvals": pending,
-        "recovery_line": _recovery_line(recovery),
+        "recovery_line": _recovery_line(facts),
         "customer_title": f"degraded service: {', '.join(services)}" if services else "degraded service",
         "customer_scope": ", ".join(services) if services else "some of our services",
         "next_update": cadence.next_update_at.strftime("%H:%M UTC on %Y-%m-%d")
@@ -164,6 +171,18 @@ def template_context(
         "next_update_time": cadence.next_update_at.strftime("%H:%M UTC on %Y-%m-%d"),
         "sequence": sequence,
     }
+
+
+def _mitigation_summary(facts: IncidentFacts) -> str | None:
+    if not facts.actions:
+        return None
+    executed = facts.executed
+    if executed:
+        return "executed " + ", ".join(f"{a.id} ({a.words()})" for a in executed)
+    taken = [a for a in facts.actions if a.mode is not ActionMode.PROPOSED]
+    if taken:
+        return "nothing has been changed yet: " + "; ".join(f"{a.id} {a.words()}" for a in taken)
+    return f"{len(facts.actions)} action(s) proposed, none taken yet"
 
 
 def render(audience: Audience, values: Mapping[str, Any]) -> tuple[str, str]:

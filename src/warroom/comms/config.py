@@ -1,4 +1,4 @@
-"""`warroom.toml`: channels, cadence and action settings (docs/configuration.md describes every key).
+"""The `[comms]` section of `warroom.toml`: channels and cadence (docs/configuration.md).
 
 Secrets never live in the file: a channel names the environment variable that holds its URL,
 token or password (`webhook_url_env = "SLACK_WEBHOOK_URL"`). A channel whose variable is unset
@@ -8,12 +8,11 @@ becomes a channel that fails every delivery with that reason — recorded, never
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from warroom.comms.channels import (
     BrokenChannel,
@@ -25,17 +24,10 @@ from warroom.comms.channels import (
     WebhookChannel,
 )
 from warroom.comms.message import Audience
-from warroom.errors import InputError
-
-CONFIG_ENV = "WARROOM_CONFIG"
-DEFAULT_NAME = "warroom.toml"
+from warroom.config_base import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class _ChannelBase(_Strict):
+class _ChannelBase(Strict):
     name: str | None = None
     audiences: list[Audience] | None = None  # default: every audience
 
@@ -82,67 +74,12 @@ ChannelConfig = Annotated[
 ]
 
 
-class CommsConfig(_Strict):
+class CommsConfig(Strict):
     # Modest defaults: a channel that is down costs the run 0.5 + 1 s per message, not half a minute.
     retries: int = Field(default=2, ge=0, le=10)
     backoff_s: float = Field(default=0.5, ge=0)
     cadence_minutes: dict[str, float] = Field(default_factory=dict)  # severity → minutes
     channels: list[ChannelConfig] = Field(default_factory=list)
-
-
-class ActionsConfig(_Strict):
-    policy: Literal["none", "risky", "all"] = "risky"
-    kubectl_dry_run: Literal["none", "client", "server"] = "none"
-    runbooks: list[str] = Field(default_factory=list)
-    vars: dict[str, Any] = Field(default_factory=dict)
-    recovery_probe: dict[str, Any] | None = None
-
-
-class WarroomConfig(_Strict):
-    comms: CommsConfig = Field(default_factory=CommsConfig)
-    actions: ActionsConfig = Field(default_factory=ActionsConfig)
-    path: str | None = Field(default=None, exclude=True)
-
-
-def find_config(explicit: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
-    """The config file to use: an explicit path, then $WARROOM_CONFIG, then ./warroom.toml."""
-    env = os.environ if env is None else env
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise InputError("configuration file not found", file=path)
-        return path
-    if env.get(CONFIG_ENV):
-        path = Path(env[CONFIG_ENV])
-        if not path.is_file():
-            raise InputError(f"configuration file not found (from ${CONFIG_ENV})", file=path)
-        return path
-    local = Path(DEFAULT_NAME)
-    return local if local.is_file() else None
-
-
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> WarroomConfig:
-    """The configuration, or the defaults when there is no file."""
-    found = find_config(path, env)
-    if found is None:
-        return WarroomConfig()
-    try:
-        data = tomllib.loads(found.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read ({exc.__class__.__name__})", file=found) from None
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        raise InputError(f"invalid TOML: {str(exc).split(' (at line')[0]}", file=found, line=line) from None
-    try:
-        config = WarroomConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InputError(first["msg"], file=found, field=where or None) from None
-    config.path = str(found)
-    # Runbook paths in the file are relative to the file, not to wherever warroom was started.
-    config.actions.runbooks = [str((found.parent / p).resolve()) for p in config.actions.runbooks]
-    return config
 
 
 def _secret(env: Mapping[str, str], variable: str | None, literal: str | None, what: str) -> str:

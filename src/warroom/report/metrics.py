@@ -6,15 +6,15 @@ Milestones and where each comes from, first available source wins:
 - assessed: the status change to ``triaged``, else the end of the first phase;
 - investigating: the status change to ``investigating``, else the first ``decision`` event, else
   the start of the second phase;
-- mitigated: ``incident.mitigated_at``, else the status change to ``monitoring``;
-- resolved: the time recovery validation saw the service back to baseline in the telemetry
-  (``recovery.recovered_at`` in the context, when it says ``recovered``), else
-  ``incident.resolved_at``, else the status change to ``resolved``. Recovery is what an RTO is
-  measured against; and when a bundle is replayed, the engine's own clock compresses the response
-  into seconds while the telemetry keeps the incident's real pace.
+- mitigated: the first action whose recorded outcome says it was executed (the incident's facts),
+  else ``incident.mitigated_at``; never a proposal, a dry run or a replay;
+- resolved: a verified recovery, i.e. the signals back to baseline after an executed action (the
+  incident's facts), else ``incident.resolved_at``; a replayed recording never resolves anything.
 
-Intervals between milestones use these timestamps as they are: they must share one clock, and an
-interval that comes out negative is reported as not derivable rather than clipped.
+The engine's own run time is the union of its steps' run intervals: waiting for approval and the
+gap of an interrupted run do not count. Intervals between milestones use these timestamps as they
+are: they must share one clock, and an interval that comes out negative is reported as not
+derivable rather than clipped.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from itertools import pairwise
 from statistics import mean
 from typing import Any
 
+from warroom.analysis.facts import IncidentFacts
 from warroom.incident import Status, TimelineEvent, TimelineKind
 from warroom.record import IncidentMetrics, RunRecord
+from warroom.store.records import facts_of
 
 
 @dataclass
@@ -66,13 +68,6 @@ def _status_target(event: TimelineEvent) -> str | None:
     return None
 
 
-def _recovered_at(record: RunRecord) -> datetime | None:
-    recovery = record.context.get("recovery")
-    if not isinstance(recovery, dict) or recovery.get("recovered") is not True:
-        return None
-    return _as_time(recovery.get("recovered_at"))
-
-
 def _as_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
@@ -105,8 +100,9 @@ def _minutes(start: Milestone, end: Milestone, label: str) -> tuple[float | None
     return round(delta, 3), f"{label}: {start.source} → {end.source}"
 
 
-def derive_metrics(record: RunRecord) -> MetricsReport:
+def derive_metrics(record: RunRecord, facts: IncidentFacts | None = None) -> MetricsReport:
     """Derive the response metrics and say, for each, where it came from or why it is missing."""
+    facts = facts or record.facts or facts_of(record)
     inc = record.incident
     first_alert: datetime | None = None
     first_decision: datetime | None = None
@@ -144,13 +140,12 @@ def derive_metrics(record: RunRecord) -> MetricsReport:
             (second_phase_start, "start of the second phase"),
         ),
         "mitigated": _first(
+            (facts.mitigated_at, "first executed action (its recorded outcome)"),
             (inc.mitigated_at, "incident.mitigated_at"),
-            (status_at.get(Status.MONITORING.value), "status change to monitoring"),
         ),
         "resolved": _first(
-            (_recovered_at(record), "recovery seen in telemetry (context.recovery.recovered_at)"),
+            (facts.resolved_at, "verified recovery after an executed action (recovery validation)"),
             (inc.resolved_at, "incident.resolved_at"),
-            (status_at.get(Status.RESOLVED.value), "status change to resolved"),
         ),
     }
     m = milestones
@@ -185,12 +180,9 @@ def derive_metrics(record: RunRecord) -> MetricsReport:
     comm_info["source"] = comm_source
     basis["communication_interval_min"] = comm_info.pop("basis")
 
-    run_seconds = _run_seconds(record)
-    basis["run_seconds"] = (
-        "first phase start → last phase finish (engine clock)"
-        if run_seconds is not None
-        else "not derivable: no phase has both a start and an end"
-    )
+    busy = facts.engine.busy_seconds if facts.engine is not None else None
+    run_seconds = busy.value if busy is not None else record.metrics.run_seconds
+    basis["run_seconds"] = busy.method if busy is not None else "not derivable: no step has a start and an end"
 
     metrics = IncidentMetrics(
         detection_to_assessment_min=det_assess,
@@ -258,14 +250,6 @@ def _communications(
         return info, None
     info["basis"] = f"mean gap between {len(ordered)} update rounds"
     return info, round(mean(gaps), 3)
-
-
-def _run_seconds(record: RunRecord) -> float | None:
-    starts = [p.started_at for p in record.phases if p.started_at is not None]
-    ends = [p.finished_at for p in record.phases if p.finished_at is not None]
-    if not starts or not ends:
-        return record.metrics.run_seconds
-    return round((max(ends) - min(starts)).total_seconds(), 3)
 
 
 def compute_metrics(record: RunRecord) -> IncidentMetrics:

@@ -1,8 +1,13 @@
 """The blameless postmortem (Markdown and HTML): one view built from the record, two templates.
 
-Every statement carries the evidence ids it rests on, or the run-record fact it restates, or is
-visibly marked as uncited. A section whose data the run did not produce says "not established" and
-why, instead of disappearing.
+Structure of the published industry postmortems (Google SRE, PagerDuty, Atlassian): a summary a
+person reads in a minute, then impact, detection, response, root cause (trigger and contributing
+factors), propagation path, resolution, timeline, lessons (what went well, what went badly),
+action items with owners and due dates; the evidence in an appendix and in findings.json.
+
+Every figure is quoted from the incident's facts (`analysis.facts`), with the window and method
+it was computed over; every statement about an action or a recovery is worded from its recorded
+outcome; every other statement carries the evidence ids it rests on or names the record it restates.
 """
 
 from __future__ import annotations
@@ -11,13 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from warroom.analysis.facts import ActionFact, ActionMode, IncidentFacts
+from warroom.figures import Figure, format_clock, format_number, format_time, unit_of
 from warroom.incident import Role, RootCauseCandidate, TimelineEvent, TimelineKind
-from warroom.record import ActionStatus, RunRecord, StepStatus
-from warroom.report.charts import Comparison, Series, bars_svg, comparison_in, series_in, sparkline_svg
-from warroom.report.evidence import EvidenceIndex, FindingEntry, diagnosis_candidates
+from warroom.record import RunRecord
+from warroom.report.charts import Band, Line, Marker, time_series_svg
+from warroom.report.evidence import EvidenceIndex, diagnosis_candidates
 from warroom.report.metrics import MetricsReport
 from warroom.report.render import fmt_minutes, fmt_seconds, fmt_value, humanize, template
 from warroom.values import as_dict as _dict
+from warroom.values import parse_time
 
 
 @dataclass(frozen=True)
@@ -29,39 +37,33 @@ class ReportPolicy:
     review_after_days: int = 7
     timeline_limit: int = 60
     chart_limit: int = 6
+    summary_lines: int = 15  # a summary a person reads in one minute
     close_confidence: float = 0.1  # top candidates closer than this make the diagnosis ambiguous
 
     def due_after(self, priority: str) -> int:
         return dict(self.due_days).get(priority, self.default_due_days)
 
 
-# Event kinds a reader of the postmortem needs; findings and phase boundaries live in timeline.md.
-KEY_EVENT_KINDS = frozenset(
-    {
-        TimelineKind.ALERT,
-        TimelineKind.STATUS_CHANGED,
-        TimelineKind.DECISION,
-        TimelineKind.STEP_FAILED,
-        TimelineKind.ACTION_PROPOSED,
-        TimelineKind.ACTION_APPROVED,
-        TimelineKind.ACTION_EXECUTED,
-        TimelineKind.ACTION_VERIFIED,
-        TimelineKind.COMMUNICATION_SENT,
-    }
-)
-
 # Personal attribution stays out of a blameless document; commits and files identify the change.
 BLAMELESS_DROP = frozenset({"author", "authors", "committer", "email", "author_email"})
 TEXT_KEYS = ("text", "summary", "title", "description", "cause", "message", "detail", "name")
+ANALYST = "post-incident analysis"
 
 
 @dataclass
 class Claim:
-    """One statement and what it rests on: evidence ids, or a fact of the run record."""
+    """One statement and what it rests on: evidence ids, facts (dotted names), or a record."""
 
     text: str
     evidence_ids: list[str] = field(default_factory=list)
     source: str = ""
+    facts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SummaryLine:
+    label: str
+    claim: Claim
 
 
 @dataclass
@@ -70,6 +72,25 @@ class Section:
 
     items: list[Any] = field(default_factory=list)
     absent: str = ""
+
+
+@dataclass
+class FigureRow:
+    label: str
+    value: str
+    basis: str  # measured | estimated
+    window: str
+    method: str
+    fact: str
+
+
+@dataclass
+class TimelineRow:
+    at: datetime
+    clock: str  # incident (telemetry, alert, changes) | response (what warroom did, on the run's clock)
+    kind: str
+    text: str
+    evidence_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -85,42 +106,47 @@ class ActionItem:
 
 @dataclass
 class Chart:
-    evidence_id: str
-    query: str
-    label: str
-    svg: str  # built from numbers only
+    title: str
+    svg: str  # built from numbers and escaped labels only
     caption: str
+    evidence_ids: list[str]
 
 
 @dataclass
 class PostmortemView:
     record: RunRecord
+    facts: IncidentFacts
     index: EvidenceIndex
     metrics: MetricsReport
-    summary: list[Claim]
-    impact: ImpactView
-    timeline: Section
-    timeline_omitted: int
-    primary_cause: Section
-    candidates: Section
-    suspect_change: Section
-    code_findings: Section
-    root_cause_findings: Section
+    summary: list[SummaryLine]
+    impact: list[FigureRow]
+    impact_absent: str
+    detection: Section
+    response: Section
+    trigger: Section
+    root_cause: Section
     contributing: Section
-    actions_taken: Section
-    recovery: Section
+    propagation: Section
+    actions: list[ActionFact]
+    recovery: Claim
+    timeline: list[TimelineRow]
+    timeline_omitted: int
     went_well: Section
-    challenges: Section
-    lessons: Section
-    preventive: Section
+    went_badly: Section
     action_items: Section
     review: Claim
+    charts: list[Chart]
+    candidates: Section
+    unknown_evidence_ids: list[str]
     metric_rows: list[tuple[str, str, str]]
+    engine: Section
     limitations: Section
     evidence: Section
-    charts: list[Chart]
-    unknown_evidence_ids: list[str]
     generated_from: str
+
+    def words_of(self, action_id: str) -> str:
+        """What became of an action, in the words its recorded outcome supports."""
+        return next((a.words() for a in self.actions if a.id == action_id), "no recorded outcome")
 
 
 def _text_of(item: Any) -> str:
@@ -152,321 +178,12 @@ def _claims(items: Any, source: str = "") -> list[Claim]:
     out = []
     for item in items:
         ids = _ids_of(item)
-        out.append(Claim(_text_of(item), ids, "" if ids or not source else f"{source}, no evidence ids"))
+        out.append(Claim(_text_of(item), ids, "" if ids or not source else source))
     return out
 
 
-ANALYST = "post-incident analysis"
-
-
-IMPACT_SKIP = frozenset({"evidence_ids", "evidence", "limitations", "summary"})
-
-
-@dataclass
-class ImpactView:
-    """Statements about impact, and the measured figures as one table citing its evidence once."""
-
-    claims: list[Claim]
-    figures: list[tuple[str, str]]
-    figures_cite: Claim
-    absent: str = ""
-
-    @property
-    def items(self) -> list[Any]:
-        return [*self.claims, *self.figures]
-
-
-def _impact(record: RunRecord, index: EvidenceIndex, metrics: MetricsReport) -> ImpactView:
-    impact = _dict(record.context.get("impact"))
-    shared_ids = _ids_of(impact)
-    shared_source = "" if shared_ids else "context.impact"
-    claims: list[Claim] = []
-    if isinstance(impact.get("summary"), str) and impact["summary"]:
-        claims.append(Claim(impact["summary"], shared_ids, shared_source))
-    figures: list[tuple[str, str]] = []
-    for key, value in impact.items():
-        if key in IMPACT_SKIP or value in (None, "", [], {}) or isinstance(value, list):
-            continue
-        if isinstance(value, dict):
-            parts = [f"{k} {fmt_value(v)}" for k, v in value.items() if k not in IMPACT_SKIP]
-            figures.append((humanize(key), ", ".join(parts)))
-        else:
-            figures.append((humanize(key), fmt_value(value)))
-    for entry in index.findings:
-        if entry.finding.kind == "impact":
-            claims.append(Claim(entry.finding.title, entry.evidence_ids))
-    business = record.incident.business_impact
-    for key, value in business.items():
-        claims.append(Claim(f"Business context › {humanize(key)}: {fmt_value(value)}", source="incident record"))
-    rate_key = next((k for k in business if "revenue" in k.lower() and "min" in k.lower()), None)
-    total = metrics.metrics.total_resolution_min
-    rate = business.get(rate_key) if rate_key else None
-    already = any("revenue" in k.lower() for k in impact)
-    if rate_key and isinstance(rate, int | float) and total is not None and not already:
-        claims.append(
-            Claim(
-                f"Revenue at risk (derived, upper bound): {fmt_value(float(rate))} per minute × "
-                f"{total:g} min detection-to-resolution = {fmt_value(float(rate) * total)}",
-                source=f"incident.business_impact.{rate_key} × metrics.total_resolution_min",
-            )
-        )
-    absent = "" if claims or figures else "no 'impact' in the run's context and no business context on the incident"
-    return ImpactView(claims, figures, Claim("", shared_ids, shared_source), absent)
-
-
-def _key_events(record: RunRecord, limit: int) -> tuple[Section, int]:
-    events = [ev for ev in record.timeline if ev.kind in KEY_EVENT_KINDS]
-    if not events:
-        return Section(absent="the timeline holds no alert, decision, action or communication events"), 0
-    return Section(events[:limit]), max(0, len(events) - limit)
-
-
-def _candidate_claim(c: RootCauseCandidate) -> Claim:
-    change = f", change {c.change_id}" if c.change_id else ""
-    return Claim(f"{c.service}: {c.fault_type} ({c.indicator}{change}), confidence {c.confidence:.0%}", c.evidence_ids)
-
-
-def _primary_cause(record: RunRecord, candidates: list[RootCauseCandidate]) -> Section:
-    pm = _dict(record.context.get("postmortem"))
-    stated = pm.get("primary_cause")
-    if stated:
-        return Section(_claims(stated, ANALYST)[:1])
-    if candidates:
-        return Section([_candidate_claim(candidates[0])])
-    return Section(absent="no root-cause candidate was produced and no post-incident analysis stated one")
-
-
-def _suspect_change(record: RunRecord) -> Section:
-    if "suspect_change" not in record.context:
-        return Section(absent="change correlation did not run ('suspect_change' absent from the context)")
-    change = record.context.get("suspect_change")
-    if not isinstance(change, dict) or not change:
-        return Section(absent="change correlation found no change that precedes the onset")
-    fields = [
-        f"{humanize(k)}: {fmt_value(v)}"
-        for k, v in change.items()
-        if k not in BLAMELESS_DROP and k not in ("evidence_ids", "evidence") and v not in (None, "")
-    ]
-    return Section([Claim(" · ".join(fields), _ids_of(change), source="context.suspect_change")])
-
-
-def _code_findings(record: RunRecord, index: EvidenceIndex) -> Section:
-    if "code_findings" not in record.context:
-        return Section(absent="no code analysis ran ('code_findings' absent from the context)")
-    items = record.context.get("code_findings")
-    if not isinstance(items, list) or not items:
-        return Section(absent="code analysis found nothing in the changed code")
-    rows = []
-    for item in items:
-        if not isinstance(item, dict):
-            rows.append(Claim(_text_of(item)))
-            continue
-        where = item.get("file") or item.get("path") or ""
-        if where and item.get("line") is not None:
-            where = f"{where}:{item['line']}"
-        commit = item.get("commit")
-        extra = ", ".join(x for x in (where, f"commit {commit}" if commit else "") if x)
-        text = _text_of({k: v for k, v in item.items() if k not in BLAMELESS_DROP})
-        ids = _ids_of(item) or (_ids_at(index, where) if where else [])
-        rows.append(Claim(f"{text} ({extra})" if extra else text, ids))
-    return Section(rows)
-
-
-def _ids_at(index: EvidenceIndex, location: str) -> list[str]:
-    """Evidence of the findings that name this code location (file:line) in their title or detail."""
-    ids: dict[str, None] = {}
-    for entry in index.findings:
-        if location in entry.finding.title or location in entry.finding.detail:
-            ids.update(dict.fromkeys(entry.evidence_ids))
-    return list(ids)
-
-
-def _recovery(record: RunRecord, index: EvidenceIndex) -> Section:
-    rows: list[Claim] = []
-    checks = [e for e in index.findings if e.finding.kind == "recovery"]
-    check_ids = sorted({i for e in checks for i in e.evidence_ids})
-    mitigation = _dict(record.context.get("mitigation"))
-    if "recovered_by" in mitigation:
-        by = mitigation.get("recovered_by")
-        ids = _ids_of(mitigation) or check_ids
-        rows.append(
-            Claim(
-                f"Recovered by action kind '{by}'" if by else "No applied action recovered the service",
-                ids,
-                source="" if ids else "context.mitigation",
-            )
-        )
-    recovery = _dict(record.context.get("recovery"))
-    if "recovered" in recovery:
-        verdict = "validated" if recovery.get("recovered") else "NOT validated"
-        after = f" after {recovery['action']}" if recovery.get("action") else ""
-        reason = f": {recovery['reason']}" if recovery.get("reason") else ""
-        ids = _ids_of(recovery) or check_ids
-        rows.append(Claim(f"Recovery {verdict}{after}{reason}", ids, source="" if ids else "context.recovery"))
-    if checks:
-        for e in checks:
-            detail = f": {e.finding.detail}" if e.finding.detail else ""
-            rows.append(Claim(f"{e.finding.title}{detail}", e.evidence_ids))
-    else:
-        for c in recovery.get("checks") or []:
-            rows.append(Claim(_text_of(c), _ids_of(c), source="context.recovery"))
-    if rows:
-        return Section(rows)
-    return Section(absent="no recovery validation ran ('recovery' and 'mitigation' absent from the context)")
-
-
-def _analyst_lessons(record: RunRecord, *keys: str) -> list[Any]:
-    lessons = _dict(_dict(record.context.get("postmortem")).get("lessons_learned"))
-    for key in keys:
-        value = lessons.get(key)
-        if value:
-            return value if isinstance(value, list) else [value]
-    return []
-
-
-def _went_well(record: RunRecord, metrics: MetricsReport) -> Section:
-    """Facts of the run record, then the analyst's; targets and security the analyst already judges."""
-    rows: list[Claim] = []
-    m = metrics.metrics
-    analyst = _analyst_lessons(record, "went_well", "what_went_well")
-    if not analyst and m.rto_met and m.total_resolution_min is not None and m.rto_minutes is not None:
-        rows.append(
-            Claim(
-                f"Resolved in {fmt_minutes(m.total_resolution_min)}, within the {m.rto_minutes:g} min RTO",
-                source="metrics: " + metrics.basis["total_resolution_min"],
-            )
-        )
-    for phase in record.phases:
-        if phase.decision is not None:
-            d = phase.decision
-            why = f"condition '{d.condition}'" if d.condition else "default path (no condition matched)"
-            rows.append(
-                Claim(
-                    f"Investigation path '{d.path}' ({d.agent}) chosen by {why} on measured values "
-                    f"{fmt_value(d.values)}",
-                    source=f"decision in phase {phase.id}",
-                )
-            )
-        if phase.kind == "parallel" and len(phase.steps) > 1:
-            ok = all(s.status == StepStatus.SUCCEEDED for s in phase.steps)
-            work = sum(s.duration_s for s in phase.steps)
-            wall = phase.duration_s
-            if ok and wall is not None and wall < work:
-                rows.append(
-                    Claim(
-                        f"{len(phase.steps)} branches of phase {phase.id} ran concurrently and all "
-                        f"succeeded: {fmt_seconds(wall)} wall time for {fmt_seconds(work)} of work",
-                        source=f"step records of phase {phase.id}",
-                    )
-                )
-    for action in record.actions:
-        if action.status == ActionStatus.VERIFIED:
-            rows.append(
-                Claim(
-                    f"Action {action.action.id} ({action.action.kind}) was applied and verified",
-                    source=f"action record {action.action.id}",
-                )
-            )
-    security = _dict(record.context.get("security"))
-    if not analyst and security.get("verdict") == "cleared":
-        rows.append(Claim("Security and data integrity checks cleared the incident", _ids_of(security)))
-    if metrics.communications.get("cadence_met"):
-        c = metrics.communications
-        rows.append(
-            Claim(
-                f"Stakeholder updates kept the {c['cadence_minutes']:g} min cadence "
-                f"(longest gap {c['longest_gap_min']:g} min over {c['count']} updates)",
-                source=str(c.get("source", "")),
-            )
-        )
-    rows.extend(_claims(analyst, ANALYST))
-    if rows:
-        return Section(rows)
-    return Section(absent="the run record shows no met target, verified action or completed decision")
-
-
-def _challenges(
-    record: RunRecord, metrics: MetricsReport, candidates: list[RootCauseCandidate], policy: ReportPolicy
-) -> Section:
-    rows: list[Claim] = []
-    analyst = _analyst_lessons(record, "challenges", "challenges_encountered")
-    for phase in record.phases:
-        for step in phase.steps:
-            if step.status != StepStatus.SUCCEEDED:
-                rows.append(
-                    Claim(
-                        f"{step.agent} in phase {phase.id} {step.status.value.replace('_', ' ')} after "
-                        f"{fmt_seconds(step.duration_s)}: {step.error or 'no error recorded'}",
-                        source=f"step {step.step_id}",
-                    )
-                )
-            elif step.attempts > 1:
-                rows.append(
-                    Claim(
-                        f"{step.agent} in phase {phase.id} needed {step.attempts} attempts",
-                        source=f"step {step.step_id}",
-                    )
-                )
-    for action in record.actions:
-        if action.status in (ActionStatus.FAILED, ActionStatus.UNDONE):
-            rows.append(
-                Claim(
-                    f"Action {action.action.id} ({action.action.kind}) {action.status.value}",
-                    source=f"action record {action.action.id}",
-                )
-            )
-    m = metrics.metrics
-    if not analyst and m.rto_met is False and m.total_resolution_min is not None and m.rto_minutes is not None:
-        rows.append(
-            Claim(
-                f"Resolution took {fmt_minutes(m.total_resolution_min)}, beyond the {m.rto_minutes:g} min RTO",
-                source="metrics: " + metrics.basis["total_resolution_min"],
-            )
-        )
-    c = metrics.communications
-    if c.get("cadence_met") is False:
-        rows.append(
-            Claim(
-                f"Stakeholder updates missed the {c['cadence_minutes']:g} min cadence "
-                f"(longest gap {c['longest_gap_min']:g} min)",
-                source=str(c.get("source", "")),
-            )
-        )
-    recovery = _dict(record.context.get("recovery"))
-    if recovery.get("recovered") is False:
-        rows.append(Claim("Recovery was not validated", _ids_of(recovery), source="context.recovery"))
-    security = _dict(record.context.get("security"))
-    if not analyst and security.get("verdict") == "escalate":
-        rows.append(Claim("Security analysis escalated the incident", _ids_of(security)))
-    if len(candidates) > 1 and candidates[0].confidence - candidates[1].confidence < policy.close_confidence:
-        a, b = candidates[0], candidates[1]
-        rows.append(
-            Claim(
-                f"The diagnosis was close between {a.service} ({a.confidence:.0%}) and "
-                f"{b.service} ({b.confidence:.0%})",
-                sorted({*a.evidence_ids, *b.evidence_ids}),
-            )
-        )
-    rows.extend(_claims(analyst, ANALYST))
-    if rows:
-        return Section(rows)
-    return Section(absent="no step failed, no action failed and no target was missed in the run record")
-
-
-def _lessons(record: RunRecord) -> Section:
-    pm = _dict(record.context.get("postmortem"))
-    lessons = pm.get("lessons_learned")
-    if isinstance(lessons, dict):
-        skip = {"went_well", "what_went_well", "challenges", "challenges_encountered"}
-        items: list[Any] = []
-        for key, value in lessons.items():
-            if key not in skip:
-                items.extend(value if isinstance(value, list) else [value])
-        lessons = items
-    claims = _claims(lessons, ANALYST)
-    if claims:
-        return Section(claims)
-    return Section(absent=_pm_absent(record, "lessons_learned"))
+def _pm(record: RunRecord) -> dict[str, Any]:
+    return _dict(record.context.get("postmortem"))
 
 
 def _pm_absent(record: RunRecord, key: str) -> str:
@@ -475,252 +192,354 @@ def _pm_absent(record: RunRecord, key: str) -> str:
     return f"the post-incident analysis produced no '{key}'"
 
 
-def _base_date(metrics: MetricsReport, record: RunRecord) -> tuple[datetime | None, str]:
-    for name in ("resolved", "mitigated", "detected"):
-        milestone = metrics.milestones[name]
-        if milestone.at is not None:
-            return milestone.at, f"{name} ({milestone.source})"
-    if record.timeline:
-        return record.timeline[-1].at, "last timeline event"
-    return None, "no timestamp in the record"
+def _window_text(figure: Figure) -> str:
+    if figure.window is None:
+        return "—"
+    return f"{format_time(figure.window.start)} → {format_clock(figure.window.end)}"
 
 
-def _owner(record: RunRecord) -> tuple[str, str]:
-    for role in (Role.TECHNICAL_LEAD, Role.INCIDENT_COMMANDER):
-        assignee = record.incident.roles.get(role)
-        if assignee is not None:
-            return assignee.name, f"policy: the incident's {role.value.replace('_', ' ')}"
-    return "unassigned", "no owner given and no technical lead or commander on the incident"
+# -- summary ------------------------------------------------------------------------------------
 
 
-def _action_items(record: RunRecord, metrics: MetricsReport, policy: ReportPolicy) -> Section:
-    pm = _dict(record.context.get("postmortem"))
-    raw = pm.get("action_items")
-    if not isinstance(raw, list) or not raw:
-        return Section(absent=_pm_absent(record, "action_items"))
-    base, base_basis = _base_date(metrics, record)
-    default_owner, default_owner_basis = _owner(record)
-    items: list[ActionItem] = []
-    for entry in raw:
-        item = entry if isinstance(entry, dict) else {"title": _text_of(entry)}
-        priority = str(item.get("priority") or "follow_up")
-        owner = item.get("owner")
-        due = item.get("due") or item.get("due_date")
-        if due:
-            due_text, due_basis = str(due), "post-incident analysis"
-        elif base is not None:
-            days = policy.due_after(priority)
-            due_text = (base + timedelta(days=days)).strftime("%Y-%m-%d")
-            due_basis = f"policy: {days} days after {base_basis} for {priority}"
-        else:
-            due_text, due_basis = "not set", base_basis
-        items.append(
-            ActionItem(
-                title=_text_of(item),
-                owner=str(owner) if owner else default_owner,
-                owner_basis="post-incident analysis" if owner else default_owner_basis,
-                due=due_text,
-                due_basis=due_basis,
-                priority=priority,
-                evidence_ids=_ids_of(item),
+def _impact_line(facts: IncidentFacts, evidence_ids: list[str]) -> Claim | None:
+    impact = facts.impact
+    if impact is None or not impact.failure_rate.known:
+        return None
+    keys = ["impact.failure_rate", "impact.start", "impact.end", "impact.baseline_failure_rate"]
+    text = (
+        f"{impact.failure_rate.text()} of requests at {impact.service} failed from {format_clock(impact.window.start)} "
+        f"to {format_clock(impact.window.end)} (baseline {impact.baseline_failure_rate.text()})"
+    )
+    if impact.requests.known:
+        text += f": {impact.failed_requests.value:,.0f} of {impact.requests.text()}"
+        keys += ["impact.failed_requests", "impact.requests"]
+    if impact.users_affected.known and impact.users_active.known:
+        text += f"; {impact.users_affected.value:,.0f} of {impact.users_active.text()} active saw a failure"
+        keys += ["impact.users_affected", "impact.users_active"]
+    if impact.revenue.known:
+        text += f"; revenue impact {impact.revenue.text()} ({impact.revenue.basis.value})"
+        keys.append("impact.revenue")
+    return Claim(text, evidence_ids, "customer impact analysis", keys)
+
+
+def _trigger_text(facts: IncidentFacts) -> Claim | None:
+    change = facts.changes.suspect
+    if not change:
+        return None
+    what = " ".join(str(change[k]) for k in ("kind", "version") if change.get(k))
+    at = parse_time(change.get("time"))
+    text = f"change {change.get('id')} ({what}) of {change.get('service')}"
+    keys: list[str] = []
+    if at is not None:
+        text += f" at {format_clock(at)}"
+        keys.append("changes.suspect.time")
+    if facts.trigger_lead is not None:
+        text += f", {facts.trigger_lead.text()} before the first onset"
+        keys.append("trigger_lead")
+    return Claim(text, _ids_of(change), "context.suspect_change", keys)
+
+
+def _actions_words(facts: IncidentFacts) -> Claim:
+    taken = [a for a in facts.actions if a.mode is not ActionMode.PROPOSED]
+    if not facts.actions:
+        return Claim("no action was proposed", source="run record")
+    if not taken:
+        return Claim("none of the proposed actions was taken by warroom", source="action records")
+    changed = [a for a in taken if a.mode.changed_the_system]
+    lead = "the system was changed" if changed else "nothing was changed by warroom"
+    keys = [f"actions.{a.id}" for a in taken if a.at is not None]
+    parts = "; ".join(f"{a.id} {a.words()}" for a in taken)
+    return Claim(f"{lead}: {parts}", source="recorded action outcomes", facts=keys)
+
+
+def recovery_claim(facts: IncidentFacts) -> Claim:
+    """Recovery, only as the evidence supports it."""
+    recovery = facts.recovery
+    if recovery.verified:
+        when = f" at {format_clock(recovery.at)}" if recovery.at else ""
+        text = f"recovered: signals back to baseline{when} after the executed {recovery.action} (verified)"
+        keys = ["recovery.at"] if recovery.at else []
+        if facts.time_to_resolve is not None:
+            text += f", {facts.time_to_resolve.text()} after the alert"
+            keys.append("time_to_resolve")
+        return Claim(text, source="recovery validation", facts=keys)
+    if recovery.basis == "replayed":
+        seen = recovery.verdict.replace("_", " ")
+        return Claim(
+            f"not verified: nothing was changed in this run; the recorded data after {recovery.action} "
+            f"(a replay) reads '{seen}', which predicts the effect of that action and proves nothing",
+            source="recovery validation",
+        )
+    if recovery.verdict == "not_checked":
+        return Claim("not checked: no recovery validation ran", source="run record")
+    return Claim(
+        f"not verified: {recovery.verdict.replace('_', ' ')} ({recovery.reason})", source="recovery validation"
+    )
+
+
+def _summary(record: RunRecord, facts: IncidentFacts, view_cause: Claim | None) -> list[SummaryLine]:
+    inc = record.incident
+    lines: list[SummaryLine] = []
+    severity = facts.severity
+    if severity is not None:
+        keys = [f"severity.{name}" for name in severity.figures]
+        lines.append(
+            SummaryLine(
+                "Severity", Claim(f"{severity.level} ({severity.label}): {severity.rule}", [], "assessment", keys)
             )
         )
-    return Section(items)
+    if view_cause is not None:
+        lines.append(SummaryLine("What happened", view_cause))
+    impact = _impact_line(facts, _ids_of(_dict(record.context.get("impact"))))
+    lines.append(
+        SummaryLine("Impact", impact or Claim("not measured (no request outcomes at the entry)", [], "impact"))
+    )
+    trigger = _trigger_text(facts)
+    if trigger is not None:
+        lines.append(SummaryLine("Trigger", trigger))
+    if facts.onset_at is not None and facts.alert_at is not None and facts.detection is not None:
+        lines.append(
+            SummaryLine(
+                "Detection",
+                Claim(
+                    f"first signal left its baseline at {format_clock(facts.onset_at)}; the alert fired at "
+                    f"{format_clock(facts.alert_at)}, {facts.detection.text()} later",
+                    source="documentation timeline",
+                    facts=["onset_at", "alert_at", "detection"],
+                ),
+            )
+        )
+    lines.append(SummaryLine("Mitigation", _actions_words(facts)))
+    lines.append(SummaryLine("Recovery", recovery_claim(facts)))
+    status = f"{inc.status.value}; workflow {record.workflow} run {record.run_status.replace('_', ' ')}"
+    lines.append(SummaryLine("Status", Claim(status, source="incident record")))
+    if facts.engine is not None:
+        interrupted = len(facts.engine.interruptions)
+        text = f"{facts.engine.busy_seconds.text()} of engine time" + (
+            f" (after {interrupted} interruption(s), not counted)" if interrupted else ""
+        )
+        lines.append(SummaryLine("warroom", Claim(text, source="step records", facts=["engine.busy_seconds"])))
+    return lines
 
 
-def _review(record: RunRecord, metrics: MetricsReport, policy: ReportPolicy) -> Claim:
-    pm = _dict(record.context.get("postmortem"))
-    stated = pm.get("follow_up_review") or pm.get("review_date")
-    if stated:
-        return Claim(f"Follow-up review: {_text_of(stated)}", source="post-incident analysis")
-    base, basis = _base_date(metrics, record)
-    if base is None:
-        return Claim("Follow-up review: not established (no timestamp to schedule from)")
-    day = (base + timedelta(days=policy.review_after_days)).strftime("%Y-%m-%d")
-    return Claim(f"Follow-up review: {day}", source=f"policy: {policy.review_after_days} days after {basis}")
+# -- sections -----------------------------------------------------------------------------------
+
+IMPACT_ROWS = (
+    ("failure_rate", "Failed requests (share)"),
+    ("baseline_failure_rate", "Failed requests at baseline (share)"),
+    ("requests", "Requests"),
+    ("failed_requests", "Failed requests"),
+    ("users_affected", "Users who saw a failure"),
+    ("users_active", "Active users"),
+    ("sessions_affected", "Sessions with a failure"),
+    ("transactions", "Transactions"),
+    ("failed_transactions", "Failed transactions"),
+    ("abandoned_carts", "Abandoned carts"),
+    ("revenue", "Revenue impact"),
+)
 
 
-def _metric_rows(metrics: MetricsReport) -> list[tuple[str, str, str]]:
-    m = metrics.metrics
-    b = metrics.basis
-
-    def rto() -> str:
-        if m.rto_met is None:
-            return "not established"
-        return "yes" if m.rto_met else "no"
-
-    return [
-        ("Detection to assessment", fmt_minutes(m.detection_to_assessment_min), b["detection_to_assessment_min"]),
-        (
-            "Assessment to investigation",
-            fmt_minutes(m.assessment_to_investigation_min),
-            b["assessment_to_investigation_min"],
-        ),
-        (
-            "Investigation to resolution",
-            fmt_minutes(m.investigation_to_resolution_min),
-            b["investigation_to_resolution_min"],
-        ),
-        ("Detection to mitigation", fmt_minutes(metrics.detection_to_mitigation_min), b["detection_to_mitigation_min"]),
-        ("Total resolution time", fmt_minutes(m.total_resolution_min), b["total_resolution_min"]),
-        ("RTO", "—" if m.rto_minutes is None else f"{m.rto_minutes:g} min", "incident record"),
-        ("RTO met", rto(), b["rto_met"]),
-        ("Communication interval", fmt_minutes(m.communication_interval_min), b["communication_interval_min"]),
-        ("Workflow run time", fmt_seconds(m.run_seconds), b["run_seconds"]),
-    ]
+def _impact_rows(facts: IncidentFacts) -> tuple[list[FigureRow], str]:
+    impact = facts.impact
+    if impact is None:
+        return [], "no impact analysis ran ('impact' absent from the context, or of another shape)"
+    rows = []
+    for name, label in IMPACT_ROWS:
+        figure: Figure = getattr(impact, name)
+        rows.append(
+            FigureRow(label, figure.text(), figure.basis.value, _window_text(figure), figure.method, f"impact.{name}")
+        )
+    return rows, ""
 
 
-def _limitations(record: RunRecord) -> Section:
+def _detection(record: RunRecord, facts: IncidentFacts) -> Section:
     rows: list[Claim] = []
-    for phase in record.phases:
-        for step in phase.steps:
-            if step.report is not None:
-                rows.extend(Claim(text, source=step.agent) for text in step.report.limitations)
+    alert = next((e for e in record.timeline if e.kind == TimelineKind.ALERT), None)
+    if alert is not None:
+        rows.append(Claim(f"Alert at {format_time(alert.at)}: {alert.summary}", source="alert"))
+    first = sorted(facts.onsets, key=lambda o: o.at)[:1]
+    for onset in first:
+        rows.append(
+            Claim(
+                f"First signal to leave its baseline: {onset.signal} of {onset.service} at {format_time(onset.at)} "
+                f"({onset.method or 'first sustained breach'})",
+                source="documentation timeline",
+                facts=[f"onsets.{onset.signal}.{onset.service}"],
+            )
+        )
+    if facts.detection is not None:
+        rows.append(
+            Claim(
+                f"Time to detect: {facts.detection.text()} ({facts.detection.method})",
+                source="incident facts",
+                facts=["detection"],
+            )
+        )
+    for factor in _pm(record).get("contributing_factors") or []:
+        if isinstance(factor, dict) and factor.get("kind") in ("detection_gap", "slow_detection"):
+            rows.append(Claim(str(factor.get("text")), source=ANALYST))
     if rows:
         return Section(rows)
-    return Section(absent="no agent reported data it could not look at")
+    return Section(absent="the record holds no alert and no onset")
 
 
-def _series_chart(ev_query: str, series: Series) -> Chart:
-    refs = "".join(f" · {name} {fmt_value(v)} (dashed)" for name, v in series.references.items())
-    caption = f"min {fmt_value(series.low)}, max {fmt_value(series.high)}, last {fmt_value(series.last)}{refs}"
-    return Chart(series.evidence_id, ev_query, series.label, sparkline_svg(series), caption)
-
-
-def _comparison_chart(ev_query: str, comparison: Comparison) -> Chart:
-    bars = " → ".join(f"{name} {fmt_value(v)}" for name, v in comparison.bars)
-    refs = "".join(f" · {name} {fmt_value(v)} (dashed)" for name, v in comparison.references.items())
-    return Chart(comparison.evidence_id, ev_query, "baseline vs incident", bars_svg(comparison), bars + refs)
-
-
-def _charts(index: EvidenceIndex, candidates: list[RootCauseCandidate], limit: int) -> list[Chart]:
-    """Evidence behind the leading candidates first, then the most confident findings': its series
-    as sparklines, or, where an agent reported aggregates only, baseline against incident bars."""
-    order: list[str] = []
-    for c in candidates:
-        order.extend(c.evidence_ids)
-    for entry in sorted(index.findings, key=lambda e: -e.finding.confidence):
-        order.extend(entry.evidence_ids)
-    charts: list[Chart] = []
-    seen: set[str] = set()
-    for ev_id in order:
-        if ev_id in seen or ev_id not in index.evidence:
-            continue
-        seen.add(ev_id)
-        ev = index.evidence[ev_id]
-        found = [_series_chart(ev.query, s) for s in series_in(ev)]
-        if not found:
-            comparison = comparison_in(ev)
-            found = [_comparison_chart(ev.query, comparison)] if comparison else []
-        for chart in found:
-            charts.append(chart)
-            if len(charts) >= limit:
-                return charts
-    return charts
-
-
-def _ids_mentioning(entries: list[FindingEntry], words: list[str]) -> list[str]:
-    """Evidence of the findings whose title names one of the words (a severity, a service)."""
-    ids: dict[str, None] = {}
-    for entry in entries:
-        if any(word and word in entry.finding.title for word in words):
-            ids.update(dict.fromkeys(entry.evidence_ids))
-    return list(ids)
-
-
-def _link_factors(claims: list[Claim], index: EvidenceIndex) -> list[Claim]:
-    """Give an uncited factor the evidence of the analyst's finding that states the same factor."""
-    stated = [e for e in index.findings if e.finding.kind == "contributing_factor"]
-    for claim in claims:
-        if claim.evidence_ids:
-            continue
-        for entry in stated:
-            if claim.text and claim.text in f"{entry.finding.title} {entry.finding.detail}":
-                claim.evidence_ids = list(entry.evidence_ids)
-                claim.source = ""
-                break
-    return claims
-
-
-def build_view(
-    record: RunRecord, index: EvidenceIndex, metrics: MetricsReport, policy: ReportPolicy | None = None
-) -> PostmortemView:
-    """Everything the postmortem templates show, computed once for both formats."""
-    policy = policy or ReportPolicy()
-    inc = record.incident
-    candidates = diagnosis_candidates(record)
-    first_phase = [e for e in index.findings if record.phases and e.phase_id == record.phases[0].id]
-    severity_ids = _ids_mentioning(first_phase, [inc.severity.value])
-    summary = [
-        Claim(
-            f"{inc.severity.value} ({inc.severity.label}) incident {inc.id}: {inc.title}"
-            + (f"; severity rule: {inc.severity_rule}" if inc.severity_rule else ""),
-            severity_ids,
-            source="" if severity_ids else "incident record",
-        ),
-    ]
-    if inc.affected_services:
-        service_ids = _ids_mentioning(first_phase, inc.affected_services)
-        summary.append(Claim("Affected services: " + ", ".join(inc.affected_services), service_ids, "incident record"))
-    primary = _primary_cause(record, candidates)
-    if primary.items:
-        claim = primary.items[0]
-        summary.append(Claim("Primary cause: " + claim.text, claim.evidence_ids, claim.source))
-    recovery = _recovery(record, index)
-    summary.extend(recovery.items[:2])
-    if metrics.metrics.total_resolution_min is not None:
-        summary.append(
+def _response(record: RunRecord, facts: IncidentFacts) -> Section:
+    rows: list[Claim] = []
+    for role, who in record.incident.roles.items():
+        rows.append(Claim(f"{humanize(role.value)}: {who.name} ({who.kind})", source="incident record"))
+    for phase in record.phases:
+        if phase.decision is not None:
+            d = phase.decision
+            why = f"condition `{d.condition}`" if d.condition else "the default path (no condition held)"
+            values = ", ".join(f"{k.split('.')[-1]} {fmt_value(v)}" for k, v in d.values.items() if v is not None)
+            rows.append(
+                Claim(
+                    f"Investigation path '{d.path}' ({d.agent}) chosen by {why}" + (f" on {values}" if values else ""),
+                    source=f"decision in phase {phase.id}",
+                )
+            )
+    proposed = len(facts.actions)
+    if proposed:
+        rows.append(Claim(f"{proposed} action(s) proposed; see Resolution", source="action records"))
+    sent = [e for e in record.timeline if e.kind == TimelineKind.COMMUNICATION_SENT]
+    if sent:
+        audiences = sorted({str(e.data["audience"]) for e in sent if e.data.get("audience")})
+        to = f" to {', '.join(audiences)}" if audiences else ""
+        rows.append(Claim(f"{len(sent)} stakeholder update deliveries{to}", source="communication events"))
+    if facts.engine is not None:
+        rows.append(
             Claim(
-                f"Resolved {fmt_minutes(metrics.metrics.total_resolution_min)} after detection",
-                source="metrics: " + metrics.basis["total_resolution_min"],
+                f"warroom's own run: {facts.engine.busy_seconds.text()} of engine time "
+                f"({facts.engine.busy_seconds.method})",
+                source="step records",
+                facts=["engine.busy_seconds"],
             )
         )
-    summary.append(Claim(f"Workflow '{record.workflow}' finished with status {record.run_status}", source="run record"))
+    return Section(rows) if rows else Section(absent="the run recorded no decision, action or message")
 
-    timeline, omitted = _key_events(record, policy.timeline_limit)
-    cited = {i for c in candidates for i in c.evidence_ids}
-    unknown = sorted(i for i in cited if i not in index.evidence)
-    evidence = Section(list(index.evidence.values()), absent="no finding in this run carried evidence")
-    root_findings = [
-        Claim(f"{e.finding.title} ({e.agent}, confidence {e.finding.confidence:.0%})", e.evidence_ids)
-        for e in index.findings
-        if e.finding.kind in ("root_cause", "bottleneck")
-    ]
-    return PostmortemView(
-        record=record,
-        index=index,
-        metrics=metrics,
-        summary=summary,
-        impact=_impact(record, index, metrics),
-        timeline=timeline,
-        timeline_omitted=omitted,
-        primary_cause=primary,
-        candidates=Section(candidates, absent="the investigation produced no ranked root-cause candidates"),
-        suspect_change=_suspect_change(record),
-        code_findings=_code_findings(record, index),
-        root_cause_findings=Section(root_findings, absent="no finding was classed as bottleneck or root cause"),
-        contributing=Section(
-            _link_factors(_claims(_dict(record.context.get("postmortem")).get("contributing_factors"), ANALYST), index),
-            absent=_pm_absent(record, "contributing_factors"),
-        ),
-        actions_taken=Section(record.actions, absent="no action was proposed or taken in this run"),
-        recovery=recovery,
-        went_well=_went_well(record, metrics),
-        challenges=_challenges(record, metrics, candidates, policy),
-        lessons=_lessons(record),
-        preventive=Section(
-            _claims(_dict(record.context.get("postmortem")).get("preventive_measures"), ANALYST),
-            absent=_pm_absent(record, "preventive_measures"),
-        ),
-        action_items=_action_items(record, metrics, policy),
-        review=_review(record, metrics, policy),
-        metric_rows=_metric_rows(metrics),
-        limitations=_limitations(record),
-        evidence=evidence,
-        charts=_charts(index, candidates, policy.chart_limit),
-        unknown_evidence_ids=unknown,
-        generated_from=f"{record.workflow} run of {inc.id}",
+
+def _trigger(record: RunRecord, facts: IncidentFacts) -> Section:
+    claim = _trigger_text(facts)
+    if claim is not None:
+        return Section([claim])
+    changes = facts.changes
+    if changes.history is None:
+        return Section(absent="the change history was not looked at in this run (no documentation step ran)")
+    if not changes.history:
+        return Section(absent="the bundle has no change history: whether a change triggered this is unknown")
+    if not changes.checked:
+        return Section(absent="change correlation did not run")
+    if changes.preceding:
+        return Section(
+            [
+                Claim(
+                    f"{len(changes.preceding)} change(s) precede the onset ({', '.join(changes.preceding[:5])}); "
+                    "correlation named none of them as the trigger",
+                    source="documentation changes",
+                )
+            ]
+        )
+    return Section([Claim("no change in the looked-at history precedes the onset", source="documentation changes")])
+
+
+def _root_cause(record: RunRecord, candidates: list[RootCauseCandidate]) -> Section:
+    stated = _pm(record).get("primary_cause")
+    if stated:
+        return Section(_claims(stated, ANALYST)[:1])
+    if candidates:
+        return Section([_candidate_claim(candidates[0])])
+    return Section(absent="no root-cause candidate was produced and no post-incident analysis stated one")
+
+
+def _candidate_claim(c: RootCauseCandidate) -> Claim:
+    change = f", change {c.change_id}" if c.change_id else ""
+    return Claim(
+        f"{c.service}: {c.fault_type} ({c.indicator}{change}), confidence {format_number(c.confidence, 'ratio')}",
+        c.evidence_ids,
+        facts=["cause.confidence"] if c.rank == 1 else [],
     )
+
+
+def _contributing(record: RunRecord, index: EvidenceIndex) -> Section:
+    factors = [
+        f
+        for f in _pm(record).get("contributing_factors") or []
+        if not (isinstance(f, dict) and f.get("kind") == "propagation")
+    ]
+    claims = _claims(factors, ANALYST)
+    stated = [e for e in index.findings if e.finding.kind == "contributing_factor"]
+    for claim in claims:
+        for entry in stated:
+            if claim.text and claim.text in entry.finding.title:
+                claim.evidence_ids, claim.source = list(entry.evidence_ids), ""
+                break
+    return Section(claims, absent=_pm_absent(record, "contributing_factors"))
+
+
+def _propagation(record: RunRecord, facts: IncidentFacts) -> Section:
+    """The order in which services left their baseline, and the analyst's propagation factor."""
+    first: dict[str, tuple[datetime, str]] = {}
+    for onset in sorted(facts.onsets, key=lambda o: o.at):
+        first.setdefault(onset.service, (onset.at, onset.signal))
+    rows: list[Claim] = []
+    if first:
+        path = " → ".join(f"{service} ({signal}, {format_clock(at)})" for service, (at, signal) in first.items())
+        rows.append(
+            Claim(
+                f"Order of first onsets: {path}",
+                source="documentation timeline",
+                facts=[f"onsets.{signal}.{service}" for service, (_, signal) in first.items()],
+            )
+        )
+    for factor in _pm(record).get("contributing_factors") or []:
+        if isinstance(factor, dict) and factor.get("kind") == "propagation":
+            rows.append(Claim(str(factor.get("text")), source=ANALYST))
+    return Section(rows, absent="no service left its baseline in the followed signals")
+
+
+# -- timeline -----------------------------------------------------------------------------------
+
+RESPONSE_KINDS = {
+    TimelineKind.DECISION: "decision",
+    TimelineKind.STATUS_CHANGED: "status",
+    TimelineKind.STEP_FAILED: "step failed",
+    TimelineKind.ACTION_APPROVED: "approval",
+}
+
+
+def _timeline(record: RunRecord, facts: IncidentFacts, limit: int) -> tuple[list[TimelineRow], int]:
+    """Incident events (telemetry, alert, changes, recovery) and the response (decisions, status,
+    actions as their outcomes say, messages), merged and sorted by time."""
+    rows: list[TimelineRow] = []
+    documented = _dict(record.context.get("documentation")).get("timeline") or []
+    for event in documented:
+        at = parse_time(event.get("at")) if isinstance(event, dict) else None
+        if at is None or event.get("kind") == "mitigation":
+            continue  # actions are shown once, as warroom took them
+        rows.append(TimelineRow(at, "incident", str(event.get("kind")).replace("_", " "), str(event.get("summary"))))
+    if not documented:
+        rows += [
+            TimelineRow(e.at, "incident", "alert", e.summary) for e in record.timeline if e.kind == TimelineKind.ALERT
+        ]
+    for event in record.timeline:
+        kind = RESPONSE_KINDS.get(event.kind)
+        if kind is not None:
+            rows.append(TimelineRow(event.at, "response", kind, event.summary, event_evidence_ids(event)))
+        elif event.kind == TimelineKind.NOTE and isinstance(event.data.get("interruption"), dict):
+            rows.append(TimelineRow(event.at, "response", "interruption", event.summary))
+    for action in facts.actions:
+        if action.at is not None and action.mode is not ActionMode.PROPOSED:
+            rows.append(TimelineRow(action.at, "response", "action", f"{action.id} ({action.title}): {action.words()}"))
+    rounds: dict[str, TimelineEvent] = {}
+    for event in record.timeline:
+        if event.kind == TimelineKind.COMMUNICATION_SENT:
+            rounds.setdefault(str(event.data.get("audience") or event.summary), event)
+    for event in rounds.values():
+        audience = event.data.get("audience") or "stakeholder"
+        status = f" ({event.data['status']})" if event.data.get("status") else ""
+        rows.append(TimelineRow(event.at, "response", "message", f"{audience} update: {event.summary}{status}"))
+    rows.sort(key=lambda r: r.at)
+    return rows[:limit], max(0, len(rows) - limit)
 
 
 def event_evidence_ids(event: TimelineEvent) -> list[str]:
@@ -732,9 +551,299 @@ def event_evidence_ids(event: TimelineEvent) -> list[str]:
     return ids
 
 
+# -- lessons and action items ----------------------------------------------------------------------
+
+
+def _analyst_lessons(record: RunRecord, key: str) -> list[Any]:
+    value = _dict(_pm(record).get("lessons_learned")).get(key)
+    return value if isinstance(value, list) else ([value] if value else [])
+
+
+def _went_well(record: RunRecord) -> Section:
+    rows = _claims(_analyst_lessons(record, "went_well"), ANALYST)
+    for phase in record.phases:
+        if phase.kind == "parallel" and len(phase.steps) > 1 and phase.duration_s is not None:
+            work = sum(s.duration_s for s in phase.steps)
+            if phase.duration_s < work and all(s.report is not None for s in phase.steps):
+                rows.append(
+                    Claim(
+                        f"{len(phase.steps)} branches of phase {phase.id} ran at once: {fmt_seconds(phase.duration_s)} "
+                        f"for {fmt_seconds(work)} of work (engine time)",
+                        source=f"step records of phase {phase.id}",
+                    )
+                )
+    return Section(rows, absent=_pm_absent(record, "lessons_learned.went_well"))
+
+
+def _went_badly(record: RunRecord, candidates: list[RootCauseCandidate], policy: ReportPolicy) -> Section:
+    rows = _claims(_analyst_lessons(record, "challenges"), ANALYST)
+    for phase in record.phases:
+        for step in phase.steps:
+            if step.report is None:
+                rows.append(
+                    Claim(
+                        f"{step.agent} {step.status.value.replace('_', ' ')} after {step.attempts} attempt(s)"
+                        + (f": {step.error}" if step.error else ""),
+                        source=f"step {step.step_id}",
+                    )
+                )
+    if len(candidates) > 1 and candidates[0].confidence - candidates[1].confidence < policy.close_confidence:
+        a, b = candidates[0], candidates[1]
+        rows.append(
+            Claim(
+                f"The diagnosis was close between {a.service} ({format_number(a.confidence, 'ratio')}) and "
+                f"{b.service} ({format_number(b.confidence, 'ratio')})",
+                sorted({*a.evidence_ids, *b.evidence_ids}),
+            )
+        )
+    return Section(rows, absent="no step failed and the post-incident analysis named no challenge")
+
+
+def _base_date(facts: IncidentFacts, record: RunRecord) -> tuple[datetime | None, str]:
+    for at, name in ((facts.resolved_at, "the verified recovery"), (facts.alert_at, "the alert")):
+        if at is not None:
+            return at, name
+    if record.timeline:
+        return record.timeline[-1].at, "the last timeline event"
+    return None, "no timestamp in the record"
+
+
+def _owner(record: RunRecord) -> tuple[str, str]:
+    for role in (Role.TECHNICAL_LEAD, Role.INCIDENT_COMMANDER):
+        assignee = record.incident.roles.get(role)
+        if assignee is not None:
+            return assignee.name, f"policy: the incident's {role.value.replace('_', ' ')}"
+    return "unassigned", "no owner given and no technical lead or commander on the incident"
+
+
+def _action_items(record: RunRecord, facts: IncidentFacts, policy: ReportPolicy) -> Section:
+    raw = _pm(record).get("action_items")
+    if not isinstance(raw, list) or not raw:
+        return Section(absent=_pm_absent(record, "action_items"))
+    base, base_basis = _base_date(facts, record)
+    default_owner, default_owner_basis = _owner(record)
+    items: list[ActionItem] = []
+    for entry in raw:
+        item = entry if isinstance(entry, dict) else {"title": _text_of(entry)}
+        priority = str(item.get("priority") or "follow_up")
+        owner = item.get("owner")
+        due = item.get("due") or item.get("due_date")
+        if due:
+            due_text, due_basis = str(due), ANALYST
+        elif base is not None:
+            days = policy.due_after(priority)
+            due_text = (base + timedelta(days=days)).strftime("%Y-%m-%d")
+            due_basis = f"policy: {days} days after {base_basis} for {priority}"
+        else:
+            due_text, due_basis = "not set", base_basis
+        items.append(
+            ActionItem(
+                title=_text_of(item),
+                owner=str(owner) if owner else default_owner,
+                owner_basis=ANALYST if owner else default_owner_basis,
+                due=due_text,
+                due_basis=due_basis,
+                priority=priority.replace("_", " "),
+                evidence_ids=_ids_of(item),
+            )
+        )
+    return Section(items)
+
+
+def _review(record: RunRecord, facts: IncidentFacts, policy: ReportPolicy) -> Claim:
+    stated = _pm(record).get("follow_up_review") or _pm(record).get("review_date")
+    if stated:
+        return Claim(f"Follow-up review: {_text_of(stated)}", source=ANALYST)
+    base, basis = _base_date(facts, record)
+    if base is None:
+        return Claim("Follow-up review: not scheduled (no timestamp to schedule from)")
+    day = (base + timedelta(days=policy.review_after_days)).strftime("%Y-%m-%d")
+    return Claim(f"Follow-up review: {day}", source=f"policy: {policy.review_after_days} days after {basis}")
+
+
+# -- charts -------------------------------------------------------------------------------------
+
+
+def _markers(facts: IncidentFacts, onset: datetime | None) -> list[Marker]:
+    markers: list[Marker] = []
+    change = facts.changes.suspect or {}
+    changed_at = parse_time(change.get("time"))
+    if changed_at is not None:
+        markers.append(Marker(changed_at, f"{change.get('kind') or 'change'} {change.get('id')}", "deploy"))
+    if onset is not None:
+        markers.append(Marker(onset, "onset", "onset"))
+    if facts.alert_at is not None:
+        markers.append(Marker(facts.alert_at, "alert", "alert"))
+    for action in facts.actions:
+        if action.at is not None and action.mode is not ActionMode.PROPOSED:
+            kind = "action" if action.mode.changed_the_system else "replay"
+            markers.append(Marker(action.at, f"{action.kind} ({action.mode.value.replace('_', ' ')})", kind))
+    if facts.recovery.at is not None:
+        verified = facts.recovery.verified
+        label = "recovered (verified)" if verified else "baseline in replayed data"
+        markers.append(Marker(facts.recovery.at, label, "recovery" if verified else "replay"))
+    return markers
+
+
+def _points(raw: Any) -> list[tuple[datetime, float]]:
+    out: list[tuple[datetime, float]] = []
+    for item in raw or []:
+        if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], int | float):
+            at = parse_time(item[0])
+            if at is not None:
+                out.append((at, float(item[1])))
+    return out
+
+
+def _chart_evidence(index: EvidenceIndex, query: str, onset: datetime | None) -> list[str]:
+    return [ev.id for ev in index.evidence.values() if ev.query == query and (onset is None or ev.start == onset)]
+
+
+def _charts(record: RunRecord, facts: IncidentFacts, index: EvidenceIndex, limit: int) -> list[Chart]:
+    """One time-series chart per key series the documentation kept: baseline band, onset, deploy,
+    alert, each action and the recovery marked; the data recorded after an action drawn dashed
+    when it is a replay."""
+    charts: list[Chart] = []
+    for item in (_dict(record.context.get("documentation")).get("series") or [])[:limit]:
+        if not isinstance(item, dict):
+            continue
+        signal, service = str(item.get("signal")), str(item.get("service"))
+        unit = unit_of(signal)
+        lines = [Line(f"{signal} of {service}", _points(item.get("points")))]
+        after = _dict(item.get("after"))
+        replayed = after.get("basis") != "observed"
+        if after:
+            label = f"recorded after {after.get('action')}" + (" (replay)" if replayed else "")
+            lines.append(Line(label, _points(after.get("points")), dashed=replayed))
+        baseline, limit_value = item.get("baseline"), item.get("limit")
+        band = None
+        if isinstance(baseline, int | float) and isinstance(limit_value, int | float):
+            low, high = sorted((float(baseline), float(limit_value)))
+            band = Band(min(low, 0.0) if item.get("higher_is_worse", True) else low, high, "baseline band")
+        onset = parse_time(item.get("onset"))
+        title = f"{signal} of {service}"
+        svg = time_series_svg(lines, unit=unit, markers=_markers(facts, onset), band=band, title=title)
+        if not svg:
+            continue
+        values = [v for _, v in lines[0].points]
+        peak = max(values) if item.get("higher_is_worse", True) else min(values)
+        caption = (
+            f"onset {format_clock(onset)}; baseline {format_number(float(baseline or 0), unit)}, "
+            f"band up to {format_number(float(limit_value or 0), unit)}, peak {format_number(peak, unit)}"
+        )
+        charts.append(Chart(title, svg, caption, _chart_evidence(index, str(item.get("query")), onset)))
+    return charts
+
+
+# -- appendix -----------------------------------------------------------------------------------
+
+
+def _metric_rows(metrics: MetricsReport) -> list[tuple[str, str, str]]:
+    m = metrics.metrics
+    b = metrics.basis
+    rto = "not established" if m.rto_met is None else ("yes" if m.rto_met else "no")
+    return [
+        (
+            "Detection to assessment (engine clock)",
+            fmt_minutes(m.detection_to_assessment_min),
+            b["detection_to_assessment_min"],
+        ),
+        (
+            "Assessment to investigation (engine clock)",
+            fmt_minutes(m.assessment_to_investigation_min),
+            b["assessment_to_investigation_min"],
+        ),
+        ("Detection to mitigation", fmt_minutes(metrics.detection_to_mitigation_min), b["detection_to_mitigation_min"]),
+        ("Detection to resolution", fmt_minutes(m.total_resolution_min), b["total_resolution_min"]),
+        ("RTO", "—" if m.rto_minutes is None else f"{m.rto_minutes:g} min", "incident record"),
+        ("RTO met", rto, b["rto_met"]),
+        ("Communication interval", fmt_minutes(m.communication_interval_min), b["communication_interval_min"]),
+        ("warroom run time (engine)", fmt_seconds(m.run_seconds), b["run_seconds"]),
+    ]
+
+
+def _engine(facts: IncidentFacts) -> Section:
+    if facts.engine is None:
+        return Section(absent="no step has a recorded start and end")
+    rows = [Claim(f"Engine time: {facts.engine.busy_seconds.text()} ({facts.engine.busy_seconds.method})")]
+    for gap in facts.engine.interruptions:
+        wall = f", resumed at {format_time(gap.wall_resumed_at)} wall clock" if gap.wall_resumed_at else ""
+        rows.append(
+            Claim(f"Interrupted ({gap.previous_status.replace('_', ' ')}) and resumed at {format_time(gap.at)}{wall}")
+        )
+    return Section(rows)
+
+
+def _limitations(record: RunRecord) -> Section:
+    rows: list[Claim] = []
+    for phase in record.phases:
+        for step in phase.steps:
+            if step.report is not None:
+                rows.extend(Claim(text, source=step.agent) for text in step.report.limitations)
+    return Section(rows, absent="no agent reported data it could not look at")
+
+
+def _cause_line(record: RunRecord, facts: IncidentFacts, root: Section) -> Claim | None:
+    if facts.cause is None:
+        return root.items[0] if root.items else None
+    c = facts.cause
+    text = (
+        f"{c.fault_type.replace('_', ' ')} in {c.service} (indicator {c.indicator}), confidence {c.confidence.text()}"
+    )
+    return Claim(text, c.evidence_ids, "diagnosis", ["cause.confidence"])
+
+
+def build_view(
+    record: RunRecord,
+    index: EvidenceIndex,
+    metrics: MetricsReport,
+    facts: IncidentFacts,
+    policy: ReportPolicy | None = None,
+) -> PostmortemView:
+    """Everything the postmortem templates show, computed once for both formats."""
+    policy = policy or ReportPolicy()
+    candidates = diagnosis_candidates(record)
+    root = _root_cause(record, candidates)
+    impact, impact_absent = _impact_rows(facts)
+    timeline, omitted = _timeline(record, facts, policy.timeline_limit)
+    cited = {i for c in candidates for i in c.evidence_ids}
+    summary = _summary(record, facts, _cause_line(record, facts, root))[: policy.summary_lines]
+    return PostmortemView(
+        record=record,
+        facts=facts,
+        index=index,
+        metrics=metrics,
+        summary=summary,
+        impact=impact,
+        impact_absent=impact_absent,
+        detection=_detection(record, facts),
+        response=_response(record, facts),
+        trigger=_trigger(record, facts),
+        root_cause=root,
+        contributing=_contributing(record, index),
+        propagation=_propagation(record, facts),
+        actions=facts.actions,
+        recovery=recovery_claim(facts),
+        timeline=timeline,
+        timeline_omitted=omitted,
+        went_well=_went_well(record),
+        went_badly=_went_badly(record, candidates, policy),
+        action_items=_action_items(record, facts, policy),
+        review=_review(record, facts, policy),
+        charts=_charts(record, facts, index, policy.chart_limit),
+        candidates=Section(candidates, absent="the investigation produced no ranked root-cause candidates"),
+        unknown_evidence_ids=sorted(i for i in cited if i not in index.evidence),
+        metric_rows=_metric_rows(metrics),
+        engine=_engine(facts),
+        limitations=_limitations(record),
+        evidence=Section(list(index.evidence.values()), absent="no finding in this run carried evidence"),
+        generated_from=f"{record.workflow} run of {record.incident.id}",
+    )
+
+
 def render_markdown(view: PostmortemView) -> str:
-    return template("postmortem.md.j2").render(v=view, event_ids=event_evidence_ids)
+    return template("postmortem.md.j2").render(v=view)
 
 
 def render_html(view: PostmortemView) -> str:
-    return template("postmortem.html.j2").render(v=view, event_ids=event_evidence_ids)
+    return template("postmortem.html.j2").render(v=view)

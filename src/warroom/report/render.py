@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+from markupsafe import Markup, escape
+
+from warroom.figures import significant
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -62,24 +65,40 @@ def fmt_offset(at: datetime, origin: datetime | None) -> str:
 
 
 def fmt_value(value: Any) -> str:
-    """A value for a table cell: floats to four significant digits, containers as compact JSON."""
+    """A value for people: numbers to three or four significant figures with thousands separated
+    (never exponent notation, never a raw float), mappings as 'key value' pairs, long numeric lists
+    summarised by their length."""
     if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        # Four significant digits, but never exponent notation for amounts people read (revenue).
-        return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4g}"
-    if isinstance(value, int):
-        return str(value)
+        return {True: "yes", False: "no", None: "—"}[value]
+    if isinstance(value, int | float):
+        return fmt_number(float(value))
     if isinstance(value, datetime):
         return fmt_ts(value)
-    if isinstance(value, dict | list | tuple):
-        text = json.dumps(value, default=str, ensure_ascii=False)
-        return text if len(text) <= 200 else text[:197] + "…"
+    if isinstance(value, dict):
+        parts = [f"{humanize(str(k)).lower()} {fmt_value(v)}" for k, v in value.items() if v not in (None, "", [], {})]
+        text = "; ".join(parts) or "—"
+        return text if len(text) <= 240 else text[:239] + "…"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "—"
+        if len(value) > 8 and all(isinstance(v, int | float | list | tuple) for v in value):
+            return f"({len(value)} points)"
+        text = ", ".join(fmt_value(v) for v in value)
+        return text if len(text) <= 240 else text[:239] + "…"
     return str(value)
+
+
+def fmt_number(value: float) -> str:
+    """A bare number for people: integers exact with separators, others to four significant figures."""
+    if math.isnan(value) or math.isinf(value):
+        return "not a number" if math.isnan(value) else ("infinite" if value > 0 else "−infinite")
+    if value.is_integer() and abs(value) < 1e12:
+        return f"{int(value):,}"
+    if abs(value) >= 1e12:
+        return f"{significant(value / 1e12, 3):g} trillion"
+    if abs(value) >= 1000:
+        return f"{round(value):,}"
+    return f"{significant(value, 4):.6f}".rstrip("0").rstrip(".")
 
 
 def fmt_confidence(value: float | None) -> str:
@@ -111,12 +130,28 @@ def cite(ids: Iterable[str] | None) -> str:
 
 
 def claim_cite(claim: Any) -> str:
-    """Citation of a claim: its evidence ids, else the run-record fact it restates."""
+    """Citation of a claim: its evidence ids, else the record it restates."""
     ids = getattr(claim, "evidence_ids", None)
     if ids:
         return cite(ids)
     source = getattr(claim, "source", "")
     return f"(source: {source})" if source else cite(None)
+
+
+def cite_links(claim_or_ids: Any) -> Markup:
+    """HTML citation whose evidence ids link to their row in the evidence appendix."""
+    ids = claim_or_ids if isinstance(claim_or_ids, list | tuple) else getattr(claim_or_ids, "evidence_ids", None)
+    if ids:
+        links = ", ".join(f'<a href="#{escape(i)}">{escape(i)}</a>' for i in ids if i)
+        return Markup(f"[evidence: {links}]")
+    source = getattr(claim_or_ids, "source", "")
+    return Markup(escape(f"(source: {source})" if source else "(no evidence cited)"))
+
+
+def facts_note(claim: Any) -> str:
+    """The facts a line quotes, as an HTML comment in Markdown: invisible, read by the linter."""
+    keys = getattr(claim, "facts", None) or []
+    return f"<!-- facts: {' '.join(keys)} -->" if keys else ""
 
 
 def to_json(value: Any, indent: int | None = 2) -> str:
@@ -141,6 +176,8 @@ FILTERS = {
     "inline": md_inline,
     "cite": cite,
     "claim_cite": claim_cite,
+    "cite_links": cite_links,
+    "facts_note": facts_note,
     "tojson_pretty": to_json,
     "humanize": humanize,
 }

@@ -1,8 +1,11 @@
-"""timeline.md: every event of the run in order, with its time, source and evidence."""
+"""timeline.md: every event of the run sorted by time, with its time, source and evidence.
+
+Events are sorted by their time stamp (the order they were recorded in breaks ties): an agent
+records incident-time events (telemetry onsets, replayed action data) after the engine events of
+the same run, and a reader follows time, not insertion order."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import datetime
 from typing import NamedTuple
@@ -11,7 +14,7 @@ from warroom.incident import TimelineEvent
 from warroom.record import RunRecord
 from warroom.report.metrics import MetricsReport
 from warroom.report.postmortem import event_evidence_ids
-from warroom.report.render import fmt_offset, fmt_ts, md_cell, template
+from warroom.report.render import fmt_offset, fmt_ts, fmt_value, md_cell, template
 
 # Keys shown in their own column need not be repeated in the details.
 _SHOWN = frozenset({"evidence_ids", "evidence", "finding_id"})
@@ -33,10 +36,10 @@ class Row(NamedTuple):
 
 
 def _details(data: dict[str, object]) -> str:
-    rest = {k: v for k, v in data.items() if k not in _SHOWN}
+    rest = {k: v for k, v in data.items() if k not in _SHOWN and k != "run_id"}
     if not rest:
         return ""
-    text = json.dumps(rest, default=str, ensure_ascii=False)
+    text = fmt_value(rest)
     if len(text) > MAX_DETAILS:
         text = text[: MAX_DETAILS - 1] + "…"
     return md_cell(text)
@@ -68,5 +71,5 @@ def render_timeline(record: RunRecord, metrics: MetricsReport) -> str:
         inc=record.incident,
         origin=origin,
         counts=sorted(counts.items()),
-        rows=rows(record.timeline, origin.at),
+        rows=rows(sorted(record.timeline, key=lambda e: e.at), origin.at),
     )

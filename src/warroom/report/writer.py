@@ -7,15 +7,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from warroom.analysis.facts import IncidentFacts
 from warroom.record import RunRecord
+from warroom.redact import redact, redact_tree
 from warroom.report.evidence import EvidenceIndex, diagnosis_candidates, index_evidence
 from warroom.report.execution import render_workflow
 from warroom.report.metrics import derive_metrics
 from warroom.report.postmortem import ReportPolicy, build_view, render_html, render_markdown
-from warroom.report.redaction import redact_tree, redactors
 from warroom.report.timeline import render_timeline
+from warroom.store.records import facts_of
 
 REPORT_FILES = (
+    "facts.json",
     "postmortem.md",
     "postmortem.html",
     "timeline.md",
@@ -73,6 +76,16 @@ def diagnosis_payload(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def facts_payload(facts: IncidentFacts) -> dict[str, Any]:
+    """facts.json: the facts, plus every figure and time under its dotted name (what a summary
+    line cites and what the report linter checks its numbers against)."""
+    return {
+        **facts.model_dump(mode="json"),
+        "figures": {name: f.model_dump(mode="json") for name, f in facts.figures().items()},
+        "times": {name: at.isoformat() for name, at in facts.times().items()},
+    }
+
+
 def metrics_payload(record: RunRecord) -> dict[str, Any]:
     """metrics.json content: the metrics, their milestones, and how each was derived or why not."""
     return {"incident_id": record.incident.id, **derive_metrics(record).payload()}
@@ -98,13 +111,14 @@ SECOND_PASS = frozenset({"postmortem.md", "postmortem.html", "workflow.md"})
 
 def write_reports(record: RunRecord, out_dir: Path, policy: ReportPolicy | None = None) -> dict[str, Path]:
     """Write every report of a run into out_dir; returns file name → path."""
-    redact, _ = redactors()
     record = redacted_record(record)
     index = index_evidence(record)
-    metrics = derive_metrics(record)
-    view = build_view(record, index, metrics, policy)
+    facts = facts_of(record)
+    metrics = derive_metrics(record, facts)
+    view = build_view(record, index, metrics, facts, policy)
 
     texts: dict[str, str] = {
+        "facts.json": _dump(facts_payload(facts)),
         "postmortem.md": render_markdown(view),
         "postmortem.html": render_html(view),
         "timeline.md": render_timeline(record, metrics),

@@ -29,7 +29,8 @@ from warroom.scenarios.telemetry import (
     request_identity,
 )
 from warroom.scenarios.writer import write_manifest, write_table
-from warroom.sources.bundle import FORMATS, TABLES
+from warroom.sources.canonical import TABLES
+from warroom.sources.tables import FORMATS
 
 REPO_MODES = ("bundle", "checkout", "both")
 

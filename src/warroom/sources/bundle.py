@@ -17,334 +17,24 @@ Layout (see docs/bundle-format.md):
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import os
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from warroom.errors import BundleError
-from warroom.sources.manifest import Manifest
+from warroom.sources.contract import BundleSpec, Prerequisite, TelemetryRead
+from warroom.sources.incident_telemetry import IncidentTelemetry, read_incident
+from warroom.sources.manifest import Alert, Manifest
+from warroom.sources.paths import present
+from warroom.sources.raw.defaults import derive_manifest, opening_alert, read_alert_file
+from warroom.sources.raw.folder import FileReport, PeriodFiles, probe_period, read_period
+from warroom.sources.raw.reader import ReadOptions
+from warroom.sources.validate import Limits
 from warroom.yamlfile import line_of, load_model, read_yaml
-
-FORMATS = (".parquet", ".jsonl", ".ndjson", ".csv")
-MAX_FIELD_BYTES = 1 << 20  # a single log message larger than 1 MiB is not a log line
-
-TS = pl.Datetime("us", "UTC")
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    name: str
-    required: dict[str, pl.DataType]
-    optional: dict[str, pl.DataType]
-    time_columns: tuple[str, ...]
-    # Few distinct values repeated on millions of rows: held as dictionary codes (categories), which
-    # keeps a large bundle's telemetry in far less memory and makes grouping by them cheap.
-    categorical: tuple[str, ...] = ()
-
-
-TABLES: dict[str, TableSpec] = {
-    "metrics": TableSpec(
-        "metrics",
-        {"timestamp": TS, "service": pl.String(), "metric": pl.String(), "value": pl.Float64()},
-        {"instance": pl.String()},
-        ("timestamp",),
-        categorical=("service", "metric", "instance"),
-    ),
-    "logs": TableSpec(
-        "logs",
-        {"timestamp": TS, "service": pl.String(), "level": pl.String(), "message": pl.String()},
-        {"trace_id": pl.String(), "instance": pl.String(), "attributes": pl.String()},
-        ("timestamp",),
-        categorical=("service", "level", "instance"),
-    ),
-    "traces": TableSpec(
-        "traces",
-        {
-            "trace_id": pl.String(),
-            "span_id": pl.String(),
-            "parent_span_id": pl.String(),
-            "service": pl.String(),
-            "operation": pl.String(),
-            "start_time": TS,
-            "end_time": TS,
-        },
-        {"status": pl.String(), "instance": pl.String(), "attributes": pl.String()},
-        ("start_time", "end_time"),
-        categorical=("service", "operation", "status", "instance"),
-    ),
-    "changes": TableSpec(
-        "changes",
-        {"id": pl.String(), "time": TS, "service": pl.String(), "kind": pl.String()},
-        {
-            "version": pl.String(),
-            "commit": pl.String(),
-            "author": pl.String(),
-            "description": pl.String(),
-        },
-        ("time",),
-    ),
-}
-
-NULLABLE = {
-    "parent_span_id",
-    "trace_id",
-    "instance",
-    "status",
-    "attributes",
-    "version",
-    "commit",
-    "author",
-    "description",
-}
-
-
-@dataclass
-class Telemetry:
-    """The four modalities for one period; a modality that is absent is None."""
-
-    metrics: pl.DataFrame | None = None
-    logs: pl.DataFrame | None = None
-    traces: pl.DataFrame | None = None
-    changes: pl.DataFrame | None = None
-
-    def present(self) -> list[str]:
-        return [name for name in TABLES if getattr(self, name) is not None]
-
-
-class AfterActions(Mapping[str, Telemetry]):
-    """`after/<action-kind>/` folders, each read when used: a large bundle keeps telemetry for
-    every possible mitigation, and a run looks at the few it tries. Only the last `keep` read stay
-    in memory (a mitigation loop walks through several in turn)."""
-
-    def __init__(self, folders: dict[str, Path], keep: int = 2) -> None:
-        self._folders = folders
-        self._keep = keep
-        self._loaded: dict[str, Telemetry] = {}
-        self._lock = threading.Lock()  # steps on threads share one bundle
-
-    def __getitem__(self, kind: str) -> Telemetry:
-        with self._lock:
-            telemetry = self._loaded.pop(kind, None)
-        if telemetry is None:
-            telemetry = read_telemetry(self._folders[kind])
-        with self._lock:
-            self._loaded[kind] = telemetry  # most recently used last
-            while len(self._loaded) > self._keep:
-                del self._loaded[next(iter(self._loaded))]
-        return telemetry
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._folders)
-
-    def __len__(self) -> int:
-        return len(self._folders)
-
-    def load_all(self) -> None:
-        """Read (and so validate) every folder."""
-        for kind in self._folders:
-            self[kind]
-
-
-@dataclass
-class Bundle:
-    path: Path
-    manifest: Manifest
-    telemetry: Telemetry
-    baseline: Telemetry | None = None
-    after: Mapping[str, Telemetry] = field(default_factory=dict)
-    topology: dict[str, list[str]] = field(default_factory=dict)
-    repo: Path | None = None
-
-    @property
-    def metrics(self) -> pl.DataFrame | None:
-        return self.telemetry.metrics
-
-    @property
-    def logs(self) -> pl.DataFrame | None:
-        return self.telemetry.logs
-
-    @property
-    def traces(self) -> pl.DataFrame | None:
-        return self.telemetry.traces
-
-    @property
-    def changes(self) -> pl.DataFrame | None:
-        return self.telemetry.changes
-
-    def missing_modalities(self) -> list[str]:
-        return [name for name in ("metrics", "logs", "traces", "changes") if getattr(self, name) is None]
-
-
-def _find_table(folder: Path, name: str) -> Path | None:
-    found = [folder / f"{name}{ext}" for ext in FORMATS if (folder / f"{name}{ext}").is_file()]
-    if len(found) > 1:
-        raise BundleError(
-            f"more than one file for '{name}' ({', '.join(p.name for p in found)}); keep one",
-            file=folder,
-        )
-    return found[0] if found else None
-
-
-def _read_raw(path: Path) -> pl.DataFrame:
-    suffix = path.suffix
-    try:
-        if suffix == ".parquet":
-            return pl.read_parquet(path)
-        if suffix in (".jsonl", ".ndjson"):
-            return pl.read_ndjson(path, infer_schema_length=None)
-        return pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False)
-    except Exception as exc:  # polars raises several exception types; locate the bad line ourselves
-        line = _locate_bad_line(path)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise BundleError(f"cannot parse {suffix.lstrip('.')} ({reason[:160]})", file=path, line=line) from None
-
-
-def _locate_bad_line(path: Path) -> int | None:
-    """Best effort: the first line that does not parse on its own (JSON Lines) or whose field
-    count differs from the header's (CSV)."""
-    if path.suffix == ".parquet":
-        return None
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            if path.suffix in (".jsonl", ".ndjson"):
-                for number, text in enumerate(handle, start=1):
-                    if text.strip():
-                        try:
-                            if not isinstance(json.loads(text), dict):
-                                return number
-                        except json.JSONDecodeError:
-                            return number
-                return None
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                return 1
-            for row in reader:
-                if len(row) != len(header):
-                    return reader.line_num
-    except (UnicodeDecodeError, csv.Error):
-        return None
-    return None
-
-
-def _coerce(frame: pl.DataFrame, spec: TableSpec, path: Path) -> pl.DataFrame:
-    """Check columns, convert types, and name the first row that does not convert."""
-    if frame.height == 0:
-        raise BundleError("no rows (an absent modality is expressed by omitting the file)", file=path)
-    missing = [col for col in spec.required if col not in frame.columns]
-    if missing:
-        raise BundleError(
-            f"missing column(s) {', '.join(missing)}; expected {', '.join(spec.required)}",
-            file=path,
-            line=1 if path.suffix == ".csv" else None,
-            field=missing[0],
-        )
-    header_offset = 2 if path.suffix == ".csv" else 1
-    wanted = {**spec.required, **{k: v for k, v in spec.optional.items() if k in frame.columns}}
-    columns = []
-    for name, dtype in wanted.items():
-        source = frame.get_column(name)
-        converted = _convert(source, dtype)
-        bad = converted.is_null() & source.is_not_null()
-        if name not in NULLABLE:
-            bad = bad | source.is_null()
-        if name not in NULLABLE and source.dtype == pl.String:
-            # a pattern test, not stripped copies: this runs over millions of values
-            bad = bad | source.str.contains(r"^\s*$").fill_null(False)
-        index = bad.arg_true()
-        if index.len():
-            row = int(index[0])
-            shown = str(source[row])[:60]
-            raise BundleError(
-                f"value {shown!r} is not a valid {_describe(dtype)}",
-                file=path,
-                line=row + header_offset,
-                field=name,
-            )
-        columns.append(converted.cast(pl.Categorical) if name in spec.categorical else converted)
-    result = pl.DataFrame(columns)
-    for text_col in ("message",):
-        if text_col in result.columns:
-            too_long = (result.get_column(text_col).str.len_bytes() > MAX_FIELD_BYTES).arg_true()
-            if too_long.len():
-                row = int(too_long[0])
-                size = len(result.get_column(text_col)[row].encode())
-                raise BundleError(
-                    f"{size} bytes; at most {MAX_FIELD_BYTES} expected for one log message",
-                    file=path,
-                    line=row + header_offset,
-                    field=text_col,
-                )
-    return result
-
-
-def _describe(dtype: pl.DataType) -> str:
-    if dtype == TS:
-        return "timestamp (ISO 8601 with offset, or epoch seconds/milliseconds)"
-    if dtype == pl.Float64:
-        return "number"
-    return "text"
-
-
-def _convert(series: pl.Series, dtype: pl.DataType) -> pl.Series:
-    if dtype == TS:
-        return _to_timestamp(series)
-    if dtype == pl.Float64:
-        if series.dtype.is_numeric():
-            return series.cast(pl.Float64)
-        return series.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
-    if series.dtype == pl.String:
-        return series
-    return series.cast(pl.String, strict=False)
-
-
-def _to_timestamp(series: pl.Series) -> pl.Series:
-    if isinstance(series.dtype, pl.Datetime):
-        if series.dtype.time_zone is None:
-            return series.dt.replace_time_zone("UTC").dt.cast_time_unit("us")
-        return series.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-    if series.dtype.is_numeric():
-        return _epoch_to_timestamp(series.cast(pl.Float64))
-    text = series.cast(pl.String).str.strip_chars()
-    numeric = text.cast(pl.Float64, strict=False)
-    if numeric.is_not_null().sum() == text.is_not_null().sum() and text.is_not_null().any():
-        return _epoch_to_timestamp(numeric)
-    parsed = text.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
-    naive = text.str.to_datetime(time_unit="us", strict=False).dt.replace_time_zone("UTC")
-    return parsed.fill_null(naive)
-
-
-def _epoch_to_timestamp(values: pl.Series) -> pl.Series:
-    """Epoch numbers in s, ms, µs or ns, told apart by magnitude."""
-    median = values.abs().median()
-    magnitude = float(median) if isinstance(median, int | float) else 0.0
-    scale = 1e6 if magnitude < 1e11 else 1e3 if magnitude < 1e14 else 1.0 if magnitude < 1e17 else 1e-3
-    return (values * scale).round(0).cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-
-
-def read_table(path: Path, name: str) -> pl.DataFrame:
-    spec = TABLES[name]
-    frame = _coerce(_read_raw(path), spec, path)
-    order = spec.time_columns[0]
-    return frame if frame.get_column(order).is_sorted() else frame.sort(order)
-
-
-def read_telemetry(folder: Path) -> Telemetry:
-    found: dict[str, Any] = {}
-    for name in TABLES:
-        path = _find_table(folder, name)
-        found[name] = read_table(path, name) if path is not None else None
-    return Telemetry(**found)
 
 
 def _read_topology(path: Path) -> dict[str, list[str]]:
@@ -369,10 +59,10 @@ def _read_topology(path: Path) -> dict[str, list[str]]:
 def _checkout(root: Path) -> Path | None:
     """The bundle's code repository: `repo/` as is, or `repo.bundle` (a git bundle file, which
     can be committed where a nested .git cannot) cloned once into a cache keyed by its content."""
-    if (root / "repo").is_dir():
+    if present(root / "repo", "folder"):
         return root / "repo"
     packed = root / "repo.bundle"
-    if not packed.is_file():
+    if not present(packed):
         return None
     digest = hashlib.sha256(packed.read_bytes()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "warroom" / "repos" / digest
@@ -395,43 +85,136 @@ def _checkout(root: Path) -> Path | None:
     return cache
 
 
-def load_bundle(path: str | Path, *, eager: bool = False) -> Bundle:
-    """Load and validate a bundle; raise BundleError naming the file, line and field.
+class BundleSource:
+    """A bundle folder as a telemetry source: everything it holds was recorded, so a read after an
+    action is the folder `after/<kind>/` recorded for it. The folder holds canonical tables (format
+    v1), the raw exports of a real system (format v2, recognised file by file), or both."""
 
-    The `after/` folders are read when first used, unless `eager` (which validates them too)."""
-    root = Path(path)
-    if not root.is_dir():
-        raise BundleError("not a directory (expected an incident bundle)", file=root)
-    manifest = load_model(root / "incident.yaml", Manifest, BundleError)
-    telemetry = read_telemetry(root)
-    if not telemetry.present():
-        raise BundleError(
-            f"no telemetry: expected at least one of metrics, logs, traces, changes ({'/'.join(FORMATS)})",
-            file=root,
+    def __init__(
+        self, path: str | Path, *, alert: str | Path | None = None, options: ReadOptions | None = None
+    ) -> None:
+        self.root = Path(path)
+        if not self.root.is_dir():
+            raise BundleError("not a directory (expected an incident bundle)", file=self.root)
+        self.alert_file = Path(alert) if alert is not None else None
+        self.options = options or ReadOptions()
+        self.limits = Limits.from_env()
+        # The manifest may have to be derived from the alert and the data, so the incident period
+        # is read up front (every run reads it first anyway).
+        period = read_period(self.root, self.options, top=True)
+        self.files: list[FileReport] = list(period.files)  # every file read, for `bundle validate`
+        if not period.tables:
+            raise BundleError(
+                "no telemetry: expected at least one of metrics, logs, traces, changes (a canonical table or a "
+                "raw export that a reader recognises; see docs/bundle-format.md)",
+                file=self.root,
+            )
+        manifest = self._written_manifest()
+        opening = manifest.alert if manifest else self._opening_alert(period)
+        self._incident = period.validated(opening.fired_at, self.limits)
+        self._manifest = manifest or derive_manifest(opening, self._incident.telemetry)
+        # Post-action folders are read when a recovery check asks; what is in them is probed now,
+        # so that garbage there is reported before anything is recorded.
+        for kind in self.recorded_actions():
+            probe_period(self.root / "after" / kind)
+
+    def _written_manifest(self) -> Manifest | None:
+        path = self.root / "incident.yaml"
+        return load_model(path, Manifest, BundleError) if present(path) else None
+
+    def _opening_alert(self, period: PeriodFiles) -> Alert:
+        # The alert given beside the folder is the one being answered; alerts found in the folder
+        # (a payload, an ALERTS series that shows every alert that fired) only stand in for it.
+        if self.alert_file is not None:
+            return opening_alert(read_alert_file(self.alert_file, self.options), self.root)
+        return opening_alert(list(period.alerts), self.root)
+
+    def spec(self) -> BundleSpec:
+        return BundleSpec(
+            path=str(self.root.resolve()), alert=str(self.alert_file.resolve()) if self.alert_file else None
         )
-    baseline = read_telemetry(root / "baseline") if (root / "baseline").is_dir() else None
-    folders = {}
-    if (root / "after").is_dir():
-        folders = {p.name: p for p in sorted((root / "after").iterdir()) if p.is_dir()}
-    after = AfterActions(folders)
-    if eager:
-        after.load_all()
-    topology = _read_topology(root / "topology.yaml") if (root / "topology.yaml").is_file() else {}
-    repo = _checkout(root)
-    return Bundle(root, manifest, telemetry, baseline, after, topology, repo)
+
+    def describe(self) -> str:
+        return f"bundle {self.root}"
+
+    def prerequisites(self) -> list[Prerequisite]:
+        return [Prerequisite(name="bundle folder", ok=self.root.is_dir(), detail=str(self.root))]
+
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    def incident(self) -> TelemetryRead:
+        return self._incident
+
+    def _read(self, folder: Path) -> TelemetryRead:
+        period = read_period(folder, self.options)
+        self.files.extend(period.files)
+        return period.validated(self._manifest.alert.fired_at, self.limits)
+
+    def baseline(self) -> TelemetryRead | None:
+        folder = self.root / "baseline"
+        return self._read(folder) if present(folder, "folder") else None
+
+    def after(self, action_kind: str, since: datetime) -> TelemetryRead | None:
+        if action_kind not in self.recorded_actions():
+            return None
+        return self._read(self.root / "after" / action_kind)
+
+    def recorded_actions(self) -> list[str]:
+        folder = self.root / "after"
+        if not present(folder, "folder"):
+            return []
+        # a stray file beside the folders (a README) is not telemetry; anything else must be a folder
+        return sorted(p.name for p in folder.iterdir() if not p.is_file() and present(p, "folder"))
+
+    def topology(self) -> dict[str, list[str]]:
+        path = self.root / "topology.yaml"
+        return _read_topology(path) if present(path) else {}
+
+    def repository(self) -> Path | None:
+        return _checkout(self.root)
 
 
-def describe(bundle: Bundle) -> dict[str, Any]:
-    """A short, JSON-friendly inventory of a bundle (what `bundle validate` prints)."""
-    counts = {name: (frame.height if frame is not None else None) for name, frame in vars(bundle.telemetry).items()}
+def load_bundle(path: str | Path, *, alert: str | Path | None = None) -> IncidentTelemetry:
+    """Read and validate a bundle folder; raise BundleError naming the file, line and field.
+    Post-action folders are read when a recovery check asks for them."""
+    return read_incident(BundleSource(path, alert=alert))
+
+
+def validate_bundle(path: str | Path, *, alert: str | Path | None = None) -> dict[str, Any]:
+    """Read every period of a bundle (post-action folders included) and describe what it holds and
+    what each file was read as (what `bundle validate` prints)."""
+    source = BundleSource(path, alert=alert)
+    telemetry = read_incident(source)
+    for kind in source.recorded_actions():
+        source.after(kind, source.manifest().effective_window().end)
     return {
-        "path": str(bundle.path),
-        "title": bundle.manifest.title,
-        "alert": bundle.manifest.alert.name,
-        "fired_at": bundle.manifest.alert.fired_at.isoformat(),
+        **describe(telemetry),
+        "manifest": "incident.yaml" if (source.root / "incident.yaml").is_file() else "derived from the alert",
+        "warnings": telemetry.limitations,
+        "files": [
+            {
+                "file": str(f.path.relative_to(source.root)),
+                "read_as": f.reader,
+                "notes": f.notes,
+                "warnings": f.limitations,
+            }
+            for f in source.files
+        ],
+    }
+
+
+def describe(telemetry: IncidentTelemetry) -> dict[str, Any]:
+    """A short, JSON-friendly inventory of an incident's telemetry."""
+    counts = {name: (frame.height if frame is not None else None) for name, frame in vars(telemetry.current).items()}
+    return {
+        "source": telemetry.origin(),
+        "title": telemetry.manifest.title,
+        "alert": telemetry.manifest.alert.name,
+        "fired_at": telemetry.manifest.alert.fired_at.isoformat(),
         "rows": counts,
-        "baseline": bundle.baseline.present() if bundle.baseline else [],
-        "after": sorted(bundle.after),
-        "topology_services": len(bundle.topology),
-        "repo": str(bundle.repo) if bundle.repo else None,
+        "baseline": telemetry.baseline.present() if telemetry.baseline else [],
+        "after": telemetry.recorded_actions() or [],
+        "topology_services": len(telemetry.topology),
+        "repo": str(telemetry.repo) if telemetry.repo else None,
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from warroom.incident import AgentReport, RecommendedAction, RootCauseCandidate
+from warroom.analysis.facts import IncidentFacts, candidates_of, collect_facts
+from warroom.incident import AgentReport, RecommendedAction
 from warroom.record import ActionRecord, ActionStatus, Decision, PhaseRecord, RunRecord, StepRecord, StepStatus
 from warroom.store.repository import Store
 from warroom.workflow.interpreter import Recorded, fold_context
@@ -59,7 +60,7 @@ def build_record(store: Store, incident_id: str, run_id: str | None = None) -> R
         )
 
     context = fold_context(spec, recorded).values
-    diagnosis = [RootCauseCandidate.model_validate(c) for c in context.get("diagnosis", []) if isinstance(c, dict)]
+    diagnosis = candidates_of(context)
     audit = store.audit_log(incident_id)
     actions = [
         ActionRecord(
@@ -71,7 +72,7 @@ def build_record(store: Store, incident_id: str, run_id: str | None = None) -> R
         )
         for row in store.actions(incident_id)
     ]
-    return RunRecord(
+    record = RunRecord(
         incident=store.get_incident(incident_id),
         workflow=spec.name,
         run_status=run.status,
@@ -81,6 +82,19 @@ def build_record(store: Store, incident_id: str, run_id: str | None = None) -> R
         diagnosis=diagnosis,
         actions=actions,
     )
+    record.facts = facts_of(record)
+    return record
+
+
+def facts_of(record: RunRecord) -> IncidentFacts:
+    """The incident's facts as the run recorded them: the steps' outputs, the timeline's incident
+    times of the action outcomes, and the steps' run intervals on the engine clock."""
+    busy = [(step.started_at, step.finished_at) for phase in record.phases for step in phase.steps]
+    approvals = {a.action.id: a.approved_by for a in record.actions if a.approved_by}
+    context = record.context
+    if record.diagnosis and not context.get("diagnosis"):
+        context = {**context, "diagnosis": [c.model_dump(mode="json") for c in record.diagnosis]}
+    return collect_facts(context, record.incident, record.timeline, busy, approvals)
 
 
 def _bare_action(action_id: str) -> RecommendedAction:

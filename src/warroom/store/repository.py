@@ -2,6 +2,12 @@
 
 SQLite by default (a file under the user's data directory), PostgreSQL by URL. The schema is
 created and upgraded by Alembic migrations when the store opens.
+
+Two guarantees hold at this boundary for every writer (the engine, the CLI, the server):
+- secrets never reach the database: every text and JSON column of every row is redacted just
+  before it is flushed (`_redact_before_flush`), except identifiers looked up by equality;
+- the database's own failures (a bad URL, a corrupt or locked file, a missing directory) surface as
+  one-line `StoreError`s, never as a driver traceback.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import JSON, Engine, String, create_engine, event, func, inspect, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, NoSuchModuleError
+from sqlalchemy.orm import Mapper, Session, sessionmaker
 
-from warroom.errors import NotFoundError
+from warroom.errors import NotFoundError, StoreError
 from warroom.incident import Incident, Status, TimelineEvent, TimelineKind, check_transition
+from warroom.redact import redact_tree
 from warroom.store.models import ActionRow, AuditRow, IncidentRow, RunRow, StepRow, TimelineRow
 
 ENV_VAR = "WARROOM_DB"
@@ -47,22 +55,128 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def _event_of(row: TimelineRow) -> TimelineEvent:
+    return TimelineEvent(
+        at=_aware(row.at) or row.at,
+        kind=TimelineKind(row.kind),
+        source=row.source,
+        summary=row.summary,
+        data=row.data,
+        seq=row.seq,
+    )
+
+
+# How long a writer waits for another process's lock on a SQLite store before giving up.
+BUSY_TIMEOUT_MS = 10_000
+BACKENDS = ("sqlite", "postgresql")
+EXPECTED_URL = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")  # first: the next pragma may wait on a lock
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process kill
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
+def parse_url(url: str) -> URL:
+    """The store URL, checked: a backend warroom supports, and its driver installed."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"'{url}' is not a database URL (expected {EXPECTED_URL})", field="store URL") from None
+    backend = parsed.get_backend_name()
+    if backend not in BACKENDS:
+        raise StoreError(
+            f"unsupported store URL scheme '{parsed.drivername}' (expected {EXPECTED_URL})", field="store URL"
+        )
+    return parsed
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite store; None for an in-memory one or another backend."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser()
+
+
+def _prepare_file(path: Path, create: bool) -> None:
+    """A SQLite store's file: create its directory only when the caller may create a store."""
+    if path.is_dir():
+        raise StoreError("is a directory, not a store file", file=path)
+    if path.exists():
+        if not create and path.stat().st_size == 0:
+            raise StoreError("not a warroom store (an empty file)", file=path)
+        return
+    if not create:
+        raise StoreError("no store here (nothing has been recorded in it yet)", file=path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the store's directory ({exc.strerror})", file=path.parent) from None
+
+
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    parsed = parse_url(url)
+    path = sqlite_path(parsed)
+    if path is not None:
+        _prepare_file(path, create)
+    try:
+        engine = create_engine(parsed, future=True)
+    except (NoSuchModuleError, ArgumentError) as exc:
+        raise StoreError(f"cannot use store URL '{parsed.drivername}': {exc}", field="store URL") from None
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"the database driver for '{parsed.drivername}' is not installed ({exc.name})", field="store URL"
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def describe_failure(exc: DatabaseError, where: str) -> StoreError:
+    """A database failure as one line saying what the operator can do about it."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = reason.lower()
+    if "file is not a database" in lowered or "malformed" in lowered:
+        message = "not a readable SQLite database (corrupt, or another kind of file)"
+    elif "locked" in lowered or "busy" in lowered:
+        message = f"the store is locked by another process (waited {BUSY_TIMEOUT_MS / 1000:g} s)"
+    elif "readonly" in lowered or "read-only" in lowered:
+        message = "the store is read-only here"
+    elif "unable to open" in lowered:
+        message = "cannot open the store file"
+    else:
+        message = f"store failure: {reason[:200]}"
+    return StoreError(message, file=where)
+
+
+def _redactable(mapper: Mapper[Any]) -> tuple[str, ...]:
+    """The attributes of a table that may hold free text: text and JSON columns, except keys and
+    columns marked `verbatim` (identifiers the store looks rows up by)."""
+    names = []
+    for attr in mapper.column_attrs:
+        column = attr.columns[0]
+        if column.primary_key or column.foreign_keys or column.info.get("verbatim"):
+            continue
+        if isinstance(column.type, String | JSON):
+            names.append(attr.key)
+    return tuple(names)
+
+
+def _redact_before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    """The one redaction of everything the store writes: new rows whole, changed rows' changed columns."""
+    for obj in [*session.new, *session.dirty]:
+        state = inspect(obj)
+        new = obj in session.new
+        names = [n for n in _redactable(state.mapper) if new or state.attrs[n].history.has_changes()]
+        values = {name: getattr(obj, name) for name in names}
+        clean = redact_tree(values)
+        for name in names:
+            if clean[name] != values[name]:
+                setattr(obj, name, clean[name])
 
 
 def migrate(engine: Engine) -> None:
@@ -74,17 +188,36 @@ def migrate(engine: Engine) -> None:
 
 
 class Store:
-    def __init__(self, url: str | None = None, *, upgrade: bool = True) -> None:
+    """`create=False` (every command that only reads, or acts on what is recorded) opens an existing
+    store and never creates a file, a directory or a schema."""
+
+    def __init__(self, url: str | None = None, *, upgrade: bool = True, create: bool = True) -> None:
         self.url = url or default_url()
-        self.engine = make_engine(self.url)
-        if upgrade:
-            migrate(self.engine)
+        self.engine = make_engine(self.url, create=create)
+        self._where = str(sqlite_path(self.engine.url) or self.engine.url.render_as_string(hide_password=True))
+        try:
+            if not create and not inspect(self.engine).has_table("alembic_version"):
+                raise StoreError("not a warroom store (no schema recorded in it)", file=self._where)
+            if upgrade:
+                migrate(self.engine)
+        except DatabaseError as exc:
+            self.engine.dispose()
+            raise describe_failure(exc, self._where) from None
+        except StoreError:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", _redact_before_flush)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except IntegrityError:
+            raise  # a unique key taken by a concurrent writer: callers retry on it
+        except DatabaseError as exc:
+            raise describe_failure(exc, self._where) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -93,31 +226,36 @@ class Store:
 
     def create_incident(self, draft: Incident) -> Incident:
         """Allocate the next INC-YYYY-NNN id for the incident's year and persist it."""
-        year = (draft.detected_at or now()).year
         for _ in range(20):  # another writer may take the same number: retry on the unique key
             try:
                 with self.transaction() as session:
-                    last = session.scalar(select(func.max(IncidentRow.number)).where(IncidentRow.year == year))
-                    number = (last or 0) + 1
-                    incident = draft.model_copy(update={"id": f"INC-{year}-{number:03d}"})
-                    stamp = now()
-                    session.add(
-                        IncidentRow(
-                            id=incident.id,
-                            year=year,
-                            number=number,
-                            title=incident.title,
-                            severity=incident.severity.value,
-                            status=incident.status.value,
-                            data=incident.model_dump(mode="json"),
-                            created_at=stamp,
-                            updated_at=stamp,
-                        )
-                    )
-                return incident
+                    return self.add_incident(session, draft)
             except IntegrityError:
                 continue
         raise RuntimeError("could not allocate an incident number")
+
+    def add_incident(self, session: Session, draft: Incident) -> Incident:
+        """Allocate the next number in the caller's transaction (IntegrityError if another writer took it)."""
+        year = (draft.detected_at or now()).year
+        last = session.scalar(select(func.max(IncidentRow.number)).where(IncidentRow.year == year))
+        number = (last or 0) + 1
+        incident = draft.model_copy(update={"id": f"INC-{year}-{number:03d}"})
+        stamp = now()
+        session.add(
+            IncidentRow(
+                id=incident.id,
+                year=year,
+                number=number,
+                title=incident.title,
+                severity=incident.severity.value,
+                status=incident.status.value,
+                data=incident.model_dump(mode="json"),
+                created_at=stamp,
+                updated_at=stamp,
+            )
+        )
+        session.flush()
+        return incident
 
     def get_incident(self, incident_id: str, session: Session | None = None) -> Incident:
         if session is None:
@@ -202,17 +340,18 @@ class Store:
             rows = session.scalars(
                 select(TimelineRow).where(TimelineRow.incident_id == incident_id).order_by(TimelineRow.seq)
             )
-            return [
-                TimelineEvent(
-                    at=_aware(row.at) or row.at,
-                    kind=TimelineKind(row.kind),
-                    source=row.source,
-                    summary=row.summary,
-                    data=row.data,
-                    seq=row.seq,
-                )
-                for row in rows
-            ]
+            return [_event_of(row) for row in rows]
+
+    def events_after(self, incident_id: str, after_seq: int, limit: int = 500) -> list[TimelineEvent]:
+        """The incident's events with a sequence number above `after_seq` (what a live view has not seen)."""
+        with self.transaction() as session:
+            rows = session.scalars(
+                select(TimelineRow)
+                .where(TimelineRow.incident_id == incident_id, TimelineRow.seq > after_seq)
+                .order_by(TimelineRow.seq)
+                .limit(limit)
+            )
+            return [_event_of(row) for row in rows]
 
     # -- runs and steps ----------------------------------------------------------------------
 
@@ -252,6 +391,14 @@ class Store:
                 raise NotFoundError(f"incident '{incident_id}' has no workflow run")
             session.expunge(row)
             return row
+
+    def runs_with_status(self, statuses: tuple[str, ...]) -> list[RunRow]:
+        """Runs whose status is one of `statuses`, oldest first."""
+        with self.transaction() as session:
+            rows = list(session.scalars(select(RunRow).where(RunRow.status.in_(statuses)).order_by(RunRow.started_at)))
+            for row in rows:
+                session.expunge(row)
+            return rows
 
     def set_run_status(self, session: Session, run_id: str, status: str, finished: bool = False) -> None:
         row = session.get(RunRow, run_id)
@@ -296,7 +443,7 @@ class Store:
         if row is None:
             self.upsert_action(session, incident_id, action_id, "proposed", data=data)
             return "new"
-        if row.data == data or row.status != "proposed" or row.approved_by:
+        if row.data == redact_tree(data) or row.status != "proposed" or row.approved_by:
             return "kept"
         row.data = data
         row.updated_at = now()

@@ -8,6 +8,7 @@ at any point and resumed neither loses nor repeats anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from warroom.errors import NotFoundError
+from warroom.errors import InputError, Interrupted, NotFoundError
 from warroom.incident import (
     AgentReport,
     Assignee,
@@ -30,7 +31,8 @@ from warroom.incident import (
     TimelineKind,
 )
 from warroom.record import Decision
-from warroom.sources.bundle import Bundle
+from warroom.sources.contract import SourceSpec
+from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.store.repository import Store
 from warroom.workflow.interpreter import (
     Done,
@@ -52,20 +54,28 @@ from warroom.workflow.spec import ApprovalPolicy, PhaseSpec, WorkflowSpec
 
 FORWARD = [s for s in Status]  # the lifecycle's forward order
 
+# What a human may decide about a proposed action besides approving it; both let the run go on.
+DECLINED = {"rejected": TimelineKind.ACTION_REJECTED, "skipped": TimelineKind.ACTION_SKIPPED}
+# Once an action has been taken up by the executor, a decision about it comes too late.
+TAKEN = frozenset({"executed", "dry_run", "verified", "failed", "timed_out", "undone"})
+
 
 class RunOptions(BaseModel):
-    bundle: str
+    source: SourceSpec  # where the telemetry comes from: workers and a resumed run open it again
     execute: bool = False
     grant: ApprovalPolicy = ApprovalPolicy.NONE  # what the operator approved up front
     out_dir: str | None = None
-    replay_clock: bool = True  # incident time = alert time + elapsed run time (bundle replays)
-    processes: bool = True
+    replay_clock: bool = True  # incident time = alert time + elapsed run time (recorded incidents)
+    processes: bool = False  # True: steps in worker processes (see application.respond)
+    # Gated actions wait for a human even in a dry run (the service: approvals come from the API);
+    # the CLI's dry run instead records them as not approved and goes on.
+    hold_for_approval: bool = False
     # analysis is CPU-bound: one worker per core; more would only share the cores and add spawn cost
     workers: int = Field(default_factory=lambda: max(2, os.cpu_count() or 2))
 
 
 def runner_for(options: RunOptions) -> StepRunner:
-    return StepRunner(options.bundle, processes=options.processes, workers=options.workers)
+    return StepRunner(options.source, processes=options.processes, workers=options.workers)
 
 
 class Progress(Protocol):
@@ -110,7 +120,7 @@ class RunResult:
 
 
 class Clock:
-    """Incident time. For a replayed bundle it starts at `origin` and advances with the run."""
+    """Incident time. For a recorded incident it starts at `origin` and advances with the run."""
 
     def __init__(self, origin: datetime | None) -> None:
         self.origin = origin
@@ -122,9 +132,9 @@ class Clock:
         return self.origin + timedelta(seconds=time.monotonic() - self.started)
 
 
-def draft_incident(bundle: Bundle) -> Incident:
+def draft_incident(telemetry: IncidentTelemetry) -> Incident:
     """An incident as declared by the alert, before any agent has assessed it."""
-    manifest = bundle.manifest
+    manifest = telemetry.manifest
     alert = manifest.alert
     labelled = alert.labels.get("severity", "").upper()
     severity = Severity(labelled) if labelled in Severity.__members__ else Severity.P2
@@ -142,7 +152,19 @@ def draft_incident(bundle: Bundle) -> Incident:
         rpo_minutes=manifest.objectives.rpo_minutes,
         comms_cadence_minutes=manifest.comms.cadence_minutes,
         detected_at=alert.fired_at,
-        bundle_path=str(bundle.path.resolve()),
+        telemetry_source=telemetry.origin(),
+    )
+
+
+def alert_event(telemetry: IncidentTelemetry) -> TimelineEvent:
+    """The recorded alert as the incident's first timeline event."""
+    alert = telemetry.manifest.alert
+    return TimelineEvent(
+        at=alert.fired_at,
+        kind=TimelineKind.ALERT,
+        source=alert.labels.get("source", "alert"),
+        summary=f"{alert.name}: {alert.summary}".strip(": "),
+        data={"service": alert.service, **alert.labels},
     )
 
 
@@ -165,38 +187,34 @@ class Engine:
 
     # -- starting ----------------------------------------------------------------------------
 
-    def start(self, bundle: Bundle, spec: WorkflowSpec, options: RunOptions) -> tuple[str, str]:
-        incident = self.store.create_incident(draft_incident(bundle))
-        alert = bundle.manifest.alert
+    def start(self, telemetry: IncidentTelemetry, spec: WorkflowSpec, options: RunOptions) -> tuple[str, str]:
+        incident = self.store.create_incident(draft_incident(telemetry))
         with self.store.transaction() as session:
-            run_id = self.store.create_run(
-                session, incident.id, spec.name, spec.model_dump(mode="json"), options.model_dump(mode="json")
-            )
-            self.store.add_event(
-                session,
-                incident.id,
-                TimelineEvent(
-                    at=alert.fired_at,
-                    kind=TimelineKind.ALERT,
-                    source=alert.labels.get("source", "alert"),
-                    summary=f"{alert.name}: {alert.summary}".strip(": "),
-                    data={"service": alert.service, **alert.labels},
-                ),
-                dedupe_key="alert",
-            )
-            self.store.add_event(
-                session,
-                incident.id,
-                TimelineEvent(
-                    at=alert.fired_at,
-                    kind=TimelineKind.NOTE,
-                    source="engine",
-                    summary=f"incident {incident.id} opened; workflow {spec.name} started",
-                    data={"run_id": run_id, "workflow": spec.name},
-                ),
-                dedupe_key="opened",
-            )
+            run_id = self.open_run(session, incident.id, alert_event(telemetry), spec, options)
         return incident.id, run_id
+
+    def open_run(
+        self, session: Session, incident_id: str, alert: TimelineEvent, spec: WorkflowSpec, options: RunOptions
+    ) -> str:
+        """Record the run of `spec` for an incident and the alert that opened it, in the caller's
+        transaction (the service opens incidents in the same transaction that stores the alert)."""
+        run_id = self.store.create_run(
+            session, incident_id, spec.name, spec.model_dump(mode="json"), options.model_dump(mode="json")
+        )
+        self.store.add_event(session, incident_id, alert, dedupe_key="alert")
+        self.store.add_event(
+            session,
+            incident_id,
+            TimelineEvent(
+                at=alert.at,
+                kind=TimelineKind.NOTE,
+                source="engine",
+                summary=f"incident {incident_id} opened; workflow {spec.name} started",
+                data={"run_id": run_id, "workflow": spec.name},
+            ),
+            dedupe_key="opened",
+        )
+        return run_id
 
     # -- running -----------------------------------------------------------------------------
 
@@ -209,35 +227,66 @@ class Engine:
         clock = Clock(self._clock_origin(incident_id) if options.replay_clock else None)
         owned = runner is None
         runner = runner or runner_for(options)
+        # a run created "running" that already holds steps was stopped and is being picked up again
+        resumed = row.status in ("running", "waiting_approval") and bool(self.store.steps(run_id))
+        earlier = sum(1 for e in self.store.timeline(incident_id) if isinstance(e.data.get("interruption"), dict))
         with self.store.transaction() as session:
+            if resumed:
+                self._record_interruption(session, run_id, incident_id, row.status, clock, earlier)
             self.store.set_run_status(session, run_id, "running")
-        closed: set[str] = set()
         try:
-            while True:
-                recorded = self._recorded(run_id)
-                # close every finished phase, including one whose last step committed just before a crash
-                for phase in spec.phases:
-                    if phase.id not in closed and phase_done(phase, recorded):
-                        self._close_phase(run_id, incident_id, phase, recorded, clock)
-                        closed.add(phase.id)
-                move = next_move(spec, recorded)
-                if isinstance(move, Done):
-                    return self._finish(run_id, incident_id, recorded, clock)
-                self._enter_phase(run_id, incident_id, spec, move.phase, recorded, clock)
-                if isinstance(move, RecordDecision):
-                    self._record_decision(run_id, incident_id, move, clock)
-                elif isinstance(move, OpenGate):
-                    pending = self._open_gate(run_id, incident_id, move, options, clock)
-                    if pending:
-                        with self.store.transaction() as session:
-                            self.store.set_run_status(session, run_id, "waiting_approval")
-                        self.progress.waiting(pending)
-                        return RunResult(incident_id, run_id, "waiting_approval", pending)
-                else:
-                    self._run_steps(run_id, incident_id, spec, move, recorded, options, runner, clock)
-        finally:
+            result = self._drive(run_id, incident_id, spec, options, runner, clock)
+        except KeyboardInterrupt as exc:
             if owned:
-                runner.close()
+                runner.terminate()
+            self._mark_interrupted(run_id)
+            name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+            raise Interrupted(name, incident_id) from None
+        except BaseException:
+            if owned:
+                runner.terminate()  # do not wait for steps whose results can no longer be recorded
+            raise
+        if owned:
+            runner.close()
+        return result
+
+    def _mark_interrupted(self, run_id: str) -> None:
+        """Best effort: a second signal or a store failure here must not hide the interrupt."""
+        with contextlib.suppress(Exception), self.store.transaction() as session:
+            self.store.set_run_status(session, run_id, "interrupted")
+
+    def _drive(
+        self,
+        run_id: str,
+        incident_id: str,
+        spec: WorkflowSpec,
+        options: RunOptions,
+        runner: StepRunner,
+        clock: Clock,
+    ) -> RunResult:
+        closed: set[str] = set()
+        while True:
+            recorded = self._recorded(run_id)
+            # close every finished phase, including one whose last step committed just before a crash
+            for phase in spec.phases:
+                if phase.id not in closed and phase_done(phase, recorded):
+                    self._close_phase(run_id, incident_id, phase, recorded, clock)
+                    closed.add(phase.id)
+            move = next_move(spec, recorded)
+            if isinstance(move, Done):
+                return self._finish(run_id, incident_id, recorded, clock)
+            self._enter_phase(run_id, incident_id, spec, move.phase, recorded, clock)
+            if isinstance(move, RecordDecision):
+                self._record_decision(run_id, incident_id, move, clock)
+            elif isinstance(move, OpenGate):
+                pending = self._open_gate(run_id, incident_id, move, options, clock)
+                if pending:
+                    with self.store.transaction() as session:
+                        self.store.set_run_status(session, run_id, "waiting_approval")
+                    self.progress.waiting(pending)
+                    return RunResult(incident_id, run_id, "waiting_approval", pending)
+            else:
+                self._run_steps(run_id, incident_id, spec, move, recorded, options, runner, clock)
 
     def _event(
         self,
@@ -255,8 +304,32 @@ class Engine:
         return self.store.add_event(session, incident_id, event, dedupe_key=key)
 
     def _clock_origin(self, incident_id: str) -> datetime:
-        events = self.store.timeline(incident_id)
+        """Where a replayed run's clock resumes: the engine's own last event. Agents' events carry
+        incident times of their own (telemetry, recorded actions) that the engine clock must not
+        jump to, or a resumed run would count the incident's duration as run time."""
+        events = [e for e in self.store.timeline(incident_id) if e.source == "engine" or e.kind == TimelineKind.ALERT]
         return max(e.at for e in events) if events else datetime.now(UTC)
+
+    def _record_interruption(
+        self, session: Session, run_id: str, incident_id: str, previous: str, clock: Clock, earlier: int
+    ) -> None:
+        """A run picked up again after a crash or an approval wait: the gap is an event of its own,
+        and run durations (the union of the steps' intervals) do not count it."""
+        at = clock.now()
+        cause = "was interrupted" if previous == "running" else "waited for approval"
+        self._event(
+            session,
+            incident_id,
+            TimelineKind.NOTE,
+            "engine",
+            f"run {cause} and was resumed; the interruption is not counted as run time",
+            {
+                "run_id": run_id,
+                "interruption": {"previous_status": previous, "wall_resumed_at": datetime.now(UTC).isoformat()},
+            },
+            at,
+            f"{run_id}:resumed:{earlier + 1}",
+        )
 
     def _recorded(self, run_id: str) -> dict[str, Recorded]:
         return {row.key: Recorded(row.key, row.kind, row.status, row.result) for row in self.store.steps(run_id)}
@@ -359,12 +432,16 @@ class Engine:
         Returns the actions still waiting; empty when the gate is passed (and recorded)."""
         stored = {row.action_id: row for row in self.store.actions(incident_id)}
         approvals: list[dict[str, Any]] = []  # who approved each action, and when: the executor audits it
+        declined: dict[str, list[str]] = {status: [] for status in DECLINED}
         pending: list[dict[str, Any]] = []
         at = clock.now()
         with self.store.transaction() as session:
             for action in move.actions:
                 action_id = action["id"]
                 row = stored.get(action_id)
+                if row is not None and row.status in DECLINED:
+                    declined[row.status].append(action_id)  # decided by a human: not approved, not waiting
+                    continue
                 if not covers(move.policy, action):
                     approvals.append({"action_id": action_id, "approved_by": f"policy ({move.policy.value})"})
                     continue
@@ -384,7 +461,7 @@ class Engine:
                     continue
                 approvals.append({"action_id": action_id, "approved_by": actor, "approved_at": at.isoformat()})
                 self._approve(session, incident_id, action, actor, at)
-            if pending and options.execute:
+            if pending and (options.execute or options.hold_for_approval):
                 for action in pending:
                     self.store.upsert_action(session, incident_id, action["id"], "awaiting_approval")
                     self._event(
@@ -416,6 +493,7 @@ class Engine:
                         "approved": [a["action_id"] for a in approvals],
                         "approvals": approvals,
                         "not_approved": [a["id"] for a in pending],
+                        **declined,
                         "mode": "execute" if options.execute else "dry-run",
                     },
                 },
@@ -436,14 +514,56 @@ class Engine:
             f"approved:{action['id']}",
         )
 
-    def approve(self, incident_id: str, action_id: str, actor: str) -> None:
-        """Record a human approval given after the fact (`warroom approve`)."""
+    def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> None:
+        """Record a human approval given after the fact (`warroom approve`, the API); `at` in
+        incident time (default: now)."""
+        row = self._undecided(incident_id, action_id, "approve")
+        with self.store.transaction() as session:
+            self._approve(session, incident_id, {"id": action_id, **row.data}, actor, at or datetime.now(UTC))
+
+    def reject(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> None:
+        """A human says no (`warroom reject`, the API): the action is never taken; the run goes on
+        with the next action, or ends with the rejection on record."""
+        self._decline(incident_id, action_id, actor, reason, "rejected", at)
+
+    def skip(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> None:
+        """A human sets the action aside (`warroom skip`): the run goes on without it."""
+        self._decline(incident_id, action_id, actor, reason, "skipped", at)
+
+    def _undecided(self, incident_id: str, action_id: str, verb: str) -> Any:
+        """The action's row, if a human may still decide about it."""
         known = {row.action_id: row for row in self.store.actions(incident_id)}
-        if action_id not in known:
+        row = known.get(action_id)
+        if row is None:
             choices = ", ".join(sorted(known)) or "none proposed yet"
             raise NotFoundError(f"incident {incident_id} has no action '{action_id}' (actions: {choices})")
+        if row.status in DECLINED:
+            raise InputError(f"action '{action_id}' was already {row.status}; cannot {verb} it now")
+        if row.status in TAKEN:
+            raise InputError(f"action '{action_id}' was already taken ({row.status}); too late to {verb} it")
+        return row
+
+    def _decline(
+        self, incident_id: str, action_id: str, actor: str, reason: str, status: str, at: datetime | None
+    ) -> None:
+        verb = {"rejected": "reject", "skipped": "skip"}[status]
+        if not reason.strip():
+            raise InputError(f"a reason is needed to {verb} an action (it goes to the audit log)", field="--reason")
+        row = self._undecided(incident_id, action_id, verb)
+        at = at or datetime.now(UTC)
         with self.store.transaction() as session:
-            self._approve(session, incident_id, {"id": action_id, **known[action_id].data}, actor, datetime.now(UTC))
+            self.store.upsert_action(session, incident_id, action_id, status)
+            self.store.audit(session, incident_id, action_id, status, actor, at, {"reason": reason})
+            self._event(
+                session,
+                incident_id,
+                DECLINED[status],
+                actor,
+                f"{status}: {row.data.get('title', action_id)} — {reason}",
+                {"action_id": action_id, "reason": reason, "risk": row.data.get("risk")},
+                at,
+                f"{status}:{action_id}",
+            )
 
     def _run_steps(
         self,
@@ -470,6 +590,7 @@ class Engine:
                 "execute": options.execute,
                 "out_dir": options.out_dir,
                 "phase": move.phase.id,
+                "now": clock.now().isoformat(),  # the incident clock at the step's start
             }
             if approved is not None:
                 params["approved_actions"] = approved
@@ -553,9 +674,15 @@ class Engine:
                 at,
                 f"proposed:{action.id}" if verb == "proposed" else f"{run_id}:revised:{key}:{action.id}",
             )
+        declined = (
+            {row.action_id for row in self.store.actions(incident_id) if row.status in DECLINED}
+            if report.outcomes
+            else set()
+        )
         for outcome in report.outcomes:
             kind = TimelineKind.ACTION_VERIFIED if outcome.verified is not None else TimelineKind.ACTION_EXECUTED
-            self.store.upsert_action(session, incident_id, outcome.action_id, outcome.status)
+            if outcome.action_id not in declined:  # a human's no stands; the executor only passed it by
+                self.store.upsert_action(session, incident_id, outcome.action_id, outcome.status)
             self.store.audit(
                 session,
                 incident_id,

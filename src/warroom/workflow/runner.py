@@ -2,15 +2,25 @@
 
 Agents run in a pool of worker processes (spawned, not forked: the columnar libraries keep
 thread pools that do not survive a fork), so CPU-heavy analysis in parallel branches really runs
-at the same time. Each worker loads the incident bundle once. A thread runner with the same
+at the same time. Each worker reads the incident's telemetry once. A thread runner with the same
 interface serves benchmarks of the engine itself and agents that only wait on I/O.
+
+A worker never outlives the process that started it: a SIGKILLed `warroom respond` cannot shut
+its pool down, so each worker arms the kernel's parent-death signal (Linux) and watches its
+parent's pid (everywhere). With the workers gone, multiprocessing's resource tracker (which holds
+no other reference) sees its pipe close and exits too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -29,8 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from warroom.agents.base import AgentContext
-from warroom.agents.registry import resolve
-from warroom.sources.bundle import Bundle, load_bundle
+from warroom.agents.registry import builtin, resolve
+from warroom.sources.contract import SourceSpec
+from warroom.sources.incident_telemetry import IncidentTelemetry
+from warroom.sources.registry import read_spec
 
 
 @dataclass(frozen=True)
@@ -64,38 +76,72 @@ class _Attempt:
     pool: Executor | None = None
 
 
-_BUNDLES: dict[str, Bundle] = {}
+_OPENED: dict[str, IncidentTelemetry] = {}
 
 
-def _bundle(path: str) -> Bundle:
-    if path not in _BUNDLES:
-        _BUNDLES.clear()  # one incident per worker at a time; do not hoard memory
-        _BUNDLES[path] = load_bundle(path)
-    return _BUNDLES[path]
+def _telemetry(source: SourceSpec) -> IncidentTelemetry:
+    key = source.model_dump_json()
+    if key not in _OPENED:
+        _OPENED.clear()  # one incident per worker at a time; do not hoard memory
+        _OPENED[key] = read_spec(source)
+    return _OPENED[key]
 
 
-def share_bundle(path: str, bundle: Bundle) -> None:
-    """Hand an already loaded bundle to steps that run in this process (the thread runner)."""
-    _BUNDLES.clear()
-    _BUNDLES[path] = bundle
+def share_telemetry(source: SourceSpec, telemetry: IncidentTelemetry) -> None:
+    """Hand telemetry already read to steps that run in this process (the thread runner)."""
+    _OPENED.clear()
+    _OPENED[source.model_dump_json()] = telemetry
 
 
-def _worker_init(bundle_path: str) -> None:
-    # Workers may start before the main process has validated the bundle: a bad bundle is
-    # reported there, once, as a one-line error, so a worker stays quiet and fails on first use.
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_POLL_S = 0.5
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL_S)
+        if os.getppid() != parent_pid:  # re-parented: the parent is gone
+            os._exit(1)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process as soon as `parent_pid` dies.
+
+    Linux delivers SIGKILL on the parent's death once PR_SET_PDEATHSIG is armed (strictly: on the
+    death of the parent *thread* that started the worker; pools live and die within one call on one
+    thread, so that is the same here). The watchdog thread is the portable fallback, and also
+    covers a parent that died before the signal was armed."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
+
+
+def _worker_init(source: SourceSpec, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
+    # Ctrl-C reaches the whole process group; the parent decides what happens to running steps.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Workers may start before the main process has validated the source: bad input is reported
+    # there, once, as a one-line error, so a worker stays quiet and fails on first use.
     with contextlib.suppress(Exception):
-        _bundle(bundle_path)
+        _telemetry(source)
+    # Importing the agents and their analyses costs seconds; paid here, a warm pool's first step
+    # (the service's first answer to an alert) does not wait for it.
+    builtin()
 
 
 def _ready() -> int:
     return os.getpid()
 
 
-def execute_agent(bundle_path: str, task: StepTask) -> dict[str, Any]:
-    """Run one agent on the bundle (in whatever process this is called) → AgentReport as JSON."""
+def execute_agent(source: SourceSpec, task: StepTask) -> dict[str, Any]:
+    """Run one agent on the incident's telemetry (in whatever process this is) → AgentReport as JSON."""
     agent = resolve(task.agent)()
     ctx = AgentContext(
-        bundle=_bundle(bundle_path), incident_id=task.incident_id, context=task.context, params=task.params
+        telemetry=_telemetry(source), incident_id=task.incident_id, context=task.context, params=task.params
     )
     return agent.run(ctx).model_dump(mode="json")
 
@@ -109,11 +155,16 @@ def _describe(exc: BaseException) -> str:
 class StepRunner:
     """Submits tasks to an executor and yields each outcome as soon as it is final."""
 
-    def __init__(self, bundle_path: str | Path, *, processes: bool = True, workers: int = 2) -> None:
-        self.bundle_path = str(bundle_path)
+    def __init__(self, source: SourceSpec, *, processes: bool = True, workers: int = 2) -> None:
+        self.source = source
         self.processes = processes
         self.workers = max(1, workers)
         self._executor: Executor | None = None
+
+    def use(self, source: SourceSpec) -> None:
+        """Serve another run's source on the same warm pool: each worker reads it on its first
+        step (once per run) instead of the pool being spawned again."""
+        self.source = source
 
     def _pool(self) -> Executor:
         if self._executor is None:
@@ -122,20 +173,21 @@ class StepRunner:
                     max_workers=self.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_worker_init,
-                    initargs=(self.bundle_path,),
+                    initargs=(self.source, os.getpid()),
                 )
             else:
                 self._executor = ThreadPoolExecutor(max_workers=self.workers)
         return self._executor
 
     def warm(self) -> None:
-        """Start the workers now, so they import and load the bundle while the caller works."""
+        """Start the workers now, so they import and read the telemetry while the caller works."""
         if self.processes:
             for _ in range(self.workers):
                 self._pool().submit(_ready)
 
-    def _recycle(self) -> None:
-        """Drop a pool that still runs a timed-out step (a process pool's workers are killed)."""
+    def terminate(self) -> None:
+        """Drop the pool now, killing its workers and whatever they run (a timed-out step, or every
+        step when the run is interrupted); a later submit starts a fresh pool."""
         if self._executor is None:
             return
         if isinstance(self._executor, ProcessPoolExecutor):
@@ -157,11 +209,11 @@ class StepRunner:
             attempt.started_mono = time.monotonic()
             attempt.pool = self._pool()
             try:
-                future = attempt.pool.submit(execute_agent, self.bundle_path, attempt.task)
+                future = attempt.pool.submit(execute_agent, self.source, attempt.task)
             except BrokenProcessPool:  # a worker died earlier: start a fresh pool and go on
-                self._recycle()
+                self.terminate()
                 attempt.pool = self._pool()
-                future = attempt.pool.submit(execute_agent, self.bundle_path, attempt.task)
+                future = attempt.pool.submit(execute_agent, self.source, attempt.task)
             running[future] = attempt
 
         for task in tasks:
@@ -177,7 +229,7 @@ class StepRunner:
                 except BrokenProcessPool as exc:
                     # a worker died (crash, OOM kill): the pool is unusable; replace it before retrying
                     if attempt.pool is self._executor:
-                        self._recycle()
+                        self.terminate()
                     outcome = self._retry_or_fail(attempt, "failed", f"worker process died ({exc})", submit)
                 except Exception as exc:
                     outcome = self._retry_or_fail(attempt, "failed", _describe(exc), submit)
@@ -202,7 +254,7 @@ class StepRunner:
                     if outcome is not None:
                         yield outcome
         if abandoned:
-            self._recycle()
+            self.terminate()
 
     @staticmethod
     def _retry_or_fail(attempt: _Attempt, status: str, error: str, submit: Any) -> StepOutcome | None:

@@ -26,7 +26,7 @@ from warroom.analysis.diagnosis.periods import Periods
 from warroom.analysis.faults import Registry, registry
 from warroom.incident import Evidence, Finding, RootCauseCandidate
 from warroom.sources import conventions as cv
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 MAX_CANDIDATES = 10
 MAX_HYPOTHESES = 25
@@ -34,6 +34,7 @@ CODE_HYPOTHESES = 6  # hypotheses whose candidate changes get their diffs read
 CODE_CHANGES = 3  # … at most this many changes each
 # a service reporting these is one of ours (or a database we run), not an external dependency
 OWN_SIGNALS = (cv.CPU_UTILIZATION, cv.MEMORY_UTILIZATION, cv.DB_CPU_UTILIZATION, cv.DB_CONNECTIONS)
+SERVER_SIGNALS = (cv.DB_CPU_UTILIZATION, cv.DB_CONNECTIONS)  # a service reporting these is a database server
 
 
 class Diagnosis(BaseModel):
@@ -99,7 +100,7 @@ def diagnose(
     graph = CallGraph(edges)
     observations = {o.id: o for o in found.observations}
     worth = hyp_mod.Worth(reg, observations.values(), len(periods.services()))
-    hypotheses = hyp_mod.form(observations.values(), reg, worth, _external(periods, graph))
+    hypotheses = hyp_mod.form(observations.values(), reg, worth, _external(periods, graph), _servers(periods, graph))
     started = onset or alert_time
     # Before any hypothesis claims evidence: a fault only a change brings in needs a candidate change.
     options, hypotheses = _change_options(hypotheses, current, reg, observations, started)
@@ -125,7 +126,7 @@ def diagnose(
     limitations = list(found.limitations)
     return Diagnosis(
         hypotheses=hypotheses[:MAX_HYPOTHESES],
-        candidates=_candidates(hypotheses, observations),
+        candidates=_candidates(hypotheses, observations, inconclusive),
         observations=_cited(observations, hypotheses[:MAX_HYPOTHESES], unexplained),
         explained=explained,
         unexplained=unexplained,
@@ -150,6 +151,17 @@ def _external(periods: Periods, graph: CallGraph) -> set[str]:
         own.update(str(s) for s in rows.get_column("service").unique().drop_nulls())
     called = {s for s in graph.services() if graph.callers_of(s)}
     return {s for s in called if s not in own and not graph.calls(s)}
+
+
+def _servers(periods: Periods, graph: CallGraph) -> set[str]:
+    """Database servers with clients in view: services reporting database-server series that other
+    services call. A fault of the statements sent to them is the sender's."""
+    metrics = periods.current.metrics
+    if metrics is None or "service" not in metrics.columns:
+        return set()
+    rows = metrics.filter(metrics["metric"].is_in(SERVER_SIGNALS))
+    reporting = {str(s) for s in rows.get_column("service").unique().drop_nulls()}
+    return {s for s in reporting if graph.callers_of(s)}
 
 
 def _change_options(
@@ -225,8 +237,11 @@ def _best(found: list[attr_mod.Attribution], required: bool) -> attr_mod.Attribu
     return best if required or best.llr > 0 else None
 
 
-def _candidates(hypotheses: list[Hypothesis], observations: dict[str, Observation]) -> list[RootCauseCandidate]:
-    """The best hypothesis per service, ranked: the answer to "which service, which fault, which change"."""
+def _candidates(
+    hypotheses: list[Hypothesis], observations: dict[str, Observation], inconclusive: bool
+) -> list[RootCauseCandidate]:
+    """The best hypothesis per service, ranked: the answer to "which service, which fault, which change"
+    (every one flagged inconclusive when the top is below the threshold: none is then the cause)."""
     out: list[RootCauseCandidate] = []
     seen: set[str] = set()
     for h in hypotheses:
@@ -245,6 +260,7 @@ def _candidates(hypotheses: list[Hypothesis], observations: dict[str, Observatio
                 change_id=h.change.change.id if h.change else None,
                 reason=_reason(h, observations),
                 evidence_ids=[u.observation for u in sorted(h.uses, key=lambda u: -u.llr)][:6],
+                inconclusive=inconclusive,
             )
         )
         if len(out) == MAX_CANDIDATES:

@@ -97,10 +97,17 @@ class Worth:
         return observation.effect * min(soft, cap)
 
 
-def form(observations: Iterable[Observation], registry: Registry, worth: Worth, external: set[str]) -> list[Hypothesis]:
+def form(
+    observations: Iterable[Observation],
+    registry: Registry,
+    worth: Worth,
+    external: set[str],
+    servers: set[str],
+) -> list[Hypothesis]:
     """Every (service, fault type) one of whose required signals (and all of its jointly required
     ones) was observed on the service, with a value of at least FORM_MIN: near its noise level and
-    of a material size (a 1 % CPU move does not make a CPU hypothesis)."""
+    of a material size (a 1 % CPU move does not make a CPU hypothesis). A fault of the work a client
+    sends (scope "client") is not hypothesised on a server that has clients in view (`servers`)."""
     seen: dict[str, set[str]] = {}
     for observation in observations:
         for signal, service in observation.roles.items():
@@ -109,7 +116,10 @@ def form(observations: Iterable[Observation], registry: Registry, worth: Worth, 
     out = []
     for service, signals in sorted(seen.items()):
         for fault in registry.fault_types.values():
-            if (fault.scope == "external") != (service in external) and fault.scope != "any":
+            if fault.scope == "client":
+                if service in servers:
+                    continue
+            elif (fault.scope == "external") != (service in external) and fault.scope != "any":
                 continue
             if signals.isdisjoint(fault.requires) or not signals.issuperset(fault.requires_all):
                 continue

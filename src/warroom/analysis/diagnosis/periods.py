@@ -15,7 +15,7 @@ from typing import Literal
 
 import polars as pl
 
-from warroom.sources.bundle import Telemetry
+from warroom.sources.canonical import Telemetry
 
 ReferenceKind = Literal["baseline", "before-window", "absent"]
 

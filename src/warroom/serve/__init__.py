@@ -1,0 +1,1 @@
+"""`warroom serve`: the service (alert intake, background runs, REST API, incident room)."""

@@ -1,0 +1,32 @@
+"""What every router needs from the running service, read from the app's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from warroom.serve.config import ServeConfig
+from warroom.serve.intake import RunSettings
+from warroom.serve.routing import Router
+from warroom.store.repository import Store
+from warroom.workflow.executor import RunExecutor
+
+
+@dataclass
+class Service:
+    store: Store
+    config: ServeConfig
+    router: Router
+    executor: RunExecutor
+    settings: RunSettings
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.settings.reports_dir
+
+
+def service(request: Request) -> Service:
+    found: Service = request.app.state.service
+    return found

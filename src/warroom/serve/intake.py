@@ -1,0 +1,237 @@
+"""Alert intake: store each alert, attach it to its group's open incident or open one, queue the
+run — all in one transaction, committed before the sender gets its 2xx.
+
+Grouping, in order: the same occurrence (fingerprint + start) stays with its incident; the same
+group (Alertmanager's groupKey, else the route's `group_by` labels) attaches to the group's open
+incident; a new group on a route that opened an incident less than `storm_window_s` ago joins that
+incident (a storm becomes one incident, not thousands); otherwise a new incident opens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from warroom.incident import TimelineEvent, TimelineKind
+from warroom.redact import redact_obj
+from warroom.serve.payloads import ReceivedAlert
+from warroom.serve.routing import Route, Router, severity_of
+from warroom.sources.contract import ReplaySpec
+from warroom.store import alerts as alert_store
+from warroom.store.alerts import Occurrence
+from warroom.store.repository import Store
+from warroom.workflow.engine import Engine, RunOptions
+from warroom.workflow.spec import ApprovalPolicy
+
+ATTEMPTS = 5  # concurrent intakes may race for an incident number or an occurrence: retry whole
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the service runs the workflows it starts."""
+
+    reports_dir: Path
+    execute: bool = False
+    workers: int = 2
+
+
+@dataclass
+class AlertOutcome:
+    fingerprint: str
+    status: str
+    outcome: str  # opened | attached | stored
+    incident_id: str | None
+    detail: str = ""
+
+
+@dataclass
+class IntakeResult:
+    alerts: list[AlertOutcome] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)  # runs queued by this intake
+
+    @property
+    def incident_ids(self) -> list[str]:
+        return list(dict.fromkeys(a.incident_id for a in self.alerts if a.incident_id))
+
+
+def accept(store: Store, router: Router, settings: RunSettings, received: list[ReceivedAlert]) -> IntakeResult:
+    """Store and route a batch of alerts durably; the caller submits `result.runs` afterwards."""
+    for attempt in range(ATTEMPTS):
+        try:
+            with store.transaction() as session:
+                intake = _Intake(store, router, settings, session, datetime.now(UTC))
+                for alert in received:
+                    intake.take(alert)
+                return intake.result
+        except IntegrityError:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@lru_cache(maxsize=65_536)
+def _redacted_item(key: str, value: str) -> tuple[str, str]:
+    # Label sets repeat across a storm's alerts: redact each distinct (key, value) once.
+    ((out_key, out_value),) = redact_obj({key: value}).items()
+    return out_key, out_value
+
+
+def _redacted(mapping: dict[str, str]) -> dict[str, str]:
+    return dict(_redacted_item(k, v) for k, v in mapping.items())
+
+
+class _Intake:
+    def __init__(self, store: Store, router: Router, settings: RunSettings, session: Session, now: datetime) -> None:
+        self.store = store
+        self.router = router
+        self.settings = settings
+        self.session = session
+        self.now = now
+        self.result = IntakeResult()
+        # within one batch, a group's incident and an incident's first receipt are looked up once
+        self._groups: dict[str, str | None] = {}
+        self._first: dict[str, datetime] = {}
+        self._storms: dict[str, str | None] = {}
+
+    def take(self, alert: ReceivedAlert) -> None:
+        # Secrets in alert text (a URL with a password in an annotation) never reach the store.
+        labels = _redacted(alert.labels)
+        annotations = _redacted(alert.annotations)
+        route = self.router.route(labels)
+        group_key = alert.group_key or (route.group_key(labels) if route else f"unrouted:{alert.fingerprint}")
+        row = alert_store.upsert_alert(
+            self.session,
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            ends_at=alert.ends_at,
+            status=alert.status,
+            source=alert.source,
+            group_key=group_key,
+            labels=labels,
+            annotations=annotations,
+            received_at=self.now,
+        )
+        if row.incident_id is not None:
+            if row.status == "resolved" and row.previous_status != "resolved":
+                self._timeline(row, route)
+            self._outcome(row, "attached", "a re-send of an alert already on the incident")
+            return
+        if route is None:
+            self._outcome(row, "stored", "no route matches the alert's labels")
+            return
+        incident_id = self._group_incident(group_key)
+        detail = "same alert group"
+        if incident_id is None and route.config.storm_window_s > 0:
+            since = self.now - timedelta(seconds=route.config.storm_window_s)
+            if route.name not in self._storms:
+                self._storms[route.name] = alert_store.storm_incident(self.session, route.name, since)
+            incident_id = self._storms[route.name]
+            if incident_id is not None:
+                alert_store.link_group(self.session, group_key, route.name, incident_id, self.now)
+                self._groups[group_key] = incident_id
+                detail = f"storm: route {route.name} opened this incident under {route.config.storm_window_s:g} s ago"
+        if incident_id is not None:
+            row.incident_id = incident_id
+            self._timeline(row, route)
+            self._outcome(row, "attached", detail)
+            return
+        self._open(row, route, group_key)
+
+    def _group_incident(self, group_key: str) -> str | None:
+        if group_key not in self._groups:
+            self._groups[group_key] = alert_store.open_incident_of_group(self.session, group_key)
+        return self._groups[group_key]
+
+    def _open(self, row: Occurrence, route: Route, group_key: str) -> None:
+        why_not = self._why_no_incident(row, route)
+        if why_not:
+            self._outcome(row, "stored", why_not)
+            return
+        assert route.source is not None
+        source = route.source
+        severity = severity_of(row.labels)
+        summary = row.annotations.get("summary") or row.annotations.get("description") or ""
+        service = row.labels.get("service")
+        draft = source.draft.model_copy(
+            update={
+                "title": summary or row.labels.get("alertname", source.draft.title),
+                "detected_at": source.alert_time,
+                "telemetry_source": f"replay of bundle {source.bundle}",
+                **({"severity": severity} if severity else {}),
+                **({"affected_services": [service]} if service else {}),
+            }
+        )
+        incident = self.store.add_incident(self.session, draft)
+        options = RunOptions(
+            source=ReplaySpec(path=str(source.bundle), started_at=self.now),
+            execute=self.settings.execute,
+            grant=ApprovalPolicy.NONE,
+            out_dir=str((self.settings.reports_dir / incident.id).resolve()),
+            # worker processes, not threads: the analysis then never holds the server's GIL, and
+            # a step past its timeout can be stopped (its process is killed)
+            processes=True,
+            workers=self.settings.workers,
+            hold_for_approval=True,
+        )
+        row.incident_id = incident.id
+        self._first[incident.id] = self.now
+        engine = Engine(self.store)
+        run_id = engine.open_run(self.session, incident.id, self._event(row, route), route.spec, options)
+        alert_store.link_group(self.session, group_key, route.name, incident.id, self.now)
+        self._groups[group_key] = incident.id
+        self._storms[route.name] = incident.id
+        self.result.runs.append(run_id)
+        self._outcome(row, "opened", f"route {route.name}, workflow {route.spec.name}")
+
+    def _why_no_incident(self, row: Occurrence, route: Route) -> str:
+        if row.status == "resolved":
+            return "resolved, and its group has no open incident"
+        if not route.clears_floor(severity_of(row.labels)):
+            return f"severity '{row.labels.get('severity', '')}' is below route {route.name}'s floor"
+        if route.source is None:
+            return f"route {route.name} has no telemetry source (give it a bundle, or serve --replay)"
+        return ""
+
+    def _event(self, row: Occurrence, route: Route | None) -> TimelineEvent:
+        resolved = row.status == "resolved"
+        name = row.labels.get("alertname", "alert")
+        summary = row.annotations.get("summary", "")
+        return TimelineEvent(
+            at=self._incident_time(row, route, resolved),
+            kind=TimelineKind.ALERT,
+            source=row.source,
+            summary=f"{'resolved' if resolved else 'firing'}: {name}" + (f": {summary}" if summary else ""),
+            data={
+                "fingerprint": row.fingerprint,
+                "status": row.status,
+                "received_at": self.now.isoformat(),
+                **row.labels,
+            },
+        )
+
+    def _incident_time(self, row: Occurrence, route: Route | None, resolved: bool) -> datetime:
+        """Incident time of the alert: its own, or in a replay the bundle's alert time plus the time
+        since the incident's first alert arrived (the replay's clock, never the wall clock)."""
+        source = route.source if route else None
+        if source is not None and row.incident_id is not None:
+            if row.incident_id not in self._first:
+                self._first[row.incident_id] = alert_store.first_received(self.session, row.incident_id) or self.now
+            return source.alert_time + (self.now - self._first[row.incident_id])
+        if source is not None:
+            return source.alert_time
+        return (row.ends_at if resolved and row.ends_at else row.starts_at).astimezone(UTC)
+
+    def _timeline(self, row: Occurrence, route: Route | None) -> None:
+        assert row.incident_id is not None
+        kind = "resolved" if row.status == "resolved" else "alert"
+        key = f"{kind}:{row.fingerprint}:{row.starts_at.isoformat()}"
+        alert_store.add_alert_event(self.session, row.incident_id, self._event(row, route), key)
+
+    def _outcome(self, row: Occurrence, outcome: str, detail: str) -> None:
+        alert_store.settle_alert(self.session, row.id, row.incident_id, outcome, detail)
+        self.result.alerts.append(AlertOutcome(row.fingerprint, row.status, outcome, row.incident_id, detail))

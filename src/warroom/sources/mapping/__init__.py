@@ -1,0 +1,1 @@
+"""Mapping rules: raw Prometheus series → the canonical series the analyses read (rules.py says how)."""

@@ -1,0 +1,109 @@
+"""Per-series operations on a regular time grid, as PromQL's functions do them over a range.
+
+Samples are placed on a grid of `step` (each at the end of the step it falls in). Over the grid:
+- a gauge's value at a grid point is its latest sample within 1.5 of its own sampling intervals
+  (Prometheus' lookback, bounded so that a series that stopped does not go on);
+- a counter's rate is its increase over the last `window`, resets handled (a drop means the
+  counter restarted from zero, so the increase is the new value), divided by the time those
+  increments span: no extrapolation to the window's edges, so a rate is never more than the
+  counter actually rose;
+- its increase is the rate times the window, as PromQL's increase() is;
+- changes are the number of times the value changed within the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from warroom.sources.mapping.rules import SeriesKind
+
+LOOKBACK_INTERVALS = 1.5
+
+
+@dataclass(frozen=True)
+class Grid:
+    step_us: int
+    window_us: int
+    measured: bool = True  # False: no series had two samples to tell the step
+
+    @property
+    def buckets(self) -> int:
+        """Grid steps in one window (at least one)."""
+        return max(1, round(self.window_us / self.step_us))
+
+    @property
+    def window_s(self) -> float:
+        return self.window_us / 1e6
+
+
+def _epoch_us() -> pl.Expr:
+    return pl.col("timestamp").dt.epoch("us")
+
+
+def _on_grid(points: pl.LazyFrame, step_us: int) -> pl.LazyFrame:
+    return points.with_columns(_epoch_us().alias("t")).with_columns(
+        (((pl.col("t") + step_us - 1) // step_us) * step_us).alias("g")
+    )
+
+
+def _full_grid(bucketed: pl.LazyFrame, step_us: int) -> pl.LazyFrame:
+    """Every grid point from each series' first to its last, joined with what fell in it (as it
+    is when no series misses a point: the common case of regular scrapes)."""
+    present = bucketed.collect()
+    spans = present.group_by("sid").agg(
+        pl.col("g").min().alias("low"), pl.col("g").max().alias("high"), pl.len().alias("n")
+    )
+    ordered = present.lazy().sort("sid", "g")
+    if spans.select(((pl.col("high") - pl.col("low")) // step_us + 1 == pl.col("n")).all()).item():
+        return ordered
+    grid = spans.lazy().select("sid", pl.int_ranges("low", pl.col("high") + step_us, step_us).alias("g")).explode("g")
+    return grid.join(ordered, on=["sid", "g"], how="left").sort("sid", "g")
+
+
+def gauge(points: pl.LazyFrame, step_us: int) -> pl.LazyFrame:
+    """(sid, g, value): each series' value at every grid point it covers."""
+    placed = _on_grid(points, step_us)
+    intervals = placed.group_by("sid").agg(pl.col("t").diff().median().alias("interval"))
+    last = placed.group_by("sid", "g").agg(pl.col("value").last(), pl.col("t").last())
+    filled = _full_grid(last, step_us).with_columns(pl.col("value", "t").forward_fill().over("sid"))
+    lookback = pl.max_horizontal(pl.col("interval").fill_null(step_us) * LOOKBACK_INTERVALS, pl.lit(step_us))
+    return (
+        filled.join(intervals, on="sid", how="left")
+        .filter((pl.col("g") - pl.col("t")) <= lookback)
+        .select("sid", "g", "value")
+    )
+
+
+def _windowed(points: pl.LazyFrame, grid: Grid, measure: Literal["increase", "changes"]) -> pl.LazyFrame:
+    """(sid, g, amount, span_us): the counter increase (or number of changes) within the window
+    ending at each grid point, and the time the samples behind it span."""
+    previous = pl.col("value").shift(1).over("sid")
+    current = pl.col("value")
+    if measure == "increase":  # a drop is a reset: the counter started again from zero
+        change = pl.when(current >= previous).then(current - previous).otherwise(current)
+    else:
+        change = (current != previous).cast(pl.Float64)
+    amount = pl.when(previous.is_null()).then(None).otherwise(change)
+    placed = _on_grid(points, grid.step_us).with_columns(
+        amount.alias("amount"), (pl.col("t") - pl.col("t").shift(1).over("sid")).alias("span")
+    )
+    summed = placed.group_by("sid", "g").agg(pl.col("amount").sum(), pl.col("span").sum())
+    full = _full_grid(summed, grid.step_us).with_columns(pl.col("amount", "span").fill_null(0))
+    return full.with_columns(
+        pl.col("amount").rolling_sum(grid.buckets, min_samples=1).over("sid"),
+        pl.col("span").rolling_sum(grid.buckets, min_samples=1).over("sid").alias("span_us"),
+    ).filter(pl.col("span_us") > 0)
+
+
+def per_series(points: pl.LazyFrame, kind: SeriesKind, grid: Grid) -> pl.LazyFrame:
+    """(sid, g, value) of one series operation over the grid."""
+    if kind == "value":
+        return gauge(points, grid.step_us)
+    if kind == "changes":
+        return _windowed(points, grid, "changes").select("sid", "g", pl.col("amount").alias("value"))
+    rate = pl.col("amount") / (pl.col("span_us") / 1e6)
+    value = rate * grid.window_s if kind == "increase" else rate
+    return _windowed(points, grid, "increase").select("sid", "g", value.alias("value"))

@@ -1,0 +1,118 @@
+"""The OTLP spool as a live source: the export requests warroom's receiver appended
+(`sources/otlp_receiver.py`: `SPOOL/traces/traces-YYYYmmddTHHMMSSZ.jsonl`, one OTLP/JSON request
+per line, files rotated by time) for a period, within a span and a log-record budget.
+
+A spool file is read when its rotation period can overlap the asked period (its name says when
+it starts; the next file's start is its end); a request line is kept when one of its items falls
+in the period. The kept lines are the snapshot, as the receiver wrote them, and are read back
+by the OTLP readers. Lines are taken oldest first until the budget is reached; the requests
+left out and the time from which nothing more was read are named in a limitation.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from warroom.sources.captured import EventRead, RawResponse, read_back
+from warroom.sources.config import OtlpSpoolConfig
+from warroom.sources.contract import Modality, SourceQuery
+from warroom.sources.raw import otlp
+from warroom.sources.raw.reader import ReadOptions
+
+_STAMP = re.compile(r"-(\d{8}T\d{6}Z)\.jsonl$")
+SIGNALS = {
+    "traces": ("resourceSpans", "scopeSpans", "spans", "startTimeUnixNano", Modality.TRACES),
+    "logs": ("resourceLogs", "scopeLogs", "logRecords", "timeUnixNano", Modality.LOGS),
+}
+
+
+def _file_start(path: Path) -> datetime | None:
+    match = _STAMP.search(path.name)
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) if match else None
+
+
+def spool_files(folder: Path, start: datetime, end: datetime) -> list[Path]:
+    """The rotation files of one signal that can hold items of [start, end]."""
+    dated = sorted((begins, p) for p in folder.glob("*.jsonl") if (begins := _file_start(p)) is not None)
+    chosen = []
+    for index, (begins, path) in enumerate(dated):
+        ends = dated[index + 1][0] if index + 1 < len(dated) else None
+        if begins <= end and (ends is None or ends >= start):
+            chosen.append(path)
+    return chosen
+
+
+def _times(request: dict[str, Any], signal: str) -> list[int]:
+    root, scope, items, key, _ = SIGNALS[signal]
+    found = []
+    for _, item in otlp.scoped_items(request, root, scope, items):
+        value = item.get(key) or item.get("observedTimeUnixNano")
+        if value not in (None, "", "0"):
+            try:
+                found.append(int(value))
+            except (TypeError, ValueError):
+                continue
+    return found
+
+
+class OtlpSpoolSource:
+    def __init__(self, config: OtlpSpoolConfig) -> None:
+        self.config = config
+        self.root = Path(config.spool)
+
+    def read(self, start: datetime, end: datetime) -> EventRead:
+        responses: list[RawResponse] = []
+        queries: list[SourceQuery] = []
+        limitations: list[str] = []
+        low, high = int(start.timestamp() * 1e9), int(end.timestamp() * 1e9)
+        for signal, budget in (("traces", self.config.max_spans), ("logs", self.config.max_log_records)):
+            kept, left_out, count, left, cut_at = [], [], 0, 0, None
+            for path in spool_files(self.root / signal, start, end):
+                for line in path.read_bytes().splitlines():
+                    if not line.strip():
+                        continue
+                    try:
+                        request = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        left_out.append(f"otlp spool: a line of {path.name} is not JSON (a write cut short)")
+                        continue
+                    times = [t for t in _times(request, signal) if low <= t <= high]
+                    if not times:
+                        continue
+                    if count + len(times) > budget:
+                        left += 1
+                        cut_at = cut_at or min(times)
+                        continue
+                    kept.append(line)
+                    count += len(times)
+            if left:
+                since = datetime.fromtimestamp((cut_at or low) / 1e9, UTC).isoformat()
+                left_out.append(
+                    f"otlp spool: {signal} budget of {budget} reached; {left} export request(s) from {since} on "
+                    "were not read"
+                )
+            if not kept:
+                limitations.extend(left_out)  # nothing saved to carry them: said by the live read only
+                continue
+            # What was left out travels with what was read (otlp.left_out reads it back), so the
+            # snapshot's replay names the same limitations as the live read.
+            body = b"\n".join([*kept, *(orjson.dumps({"left_out": note}) for note in left_out)]) + b"\n"
+            responses.append(RawResponse(f"otlp/{signal}.jsonl", body))
+            queries.append(
+                SourceQuery(
+                    source="otlp",
+                    modality=SIGNALS[signal][4],
+                    text=f"{signal} export requests with items in the period",
+                    location=str(self.root / signal),
+                    start=start,
+                    end=end,
+                )
+            )
+        read = read_back(responses, queries, ReadOptions())
+        read.limitations[:0] = limitations
+        return read

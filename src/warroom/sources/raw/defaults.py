@@ -1,0 +1,78 @@
+"""A manifest for a folder of raw exports that has no incident.yaml: derived from the alert and the data."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from warroom.analysis.changepoint import detect_onset
+from warroom.errors import BundleError
+from warroom.sources.canonical import Telemetry
+from warroom.sources.manifest import Alert, Manifest, Window
+from warroom.sources.raw.formats import recognise
+from warroom.sources.raw.reader import ReadOptions
+
+# Without a detected onset, the window reaches this far before the alert (the manifest default);
+# everything earlier is the baseline.
+LEAD_BEFORE_ALERT = timedelta(minutes=30)
+# With one, the window opens this share of the onset's lead on the alert before the onset (at least
+# a minute), so the change itself is inside the window and the level before it is the baseline.
+ONSET_MARGIN = 0.1
+MIN_MARGIN = timedelta(minutes=1)
+
+
+def read_alert_file(path: Path, options: ReadOptions) -> list[Alert]:
+    """The alerts in a file given beside the folder (`respond DIR --alert FILE`)."""
+    if not path.is_file():
+        raise BundleError("alert file not found", file=path)
+    reader = recognise(path)
+    alerts = reader.read(path, options).alerts if reader is not None else []
+    if not alerts:
+        raise BundleError("holds no alert (expected an Alertmanager webhook payload)", file=path)
+    return alerts
+
+
+def _data_span(telemetry: Telemetry) -> tuple[datetime, datetime] | None:
+    lows: list[datetime] = []
+    highs: list[datetime] = []
+    for frame, column in (
+        (telemetry.metrics, "timestamp"),
+        (telemetry.logs, "timestamp"),
+        (telemetry.traces, "start_time"),
+    ):
+        if frame is not None and frame.height:
+            times = frame.get_column(column)
+            lows.append(times.min())  # type: ignore[arg-type]
+            highs.append(times.max())  # type: ignore[arg-type]
+    return (min(lows), max(highs)) if lows else None
+
+
+def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
+    """Where the incident window opens: a margin before the detected onset of the golden signals,
+    else LEAD_BEFORE_ALERT before the alert."""
+    onset = detect_onset(telemetry.metrics, alert.fired_at) if telemetry.metrics is not None else None
+    if onset is None:
+        return alert.fired_at - LEAD_BEFORE_ALERT
+    margin = max(MIN_MARGIN, ONSET_MARGIN * max(alert.fired_at - onset.at, timedelta(0)))
+    return min(onset.at, alert.fired_at) - margin
+
+
+def opening_alert(alerts: list[Alert], root: Path) -> Alert:
+    """The alert that opens the incident: the earliest one."""
+    if not alerts:
+        raise BundleError(
+            "no incident.yaml and no alert: give the alert (`--alert FILE`, an Alertmanager webhook payload), "
+            "put its payload in the folder, or write incident.yaml",
+            file=root,
+        )
+    return min(alerts, key=lambda a: a.fired_at)
+
+
+def derive_manifest(alert: Alert, telemetry: Telemetry) -> Manifest:
+    """The alert opens the incident; the window runs from before the onset of the change (or before
+    the alert) to the end of the (validated) data."""
+    span = _data_span(telemetry)
+    start = window_start(alert, telemetry)
+    end = max(span[1], alert.fired_at + timedelta(minutes=1)) if span else alert.fired_at + LEAD_BEFORE_ALERT
+    title = f"{alert.name}: {alert.summary}" if alert.summary else alert.name
+    return Manifest(title=title, alert=alert, window=Window(start=start, end=end))

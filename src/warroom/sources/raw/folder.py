@@ -1,0 +1,145 @@
+"""Read one period's folder (the incident, `baseline/`, `after/<kind>/`): every file recognised by
+its content, read by its reader, and the tables of each modality merged into one canonical table."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from warroom.errors import BundleError
+from warroom.sources.canonical import TABLES, TS, TableSpec, Telemetry
+from warroom.sources.contract import Modality, TelemetryRead
+from warroom.sources.manifest import Alert
+from warroom.sources.paths import present
+from warroom.sources.raw.formats import recognise
+from warroom.sources.raw.reader import RawTable, ReadOptions
+from warroom.sources.tables import FORMATS, read_table
+from warroom.sources.validate import Limits, Origin, validate_frame
+
+# Files and folders of a bundle that are not telemetry of the period (or belong to another period).
+NOT_TELEMETRY = {"incident.yaml", "topology.yaml", "repo.bundle", "ground_truth.json", "README.md", ".gitignore"}
+OTHER_PERIODS = {"baseline", "after", "repo", ".git"}
+
+
+@dataclass
+class FileReport:
+    """What `bundle validate` says of one file: which reader took it, what it found and derived."""
+
+    path: Path
+    reader: str
+    notes: list[str] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PeriodFiles:
+    """A period's files as read, before validation: the canonical tables file by file."""
+
+    folder: Path
+    tables: list[RawTable] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    files: list[FileReport] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)
+
+    def validated(self, alert_at: datetime, limits: Limits | None = None) -> TelemetryRead:
+        """Every table checked at the source boundary (`sources/validate.py`: invalid rows dropped
+        with a named warning, an error raised when nothing usable is left), then merged per modality."""
+        limits = limits or Limits.from_env()
+        by_modality: dict[Modality, list[RawTable]] = {}
+        limitations = list(self.limitations)
+        for table in self.tables:
+            origin = Origin(table.query.location or None, table.first_line)
+            checked = validate_frame(table.modality.value, table.frame, origin, alert_at, limits)
+            limitations.extend(problem.limitation() for problem in checked.warnings)
+            by_modality.setdefault(table.modality, []).append(replace(table, frame=checked.frame))
+        merged = {modality.value: _merge(tables, TABLES[modality.value]) for modality, tables in by_modality.items()}
+        queries = [t.query for tables in by_modality.values() for t in tables]
+        return TelemetryRead(Telemetry(**merged), queries, limitations)
+
+
+def _files(folder: Path, top: bool) -> list[Path]:
+    """Every file of the period, sorted; a path that cannot be followed is an error, never "absent"."""
+    found: list[Path] = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = Path(entry.path)
+        if entry.name.startswith(".") or entry.name in NOT_TELEMETRY or (top and entry.name in OTHER_PERIODS):
+            continue
+        if path.is_dir() and present(path, "folder"):
+            found.extend(_files(path, top=False))
+        elif present(path):
+            found.append(path)
+    return found
+
+
+def as_canonical(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    """A reader's table in the canonical column order, dtypes and categories."""
+    columns = []
+    for name, dtype in {**spec.required, **spec.optional}.items():
+        if name not in frame.columns:
+            if name in spec.required:
+                raise ValueError(f"a reader produced {spec.name} without the column '{name}'")
+            continue
+        column = frame.get_column(name)
+        if dtype == TS:
+            column = column.cast(TS)
+        elif column.dtype != dtype:
+            column = column.cast(dtype)
+        columns.append(column.cast(pl.Categorical) if name in spec.categorical else column)
+    return pl.DataFrame(columns)
+
+
+def _merge(tables: list[RawTable], spec: TableSpec) -> pl.DataFrame:
+    frames = [as_canonical(t.frame, spec) for t in tables if t.frame.height]
+    merged = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    order = spec.time_columns[0]
+    return merged if merged.get_column(order).is_sorted() else merged.sort(order)
+
+
+def _one_canonical_file_per_table(files: list[Path]) -> None:
+    for name in TABLES:
+        same = [p for p in files if p.stem == name and p.suffix in FORMATS and p.parent == files[0].parent]
+        if len(same) > 1:
+            raise BundleError(
+                f"more than one file for '{name}' ({', '.join(p.name for p in same)}); keep one", file=same[0].parent
+            )
+
+
+def read_period(folder: Path, options: ReadOptions, *, top: bool = False) -> PeriodFiles:
+    """Every file in `folder` (and its sub-folders) read by the reader that recognises it."""
+    files = _files(folder, top)
+    if files:
+        _one_canonical_file_per_table(files)
+    period = PeriodFiles(folder)
+    for path in files:
+        reader = recognise(path)
+        if reader is None:
+            period.files.append(FileReport(path, "not recognised", ["ignored: no reader knows this file's shape"]))
+            continue
+        raw = reader.read(path, options)
+        period.files.append(FileReport(path, reader.name, raw.notes, raw.limitations))
+        period.alerts.extend(raw.alerts)
+        period.limitations.extend(raw.limitations)
+        period.tables.extend(raw.tables)
+    return period
+
+
+# Rows read from each post-action table when a bundle is opened: enough to reject a file that is
+# not what it claims to be before anything is recorded, without reading every mitigation's telemetry.
+PROBE_ROWS = 1000
+
+
+def probe_period(folder: Path) -> None:
+    """Check, without reading it all, that a folder holds telemetry: every path readable, at least
+    one file a reader recognises, the first rows of canonical tables converting (errors only)."""
+    files = _files(folder, top=False)
+    readable = [path for path in files if recognise(path) is not None]
+    if not readable:
+        raise BundleError("no telemetry: no file here is a table or an export a reader recognises", file=folder)
+    _one_canonical_file_per_table(files)
+    for path in readable:
+        if path.stem in TABLES and path.suffix in FORMATS:
+            read_table(path, path.stem, rows=PROBE_ROWS)

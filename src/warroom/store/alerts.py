@@ -1,0 +1,173 @@
+"""Alerts received by the service and the alert groups that feed incidents (tables of migration 0002).
+
+Functions take the caller's session: the service stores an alert, attaches it or opens its
+incident, and queues the run in one transaction, before it acknowledges the alert. This is the
+service's hot path (hundreds of alerts a second in a storm), so it uses SQL expressions rather
+than ORM objects and lets unique keys, not prior reads, keep events from repeating.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from warroom.incident import Status, TimelineEvent
+from warroom.store.models import AlertGroupRow, AlertRow, IncidentRow, TimelineRow
+
+CLOSED = (Status.RESOLVED.value, Status.CLOSED.value)
+ALERTS = cast(Table, AlertRow.__table__)
+GROUPS = cast(Table, AlertGroupRow.__table__)
+INCIDENTS = cast(Table, IncidentRow.__table__)
+TIMELINE = cast(Table, TimelineRow.__table__)
+
+
+def group_digest(group_key: str) -> str:
+    return hashlib.sha256(group_key.encode("utf-8")).hexdigest()
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+@dataclass
+class Occurrence:
+    """A stored alert occurrence (fingerprint + start) and what it was before this receipt."""
+
+    id: int
+    fingerprint: str
+    starts_at: datetime
+    ends_at: datetime | None
+    status: str
+    source: str
+    labels: dict[str, Any]
+    annotations: dict[str, Any]
+    incident_id: str | None
+    previous_status: str | None  # None when this receipt created it
+
+
+# Statements built once: building and hashing SQL expressions per alert costs more than SQLite
+# takes to run them.
+_FIND = select(ALERTS.c.id, ALERTS.c.status, ALERTS.c.incident_id).where(
+    ALERTS.c.fingerprint == bindparam("fp"), ALERTS.c.starts_at == bindparam("starts")
+)
+_INSERT = insert(ALERTS).returning(ALERTS.c.id)
+_UPDATE = update(ALERTS).where(ALERTS.c.id == bindparam("alert_id"))
+_OPEN = INCIDENTS.c.status.not_in(CLOSED)
+_JOIN = GROUPS.join(INCIDENTS, INCIDENTS.c.id == GROUPS.c.incident_id)
+_GROUP_INCIDENT = (
+    select(GROUPS.c.incident_id)
+    .select_from(_JOIN)
+    .where(GROUPS.c.group_key == bindparam("key"), _OPEN)
+    .order_by(GROUPS.c.id.desc())
+    .limit(1)
+)
+_STORM_INCIDENT = (
+    select(GROUPS.c.incident_id)
+    .select_from(_JOIN)
+    .where(GROUPS.c.route == bindparam("route"), GROUPS.c.opened_at >= bindparam("since"), _OPEN)
+    .order_by(GROUPS.c.id.desc())
+    .limit(1)
+)
+_LINK = insert(GROUPS)
+_FIRST = select(func.min(ALERTS.c.received_at)).where(ALERTS.c.incident_id == bindparam("incident"))
+_EVENTS = {
+    "postgresql": postgresql.insert(TIMELINE).on_conflict_do_nothing(constraint="uq_timeline_event"),
+    "sqlite": sqlite.insert(TIMELINE).on_conflict_do_nothing(index_elements=["incident_id", "dedupe_key"]),
+}
+
+
+def upsert_alert(
+    session: Session,
+    *,
+    fingerprint: str,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    status: str,
+    source: str,
+    group_key: str,
+    labels: dict[str, Any],
+    annotations: dict[str, Any],
+    received_at: datetime,
+) -> Occurrence:
+    """Store a received alert; a re-send of the same occurrence updates status, end and text."""
+    found = session.execute(_FIND, {"fp": fingerprint, "starts": starts_at}).first()
+    values = {"status": status, "ends_at": ends_at, "annotations": annotations, "updated_at": received_at}
+    if found is None:
+        new_id = session.execute(
+            _INSERT,
+            {
+                "fingerprint": fingerprint,
+                "starts_at": starts_at,
+                "source": source,
+                "group_key": group_key,
+                "labels": labels,
+                "incident_id": None,
+                "outcome": "stored",
+                "detail": "",
+                "received_at": received_at,
+                **values,
+            },
+        ).scalar_one()
+        return Occurrence(new_id, fingerprint, starts_at, ends_at, status, source, labels, annotations, None, None)
+    session.execute(_UPDATE, {"alert_id": found.id, **values})
+    return Occurrence(
+        found.id, fingerprint, starts_at, ends_at, status, source, labels, annotations, found.incident_id, found.status
+    )
+
+
+def settle_alert(session: Session, alert_id: int, incident_id: str | None, outcome: str, detail: str) -> None:
+    """Record what became of an occurrence: the incident it feeds, or why it feeds none."""
+    session.execute(_UPDATE, {"alert_id": alert_id, "incident_id": incident_id, "outcome": outcome, "detail": detail})
+
+
+def open_incident_of_group(session: Session, group_key: str) -> str | None:
+    """The incident an alert group currently feeds, unless that incident is resolved or closed."""
+    return session.scalar(_GROUP_INCIDENT, {"key": group_digest(group_key)})
+
+
+def storm_incident(session: Session, route: str, since: datetime) -> str | None:
+    """The newest open incident that `route` opened at or after `since` (a storm joins it)."""
+    return session.scalar(_STORM_INCIDENT, {"route": route, "since": since})
+
+
+def link_group(session: Session, group_key: str, route: str, incident_id: str, at: datetime) -> None:
+    session.execute(
+        _LINK, {"group_key": group_digest(group_key), "route": route, "incident_id": incident_id, "opened_at": at}
+    )
+
+
+def first_received(session: Session, incident_id: str) -> datetime | None:
+    """When the incident's first alert arrived (engine time): replayed incidents count from it."""
+    return _utc(session.scalar(_FIRST, {"incident": incident_id}))
+
+
+def add_alert_event(session: Session, incident_id: str, event: TimelineEvent, dedupe_key: str) -> None:
+    """An alert's event on the incident's timeline, once per key (the unique key drops a repeat)."""
+    session.execute(
+        _EVENTS[session.get_bind().dialect.name],
+        {
+            "incident_id": incident_id,
+            "dedupe_key": dedupe_key,
+            "at": event.at,
+            "kind": event.kind.value,
+            "source": event.source,
+            "summary": event.summary,
+            "data": event.data,
+        },
+    )
+
+
+def alerts_of(session: Session, incident_id: str) -> list[AlertRow]:
+    rows = list(session.scalars(select(AlertRow).where(AlertRow.incident_id == incident_id).order_by(AlertRow.id)))
+    for row in rows:
+        row.starts_at = _utc(row.starts_at) or row.starts_at
+        row.ends_at = _utc(row.ends_at)
+        row.received_at = _utc(row.received_at) or row.received_at
+        session.expunge(row)
+    return rows

@@ -1,0 +1,168 @@
+"""Per-commit attribution on real git repositories (git CLI in tmp_path): in a deploy range of
+several commits, each finding names the commit whose diff carries it — a docs-only commit carries
+none, a deleted `defer conn.Close()` is found in the commit that deleted it, a migration that drops
+an index a query needs is the index's commit — and a helper called from another file's handler is
+on a request path."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from warroom.analysis.code import analyse_change
+
+MIGRATION = """CREATE TABLE orders (
+    id BIGSERIAL PRIMARY KEY,
+    customer_id BIGINT NOT NULL,
+    customer_email TEXT NOT NULL
+);
+CREATE INDEX orders_email_idx ON orders (customer_email);
+"""
+GO_HANDLER = """package checkout
+
+func (h *Handler) List(ctx context.Context, id int64) error {
+	conn, err := h.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return use(conn)
+}
+"""
+GO_LEAK = """
+func (h *Handler) Promo(ctx context.Context, code string) error {
+	conn, err := h.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	return use(conn)
+}
+"""
+REPORTS = """def by_email(cur, email):
+    cur.execute("SELECT id FROM orders WHERE customer_email = %s", (email,))
+    return cur.fetchall()
+"""
+ROUTES = """from .rank import rank
+
+
+@app.post("/rank")
+def rank_view(request):
+    return rank(request.json["items"])
+"""
+RANK_OK = """def rank(items):
+    return sorted(items, key=len)
+"""
+RANK_SLOW = """def rank(items):
+    out = []
+    for a in items:
+        for b in items:
+            if a == b:
+                out.append(a)
+    return out
+"""
+CONFIG = "service: checkout\ntimeouts_ms:\n  payment: 2000\n"
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _commit(repo: Path, files: dict[str, str | None], message: str, author: str) -> str:
+    for name, text in files.items():
+        path = repo / name
+        if text is None:
+            _git(repo, "rm", "-q", name)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        _git(repo, "add", name)
+    _git(repo, "-c", f"user.name={author}", "-c", "user.email=dev@example.com", "commit", "-q", "-m", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="module")
+def deploy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    repo = tmp_path_factory.mktemp("attr") / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    shas = {"repo": str(repo)}
+    shas["good"] = _commit(
+        repo,
+        {
+            "db/001_orders.sql": MIGRATION,
+            "services/checkout/handler.go": GO_HANDLER,
+            "services/reports/queries.py": REPORTS,
+            "services/ranker/app/routes.py": ROUTES,
+            "services/ranker/app/rank.py": RANK_OK,
+            "deploy/checkout.yaml": CONFIG,
+            "README.md": "# shop\n",
+        },
+        "Initial services",
+        "Ana Ops",
+    )
+    shas["docs"] = _commit(
+        repo, {"README.md": "# shop\n\nHow to deploy.\n", "docs/deploy.md": "Deploy.\n"}, "Docs", "Dee Docs"
+    )
+    shas["leak"] = _commit(repo, {"services/checkout/handler.go": GO_HANDLER + GO_LEAK}, "Add promo", "Cy Dev")
+    shas["config"] = _commit(
+        repo, {"deploy/checkout.yaml": CONFIG.replace("2000", "20")}, "Tighten payment timeout", "Eve Ops"
+    )
+    shas["cpu"] = _commit(repo, {"services/ranker/app/rank.py": RANK_SLOW}, "Rank by duplicates", "Fay Dev")
+    shas["deleted_close"] = _commit(
+        repo,
+        {"services/checkout/handler.go": (GO_HANDLER + GO_LEAK).replace("\tdefer conn.Close()\n", "", 1)},
+        "Simplify List",
+        "Gus Dev",
+    )
+    shas["drop_index"] = _commit(
+        repo, {"db/002_drop_email_idx.sql": "DROP INDEX orders_email_idx;\n"}, "Drop unused index", "Hal Dba"
+    )
+    return shas
+
+
+def test_each_finding_names_the_commit_whose_diff_carries_it(deploy: dict[str, str]) -> None:
+    result = analyse_change(Path(deploy["repo"]), deploy["drop_index"], deploy["good"], search_elsewhere=False)
+    assert [c.commit for c in result.commits] == [
+        deploy[k] for k in ("drop_index", "deleted_close", "cpu", "config", "leak", "docs")
+    ]
+    carried = {(f.kind, f.subkind, f.file, f.function): f.commit for f in result.findings}
+    assert carried == {
+        ("resource_leak", "never_released", "services/checkout/handler.go", "Promo"): deploy["leak"],
+        ("resource_leak", "never_released", "services/checkout/handler.go", "List"): deploy["deleted_close"],
+        ("config_change", "timeout", "deploy/checkout.yaml", None): deploy["config"],
+        ("cpu_heavy", "quadratic_comparison", "services/ranker/app/rank.py", "rank"): deploy["cpu"],
+        ("unindexed_query", "index_dropped", "db/002_drop_email_idx.sql", None): deploy["drop_index"],
+    }
+    by_commit = {c.commit: c for c in result.commits}
+    assert by_commit[deploy["docs"]].docs_only and by_commit[deploy["docs"]].finding_kinds == []
+    assert by_commit[deploy["leak"]].finding_kinds == ["resource_leak"]
+    assert by_commit[deploy["leak"]].files == ["services/checkout/handler.go"]
+    dropped = next(f for f in result.findings if f.subkind == "index_dropped")
+    assert dropped.data["affected"] == ["services/reports/queries.py:2"] and dropped.author == "Hal Dba"
+    config = next(f for f in result.findings if f.kind == "config_change")
+    assert (config.data["key"], config.data["old"], config.data["new"], config.line) == (
+        "timeouts_ms.payment",
+        2000,
+        20,
+        3,
+    )
+
+
+def test_a_helper_called_from_another_files_handler_is_on_the_request_path(deploy: dict[str, str]) -> None:
+    result = analyse_change(Path(deploy["repo"]), deploy["cpu"], deploy["config"], search_elsewhere=False)
+    (finding,) = result.findings
+    assert finding.kind == "cpu_heavy" and finding.on_request_path is True
+    assert finding.commit == deploy["cpu"] and finding.line == 4 and finding.end_line is not None
+
+
+def test_a_docs_only_deploy_carries_no_finding(deploy: dict[str, str]) -> None:
+    result = analyse_change(Path(deploy["repo"]), deploy["docs"], deploy["good"])
+    assert result.findings == [] and result.commits[0].docs_only
+
+
+def test_the_same_pattern_elsewhere_is_listed_at_the_bad_commit(deploy: dict[str, str]) -> None:
+    result = analyse_change(Path(deploy["repo"]), deploy["leak"], deploy["docs"])
+    assert [(f.function, f.commit) for f in result.findings] == [("Promo", deploy["leak"])]
+    assert result.same_pattern == []  # List still defers Close at that commit
