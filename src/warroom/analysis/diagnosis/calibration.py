@@ -2,11 +2,11 @@
 answer is right, fitted on the benchmark corpora.
 
 The map is Platt scaling, p = σ(a · logit(raw) + b), fitted by maximum likelihood (with a weak
-ridge on a and b so that a corpus with few misses cannot push them to infinity). Its parameters live
-in `analysis/data/calibration.yaml` with the corpora and the command that fitted them
-(`warroom bench calibrate`). The benchmark reports the reliability table and the expected
-calibration error of predictions made out of sample: each group (dataset, or fault type) is
-predicted by a map fitted on the other groups, so the numbers are not fitted on what they score.
+ridge on a and b so that a corpus with few misses cannot push them to infinity). Its parameters are
+read from `analysis/data/calibration.yaml` (the corpora and the command that fitted them beside
+them); without that file the map is the identity. No fitted file ships yet and no command writes
+one: `fit` and `out_of_sample` are the pieces a refit runs (each group — dataset, or fault type — is
+predicted by a map fitted on the other groups, so the error it reports is not fitted on what it scores).
 
 Below `threshold` the answer is "inconclusive": the top hypotheses are reported with what is missing
 to decide between them, and no hypothesis is presented as the cause.

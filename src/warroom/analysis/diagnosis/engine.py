@@ -62,9 +62,12 @@ class Diagnosis(BaseModel):
         return [o.evidence() for o in self.observations]
 
     def findings(self, modality: str) -> list[Finding]:
-        """The above-noise observations of one modality as findings (strongest first)."""
+        """The above-noise observations of one modality, and those the top hypothesis rests on even
+        below noise (what the answer stands on is shown, however weak), as findings (strongest first)."""
+        top = self.top()
+        used = {u.observation for u in top.uses} if top else set()
         chosen = sorted(
-            (o for o in self.observations if o.modality == modality and o.above_noise),
+            (o for o in self.observations if o.modality == modality and (o.above_noise or o.id in used)),
             key=lambda o: (-o.excess, o.id),
         )
         return [

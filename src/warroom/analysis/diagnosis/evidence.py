@@ -129,7 +129,7 @@ class Observation(BaseModel):
             unit = f" {self.unit}" if self.unit else ""
             moved = f" {_fmt(self.baseline)} → {_fmt(self.peak)}{unit}"
         peer = f" ({self.peer})" if self.peer else ""
-        return f"{self.service}{peer}: {self.signal}{moved} (z {self.strength:.1f}, noise {self.noise:.1f})"
+        return f"{self.service}{peer}: {self.signal}{moved} (z {_fmt_z(self.strength)}, noise {_fmt_z(self.noise)})"
 
 
 def _round(value: float | None) -> float | None:
@@ -138,3 +138,8 @@ def _round(value: float | None) -> float | None:
 
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
+
+
+def _fmt_z(value: float) -> str:
+    # a tenth matters near the noise level; far above it (a capped z of 1000) it is noise itself
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
