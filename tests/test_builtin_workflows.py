@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from warroom.analysis.faults import path_of, registry
 from warroom.application import load_spec
 from warroom.workflow.interpreter import decide
 from warroom.workflow.render import render_workflow
@@ -43,28 +44,20 @@ def _investigation_path(name: str, signals: dict[str, float]) -> str:
     return decide(phase, {"signals": signals}).path
 
 
-@pytest.mark.parametrize(
-    ("signals", "path"),
-    [
-        ({"db_pool_utilization": 1.0, "cpu_max": 0.4}, "database"),
-        ({"db_cpu": 0.97, "db_long_running_queries": 40}, "database"),
-        ({"table_rows_drop": 0.99}, "database"),
-        ({"db_error_ratio": 56.0, "db_pool_utilization": 0.04}, "database"),
-        ({"cpu_max": 0.99, "auth_failure_ratio": 0.0}, "infrastructure"),
-        ({"tls_cert_expired": 1.0}, "infrastructure"),
-        ({"network_latency_ratio": 2500.0}, "infrastructure"),
-        ({"dependency_latency_ratio": 7.2}, "infrastructure"),
-        ({"cpu_max": 0.98, "auth_failure_ratio": 284.0}, "application"),  # the CPU burns on an attack
-        ({"memory_max": 0.96, "error_rate_ratio": 199.0}, "application"),
-        ({"error_rate_ratio": 115.0}, "application"),
-        ({}, "application"),
-    ],
-)
-def test_critical_incident_decides_from_signals(signals: dict[str, float], path: str) -> None:
-    assert _investigation_path("critical-incident", signals) == path
+@pytest.mark.parametrize("fault_type", registry().names())
+def test_critical_incident_follows_the_registry_path_of_the_diagnosis(fault_type: str) -> None:
+    mechanism = "db_pool_exhaustion" if registry().fault_types[fault_type].path == "mechanism" else None
+    signals = {"path": path_of(fault_type, mechanism), "fault_type": fault_type}
+    assert _investigation_path("critical-incident", signals) == signals["path"]
+
+
+def test_critical_incident_investigates_the_application_without_a_diagnosis() -> None:
+    assert _investigation_path("critical-incident", {"path": None, "fault_type": None}) == "application"
 
 
 def test_variations_add_their_own_path_first() -> None:
-    assert _investigation_path("security-incident", {"auth_failure_ratio": 300.0, "cpu_max": 0.98}) == "security"
-    assert _investigation_path("data-loss-incident", {"table_rows_drop": 0.5}) == "data"
-    assert _investigation_path("network-incident", {"affected_share": 0.8}) == "infrastructure"
+    attack = {"auth_failure_ratio": 300.0, "fault_type": "credential_stuffing", "path": "application"}
+    assert _investigation_path("security-incident", attack) == "security"
+    lost = {"table_rows_drop": 0.5, "fault_type": "data_loss_migration", "path": "database"}
+    assert _investigation_path("data-loss-incident", lost) == "data"
+    assert _investigation_path("network-incident", {"affected_share": 0.8, "path": None}) == "infrastructure"

@@ -32,14 +32,15 @@ def test_pool_leak_is_pool_exhaustion_on_checkout_with_deploy() -> None:
 
 def test_missing_index_points_at_the_querying_service() -> None:
     b = bundle("missing_index")
+    # The measurements: which fault they point to is the diagnosis engine's answer, not theirs.
     analysis = analyse_database(b.current, None, ONSET, b.manifest.effective_window().end)
-    assert analysis.fault_type == "missing_index"
-    assert analysis.suspect_service == "checkout"
     assert analysis.database_service == "database"
     assert analysis.log_counts["table_scan"]["window"] > 0
     assert analysis.slow_query_ms["max"] >= 4000
     report = DatabaseIncidentSpecialist().run(context(b))
-    assert report.outputs["diagnosis"][0]["fault_type"] == "missing_index"
+    top = report.outputs["diagnosis"][0]
+    assert top["fault_type"] == "missing_index"
+    assert top["service"] == "checkout"  # the service that sends the scanning statement
     assert "kill_long_queries" in {a.kind for a in report.actions}
 
 

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from warroom.agents.investigation import investigate
+from warroom.analysis.faults import canonical_fault
 from warroom.bench.nezha import run_nezha_bench
 from warroom.cli import app
 from warroom.sources.bundle import load_bundle
@@ -83,8 +84,8 @@ def test_investigate_finds_each_root_cause(root: Path, tmp_path: Path) -> None:
         diagnosis = investigate(load_bundle(path))
         top = diagnosis.candidates[0]
         assert top.service == truth["service"], (path.name, diagnosis.candidates[:3])
-        assert top.fault_type == truth["fault_type"]
-        known = {e.id for e in diagnosis.evidence}
+        assert top.fault_type == canonical_fault(truth["fault_type"])
+        known = {o.id for o in diagnosis.observations}
         assert top.evidence_ids and set(top.evidence_ids) <= known
 
 

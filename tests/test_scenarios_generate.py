@@ -147,7 +147,7 @@ def _key_metric(main: pl.DataFrame, truth: dict) -> tuple[str, str, str]:
     picks = {
         "db_pool_exhaustion": (service, cv.DB_POOL_UTILIZATION, "max"),
         "missing_index": ("database", cv.DB_CPU_UTILIZATION, "max"),
-        "cpu_saturation": (service, cv.CPU_UTILIZATION, "mean"),
+        "load_saturation": (service, cv.CPU_UTILIZATION, "mean"),
         "memory_leak": (service, cv.MEMORY_UTILIZATION, "max"),
         "slow_dependency": ("payment-provider", cv.LATENCY_P99, "max"),
         "bad_config": ("gateway", cv.ERROR_RATE, "mean"),

@@ -127,18 +127,22 @@ def bench_nezha_cmd(
     date: list[str] = typer.Option(None, "--date", help="Only this day (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
     workdir: str = typer.Option(None, "--workdir", help="Where to write the imported bundles"),
+    drop: list[str] = typer.Option(None, "--drop", help="Remove this modality (logs, traces, metrics; repeatable)"),
 ) -> None:
-    """Run every Nezha case through import → investigate and score the diagnosis."""
+    """Run every Nezha case through import → respond (the workflow included) and score the diagnosis."""
     import json
     import tempfile
     from pathlib import Path
 
     from rich.table import Table
 
-    from warroom.bench.nezha import run_nezha_bench
+    from warroom.bench.nezha import MODALITIES, run_nezha_bench
 
+    unknown = sorted(set(drop or []) - set(MODALITIES))
+    if unknown:
+        raise typer.BadParameter(f"--drop {', '.join(unknown)}: expected one of {', '.join(MODALITIES)}")
     with tempfile.TemporaryDirectory(prefix="warroom-nezha-") as tmp:
-        result = run_nezha_bench(Path(root), list(date) if date else None, Path(workdir or tmp))
+        result = run_nezha_bench(Path(root), list(date) if date else None, Path(workdir or tmp), list(drop or []))
     if as_json:
         print(json.dumps(result))
         return
@@ -155,7 +159,8 @@ def bench_nezha_cmd(
     console.print(table)
     console.print(
         f"cases {result['cases']}  AC@1 {result['ac1']:.3f}  AC@3 {result['ac3']:.3f}  AC@5 {result['ac5']:.3f}  "
-        f"fault type {result['fault_type_acc']:.3f}  median {result['median_s']:.2f} s  "
+        f"fault type {result['fault_type_acc']:.3f}  inconclusive {result['inconclusive']}  "
+        f"median {result['median_s']:.2f} s  "
         f"p95 {result['p95_s']:.2f} s  peak RSS {result['peak_rss_mb']:.0f} MB"
     )
 

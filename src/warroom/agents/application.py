@@ -1,6 +1,6 @@
-"""application-incident-specialist: which service and which defect — the fused diagnosis (fault
-classifier, database analysis, error logs and request flow), the change that caused it, and the
-recent deploys of the top candidate."""
+"""application-incident-specialist: which service and which defect (the diagnosis engine's answer:
+error logs, request flow, memory, the change that caused it), and the recent deploys of the top
+candidate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import ClassVar
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.fusion import fuse, outputs, root_cause_finding
+from warroom.agents.investigation import investigate, outputs, root_cause_finding
 from warroom.incident import AgentReport, Finding
 
 
@@ -18,14 +18,22 @@ class ApplicationIncidentSpecialist:
         name="application-incident-specialist",
         purpose="Which service and which defect: error logs, request flow, memory, recent deploys and config.",
         inputs=(),
-        outputs=("diagnosis", "evidence", "recent_deploys", "suspect_service", "suspect_change", "change_ranking"),
+        outputs=(
+            "diagnosis",
+            "diagnosis_summary",
+            "evidence",
+            "recent_deploys",
+            "suspect_service",
+            "suspect_change",
+            "change_ranking",
+        ),
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
         telemetry = ctx.telemetry
-        fused = fuse(ctx)
-        values, change, _ = outputs(ctx, fused)
-        top = fused.top()
+        diagnosis = investigate(telemetry)
+        values = outputs(diagnosis)
+        top = diagnosis.top()
         deploys: list[dict[str, object]] = []
         if top is not None and telemetry.changes is not None:
             alert = telemetry.manifest.alert.fired_at
@@ -35,12 +43,14 @@ class ApplicationIncidentSpecialist:
                 for row in mine.sort("time", descending=True).head(3).iter_rows(named=True)
             ]
         findings: list[Finding] = []
-        headline = root_cause_finding(fused, change)
+        headline = root_cause_finding(diagnosis)
+        change = values["suspect_change"]
         if headline is not None and top is not None:
             findings.append(headline)
-            summary = f"top candidate {top.service} ({top.fault_type}, {top.indicator})"
+            summary = f"{'inconclusive; leading' if diagnosis.inconclusive else 'top'} candidate {top.service} "
+            summary += f"({top.fault_type}, p {top.confidence:.2f})"
             if change is not None:
-                summary += f"; caused by {change.kind} {change.id}"
+                summary += f"; caused by {change['kind']} {change['id']}"
             elif deploys:
                 summary += f"; {len(deploys)} recent change(s) to it"
         else:
@@ -49,7 +59,7 @@ class ApplicationIncidentSpecialist:
             agent=self.spec.name,
             summary=summary,
             findings=findings,
-            candidates=fused.candidates,
+            candidates=diagnosis.candidates,
             outputs={**values, "recent_deploys": deploys},
-            limitations=list(fused.limitations),
+            limitations=list(diagnosis.limitations),
         )

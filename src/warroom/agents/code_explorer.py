@@ -4,39 +4,19 @@ docs/code-evidence.md), and the other places in the repository with the same pat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.fusion import NOT_CHANGE_CAUSED
-from warroom.agents.specialist_common import EvidenceIds, onset, suspect_service
-from warroom.analysis.changes import RankedChange, correlate_changes, previous_change, service_graph
+from warroom.agents.investigation import investigate
+from warroom.agents.investigation import outputs as diagnosis_outputs
+from warroom.agents.specialist_common import EvidenceIds, suspect_service
+from warroom.analysis.changes import RankedChange, previous_change
 from warroom.analysis.code import CodeAnalysis, CodeFinding, GitError, analyse_change
+from warroom.analysis.faults import registry
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel, RootCauseCandidate
 from warroom.values import as_dict, parse_time
 
-# Which code pattern the diagnosed fault points to (substring of the fault type → pattern kind).
-PREFERRED = (
-    ("memory", "unbounded_growth"),
-    ("oom", "unbounded_growth"),
-    ("lock", "lock_held"),
-    ("contention", "lock_held"),
-    ("cpu_consumption", "cpu_heavy"),
-    ("cpu_saturation", "cpu_heavy"),
-    ("config", "config_change"),
-    ("flag", "config_change"),
-    ("migration", "destructive_migration"),
-    ("data_loss", "destructive_migration"),
-    ("pool", "resource_leak"),
-    ("leak", "resource_leak"),
-    ("connection", "resource_leak"),
-    ("index", "unindexed_query"),
-    ("scan", "unindexed_query"),
-    ("db_cpu", "unindexed_query"),
-    ("slow", "unindexed_query"),
-    ("retry", "unbounded_retry"),
-    ("dependency", "unbounded_retry"),
-    ("external", "unbounded_retry"),
-)
 FAULT_OF_KIND = {
     "resource_leak": "db_pool_exhaustion",
     "unindexed_query": "missing_index",
@@ -50,17 +30,15 @@ FAULT_OF_KIND = {
 MAX_SAME_PATTERN = 25
 
 
-def _preferred_kind(ctx: AgentContext) -> str | None:
-    diagnosis = ctx.context.get("diagnosis")
-    fault = ""
-    if isinstance(diagnosis, list) and diagnosis and isinstance(diagnosis[0], dict):
-        fault = str(diagnosis[0].get("fault_type") or "").lower()
-    fault = fault or str(as_dict(ctx.context.get("database")).get("fault_type") or "").lower()
-    return next((kind for word, kind in PREFERRED if word in fault), None)
+def _preferred_kind(context: Mapping[str, Any]) -> str | None:
+    """The code pattern the diagnosed fault type's changes carry (the registry's first), if any."""
+    fault = registry().canonical(_top_fault(context) or str(as_dict(context.get("database")).get("fault_type") or ""))
+    kinds = registry().fault_types[fault].change.code if fault else []
+    return kinds[0] if kinds else None
 
 
-def _top_fault(ctx: AgentContext) -> str:
-    diagnosis = ctx.context.get("diagnosis")
+def _top_fault(context: Mapping[str, Any]) -> str:
+    diagnosis = context.get("diagnosis")
     if isinstance(diagnosis, list) and diagnosis and isinstance(diagnosis[0], dict):
         return str(diagnosis[0].get("fault_type") or "")
     return ""
@@ -72,8 +50,8 @@ def _finding_dict(finding: CodeFinding, role: str, offending: bool) -> dict[str,
     return data
 
 
-def _change_from_context(ctx: AgentContext) -> RankedChange | None:
-    raw = as_dict(ctx.context.get("suspect_change"))
+def _change_from_context(context: Mapping[str, Any]) -> RankedChange | None:
+    raw = as_dict(context.get("suspect_change"))
     when = parse_time(raw.get("time"))
     if not raw.get("id") or when is None:
         return None
@@ -113,36 +91,27 @@ class CodeExplorer:
         outputs: dict[str, Any] = {}
         findings: list[Finding] = []
 
-        change = _change_from_context(ctx)
-        ranking: list[dict[str, Any]] = []
-        fault = _top_fault(ctx)
-        if change is None and fault in NOT_CHANGE_CAUSED:
-            # Load, a third party, the network, a certificate or an attack: no change of ours to trace.
-            return AgentReport(
-                agent=self.spec.name,
-                summary=f"The diagnosis ({fault}) is not brought in by a change: no code to trace",
-                outputs={"code_findings": []},
-                limitations=[f"{fault}: no suspect change, code not inspected"],
-            )
-        if change is None or not change.commit:
-            started = onset(ctx, [service] if service else None)
-            correlation = correlate_changes(
-                telemetry.changes, started, service, service_graph(telemetry.topology, telemetry.traces)
-            )
-            ranking = [c.as_context() for c in correlation.ranked[:5]]
-            # Prefer the best-ranked change that names a commit: only those can be read in the repository.
-            with_commit = [c for c in correlation.ranked if c.commit and c.score >= 0.3]
-            change = with_commit[0] if with_commit else correlation.rollback_candidate
-            if correlation.evidence is not None:
-                ids.add(correlation.evidence)
-            outputs["change_ranking"] = ranking
+        context: Mapping[str, Any] = ctx.context
+        if "diagnosis" not in context:
+            # Run without an investigating step before it: read the shared diagnosis (memoised) itself.
+            context = {**diagnosis_outputs(investigate(telemetry)), **context}
+        change = _change_from_context(context)
+        fault = registry().canonical(_top_fault(context))
         if change is None:
-            summary = "No change correlates with the onset: not enough evidence to point at code"
+            # The diagnosis attributes no change: either its fault is not one a change brings in (load,
+            # a third party, the network, a certificate, an attack), or no change fits it. No change
+            # is made up to point at.
+            brought = fault is not None and bool(registry().fault_types[fault].change.kinds)
+            reason = (
+                f"no change of the kinds that bring in {fault} fits the onset"
+                if brought
+                else f"the diagnosis ({fault or 'none'}) is not brought in by a change"
+            )
             return AgentReport(
                 agent=self.spec.name,
-                summary=summary,
+                summary=f"{reason[0].upper()}{reason[1:]}: no code to trace",
                 outputs={"code_findings": [], **outputs},
-                limitations=["no suspect change"],
+                limitations=[f"{reason}: code not inspected"],
             )
         change_dict = change.as_context()
         outputs["suspect_change"] = change_dict
@@ -162,7 +131,11 @@ class CodeExplorer:
         good = str(prior["commit"]) if prior and prior.get("commit") else None
         try:
             analysis = analyse_change(
-                telemetry.repo, change.commit, good, focus=change.service or service, prefer_kind=_preferred_kind(ctx)
+                telemetry.repo,
+                change.commit,
+                good,
+                focus=change.service or service,
+                prefer_kind=_preferred_kind(context),
             )
         except (GitError, OSError) as exc:
             limitations.append(f"repository not readable: {exc}")
@@ -174,6 +147,9 @@ class CodeExplorer:
                 limitations=limitations,
             )
         limitations += analysis.limitations
+        # The diagnosis already weighed the diff's findings against the fault: its location leads.
+        located = (change_dict.get("code_file"), change_dict.get("code_line"))
+        analysis.findings.sort(key=lambda f: (f.file, f.line) != located)
         return self._report(change, change_dict, analysis, ids, outputs, findings, limitations)
 
     def _report(

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.investigation import investigate, summary_dict
 from warroom.analysis.golden import ERROR_LEVELS, Signal, golden_signals
 from warroom.analysis.severity import CADENCE_MINUTES, measure_severity
 from warroom.analysis.signals import (
@@ -253,6 +254,15 @@ class IncidentCommander:
         }
         total = signal_values["services_total"] or 1
         signal_values["affected_share"] = round(signal_values["services_affected"] / total, 3)
+        # The diagnosis engine's answer chooses the investigation path (the decide conditions of the
+        # built-in workflows read `signals.path`); computed once per incident, the path specialists reuse it.
+        diagnosis = summary_dict(investigate(telemetry))
+        signal_values.update(
+            path=diagnosis["path"],
+            fault_type=diagnosis["fault_type"],
+            diagnosis_confidence=diagnosis["confidence"],
+            inconclusive=diagnosis["inconclusive"],
+        )
 
         cadence = manifest.comms.cadence_minutes or CADENCE_MINUTES[verdict.severity]
         roles = {role.value: manifest.roles.get(role.value, agent) for role, agent in DEFAULT_ROLES.items()}

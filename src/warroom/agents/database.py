@@ -1,15 +1,17 @@
 """database-incident-specialist: pool, waits and timeouts, long-running queries, locks, database CPU,
-missing-index evidence; a complete diagnosis of database faults (service, fault, change) on its own."""
+missing-index evidence measured for the report, within the diagnosis engine's answer (service, fault,
+change)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.fusion import fuse, outputs, root_cause_finding
-from warroom.agents.specialist_common import EvidenceIds, suspect_service
+from warroom.agents.investigation import investigate, outputs, root_cause_finding
+from warroom.agents.specialist_common import EvidenceIds, suspect_service, window
 from warroom.analysis.changes import CONFIG_KINDS
-from warroom.analysis.database import DatabaseAnalysis
+from warroom.analysis.database import DatabaseAnalysis, analyse_database
+from warroom.analysis.faults import registry
 from warroom.incident import AgentReport, Finding, RecommendedAction, RiskLevel
 from warroom.sources import conventions as cv
 
@@ -19,10 +21,10 @@ def _peak(analysis: DatabaseAnalysis, metric: str, service: str | None = None) -
     return round(stats[0].peak, 4) if stats else None
 
 
-def database_details(analysis: DatabaseAnalysis, service: str | None) -> dict[str, Any]:
+def database_details(analysis: DatabaseAnalysis, service: str | None, fault_type: str | None) -> dict[str, Any]:
     """The `database` context value: the measured numbers the resolution needs."""
     return {
-        "fault_type": analysis.fault_type,
+        "fault_type": fault_type,
         "service": service,
         "database_service": analysis.database_service,
         "pool_utilization": _peak(analysis, cv.DB_POOL_UTILIZATION, service),
@@ -36,7 +38,6 @@ def database_details(analysis: DatabaseAnalysis, service: str | None) -> dict[st
         "slow_query_ms": analysis.slow_query_ms,
         "log_counts": analysis.log_counts,
         "statements": [s.model_dump() for s in analysis.statements[:5]],
-        "scores": analysis.scores,
     }
 
 
@@ -48,6 +49,7 @@ class DatabaseIncidentSpecialist:
         inputs=("incident", "signals"),
         outputs=(
             "diagnosis",
+            "diagnosis_summary",
             "evidence",
             "suspect_service",
             "suspect_change",
@@ -59,39 +61,40 @@ class DatabaseIncidentSpecialist:
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        fused = fuse(ctx)
-        analysis = fused.database
-        values, change, correlation = outputs(ctx, fused)
+        diagnosis = investigate(ctx.telemetry)
+        start, end = window(ctx)
+        analysis = analyse_database(ctx.telemetry.current, ctx.telemetry.baseline, start, end)
+        values = outputs(diagnosis)
         ids = EvidenceIds("ev-db")
         evidence = [ids.add(e) for e in analysis.evidence]
-        findings: list[Finding] = []
-        actions: list[RecommendedAction] = []
-        top = fused.top()
-        service = (top.service if top is not None else None) or analysis.suspect_service or suspect_service(ctx)
-        details = database_details(analysis, service)
-        details["onset"] = fused.onset.isoformat()
-        headline_finding = root_cause_finding(fused, change)
+        top = diagnosis.top()
+        fault = registry().fault_types.get(top.fault_type) if top is not None else None
+        database_fault = fault is not None and fault.family == "database"
+        service = (top.service if top is not None else None) or suspect_service(ctx)
+        details = database_details(analysis, service, top.fault_type if database_fault and top else None)
+        details["onset"] = diagnosis.onset.isoformat()
+        headline_finding = root_cause_finding(diagnosis)
         common = {**values, "database": details}
-        if not fused.candidates:
+        if not diagnosis.candidates:
             # Nothing to name: leave the diagnosis of other agents (or its absence) as it is.
             common = {"database": details, "change_ranking": values["change_ranking"]}
-
-        if analysis.fault_type is None:
+        findings: list[Finding] = []
+        if diagnosis.inconclusive or not database_fault or top is None or fault is None:
             summary = (
-                "The database is not the bottleneck: pool, CPU, long-running queries and locks stay within "
-                "their baseline"
+                "The database is not established as the cause: no database fault type leads the diagnosis conclusively"
                 if analysis.series
                 else "Not enough database telemetry to judge the database"
             )
             if top is not None:
-                summary += f"; top candidate: {top.fault_type} on {top.service}"
+                summary += f"; top hypothesis: {top.fault_type} on {top.service}"
             findings.append(
                 Finding(
                     id="f-db-none",
                     title="No database fault found",
-                    detail=summary + f" (scores {analysis.scores})",
+                    detail=summary,
                     confidence=0.5 if analysis.series else 0.2,
                     kind="observation",
+                    evidence=evidence,
                 )
             )
             findings += [headline_finding] if headline_finding is not None else []
@@ -99,20 +102,11 @@ class DatabaseIncidentSpecialist:
                 agent=self.spec.name,
                 summary=summary,
                 findings=findings,
-                candidates=fused.candidates,
-                outputs=common,
+                candidates=diagnosis.candidates,
+                outputs={**common, "database_evidence": ids.dumps()},
                 limitations=analysis.limitations,
             )
-
-        fault = analysis.fault_type
-        if correlation is not None and correlation.evidence is not None:
-            evidence.append(ids.add(correlation.evidence))
-        headline = {
-            "db_pool_exhaustion": f"{service}'s database connection pool is exhausted",
-            "missing_index": f"queries from {service} scan tables without an index: database CPU saturated",
-            "db_cpu_saturation": "database CPU saturated by long-running queries",
-            "lock_contention": "lock contention in the database",
-        }[fault]
+        change = values["suspect_change"]
         pool = details["pool_utilization"]
         facts = [
             f"pool utilisation peak {pool:.0%}" if pool is not None else None,
@@ -121,53 +115,46 @@ class DatabaseIncidentSpecialist:
             f"{details['long_running_queries']:.0f} long-running queries" if details["long_running_queries"] else None,
         ]
         detail = "; ".join(f for f in facts if f)
-        if fault == "db_pool_exhaustion" and details["db_cpu"] is not None and details["db_cpu"] < 0.85:
-            detail += (
-                ": the database itself is not busy, so connections are held by the application (a leak or long holds)"
-            )
         findings.append(
             Finding(
                 id="f-db-fault",
-                title=headline,
+                title=f"{top.fault_type.replace('_', ' ')} on {service}: {fault.description}",
                 detail=detail,
-                confidence=round(analysis.confidence, 3),
+                confidence=round(top.confidence, 3),
                 service=service,
                 kind="bottleneck",
-                evidence=[e for e in evidence if e.source != "changes"],
+                evidence=evidence,
             )
         )
-        if headline_finding is not None and top is not None and top.fault_type != fault:
-            findings.append(headline_finding)  # the database symptom is a consequence of another fault
-        change_dict = values["suspect_change"]
+        if headline_finding is not None:
+            findings.append(headline_finding)
+        rollback_action = None
         if change is not None:
+            rollback_action = "revert_config" if str(change["kind"]).lower() in CONFIG_KINDS else "rollback"
             findings.append(
                 Finding(
                     id="f-db-change",
-                    title=f"Most likely trigger: {change.kind} {change.id} of {change.service}"
-                    + (f" ({change.version})" if change.version else ""),
-                    detail="; ".join(change.reasons),
-                    confidence=correlation.confidence if correlation is not None else 0.5,
-                    service=change.service,
+                    title=f"Most likely trigger: {change['kind']} {change['id']} of {change['service']}"
+                    + (f" ({change['version']})" if change.get("version") else ""),
+                    detail="; ".join(change.get("reasons") or []),
+                    confidence=float(change.get("score") or 0.5),
+                    service=str(change["service"]),
                     kind="root_cause",
-                    evidence=[e for e in evidence if e.source == "changes"],
                 )
             )
-        rollback_action = None
-        if change is not None:
-            rollback_action = "revert_config" if change.kind.lower() in CONFIG_KINDS else "rollback"
-        actions.extend(self._actions(fault, service, details, rollback_action, change_dict))
-        summary = f"{headline} ({detail})." + (
-            f" Likely trigger: {change.kind} {change.id} of {change.service} {change.minutes_before_onset:.0f} min "
-            "before onset."
+        actions = self._actions(top.fault_type, service, details, rollback_action, change)
+        summary = f"{top.fault_type.replace('_', ' ')} on {service} ({detail or 'no database series'})." + (
+            f" Likely trigger: {change['kind']} {change['id']} of {change['service']} "
+            f"{float(change['minutes_before_onset']):.0f} min before onset."
             if change is not None
-            else " No change correlates with the onset."
+            else " No change is attributed to it."
         )
         return AgentReport(
             agent=self.spec.name,
             summary=summary,
             findings=findings,
             outputs={**common, "database_evidence": ids.dumps()},
-            candidates=fused.candidates,
+            candidates=diagnosis.candidates,
             actions=actions,
             limitations=analysis.limitations,
         )

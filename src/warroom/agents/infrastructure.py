@@ -1,24 +1,14 @@
 """infrastructure-incident-specialist: host and pod CPU/memory saturation, the network between
-services, third-party dependencies and certificates — within the fused diagnosis."""
+services, third-party dependencies and certificates, within the diagnosis engine's answer."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.agents.fusion import fuse, outputs, root_cause_finding
+from warroom.agents.investigation import investigate, outputs, root_cause_finding
+from warroom.analysis.faults import path_of
 from warroom.incident import AgentReport
-
-INFRA_FAULTS = (
-    "cpu_saturation",
-    "memory_leak",
-    "network_delay",
-    "slow_dependency",
-    "certificate_expiry",
-    "cpu_contention",
-    "cpu_consumption",
-    "memory",
-)
 
 
 class InfrastructureIncidentSpecialist:
@@ -27,23 +17,24 @@ class InfrastructureIncidentSpecialist:
         purpose="Hosts and pods (CPU, memory), the network between services (delay seen in traces), "
         "third-party dependencies and certificates.",
         inputs=(),
-        outputs=("diagnosis", "evidence", "suspect_service", "suspect_change", "change_ranking"),
+        outputs=("diagnosis", "diagnosis_summary", "evidence", "suspect_service", "suspect_change", "change_ranking"),
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
-        fused = fuse(ctx)
-        values, change, _ = outputs(ctx, fused)
-        infra = [c for c in fused.candidates if c.fault_type in INFRA_FAULTS]
-        findings = [f for f in [root_cause_finding(fused, change)] if f is not None]
-        top = fused.top()
+        diagnosis = investigate(ctx.telemetry)
+        values = outputs(diagnosis)
+        infra = [h for h in diagnosis.hypotheses if path_of(h.fault_type, h.mechanism) == "infrastructure"]
+        findings = [f for f in [root_cause_finding(diagnosis)] if f is not None]
+        top = diagnosis.top()
         if infra:
             best = infra[0]
-            summary = f"{best.fault_type} on {best.service} (rank {best.rank} overall)"
+            rank = diagnosis.hypotheses.index(best) + 1
+            summary = f"{best.fault_type} on {best.service} (p {best.confidence:.2f}, hypothesis {rank} overall)"
             if top is not None and top is not best:
-                summary += f"; the top candidate is {top.fault_type} on {top.service}"
+                summary += f"; the top hypothesis is {top.fault_type} on {top.service}"
         elif top is not None:
             summary = (
-                f"no host, pod, network or third-party fault explains the incident; top candidate "
+                f"no host, pod, network or third-party fault explains the incident; top hypothesis "
                 f"{top.fault_type} on {top.service}"
             )
         else:
@@ -52,7 +43,7 @@ class InfrastructureIncidentSpecialist:
             agent=self.spec.name,
             summary=summary,
             findings=findings,
-            candidates=fused.candidates,
+            candidates=diagnosis.candidates,
             outputs=values,
-            limitations=list(fused.limitations),
+            limitations=list(diagnosis.limitations),
         )

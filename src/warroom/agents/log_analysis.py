@@ -25,7 +25,7 @@ class LogAnalysisSpecialist:
     def run(self, ctx: AgentContext) -> AgentReport:
         telemetry = ctx.telemetry
         diagnosis = investigate(telemetry)
-        findings: list[Finding] = list(diagnosis.findings.get("logs", []))
+        findings: list[Finding] = diagnosis.findings("logs")
         patterns = [
             {"service": f.service, "title": f.title, "detail": f.detail, "confidence": f.confidence} for f in findings
         ]

@@ -20,24 +20,23 @@ class MonitoringSpecialist:
 
     def run(self, ctx: AgentContext) -> AgentReport:
         diagnosis = investigate(ctx.telemetry)
-        found = diagnosis.findings.get("metrics", []) + [
-            f for f in diagnosis.findings.get("traces", []) if f.kind == "bottleneck"
-        ]
+        found = diagnosis.findings("metrics") + [f for f in diagnosis.findings("traces") if f.kind == "bottleneck"]
         anomalies = [
             {
                 "service": f.service,
                 "title": f.title,
                 "confidence": f.confidence,
                 "onset": f.evidence[0].values.get("onset") if f.evidence else None,
-                "z": f.evidence[0].values.get("z") if f.evidence else None,
+                "z": f.evidence[0].values.get("strength_z") if f.evidence else None,
             }
             for f in found
         ]
         onsets = sorted(str(a["onset"]) for a in anomalies if a.get("onset"))
         summary = (
-            f"{len(found)} metric/latency anomalies; earliest onset {onsets[0]}"
+            f"{len(found)} metric/latency anomalies above their noise level"
+            + (f"; earliest onset {onsets[0]}" if onsets else "")
             if found
-            else "no metric or latency series deviates materially from its baseline"
+            else "no metric or latency series deviates above its noise level"
         )
         limits = [text for text in diagnosis.limitations if text.startswith(("metrics", "traces"))]
         return AgentReport(

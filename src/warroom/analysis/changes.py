@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import polars as pl
 from pydantic import BaseModel, Field
@@ -306,7 +307,14 @@ def _fields(row: Mapping[str, object]) -> dict[str, object]:
     }
 
 
-def previous_change(changes: pl.DataFrame | None, change: RankedChange) -> dict[str, object] | None:
+class ChangeLike(Protocol):
+    id: str
+    time: datetime
+    service: str
+    kind: str
+
+
+def previous_change(changes: pl.DataFrame | None, change: ChangeLike) -> dict[str, object] | None:
     """The last change of the same service and kind before `change` that names a commit: the last
     known-good version to diff against."""
     if changes is None or "commit" not in changes.columns:

@@ -1,6 +1,6 @@
-"""Database analysis: connection-pool utilisation, waits and timeouts, long-running queries, locks,
+"""Database measurements: connection-pool utilisation, waits and timeouts, long-running queries, locks,
 database CPU and missing-index evidence (slow statements, table-scan log lines), from metrics, logs
-and spans; and which fault these point to. Pure and columnar."""
+and spans. Pure and columnar. Which fault they point to is the diagnosis engine's answer."""
 
 from __future__ import annotations
 
@@ -27,8 +27,6 @@ DB_METRICS = (
     cv.DB_QUERY_TIME_MS,
     cv.DB_CONNECTIONS,
 )
-POOL_SATURATED = 0.9
-DB_CPU_SATURATED = 0.85
 LOG_PATTERNS = {
     "pool_exhausted": r"(?i)(pool (is )?exhausted|timeout (acquiring|waiting for|getting|obtaining) (a )?"
     r"(db |database )?connection|too many (clients|connections)|remaining connection slots|"
@@ -76,12 +74,8 @@ class DatabaseAnalysis(BaseModel):
     log_samples: dict[str, list[str]] = Field(default_factory=dict)
     slow_query_ms: dict[str, float] = Field(default_factory=dict)  # from log durations: p95, max, count
     statements: list[StatementStat] = Field(default_factory=list)  # slowest first
-    scores: dict[str, float] = Field(default_factory=dict)
-    fault_type: str | None = None  # None: the database is not the problem, or not enough evidence
-    suspect_service: str | None = None
-    database_service: str | None = None
-    confidence: float = 0.0
-    evidence: list[Evidence] = Field(default_factory=list)
+    database_service: str | None = None  # the service reporting database-server CPU
+    evidence: list[Evidence] = Field(default_factory=list)  # the series and lines that left their baseline
     limitations: list[str] = Field(default_factory=list)
 
     def stat(self, metric: str, service: str | None = None) -> list[SeriesStat]:
@@ -89,11 +83,8 @@ class DatabaseAnalysis(BaseModel):
         return sorted(found, key=lambda s: -s.peak)
 
 
-def _threshold(metric: str, base: float | None, mad: float | None, high: float | None) -> float:
-    if metric == cv.DB_POOL_UTILIZATION:
-        return POOL_SATURATED
-    if metric == cv.DB_CPU_UTILIZATION:
-        return DB_CPU_SATURATED
+def _threshold(base: float | None, mad: float | None, high: float | None) -> float:
+    """Where a series leaves its baseline: well outside its spread, its level and its extremes."""
     if base is None:
         return float("inf")
     # Count-like series (median 0 with blips) must also clear their own baseline extremes.
@@ -128,7 +119,7 @@ def series_stats(
     base_map = {(r[0], r[1]): (r[2], r[3], r[4]) for r in base.iter_rows()}
     thresholds = pl.DataFrame(
         [
-            {"service": s, "metric": m, "thr": _threshold(m, *base_map.get((s, m), (None, None, None)))}
+            {"service": s, "metric": m, "thr": _threshold(*base_map.get((s, m), (None, None, None)))}
             for s, m in window.select("service", "metric").unique().iter_rows()
         ],
         schema={"service": pl.String, "metric": pl.String, "thr": pl.Float64},
@@ -267,18 +258,12 @@ def _ev(stat: SeriesStat, start: datetime, end: datetime) -> Evidence:
     )
 
 
-def _rise(stat: SeriesStat | None) -> float:
-    """How far above its baseline a series went: 0 when it did not leave it."""
-    if stat is None or stat.onset is None:
-        return 0.0
-    ratio = stat.ratio
-    return min(ratio if ratio is not None else 3.0, 20.0)
-
-
 def analyse_database(
     current: Telemetry, baseline: Telemetry | None, start: datetime, end: datetime
 ) -> DatabaseAnalysis:
-    """Everything the database specialist measures, and the fault it points to (or None)."""
+    """Everything the database specialist measures: the database series and their onsets, the
+    database-related log lines, the statements' durations. Which fault they point to is the
+    diagnosis engine's answer (`warroom.analysis.diagnosis`), not this measurement's."""
     result = DatabaseAnalysis(start=start, end=end)
     base = baseline or Telemetry()
     if current.metrics is not None:
@@ -292,80 +277,15 @@ def analyse_database(
     if not result.series and not result.log_counts and not result.statements:
         result.limitations.append("no database telemetry in the bundle")
         return result
-
-    pools = [s for s in result.stat(cv.DB_POOL_UTILIZATION) if s.onset is not None]
     cpu = result.stat(cv.DB_CPU_UTILIZATION)
-    cpu_hot = next((s for s in cpu if s.onset is not None), None)
-    long_q = next((s for s in result.stat(cv.DB_LONG_RUNNING_QUERIES) if s.onset is not None), None)
-    qtime = sorted(
-        [s for s in result.stat(cv.DB_QUERY_TIME_MS) if s.onset is not None], key=lambda s: -(s.ratio or 0.0)
-    )
-    locks = next((s for s in result.stat(cv.DB_LOCK_WAITS) if s.onset is not None), None)
-    waits = [s for s in result.stat(cv.DB_POOL_WAIT_MS) + result.stat(cv.DB_POOL_TIMEOUTS) if s.onset is not None]
-
-    def surge(key: str) -> float:
-        counts = result.log_counts.get(key, {})
-        now, before = counts.get("window", 0), counts.get("baseline", 0)
-        return 0.0 if now < 3 else min(now / (before + 1), 20.0)
-
-    slow_new = [s for s in result.statements if s.new or (s.baseline_p95_ms and s.p95_ms > 3 * s.baseline_p95_ms)]
-    # Each hypothesis adds up independent signals, each capped, so no single source decides alone.
-    pool_score = (1.0 if pools else 0.0) + (0.5 if waits else 0.0) + (0.5 if surge("pool_exhausted") else 0.0)
-    index_score = (
-        (1.0 if cpu_hot else 0.0)
-        + (0.5 if long_q else 0.0)
-        + (0.5 if qtime else 0.0)
-        + (0.5 if surge("table_scan") else 0.0)
-        + (0.3 if surge("slow_query") else 0.0)
-        + (0.4 if slow_new else 0.0)
-    )
-    lock_score = (1.0 if locks and _rise(locks) >= 3 else 0.0) + (0.6 if surge("lock") else 0.0)
-    result.scores = {
-        "db_pool_exhaustion": round(pool_score, 2),
-        "slow_queries": round(index_score, 2),
-        "lock_contention": round(lock_score, 2),
-    }
     if cpu:
         result.database_service = cpu[0].service
-
-    start_end = (start, end)
-    if index_score >= 1.5 and (cpu_hot or long_q):
-        # Scans pin the database CPU and hold connections: the pool exhausts as a consequence.
-        scans = bool(surge("table_scan")) or bool(slow_new) or bool(qtime)
-        result.fault_type = "missing_index" if scans else "db_cpu_saturation"
-        if qtime:
-            result.suspect_service = qtime[0].service
-        elif slow_new:
-            result.suspect_service = slow_new[0].service
-        elif pools:
-            result.suspect_service = min(pools, key=lambda s: s.onset or end).service
-        else:
-            result.suspect_service = result.database_service
-        result.confidence = min(0.95, 0.45 + 0.12 * index_score)
-        for stat in [cpu_hot, long_q, *(qtime[:2])]:
-            if stat is not None:
-                result.evidence.append(_ev(stat, *start_end))
-    elif lock_score >= 1.0:
-        result.fault_type = "lock_contention"
-        result.suspect_service = (pools[0].service if pools else None) or result.database_service
-        result.confidence = min(0.9, 0.4 + 0.25 * lock_score)
-        if locks is not None:
-            result.evidence.append(_ev(locks, *start_end))
-    elif pools:
-        result.fault_type = "db_pool_exhaustion"
-        first = min(pools, key=lambda s: (s.onset or end, -s.peak))
-        result.suspect_service = first.service
-        # Pool at its limit while the database itself is idle: the application holds connections.
-        cpu_calm = not cpu or cpu[0].peak < DB_CPU_SATURATED
-        result.confidence = min(0.95, 0.45 + 0.15 * pool_score + (0.1 if cpu_calm else 0.0))
-        result.evidence.append(_ev(first, *start_end))
-        for stat in waits[:2]:
-            result.evidence.append(_ev(stat, *start_end))
-        if cpu:
-            result.evidence.append(_ev(cpu[0], *start_end))
-    for key in ("pool_exhausted", "table_scan", "slow_query", "lock"):
-        if result.log_samples.get(key) and (result.fault_type is not None):
-            counts = result.log_counts[key]
+    window = (start, end)
+    for stat in sorted((s for s in result.series if s.onset is not None), key=lambda s: s.onset or end)[:6]:
+        result.evidence.append(_ev(stat, *window))
+    for key, samples in result.log_samples.items():
+        counts = result.log_counts[key]
+        if counts["window"] > counts["baseline"]:
             result.evidence.append(
                 Evidence(
                     source="logs",
@@ -373,11 +293,12 @@ def analyse_database(
                     start=start,
                     end=end,
                     values={"lines_in_window": counts["window"], "lines_in_baseline": counts["baseline"]},
-                    samples=result.log_samples[key],
+                    samples=samples,
                 )
             )
-    if slow_new and result.fault_type in ("missing_index", "db_cpu_saturation"):
-        top = slow_new[0]
+    slow = [s for s in result.statements if s.new or (s.baseline_p95_ms and s.p95_ms > s.baseline_p95_ms)]
+    if slow:
+        top = slow[0]
         result.evidence.append(
             Evidence(
                 source="traces",

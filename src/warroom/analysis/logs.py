@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 import polars as pl
-from scipy.special import gammainc, ndtri
+from scipy.special import gammainc, gammaincc, ndtri
 
 from warroom.analysis.frames import decoded
 
@@ -318,5 +318,14 @@ def burst_z(count: np.ndarray, expected: np.ndarray) -> np.ndarray:
     # P(X >= count) of a Poisson(expected) is the regularised lower incomplete gamma P(count,
     # expected); scipy.special rather than scipy.stats, whose import alone costs a second
     tail = np.where(count >= 1, gammainc(np.maximum(count, 1), expected), 1.0)
+    z = -ndtri(np.clip(tail, 1e-300, 1.0))
+    return np.asarray(np.clip(z, 0.0, 40.0), dtype=np.float64)
+
+
+def dearth_z(count: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """How surprising as few as `count` occurrences are when `expected` are predicted (Poisson
+    lower tail P(X <= count), the regularised upper incomplete gamma Q(count + 1, expected)), as
+    a z value in [0, 40]."""
+    tail = gammaincc(np.asarray(count, dtype=np.float64) + 1.0, expected)
     z = -ndtri(np.clip(tail, 1e-300, 1.0))
     return np.asarray(np.clip(z, 0.0, 40.0), dtype=np.float64)

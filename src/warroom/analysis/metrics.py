@@ -24,6 +24,7 @@ from warroom.analysis.frames import decoded
 RELATIVE_FLOOR = 0.05  # a change smaller than 5 % of the series' own level is not a deviation
 CROSS_SERVICE_FLOOR = 0.02  # … nor one smaller than 2 % of the metric's typical level anywhere
 ONSET_Z = 3.0
+ONSET_SHARE = 0.5  # the onset is where a series first reached this share of its peak excursion
 MAD_TO_SIGMA = 1.4826
 REFERENCE_POINTS = 1000  # samples per series and reference part, at most (about)
 
@@ -100,6 +101,7 @@ def score_series(
         .agg(
             pl.col("value").median().alias("base_median"),
             (pl.col("value") - pl.col("value").median()).abs().median().alias("mad"),
+            pl.col("value").std().fill_null(0.0).alias("std"),
             pl.len().alias("base_points"),
         )
         .collect()
@@ -120,19 +122,45 @@ def score_series(
             }
         )
     typical = stats.group_by("metric").agg(pl.col("base_median").abs().quantile(0.75).alias("typical"))
-    stats = stats.join(typical, on="metric", how="left").with_columns(
-        pl.max_horizontal(
-            pl.col("mad") * MAD_TO_SIGMA,
-            pl.col("base_median").abs() * RELATIVE_FLOOR,
-            pl.col("typical").fill_null(0.0) * CROSS_SERVICE_FLOOR,
-            pl.lit(1e-9),
-        ).alias("base_scale")
+    # A series that never moved in the reference (a count of lock waits that was always 0) has no
+    # spread to measure against: its scale is then its reference's standard deviation, and failing
+    # that the smallest step it takes in the window (its resolution: one lock wait, not a z of 10⁹).
+    resolution = (
+        during.join(stats.select("service", "metric", "base_median"), on=["service", "metric"])
+        .with_columns((pl.col("value") - pl.col("base_median")).abs().alias("_dev"))
+        .filter(pl.col("_dev") > 0)
+        .group_by("service", "metric")
+        .agg(pl.col("_dev").min().alias("resolution"))
+    )
+    stats = (
+        stats.join(typical, on="metric", how="left")
+        .join(resolution, on=["service", "metric"], how="left")
+        .with_columns(
+            pl.max_horizontal(
+                pl.col("mad") * MAD_TO_SIGMA,
+                pl.col("base_median").abs() * RELATIVE_FLOOR,
+                pl.col("typical").fill_null(0.0) * CROSS_SERVICE_FLOOR,
+                pl.when(pl.col("mad") > 0).then(0.0).otherwise(pl.col("std")),
+                pl.when((pl.col("mad") > 0) | (pl.col("std") > 0))
+                .then(0.0)
+                .otherwise(pl.col("resolution").fill_null(0.0)),
+                pl.lit(1e-9),
+            ).alias("base_scale")
+        )
     )
     scored = during.join(stats, on=["service", "metric"], how="inner").with_columns(
         ((pl.col("value") - pl.col("base_median")) / pl.col("base_scale")).alias("z")
     )
+    # Onset: the first point at which the series reached half of its peak excursion (and at least
+    # ONSET_Z), on the peak's side. A first blip above a low threshold is not when a fault began; half
+    # the excursion dates a step where it happened and a ramp about when it became material.
+    peak_z = scored.group_by("service", "metric").agg(pl.col("z").get(pl.col("z").abs().arg_max()).alias("_peak_z"))
     onset = (
-        scored.filter(pl.col("z").abs() >= ONSET_Z)
+        scored.join(peak_z, on=["service", "metric"])
+        .filter(
+            pl.col("z") * pl.col("_peak_z").sign()
+            >= pl.max_horizontal(pl.lit(ONSET_Z), pl.col("_peak_z").abs() * ONSET_SHARE)
+        )
         .group_by("service", "metric")
         .agg(pl.col("timestamp").min().alias("onset"))
     )

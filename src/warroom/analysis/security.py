@@ -96,17 +96,45 @@ def _auth_rows(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _auth_check(
-    logs: pl.DataFrame | None,
-    baseline_logs: pl.DataFrame | None,
-    start: datetime,
-    end: datetime,
-    result: SecurityAnalysis,
-) -> tuple[bool, bool]:
-    """(auth failures spiked, the sources look like an attack)."""
+class FailedLogins(BaseModel):
+    """Failed authentications in the window and in the reference, and where they came from."""
+
+    failures: int
+    reference_failures: int
+    minutes: float
+    reference_minutes: float | None  # None: no reference period
+    distinct_ips: int
+    reference_distinct_ips: int
+    new_ip_share: float  # failures from addresses the reference never saw
+    top_ip_share: float
+    targeted_users: int
+    service: str | None  # the service that logged most of them
+    top_sources: list[str] = Field(default_factory=list)  # addresses behind the failures, most first
+    samples: list[str] = Field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.failures / max(self.minutes, 1e-9)
+
+    @property
+    def reference_rate(self) -> float | None:
+        return self.reference_failures / self.reference_minutes if self.reference_minutes else None
+
+    @property
+    def ratio(self) -> float | None:
+        base = self.reference_rate
+        if base is None or self.reference_minutes is None:
+            return None
+        return self.rate / max(base, 1.0 / self.reference_minutes)
+
+
+def failed_logins(
+    logs: pl.DataFrame | None, baseline_logs: pl.DataFrame | None, start: datetime, end: datetime
+) -> FailedLogins | None:
+    """Failed logins (auth.result failed, HTTP 401/403, or an auth-failure message) in [start, end] and
+    in the reference (`baseline_logs`, else the lines before `start`); None without request logs."""
     if logs is None or "attributes" not in logs.columns:
-        result.checks.append(Check(name="auth_failures", status="no data", detail="no request logs with attributes"))
-        return False, False
+        return None
     window = _auth_rows(logs.lazy().filter(pl.col("timestamp").is_between(start, end))).collect()
     if baseline_logs is not None and baseline_logs.height and "attributes" in baseline_logs.columns:
         base_frame = baseline_logs
@@ -120,53 +148,77 @@ def _auth_check(
     )
     fails = window.filter(pl.col("failed"))
     base_fails = base.filter(pl.col("failed"))
-    rate = fails.height / _minutes(start, end)
-    base_rate = base_fails.height / base_span if base_span else None
-    ratio = rate / max(base_rate, 1.0 / (base_span or 1.0)) if base_rate is not None else None
-    result.auth_failure_ratio = None if ratio is None else round(ratio, 2)
-    spike = fails.height >= 20 and (ratio is None or ratio >= SPIKE_RATIO)
-
     ips_now = fails["ip"].drop_nulls()
     ips_base = set(base["ip"].drop_nulls().unique().to_list())
-    distinct = ips_now.n_unique()
     new_share = float(ips_now.filter(~ips_now.is_in(list(ips_base))).len() / ips_now.len()) if ips_now.len() else 0.0
     per_ip = fails.drop_nulls("ip").group_by("ip").len()
     counts = per_ip["len"].cast(pl.Float64)
     top_share = float(counts.max() or 0.0) / max(float(counts.sum()), 1.0) if per_ip.height else 0.0  # type: ignore[arg-type]
-    users = fails["user"].drop_nulls().n_unique()
-    ranked = per_ip.sort(["len", "ip"], descending=[True, False]) if per_ip.height else per_ip
-    result.top_sources = [str(ip) for ip in ranked["ip"].head(TOP_SOURCES).to_list()] if per_ip.height else []
-    base_distinct = base_fails["ip"].drop_nulls().n_unique()
+    loudest = fails.group_by("service").len().sort(["len", "service"], descending=[True, False])
+    ranked = per_ip.sort(["len", "ip"], descending=[True, False])
+    return FailedLogins(
+        failures=fails.height,
+        reference_failures=base_fails.height,
+        minutes=_minutes(start, end),
+        reference_minutes=base_span,
+        distinct_ips=ips_now.n_unique(),
+        reference_distinct_ips=base_fails["ip"].drop_nulls().n_unique(),
+        new_ip_share=round(new_share, 3),
+        top_ip_share=round(top_share, 3),
+        targeted_users=fails["user"].drop_nulls().n_unique(),
+        service=str(loudest.item(0, "service")) if loudest.height else None,
+        top_sources=[str(ip) for ip in ranked["ip"].head(TOP_SOURCES).to_list()],
+        samples=[
+            f"{r['timestamp'].isoformat()} {r['service']} ip={r['ip']} user={r['user']} {str(r['message'])[:120]}"
+            for r in fails.head(3).to_dicts()
+        ],
+    )
+
+
+def _auth_check(
+    logs: pl.DataFrame | None,
+    baseline_logs: pl.DataFrame | None,
+    start: datetime,
+    end: datetime,
+    result: SecurityAnalysis,
+) -> tuple[bool, bool]:
+    """(auth failures spiked, the sources look like an attack)."""
+    found = failed_logins(logs, baseline_logs, start, end)
+    if found is None:
+        result.checks.append(Check(name="auth_failures", status="no data", detail="no request logs with attributes"))
+        return False, False
+    ratio = found.ratio
+    result.auth_failure_ratio = None if ratio is None else round(ratio, 2)
+    result.top_sources = found.top_sources
+    spike = found.failures >= 20 and (ratio is None or ratio >= SPIKE_RATIO)
+    distinct, base_distinct, new_share = found.distinct_ips, found.reference_distinct_ips, found.new_ip_share
     result.sources = {
-        "failing_requests": float(fails.height),
+        "failing_requests": float(found.failures),
         "distinct_ips": float(distinct),
         "baseline_distinct_ips": float(base_distinct),
-        "new_ip_share": round(new_share, 3),
-        "top_ip_share": round(top_share, 3),
-        "targeted_users": float(users),
+        "new_ip_share": new_share,
+        "top_ip_share": found.top_ip_share,
+        "targeted_users": float(found.targeted_users),
     }
     # Credential stuffing: failures from many sources never seen before; brute force: one source dominates.
     stuffing = distinct >= 20 and new_share >= 0.5 and distinct >= 3 * max(base_distinct, 1)
-    brute = per_ip.height > 0 and top_share >= 0.5 and fails.height >= 50 and new_share >= 0.5
+    brute = distinct > 0 and found.top_ip_share >= 0.5 and found.failures >= 50 and new_share >= 0.5
     attack = spike and (stuffing or brute)
+    base_rate = found.reference_rate
     values = {
-        "failures_in_window": fails.height,
-        "failures_per_min": round(rate, 2),
+        "failures_in_window": found.failures,
+        "failures_per_min": round(found.rate, 2),
         "baseline_failures_per_min": None if base_rate is None else round(base_rate, 3),
         "ratio": result.auth_failure_ratio,
         **result.sources,
     }
-    samples = [
-        f"{r['timestamp'].isoformat()} {r['service']} ip={r['ip']} user={r['user']} {str(r['message'])[:120]}"
-        for r in fails.head(3).to_dicts()
-    ]
     evidence = Evidence(
         source="logs",
         query="request logs with attributes auth.result failed or http.status_code 401/403",
         start=start,
         end=end,
         values=values,
-        samples=samples,
+        samples=found.samples,
     )
     if attack:
         kind = "many new sources (credential stuffing)" if stuffing else "one dominant new source (brute force)"
@@ -177,7 +229,7 @@ def _auth_check(
             f"({new_share:.0%} new IPs): consistent with a service fault, not an attack"
         )
     else:
-        detail = f"{fails.height} auth failures in the window, within the baseline rate"
+        detail = f"{found.failures} auth failures in the window, within the baseline rate"
     result.checks.append(
         Check(name="auth_failures", status="alert" if attack else "ok", detail=detail, evidence=evidence)
     )

@@ -12,9 +12,14 @@ MIN_SPANS = 5
 
 
 def prepare(spans: pl.DataFrame) -> pl.DataFrame:
-    """Add duration, self time (duration minus the time of direct children) and an error flag."""
-    frame = decoded(spans).with_columns(
-        ((pl.col("end_time") - pl.col("start_time")).dt.total_microseconds() / 1000.0).alias("duration_ms")
+    """Add duration, self time (duration minus the time of direct children) and an error flag. A span
+    exported twice (the same trace and span id) counts once."""
+    frame = (
+        decoded(spans)
+        .unique(["trace_id", "span_id"], keep="first", maintain_order=True)
+        .with_columns(
+            ((pl.col("end_time") - pl.col("start_time")).dt.total_microseconds() / 1000.0).alias("duration_ms")
+        )
     )
     children = (
         frame.filter(pl.col("parent_span_id").is_not_null())
@@ -190,3 +195,109 @@ def traffic_shift(current: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFrame
         .with_columns(pl.col("spans").fill_null(0), pl.col("base_spans").fill_null(0))
         .with_columns(((pl.col("spans") / n + 1e-4) / (pl.col("base_spans") / n0 + 1e-4)).log().alias("log_ratio"))
     )
+
+
+def call_gaps(prepared: pl.DataFrame) -> pl.DataFrame:
+    """Per cross-service call: caller, callee, the time around the callee's span that the caller
+    spends neither in it nor in its other calls (request transit before it plus response transit
+    after it), and the caller span's duration. Works whether or not the caller records a client span
+    per call: with one, the client span has this call as its only child and the gap is its excess
+    over the callee's span."""
+    parents = prepared.select(
+        "trace_id",
+        pl.col("span_id").alias("parent_span_id"),
+        pl.col("service").alias("caller"),
+        pl.col("start_time").alias("_p_start"),
+        pl.col("end_time").alias("_p_end"),
+    )
+    children = (
+        prepared.select("trace_id", "parent_span_id", pl.col("service").alias("callee"), "start_time", "end_time")
+        .drop_nulls("parent_span_id")
+        .join(parents, on=["trace_id", "parent_span_id"], how="inner")
+        .sort("trace_id", "parent_span_id", "start_time")
+        .with_columns(
+            pl.col("end_time").cum_max().shift(1).over("trace_id", "parent_span_id").alias("_prev_end"),
+            pl.col("start_time").shift(-1).over("trace_id", "parent_span_id").alias("_next_start"),
+        )
+        .with_columns(
+            pl.max_horizontal(pl.col("_prev_end").fill_null(pl.col("_p_start")), pl.col("_p_start")).alias("_lead"),
+            pl.min_horizontal(pl.col("_next_start").fill_null(pl.col("_p_end")), pl.col("_p_end")).alias("_trail"),
+        )
+        .filter(pl.col("caller") != pl.col("callee"))
+    )
+    gap_us = (pl.col("start_time") - pl.col("_lead")).dt.total_microseconds().clip(lower_bound=0) + (
+        pl.col("_trail") - pl.col("end_time")
+    ).dt.total_microseconds().clip(lower_bound=0)
+    caller_ms = (pl.col("_p_end") - pl.col("_p_start")).dt.total_microseconds() / 1000.0
+    return children.select(
+        "trace_id", "caller", "callee", (gap_us / 1000.0).alias("gap_ms"), caller_ms.alias("caller_ms")
+    )
+
+
+def handlers(prepared: pl.DataFrame, max_depth: int = 12) -> pl.DataFrame:
+    """Per span: `handler`, the span id of the nearest ancestor-or-self that entered its service (its
+    parent is in another service or absent): the one handler invocation the span belongs to."""
+    slim = prepared.select("trace_id", "span_id", "parent_span_id", "service")
+    parent_service = slim.select(
+        "trace_id", pl.col("span_id").alias("parent_span_id"), pl.col("service").alias("_parent_service")
+    )
+    marked = slim.join(parent_service, on=["trace_id", "parent_span_id"], how="left").with_columns(
+        pl.when(pl.col("_parent_service").is_null() | (pl.col("_parent_service") != pl.col("service")))
+        .then(pl.col("span_id"))
+        .otherwise(None)
+        .alias("handler")
+    )
+    done = [marked.filter(pl.col("handler").is_not_null()).select("trace_id", "span_id", "handler")]
+    todo = marked.filter(pl.col("handler").is_null()).select(
+        "trace_id", "span_id", pl.col("parent_span_id").alias("_up")
+    )
+    up = marked.select("trace_id", pl.col("span_id").alias("_up"), pl.col("handler").alias("_h"), "parent_span_id")
+    for _ in range(max_depth):
+        if todo.height == 0:
+            break
+        step = todo.join(up, on=["trace_id", "_up"], how="inner")
+        done.append(
+            step.filter(pl.col("_h").is_not_null()).select("trace_id", "span_id", pl.col("_h").alias("handler"))
+        )
+        todo = step.filter(pl.col("_h").is_null()).select("trace_id", "span_id", pl.col("parent_span_id").alias("_up"))
+    return pl.concat(done)
+
+
+START = "<start>"
+
+
+def call_sequences(prepared: pl.DataFrame) -> pl.DataFrame:
+    """The calls each handler invocation makes to other services, as "lines" the request-flow
+    comparison of `analysis.logs` reads: one row per call (template = the callee) plus a `<start>`
+    row per handler, with service = the handler's service, span_id = the handler, and `operation` =
+    the handler's operation (the stratum: calls of different endpoints are not compared)."""
+    owner = handlers(prepared)
+    spans = prepared.select("trace_id", "span_id", "parent_span_id", "service", "operation", "start_time")
+    entries = spans.join(owner, on=["trace_id", "span_id"]).filter(pl.col("span_id") == pl.col("handler"))
+    starts = entries.select(
+        "trace_id",
+        pl.col("span_id"),
+        "service",
+        "operation",
+        # a microsecond early: the handler's first call may start on the same tick
+        (pl.col("start_time") - pl.duration(microseconds=1)).alias("timestamp"),
+        pl.lit(START).alias("template"),
+    )
+    caller_handler = owner.select("trace_id", pl.col("span_id").alias("parent_span_id"), pl.col("handler").alias("_ch"))
+    ops = entries.select(
+        "trace_id", pl.col("span_id").alias("_ch"), pl.col("operation").alias("_op"), pl.col("service").alias("_cs")
+    )
+    calls = (
+        entries.join(caller_handler, on=["trace_id", "parent_span_id"], how="inner")
+        .join(ops, on=["trace_id", "_ch"], how="inner")
+        .filter(pl.col("_cs") != pl.col("service"))
+        .select(
+            "trace_id",
+            pl.col("_ch").alias("span_id"),
+            pl.col("_cs").alias("service"),
+            pl.col("_op").alias("operation"),
+            pl.col("start_time").alias("timestamp"),
+            pl.col("service").alias("template"),
+        )
+    )
+    return pl.concat([starts, calls], how="vertical_relaxed")

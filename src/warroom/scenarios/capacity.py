@@ -54,7 +54,7 @@ def _count(node: object, service: str) -> int:
 class CpuSaturation(Scenario):
     name = "cpu-saturation"
     title = "CPU saturation of one service under a traffic surge"
-    fault_type = "cpu_saturation"
+    fault_type = "load_saturation"
     path = "infrastructure"
     summary = "a surge (campaign or crawler) drives one service's replicas to 100 % CPU; requests queue and time out"
 

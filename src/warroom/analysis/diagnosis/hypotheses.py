@@ -1,0 +1,256 @@
+"""Hypotheses: (service, fault type, optional change), scored in log-odds.
+
+    log-odds = log prior(fault type)
+             + Σ over the observations it owns:    weight × worth(observation)
+             + Σ over the symptoms it explains:    propagated_weight × worth(observation)
+             − Σ over contradicting observations:  weight × worth(observation)
+             + the change's log-likelihood ratio (attribution.py), when a change is attributed
+
+with worth = effect × min(softplus(strength − noise), cap) (see `Worth`). The registry
+(`analysis/data/fault_types.yaml`) holds every weight and prior. When nothing clears the noise the
+ranking still follows the strongest evidence, and the calibrated probability says how little that is.
+A hypothesis is formed only when one of its fault type's required signals was observed on its
+service: what makes it this fault and not another that shares the symptoms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from warroom.analysis.diagnosis.attribution import Attribution
+from warroom.analysis.diagnosis.evidence import Observation
+from warroom.analysis.diagnosis.graph import CallGraph, Claim
+from warroom.analysis.faults import FaultType, Registry
+
+FORM_MIN = 0.1  # nats: softplus(excess) of 0.1 is an observation 2.2 z below its noise level
+
+
+class EvidenceUse(BaseModel):
+    """One observation counted for a hypothesis, and what it added."""
+
+    observation: str
+    service: str  # where it was observed
+    signal: str
+    relation: str  # local | callers | callees | contradicts
+    llr: float
+
+
+class Hypothesis(BaseModel):
+    service: str
+    fault_type: str
+    log_prior: float
+    uses: list[EvidenceUse] = Field(default_factory=list)
+    contradictions: list[EvidenceUse] = Field(default_factory=list)
+    change: Attribution | None = None
+    mechanism: str | None = None  # the fault type whose signature it shows (a config change's pool exhaustion)
+    onset: datetime | None = None
+    probability: float = 0.0  # softmax share against the other hypotheses and "none of them"
+    confidence: float = 0.0  # calibrated probability that this is the answer
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.service, self.fault_type)
+
+    @property
+    def evidence_llr(self) -> float:
+        return sum(u.llr for u in self.uses) - sum(u.llr for u in self.contradictions)
+
+    @property
+    def log_odds(self) -> float:
+        return self.log_prior + self.evidence_llr + (self.change.llr if self.change is not None else 0.0)
+
+    def local_uses(self) -> list[EvidenceUse]:
+        return [u for u in self.uses if u.relation == "local"]
+
+
+class Worth:
+    """What one observation is worth before its weight: effect × min(softplus(excess), cap).
+
+    softplus makes evidence far above its noise level count by its excess and evidence just below
+    it count a little. A symptom signal (latency, errors, generic error lines) says something is
+    wrong there or below, never which fault, and it is worth at most the log of one over how often
+    the incident's services show it: when every service is slower, one more slow service localises
+    nothing (the model's `symptom_cap` bounds it when few do)."""
+
+    def __init__(self, registry: Registry, observations: Iterable[Observation], services: int) -> None:
+        self.registry = registry
+        showing: dict[str, set[str]] = {}
+        for o in observations:
+            if o.above_noise:
+                for signal, where in o.roles.items():
+                    showing.setdefault(signal, set()).add(where)
+        n = max(services, 1)
+        self.symptom_caps = {
+            name: min(registry.model.symptom_cap, -math.log((len(showing.get(name, ())) + 1) / (n + 2)))
+            for name, info in registry.signals.items()
+            if info.symptom
+        }
+
+    def __call__(self, observation: Observation, signal: str, *, as_symptom: bool = True) -> float:
+        x = observation.excess
+        soft = x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+        cap = self.symptom_caps.get(signal, self.registry.model.cap) if as_symptom else self.registry.model.cap
+        return observation.effect * min(soft, cap)
+
+
+def form(
+    observations: Iterable[Observation],
+    registry: Registry,
+    worth: Worth,
+    external: set[str],
+    servers: set[str],
+) -> list[Hypothesis]:
+    """Every (service, fault type) one of whose required signals (and all of its jointly required
+    ones) was observed on the service, with a value of at least FORM_MIN: near its noise level and
+    of a material size (a 1 % CPU move does not make a CPU hypothesis). A fault of the work a client
+    sends (scope "client") is not hypothesised on a server that has clients in view (`servers`)."""
+    seen: dict[str, set[str]] = {}
+    for observation in observations:
+        for signal, service in observation.roles.items():
+            if worth(observation, signal) >= FORM_MIN:
+                seen.setdefault(service, set()).add(signal)
+    out = []
+    for service, signals in sorted(seen.items()):
+        for fault in registry.fault_types.values():
+            if fault.scope == "client":
+                if service in servers:
+                    continue
+            elif (fault.scope == "external") != (service in external) and fault.scope != "any":
+                continue
+            if signals.isdisjoint(fault.requires) or not signals.issuperset(fault.requires_all):
+                continue
+            out.append(Hypothesis(service=service, fault_type=fault.name, log_prior=fault.log_prior))
+    return out
+
+
+def claims(
+    observations: Iterable[Observation],
+    hypotheses: Iterable[Hypothesis],
+    graph: CallGraph,
+    registry: Registry,
+    worth: Worth,
+    base: Mapping[tuple[str, str], float],
+) -> list[Claim]:
+    """Every way each observation could count: locally for a hypothesis on a service it speaks about
+    whose fault type the signal supports, or as a symptom for a hypothesis on a service whose fault
+    type explains it over the call graph. `base`: per hypothesis its prior and change evidence."""
+    by_service: dict[str, list[FaultType]] = {}
+    for h in hypotheses:
+        by_service.setdefault(h.service, []).append(registry.fault_types[h.fault_type])
+    out: list[Claim] = []
+    propagated = registry.model.propagated_weight
+    locating = set(registry.localisation)
+    for observation in observations:
+        noisy = observation.above_noise
+        for signal, where in observation.roles.items():
+            each = worth(observation, signal)
+            generic = signal in locating or registry.signals[signal].symptom
+            for fault in by_service.get(where, []):
+                weight = fault.support.get(signal, 0.0)
+                if weight > 0:
+                    own = worth(observation, signal, as_symptom=False) if signal in fault.own_symptoms else each
+                    specific = not generic or signal in fault.own_symptoms or signal in fault.signature
+                    start = base[(where, fault.name)]
+                    out.append(
+                        Claim(observation.id, where, fault.name, signal, "local", weight * own, noisy, start, specific)
+                    )
+            for cause, faults in by_service.items():
+                relation = graph.relation(where, cause) if cause != where else None
+                if relation is None or relation == "local":
+                    continue
+                for fault in faults:
+                    if fault.explains_on(relation, signal):
+                        value = propagated * each
+                        start = base[(cause, fault.name)]
+                        out.append(
+                            Claim(observation.id, cause, fault.name, signal, relation, value, noisy, start, False)
+                        )
+    return out
+
+
+def score(
+    hypotheses: list[Hypothesis],
+    observations: Mapping[str, Observation],
+    owned: Iterable[Claim],
+    registry: Registry,
+    worth: Worth,
+) -> None:
+    """Fill each hypothesis' evidence: the claims it keeps (local or as explained symptoms) and the
+    observations on its service that contradict it."""
+    by_key = {h.key: h for h in hypotheses}
+    for h in hypotheses:
+        h.uses, h.contradictions = [], []
+    for claim in owned:
+        owner = by_key.get(claim.hypothesis)
+        if owner is not None and claim.value > 0:
+            owner.uses.append(
+                EvidenceUse(
+                    observation=claim.observation,
+                    service=observations[claim.observation].roles[claim.signal],
+                    signal=claim.signal,
+                    relation=claim.relation,
+                    llr=claim.value,
+                )
+            )
+    by_service: dict[str, list[Hypothesis]] = {}
+    for h in hypotheses:
+        by_service.setdefault(h.service, []).append(h)
+    for observation in observations.values():
+        for signal, where in observation.roles.items():
+            for h in by_service.get(where, []):
+                weight = registry.fault_types[h.fault_type].contradict.get(signal, 0.0)
+                if weight > 0:
+                    h.contradictions.append(
+                        EvidenceUse(
+                            observation=observation.id,
+                            service=where,
+                            signal=signal,
+                            relation="contradicts",
+                            llr=weight * worth(observation, signal),
+                        )
+                    )
+    for h in hypotheses:
+        timed = [u for u in h.local_uses() if observations[u.observation].onset is not None]
+        h.onset = observations[max(timed, key=lambda u: u.llr).observation].onset if timed else None
+
+
+def adopt_mechanisms(hypotheses: list[Hypothesis], registry: Registry) -> None:
+    """A fault type that shows another's signature (a bad config whose symptom is a pool exhaustion,
+    an attack that saturates the CPU like any surge) adds the evidence of the strongest such
+    hypothesis on its service to its own: each observation counts once, at the larger of its two
+    worths, and the signature's contradictions apply too. Which signature it shows stays named."""
+    by_key = {h.key: h for h in hypotheses}
+    for h in hypotheses:
+        mechanisms = registry.fault_types[h.fault_type].mechanisms
+        shown = [m for name in mechanisms if (m := by_key.get((h.service, name))) is not None]
+        best = max(shown, key=lambda m: (m.evidence_llr, m.fault_type), default=None)
+        if best is None:
+            continue
+        h.uses = _merged(h.uses, best.uses)
+        h.contradictions = _merged(h.contradictions, best.contradictions)
+        h.mechanism = best.fault_type
+        h.onset = h.onset or best.onset
+
+
+def _merged(a: list[EvidenceUse], b: list[EvidenceUse]) -> list[EvidenceUse]:
+    best: dict[tuple[str, str, str], EvidenceUse] = {}
+    for use in [*a, *b]:
+        key = (use.observation, use.signal, use.relation)
+        if key not in best or use.llr > best[key].llr:
+            best[key] = use
+    return list(best.values())
+
+
+def normalise(hypotheses: list[Hypothesis]) -> None:
+    """Each hypothesis' share of the probability against all others and against "none of them"
+    (log-odds 0): the raw probability the calibration map turns into a confidence."""
+    if not hypotheses:
+        return
+    top = max(max(h.log_odds for h in hypotheses), 0.0)
+    total = math.exp(-top) + sum(math.exp(h.log_odds - top) for h in hypotheses)
+    for h in hypotheses:
+        h.probability = math.exp(h.log_odds - top) / total
