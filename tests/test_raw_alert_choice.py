@@ -4,11 +4,16 @@ taken after an earlier incident still holds that incident's "resolved" notificat
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
+
 from serve_support import am_payload
+from warroom.sources.canonical import Telemetry
+from warroom.sources.manifest import Alert
 from warroom.sources.raw.alertmanager import AlertmanagerPayload
-from warroom.sources.raw.defaults import opening_alert
+from warroom.sources.raw.defaults import opening_alert, window_start
 from warroom.sources.raw.reader import ReadOptions
 
 
@@ -31,3 +36,15 @@ def test_the_firing_alert_opens_the_incident_not_an_earlier_resolved_one(tmp_pat
 def test_only_resolved_alerts_still_open_the_incident(tmp_path: Path) -> None:
     resolved = _read(tmp_path / "a.json", am_payload("ServiceDown", status="resolved", service="payment"))
     assert opening_alert(resolved, tmp_path).name == "ServiceDown"
+
+
+def test_a_short_capture_keeps_a_reference_period_before_the_window() -> None:
+    """No onset stands out and the data begins 12 minutes before the alert, later than the usual
+    30-minute lead: the window opens halfway, so the first six minutes are the reference."""
+    fired = datetime(2024, 5, 12, 18, 49, 30, tzinfo=UTC)
+    times = [fired - timedelta(minutes=12) + timedelta(seconds=15 * i) for i in range(49)]
+    metrics = pl.DataFrame(
+        {"timestamp": times, "service": ["checkout"] * 49, "metric": ["request_rate"] * 49, "value": [10.0] * 49}
+    )
+    start = window_start(Alert(name="HighErrors", fired_at=fired, service="checkout"), Telemetry(metrics=metrics))
+    assert start == fired - timedelta(minutes=6)

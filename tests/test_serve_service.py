@@ -174,6 +174,7 @@ def test_incident_room_in_chromium(crashed: dict[str, Any]) -> None:
             approve = page.locator("#actions button.approve").first
             expect(approve).to_be_visible(timeout=60_000)  # the run reached its approval gate
             expect(page.locator("#diagnosis")).to_contain_text("db_pool_exhaustion")
+            expect(page.locator("#charts svg").first).to_be_visible()  # the investigation's key series
             page.screenshot(path=str(ARTIFACTS / "serve-incident.png"), full_page=True)
 
             action_id = approve.locator("xpath=ancestor::tr").get_attribute("data-action")
@@ -184,7 +185,7 @@ def test_incident_room_in_chromium(crashed: dict[str, Any]) -> None:
             page.locator("#diagnosis a.ev").first.click()
             expect(page.locator("#query")).not_to_be_empty()
             page.go_back()
-            # the key series are the documentation's: drawn once the run has written its reports
+            # and the documentation's, with the data after the action, once the run has written its reports
             for other in _get(served, f"/api/v1/incidents/{new_id}/actions").json():
                 if other["status"] == "awaiting_approval":
                     reject = f"/api/v1/incidents/{new_id}/actions/{other['action_id']}/reject"

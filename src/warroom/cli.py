@@ -565,6 +565,38 @@ def bench_scenarios(
     console.print(f"runs {result['runs']}, accuracy {result['accuracy']}, median {result['median_s']} s")
 
 
+@bench_app.command("calibrate")
+@user_errors
+def bench_calibrate(
+    results: Annotated[list[Path], typer.Argument(help="`bench nezha --json` / `bench scenarios --json` outputs.")],
+    group_by: Annotated[str, typer.Option("--group-by", help="Hold out a dataset or a fault type.")] = "fault",
+    threshold: Annotated[float, typer.Option("--threshold", help="Below it, inconclusive.")] = 0.5,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the fitted map here (calibration.yaml).")] = None,
+) -> None:
+    """Refit the diagnosis' confidence map on benchmark results; report its calibration error on held-out groups."""
+    from warroom.analysis.diagnosis.calibration import shipped
+    from warroom.bench.calibrate import read_cases, refit, write_map
+
+    if group_by not in ("dataset", "fault"):
+        raise InputError(f"'{group_by}' is not a grouping (expected dataset or fault)", field="--group-by")
+    if not 0.0 < threshold < 1.0:
+        raise InputError(f"{threshold} is not a probability strictly between 0 and 1", field="--threshold")
+    command = "warroom bench calibrate " + " ".join(p.name for p in results) + f" --group-by {group_by}"
+    done = refit(read_cases(results, shipped()), group_by, threshold, command)  # type: ignore[arg-type]
+    table = Table("confidence", "cases", "mean confidence", "accuracy")
+    for b in done.table:
+        table.add_row(f"{b.low:.1f}–{b.high:.1f}", str(b.cases), f"{b.mean_confidence:.3f}", f"{b.accuracy:.3f}")
+    console.print(table)
+    console.print(
+        f"{done.cases} cases; map a={done.fitted.a} b={done.fitted.b}; ECE: current map {done.ece_before}, "
+        f"fitted (in sample) {done.ece_fitted}, held out by {group_by} {done.ece_out_of_sample}; "
+        f"inconclusive {done.inconclusive_before} → {done.inconclusive_after}"
+    )
+    if out is not None:
+        write_map(done.fitted, out)
+        console.print(f"written: {out}")
+
+
 report_app = typer.Typer(no_args_is_help=True, help="Reports of a run.")
 app.add_typer(report_app, name="report")
 

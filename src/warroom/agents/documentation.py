@@ -15,11 +15,10 @@ import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.analysis.facts import ActionMode, classify_outcome, executed_outcomes
-from warroom.analysis.onset import SignalOnset, series_points, signal_onsets
+from warroom.analysis.key_series import key_series, scope_services
+from warroom.analysis.onset import SignalOnset, signal_onsets
 from warroom.analysis.recovery import (
     ERROR_LEVELS,
-    bucket_size,
-    signal_series,
     span_of,
     verify_after,
 )
@@ -29,20 +28,6 @@ from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.values import as_dict, parse_time
 
 CHANGE_LOOKBACK = timedelta(hours=6)  # changes this long before the window may still be the cause
-CHART_SERIES = 8  # series kept for the report's charts: the key ones, not every signal of every service
-
-
-def scope_services(telemetry: IncidentTelemetry, context: Mapping[str, Any]) -> list[str]:
-    """The services the timeline follows: suspect, alerting, front door, then the affected ones."""
-    incident = as_dict(context.get("incident"))
-    affected = [s for s in incident.get("affected_services") or [] if isinstance(s, str)]
-    names = [
-        context.get("suspect_service"),
-        telemetry.manifest.alert.service,
-        telemetry.manifest.entry_service,
-        *affected,
-    ]
-    return [s for s in dict.fromkeys(n for n in names if isinstance(n, str) and n)]
 
 
 def _event(
@@ -286,53 +271,6 @@ def _after_action(context: Mapping[str, Any]) -> tuple[str | None, str]:
     return (str(wanted) if wanted else None), ("observed" if mode is ActionMode.EXECUTED else "replayed")
 
 
-def chart_series(
-    telemetry: IncidentTelemetry, context: Mapping[str, Any], onsets: list[SignalOnset]
-) -> list[dict[str, Any]]:
-    """The series behind the key onsets (the diagnosed indicator and the user-facing signals first),
-    with their baseline band; and, where an action was taken or replayed, the same series in the
-    data recorded after it, labelled with how that data came about."""
-    diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
-    indicator = diagnosis[0].get("indicator") if diagnosis else None
-    suspect = diagnosis[0].get("service") if diagnosis else context.get("suspect_service")
-    entry = telemetry.manifest.entry_service or telemetry.manifest.alert.service
-
-    def rank(o: SignalOnset) -> tuple[int, datetime]:
-        if o.signal == indicator and o.service == suspect:
-            return 0, o.at
-        if o.service == entry and o.signal in ("error_rate", "latency_p99_ms"):
-            return 1, o.at
-        return 2, o.at
-
-    action, basis = _after_action(context)
-    after = telemetry.after(action) if action else None
-    out: list[dict[str, Any]] = []
-    for onset in sorted(onsets, key=rank)[:CHART_SERIES]:
-        item: dict[str, Any] = {
-            "service": onset.service,
-            "signal": onset.signal,
-            "query": onset.query,
-            "baseline": onset.baseline,
-            "limit": onset.limit,
-            "higher_is_worse": onset.higher_is_worse,
-            "onset": onset.at.isoformat(),
-            "points": [[p.at.isoformat(), p.value] for p in onset.points],
-        }
-        if after is not None:
-            spans = [s for s in (span_of(after),) if s is not None]
-            bucket = bucket_size(*spans) if spans else timedelta(minutes=1)
-            series = signal_series(after, onset.signal, [onset.service], bucket)
-            points = series_points(series)
-            if points:
-                item["after"] = {
-                    "action": action,
-                    "basis": basis,
-                    "points": [[p.at.isoformat(), p.value] for p in points],
-                }
-        out.append(item)
-    return out
-
-
 def recorded_findings(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A one-line index of what the other specialists recorded in the context."""
     out: list[dict[str, Any]] = []
@@ -396,7 +334,7 @@ class IncidentDocumentationSpecialist:
             "first_onset": first_onset.isoformat() if first_onset else None,
             "durations": durations,
             "changes": change_summary(telemetry, changes, first_onset),
-            "series": chart_series(telemetry, context, onsets),
+            "series": key_series(telemetry, context, onsets, *_after_action(context)),
             "gaps": gaps,
         }
         evidence = [

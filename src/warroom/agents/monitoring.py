@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.agents.investigation import investigate
+from warroom.analysis.key_series import key_series, onsets_of
 from warroom.incident import AgentReport
 
 
@@ -14,7 +15,7 @@ class MonitoringSpecialist:
         name="monitoring-specialist",
         purpose="Metric anomalies against the baseline, their onset and the impact trend.",
         inputs=(),
-        outputs=("metric_anomalies",),
+        outputs=("metric_anomalies", "key_series"),
         aliases=("performance-engineer",),
     )
 
@@ -43,6 +44,11 @@ class MonitoringSpecialist:
             agent=self.spec.name,
             summary=summary,
             findings=found,
-            outputs={"metric_anomalies": anomalies},
+            outputs={
+                "metric_anomalies": anomalies,
+                # drawn by the incident room while the run waits at an approval (the documentation
+                # draws them again at the end, with the data after the action)
+                "key_series": key_series(ctx.telemetry, ctx.context, onsets_of(ctx.telemetry, ctx.context)),
+            },
             limitations=limits,
         )

@@ -67,6 +67,8 @@ def score(record: RunRecord, truth: dict[str, Any]) -> dict[str, Any]:
         "path": _decision_path(record),
         "service": top.service if top else None,
         "fault_type": top.fault_type if top else None,
+        "confidence": top.confidence if top else None,
+        "inconclusive": bool(top is None or top.inconclusive),
         "change": suspect.get("id"),
         "code_location": {"file": suspect.get("code_file"), "line": suspect.get("code_line")},
         "first_action": first["kind"] if first else None,

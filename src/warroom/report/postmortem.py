@@ -704,7 +704,10 @@ def _charts(record: RunRecord, facts: IncidentFacts, index: EvidenceIndex, limit
     alert, each action and the recovery marked; the data recorded after an action drawn dashed
     when it is a replay."""
     charts: list[Chart] = []
-    for item in (_dict(record.context.get("documentation")).get("series") or [])[:limit]:
+    # the documentation's series (with the data after the action) once it ran; before that, the
+    # key series the monitoring specialist recorded during the investigation
+    series = _dict(record.context.get("documentation")).get("series") or record.context.get("key_series") or []
+    for item in series[:limit]:
         if not isinstance(item, dict):
             continue
         signal, service = str(item.get("signal")), str(item.get("service"))

@@ -4,9 +4,10 @@ answer is right, fitted on the benchmark corpora.
 The map is Platt scaling, p = σ(a · logit(raw) + b), fitted by maximum likelihood (with a weak
 ridge on a and b so that a corpus with few misses cannot push them to infinity). Its parameters are
 read from `analysis/data/calibration.yaml` (the corpora and the command that fitted them beside
-them); without that file the map is the identity. No fitted file ships yet and no command writes
-one: `fit` and `out_of_sample` are the pieces a refit runs (each group — dataset, or fault type — is
-predicted by a map fitted on the other groups, so the error it reports is not fitted on what it scores).
+them); without that file the map is the identity. `warroom bench calibrate` (warroom/bench/
+calibrate.py) refits it from benchmark results with `fit`, and reports the error of `out_of_sample`
+(each group — dataset, or fault type — predicted by a map fitted on the other groups, so the error
+it reports is not fitted on what it scores).
 
 Below `threshold` the answer is "inconclusive": the top hypotheses are reported with what is missing
 to decide between them, and no hypothesis is presented as the cause.
@@ -22,7 +23,6 @@ from importlib import resources
 import numpy as np
 import yaml
 from pydantic import BaseModel, Field
-from scipy.optimize import minimize
 
 DATA_FILE = "data/calibration.yaml"
 EPS = 1e-6
@@ -40,6 +40,10 @@ class CalibrationMap(BaseModel):
 
     def apply(self, raw: float) -> float:
         return _sigmoid(self.a * _logit(raw) + self.b)
+
+    def raw_of(self, confidence: float) -> float:
+        """The raw probability this map turned into `confidence` (the inverse of `apply`)."""
+        return _sigmoid((_logit(confidence) - self.b) / self.a) if self.a else confidence
 
 
 class Bin(BaseModel):
@@ -70,6 +74,8 @@ def shipped() -> CalibrationMap:
 
 def fit(raw: Sequence[float], correct: Sequence[bool]) -> tuple[float, float]:
     """Platt's a and b by maximum likelihood (ridge-regularised towards the identity map)."""
+    from scipy.optimize import minimize  # a refit's only: a diagnosis never loads it
+
     x = np.asarray([_logit(p) for p in raw], dtype=np.float64)
     y = np.asarray(correct, dtype=np.float64)
     if x.size == 0:

@@ -49,10 +49,16 @@ def _data_span(telemetry: Telemetry) -> tuple[datetime, datetime] | None:
 
 def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
     """Where the incident window opens: a margin before the detected onset of the golden signals,
-    else LEAD_BEFORE_ALERT before the alert."""
+    else LEAD_BEFORE_ALERT before the alert — or, when the data begins later than that (a short
+    capture, a live read with little history), halfway from its first point to the alert, so that
+    what precedes the window is still a reference to compare with."""
     onset = detect_onset(telemetry.metrics, alert.fired_at) if telemetry.metrics is not None else None
     if onset is None:
-        return alert.fired_at - LEAD_BEFORE_ALERT
+        start = alert.fired_at - LEAD_BEFORE_ALERT
+        span = _data_span(telemetry)
+        if span is not None and start <= span[0] < alert.fired_at:
+            start = span[0] + (alert.fired_at - span[0]) / 2
+        return start
     margin = max(MIN_MARGIN, ONSET_MARGIN * max(alert.fired_at - onset.at, timedelta(0)))
     return min(onset.at, alert.fired_at) - margin
 
