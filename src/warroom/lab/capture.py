@@ -38,7 +38,6 @@ from warroom.lab import repo as shop_repo
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
 from warroom.lab.topology import SERVICES, LabError, LabPaths
-from warroom.sources.otlp_receiver import Spool
 
 OTLP_LATE_SECONDS = 60.0
 
@@ -217,6 +216,10 @@ def capture(paths: LabPaths, out: Path, since_seconds: float, compress: bool = F
     counts["metrics/prometheus.jsonl"] = samples
     # A span of the window reaches the receiver after it starts and within the exporters' batch
     # delay (plus the longest request) after the window ends.
+    # the receiver's module brings FastAPI and the OTLP protobufs: loaded by a capture, not by
+    # every warroom command that registers the lab's
+    from warroom.sources.otlp_receiver import Spool
+
     spool = Spool(paths.otlp)
     late = OTLP_LATE_SECONDS
     with writer.open("traces/otlp-traces.jsonl") as handle:
