@@ -14,10 +14,10 @@ import threading
 import weakref
 from typing import Any
 
-from warroom.analysis.changes import detect_onset, previous_change
+from warroom.analysis.changes import ChangeRecord, detect_onset, previous_change
 from warroom.analysis.code import GitError, analyse_change
 from warroom.analysis.diagnosis import Diagnosis, diagnose
-from warroom.analysis.diagnosis.attribution import ChangeRecord, CodeEvidence, CodeLookup
+from warroom.analysis.diagnosis.attribution import CodeEvidence, CodeLookup
 from warroom.analysis.faults import path_of, registry
 from warroom.incident import Evidence, Finding, RootCauseCandidate
 from warroom.sources.incident_telemetry import IncidentTelemetry

@@ -46,8 +46,8 @@ ONSET_SIGNALS = (
 )
 
 
-class RankedChange(BaseModel):
-    """One change with the reasons it may (or may not) have caused the incident."""
+class ChangeRecord(BaseModel):
+    """One row of the change log."""
 
     id: str
     time: datetime
@@ -57,6 +57,15 @@ class RankedChange(BaseModel):
     commit: str | None = None
     author: str | None = None
     description: str | None = None
+
+    @property
+    def is_global(self) -> bool:
+        return self.service.strip().lower() in GLOBAL_SERVICES
+
+
+class RankedChange(ChangeRecord):
+    """One change with the reasons it may (or may not) have caused the incident."""
+
     minutes_before_onset: float
     relation: str
     score: float

@@ -30,25 +30,8 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, Field
 
-from warroom.analysis.changes import GLOBAL_SERVICES, RankedChange
+from warroom.analysis.changes import ChangeRecord, RankedChange
 from warroom.analysis.faults import FaultType, ModelParameters
-
-
-class ChangeRecord(BaseModel):
-    """One row of the change log."""
-
-    id: str
-    time: datetime
-    service: str
-    kind: str
-    version: str | None = None
-    commit: str | None = None
-    author: str | None = None
-    description: str | None = None
-
-    @property
-    def is_global(self) -> bool:
-        return self.service.strip().lower() in GLOBAL_SERVICES
 
 
 class CodeEvidence(BaseModel):
