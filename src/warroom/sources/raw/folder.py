@@ -4,6 +4,7 @@ its content, read by its reader, and the tables of each modality merged into one
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -159,8 +160,11 @@ def _read_file(path: Path, options: ReadOptions) -> tuple[str, RawRead] | None:
 
 
 def _said_of(raw: RawRead, plain: Path, path: Path) -> RawRead:
+    # one pass, the full path first: the file's own name contains the scratch copy's
+    said = re.compile(f"{re.escape(str(plain))}|{re.escape(plain.name)}")
+
     def text(value: str) -> str:
-        return value.replace(str(plain), str(path)).replace(plain.name, path.name)
+        return said.sub(lambda m: str(path) if m.group(0) == str(plain) else path.name, value)
 
     def query(q: SourceQuery) -> SourceQuery:
         return q.model_copy(update={"text": text(q.text), "location": text(q.location)})
