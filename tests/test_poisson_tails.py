@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm, poisson
 
-from warroom.analysis.logs import burst_z, dearth_z
+from warroom.analysis.surprise import burst_z, dearth_z
 
 
 def test_both_tails_match_scipy_stats() -> None:

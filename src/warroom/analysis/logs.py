@@ -13,9 +13,9 @@ import re
 
 import numpy as np
 import polars as pl
-from scipy.special import gammainc, gammaincc, ndtri
 
 from warroom.analysis.frames import decoded
+from warroom.analysis.surprise import burst_z
 
 TEMPLATE_CHARS = 120  # long object dumps vary in their tail; the head names the statement
 ERROR_LEVELS = ("ERROR", "FATAL", "CRITICAL", "SEVERE", "ALERT", "EMERG")
@@ -310,22 +310,3 @@ def anomalous_errors(templates: pl.DataFrame) -> pl.DataFrame:
     )
     bz = burst_z(count, expected)
     return err.with_columns(pl.Series("bz", bz))
-
-
-def burst_z(count: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """How surprising `count` occurrences are when `expected` are predicted (Poisson upper
-    tail), as a z value in [0, 40]."""
-    # P(X >= count) of a Poisson(expected) is the regularised lower incomplete gamma P(count,
-    # expected); scipy.special rather than scipy.stats, whose import alone costs a second
-    tail = np.where(count >= 1, gammainc(np.maximum(count, 1), expected), 1.0)
-    z = -ndtri(np.clip(tail, 1e-300, 1.0))
-    return np.asarray(np.clip(z, 0.0, 40.0), dtype=np.float64)
-
-
-def dearth_z(count: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """How surprising as few as `count` occurrences are when `expected` are predicted (Poisson
-    lower tail P(X <= count), the regularised upper incomplete gamma Q(count + 1, expected)), as
-    a z value in [0, 40]."""
-    tail = gammaincc(np.asarray(count, dtype=np.float64) + 1.0, expected)
-    z = -ndtri(np.clip(tail, 1e-300, 1.0))
-    return np.asarray(np.clip(z, 0.0, 40.0), dtype=np.float64)

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from warroom.analysis import logs as logs_mod
+from warroom.analysis import surprise
 from warroom.analysis import traces as traces_mod
 from warroom.analysis.diagnosis.detectors.result import DetectorResult
 from warroom.analysis.diagnosis.evidence import Observation, critical_z
@@ -96,7 +97,7 @@ def _errors(templates: pl.DataFrame, periods: Periods, result: DetectorResult) -
     n = errors.get_column("n").cast(pl.Float64).to_numpy()
     base = errors.get_column("base_count").cast(pl.Float64).to_numpy()
     base_n = np.maximum(errors.get_column("base_n").cast(pl.Float64).to_numpy(), 1.0)
-    bz = logs_mod.burst_z(count, (base + 0.5) * n / base_n)
+    bz = surprise.burst_z(count, (base + 0.5) * n / base_n)
     errors = errors.with_columns(pl.Series("bz", bz))
     noise = critical_z(len(bz))
     anomalous = errors.filter(pl.col("new") | (pl.col("z") > 3))
@@ -226,7 +227,7 @@ def _unreachable(
     expected = np.asarray(
         [(before.get(str(d), 0) + 0.5) * lines / max(base_lines, 1) for d in now.get_column("dependency")]
     )
-    bz = logs_mod.burst_z(counts, expected)
+    bz = surprise.burst_z(counts, expected)
     noise = critical_z(len(periods.services()))
     for row, strength in zip(now.iter_rows(named=True), bz, strict=True):
         if strength < EMIT_Z:
@@ -288,7 +289,7 @@ def _patterns(
             joined.get_column("_lines").cast(pl.Float64).to_numpy()
             / np.maximum(joined.get_column("_lines_ref").cast(pl.Float64).to_numpy(), 1.0)
         )
-        for service, strength in zip(joined.get_column("service"), logs_mod.burst_z(count, expected), strict=True):
+        for service, strength in zip(joined.get_column("service"), surprise.burst_z(count, expected), strict=True):
             strengths[(str(service), name)] = float(strength)
     noise = critical_z(len(strengths))
     for (service, name), strength in sorted(strengths.items()):

@@ -22,8 +22,8 @@ from collections.abc import Collection
 import numpy as np
 import polars as pl
 
-from warroom.analysis import logs as logs_mod
 from warroom.analysis import metrics as metrics_mod
+from warroom.analysis import surprise
 from warroom.analysis.diagnosis.detectors.result import DetectorResult
 from warroom.analysis.diagnosis.evidence import Observation, critical_z, noise_level
 from warroom.analysis.diagnosis.periods import Periods
@@ -165,7 +165,7 @@ def _counters(periods: Periods, result: DetectorResult) -> None:
     expected = (joined.get_column("ref_total").to_numpy() + 0.5) * (
         joined.get_column("steps").to_numpy() / np.maximum(joined.get_column("ref_steps").to_numpy(), 1)
     )
-    strengths = logs_mod.burst_z(joined.get_column("total").to_numpy(), expected)
+    strengths = surprise.burst_z(joined.get_column("total").to_numpy(), expected)
     noise = critical_z(joined.height)
     for row, strength, mean in zip(joined.iter_rows(named=True), strengths, expected, strict=True):
         if strength < EMIT_Z:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from warroom.analysis import logs as logs_mod
+from warroom.analysis import surprise
 from warroom.analysis.diagnosis.detectors.result import DetectorResult
 from warroom.analysis.diagnosis.evidence import Observation, critical_z
 from warroom.analysis.diagnosis.periods import Periods
@@ -20,7 +20,7 @@ def detect(periods: Periods) -> DetectorResult:
     if found is None or found.service is None or found.reference_minutes is None:
         return result
     expected = (found.reference_distinct_ips + 0.5) * found.minutes / found.reference_minutes
-    strength = float(logs_mod.burst_z(np.asarray([float(found.distinct_ips)]), np.asarray([expected]))[0])
+    strength = float(surprise.burst_z(np.asarray([float(found.distinct_ips)]), np.asarray([expected]))[0])
     result.tests = 1
     if strength <= 0:
         return result

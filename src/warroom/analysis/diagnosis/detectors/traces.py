@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from warroom.analysis import logs as logs_mod
+from warroom.analysis import surprise
 from warroom.analysis import traces as traces_mod
 from warroom.analysis.attrs import attr, has_key
 from warroom.analysis.diagnosis.detectors.result import DetectorResult
@@ -204,10 +205,10 @@ def _span_rates(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: De
         return
     expected = joined.get_column("ref_n").cast(pl.Float64).to_numpy() * pc.height / max(pb.height, 1)
     counts = joined.get_column("n").cast(pl.Float64).to_numpy()
-    strengths = logs_mod.dearth_z(counts, np.maximum(expected, 1e-9))
+    strengths = surprise.dearth_z(counts, np.maximum(expected, 1e-9))
     # The mix of requests differs between any two periods more than Poisson counting says (a test
     # load's or a day's mix of endpoints): the family's own spread, both ways, widens the noise level.
-    rises = logs_mod.burst_z(counts, np.maximum(expected, 1e-9))
+    rises = surprise.burst_z(counts, np.maximum(expected, 1e-9))
     noise = noise_level(np.where(strengths > 0, strengths, rises).tolist())
     for row, strength, mean in zip(joined.iter_rows(named=True), strengths, expected, strict=True):
         if strength < EMIT_Z or mean < MIN_CALLS:
@@ -282,7 +283,7 @@ def _deepest(
     exposure = pc.get_column("trace_id").n_unique() / max(pb.get_column("trace_id").n_unique(), 1)
     counts = now.get_column("deepest").cast(pl.Float64).to_numpy()
     expected = np.asarray([(ref.get(str(s), 0) + 0.5) * exposure for s in now.get_column("service")])
-    strengths = logs_mod.burst_z(counts, expected)
+    strengths = surprise.burst_z(counts, expected)
     noise = critical_z(len(periods.services()))
     for row, strength in zip(now.iter_rows(named=True), strengths, strict=True):
         if strength < EMIT_Z:
