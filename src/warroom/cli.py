@@ -575,14 +575,16 @@ def bench_calibrate(
 ) -> None:
     """Refit the diagnosis' confidence map on benchmark results; report its calibration error on held-out groups."""
     from warroom.analysis.diagnosis.calibration import shipped
-    from warroom.bench.calibrate import read_cases, refit, write_map
+    from warroom.bench.calibrate import GroupBy, read_cases, refit, write_map
 
-    if group_by not in ("dataset", "fault"):
+    groupings: dict[str, GroupBy] = {"dataset": "dataset", "fault": "fault"}
+    if group_by not in groupings:
         raise InputError(f"'{group_by}' is not a grouping (expected dataset or fault)", field="--group-by")
+    grouping = groupings[group_by]
     if not 0.0 < threshold < 1.0:
         raise InputError(f"{threshold} is not a probability strictly between 0 and 1", field="--threshold")
     command = "warroom bench calibrate " + " ".join(p.name for p in results) + f" --group-by {group_by}"
-    done = refit(read_cases(results, shipped()), group_by, threshold, command)  # type: ignore[arg-type]
+    done = refit(read_cases(results, shipped()), grouping, threshold, command)
     table = Table("confidence", "cases", "mean confidence", "accuracy")
     for b in done.table:
         table.add_row(f"{b.low:.1f}–{b.high:.1f}", str(b.cases), f"{b.mean_confidence:.3f}", f"{b.accuracy:.3f}")

@@ -152,10 +152,9 @@ def _read_file(path: Path, options: ReadOptions) -> tuple[str, RawRead] | None:
         try:
             raw = reader.read(plain, options)
         except InputError as exc:
-            if exc.file == str(plain):
-                exc.file = str(path)
-            exc.args = (exc.one_line(),)
-            raise
+            if exc.file != str(plain):
+                raise
+            raise type(exc)(exc.message, file=path, line=exc.line, field=exc.field) from None
         return f"{reader.name}, gzip", _said_of(raw, plain, path)
 
 
