@@ -15,7 +15,7 @@ import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.analysis.facts import ActionMode, classify_outcome, executed_outcomes
-from warroom.analysis.key_series import key_series, scope_services
+from warroom.analysis.key_series import AfterAction, key_series, scope_services
 from warroom.analysis.onset import SignalOnset, signal_onsets
 from warroom.analysis.recovery import (
     ERROR_LEVELS,
@@ -256,6 +256,13 @@ def reconstruct_timeline(
     return events, gaps, onsets
 
 
+def _after_data(telemetry: IncidentTelemetry, context: Mapping[str, Any]) -> AfterAction | None:
+    """The data recorded after the action the charts show, read through the source."""
+    action, basis = _after_action(context)
+    after = telemetry.after(action) if action else None
+    return AfterAction(action, basis, after) if action and after is not None else None
+
+
 def _after_action(context: Mapping[str, Any]) -> tuple[str | None, str]:
     """The action whose after-data the charts show (the one the loop stopped at, else the last
     taken), and whether that data followed a real change (observed) or is a recording (replayed)."""
@@ -334,7 +341,7 @@ class IncidentDocumentationSpecialist:
             "first_onset": first_onset.isoformat() if first_onset else None,
             "durations": durations,
             "changes": change_summary(telemetry, changes, first_onset),
-            "series": key_series(telemetry, context, onsets, *_after_action(context)),
+            "series": key_series(telemetry, context, onsets, _after_data(telemetry, context)),
             "gaps": gaps,
         }
         evidence = [

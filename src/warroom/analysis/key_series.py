@@ -7,11 +7,13 @@ again at the end with the data after the action."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from warroom.analysis.onset import SignalOnset, series_points, signal_onsets
 from warroom.analysis.recovery import bucket_size, signal_series, span_of
+from warroom.sources.canonical import Telemetry
 from warroom.sources.incident_telemetry import IncidentTelemetry
 from warroom.values import as_dict
 
@@ -31,6 +33,16 @@ def scope_services(telemetry: IncidentTelemetry, context: Mapping[str, Any]) -> 
     return [s for s in dict.fromkeys(n for n in names if isinstance(n, str) and n)]
 
 
+@dataclass(frozen=True)
+class AfterAction:
+    """The data recorded after an action, and how it came about: observed after a real change, or
+    replayed from a recording."""
+
+    action: str
+    basis: str
+    telemetry: Telemetry
+
+
 def onsets_of(telemetry: IncidentTelemetry, context: Mapping[str, Any]) -> list[SignalOnset]:
     """The signal onsets of the services in scope."""
     return signal_onsets(telemetry, scope_services(telemetry, context))
@@ -40,13 +52,11 @@ def key_series(
     telemetry: IncidentTelemetry,
     context: Mapping[str, Any],
     onsets: list[SignalOnset],
-    action: str | None = None,
-    basis: str = "replayed",
+    after: AfterAction | None = None,
 ) -> list[dict[str, Any]]:
     """The series behind the key onsets (the diagnosed indicator and the user-facing signals first),
-    with their baseline band; and, where an action was taken or replayed, the same series in the
-    data recorded after it (`action`), labelled with how that data came about (`basis`: observed
-    after a real change, or replayed from a recording)."""
+    with their baseline band; and, given the data recorded after an action (read by the caller:
+    analysis does no I/O), the same series in it, labelled with how that data came about."""
     diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
     indicator = diagnosis[0].get("indicator") if diagnosis else None
     suspect = diagnosis[0].get("service") if diagnosis else context.get("suspect_service")
@@ -59,7 +69,6 @@ def key_series(
             return 1, o.at
         return 2, o.at
 
-    after = telemetry.after(action) if action else None
     out: list[dict[str, Any]] = []
     for onset in sorted(onsets, key=rank)[:CHART_SERIES]:
         item: dict[str, Any] = {
@@ -73,14 +82,14 @@ def key_series(
             "points": [[p.at.isoformat(), p.value] for p in onset.points],
         }
         if after is not None:
-            spans = [s for s in (span_of(after),) if s is not None]
+            spans = [s for s in (span_of(after.telemetry),) if s is not None]
             bucket = bucket_size(*spans) if spans else timedelta(minutes=1)
-            series = signal_series(after, onset.signal, [onset.service], bucket)
+            series = signal_series(after.telemetry, onset.signal, [onset.service], bucket)
             points = series_points(series)
             if points:
                 item["after"] = {
-                    "action": action,
-                    "basis": basis,
+                    "action": after.action,
+                    "basis": after.basis,
                     "points": [[p.at.isoformat(), p.value] for p in points],
                 }
         out.append(item)
