@@ -40,6 +40,14 @@ def _run(served: Served, incident_id: str) -> str | None:
     return _get(served, f"/api/v1/incidents/{incident_id}").json()["run_status"]
 
 
+def _reject_the_rest(served: Served, incident_id: str) -> None:
+    """A commander rejects every action still waiting, so the run can finish."""
+    for other in _get(served, f"/api/v1/incidents/{incident_id}/actions").json():
+        if other["status"] == "awaiting_approval":
+            reject = f"/api/v1/incidents/{incident_id}/actions/{other['action_id']}/reject"
+            assert _post(served, reject, "commander", {"reason": "one change at a time"}).status_code == 200
+
+
 @pytest.fixture(scope="module")
 def crashed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("serve")
@@ -108,10 +116,7 @@ def test_alert_to_diagnosis_approvals_and_audit(crashed: dict[str, Any]) -> None
     assert _post(served, approve, "responder").status_code == 403  # risky: a commander's call
     decided = _post(served, approve, "commander")
     assert decided.status_code == 200 and decided.json()["by"] == "commander-token"
-    for other in waiting:
-        if other["action_id"] != risky["action_id"]:
-            reject = f"/api/v1/incidents/{incident_id}/actions/{other['action_id']}/reject"
-            assert _post(served, reject, "commander", {"reason": "one change at a time"}).status_code == 200
+    _reject_the_rest(served, incident_id)
 
     trail = audit_entries(crashed["store"], incident_id)
     assert any(e.actor == "commander-token" and e.path == approve and e.status_code == 200 for e in trail)
@@ -186,10 +191,7 @@ def test_incident_room_in_chromium(crashed: dict[str, Any]) -> None:
             expect(page.locator("#query")).not_to_be_empty()
             page.go_back()
             # and the documentation's, with the data after the action, once the run has written its reports
-            for other in _get(served, f"/api/v1/incidents/{new_id}/actions").json():
-                if other["status"] == "awaiting_approval":
-                    reject = f"/api/v1/incidents/{new_id}/actions/{other['action_id']}/reject"
-                    assert _post(served, reject, "commander", {"reason": "one change at a time"}).status_code == 200
+            _reject_the_rest(served, new_id)
             wait_for(lambda: _run(served, new_id) == "succeeded", 90, "the run to finish after the decisions")
             page.reload()
             expect(page.locator("#charts svg").first).to_be_visible()
