@@ -41,11 +41,17 @@ def _run(served: Served, incident_id: str) -> str | None:
 
 
 def _reject_the_rest(served: Served, incident_id: str) -> None:
-    """A commander rejects every action still waiting, so the run can finish."""
-    for other in _get(served, f"/api/v1/incidents/{incident_id}/actions").json():
-        if other["status"] == "awaiting_approval":
-            reject = f"/api/v1/incidents/{incident_id}/actions/{other['action_id']}/reject"
-            assert _post(served, reject, "commander", {"reason": "one change at a time"}).status_code == 200
+    """A commander rejects every action waiting, as each comes up (the plan's actions reach their
+    gate one after another), until the run finishes."""
+
+    def finished() -> bool:
+        for other in _get(served, f"/api/v1/incidents/{incident_id}/actions").json():
+            if other["status"] == "awaiting_approval":
+                reject = f"/api/v1/incidents/{incident_id}/actions/{other['action_id']}/reject"
+                assert _post(served, reject, "commander", {"reason": "one change at a time"}).status_code == 200
+        return _run(served, incident_id) == "succeeded"
+
+    wait_for(finished, 90, "the run to finish, every action still waiting rejected", every=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +122,6 @@ def test_alert_to_diagnosis_approvals_and_audit(crashed: dict[str, Any]) -> None
     assert _post(served, approve, "responder").status_code == 403  # risky: a commander's call
     decided = _post(served, approve, "commander")
     assert decided.status_code == 200 and decided.json()["by"] == "commander-token"
-    _reject_the_rest(served, incident_id)
 
     trail = audit_entries(crashed["store"], incident_id)
     assert any(e.actor == "commander-token" and e.path == approve and e.status_code == 200 for e in trail)
@@ -126,7 +131,7 @@ def test_alert_to_diagnosis_approvals_and_audit(crashed: dict[str, Any]) -> None
         a for a in action_audit if a["action_id"] == risky["action_id"] and a["event"] == "approved"
     ).items()
 
-    wait_for(lambda: _run(served, incident_id) == "succeeded", 60, "the run to finish after the decisions")
+    _reject_the_rest(served, incident_id)
     # a replayed bundle's after/ data never counts as a recovery: the incident stays mitigating
     listed = _get(served, "/api/v1/incidents", status=["mitigating"], service="checkout").json()
     assert incident_id in [i["id"] for i in listed]
@@ -192,7 +197,6 @@ def test_incident_room_in_chromium(crashed: dict[str, Any]) -> None:
             page.go_back()
             # and the documentation's, with the data after the action, once the run has written its reports
             _reject_the_rest(served, new_id)
-            wait_for(lambda: _run(served, new_id) == "succeeded", 90, "the run to finish after the decisions")
             page.reload()
             expect(page.locator("#charts svg").first).to_be_visible()
             page.click("#postmortem-link")
