@@ -1,6 +1,6 @@
 """The live source end to end, against real components: a real Prometheus holding the last 25
 minutes of two services' history (written into its storage by `promtool tsdb create-blocks-from
-openmetrics`, in prometheus_client's names: checkout starts failing 6 minutes ago) and scraping the
+openmetrics`, in prometheus_client's names: checkout starts failing 10 minutes ago) and scraping the
 same services live on loopback (prometheus_client and the OpenTelemetry SDK), a real git repository
 whose merge precedes the failure, a deploy log file and an Alertmanager payload.
 
@@ -36,7 +36,10 @@ from warroom.sources.snapshot import SnapshotSource, load_info
 SECRET_ENV = "WARROOM_TEST_PROMETHEUS_TENANT"
 SECRET = "tenant-7f3a9c-secret-value"
 HISTORY = timedelta(minutes=25)
-FAULT_AGO = timedelta(minutes=6)
+# Long enough that the failing part holds most of the incident window: without a detected onset
+# (the alert comes 2 minutes after the fault) the window opens halfway from the data's start to the
+# alert, and the engine compares the window's levels with the reference's.
+FAULT_AGO = timedelta(minutes=10)
 SCRAPE = 15  # seconds between the history's samples
 LIVE_SECONDS = 3
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
