@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from sqlalchemy import create_engine, text
@@ -16,30 +16,33 @@ from warroom.actions.contract import ActionAdapter, Check, Params, RunOptions, S
 from warroom.incident import RiskLevel
 from warroom.redact import redact
 
-_LONG_QUERIES = text(
-    """
+# `{start}` is query_start (how long the running statement has run) or xact_start (how long its
+# transaction has been open: a transaction that locks rows, then waits between short statements,
+# shows as "idle in transaction" with a fresh query_start).
+_LONG_QUERIES = """
     SELECT pid, usename, datname, application_name, state,
-           EXTRACT(EPOCH FROM (clock_timestamp() - query_start)) AS seconds,
+           EXTRACT(EPOCH FROM (clock_timestamp() - {start})) AS seconds,
            left(query, 300) AS query
     FROM pg_stat_activity
     WHERE pid <> pg_backend_pid()
       AND backend_type = 'client backend'
       AND state IS DISTINCT FROM 'idle'
-      AND query_start IS NOT NULL
-      AND clock_timestamp() - query_start > make_interval(secs => :min_seconds)
+      AND {start} IS NOT NULL
+      AND clock_timestamp() - {start} > make_interval(secs => :min_seconds)
       AND (CAST(:database AS text) IS NULL OR datname = :database)
       AND (CAST(:username AS text) IS NULL OR usename = :username)
       AND (CAST(:application AS text) IS NULL OR application_name = :application)
-    ORDER BY query_start
+    ORDER BY {start}
     LIMIT :limit
     """
-)
+_START_COLUMN = {"query": "query_start", "transaction": "xact_start"}
 
 
 class SqlParams(Params):
     url: str | None = None  # a SQLAlchemy URL; prefer url_env so that the password stays out of runbooks
     url_env: str | None = None  # name of the environment variable that holds the URL
     min_seconds: float = Field(default=30.0, ge=0)
+    running: Literal["query", "transaction"] = "query"  # what min_seconds measures: the statement or its transaction
     database: str | None = None
     username: str | None = None
     application: str | None = None
@@ -80,7 +83,7 @@ def list_long_queries(params: SqlParams, options: RunOptions) -> list[dict[str, 
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                _LONG_QUERIES,
+                text(_LONG_QUERIES.format(start=_START_COLUMN[params.running])),
                 {
                     "min_seconds": params.min_seconds,
                     "database": params.database,
@@ -98,7 +101,7 @@ def list_long_queries(params: SqlParams, options: RunOptions) -> list[dict[str, 
 
 
 def _where(params: SqlParams) -> str:
-    filters = [f"running > {params.min_seconds:g} s"]
+    filters = [f"{params.running} running > {params.min_seconds:g} s"]
     for label, value in (("db", params.database), ("user", params.username), ("app", params.application)):
         if value:
             filters.append(f"{label}={value}")

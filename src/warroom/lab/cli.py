@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from warroom.lab import capture as lab_capture
-from warroom.lab import faults, monitoring, operations, processes
+from warroom.lab import faults, monitoring, processes
 from warroom.lab import repo as shop_repo
 from warroom.lab.cgroup import remove_group
 from warroom.lab.client import LabClient
@@ -185,7 +185,7 @@ def rollback(
     by: ByOption = "oncall",
 ) -> None:
     """Roll a service back to the version it ran before (or to --to)."""
-    _print_change(operations.rollback(LabPaths(directory.resolve()), service, to, deployed_by=by))
+    _print_change(LabClient(LabPaths(directory.resolve())).rollback(service, deployed_by=by, to=to))
 
 
 @lab_app.command("revert")
@@ -196,7 +196,7 @@ def revert(
     by: ByOption = "oncall",
 ) -> None:
     """Commit the revert of a commit (a config revert, a code revert) and deploy it to a service."""
-    _print_change(operations.revert(LabPaths(directory.resolve()), commit, service, deployed_by=by))
+    _print_change(LabClient(LabPaths(directory.resolve())).revert(commit, service, deployed_by=by))
 
 
 @lab_app.command("restart")

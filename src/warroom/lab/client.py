@@ -42,6 +42,15 @@ class LabClient:
         body = {"service": service, "replicas": replicas, "deployed_by": deployed_by, "description": description}
         return self._change("scale", body)
 
+    def rollback(self, service: str, deployed_by: str, to: str | None = None) -> dict[str, Any]:
+        """Run the version `service` ran before (or `to`); the supervisor reads the deploy log."""
+        return self._change("rollback", {"service": service, "to": to, "deployed_by": deployed_by})
+
+    def revert(self, commit: str, service: str | None, deployed_by: str, author: str | None = None) -> dict[str, Any]:
+        """A new commit that undoes `commit` (a config revert, a code revert), deployed to `service`."""
+        body = {"commit": commit, "service": service, "deployed_by": deployed_by, "author": author}
+        return self._change("revert", body)
+
     def stop(self) -> None:
         httpx.post(f"{self.base}/stop", headers=self.headers, timeout=10).raise_for_status()
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import uvicorn
 
-from warroom.lab import deploy, monitoring, postgres, processes
+from warroom.lab import deploy, monitoring, operations, postgres, processes
 from warroom.lab import repo as shop_repo
 from warroom.lab.cgroup import Container, ContainerCollector, remove_group, weigh_group
 from warroom.lab.control import Operation, create_app
@@ -63,6 +63,7 @@ class Lab:
         self.units: dict[str, Unit] = {}
         self.started_at = datetime.now(UTC)
         self.stop_requested = asyncio.Event()
+        self.repo_lock = asyncio.Lock()
 
     # -- state ---------------------------------------------------------------------------------
     def _write_state(self, ready: bool, error: str | None = None) -> None:
@@ -228,6 +229,22 @@ class Lab:
             raise LabError(f"{slot.name} has never been deployed", field="service")
         return await self._roll(slot, slot.commit, request, kind="scale", replicas=int(replicas))
 
+    async def rollback_service(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run the version the service ran before its current one, or `to` (as `kubectl rollout undo`)."""
+        slot = self._slot(request)
+        target = str(request.get("to") or operations.previous_version(self.paths, slot.name))
+        description = request.get("description") or f"rollback of {slot.name} to {target[:12]}"
+        return await self.deploy_service({**request, "commit": target, "description": description})
+
+    async def revert_commit(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Commit the reverse of `commit` (a commit, or a deploy-log change id) on the main branch and
+        deploy it to `service` (by default the service the change went to)."""
+        commit, changed = deploy.change_commit(self.paths, str(request.get("commit") or ""))
+        slot = self._slot({"service": request.get("service") or changed})
+        async with self.repo_lock:  # two reverts at once would race for the working tree
+            reverted = await asyncio.to_thread(shop_repo.revert, self.paths.repo, commit, request.get("author"))
+        return await self.deploy_service({**request, "service": slot.name, "commit": reverted})
+
     async def _roll(
         self,
         slot: ServiceSlot,
@@ -294,6 +311,8 @@ class Lab:
             "deploy": self.deploy_service,
             "restart": self.restart_service,
             "scale": self.scale_service,
+            "rollback": self.rollback_service,
+            "revert": self.revert_commit,
         }
         app = create_app(self.paths, self.token, self.status, operations, self.request_stop, collector)
         server = _ControlServer(

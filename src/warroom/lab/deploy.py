@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from warroom.lab import repo as shop_repo
 from warroom.lab.topology import LabError, LabPaths
@@ -34,6 +34,9 @@ class CommitInfo(BaseModel):
 
 
 class DeployRecord(BaseModel):
+    # The change's id, as a diagnosis names it (`kind-service-version`; records written before ids
+    # were recorded get the same one when read).
+    id: str = ""
     time: datetime
     service: str
     version: str
@@ -47,6 +50,30 @@ class DeployRecord(BaseModel):
     deployed_by: str
     status: Literal["succeeded", "failed"]
     replicas: int | None = None
+
+    @model_validator(mode="after")
+    def _default_id(self) -> DeployRecord:
+        if not self.id:
+            self.id = f"{self.kind}-{self.service}-{self.version}"
+        return self
+
+
+def change_commit(paths: LabPaths, change: str) -> tuple[str, str | None]:
+    """The commit a change names and the service it went to: a deploy-log id (the commit its deploy
+    brought, and its service) or a commit itself (no service)."""
+    for record in reversed(read_log(paths)):
+        if record.id == change:
+            brought = [c.sha for c in record.commits]
+            if len(brought) > 1:
+                raise LabError(
+                    f"change {change} brought {len(brought)} commits of {record.service}; name the one to revert",
+                    field="commit",
+                )
+            return (brought[0] if brought else record.commit), record.service
+    try:
+        return shop_repo.git(paths.repo, "rev-parse", "--verify", "--quiet", f"{change}^{{commit}}").strip(), None
+    except LabError:
+        raise LabError(f"no change or commit {change!r} in the deploy log or the repository", field="commit") from None
 
 
 class ServiceSpec(BaseModel):

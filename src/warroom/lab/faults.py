@@ -17,7 +17,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from warroom.lab import operations
 from warroom.lab import repo as shop_repo
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
@@ -164,7 +163,7 @@ def end(paths: LabPaths, name: str) -> lab_truth.Truth:
         how = f"traffic profile {fault.traffic['name']} stopped"
     else:
         assert truth.commit is not None
-        record = operations.revert(paths, truth.commit, fault.service, deployed_by="lab")
+        record = LabClient(paths).revert(truth.commit, fault.service, deployed_by="lab")
         how = f"revert {record['version']} deployed to {fault.service}"
     truth = truth.model_copy(update={"ended": datetime.now(UTC), "ended_by": how})
     lab_truth.write(paths, truth)

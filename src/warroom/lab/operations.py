@@ -1,14 +1,12 @@
-"""What an operator (or warroom's actions) does to the running lab through its own change path:
-deploy a commit, roll a service back, revert a commit, restart, scale. Each becomes one record of
-the deploy log, like any other change, so an incident's timeline shows the response as it was."""
+"""What the lab's change path derives from its deploy log: the version a rollback goes back to.
+
+Rollback and revert run inside the supervisor (its control API's POST /rollback and /revert), so
+`warroom lab rollback`, warroom's http actions and anything else that can send a request take the
+same path, and each becomes one record of the deploy log like any other change."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from warroom.lab import deploy
-from warroom.lab import repo as shop_repo
-from warroom.lab.client import LabClient
 from warroom.lab.topology import LabError, LabPaths
 
 
@@ -22,17 +20,3 @@ def previous_version(paths: LabPaths, service: str) -> str:
     if not earlier:
         raise LabError(f"{service} has run only {current[:12]}: nothing to roll back to", file=paths.deploy_log)
     return earlier[-1]
-
-
-def rollback(paths: LabPaths, service: str, to: str | None = None, deployed_by: str = "oncall") -> dict[str, Any]:
-    target = to or previous_version(paths, service)
-    return LabClient(paths).deploy(service, target, deployed_by, f"rollback of {service} to {target[:12]}")
-
-
-def revert(
-    paths: LabPaths, commit: str, service: str, deployed_by: str = "oncall", author: str | None = None
-) -> dict[str, Any]:
-    """A new commit that undoes `commit` (a config revert, a code revert), deployed to `service`."""
-    client = LabClient(paths)
-    reverted = shop_repo.revert(paths.repo, commit, author)
-    return client.deploy(service, reverted, deployed_by)

@@ -15,9 +15,14 @@ from pydantic import BaseModel
 from warroom.lab.topology import LabPaths
 
 
+MitigationAction = Literal["rollback", "config_revert", "restart", "terminate_query", "create_index", "rate_limit"]
+
+
 class Mitigation(BaseModel):
-    action: Literal["rollback", "config_revert", "restart", "terminate_query", "create_index", "rate_limit"]
+    action: MitigationAction
     detail: str
+    # Other first actions that end the fault as well (a rollback removes a query the index would serve).
+    alternatives: list[MitigationAction] = []
 
 
 class Truth(BaseModel):
