@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from warroom.lab import capture as lab_capture
-from warroom.lab import faults, monitoring, processes
+from warroom.lab import faults, monitoring, processes, serve_config
 from warroom.lab import repo as shop_repo
 from warroom.lab.cgroup import remove_group
 from warroom.lab.client import LabClient
@@ -61,8 +61,12 @@ def up(
     ] = 1_000_000,
     timeline: Annotated[str, typer.Option("--timeline", help="normal (5 s scrapes) or compressed (tests).")] = "normal",
     alert_webhook: Annotated[
-        str, typer.Option("--alert-webhook", help="Where Alertmanager posts (warroom serve's intake).")
-    ] = LabSettings.model_fields["alert_webhook"].default,
+        str | None,
+        typer.Option("--alert-webhook", help="Where Alertmanager posts (default: the intake of serve's port)."),
+    ] = None,
+    serve_port: Annotated[
+        int | None, typer.Option("--serve-port", help="Port of warroom serve in DIR/warroom.toml (default 8000).")
+    ] = None,
     rate: Annotated[float, typer.Option("--rate", help="Shoppers' requests per second (first up only).")] = 10.0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the lab to be ready.")] = 600,
 ) -> None:
@@ -77,8 +81,11 @@ def up(
         settings = LabSettings(products=products, timeline=timeline, alert_webhook=alert_webhook, load_rate=rate)
     else:
         settings = settings.model_copy(update={"timeline": timeline, "alert_webhook": alert_webhook})
+    if serve_port is not None:
+        settings = settings.model_copy(update={"serve_port": serve_port})
     settings = LabSettings.model_validate(settings.model_dump())
     save_settings(paths, settings)
+    serve_config.write_alertmanager_token(paths)
     processes.sweep(paths.pids)  # whatever a killed lab left behind
     started = time.monotonic()
     shop_repo.create(paths.repo)
@@ -100,8 +107,13 @@ def up(
             daemon.wait(60)
         processes.sweep(paths.pids)
         raise
+    client = LabClient(paths)
+    serve_config.write(paths, settings, client.state)
     console.print(f"lab up in {time.monotonic() - started:.1f} s ({paths.root})")
-    _print_status(LabClient(paths))
+    _print_status(client)
+    console.print(
+        f"warroom serve against it: set -a; . {paths.serve_env}; set +a; warroom serve --config {paths.serve_config}"
+    )
 
 
 def _print_status(client: LabClient) -> None:

@@ -1,5 +1,6 @@
-"""The supervisor's HTTP API on loopback: status, the change path (deploy, restart, scale), shutdown,
-container metrics, alert intake. Changes and shutdown need the lab's token (run/state.json)."""
+"""The supervisor's HTTP API on loopback: status, the change path (deploy, rollback, revert, restart,
+scale), shutdown, container metrics, alert intake, the status-page webhook. Changes and shutdown
+need the lab's token (run/state.json)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,11 @@ def create_app(
         alerts.record(paths.alerts_received, await request.body())
         return JSONResponse({"status": "received"})
 
+    async def post_comms(request: Request) -> Response:
+        # The shop's status-page webhook: stakeholder updates kept as received.
+        alerts.record(paths.comms_received / "webhook", await request.body())
+        return JSONResponse({"status": "received"})
+
     return Starlette(
         routes=[
             Route("/status", get_status),
@@ -75,5 +81,6 @@ def create_app(
             Route("/stop", post_stop, methods=["POST"]),
             Route("/metrics/containers", container_metrics),
             Route("/alerts", post_alerts, methods=["POST"]),
+            Route("/comms", post_comms, methods=["POST"]),
         ]
     )

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import uvicorn
 
-from warroom.lab import deploy, monitoring, operations, postgres, processes
+from warroom.lab import comms_sink, deploy, monitoring, operations, postgres, processes
 from warroom.lab import repo as shop_repo
 from warroom.lab.cgroup import Container, ContainerCollector, remove_group, weigh_group
 from warroom.lab.control import Operation, create_app
@@ -58,7 +58,8 @@ class Lab:
         self.containers = {name: Container(self.group, name) for name in ("postgres", "loadgen")}
         weigh_group(self.group, len(self.services) + len(self.containers))
         self.ports: dict[str, int] = {name: slot.port for name, slot in self.services.items()}
-        for role in ("control", "postgres", "otlp", "prometheus", "alertmanager", "postgres_exporter", "node_exporter"):
+        tools = ("postgres", "otlp", "prometheus", "alertmanager", "postgres_exporter", "node_exporter")
+        for role in ("control", "smtp", *tools):
             self.ports[role] = free_port()
         self.units: dict[str, Unit] = {}
         self.started_at = datetime.now(UTC)
@@ -319,6 +320,7 @@ class Lab:
             uvicorn.Config(app, host="127.0.0.1", port=self.ports["control"], log_level="warning", lifespan="off")
         )
         control = asyncio.create_task(server.serve())
+        mail = await comms_sink.start_smtp(self.paths.comms_received / "mail", self.ports["smtp"])
         refresher = asyncio.create_task(self._refresh_start_times(start_times))
         try:
             await self._start_database()
@@ -336,6 +338,7 @@ class Lab:
         await self.stop_requested.wait()
         await self._shutdown()
         refresher.cancel()
+        mail.close()
         server.should_exit = True
         await control
 

@@ -35,7 +35,13 @@ def binaries() -> dict[str, str]:
 
 
 def write_configs(paths: LabPaths, settings: LabSettings, ports: dict[str, int]) -> None:
-    context = {"t": settings.timing, "ports": ports, "services": SERVICES, "webhook": settings.alert_webhook}
+    context = {
+        "t": settings.timing,
+        "ports": ports,
+        "services": SERVICES,
+        "webhook": settings.webhook,
+        "webhook_token": paths.alertmanager_token,
+    }
     paths.monitoring.mkdir(parents=True, exist_ok=True)
     for name in ("prometheus.yml", "rules.yml", "alertmanager.yml"):
         (paths.monitoring / name).write_text(_env.get_template(f"{name}.j2").render(context))

@@ -73,12 +73,19 @@ class LabSettings(BaseModel):
 
     products: int = Field(1_000_000, ge=1000)
     timeline: Literal["normal", "compressed"] = "normal"
-    alert_webhook: str = "http://127.0.0.1:8000/api/v1/alerts/alertmanager"
+    # warroom serve against the lab (DIR/warroom.toml) listens here; Alertmanager posts to its intake
+    # unless another webhook is given.
+    serve_port: int = Field(8000, ge=1, le=65535)
+    alert_webhook: str | None = None
     load_rate: float = Field(10.0, ge=0)
 
     @property
     def timing(self) -> Timeline:
         return TIMELINES[self.timeline]
+
+    @property
+    def webhook(self) -> str:
+        return self.alert_webhook or f"http://127.0.0.1:{self.serve_port}/api/v1/alerts/alertmanager"
 
 
 class LabState(BaseModel):
@@ -152,6 +159,29 @@ class LabPaths:
     @property
     def truth(self) -> Path:
         return self.root / "truth"
+
+    @property
+    def comms_received(self) -> Path:
+        """Stakeholder updates the lab's loopback webhook and SMTP server received (webhook/, mail/)."""
+        return self.root / "comms-received"
+
+    @property
+    def serve(self) -> Path:
+        """warroom serve's store and reports when it runs against the lab."""
+        return self.root / "serve"
+
+    @property
+    def serve_config(self) -> Path:
+        return self.root / "warroom.toml"
+
+    @property
+    def serve_env(self) -> Path:
+        """The secrets of warroom.toml's `_env` names (the control API's token), for `set -a; . FILE`."""
+        return self.run / "warroom.env"
+
+    @property
+    def alertmanager_token(self) -> Path:
+        return self.run / "alertmanager.token"
 
     @property
     def run(self) -> Path:
