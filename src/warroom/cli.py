@@ -6,6 +6,7 @@ import getpass
 import importlib.util
 import json
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -563,6 +564,65 @@ def bench_scenarios(
         )
     console.print(table)
     console.print(f"runs {result['runs']}, accuracy {result['accuracy']}, median {result['median_s']} s")
+
+
+@bench_app.command("lab")
+@user_errors
+def bench_lab(
+    fault: Annotated[list[str] | None, typer.Option("--fault", help="Only these faults (default: all).")] = None,
+    directory: Annotated[Path, typer.Option("--dir", help="The lab's directory (started when not running).")] = Path(
+        ".lab"
+    ),
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each step of a fault.")] = 300,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The live loop per fault: break, alert, diagnosis, approved first action, verified recovery; scored."""
+    from warroom.bench.lab import run_lab_bench
+    from warroom.lab.faults import registry
+    from warroom.lab.topology import LabPaths, read_state
+
+    paths = LabPaths(directory.resolve())
+    started_lab = read_state(paths) is None
+    if started_lab:
+        subprocess.run([sys.executable, "-m", "warroom", "lab", "up", "--dir", str(paths.root)], check=True)
+    names = list(fault or registry())
+    command = "warroom bench lab " + " ".join(f"--fault {n}" for n in fault or []) + f" --dir {directory}"
+    try:
+        result = run_lab_bench(paths, names, timeout, command.replace("  ", " "))
+    finally:
+        if started_lab:
+            subprocess.run([sys.executable, "-m", "warroom", "lab", "down", "--dir", str(paths.root)], check=False)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+
+    def mark(value: bool | None) -> str:
+        return "–" if value is None else ("✓" if value else "✗")
+
+    table = Table(
+        "fault", "service", "fault type", "change", "file:line", "first action", "→diag s", "→recovered s", "updates"
+    )
+    for run in result.runs:
+        ok = run.score
+        table.add_row(
+            run.fault,
+            f"{mark(ok.service if ok else None)} {run.service or '-'}",
+            f"{mark(ok.fault_type if ok else None)} {run.fault_type or '-'}",
+            mark(ok.change if ok else None),
+            f"{mark(ok.location if ok else None)} {run.location or '-'}",
+            f"{mark(ok.first_action if ok else None)} {run.first_action or '-'}",
+            "-" if run.alert_to_diagnosis_s is None else f"{run.alert_to_diagnosis_s:.1f}",
+            "-" if run.alert_to_recovery_s is None else f"{run.alert_to_recovery_s:.1f}",
+            str(run.updates_sent),
+        )
+        if run.error:
+            table.add_row("", escape(run.error), *[""] * 7)
+    console.print(table)
+    console.print(
+        f"{result.timeline} timeline, {result.wall_seconds:.0f} s: lab {result.lab.cpu_seconds:.0f} CPU s, "
+        f"peak {result.lab.peak_rss_mb:.0f} MB; serve {result.serve.cpu_seconds:.0f} CPU s, "
+        f"peak {result.serve.peak_rss_mb:.0f} MB"
+    )
 
 
 @bench_app.command("calibrate")

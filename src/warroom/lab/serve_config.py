@@ -99,7 +99,8 @@ def document(paths: LabPaths, settings: LabSettings, state: LabState) -> str:
                 "workers": 1,
             },
         ),
-        *_table("serve.routes", {"name": "lab", "source": "live"}, array=True),
+        # A new fault a few minutes after the last one is its own incident, not part of the last storm.
+        *_table("serve.routes", {"name": "lab", "source": "live", "storm_window_s": 60}, array=True),
         *_table(
             "actions",
             {"policy": "risky", "runbooks": [str(runbooks_folder())], **RECOVERY[timeline]},

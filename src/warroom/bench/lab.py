@@ -1,0 +1,367 @@
+"""`warroom bench lab`: the live closed loop, fault by fault, scored against the lab's truth.
+
+For each fault: break it through the lab's change path, wait for warroom serve (started with the
+lab's DIR/warroom.toml) to open the incident from Alertmanager's notification, wait for the
+diagnosis, approve the first proposed action over the REST API with a commander token (as a
+person would), wait until serve verifies recovery (or says it did not recover), then read the
+truth (DIR/truth/, only here) and score. Between faults the lab goes back to its healthy version
+through the same change path (`lab end`: the fault's commit reverted and deployed, the attack's
+traffic stopped; an index an action created is dropped) and the alerts clear.
+
+Times are engine (wall-clock) seconds measured by this process, which polls serve every
+POLL_S: alert → diagnosis from the moment the incident shows in the API, which Alertmanager's
+delivery opened. CPU and memory are of the lab's process tree (the supervisor and every child)
+and of serve's, sampled every SAMPLE_S.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psutil
+from pydantic import BaseModel
+
+from warroom.analysis.faults import canonical_fault
+from warroom.errors import InputError
+from warroom.lab import faults, serve_config
+from warroom.lab import truth as lab_truth
+from warroom.lab.client import LabClient
+from warroom.lab.topology import LabPaths, read_state
+
+POLL_S = 0.5
+SAMPLE_S = 2.0
+LINE_TOLERANCE = 3
+# What each of the truth's mitigations is among the runbooks' action kinds.
+MITIGATION_KINDS: dict[str, set[str]] = {
+    "rollback": {"rollback"},
+    "config_revert": {"revert_config"},
+    "restart": {"restart", "scale_out"},
+    "terminate_query": {"kill_long_queries"},
+    "create_index": {"create_index"},
+    "rate_limit": {"block_sources"},
+}
+# Outcomes of an action that end the wait for recovery without it (actions/loop.py's statuses).
+NOT_RECOVERED = {"failed", "undone", "timed_out", "skipped"}
+
+T = TypeVar("T")
+
+
+class BenchError(InputError):
+    """The benchmark cannot go on (serve did not start, the lab is not there)."""
+
+
+class Score(BaseModel):
+    service: bool
+    fault_type: bool
+    change: bool | None  # None: the fault was not a change (a traffic fault)
+    location: bool | None  # None: the truth names no file
+    first_action: bool
+
+
+class FaultRun(BaseModel):
+    fault: str
+    incident: str | None = None
+    service: str | None = None
+    fault_type: str | None = None
+    change: str | None = None
+    location: str | None = None  # file:line the diagnosis points at
+    first_action: str | None = None  # its kind
+    score: Score | None = None
+    alert_to_diagnosis_s: float | None = None
+    alert_to_recovery_s: float | None = None
+    recovery: str | None = None  # the first action's final status
+    updates_sent: int = 0
+    error: str | None = None
+
+
+class Usage(BaseModel):
+    cpu_seconds: float
+    peak_rss_mb: float
+
+
+class LabBenchResult(BaseModel):
+    command: str
+    timeline: str
+    runs: list[FaultRun]
+    lab: Usage
+    serve: Usage
+    wall_seconds: float
+
+
+def score(
+    truth: lab_truth.Truth, candidate: dict[str, Any] | None, suspect: dict[str, Any], first_kind: str | None
+) -> Score:
+    """How the diagnosis and the first action compare with what the lab injected (pure)."""
+    candidate = candidate or {}
+    change = suspect.get("id") or candidate.get("change_id")
+    change_right: bool | None = None
+    if truth.commit is not None:
+        # A change is named by the deploy log's id (kind-service-version: a 12-hex version) or a commit.
+        change_right = bool(change) and (truth.commit[:12] in str(change) or truth.commit.startswith(str(change)))
+    location_right: bool | None = None
+    if truth.file is not None:
+        line = suspect.get("code_line")
+        wanted = [n for n in (truth.defect_line, *(truth.lines or ())) if n is not None]
+        location_right = (
+            suspect.get("code_file") == truth.file
+            and isinstance(line, int)
+            and (
+                any(abs(line - n) <= LINE_TOLERANCE for n in wanted)
+                or (truth.lines is not None and truth.lines[0] <= line <= truth.lines[1])
+            )
+        )
+    accepted = set().union(*(MITIGATION_KINDS[a] for a in (truth.mitigation.action, *truth.mitigation.alternatives)))
+    return Score(
+        service=candidate.get("service") == truth.service,
+        fault_type=canonical_fault(candidate.get("fault_type")) == canonical_fault(truth.fault_type),
+        change=change_right,
+        location=location_right,
+        first_action=first_kind in accepted,
+    )
+
+
+class _Sampler(threading.Thread):
+    """CPU seconds and peak resident memory of process trees, sampled until stopped."""
+
+    def __init__(self, roots: dict[str, Callable[[], int | None]]) -> None:
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.cpu: dict[str, dict[int, float]] = {name: {} for name in roots}
+        self.peak: dict[str, float] = dict.fromkeys(roots, 0.0)
+        self.done = threading.Event()
+
+    def sample(self) -> None:
+        for name, root in self.roots.items():
+            pid = root()
+            if pid is None:
+                continue
+            try:
+                top = psutil.Process(pid)
+                tree = [top, *top.children(recursive=True)]
+            except psutil.Error:
+                continue
+            rss = 0.0
+            for process in tree:
+                try:
+                    times = process.cpu_times()
+                    # Keyed by pid and start: a restarted worker's time adds to the one it replaced.
+                    self.cpu[name][hash((process.pid, process.create_time()))] = times.user + times.system
+                    rss += process.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak[name] = max(self.peak[name], rss / 1e6)
+
+    def run(self) -> None:
+        while not self.done.wait(SAMPLE_S):
+            self.sample()
+
+    def usage(self, name: str, baseline: dict[int, float]) -> Usage:
+        spent = sum(value - baseline.get(key, 0.0) for key, value in self.cpu[name].items())
+        return Usage(cpu_seconds=round(spent, 1), peak_rss_mb=round(self.peak[name], 1))
+
+
+def _wait(what: str, timeout: float, probe: Callable[[], T | None]) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not within {timeout:.0f} s")
+        time.sleep(POLL_S)
+
+
+class _Serve:
+    """warroom serve on the lab's warroom.toml, and a commander's REST client for it."""
+
+    def __init__(self, paths: LabPaths, log: Path) -> None:
+        env = {**os.environ, **serve_config.read_env(paths)}
+        self.token = serve_config.issue_token(paths, "commander", "bench")
+        port = _serve_port(paths)
+        self.base = f"http://127.0.0.1:{port}/api/v1"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "warroom", "serve", "--config", str(paths.serve_config)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        self.http = httpx.Client(headers={"authorization": f"Bearer {self.token}"}, timeout=30, trust_env=False)
+        _wait("warroom serve to answer", 120, self._ready)
+
+    def _ready(self) -> bool | None:
+        if self.process.poll() is not None:
+            raise BenchError(f"warroom serve exited with code {self.process.returncode}")
+        try:
+            return True if self.http.get(f"{self.base}/incidents").status_code == 200 else None
+        except httpx.HTTPError:
+            return None
+
+    def get(self, path: str) -> Any:
+        answer = self.http.get(f"{self.base}{path}")
+        answer.raise_for_status()
+        return answer.json()
+
+    def approve(self, incident: str, action: str) -> None:
+        self.http.post(f"{self.base}/incidents/{incident}/actions/{action}/approve").raise_for_status()
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def _serve_port(paths: LabPaths) -> int:
+    from warroom.lab.topology import load_settings
+
+    settings = load_settings(paths)
+    return settings.serve_port if settings else 8000
+
+
+def _indexes(paths: LabPaths) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(LabClient(paths).database_url(), autocommit=True) as conn:
+        return {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+
+
+def _drop_indexes(paths: LabPaths, names: set[str]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(LabClient(paths).database_url(), autocommit=True) as conn:
+        for name in sorted(names):
+            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _firing(paths: LabPaths) -> list[dict[str, Any]]:
+    state = read_state(paths)
+    if state is None:
+        return []
+    answer = httpx.get(f"http://127.0.0.1:{state.ports['alertmanager']}/api/v2/alerts", params={"active": "true"})
+    return [a for a in answer.json() if a.get("status", {}).get("state") == "active"]
+
+
+def _first_action(actions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    proposed = [a for a in actions if a.get("status") in ("proposed", "awaiting_approval", "pending")]
+    return proposed[0] if proposed else None
+
+
+def _suspect(paths: LabPaths, incident: str) -> dict[str, Any]:
+    import json
+
+    context = paths.serve / "reports" / incident / "context.json"
+    if not context.exists():
+        return {}
+    return dict(json.loads(context.read_text()).get("suspect_change") or {})
+
+
+def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float) -> FaultRun:
+    run = FaultRun(fault=name)
+    before = {i["id"] for i in serve.get("/incidents")}
+    indexes = _indexes(paths)
+    truth = faults.inject(paths, name)
+    try:
+        incident = _wait(
+            "an incident from Alertmanager",
+            timeout,
+            lambda: next((i["id"] for i in serve.get("/incidents") if i["id"] not in before), None),
+        )
+        opened = time.monotonic()
+        run.incident = incident
+        candidates = _wait(
+            "the diagnosis", timeout, lambda: serve.get(f"/incidents/{incident}/diagnosis")["candidates"] or None
+        )
+        run.alert_to_diagnosis_s = round(time.monotonic() - opened, 1)
+        top = candidates[0]
+        run.service, run.fault_type, run.change = top.get("service"), top.get("fault_type"), top.get("change_id")
+        first = _wait("a proposed action", timeout, lambda: _first_action(serve.get(f"/incidents/{incident}/actions")))
+        run.first_action = first.get("kind")
+        serve.approve(incident, first["action_id"])
+
+        def settled() -> str | None:
+            # The engine's outcome events: action_verified carries the live recovery check's answer.
+            for event in serve.get(f"/incidents/{incident}/timeline")["events"]:
+                data = event.get("data") or {}
+                if data.get("action_id") != first["action_id"]:
+                    continue
+                if event["kind"] == "action_verified":
+                    return "verified" if data.get("verified") else str(data.get("status") or "not_recovered")
+                if event["kind"] == "action_executed" and data.get("status") in NOT_RECOVERED:
+                    return str(data["status"])
+            return None
+
+        run.recovery = _wait("the recovery check", timeout * 3, settled)
+        if run.recovery == "verified":
+            run.alert_to_recovery_s = round(time.monotonic() - opened, 1)
+        run.updates_sent = len(serve.get(f"/incidents/{incident}/comms"))
+    except (TimeoutError, httpx.HTTPError) as exc:
+        run.error = str(exc)
+    finally:
+        suspect = _suspect(paths, run.incident) if run.incident else {}
+        if suspect.get("code_file"):
+            run.location = f"{suspect['code_file']}:{suspect.get('code_line')}"
+        scored_truth = lab_truth.open_fault(paths, name) or truth
+        top_candidate = {"service": run.service, "fault_type": run.fault_type, "change_id": run.change}
+        run.score = score(scored_truth, top_candidate, suspect, run.first_action)
+        restore(paths, name, indexes)
+    return run
+
+
+def restore(paths: LabPaths, name: str, indexes: set[str]) -> None:
+    """Back to the healthy version through the change path, then wait for the alerts to clear."""
+    if lab_truth.open_fault(paths, name) is not None:
+        faults.end(paths, name)
+    _drop_indexes(paths, _indexes(paths) - indexes)
+    try:
+        _wait("the alerts to clear", 600, lambda: True if not _firing(paths) else None)
+    except TimeoutError:
+        return  # the next fault's incident may then join; its run says so
+
+
+def run_lab_bench(paths: LabPaths, names: list[str], timeout: float, command: str) -> LabBenchResult:
+    state = read_state(paths)
+    if state is None or not state.ready:
+        raise BenchError(f"no lab is ready in {paths.root} (warroom lab up --dir {paths.root})")
+    unknown = [n for n in names if n not in faults.registry()]
+    if unknown:
+        raise BenchError(f"unknown fault {unknown[0]!r}; the lab knows {', '.join(faults.registry())}", field="--fault")
+    started = time.monotonic()
+    paths.serve.mkdir(parents=True, exist_ok=True)
+    serve = _Serve(paths, paths.logs / "tools" / "bench-serve.log")
+    sampler = _Sampler({"lab": lambda: state.supervisor_pid, "serve": lambda: serve.process.pid})
+    sampler.sample()
+    baseline = {name: dict(values) for name, values in sampler.cpu.items()}
+    sampler.start()
+    runs: list[FaultRun] = []
+    try:
+        for name in names:
+            runs.append(run_fault(serve, paths, name, timeout))
+    finally:
+        sampler.sample()
+        sampler.done.set()
+        serve.stop()
+    settings_timeline = LabClient(paths).status().get("timeline", "normal")
+    return LabBenchResult(
+        command=command,
+        timeline=str(settings_timeline),
+        runs=runs,
+        lab=sampler.usage("lab", baseline["lab"]),
+        serve=sampler.usage("serve", baseline["serve"]),
+        wall_seconds=round(time.monotonic() - started, 1),
+    )
