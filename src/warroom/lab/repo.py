@@ -77,10 +77,13 @@ def commit_files(repo: Path, files: dict[str, str], author: str, message: str, w
 
 
 def revert(repo: Path, commit: str, author: str | None = None) -> str:
-    """Commit the reverse of `commit` on top of HEAD (by its own author unless another is given)."""
+    """Commit the reverse of `commit` on top of HEAD (by its own author unless another is given);
+    HEAD itself when HEAD already undoes it."""
     author = author or git(repo, "log", "-1", "--format=%an <%ae>", commit).strip()
     subject = git(repo, "log", "-1", "--format=%s", commit).strip()
     git(repo, "revert", "--no-commit", commit)
+    if not git(repo, "diff", "--cached", "--name-only").strip():
+        return head(repo)  # already undone on HEAD (a revert deployed during the incident)
     message = f'Revert "{subject}"\n\nThis reverts commit {commit}.\n'
     git(repo, "commit", "--quiet", "-F", "-", env=_author_env(author, datetime.now(UTC)), stdin=message)
     return head(repo)
