@@ -10,8 +10,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import smtplib
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,8 +23,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from warroom.actions.contract import RunOptions, default_registry
+from warroom.actions.runbook import load_runbooks, plan_from_diagnosis
 from warroom.cli import app
-from warroom.lab import deploy, processes
+from warroom.incident import RootCauseCandidate
+from warroom.lab import comms_sink, deploy, faults, processes, serve_config
 from warroom.lab import repo as shop_repo
 from warroom.lab.client import LabClient
 from warroom.lab.topology import LabPaths, read_state
@@ -113,6 +118,41 @@ def test_a_deploy_keeps_the_socket(lab: tuple[LabPaths, Received]) -> None:
     record = deploy.read_log(paths)[-1]
     assert (record.service, record.commit, record.kind) == ("gateway", commit, "deploy")
     assert [c.sha for c in record.commits] == [commit] and record.author == "Amara Okafor"
+
+
+def test_the_shops_runbook_reverts_a_config_change_through_the_change_path(lab: tuple[LabPaths, Received]) -> None:
+    """The first action the shop's runbook plans for the fault runs through warroom's http adapter,
+    with the token from the environment file `lab up` wrote, and the lab records it as a change."""
+    paths, _ = lab
+    config = tomllib.loads(paths.serve_config.read_text())
+    env = serve_config.read_env(paths)
+    truth = faults.inject(paths, "slow_dependency")
+    change = deploy.read_log(paths)[-1]
+    candidate = RootCauseCandidate(
+        rank=1, service="payment", fault_type="slow_dependency", indicator="", confidence=0.9, change_id=change.id
+    )
+    books = load_runbooks(config["actions"]["runbooks"], include_builtin=False)
+    _, plan = plan_from_diagnosis([candidate], books, config["actions"]["vars"])
+    adapter = default_registry().get(plan[0].parameters["adapter"])
+    params = adapter.parse(plan[0].parameters["params"])
+    assert not adapter.execute(params, RunOptions(env={})).ok  # no token, no change
+    result = adapter.execute(params, RunOptions(env=env))
+    assert result.ok, result.detail
+    record = deploy.read_log(paths)[-1]
+    assert (record.service, record.kind, record.deployed_by) == ("payment", "config", "warroom")
+    assert record.description == 'Revert "payment: flush the ledger every 5 s"'
+    assert LabClient(paths).status()["services"]["payment"]["commit"] == record.commit
+    assert "flush_interval_ms: 20\n" in shop_repo.git(paths.repo, "show", f"{record.commit}:config/payment.yaml")
+    # The incident over, `lab end` finds the change already undone and deploys HEAD as it is.
+    _warroom("lab", "end", "slow_dependency", "--dir", str(paths.root))
+    assert shop_repo.head(paths.repo) == record.commit and truth.commit is not None
+    # The stakeholder channels of warroom.toml reach the lab's webhook and mail server.
+    httpx.post(config["comms"]["channels"][0]["url"], json={"text": "update 1"}).raise_for_status()
+    mail = config["comms"]["channels"][1]
+    with smtplib.SMTP(mail["host"], mail["port"], timeout=10) as smtp:
+        smtp.sendmail(mail["from"], mail["to"], "Subject: update 1\r\n\r\nThe shop is degraded.\r\n")
+    assert len(list((paths.comms_received / "webhook").glob("*.json"))) == 1
+    assert b"The shop is degraded." in comms_sink.received(paths.comms_received / "mail")[0].read_bytes()
 
 
 def _fired(received: Received, alertname: str, service: str) -> bool:
