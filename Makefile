@@ -68,7 +68,7 @@ lab: $(STAMP)
 	@echo "lab ready: $(BIN)/warroom lab up --dir .lab"
 
 test-lab: lab
-	$(BIN)/pytest -m lab tests/test_lab_e2e.py
+	$(BIN)/pytest -m lab tests/test_lab_e2e.py tests/test_lab_loop.py
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
