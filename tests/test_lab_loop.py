@@ -18,7 +18,7 @@ from warroom.cli import app
 from warroom.lab.topology import LabPaths, free_port
 from warroom.serve.config import RouteConfig
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")

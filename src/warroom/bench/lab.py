@@ -212,6 +212,14 @@ class _Serve:
         answer.raise_for_status()
         return answer.json()
 
+    def get_or_none(self, path: str) -> Any:
+        """The answer, or None while it does not exist yet (404: no diagnosis recorded so far)."""
+        answer = self.http.get(f"{self.base}{path}")
+        if answer.status_code == 404:
+            return None
+        answer.raise_for_status()
+        return answer.json()
+
     def approve(self, incident: str, action: str) -> None:
         self.http.post(f"{self.base}/incidents/{incident}/actions/{action}/approve").raise_for_status()
 
@@ -285,7 +293,9 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float) -> Faul
         opened = time.monotonic()
         run.incident = incident
         candidates = _wait(
-            "the diagnosis", timeout, lambda: serve.get(f"/incidents/{incident}/diagnosis")["candidates"] or None
+            "the diagnosis",
+            timeout,
+            lambda: (serve.get_or_none(f"/incidents/{incident}/diagnosis") or {}).get("candidates") or None,
         )
         run.alert_to_diagnosis_s = round(time.monotonic() - opened, 1)
         top = candidates[0]
@@ -309,27 +319,31 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float) -> Faul
         run.recovery = _wait("the recovery check", timeout * 3, settled)
         if run.recovery == "verified":
             run.alert_to_recovery_s = round(time.monotonic() - opened, 1)
-        run.updates_sent = len(serve.get(f"/incidents/{incident}/comms"))
     except (TimeoutError, httpx.HTTPError) as exc:
         run.error = str(exc)
     finally:
+        if run.incident:
+            try:
+                run.updates_sent = len(serve.get(f"/incidents/{run.incident}/comms")["events"])
+            except httpx.HTTPError as exc:
+                run.error = run.error or f"cannot read the updates sent: {exc}"
         suspect = _suspect(paths, run.incident) if run.incident else {}
         if suspect.get("code_file"):
             run.location = f"{suspect['code_file']}:{suspect.get('code_line')}"
         scored_truth = lab_truth.open_fault(paths, name) or truth
         top_candidate = {"service": run.service, "fault_type": run.fault_type, "change_id": run.change}
         run.score = score(scored_truth, top_candidate, suspect, run.first_action)
-        restore(paths, name, indexes)
+        restore(paths, name, indexes, timeout)
     return run
 
 
-def restore(paths: LabPaths, name: str, indexes: set[str]) -> None:
+def restore(paths: LabPaths, name: str, indexes: set[str], timeout: float) -> None:
     """Back to the healthy version through the change path, then wait for the alerts to clear."""
     if lab_truth.open_fault(paths, name) is not None:
         faults.end(paths, name)
     _drop_indexes(paths, _indexes(paths) - indexes)
     try:
-        _wait("the alerts to clear", 600, lambda: True if not _firing(paths) else None)
+        _wait("the alerts to clear", timeout, lambda: True if not _firing(paths) else None)
     except TimeoutError:
         return  # the next fault's incident may then join; its run says so
 
