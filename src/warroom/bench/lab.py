@@ -34,9 +34,12 @@ from warroom.errors import InputError
 from warroom.lab import faults, serve_config
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
-from warroom.lab.topology import LabPaths, read_state
+from warroom.lab.topology import LabPaths, load_settings, read_state
 
 POLL_S = 0.5
+# How long the lab runs healthy before a break: the live read's reference period before the fault
+# (the engine compares the incident's window with what came before it).
+WARM_UP_S = {"normal": 300.0, "compressed": 60.0}
 SAMPLE_S = 2.0
 LINE_TOLERANCE = 3
 # What each of the truth's mitigations is among the runbooks' action kinds.
@@ -235,10 +238,13 @@ class _Serve:
 
 
 def _serve_port(paths: LabPaths) -> int:
-    from warroom.lab.topology import load_settings
-
     settings = load_settings(paths)
     return settings.serve_port if settings else 8000
+
+
+def _timeline(paths: LabPaths) -> str:
+    settings = load_settings(paths)
+    return settings.timeline if settings else "normal"
 
 
 def _indexes(paths: LabPaths) -> set[str]:
@@ -279,10 +285,14 @@ def _suspect(paths: LabPaths, incident: str) -> dict[str, Any]:
     return dict(json.loads(context.read_text()).get("suspect_change") or {})
 
 
-def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float) -> FaultRun:
+def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float, healthy_since: float) -> FaultRun:
+    """One fault, from its break to the restored lab; `healthy_since` (epoch seconds) is when the lab
+    was last known healthy: the break waits until it has run healthy for WARM_UP_S, so that the
+    live read has a baseline before the fault."""
     run = FaultRun(fault=name)
     before = {i["id"] for i in serve.get("/incidents")}
     indexes = _indexes(paths)
+    time.sleep(max(0.0, healthy_since + WARM_UP_S[_timeline(paths)] - time.time()))
     truth = faults.inject(paths, name)
     try:
         incident = _wait(
@@ -292,15 +302,25 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float) -> Faul
         )
         opened = time.monotonic()
         run.incident = incident
-        candidates = _wait(
-            "the diagnosis",
-            timeout,
-            lambda: (serve.get_or_none(f"/incidents/{incident}/diagnosis") or {}).get("candidates") or None,
-        )
-        run.alert_to_diagnosis_s = round(time.monotonic() - opened, 1)
-        top = candidates[0]
-        run.service, run.fault_type, run.change = top.get("service"), top.get("fault_type"), top.get("change_id")
-        first = _wait("a proposed action", timeout, lambda: _first_action(serve.get(f"/incidents/{incident}/actions")))
+
+        def diagnosed() -> tuple[list[dict[str, Any]], dict[str, Any] | None] | None:
+            # The diagnosis is done when it names candidates, or when the run has gone on to
+            # propose actions without any (then nothing was diagnosed: scored as wrong).
+            candidates = (serve.get_or_none(f"/incidents/{incident}/diagnosis") or {}).get("candidates") or []
+            first = _first_action(serve.get(f"/incidents/{incident}/actions"))
+            return (candidates, first) if candidates or first else None
+
+        candidates, first = _wait("the diagnosis", timeout, diagnosed)
+        run.alert_to_diagnosis_s = round(time.monotonic() - opened, 1) if candidates else None
+        if candidates:
+            top = candidates[0]
+            run.service, run.fault_type, run.change = top.get("service"), top.get("fault_type"), top.get("change_id")
+        else:
+            run.error = "no root-cause candidate: the run proposed actions without a diagnosis"
+        if first is None:
+            first = _wait(
+                "a proposed action", timeout, lambda: _first_action(serve.get(f"/incidents/{incident}/actions"))
+            )
         run.first_action = first.get("kind")
         serve.approve(incident, first["action_id"])
 
@@ -363,17 +383,18 @@ def run_lab_bench(paths: LabPaths, names: list[str], timeout: float, command: st
     baseline = {name: dict(values) for name, values in sampler.cpu.items()}
     sampler.start()
     runs: list[FaultRun] = []
+    healthy_since = state.started_at.timestamp()
     try:
         for name in names:
-            runs.append(run_fault(serve, paths, name, timeout))
+            runs.append(run_fault(serve, paths, name, timeout, healthy_since))
+            healthy_since = time.time()
     finally:
         sampler.sample()
         sampler.done.set()
         serve.stop()
-    settings_timeline = LabClient(paths).status().get("timeline", "normal")
     return LabBenchResult(
         command=command,
-        timeline=str(settings_timeline),
+        timeline=_timeline(paths),
         runs=runs,
         lab=sampler.usage("lab", baseline["lab"]),
         serve=sampler.usage("serve", baseline["serve"]),
