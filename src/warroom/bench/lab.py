@@ -336,7 +336,7 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float, healthy
                     return str(data["status"])
             return None
 
-        run.recovery = _wait("the recovery check", timeout * 3, settled)
+        run.recovery = _wait("the recovery check", timeout * 2, settled)
         if run.recovery == "verified":
             run.alert_to_recovery_s = round(time.monotonic() - opened, 1)
     except (TimeoutError, httpx.HTTPError) as exc:
