@@ -9,7 +9,7 @@ NEZHA_DIR ?= .cache/nezha
 # pytest workers of `make test` (one test module per worker at a time: module fixtures stay shared)
 TEST_WORKERS ?= 2
 
-.PHONY: demo serve-demo test lint typecheck unit bench bench-engine bench-nezha bench-serve bench-raw-metrics clean system-packages lab test-lab
+.PHONY: demo serve-demo test lint typecheck unit bench bench-engine bench-nezha bench-serve bench-raw-metrics clean system-packages lab test-lab bench-lab
 
 # Debian packages the tests use: a real Prometheus and Alertmanager (live sources, the service's
 # intake) and Chromium (the web room and the reports in a real browser). One install step for all:
@@ -82,6 +82,10 @@ $(NEZHA_DIR)/rca_data:
 
 bench-serve: $(STAMP)
 	$(BIN)/python benchmarks/serve_intake.py
+
+# The live loop on the normal timeline, every fault (about 10 minutes each): `warroom bench lab`.
+bench-lab: lab
+	nice $(BIN)/warroom bench lab --dir .lab
 
 bench-nezha: $(STAMP) $(NEZHA_DIR)/rca_data
 	$(BIN)/warroom bench nezha $(NEZHA_DIR)
