@@ -584,14 +584,17 @@ def bench_lab(
     paths = LabPaths(directory.resolve())
     started_lab = read_state(paths) is None
     if started_lab:
-        subprocess.run([sys.executable, "-m", "warroom", "lab", "up", "--dir", str(paths.root)], check=True)
+        # Its progress goes to stderr: stdout is the result's (--json).
+        up = [sys.executable, "-m", "warroom", "lab", "up", "--dir", str(paths.root)]
+        subprocess.run(up, check=True, stdout=sys.stderr)
     names = list(fault or registry())
     command = "warroom bench lab " + " ".join(f"--fault {n}" for n in fault or []) + f" --dir {directory}"
     try:
         result = run_lab_bench(paths, names, timeout, command.replace("  ", " "))
     finally:
         if started_lab:
-            subprocess.run([sys.executable, "-m", "warroom", "lab", "down", "--dir", str(paths.root)], check=False)
+            down = [sys.executable, "-m", "warroom", "lab", "down", "--dir", str(paths.root)]
+            subprocess.run(down, check=False, stdout=sys.stderr)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return
