@@ -51,6 +51,8 @@ MITIGATION_KINDS: dict[str, set[str]] = {
     "create_index": {"create_index"},
     "rate_limit": {"block_sources"},
 }
+PLANNER = "incident-resolution-coordinator"  # the agent whose plan comes from the runbooks
+WAITING = ("proposed", "awaiting_approval")
 # Outcomes of an action that end the wait for recovery without it (actions/loop.py's statuses).
 NOT_RECOVERED = {"failed", "undone", "timed_out", "skipped"}
 
@@ -226,6 +228,17 @@ class _Serve:
     def approve(self, incident: str, action: str) -> None:
         self.http.post(f"{self.base}/incidents/{incident}/actions/{action}/approve").raise_for_status()
 
+    def reject_others(self, incident: str, kept: str) -> None:
+        """Reject every action still waiting but `kept`: the plan's first action is tried alone."""
+        for action in self.get(f"/incidents/{incident}/actions"):
+            if action["action_id"] != kept and action.get("status") in WAITING:
+                reason = {"reason": "benchmark: the plan's first action is tried alone"}
+                answer = self.http.post(
+                    f"{self.base}/incidents/{incident}/actions/{action['action_id']}/reject", json=reason
+                )
+                if answer.status_code != 409:  # decided meanwhile
+                    answer.raise_for_status()
+
     def stop(self) -> None:
         self.http.close()
         if self.process.poll() is None:
@@ -271,9 +284,19 @@ def _firing(paths: LabPaths) -> list[dict[str, Any]]:
     return [a for a in answer.json() if a.get("status", {}).get("state") == "active"]
 
 
-def _first_action(actions: list[dict[str, Any]]) -> dict[str, Any] | None:
-    proposed = [a for a in actions if a.get("status") in ("proposed", "awaiting_approval", "pending")]
-    return proposed[0] if proposed else None
+def _first_action(serve: _Serve, incident: str) -> dict[str, Any] | None:
+    """The first action of the resolution plan (the runbook's first step) once it waits for a decision;
+    specialists' own proposals from before the diagnosis are not the plan."""
+    events = serve.get(f"/incidents/{incident}/timeline")["events"]
+    planned = [
+        e["data"]["action_id"]
+        for e in events
+        if e["kind"] == "action_proposed" and e["source"] == PLANNER and (e.get("data") or {}).get("action_id")
+    ]
+    if not planned:
+        return None
+    waiting = {a["action_id"]: a for a in serve.get(f"/incidents/{incident}/actions") if a.get("status") in WAITING}
+    return waiting.get(planned[0])
 
 
 def _suspect(paths: LabPaths, incident: str) -> dict[str, Any]:
@@ -307,7 +330,7 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float, healthy
             # The diagnosis is done when it names candidates, or when the run has gone on to
             # propose actions without any (then nothing was diagnosed: scored as wrong).
             candidates = (serve.get_or_none(f"/incidents/{incident}/diagnosis") or {}).get("candidates") or []
-            first = _first_action(serve.get(f"/incidents/{incident}/actions"))
+            first = _first_action(serve, incident)
             return (candidates, first) if candidates or first else None
 
         candidates, first = _wait("the diagnosis", timeout, diagnosed)
@@ -318,13 +341,13 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float, healthy
         else:
             run.error = "no root-cause candidate: the run proposed actions without a diagnosis"
         if first is None:
-            first = _wait(
-                "a proposed action", timeout, lambda: _first_action(serve.get(f"/incidents/{incident}/actions"))
-            )
+            first = _wait("the plan's first action", timeout, lambda: _first_action(serve, incident))
         run.first_action = first.get("kind")
         serve.approve(incident, first["action_id"])
+        serve.reject_others(incident, first["action_id"])
 
         def settled() -> str | None:
+            serve.reject_others(incident, first["action_id"])  # later gates propose more
             # The engine's outcome events: action_verified carries the live recovery check's answer.
             for event in serve.get(f"/incidents/{incident}/timeline")["events"]:
                 data = event.get("data") or {}
