@@ -407,6 +407,11 @@ def run_lab_bench(paths: LabPaths, names: list[str], timeout: float, command: st
     sampler.start()
     runs: list[FaultRun] = []
     healthy_since = state.started_at.timestamp()
+    # A run interrupted before its restore left its fault in force (and a lab started later runs
+    # the faulty version again): taken out first, through the change path.
+    for fault in {t.fault for t in lab_truth.all_truths(paths) if t.ended is None}:
+        faults.end(paths, fault)
+        healthy_since = time.time()
     if _firing(paths):  # a lab reused while something is wrong: healthy from when its alerts clear
         _wait("the lab's alerts to clear", timeout, lambda: True if not _firing(paths) else None)
         healthy_since = time.time()
