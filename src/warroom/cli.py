@@ -582,6 +582,9 @@ def bench_lab(
     from warroom.lab.topology import LabPaths, read_state
 
     paths = LabPaths(directory.resolve())
+    unknown = sorted(set(fault or []) - set(registry()))
+    if unknown:
+        raise InputError(f"unknown fault {unknown[0]!r}; the lab knows {', '.join(registry())}", field="--fault")
     started_lab = read_state(paths) is None
     if started_lab:
         # Its progress goes to stderr: stdout is the result's (--json).
