@@ -147,10 +147,20 @@ def _alert(path: Path, fired: datetime) -> Path:
     return path
 
 
+def _rules(folder: Path) -> Path:
+    """A user's own rule file (a series none of the services exports: the read is unchanged)."""
+    path = folder / "team-rules.yaml"
+    path.write_text(
+        "name: team\nexporter: the team's own\nrules:\n  - record: queue_depth\n    expr: {sum: {value: checkout_queue_length}}\n"
+    )
+    return path
+
+
 def _config(path: Path, prometheus_url: str, repo: Path, deploys: Path) -> Path:
     path.write_text(
         f"""[sources]
 lookback = "30m"
+mapping_rules = ["{_rules(path.parent)}"]
 
 [sources.prometheus]
 url = "{prometheus_url}"
@@ -250,6 +260,9 @@ def test_live_diagnosis_names_the_failing_service_and_replays_from_its_snapshot(
     assert any(q.source == "prometheus" and "rate(" in q.text for q in info.incident.queries)
     assert (snapshot / "incident.yaml").is_file() and (snapshot / "alert.json").is_file()
     assert list((snapshot / "prometheus").glob("*.json")) and (snapshot / "git" / "checkout.changes.txt").is_file()
+    # the user's mapping rules travel with the snapshot, so a replay elsewhere derives as the live read did
+    assert info.mapping_rules == ["mapping-rules/00-team-rules.yaml"]
+    assert (snapshot / info.mapping_rules[0]).read_bytes() == (world.folder / "team-rules.yaml").read_bytes()
     code, stdout = _invoke("respond", str(snapshot), "--json", "--db", f"sqlite:///{world.folder / 'replay.db'}")
     assert code == 0, stdout
     assert _top(stdout) == top

@@ -36,7 +36,15 @@ from warroom.sources.manifest import Manifest
 from warroom.sources.otlp_spool import OtlpSpoolSource
 from warroom.sources.prometheus import PrometheusMetrics
 from warroom.sources.raw.defaults import LEAD_BEFORE_ALERT, read_alert_file
-from warroom.sources.snapshot import PeriodRead, SnapshotInfo, SnapshotSource, SourceRead, public_url, save_info
+from warroom.sources.snapshot import (
+    PeriodRead,
+    SnapshotInfo,
+    SnapshotSource,
+    SourceRead,
+    copy_rules,
+    public_url,
+    save_info,
+)
 
 ALERT_COPY = "alert.json"
 
@@ -251,6 +259,7 @@ def capture(
         incident=period,
         service_label=options.service_label,
         database_service=options.database_service,
+        mapping_rules=copy_rules(folder, options.mapping_rules),
     )
     save_info(folder, info)
     return info
