@@ -151,7 +151,8 @@ def _rules(folder: Path) -> Path:
     """A user's own rule file (a series none of the services exports: the read is unchanged)."""
     path = folder / "team-rules.yaml"
     path.write_text(
-        "name: team\nexporter: the team's own\nrules:\n  - record: queue_depth\n    expr: {sum: {value: checkout_queue_length}}\n"
+        "name: team\nexporter: the team's own\n"
+        "rules:\n  - record: queue_depth\n    expr: {sum: {value: checkout_queue_length}}\n"
     )
     return path
 

@@ -100,7 +100,8 @@ def copy_rules(folder: Path, rules: tuple[Path, ...]) -> list[str]:
         try:
             target.write_bytes(rule_file.read_bytes())
         except OSError as exc:
-            raise BundleError(f"cannot copy the mapping rules into the snapshot ({exc.strerror})", file=rule_file) from None
+            problem = f"cannot copy the mapping rules into the snapshot ({exc.strerror})"
+            raise BundleError(problem, file=rule_file) from None
         names.append(name)
     return names
 
