@@ -41,7 +41,7 @@ HISTORY = timedelta(minutes=25)
 # alert, and the engine compares the window's levels with the reference's.
 FAULT_AGO = timedelta(minutes=10)
 SCRAPE = 15  # seconds between the history's samples
-LIVE_SECONDS = 3
+LIVE_SECONDS = 3  # of live scrapes before the first test reads
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 runner = CliRunner()
@@ -207,7 +207,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     shops = [prometheus_client_service("checkout"), opentelemetry_service("payment")]
     os.environ[SECRET_ENV] = SECRET
     try:
-        with prometheus(shops, folder) as server, load(shops, 0.0, LIVE_SECONDS), load(shops[:1], 0.6, LIVE_SECONDS):
+        # The failure goes on while the tests read (as a real incident does, until someone acts):
+        # on a loaded machine the reads come minutes later, and an idle service after the history
+        # would be a recovery nobody made.
+        ongoing = float("inf")
+        with prometheus(shops, folder) as server, load(shops, 0.0, ongoing), load(shops[:1], 0.6, ongoing):
             time.sleep(LIVE_SECONDS)
             yield World(folder, _config(folder / "warroom.toml", server.url, repo, deploys), alert, server.url, repo)
     finally:
