@@ -15,6 +15,7 @@ from warroom.config import WarroomConfig
 from warroom.redact import redact
 from warroom.serve.api.deps import Service
 from warroom.serve.app import create_app
+from warroom.serve.cadence import CadenceKeeper
 from warroom.serve.committer import GroupCommitter
 from warroom.serve.config import ServeConfig
 from warroom.serve.intake import RunSettings
@@ -50,6 +51,7 @@ def live_settings(config: WarroomConfig, store: Store) -> LiveSettings:
 class Started:
     service: Service
     resumed: list[str]
+    cadence: CadenceKeeper
 
 
 def build_service(config: ServeConfig, whole: WarroomConfig | None = None) -> Started:
@@ -65,7 +67,8 @@ def build_service(config: ServeConfig, whole: WarroomConfig | None = None) -> St
     resumed = executor.recover()
     committer = GroupCommitter(store)
     metrics = ServiceMetrics(store, committer)
-    return Started(Service(store, config, router, executor, settings, committer, metrics), resumed)
+    cadence = CadenceKeeper(store, (whole or WarroomConfig()).comms, settings.reports_dir)
+    return Started(Service(store, config, router, executor, settings, committer, metrics), resumed, cadence)
 
 
 def serve(config: ServeConfig, whole: WarroomConfig | None = None) -> None:
@@ -80,9 +83,11 @@ def serve(config: ServeConfig, whole: WarroomConfig | None = None) -> None:
     server = uvicorn.Server(
         uvicorn.Config(create_app(svc), host=config.host, port=config.port, log_level="warning", access_log=False)
     )
+    started.cadence.start()
     try:
         server.run()
     finally:
+        started.cadence.close()
         svc.committer.close()
         svc.executor.close()
         svc.store.close()
