@@ -98,6 +98,7 @@ class Served:
     tokens: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    replay: Path | None = EXAMPLE  # None: the routes' own sources (a live route's [sources])
 
     @property
     def url(self) -> str:
@@ -120,7 +121,8 @@ class Served:
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "warroom", "serve", "--config", str(config), "--db", self.db_url),
-                *("--port", str(self.port), "--replay", str(EXAMPLE)),
+                *("--port", str(self.port)),
+                *(("--replay", str(self.replay)) if self.replay else ()),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

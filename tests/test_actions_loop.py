@@ -191,6 +191,29 @@ def test_action_started_before_a_crash_is_not_repeated(tmp_path):
     assert not side.exists()
 
 
+def test_an_action_executed_before_a_stop_is_verified_on_resume_not_repeated(tmp_path):
+    """The run stopped while a live check waited for the change to take effect: the resumed run
+    goes on with the check, from the moment the change was made, and never runs it again."""
+    side, flag = tmp_path / "side", tmp_path / "flag"
+    journal = JsonlJournal(tmp_path / "audit.jsonl")
+    for step in (AuditStep.PROPOSED, AuditStep.STARTED, AuditStep.EXECUTED):
+        journal.record(AuditEvent(action_id="restart", kind="restart", step=step, detail="exit 0"))
+    executed_at = journal.events()[-1].at
+    flag.touch()
+    asked: list[Sequence[ActionOutcome]] = []
+
+    def verifier(action: RecommendedAction, outcomes: Sequence[ActionOutcome]) -> Check:
+        asked.append(outcomes)
+        return recovered_when(flag)(action, outcomes)
+
+    plan = [shell_action("restart", append(side, "restart"))]
+    outcomes = run_mitigation(plan, {}, journal, verifier, Mode(execute=True, policy=ApprovalPolicy.NONE, env=ENV))
+    assert not side.exists()  # not run again
+    assert [o.status for o in outcomes] == ["verified"] and outcomes[0].data["resumed"] is True
+    assert asked[0][-1].data["at"] == executed_at.isoformat()  # the check reads from the change's moment
+    assert steps(journal, "restart")[-2:] == ["verified", "completed"]
+
+
 def test_secrets_in_actions_never_reach_the_journal(tmp_path):
     secret = "postgres://app:Hunter2Hunter2@db/shop"
     plan = [shell_action("leaky", [PY, "-c", f"print({secret!r}); print('token=ghp_' + 'a'*36)"])]

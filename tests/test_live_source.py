@@ -12,11 +12,7 @@ a limitation, and no source answering is one line and exit 2."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +21,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from support_prometheus import free_port, load, opentelemetry_service, prometheus, prometheus_client_service, stop
+from support_live import SECRET, World, live_world
+from support_prometheus import free_port
 from warroom.cli import app
 from warroom.config import load_config
 from warroom.sources.config import GitRepoConfig, PrometheusConfig, SourcesConfig
@@ -33,175 +30,13 @@ from warroom.sources.contract import LiveSpec
 from warroom.sources.live import LiveReader, LiveSource
 from warroom.sources.snapshot import SnapshotSource, load_info
 
-SECRET_ENV = "WARROOM_TEST_PROMETHEUS_TENANT"
-SECRET = "tenant-7f3a9c-secret-value"
-HISTORY = timedelta(minutes=25)
-# Long enough that the failing part holds most of the incident window: without a detected onset
-# (the alert comes 2 minutes after the fault) the window opens halfway from the data's start to the
-# alert, and the engine compares the window's levels with the reference's.
-FAULT_AGO = timedelta(minutes=10)
-SCRAPE = 15  # seconds between the history's samples
-LIVE_SECONDS = 3
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-
 runner = CliRunner()
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
-def _history(path: Path, now: datetime, fault: datetime) -> Path:
-    """OpenMetrics text of both services' counters, histograms and pool gauges every SCRAPE
-    seconds: 20 requests a second answered in 4 ms; from `fault` on, 40% of checkout's are 503s
-    answered in 300 ms."""
-    families: dict[str, tuple[str, list[str]]] = {
-        "http_requests": ("counter", []),
-        "http_request_duration_seconds": ("histogram", []),
-        "db_client_connection_count": ("gauge", []),
-        "db_client_connection_max": ("gauge", []),
-    }
-    for job in ("checkout", "payment"):
-        ok = failed = 0
-        buckets = dict.fromkeys(BUCKETS, 0)
-        total = 0.0
-        at = now - HISTORY
-        while at < now - timedelta(seconds=30):
-            failing = job == "checkout" and at >= fault
-            good, bad = (180, 120) if failing else (300, 0)
-            ok, failed = ok + good, failed + bad
-            for le in BUCKETS:
-                buckets[le] += good + (bad if le >= 0.5 else 0)
-            total += good * 0.004 + bad * 0.3
-            t = f"{at.timestamp():.3f}"
-            base = f'job="{job}",instance="history"'
-            families["http_requests"][1].extend(
-                [
-                    f'http_requests_total{{{base},handler="/ok",method="GET",status="200"}} {ok} {t}',
-                    f'http_requests_total{{{base},handler="/fail",method="GET",status="503"}} {failed} {t}',
-                ]
-            )
-            route = f'{base},handler="/",method="GET"'
-            histogram = families["http_request_duration_seconds"][1]
-            histogram.extend(
-                f'http_request_duration_seconds_bucket{{{route},le="{le}"}} {n} {t}' for le, n in buckets.items()
-            )
-            histogram.append(f'http_request_duration_seconds_bucket{{{route},le="+Inf"}} {ok + failed} {t}')
-            histogram.append(f"http_request_duration_seconds_sum{{{route}}} {total:.3f} {t}")
-            histogram.append(f"http_request_duration_seconds_count{{{route}}} {ok + failed} {t}")
-            used = 9 if failing else 3
-            families["db_client_connection_count"][1].append(
-                f'db_client_connection_count{{{base},db_client_connection_state="used"}} {used} {t}'
-            )
-            families["db_client_connection_max"][1].append(f"db_client_connection_max{{{base}}} 10 {t}")
-            at += timedelta(seconds=SCRAPE)
-    lines = []
-    for name, (kind, samples) in families.items():
-        lines.append(f"# TYPE {name} {kind}")
-        lines.extend(samples)
-    path.write_text("\n".join([*lines, "# EOF"]) + "\n")
-    return path
-
-
-def _repository(folder: Path, merged: datetime) -> Path:
-    """checkout's code: a first commit, then a feature branch merged (the change in the period)."""
-    repo = folder / "checkout"
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    for key, value in (("user.name", "Dev"), ("user.email", "dev@example.com")):
-        _git(repo, "config", key, value)
-    (repo / "app.py").write_text("def handler():\n    return 'ok'\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "first")
-    _git(repo, "checkout", "-q", "-b", "retry")
-    (repo / "app.py").write_text("def handler():\n    return call_payment(retries=0)\n")
-    _git(repo, "commit", "-qam", "no retries")
-    _git(repo, "checkout", "-q", "main")
-    stamp = {"GIT_AUTHOR_DATE": merged.isoformat(), "GIT_COMMITTER_DATE": merged.isoformat()}
-    subprocess.run(["git", "-C", str(repo), "merge", "-q", "--no-ff", "-m", "Merge branch 'retry'", "retry"],
-                   check=True, capture_output=True, env={**os.environ, **stamp})  # fmt: skip
-    return repo
-
-
-def _alert(path: Path, fired: datetime) -> Path:
-    alert = {
-        "status": "firing",
-        "labels": {"alertname": "CheckoutErrors", "service": "checkout", "severity": "critical"},
-        "annotations": {"summary": "checkout 5xx above 5%"},
-        "startsAt": fired.isoformat(),
-        "endsAt": "0001-01-01T00:00:00Z",
-        "fingerprint": "c0ffee",
-    }
-    payload = {
-        "version": "4",
-        "groupKey": '{}:{alertname="CheckoutErrors"}',
-        "status": "firing",
-        "receiver": "warroom",
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager:9093",
-        "alerts": [alert],
-    }
-    path.write_text(json.dumps(payload))
-    return path
-
-
-def _config(path: Path, prometheus_url: str, repo: Path, deploys: Path) -> Path:
-    path.write_text(
-        f"""[sources]
-lookback = "30m"
-
-[sources.prometheus]
-url = "{prometheus_url}"
-step = "15s"
-rate_window = "1m"
-selectors = ['{{job=~"checkout|payment"}}']
-headers_env = {{ "X-Scope-OrgID" = "{SECRET_ENV}" }}
-
-[[sources.git]]
-path = "{repo}"
-service = "checkout"
-
-[sources.deploy_log]
-path = "{deploys}"
-"""
-    )
-    return path
-
-
-@dataclass
-class World:
-    folder: Path
-    config: Path
-    alert: Path
-    prometheus_url: str
-    repo: Path
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp("live")
-    now = datetime.now(UTC)
-    fault = now - FAULT_AGO
-    repo = _repository(folder, fault - timedelta(minutes=2))
-    history = _history(folder / "history.om", now, fault)
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(history), str(folder / "data")],
-                   check=True, capture_output=True)  # fmt: skip
-    deploys = folder / "deploys.jsonl"
-    entry = {"time": (fault - timedelta(minutes=1)).isoformat(), "service": "checkout", "version": "v2",
-             "kind": "deploy", "previous_version": "v1", "author": "dev"}  # fmt: skip
-    deploys.write_text(json.dumps(entry) + "\n")
-    alert = _alert(folder / "alert.json", fault + timedelta(minutes=2))
-    shops = [prometheus_client_service("checkout"), opentelemetry_service("payment")]
-    os.environ[SECRET_ENV] = SECRET
-    try:
-        with prometheus(shops, folder) as server, load(shops, 0.0, LIVE_SECONDS), load(shops[:1], 0.6, LIVE_SECONDS):
-            time.sleep(LIVE_SECONDS)
-            yield World(folder, _config(folder / "warroom.toml", server.url, repo, deploys), alert, server.url, repo)
-    finally:
-        os.environ.pop(SECRET_ENV, None)
-        stop(shops)
+    with live_world(tmp_path_factory.mktemp("live")) as found:
+        yield found
 
 
 def _invoke(*args: str) -> tuple[int, str]:
@@ -250,6 +85,9 @@ def test_live_diagnosis_names_the_failing_service_and_replays_from_its_snapshot(
     assert any(q.source == "prometheus" and "rate(" in q.text for q in info.incident.queries)
     assert (snapshot / "incident.yaml").is_file() and (snapshot / "alert.json").is_file()
     assert list((snapshot / "prometheus").glob("*.json")) and (snapshot / "git" / "checkout.changes.txt").is_file()
+    # the user's mapping rules travel with the snapshot, so a replay elsewhere derives as the live read did
+    assert info.mapping_rules == ["mapping-rules/00-team-rules.yaml"]
+    assert (snapshot / info.mapping_rules[0]).read_bytes() == (world.folder / "team-rules.yaml").read_bytes()
     code, stdout = _invoke("respond", str(snapshot), "--json", "--db", f"sqlite:///{world.folder / 'replay.db'}")
     assert code == 0, stdout
     assert _top(stdout) == top

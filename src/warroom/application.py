@@ -173,6 +173,9 @@ def resume(
 def continue_run(store: Store, run_id: str, runner: StepRunner) -> RunResult:
     """Drive a stored run to its end or its next approval gate, then write its reports (the
     service's background worker: the run's options say where)."""
+    # Opened here, once, before any worker reads it: a live source reads its systems into the
+    # run's snapshot now, and every worker (and a resumed run) then reopens that snapshot.
+    open_source(RunOptions.model_validate(store.get_run(run_id).options).source)
     result = Engine(store).run(run_id, runner)
     options = RunOptions.model_validate(store.get_run(run_id).options)
     _finish(store, result, Path(options.out_dir) if options.out_dir else None, options.execute)

@@ -741,10 +741,10 @@ def serve(
     from warroom.config import load_config
     from warroom.serve.server import serve as run_server
 
-    settings = load_config(config).serve
+    whole = load_config(config)
     overrides = {"host": host, "port": port, "db": db, "replay": str(replay.resolve()) if replay else None}
-    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    run_server(settings)  # a store that cannot be opened is a StoreError: one line, exit 2
+    settings = whole.serve.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    run_server(settings, whole)  # a store that cannot be opened is a StoreError: one line, exit 2
 
 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens of the service (stored as digests).")

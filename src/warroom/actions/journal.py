@@ -35,6 +35,7 @@ class AuditStep(StrEnum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     SKIPPED = "skipped"
+    RECHECKED = "rechecked"  # one re-query of a live recovery check that waits for the system
     COMPLETED = "completed"  # the action's final outcome (data.outcome); the resume marker
     FINISHED = "finished"  # the loop's conclusion: recovered by which action, or exhausted
 
@@ -85,6 +86,20 @@ def started_without_outcome(journal: ActionJournal, action_id: str) -> bool:
         elif event.step is AuditStep.COMPLETED:
             started = False
     return started
+
+
+def executed_without_outcome(journal: ActionJournal, action_id: str) -> AuditEvent | None:
+    """The `executed` step of an action whose outcome was never recorded (the run stopped while
+    its effect was being verified), or None."""
+    found: AuditEvent | None = None
+    for event in journal.events():
+        if event.action_id != action_id:
+            continue
+        if event.step is AuditStep.STARTED or event.step is AuditStep.COMPLETED:
+            found = None
+        elif event.step is AuditStep.EXECUTED:
+            found = event
+    return found
 
 
 class InMemoryJournal:
@@ -172,6 +187,7 @@ _TIMELINE_KIND: dict[AuditStep, TimelineKind] = {
     AuditStep.SKIPPED: TimelineKind.NOTE,
     AuditStep.VERIFIED: TimelineKind.ACTION_VERIFIED,
     AuditStep.NOT_RECOVERED: TimelineKind.ACTION_VERIFIED,
+    AuditStep.RECHECKED: TimelineKind.ACTION_VERIFIED,
     AuditStep.FINISHED: TimelineKind.NOTE,
 }
 

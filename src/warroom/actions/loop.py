@@ -11,16 +11,28 @@ reported as interrupted rather than repeated, because it may have changed the sy
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from warroom.actions.contract import ActionAdapter, AdapterRegistry, Check, RunOptions, StepResult, default_registry
-from warroom.actions.journal import ActionJournal, AuditEvent, AuditStep, started_without_outcome
+from warroom.actions.journal import (
+    ActionJournal,
+    AuditEvent,
+    AuditStep,
+    executed_without_outcome,
+    started_without_outcome,
+)
 from warroom.actions.policy import Approval, Gate, Mode, Target, gate
 from warroom.errors import InputError
 from warroom.incident import ActionOutcome, RecommendedAction
 from warroom.redact import redact, redact_obj
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
 
 # The recovery criterion: given the action just taken and the outcomes so far, has the system recovered?
 Verifier = Callable[[RecommendedAction, Sequence[ActionOutcome]], Check]
@@ -129,11 +141,17 @@ class _Loop:
         self.outcomes.append(outcome)
         return outcome
 
-    def recovery(self, action: RecommendedAction) -> Check:
+    def recovery(self, action: RecommendedAction, executed_at: datetime | None = None) -> Check:
         if self.verifier is None:
             return Check(ok=None, detail="no recovery check configured")
+        # a real change's own moment last: the verifier reads the system from when it took effect
+        taking = (
+            []
+            if executed_at is None
+            else [ActionOutcome(action_id=action.id, status="executed", data={"at": executed_at.isoformat()})]
+        )
         try:
-            return self.verifier(action, list(self.outcomes))
+            return self.verifier(action, [*self.outcomes, *taking])
         except Exception as exc:  # a broken probe must not end the run: it is an unknown answer
             return Check(ok=None, detail=f"recovery check failed: {redact(str(exc))[:200]}")
 
@@ -228,7 +246,19 @@ class _Loop:
                 ActionOutcome(action_id=action.id, status="failed", detail=result.detail, data={**base, **result.data}),
             )
         self.log(action, AuditStep.EXECUTED, result.detail, **result.data)
-        data = {**base, "result": result.data}
+        return self.verify(action, adapter, params, binding, result, {**base, "result": result.data}, _now())
+
+    def verify(
+        self,
+        action: RecommendedAction,
+        adapter: ActionAdapter[Any],
+        params: Any,
+        binding: Binding,
+        result: StepResult,
+        data: dict[str, Any],
+        executed_at: datetime,
+    ) -> ActionOutcome:
+        """After a change was made: its own check, then the recovery check (undo when it did not help)."""
         try:
             check = adapter.verify(params, result, self.options)
         except Exception as exc:
@@ -238,7 +268,7 @@ class _Loop:
             # The change did not take effect as intended: take it back before trying anything else.
             self.log(action, AuditStep.NOT_RECOVERED, f"action check failed: {check.detail}", **check.data)
             return self.undo(action, adapter, params, result, data, f"action check failed: {check.detail}")
-        recovered = self.recovery(action)
+        recovered = self.recovery(action, executed_at)
         data["recovery_check"] = {"ok": recovered.ok, "detail": redact(recovered.detail), **recovered.data}
         if recovered.ok is True:
             self.log(action, AuditStep.VERIFIED, recovered.detail, **recovered.data)
@@ -265,6 +295,19 @@ class _Loop:
                 data=data,
             ),
         )
+
+    def resume(self, action: RecommendedAction, executed: AuditEvent) -> ActionOutcome | None:
+        """Go on with the checks of an action whose change was made before the run stopped (the
+        journal holds its `executed` step); None when its adapter can no longer be read."""
+        binding = binding_of(action)
+        try:
+            adapter = self.registry.get(binding.adapter or "")
+            params = adapter.parse(binding.params)
+        except InputError:
+            return None
+        result = StepResult(ok=True, detail=executed.detail, data=dict(executed.data))
+        data = {"adapter": adapter.name, "command": adapter.describe(params), "result": result.data, "resumed": True}
+        return self.verify(action, adapter, params, binding, result, data, executed.at)
 
     def undo(
         self,
@@ -382,6 +425,12 @@ def run_mitigation(
             # Taken before a crash or in an earlier pass: reuse the recorded outcome, never repeat.
             loop.outcomes.append(previous)
             if previous.verified is True and (mode.execute or mode.target is Target.BUNDLE):
+                break
+            continue
+        executed = executed_without_outcome(journal, action.id) if mode.target is Target.LIVE else None
+        if executed is not None and (resumed := loop.resume(action, executed)) is not None:
+            # the change was made before the run stopped (mid-verification): check it, never repeat it
+            if resumed.verified is True:
                 break
             continue
         if started_without_outcome(journal, action.id):

@@ -10,11 +10,13 @@ plain golden-signal comparison; the recovery-validation specialist can plug in i
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import polars as pl
 
+from warroom.actions.config import Patience
 from warroom.actions.contract import Check
 from warroom.actions.http import Probe, send
 from warroom.actions.loop import Verifier
@@ -85,6 +87,76 @@ def telemetry_verifier(telemetry: IncidentTelemetry, analysis: RecoveryAnalysis 
             recorded = ", ".join(telemetry.recorded_actions() or []) or "none"
             return Check(ok=None, detail=f"no telemetry observed after '{action.kind}' (recorded: {recorded})")
         return judge(telemetry, action.kind, after)
+
+    return check
+
+
+# Each re-query of a waiting recovery check, as it happens: (action, the real time, its answer).
+Rechecked = Callable[[RecommendedAction, datetime, Check], None]
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+def waiting_verifier(
+    verifier: Verifier,
+    patience: Patience,
+    forget: Callable[[str], None],
+    on_check: Rechecked,
+    *,
+    clock: Callable[[], datetime] = _wall,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verifier:
+    """A live recovery check that waits for the system: the first re-query `settle` after the
+    action took effect, then one every `every` until `verifier` says recovered or `timeout` has
+    passed since the first (not recovered when a re-query said so, unknown when none could
+    tell); after a recovery, re-queries for `watch` more and a regression is not recovered.
+
+    Due times derive from when the action took effect, not from when this check began, so a
+    check resumed after a restart waits only for what is left. A stopped run stops the wait with
+    its worker process. `forget(kind)` drops what the telemetry holds of the previous re-query
+    (`IncidentTelemetry.forget_after`)."""
+
+    def until(when: datetime) -> None:
+        left = (when - clock()).total_seconds()
+        if left > 0:
+            sleep(left)
+
+    def ask(action: RecommendedAction, outcomes: Sequence[ActionOutcome]) -> Check:
+        forget(action.kind)  # drop the held post-action read: a fresh re-query, not the previous answer
+        answer = verifier(action, outcomes)
+        on_check(action, clock(), answer)
+        return answer
+
+    def check(action: RecommendedAction, outcomes: Sequence[ActionOutcome]) -> Check:
+        taken = _taken_at(action, outcomes) or clock()
+        due = taken + patience.settle
+        deadline = due + patience.timeout
+        said_no: Check | None = None
+        asked = 0
+        while True:
+            until(due)
+            answer = ask(action, outcomes)
+            asked += 1
+            if answer.ok is True:
+                break
+            said_no = answer if answer.ok is False else said_no
+            due = max(due + patience.every, clock())
+            if due > deadline:
+                waited = f"{asked} re-quer{'y' if asked == 1 else 'ies'} over {patience.timeout.total_seconds():g} s"
+                if said_no is None:
+                    return Check(ok=None, detail=f"recovery could not be told ({waited}): {answer.detail}")
+                return Check(ok=False, detail=f"not recovered ({waited}): {said_no.detail}", data=said_no.data)
+        recovered = answer
+        watch_end = clock() + patience.watch
+        while clock() + patience.every <= watch_end:
+            until(clock() + patience.every)
+            again = ask(action, outcomes)
+            if again.ok is False:
+                return Check(ok=False, detail=f"regressed after recovery: {again.detail}", data=again.data)
+        held = f"; held for {patience.watch.total_seconds():g} s" if patience.watch else ""
+        return recovered.model_copy(update={"detail": f"{recovered.detail}{held}"})
 
     return check
 

@@ -23,15 +23,30 @@ audit}. `recovered_by` is the mitigation loop's reading of its checks, replayed 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from warroom.actions.config import ActionsConfig
-from warroom.actions.journal import ActionJournal, InMemoryJournal, JsonlJournal, timeline_events
+from warroom.actions.contract import Check
+from warroom.actions.journal import (
+    ActionJournal,
+    AuditEvent,
+    AuditStep,
+    InMemoryJournal,
+    JsonlJournal,
+    timeline_events,
+)
 from warroom.actions.loop import Verifier, run_mitigation, summarize
 from warroom.actions.policy import Mode, Target, parse_approvals, parse_policy
 from warroom.actions.runbook import load_runbooks, plan_from_diagnosis
-from warroom.actions.verify import all_of, probe_from_config, statistical_recovery, telemetry_verifier
+from warroom.actions.verify import (
+    all_of,
+    probe_from_config,
+    statistical_recovery,
+    telemetry_verifier,
+    waiting_verifier,
+)
 from warroom.agents.base import AgentContext, AgentSpec
 from warroom.analysis.facts import ActionMode, classify_outcome
 from warroom.config import load_config
@@ -97,9 +112,11 @@ def _target(ctx: AgentContext, execute: bool) -> Target:
         raise InputError(f"change-executor: unknown target '{raw}' (expected bundle or live)") from None
 
 
-def _verifier(ctx: AgentContext, target: Target, settings: ActionsConfig) -> Verifier | None:
+def _verifier(ctx: AgentContext, target: Target, settings: ActionsConfig, journal: ActionJournal) -> Verifier | None:
     """The telemetry read after each action, when it shows that action's effect (replayed actions on
-    a recorded incident, real ones on a live source), plus any configured probe for real actions."""
+    a recorded incident, real ones on a live source), plus any configured probe for real actions.
+    On a live system the check waits for the change to take effect ([actions] settle,
+    verify_timeout, verify_every, watch), each re-query a journal step with its real time."""
     checks: list[Verifier] = []
     live_source = ctx.telemetry.recorded_actions() is None
     if live_source == (target is Target.LIVE):
@@ -109,7 +126,24 @@ def _verifier(ctx: AgentContext, target: Target, settings: ActionsConfig) -> Ver
         checks.append(probe_from_config(probe))
     if not checks:
         return None
-    return checks[0] if len(checks) == 1 else all_of(*checks)
+    verifier = checks[0] if len(checks) == 1 else all_of(*checks)
+    if target is not Target.LIVE or not live_source:
+        return verifier  # a recorded incident's after/ is read at once, and so is a probe beside one
+
+    def rechecked(action: RecommendedAction, at: datetime, check: Check) -> None:
+        journal.record(
+            AuditEvent(
+                at=at,
+                action_id=action.id,
+                kind=action.kind,
+                step=AuditStep.RECHECKED,
+                actor="change-executor",
+                detail=f"re-query: {check.detail}",
+                data={"ok": check.ok},
+            )
+        )
+
+    return waiting_verifier(verifier, settings.patience(), ctx.telemetry.forget_after, rechecked)
 
 
 def outcome_words(mode: ActionMode, outcome: ActionOutcome, kind: str) -> str:
@@ -157,8 +191,8 @@ def _on_incident_clock(ctx: AgentContext, target: Target, events: list[TimelineE
     """Timeline events in incident time. The audit journal keeps wall-clock times; the timeline of a
     replayed incident needs the incident's clock: `ctx.params["now"]` when the engine gives it, else
     (bundle replay) the start of the post-action data of the first action replayed."""
-    if not events:
-        return events
+    if not events or ctx.telemetry.recorded_actions() is None:
+        return events  # a live system's journal times are incident time: the real ones
     anchor = _parse_time(ctx.params.get("now"))
     if anchor is None and target is Target.BUNDLE:
         kinds = [str(e.data.get("kind")) for e in events if e.data.get("kind")]
@@ -257,7 +291,7 @@ class ChangeExecutor:
         )
         journal = _journal(ctx, execute and target is Target.LIVE)
         already = len(journal.events())  # a resumed run's journal holds earlier events
-        verifier = _verifier(ctx, target, settings)
+        verifier = _verifier(ctx, target, settings, journal)
         if verifier is None and plan:
             limitations.append("no recovery probe configured: recovery after each action cannot be told")
         outcomes = run_mitigation(plan, parse_approvals(ctx.params.get("approved_actions")), journal, verifier, mode)

@@ -5,8 +5,9 @@ Read with the rest of the file by `warroom.config.load_config`."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from warroom.config_base import Strict
 from warroom.serve.matchers import parse_matcher
@@ -21,6 +22,9 @@ class RouteConfig(Strict):
     matchers: list[str] = Field(default_factory=list)  # all must match; none = every alert
     workflow: str = "critical-incident"
     min_severity: str = "P3"  # alerts below this severity are stored but open no incident
+    # Where the route's telemetry comes from: "replay" a bundle as if live (`bundle`, default
+    # --replay), or "live": the [sources] of the same warroom.toml, read for each incident.
+    source: Literal["replay", "live"] = "replay"
     bundle: str | None = None  # the route's telemetry: a bundle replayed as if live (default: --replay)
     group_by: list[str] = Field(default_factory=lambda: ["alertname", "service"])  # alerts without a groupKey
     storm_window_s: float = Field(default=300.0, ge=0)  # new groups on this route join a fresh incident
@@ -31,6 +35,12 @@ class RouteConfig(Strict):
         for text in value:
             parse_matcher(text)
         return value
+
+    @model_validator(mode="after")
+    def _bundle_is_replayed(self) -> RouteConfig:
+        if self.source == "live" and self.bundle is not None:
+            raise ValueError('a live route reads [sources], not a bundle (leave out bundle, or source = "replay")')
+        return self
 
     @field_validator("min_severity")
     @classmethod

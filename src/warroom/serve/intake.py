@@ -132,14 +132,14 @@ class _Intake:
             self._timeline(row, route)
             self._outcome(row, "attached", detail)
             return
-        self._open(row, route, group_key)
+        self._open(row, alert, route, group_key)
 
     def _group_incident(self, group_key: str) -> str | None:
         if group_key not in self._groups:
             self._groups[group_key] = alert_store.open_incident_of_group(self.session, group_key)
         return self._groups[group_key]
 
-    def _open(self, row: Occurrence, route: Route, group_key: str) -> None:
+    def _open(self, row: Occurrence, alert: ReceivedAlert, route: Route, group_key: str) -> None:
         why_not = self._why_no_incident(row, route)
         if why_not:
             self._outcome(row, "stored", why_not)
@@ -149,18 +149,18 @@ class _Intake:
         severity = severity_of(row.labels)
         summary = row.annotations.get("summary") or row.annotations.get("description") or ""
         service = row.labels.get("service")
-        draft = source.draft.model_copy(
+        draft = source.draft(alert.model_copy(update={"labels": row.labels, "annotations": row.annotations}))
+        draft = draft.model_copy(
             update={
-                "title": summary or row.labels.get("alertname", source.draft.title),
-                "detected_at": source.alert_time,
-                "telemetry_source": source.describe(),
+                "title": summary or row.labels.get("alertname", draft.title),
                 **({"severity": severity} if severity else {}),
                 **({"affected_services": [service]} if service else {}),
             }
         )
         incident = self.store.add_incident(self.session, draft)
         options = RunOptions(
-            source=source.spec(self.now),
+            source=source.spec(incident.id, alert, self.now),
+            replay_clock=source.replay_clock,
             execute=self.settings.execute,
             grant=ApprovalPolicy.NONE,
             out_dir=str((self.settings.reports_dir / incident.id).resolve()),
@@ -207,16 +207,22 @@ class _Intake:
         )
 
     def _incident_time(self, row: Occurrence, route: Route | None, resolved: bool) -> datetime:
-        """Incident time of the alert: its own, or in a replay the bundle's alert time plus the time
-        since the incident's first alert arrived (the replay's clock, never the wall clock)."""
+        """Incident time of the alert: its own, or on the route source's clock (a replay's: the
+        bundle's alert time plus the time since the incident's first alert arrived)."""
+        own = (row.ends_at if resolved and row.ends_at else row.starts_at).astimezone(UTC)
         source = route.source if route else None
-        if source is not None and row.incident_id is not None:
-            if row.incident_id not in self._first:
-                self._first[row.incident_id] = alert_store.first_received(self.session, row.incident_id) or self.now
-            return source.alert_time + (self.now - self._first[row.incident_id])
-        if source is not None:
-            return source.alert_time
-        return (row.ends_at if resolved and row.ends_at else row.starts_at).astimezone(UTC)
+        if source is None:
+            return own
+        incident_id = row.incident_id
+
+        def first_received() -> datetime:
+            if incident_id is None:
+                return self.now
+            if incident_id not in self._first:
+                self._first[incident_id] = alert_store.first_received(self.session, incident_id) or self.now
+            return self._first[incident_id]
+
+        return source.incident_time(own, first_received, self.now)
 
     def _timeline(self, row: Occurrence, route: Route | None) -> None:
         assert row.incident_id is not None

@@ -24,6 +24,9 @@ class ReceivedAlert(BaseModel):
     ends_at: datetime | None
     group_key: str | None  # None: the route's group labels decide
     source: str
+    # The Alertmanager notification that carried it, as received (a live incident's run reads it
+    # as its alert file); None for alerts from elsewhere.
+    notification: bytes | None = Field(default=None, exclude=True, repr=False)
 
 
 def _no_zero_time(value: datetime | None) -> datetime | None:
@@ -58,7 +61,7 @@ class AlertmanagerWebhook(BaseModel):
     external_url: str = Field(default="", alias="externalURL")
     alerts: list[AmAlert] = Field(min_length=1, max_length=10_000)
 
-    def received(self) -> list[ReceivedAlert]:
+    def received(self, notification: bytes | None = None) -> list[ReceivedAlert]:
         return [
             ReceivedAlert(
                 fingerprint=a.fingerprint or label_fingerprint(a.labels),
@@ -69,6 +72,7 @@ class AlertmanagerWebhook(BaseModel):
                 ends_at=_no_zero_time(a.ends_at.astimezone(UTC) if a.ends_at else None),
                 group_key=self.group_key,
                 source="alertmanager",
+                notification=notification,
             )
             for a in self.alerts
         ]
@@ -118,3 +122,30 @@ def label_fingerprint(labels: dict[str, str]) -> str:
     """A stable identity of an alert from its label set (what Alertmanager's fingerprint is)."""
     text = json.dumps(labels, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def notification_of(alert: ReceivedAlert) -> bytes:
+    """An alert from elsewhere (the generic endpoint, a replay) as the Alertmanager notification
+    (version 4) that would have carried it: the shape the live sources read an alert file in."""
+    body = {
+        "version": "4",
+        "groupKey": alert.group_key or f"warroom:{alert.fingerprint}",
+        "truncatedAlerts": 0,
+        "status": alert.status,
+        "receiver": "warroom",
+        "groupLabels": {},
+        "commonLabels": alert.labels,
+        "commonAnnotations": alert.annotations,
+        "externalURL": "",
+        "alerts": [
+            {
+                "status": alert.status,
+                "labels": alert.labels,
+                "annotations": alert.annotations,
+                "startsAt": alert.starts_at.isoformat(),
+                "endsAt": alert.ends_at.isoformat() if alert.ends_at else "0001-01-01T00:00:00Z",
+                "fingerprint": alert.fingerprint,
+            }
+        ],
+    }
+    return json.dumps(body, indent=2).encode("utf-8")

@@ -11,38 +11,55 @@ from pathlib import Path
 import uvicorn
 
 from warroom.application import continue_run
+from warroom.config import WarroomConfig
 from warroom.redact import redact
 from warroom.serve.api.deps import Service
 from warroom.serve.app import create_app
+from warroom.serve.cadence import CadenceKeeper
 from warroom.serve.committer import GroupCommitter
 from warroom.serve.config import ServeConfig
 from warroom.serve.intake import RunSettings
 from warroom.serve.metrics import ServiceMetrics
-from warroom.serve.routing import Router
+from warroom.serve.routing import LiveSettings, Router
 from warroom.store.repository import Store
 from warroom.workflow.executor import LocalExecutor
 
 log = logging.getLogger("warroom.serve")
 
 
+def _beside_store(store: Store, name: str) -> Path:
+    """A folder beside a SQLite store (else under the working directory, `warroom-<name>`)."""
+    if store.url.startswith("sqlite:///"):
+        return Path(store.url.removeprefix("sqlite:///")).expanduser().resolve().parent / name
+    return Path(f"warroom-{name}").resolve()
+
+
 def reports_dir(config: ServeConfig, store: Store) -> Path:
     if config.reports_dir:
         return Path(config.reports_dir).resolve()
-    if store.url.startswith("sqlite:///"):
-        return Path(store.url.removeprefix("sqlite:///")).expanduser().resolve().parent / "reports"
-    return Path("warroom-reports").resolve()
+    return _beside_store(store, "reports")
+
+
+def live_settings(config: WarroomConfig, store: Store) -> LiveSettings:
+    """What live routes read: the file's [sources]; snapshots in its `snapshots` folder, else beside the store."""
+    snapshots = Path(config.sources.snapshots) if config.sources.snapshots else _beside_store(store, "snapshots")
+    path = str(Path(config.path).resolve()) if config.path else None
+    return LiveSettings(config.sources, path, snapshots.resolve())
 
 
 @dataclass
 class Started:
     service: Service
     resumed: list[str]
+    cadence: CadenceKeeper
 
 
-def build_service(config: ServeConfig) -> Started:
-    """Open the store, load routes and bundles, start the warm pool, resubmit unfinished runs."""
+def build_service(config: ServeConfig, whole: WarroomConfig | None = None) -> Started:
+    """Open the store, load routes, bundles and live sources, start the warm pool, resubmit
+    unfinished runs. `whole` is the configuration file `config` came from (its [sources])."""
     store = Store(config.db)
-    router = Router(config)  # validates workflows and bundles: bad ones stop here with one line
+    live = live_settings(whole or WarroomConfig(), store)
+    router = Router(config, live)  # validates workflows, bundles, live sources: bad ones stop here with one line
     executor = LocalExecutor(store, partial(continue_run, store), workers=config.workers)
     for bundle in router.bundles()[:1]:  # one pool: warm it on the first bundle a route replays
         executor.warm(bundle)
@@ -50,12 +67,14 @@ def build_service(config: ServeConfig) -> Started:
     resumed = executor.recover()
     committer = GroupCommitter(store)
     metrics = ServiceMetrics(store, committer)
-    return Started(Service(store, config, router, executor, settings, committer, metrics), resumed)
+    cadence = CadenceKeeper(store, (whole or WarroomConfig()).comms, settings.reports_dir)
+    return Started(Service(store, config, router, executor, settings, committer, metrics), resumed, cadence)
 
 
-def serve(config: ServeConfig) -> None:
+def serve(config: ServeConfig, whole: WarroomConfig | None = None) -> None:
+    started = build_service(config, whole)  # before logging is set up: bad configuration is one line
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    started = build_service(config)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a live read's every query is not news
     svc = started.service
     if started.resumed:
         log.info("resumed %d unfinished run(s): %s", len(started.resumed), ", ".join(started.resumed))
@@ -64,9 +83,11 @@ def serve(config: ServeConfig) -> None:
     server = uvicorn.Server(
         uvicorn.Config(create_app(svc), host=config.host, port=config.port, log_level="warning", access_log=False)
     )
+    started.cadence.start()
     try:
         server.run()
     finally:
+        started.cadence.close()
         svc.committer.close()
         svc.executor.close()
         svc.store.close()

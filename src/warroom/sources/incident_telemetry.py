@@ -63,6 +63,12 @@ class IncidentTelemetry:
         """Action kinds with recorded post-action data (replay); None when any can be observed (live)."""
         return self.source.recorded_actions()
 
+    def forget_after(self, action_kind: str) -> None:
+        """Drop the held post-action read of `action_kind`: the next `after` asks the source again
+        (a live recovery check re-queries until the system recovers)."""
+        with self._lock:
+            self._after.pop(action_kind, None)
+
     def after(self, action_kind: str, since: datetime | None = None) -> Telemetry | None:
         """The telemetry after an action of `action_kind` took effect at `since` (default: the end
         of the incident window), read through the source once and then held."""

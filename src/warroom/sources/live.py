@@ -16,6 +16,7 @@ real re-query, and the same folder replays it.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 from collections.abc import Callable
@@ -36,7 +37,15 @@ from warroom.sources.manifest import Manifest
 from warroom.sources.otlp_spool import OtlpSpoolSource
 from warroom.sources.prometheus import PrometheusMetrics
 from warroom.sources.raw.defaults import LEAD_BEFORE_ALERT, read_alert_file
-from warroom.sources.snapshot import PeriodRead, SnapshotInfo, SnapshotSource, SourceRead, public_url, save_info
+from warroom.sources.snapshot import (
+    PeriodRead,
+    SnapshotInfo,
+    SnapshotSource,
+    SourceRead,
+    copy_rules,
+    public_url,
+    save_info,
+)
 
 ALERT_COPY = "alert.json"
 
@@ -251,6 +260,7 @@ def capture(
         incident=period,
         service_label=options.service_label,
         database_service=options.database_service,
+        mapping_rules=copy_rules(folder, options.mapping_rules),
     )
     save_info(folder, info)
     return info
@@ -315,19 +325,21 @@ class LiveSource:
         return {str(s) for s in metrics.get_column("service").cast(pl.String).unique() if s}
 
     def after(self, action_kind: str, since: datetime) -> TelemetryRead | None:
-        """Every source asked again for [since, now]; saved under after/<kind>/ and read back.
-        None when no source answered (the limitation says which did not)."""
+        """Every source asked again for [since, now], each time it is asked (a recovery check that
+        waits for the system re-queries until it recovers); the latest answers are saved under
+        after/<kind>/ and read back. None when no source answered (the limitation says which did not)."""
         with self._lock:
-            if action_kind not in self.snapshot.info.after:
-                end = max(_now(), since + timedelta(seconds=1))
-                try:
-                    files, period = self.reader.read(since, end, self._services())
-                except LiveError as exc:
-                    self.snapshot.info.incident.limitations.append(f"after {action_kind}: {exc.one_line()}")
-                    return None
-                _write(self.folder / "after" / action_kind, files)
-                self.snapshot.info.after[action_kind] = period
-                save_info(self.folder, self.snapshot.info)
+            end = max(_now(), since + timedelta(seconds=1))
+            try:
+                files, period = self.reader.read(since, end, self._services())
+            except LiveError as exc:
+                self.snapshot.info.incident.limitations.append(f"after {action_kind}: {exc.one_line()}")
+                return None
+            folder = self.folder / "after" / action_kind
+            shutil.rmtree(folder, ignore_errors=True)  # the previous re-query's answers: this one supersedes them
+            _write(folder, files)
+            self.snapshot.info.after[action_kind] = period
+            save_info(self.folder, self.snapshot.info)
             return self.snapshot.after(action_kind, since)
 
     def recorded_actions(self) -> list[str] | None:

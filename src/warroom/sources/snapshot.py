@@ -9,6 +9,7 @@
     git/<service>.changes.txt     git's output (merge commits, tags) under a small header
     changes/deploy-log.*          the deploy log as fetched
     repo.bundle                   the first configured repository (`git bundle create … --all`)
+    mapping-rules/NN-<name>       the user's own mapping rule files the live read used, copied
     after/<action-kind>/          the same, re-read after an action
 
 Every file but snapshot.json and incident.yaml is a raw shape a reader of `sources/raw/` knows, so
@@ -33,6 +34,7 @@ from warroom.sources.contract import SourceQuery, TelemetryRead
 from warroom.sources.raw.reader import ReadOptions
 
 SNAPSHOT_FILE = "snapshot.json"
+RULES_FOLDER = "mapping-rules"
 FORMAT = 1
 
 
@@ -76,9 +78,32 @@ class SnapshotInfo(BaseModel):
     # the read options the live read used, so the replay reads the files the same way
     service_label: str | None = None
     database_service: str | None = None
+    # the user's mapping rule files, copied into the snapshot (names relative to its folder): a
+    # replay elsewhere, and the live read's own read-back, derive the series with the same rules
+    mapping_rules: list[str] = Field(default_factory=list)
 
-    def read_options(self) -> ReadOptions:
-        return ReadOptions(service_label=self.service_label, database_service=self.database_service)
+    def read_options(self, folder: Path) -> ReadOptions:
+        return ReadOptions(
+            mapping_rules=tuple(folder / name for name in self.mapping_rules),
+            service_label=self.service_label,
+            database_service=self.database_service,
+        )
+
+
+def copy_rules(folder: Path, rules: tuple[Path, ...]) -> list[str]:
+    """The rule files copied under mapping-rules/ (numbered: their order is their precedence)."""
+    names = []
+    for index, rule_file in enumerate(rules):
+        name = f"{RULES_FOLDER}/{index:02d}-{rule_file.name}"
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.write_bytes(rule_file.read_bytes())
+        except OSError as exc:
+            problem = f"cannot copy the mapping rules into the snapshot ({exc.strerror})"
+            raise BundleError(problem, file=rule_file) from None
+        names.append(name)
+    return names
 
 
 def is_snapshot(folder: Path) -> bool:
@@ -115,7 +140,7 @@ class SnapshotSource(BundleSource):
 
     def __init__(self, path: str | Path, *, alert: str | Path | None = None) -> None:
         self.info = load_info(Path(path))
-        super().__init__(path, alert=alert, options=self.info.read_options())
+        super().__init__(path, alert=alert, options=self.info.read_options(Path(path)))
 
     def describe(self) -> str:
         return f"snapshot {self.root} (read {self.info.incident.read_at:%Y-%m-%d %H:%M:%S} UTC)"

@@ -50,7 +50,7 @@ async def alertmanager(
     body: AlertmanagerWebhook, request: Request, _: Responder, svc: Annotated[Service, Depends(service)]
 ) -> IntakeOut:
     """Alertmanager webhook receiver (payload version 4). Stored before the 202 is sent."""
-    return await take(request, svc, body.received())
+    return await take(request, svc, body.received(await request.body()))  # the body FastAPI read, cached
 
 
 @router.post("", status_code=202, response_model=IntakeOut)

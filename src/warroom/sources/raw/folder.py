@@ -33,6 +33,9 @@ NOT_TELEMETRY = {
     ".gitignore",
 }
 OTHER_PERIODS = {"baseline", "after", "repo", ".git"}
+# Top-level folders that are not this period's telemetry: other periods, and a snapshot's copy of
+# the mapping rules.
+SKIPPED_FOLDERS = OTHER_PERIODS | {"mapping-rules"}
 
 
 @dataclass
@@ -76,7 +79,7 @@ def _files(folder: Path, top: bool) -> list[Path]:
     found: list[Path] = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         path = Path(entry.path)
-        if entry.name.startswith(".") or entry.name in NOT_TELEMETRY or (top and entry.name in OTHER_PERIODS):
+        if entry.name.startswith(".") or entry.name in NOT_TELEMETRY or (top and entry.name in SKIPPED_FOLDERS):
             continue
         if path.is_dir() and present(path, "folder"):
             found.extend(_files(path, top=False))
