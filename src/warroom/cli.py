@@ -739,12 +739,17 @@ def serve(
 ) -> None:
     """Run the service: Alertmanager intake, background investigations, REST API, incident room."""
     from warroom.config import load_config
+    from warroom.serve.server import Stopped
     from warroom.serve.server import serve as run_server
 
     whole = load_config(config)
     overrides = {"host": host, "port": port, "db": db, "replay": str(replay.resolve()) if replay else None}
     settings = whole.serve.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    run_server(settings, whole)  # a store that cannot be opened is a StoreError: one line, exit 2
+    try:
+        run_server(settings, whole)  # a store that cannot be opened is a StoreError: one line, exit 2
+    except Stopped as stopped:  # a clean stop: one line, no traceback
+        err_console.print(stopped.one_line(), markup=False, highlight=False)
+        raise typer.Exit(Outcome.INTERRUPTED.exit_code) from None
 
 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens of the service (stored as digests).")

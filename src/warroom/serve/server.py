@@ -12,6 +12,7 @@ import uvicorn
 
 from warroom.application import continue_run
 from warroom.config import WarroomConfig
+from warroom.errors import Interrupted
 from warroom.redact import redact
 from warroom.serve.api.deps import Service
 from warroom.serve.app import create_app
@@ -22,7 +23,7 @@ from warroom.serve.intake import RunSettings
 from warroom.serve.metrics import ServiceMetrics
 from warroom.serve.routing import LiveSettings, Router
 from warroom.store.repository import Store
-from warroom.workflow.executor import LocalExecutor
+from warroom.workflow.executor import UNFINISHED, LocalExecutor
 
 log = logging.getLogger("warroom.serve")
 
@@ -45,6 +46,22 @@ def live_settings(config: WarroomConfig, store: Store) -> LiveSettings:
     snapshots = Path(config.sources.snapshots) if config.sources.snapshots else _beside_store(store, "snapshots")
     path = str(Path(config.path).resolve()) if config.path else None
     return LiveSettings(config.sources, path, snapshots.resolve())
+
+
+class Stopped(Interrupted):
+    """The service was stopped by a signal; `unfinished` runs were left to resume at the next start."""
+
+    def __init__(self, signal_name: str, unfinished: int) -> None:
+        super().__init__(signal_name)
+        self.unfinished = unfinished
+
+    def one_line(self) -> str:
+        if not self.unfinished:
+            return f"stopped ({self.signal_name}); no run was in progress"
+        return (
+            f"stopped ({self.signal_name}): {self.unfinished} run(s) interrupted; "
+            "they resume when the service starts again on this store"
+        )
 
 
 @dataclass
@@ -86,6 +103,9 @@ def serve(config: ServeConfig, whole: WarroomConfig | None = None) -> None:
     started.cadence.start()
     try:
         server.run()
+    except KeyboardInterrupt as exc:  # SIGTERM or SIGINT, re-raised by uvicorn once it has stopped
+        name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+        raise Stopped(name, len(svc.store.runs_with_status(UNFINISHED))) from None
     finally:
         started.cadence.close()
         svc.committer.close()
