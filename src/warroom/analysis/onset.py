@@ -8,6 +8,7 @@ read from, thinned for charts, so a report can draw what the onset was measured 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -132,13 +133,25 @@ def signal_onsets(telemetry: IncidentTelemetry, services: list[str], tol: Tolera
     spans = [s for s in (span_of(baseline), span_of(during)) if s is not None]
     bucket = bucket_size(*spans) if spans else timedelta(minutes=1)
     found: list[SignalOnset] = []
+    # Each service's metric rows split out once: every (signal, service) pair reads only its own
+    # rows instead of filtering the whole table again (same rows, same order).
+    before_by, during_by = _metrics_by_service(baseline.metrics), _metrics_by_service(during.metrics)
     for service in dict.fromkeys([*services, *_reporting_database(during.metrics)]):
+        service_baseline = replace(baseline, metrics=before_by.get(service))
+        service_during = replace(during, metrics=during_by.get(service))
         for signal in ONSET_SIGNALS:
-            before, now = _pair(baseline, during, signal, service, bucket)
+            before, now = _pair(service_baseline, service_during, signal, service, bucket)
             onset = _onset(before, now, tol)
             if onset is not None:
                 found.append(onset)
     return sorted(found, key=lambda o: o.at)
+
+
+def _metrics_by_service(metrics: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
+    """A metrics table's rows per service (a service with none is absent, as a period without metrics)."""
+    if metrics is None:
+        return {}
+    return {str(key[0]): rows for key, rows in metrics.partition_by("service", as_dict=True).items()}
 
 
 def _pair(
