@@ -120,7 +120,7 @@ def _shape(path: Path, head: bytes) -> str | None:
     text = decoded_head(head)
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=yaml.CSafeLoader)
         except yaml.YAMLError:
             return None
         if isinstance(data, dict):
