@@ -630,7 +630,8 @@ def scenario_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     """The scenarios the generator knows."""
     from dataclasses import asdict
 
-    
+    from warroom.scenarios import list_scenarios
+
     found = list_scenarios()
     if as_json:
         sys.stdout.write(json.dumps([asdict(info) for info in found], indent=2) + "\n")

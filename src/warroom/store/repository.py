@@ -184,8 +184,7 @@ def _redact_before_flush(session: Session, _context: Any, _instances: Any) -> No
 def _has_event(session: Session, incident_id: str, key: str) -> bool:
     """An event with this dedupe key is recorded, or added earlier in this transaction."""
     if any(
-        isinstance(row, TimelineRow) and row.incident_id == incident_id and row.dedupe_key == key
-        for row in session.new
+        isinstance(row, TimelineRow) and row.incident_id == incident_id and row.dedupe_key == key for row in session.new
     ):
         return True
     with session.no_autoflush:  # the pending rows were just checked: do not write them for this query
