@@ -23,11 +23,9 @@ from warroom import application
 from warroom.agents.registry import is_known as is_known_agent
 from warroom.agents.registry import specs as agent_specs
 from warroom.application import Outcome, Response
-from warroom.bench.scenarios import parse_seeds, run_scenario_bench
 from warroom.errors import InputError, Interrupted
 from warroom.progress import ConsoleProgress
 from warroom.redact import redact, redact_obj
-from warroom.scenarios import list_scenarios
 from warroom.sources.bundle import validate_bundle
 from warroom.sources.contract import BundleSpec, SourceSpec
 from warroom.store.repository import ENV_VAR, Store, default_url
@@ -535,6 +533,9 @@ def bench_scenarios(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Generate every scenario per seed, respond to it, and score against its ground truth."""
+    from warroom.bench.scenarios import parse_seeds, run_scenario_bench
+    from warroom.scenarios import list_scenarios
+
     try:
         seed_list = parse_seeds(seeds)
     except ValueError:

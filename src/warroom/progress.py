@@ -29,6 +29,9 @@ class ConsoleProgress:
             TextColumn("{task.description}"),
             TimeElapsedColumn(),
             console=self.console,
+            # Spinners redrawn only where someone sees them: into a pipe or a file the redraw thread
+            # was a tenth of a run's CPU, and only the final lines are written there anyway.
+            auto_refresh=self.console.is_terminal,
         )
         self._tasks = {key: (self._bars.add_task(escape(agent), total=1), agent) for key, agent in agents}
         self._bars.start()

@@ -41,7 +41,7 @@ DATABASE_METRICS = (cv.DB_CPU_UTILIZATION, cv.DB_LONG_RUNNING_QUERIES, cv.DB_LOC
 def playbook_data() -> dict[str, Any]:
     """The playbooks and action templates shipped in `data/resolution.yaml`."""
     text = resources.files("warroom.agents").joinpath("data/resolution.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=yaml.CSafeLoader)
     if not isinstance(data, dict) or "playbooks" not in data or "actions" not in data:
         raise ValueError("warroom/agents/data/resolution.yaml: expected 'playbooks' and 'actions'")
     return data

@@ -175,7 +175,7 @@ def registry() -> Registry:
     """The shipped registry (loaded and validated once per process)."""
     text = resources.files("warroom.analysis").joinpath(DATA_FILE).read_text(encoding="utf-8")
     try:
-        return Registry.model_validate(yaml.safe_load(text))
+        return Registry.model_validate(yaml.load(text, Loader=yaml.CSafeLoader))
     except ValidationError as exc:  # a broken data file is a programming error of this package
         raise RuntimeError(f"warroom/analysis/{DATA_FILE}: {exc}") from None
 

@@ -8,6 +8,9 @@ read from, thinned for charts, so a report can draw what the onset was measured 
 
 from __future__ import annotations
 
+import threading
+import weakref
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -126,19 +129,83 @@ def _reporting_database(metrics: pl.DataFrame | None) -> list[str]:
 def signal_onsets(telemetry: IncidentTelemetry, services: list[str], tol: Tolerance = Tolerance()) -> list[SignalOnset]:
     """Onsets per signal and service inside the incident window, oldest first. The services that
     report database metrics are followed too, even when no one named them."""
-    window = telemetry.manifest.effective_window()
-    baseline = baseline_of(telemetry)
-    during = slice_telemetry(telemetry.current, window.start, window.end)
-    spans = [s for s in (span_of(baseline), span_of(during)) if s is not None]
-    bucket = bucket_size(*spans) if spans else timedelta(minutes=1)
+    periods = _periods(telemetry)
     found: list[SignalOnset] = []
-    for service in dict.fromkeys([*services, *_reporting_database(during.metrics)]):
+    for service in dict.fromkeys([*services, *periods.reporting_database]):
+        found.extend(periods.onsets(service, tol))
+    return sorted(found, key=lambda o: o.at)
+
+
+class _Periods:
+    """The baseline and the window of one read of an incident's telemetry, each service's metric
+    rows split out once, and the onsets of each service as first measured: the agents that follow
+    the same services (monitoring, documentation, impact) each ask, and a service's onsets depend
+    on nothing but the telemetry and the tolerance."""
+
+    def __init__(self, telemetry: IncidentTelemetry) -> None:
+        self._read = (telemetry.manifest, telemetry.current, telemetry.baseline)
+        window = telemetry.manifest.effective_window()
+        self.baseline = baseline_of(telemetry)
+        self.during = slice_telemetry(telemetry.current, window.start, window.end)
+        spans = [s for s in (span_of(self.baseline), span_of(self.during)) if s is not None]
+        self.bucket = bucket_size(*spans) if spans else timedelta(minutes=1)
+        self.reporting_database = _reporting_database(self.during.metrics)
+        # every (signal, service) pair reads only its service's rows instead of filtering the
+        # whole table again (same rows, same order)
+        self._before_by = _metrics_by_service(self.baseline.metrics)
+        self._during_by = _metrics_by_service(self.during.metrics)
+        self._onsets: dict[tuple[str, Tolerance], list[SignalOnset]] = {}
+        self._lock = threading.Lock()
+
+    def reads(self, telemetry: IncidentTelemetry) -> bool:
+        """Still the telemetry these periods were cut from (the same manifest and tables)."""
+        manifest, current, baseline = self._read
+        return telemetry.manifest is manifest and telemetry.current is current and telemetry.baseline is baseline
+
+    def onsets(self, service: str, tol: Tolerance) -> list[SignalOnset]:
+        with self._lock:
+            known = self._onsets.get((service, tol))
+        if known is not None:
+            return known
+        baseline = replace(self.baseline, metrics=self._before_by.get(service))
+        during = replace(self.during, metrics=self._during_by.get(service))
+        found = []
         for signal in ONSET_SIGNALS:
-            before, now = _pair(baseline, during, signal, service, bucket)
+            before, now = _pair(baseline, during, signal, service, self.bucket)
             onset = _onset(before, now, tol)
             if onset is not None:
                 found.append(onset)
-    return sorted(found, key=lambda o: o.at)
+        with self._lock:
+            self._onsets[(service, tol)] = found
+        return found
+
+
+# The latest read's periods (held while that telemetry lives; a new read replaces them).
+_LATEST: list[tuple[weakref.ref[IncidentTelemetry], _Periods]] = []
+_LATEST_LOCK = threading.RLock()  # re-entrant: a freed telemetry's callback may run inside it
+
+
+def _periods(telemetry: IncidentTelemetry) -> _Periods:
+    with _LATEST_LOCK:
+        if _LATEST and _LATEST[0][0]() is telemetry and _LATEST[0][1].reads(telemetry):
+            return _LATEST[0][1]
+        periods = _Periods(telemetry)
+        _LATEST[:] = [(weakref.ref(telemetry, _forget), periods)]
+        return periods
+
+
+def _forget(gone: weakref.ref[IncidentTelemetry]) -> None:
+    # the telemetry was freed: do not keep its tables alive through its periods
+    with _LATEST_LOCK:
+        if _LATEST and _LATEST[0][0] is gone:
+            _LATEST.clear()
+
+
+def _metrics_by_service(metrics: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
+    """A metrics table's rows per service (a service with none is absent, as a period without metrics)."""
+    if metrics is None:
+        return {}
+    return {str(key[0]): rows for key, rows in metrics.partition_by("service", as_dict=True).items()}
 
 
 def _pair(

@@ -181,6 +181,21 @@ def _redact_before_flush(session: Session, _context: Any, _instances: Any) -> No
                 setattr(obj, name, clean[name])
 
 
+def _has_event(session: Session, incident_id: str, key: str) -> bool:
+    """An event with this dedupe key is recorded, or added earlier in this transaction."""
+    if any(
+        isinstance(row, TimelineRow) and row.incident_id == incident_id and row.dedupe_key == key for row in session.new
+    ):
+        return True
+    with session.no_autoflush:  # the pending rows were just checked: do not write them for this query
+        return (
+            session.scalar(
+                select(TimelineRow.seq).where(TimelineRow.incident_id == incident_id, TimelineRow.dedupe_key == key)
+            )
+            is not None
+        )
+
+
 def _recorded_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
@@ -329,12 +344,12 @@ class Store:
 
     def add_event(self, session: Session, incident_id: str, item: TimelineEvent, dedupe_key: str | None = None) -> bool:
         """Append an event unless one with the same dedupe key exists; True when appended."""
-        key = dedupe_key or f"uuid:{uuid.uuid4()}"
-        exists = session.scalar(
-            select(TimelineRow.seq).where(TimelineRow.incident_id == incident_id, TimelineRow.dedupe_key == key)
-        )
-        if exists is not None:
+        if dedupe_key is not None and _has_event(session, incident_id, dedupe_key):
             return False
+        key = dedupe_key or f"uuid:{uuid.uuid4()}"
+        # Not flushed one by one: the rows of a transaction go to the database together when it
+        # commits (or when a query needs them), in the order they were added, so their sequence
+        # numbers keep that order; redaction runs then, once per row as before.
         session.add(
             TimelineRow(
                 incident_id=incident_id,
@@ -346,7 +361,6 @@ class Store:
                 data=item.data,
             )
         )
-        session.flush()
         return True
 
     def timeline(self, incident_id: str) -> list[TimelineEvent]:

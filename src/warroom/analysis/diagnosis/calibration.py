@@ -69,7 +69,7 @@ def shipped() -> CalibrationMap:
     path = resources.files("warroom.analysis").joinpath(DATA_FILE)
     if not path.is_file():
         return CalibrationMap()
-    return CalibrationMap.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return CalibrationMap.model_validate(yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader))
 
 
 def fit(raw: Sequence[float], correct: Sequence[bool]) -> tuple[float, float]:

@@ -92,8 +92,8 @@ def deploy_change(entry: Mapping[str, Any], line: int) -> Change:
 
 def _yaml_entries(text: str, path: Path) -> list[tuple[dict[str, Any], int]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.CSafeLoader)
+        data = yaml.load(text, Loader=yaml.CSafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise BundleError("invalid YAML", file=path, line=mark.line + 1 if mark else None) from None
@@ -120,7 +120,7 @@ def _shape(path: Path, head: bytes) -> str | None:
     text = decoded_head(head)
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=yaml.CSafeLoader)
         except yaml.YAMLError:
             return None
         if isinstance(data, dict):

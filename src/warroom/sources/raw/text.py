@@ -13,6 +13,7 @@ import codecs
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ def encoding_of(head: bytes) -> str:
     return next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
 
 
+# Every reader sniffing a file decodes the same head: decoded once per file (a bytes object keeps
+# its hash, so the lookup does not rescan the 64 KiB).
+@lru_cache(maxsize=4)
 def decoded_head(head: bytes) -> str:
     """The first bytes as text for sniffing: decoded leniently (a multi-byte character may be cut)."""
     return head.decode(encoding_of(head), errors="ignore").lstrip("\ufeff")
