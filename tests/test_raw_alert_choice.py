@@ -48,3 +48,20 @@ def test_a_short_capture_keeps_a_reference_period_before_the_window() -> None:
     )
     start = window_start(Alert(name="HighErrors", fired_at=fired, service="checkout"), Telemetry(metrics=metrics))
     assert start == fired - timedelta(minutes=6)
+
+
+def test_an_onset_soon_after_the_data_begins_still_leaves_a_reference() -> None:
+    """A live read of a system with little history: the data begins 90 s before the alert and the
+    errors rise 40 s after it begins. The usual margin before the onset would open the window before
+    the first point (nothing left to compare with): it opens halfway from the first point to the onset."""
+    fired = datetime(2024, 5, 12, 18, 49, 30, tzinfo=UTC)
+    first = fired - timedelta(seconds=90)
+    onset = first + timedelta(seconds=40)
+    times = [first + timedelta(seconds=i) for i in range(90)]
+    values = [0.4 if t >= onset else 0.0 for t in times]
+    metrics = pl.DataFrame(
+        {"timestamp": times, "service": ["checkout"] * 90, "metric": ["error_rate"] * 90, "value": values}
+    )
+    start = window_start(Alert(name="HighErrors", fired_at=fired, service="checkout"), Telemetry(metrics=metrics))
+    assert first < start < onset
+    assert sum(t < start for t in times) >= 15  # a reference of its own, before the window

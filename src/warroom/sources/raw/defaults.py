@@ -50,17 +50,19 @@ def _data_span(telemetry: Telemetry) -> tuple[datetime, datetime] | None:
 def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
     """Where the incident window opens: a margin before the detected onset of the golden signals,
     else LEAD_BEFORE_ALERT before the alert — or, when the data begins later than that (a short
-    capture, a live read with little history), halfway from its first point to the alert, so that
-    what precedes the window is still a reference to compare with."""
+    capture, a live read of a system with little history), halfway from its first point to the
+    onset (or the alert), so that what precedes the window is still a reference to compare with."""
     onset = detect_onset(telemetry.metrics, alert.fired_at) if telemetry.metrics is not None else None
     if onset is None:
-        start = alert.fired_at - LEAD_BEFORE_ALERT
-        span = _data_span(telemetry)
-        if span is not None and start <= span[0] < alert.fired_at:
-            start = span[0] + (alert.fired_at - span[0]) / 2
-        return start
-    margin = max(MIN_MARGIN, ONSET_MARGIN * max(alert.fired_at - onset.at, timedelta(0)))
-    return min(onset.at, alert.fired_at) - margin
+        opening = alert.fired_at
+        start = opening - LEAD_BEFORE_ALERT
+    else:
+        opening = min(onset.at, alert.fired_at)
+        start = opening - max(MIN_MARGIN, ONSET_MARGIN * max(alert.fired_at - onset.at, timedelta(0)))
+    span = _data_span(telemetry)
+    if span is not None and start <= span[0] < opening:
+        start = span[0] + (opening - span[0]) / 2
+    return start
 
 
 def opening_alert(alerts: list[Alert], root: Path) -> Alert:
