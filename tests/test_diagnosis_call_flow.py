@@ -18,7 +18,7 @@ KNOWN = {"trace_flow.change", "trace_flow.callers"}
 
 def _spans(start: datetime, traces_n: int, calls: list[list[str]]) -> pl.DataFrame:
     """`traces_n` requests gateway → seat; seat's handler then calls calls[i % len(calls)] in order."""
-    rows = []
+    rows: list[tuple[str, str, str | None, str, str, datetime, datetime]] = []
     for i in range(traces_n):
         t = start + timedelta(seconds=2 * i)
         trace = f"{start:%H%M}-{i}"
