@@ -122,6 +122,32 @@ def test_uninstrumented_http_callee_is_attributed_and_instrumented_one_is_not(tm
     assert spans["charge"]["service"] == "payment"
 
 
+def test_a_call_an_instrumented_callee_left_unanswered_is_the_callee_s(tmp_path: Path) -> None:
+    # payment answers the first call with a server span of its own, then is down: the second call's
+    # client span has no child, and it is all there is of payment's failure
+    def body(tracers: dict[str, Tracer]) -> None:
+        checkout, payment = tracers["checkout"], tracers["payment"]
+        client = {"peer.service": "payment", "http.request.method": "POST"}
+        with (
+            checkout.start_as_current_span("answered", kind=SpanKind.SERVER),
+            checkout.start_as_current_span("POST answered", kind=SpanKind.CLIENT, attributes=client),
+            payment.start_as_current_span("charge", kind=SpanKind.SERVER),
+        ):
+            pass
+        with (
+            checkout.start_as_current_span("unanswered", kind=SpanKind.SERVER),
+            checkout.start_as_current_span("POST unanswered", kind=SpanKind.CLIENT, attributes=client) as call,
+        ):
+            call.set_status(Status(StatusCode.ERROR))
+
+    path = write_lines(tmp_path / "t.jsonl", [otlp_trace_request(record_spans(["checkout", "payment"], body))])
+    spans = _by_operation(_read(path))
+    assert spans["POST answered"]["service"] == "checkout"
+    assert spans["POST unanswered"]["service"] == "payment"
+    assert spans["POST unanswered"]["attrs"]["warroom.caller"] == "checkout"
+    assert spans["charge"]["service"] == "payment"
+
+
 def test_other_span_line_shapes(tmp_path: Path) -> None:
     lines = [
         {  # snake case with unix nanos and OTLP-style attribute list

@@ -17,6 +17,7 @@ SUCCESS_RATE = "success_rate"  # fraction 0..1 (where a system reports success i
 # Saturation of the service's own resources.
 CPU_UTILIZATION = "cpu_utilization"  # fraction of the limit, 0..1
 MEMORY_UTILIZATION = "memory_utilization"  # fraction of the limit, 0..1
+MEMORY_USAGE_MIB = "memory_usage_mib"  # working set in MiB (a container without a limit has only this)
 RESTARTS = "restarts"  # container restarts in the interval (OOM kills show here)
 
 # Database (reported by the service that owns the pool, or by service "database").

@@ -94,6 +94,7 @@ class Claim:
     above_noise: bool
     base: float  # the hypothesis' prior and change evidence: its responsibility starts there
     specific: bool  # says what failed (not only where it showed, not a mere symptom)
+    symptom: bool = False  # a symptom signal (latency, errors): says something is wrong here or below
 
     @property
     def hypothesis(self) -> tuple[str, str]:
@@ -110,8 +111,10 @@ def assign(claims: Iterable[Claim]) -> list[Claim]:
     posterior weight of each one's best hypothesis counting the observation its own way (its prior
     and change evidence, its other specific evidence, and what this observation is worth to it)
     against the others'. A service explains another's symptom only when it keeps an
-    above-noise observation of its own (a change below the noise explains nothing). Responsibilities
-    settle over a few rounds."""
+    above-noise observation of its own that is more than a symptom — one that says what failed or
+    where a failure starts (a change below the noise explains nothing, and neither does its own
+    latency: a slower service may be one more victim of the fault its callers show).
+    Responsibilities settle over a few rounds."""
     by_observation: dict[str, list[Claim]] = {}
     for claim in claims:
         by_observation.setdefault(claim.observation, []).append(claim)
@@ -125,7 +128,7 @@ def assign(claims: Iterable[Claim]) -> list[Claim]:
             if claim.specific:
                 strength[claim.hypothesis] = strength.get(claim.hypothesis, 0.0) + max(claim.value, 0.0)
                 share[(claim.observation, claim.hypothesis)] = max(claim.value, 0.0)
-            if claim.above_noise:
+            if claim.above_noise and (claim.specific or not claim.symptom):
                 eligible.add(claim.hypothesis)
         new = [c for group in by_observation.values() for c in _shared(group, strength, share, eligible)]
         if _same(new, owned):

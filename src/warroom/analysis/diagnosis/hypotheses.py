@@ -156,7 +156,18 @@ def claims(
                     specific = not generic or signal in fault.own_symptoms or signal in fault.signature
                     start = base[(where, fault.name)]
                     out.append(
-                        Claim(observation.id, where, fault.name, signal, "local", weight * own, noisy, start, specific)
+                        Claim(
+                            observation.id,
+                            where,
+                            fault.name,
+                            signal,
+                            "local",
+                            weight * own,
+                            noisy,
+                            start,
+                            specific,
+                            registry.signals[signal].symptom,
+                        )
                     )
             for cause, faults in by_service.items():
                 relation = graph.relation(where, cause) if cause != where else None

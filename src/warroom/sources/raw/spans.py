@@ -21,12 +21,13 @@ them here. What is the same whatever the shape is decided once:
     - a database client span (`db.system` set) always: databases do not emit spans; the callee is
       `peer.service` when set, else the `db.system` value (`postgresql`, `mysql`, `redis`);
     - another client span naming its peer (`peer.service`, else `server.address` /
-      `net.peer.name`) when the callee has no spans of its own in the same read and the span has
-      no child in it (an instrumented callee's server span is the child, and names it already).
+      `net.peer.name`) when the span has no child in the same read (an instrumented callee's
+      server span is the child, and names it already): a call into a callee that is down, or was
+      never instrumented, is all there is of it.
   `ReadOptions.database_service`, when set, names every database callee instead of `db.system`.
   The caller stays in the attributes as `warroom.caller`. A callee whose own spans are exported to
-  another file than its callers' is not visible to this rule: give its spans in the same file, or
-  set `peer.service` only for uninstrumented callees.
+  another file than its callers' gets its callers' client spans as well: give its spans in the same
+  file.
 """
 
 from __future__ import annotations
@@ -196,7 +197,6 @@ def _attribute_callees(
     frame: pl.DataFrame, attributes: list[dict[str, Any]], database: str | None
 ) -> tuple[pl.DataFrame, int]:
     """Re-attribute client spans to the callee they name (module docstring); how many."""
-    own_services = set(frame.get_column("service").unique().to_list())
     parents = set(frame.get_column("parent_span_id").drop_nulls().unique().to_list())
     services = frame.get_column("service").to_list()
     instances = frame.get_column("instance").to_list()
@@ -214,7 +214,9 @@ def _attribute_callees(
         service = services[index]
         if not callee or callee == service:
             continue
-        if not system and (callee in own_services or span_id in parents):
+        # An instrumented callee's server span is the call's child and names it already; a call with
+        # no child went unanswered (the callee is down, or never instrumented): it stands for the callee.
+        if not system and span_id in parents:
             continue
         attrs.setdefault("peer.service", callee)
         attrs["warroom.caller"] = service

@@ -11,7 +11,8 @@ the reference level (a doubling counts fully).
 Memory: a leak keeps growing after its onset, a higher working set steps up and stays there. The
 trend is the Mann-Kendall statistic of the series from its onset to the window's end (standard
 normal when there is no trend), a test of its own family. No absolute level (such as "90 % of the
-limit") is used anywhere.
+limit") is used anywhere. A service's memory is its share of the limit where one is known, else its
+working set (`memory_usage_mib`) against its own reference: a container without a limit leaks too.
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ RESET_SHARE = 0.05
 # percentiles of a service, and its error rate with its success rate.
 FAMILIES = {
     f"{metric}.up": "latency.up" for metric in ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms")
-} | {f"{cv.ERROR_RATE}.up": "errors.up", f"{cv.SUCCESS_RATE}.down": "errors.up"}
+} | {
+    f"{cv.ERROR_RATE}.up": "errors.up",
+    f"{cv.SUCCESS_RATE}.down": "errors.up",
+    f"{cv.MEMORY_USAGE_MIB}.up": f"{cv.MEMORY_UTILIZATION}.up",
+}
+MEMORY_SERIES = (cv.MEMORY_UTILIZATION, cv.MEMORY_USAGE_MIB)  # a service's memory: the first it reports
 
 
 def _unit(metric: str) -> str | None:
@@ -91,6 +97,7 @@ def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
     }
     result.tests = scored.height
     _counters(periods, result)
+    scored = _memory_measure(scored)
     for row in scored.filter(~pl.col("metric").is_in(COUNTERS)).iter_rows(named=True):
         value = _f(row["z"])
         if abs(value) < EMIT_Z:
@@ -134,6 +141,13 @@ def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
     if "memory_utilization.trend" in known:
         _memory_trend(periods, scored, result)
     return result
+
+
+def _memory_measure(scored: pl.DataFrame) -> pl.DataFrame:
+    """One memory series per service: its share of the limit where it reports one (how close it runs
+    to being killed), else its working set."""
+    limited = scored.filter(pl.col("metric") == cv.MEMORY_UTILIZATION).get_column("service").unique()
+    return scored.filter(~((pl.col("metric") == cv.MEMORY_USAGE_MIB) & pl.col("service").is_in(limited.implode())))
 
 
 def _counters(periods: Periods, result: DetectorResult) -> None:
@@ -270,30 +284,35 @@ def _memory_trend(periods: Periods, scored: pl.DataFrame, result: DetectorResult
     sawtooth where each replica shows a climb. The stretches' statistics add up (a stratified test)."""
     metrics = periods.current.metrics
     assert metrics is not None
-    onsets = {
-        str(r["service"]): r["onset"]
-        for r in scored.filter(pl.col("metric") == cv.MEMORY_UTILIZATION).iter_rows(named=True)
-    }
-    if not onsets:
+    # `scored` holds one memory series per service (_memory_measure): the one its trend is read on
+    rows = {str(r["service"]): r for r in scored.filter(pl.col("metric").is_in(MEMORY_SERIES)).iter_rows(named=True)}
+    if not rows:
         return
+    measure = {name: (str(r["metric"]), r["onset"]) for name, r in rows.items()}
+    onsets = {name: onset for name, (_, onset) in measure.items()}
     keys = ["service", "instance"] if "instance" in metrics.columns else ["service"]
     series = (
         metrics.lazy()
-        .filter(
-            (pl.col("metric") == cv.MEMORY_UTILIZATION) & pl.col("timestamp").is_between(periods.start, periods.end)
-        )
+        .filter(pl.col("metric").is_in(MEMORY_SERIES) & pl.col("timestamp").is_between(periods.start, periods.end))
         .with_columns(pl.col(keys).cast(pl.String))
-        .group_by(*keys, "timestamp")
+        .group_by(*keys, "metric", "timestamp")
         .agg(pl.col("value").mean())
         .sort("timestamp")
         .collect()
     )
     per_service: dict[str, list[tuple[float, float, float]]] = {}
-    for key, frame in series.group_by(keys):
-        name = str(key[0])
+    for key, frame in series.group_by([*keys, "metric"]):
+        name, metric = str(key[0]), str(key[-1])
+        if name not in measure or measure[name][0] != metric:
+            continue
         onset = onsets.get(name) or periods.start
-        values = frame.filter(pl.col("timestamp") >= onset).get_column("value").to_numpy()
-        per_service.setdefault(name, []).extend(_stretch_trends(values))
+        # From where the series left its reference (the onset is where it reached half its peak: a
+        # leak climbing since is half over by then); a step leaves it at once and stays flat after.
+        base, scale = _f(rows[name]["base_median"]), max(_f(rows[name]["base_scale"]), 1e-12)
+        departed = frame.filter(((pl.col("value") - base) / scale) >= EMIT_Z).get_column("timestamp")
+        start = min(onset, departed[0]) if departed.len() else onset
+        values = frame.filter(pl.col("timestamp") >= start).get_column("value").to_numpy()
+        per_service.setdefault(name, []).extend(_stretch_trends(values, fraction=metric == cv.MEMORY_UTILIZATION))
     trends: list[tuple[str, float, float, int]] = []
     for name, parts in per_service.items():
         s_total, var_total = sum(p[0] for p in parts), sum(p[1] for p in parts)
@@ -317,7 +336,7 @@ def _memory_trend(periods: Periods, scored: pl.DataFrame, result: DetectorResult
                 effect=effect,
                 onset=onsets.get(name),
                 unit="fraction",
-                query=f'{cv.MEMORY_UTILIZATION}{{service="{name}"}} per instance from its onset',
+                query=f'{measure[name][0]}{{service="{name}"}} per instance from its onset',
                 start=onsets.get(name) or periods.start,
                 end=periods.end,
                 data={"stretches": stretches},
@@ -325,9 +344,11 @@ def _memory_trend(periods: Periods, scored: pl.DataFrame, result: DetectorResult
         )
 
 
-def _stretch_trends(values: np.ndarray) -> list[tuple[float, float, float]]:
+def _stretch_trends(values: np.ndarray, *, fraction: bool = True) -> list[tuple[float, float, float]]:
     """Per stretch between resets (a drop far larger than the series' usual step): the Mann-Kendall S,
-    its variance, and the share of the headroom the stretch climbed along its Theil-Sen slope."""
+    its variance, and how far the stretch climbed along its Theil-Sen slope: for a share of the limit
+    (`fraction`) the share of the headroom, for a working set its growth over its starting level (a
+    doubling counts fully)."""
     if values.size < MIN_TREND_POINTS:
         return []
     steps = np.diff(values)
@@ -344,6 +365,7 @@ def _stretch_trends(values: np.ndarray) -> list[tuple[float, float, float]]:
         s = float(np.sign(pairwise[upper]).sum())
         var = n * (n - 1) * (2 * n + 5) / 18.0
         slope = float(np.median(pairwise[upper] / (upper[1] - upper[0])))
-        rise = max(slope * (n - 1), 0.0) / max(1.0 - float(part[0]), 0.05)
+        room = 1.0 - float(part[0]) if fraction else abs(float(part[0]))
+        rise = max(slope * (n - 1), 0.0) / max(room, 0.05 if fraction else 1e-9)
         out.append((s, var, min(rise, 1.0)))
     return out

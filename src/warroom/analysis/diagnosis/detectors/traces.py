@@ -319,16 +319,23 @@ def _flow(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: Detector
     if shift.height == 0:
         return
     noise = critical_z(shift.height)
-    stops = pl.when(pl.col("dst") == logs_mod.END).then(pl.col("z")).otherwise(-pl.col("z")).fill_nan(0.0)
+    ends = pl.col("dst") == logs_mod.END
+    stops = pl.when(ends).then(pl.col("z")).otherwise(-pl.col("z")).fill_nan(0.0)
+    # A handler that now ends after a call (or at its start) more often stopped: its own fault, or
+    # the answer of the callee it stopped after. One that only calls another service instead of the
+    # usual one chose another branch: after a call, on that callee's answer (evidence about the
+    # callee only); at its start, on its own input (another request mix, no evidence of a fault).
     top = (
-        shift.with_columns(stops.alias("_stop"))
-        .sort(["_stop", "service", "src", "dst"], descending=[True, False, False, False])
+        shift.with_columns(stops.alias("_stop"), ends.alias("_ends"))
+        .filter(pl.col("_ends") | (pl.col("src") != traces_mod.START))
+        .sort(["_ends", "_stop", "service", "src", "dst"], descending=[True, True, False, False, False])
+        .filter(pl.col("_stop") >= EMIT_Z)
         .group_by("service", "src", maintain_order=True)
         .head(1)
     )
-    for row in top.filter(pl.col("_stop") >= EMIT_Z).iter_rows(named=True):
+    for row in top.iter_rows(named=True):
         service, after = str(row["service"]), str(row["src"])
-        roles = {"trace_flow.change": service}
+        roles = {"trace_flow.change": service} if row["_ends"] else {}
         if after != traces_mod.START:
             roles["trace_flow.callers"] = after
         result.add(
