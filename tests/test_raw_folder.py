@@ -11,9 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from support_bundle import FIRED, write_bundle
+from support_events import otlp_logs_request, record_logs, write_lines
 from warroom.cli import app
 from warroom.errors import BundleError
-from warroom.sources.bundle import load_bundle, validate_bundle
+from warroom.sources.bundle import BundleSource, load_bundle, validate_bundle
 
 
 def alert_payload(service: str = "checkout", fired: datetime = FIRED) -> dict[str, object]:
@@ -111,3 +112,19 @@ def test_validate_prints_each_file_and_a_broken_alert_is_one_line(tmp_path: Path
     assert result.output.strip().splitlines() == [
         f"error: {alert}: field 'alerts.0.startsAt': not an Alertmanager webhook payload: Field required"
     ]
+
+
+def test_a_post_action_folder_with_otlp_logs_named_logs_jsonl_opens(tmp_path: Path) -> None:
+    """A live snapshot's after/<kind>/otlp/logs.jsonl is an OTLP export, not the v1 logs table:
+    opening the bundle probes it with the reader that recognises it (it made the snapshot unreadable
+    once a second action had been re-queried)."""
+    bundle = write_bundle(tmp_path / "b", "jsonl")
+    records = record_logs("checkout", lambda log: log.error("pool exhausted"))
+    write_lines(_mkdir(bundle / "after" / "restart" / "otlp") / "logs.jsonl", [otlp_logs_request(records)])
+    source = BundleSource(bundle)
+    assert source.recorded_actions() == ["restart"]
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path

@@ -19,6 +19,7 @@ from warroom.sources.paths import present
 from warroom.sources.raw.compressed import inflated, is_gzip
 from warroom.sources.raw.formats import recognise
 from warroom.sources.raw.reader import RawRead, RawTable, ReadOptions
+from warroom.sources.raw.v1 import CanonicalTable
 from warroom.sources.tables import FORMATS, read_table
 from warroom.sources.validate import Limits, Origin, validate_frame
 
@@ -188,11 +189,12 @@ def probe_period(folder: Path) -> None:
     """Check, without reading it all, that a folder holds telemetry: every path readable, at least
     one file a reader recognises, the first rows of canonical tables converting (errors only)."""
     files = _files(folder, top=False)
+    readers = {path: recognise(path) for path in files}
     # a compressed file counts here; whether a reader takes its content is said when it is read
-    readable = [path for path in files if recognise(path) is not None or is_gzip(path)]
-    if not readable:
+    if not any(reader is not None or is_gzip(path) for path, reader in readers.items()):
         raise BundleError("no telemetry: no file here is a table or an export a reader recognises", file=folder)
     _one_canonical_file_per_table(files)
-    for path in readable:
-        if path.stem in TABLES and path.suffix in FORMATS:
+    for path, reader in readers.items():
+        # only what the v1 reader takes is a canonical table: a snapshot's otlp/logs.jsonl is OTLP
+        if isinstance(reader, CanonicalTable):
             read_table(path, path.stem, rows=PROBE_ROWS)
