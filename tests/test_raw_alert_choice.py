@@ -62,6 +62,12 @@ def test_an_onset_soon_after_the_data_begins_still_leaves_a_reference() -> None:
     metrics = pl.DataFrame(
         {"timestamp": times, "service": ["checkout"] * 90, "metric": ["error_rate"] * 90, "value": values}
     )
-    start = window_start(Alert(name="HighErrors", fired_at=fired, service="checkout"), Telemetry(metrics=metrics))
+    alert = Alert(name="HighErrors", fired_at=fired, service="checkout")
+    start = window_start(alert, Telemetry(metrics=metrics))
     assert first < start < onset
     assert sum(t < start for t in times) >= 15  # a reference of its own, before the window
+    # Logs that begin before the first scrape do not take the metrics' reference away.
+    logs = pl.DataFrame(
+        {"timestamp": [first - timedelta(seconds=30)], "service": ["checkout"], "level": ["INFO"], "message": ["up"]}
+    )
+    assert window_start(alert, Telemetry(metrics=metrics, logs=logs)) == start

@@ -47,11 +47,25 @@ def _data_span(telemetry: Telemetry) -> tuple[datetime, datetime] | None:
     return (min(lows), max(highs)) if lows else None
 
 
+def _first_points(telemetry: Telemetry) -> list[datetime]:
+    """Where each modality's data begins."""
+    return [
+        frame.get_column(column).min()  # type: ignore[misc]
+        for frame, column in (
+            (telemetry.metrics, "timestamp"),
+            (telemetry.logs, "timestamp"),
+            (telemetry.traces, "start_time"),
+        )
+        if frame is not None and frame.height
+    ]
+
+
 def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
     """Where the incident window opens: a margin before the detected onset of the golden signals,
     else LEAD_BEFORE_ALERT before the alert — or, when the data begins later than that (a short
     capture, a live read of a system with little history), halfway from its first point to the
-    onset (or the alert), so that what precedes the window is still a reference to compare with."""
+    onset (or the alert), so that what precedes the window is still a reference to compare with
+    (for every modality: metrics scraped from a few seconds after the first log line need theirs)."""
     onset = detect_onset(telemetry.metrics, alert.fired_at) if telemetry.metrics is not None else None
     if onset is None:
         opening = alert.fired_at
@@ -59,9 +73,11 @@ def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
     else:
         opening = min(onset.at, alert.fired_at)
         start = opening - max(MIN_MARGIN, ONSET_MARGIN * max(alert.fired_at - onset.at, timedelta(0)))
-    span = _data_span(telemetry)
-    if span is not None and start <= span[0] < opening:
-        start = span[0] + (opening - span[0]) / 2
+    # Every modality needs its reference: the one whose data begins last sets the floor.
+    firsts = _first_points(telemetry)
+    floor = max(firsts) if firsts else None
+    if floor is not None and start <= floor < opening:
+        start = floor + (opening - floor) / 2
     return start
 
 
