@@ -91,3 +91,17 @@ def test_no_after_telemetry_is_not_enough_data(tmp_path: Path) -> None:
     assert report.outputs["recovery"]["verdict"] == "insufficient_data"
     assert report.outputs["recovery"]["recovered"] is False
     assert any("no telemetry was recorded after any action" in item for item in report.limitations)
+
+
+def test_an_undone_action_is_reported_as_executed_then_undone_not_as_a_replay(bundle: IncidentTelemetry) -> None:
+    """The loop took the action for real and took it back: its after-data follows a real change."""
+    context = planned(bundle)
+    context["mitigation"] = {
+        "outcomes": [{"action_id": ids(context)["raise_pool_size"], "status": "undone", "verified": False}],
+        "recovered_by": None,
+    }
+    report = run(bundle, context)
+    recovery = report.outputs["recovery"]
+    assert recovery["basis"] == "undone" and recovery["verified"] is False
+    assert all("replay" not in f.title and f.kind == "recovery_undone" for f in report.findings)
+    assert "after the executed (then undone) raise_pool_size" in report.summary

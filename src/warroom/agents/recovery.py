@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec
-from warroom.analysis.facts import executed_outcomes
+from warroom.analysis.facts import executed_outcomes, undone_outcomes
 from warroom.analysis.recovery import RecoveryResult, SignalCheck, Verdict, default_scope, verify_after
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction
 from warroom.values import as_dict
@@ -80,6 +80,18 @@ def check_evidence(check: SignalCheck, action: str) -> Evidence:
     )
 
 
+def _kinds(outcomes: list[dict[str, Any]], plan: list[RecommendedAction]) -> set[str]:
+    kinds = {a.id: a.kind for a in plan}
+    return {str(as_dict(o.get("data")).get("kind") or kinds.get(str(o.get("action_id")))) for o in outcomes}
+
+
+def _basis(action: str | None, executed: set[str], undone: set[str]) -> str:
+    """What the data after `action` is: after a real change (kept or taken back), or a replay."""
+    if action is None:
+        return "none"
+    return "observed" if action in executed else "undone" if action in undone else "replayed"
+
+
 def _confidence(check: SignalCheck) -> float:
     if check.p_value is None or check.verdict == Verdict.INSUFFICIENT_DATA:
         return 0.3
@@ -131,15 +143,13 @@ class RecoveryValidationSpecialist:
         next_action = self._next(plan, action, taken) if not result.recovered else None
         outcomes = as_dict(context.get("mitigation")).get("outcomes") or []
         executed = executed_outcomes(outcomes)
-        kinds = {a.id: a.kind for a in plan}
-        executed_kinds = {
-            str(as_dict(o.get("data")).get("kind") or kinds.get(str(o.get("action_id")))) for o in executed
-        }
-        basis = "none" if action is None else ("observed" if action in executed_kinds else "replayed")
+        basis = _basis(action, _kinds(executed, plan), _kinds(undone_outcomes(outcomes), plan))
         probe_verified = any(o.get("verified") is True for o in executed)
         verified = (result.recovered and basis == "observed") or probe_verified
         what = {
             "observed": "after the executed",
+            # it ran and was taken back because it did not bring recovery: the data follows a real change
+            "undone": "after the executed (then undone)",
             "replayed": "in the recorded data after (replay, nothing changed)",
             "none": "after",
         }[basis]
@@ -168,8 +178,9 @@ class RecoveryValidationSpecialist:
                 detail=c.reason,
                 confidence=_confidence(c),
                 service=",".join(c.services) or None,
-                # a check of replayed data predicts, it is not a recovery finding
-                kind="recovery" if basis == "observed" else "recovery_replay",
+                # only a kept, executed action's check is a recovery finding: replayed data predicts,
+                # and an undone action's data shows what did not bring recovery
+                kind={"observed": "recovery", "undone": "recovery_undone"}.get(basis, "recovery_replay"),
                 evidence=[check_evidence(c, action or "")],
             )
             for c in result.checks

@@ -57,7 +57,16 @@ def classify_outcome(outcome: Mapping[str, Any]) -> ActionMode:
 
 def executed_outcomes(outcomes: Iterable[Any]) -> list[dict[str, Any]]:
     """The outcomes of actions that really ran and were not taken back."""
-    return [o for o in outcomes if isinstance(o, dict) and classify_outcome(o) is ActionMode.EXECUTED]
+    return _outcomes_in(outcomes, ActionMode.EXECUTED)
+
+
+def undone_outcomes(outcomes: Iterable[Any]) -> list[dict[str, Any]]:
+    """The outcomes of actions that really ran and were taken back (they did not bring recovery)."""
+    return _outcomes_in(outcomes, ActionMode.UNDONE)
+
+
+def _outcomes_in(outcomes: Iterable[Any], mode: ActionMode) -> list[dict[str, Any]]:
+    return [o for o in outcomes if isinstance(o, dict) and classify_outcome(o) is mode]
 
 
 class ActionFact(BaseModel):
