@@ -71,6 +71,10 @@ def test_plan_fills_placeholders_and_keeps_order():
     # raise_pool_size needs a variable that was not given: it stays a manual step and says why.
     assert "adapter" not in plan[2].parameters
     assert "raised_pool_size" in plan[2].parameters["manual_reason"]
+    # A rollback is not taken back when recovery is not seen (that would deploy the blamed change
+    # again); the other actions are, unless their step says otherwise.
+    undo = {a.kind: a.parameters["undo_if_not_recovered"] for a in plan}
+    assert undo["rollback"] is False and undo["kill_long_queries"] is True and undo["recycle_pool"] is True
 
 
 def test_indicator_alone_selects_and_second_candidate_is_used_when_first_has_none():

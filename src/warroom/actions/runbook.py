@@ -36,6 +36,8 @@ ACTION_KINDS = (
     "block_sources",
     "restore_backup",
 )
+# Kinds that put back what ran before the incident's change: never undone by the loop by default.
+RESTORING_KINDS = frozenset({"rollback", "revert_config"})
 
 
 def normalize(name: str) -> str:
@@ -57,7 +59,16 @@ class RunbookStep(_Strict):
     rollback: str = ""  # the rollback procedure, in words (also when the adapter can undo by itself)
     adapter: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    undo_if_not_recovered: bool = True
+    # Whether the loop takes the action back when recovery is not seen. Default: yes, except for the
+    # kinds that return the system to its earlier, known state (rollback, config revert): undoing one
+    # would deploy again the change the diagnosis blames.
+    undo_if_not_recovered: bool | None = None
+
+    @property
+    def undoes_if_not_recovered(self) -> bool:
+        if self.undo_if_not_recovered is not None:
+            return self.undo_if_not_recovered
+        return self.kind not in RESTORING_KINDS
 
     @field_validator("kind")
     @classmethod
@@ -208,7 +219,7 @@ def plan_from_runbook(
     for step in runbook.steps:
         title_fmt = _Formatter(known)
         title = _fill(step.title, title_fmt)
-        parameters: dict[str, Any] = {"runbook": runbook.name, "undo_if_not_recovered": step.undo_if_not_recovered}
+        parameters: dict[str, Any] = {"runbook": runbook.name, "undo_if_not_recovered": step.undoes_if_not_recovered}
         rationale = _fill(step.rationale, _Formatter(known))
         if step.adapter is not None:
             params_fmt = _Formatter(known)
