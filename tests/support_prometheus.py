@@ -20,6 +20,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from warroom import parent_death
+
 PROMETHEUS = shutil.which("prometheus")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -187,6 +189,7 @@ def prometheus(shops: list[Shop], folder: Path) -> Iterator[RunningPrometheus]:
         ],
         stdout=log,
         stderr=log,
+        preexec_fn=parent_death.arm,  # a killed test run leaves no Prometheus behind
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -14,12 +14,9 @@ no other reference) sees its pipe close and exits too.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -38,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from warroom import parent_death
 from warroom.agents.base import AgentContext
 from warroom.agents.registry import builtin, resolve
 from warroom.sources.contract import SourceSpec
@@ -93,7 +91,6 @@ def share_telemetry(source: SourceSpec, telemetry: IncidentTelemetry) -> None:
     _OPENED[source.model_dump_json()] = telemetry
 
 
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_POLL_S = 0.5
 
 
@@ -111,10 +108,7 @@ def die_with_parent(parent_pid: int) -> None:
     death of the parent *thread* that started the worker; pools live and die within one call on one
     thread, so that is the same here). The watchdog thread is the portable fallback, and also
     covers a parent that died before the signal was armed."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    parent_death.arm()
     if os.getppid() != parent_pid:
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
