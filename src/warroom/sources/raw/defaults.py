@@ -32,9 +32,9 @@ def read_alert_file(path: Path, options: ReadOptions) -> list[Alert]:
     return alerts
 
 
-def _data_span(telemetry: Telemetry) -> tuple[datetime, datetime] | None:
-    lows: list[datetime] = []
-    highs: list[datetime] = []
+def _modality_spans(telemetry: Telemetry) -> list[tuple[datetime, datetime]]:
+    """(first, last) time of each modality that has data."""
+    spans = []
     for frame, column in (
         (telemetry.metrics, "timestamp"),
         (telemetry.logs, "timestamp"),
@@ -42,22 +42,13 @@ def _data_span(telemetry: Telemetry) -> tuple[datetime, datetime] | None:
     ):
         if frame is not None and frame.height:
             times = frame.get_column(column)
-            lows.append(times.min())  # type: ignore[arg-type]
-            highs.append(times.max())  # type: ignore[arg-type]
-    return (min(lows), max(highs)) if lows else None
+            spans.append((times.min(), times.max()))
+    return spans  # type: ignore[return-value]
 
 
-def _first_points(telemetry: Telemetry) -> list[datetime]:
-    """Where each modality's data begins."""
-    return [
-        frame.get_column(column).min()  # type: ignore[misc]
-        for frame, column in (
-            (telemetry.metrics, "timestamp"),
-            (telemetry.logs, "timestamp"),
-            (telemetry.traces, "start_time"),
-        )
-        if frame is not None and frame.height
-    ]
+def _data_span(telemetry: Telemetry) -> tuple[datetime, datetime] | None:
+    spans = _modality_spans(telemetry)
+    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
 
 
 def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
@@ -74,8 +65,8 @@ def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
         opening = min(onset.at, alert.fired_at)
         start = opening - max(MIN_MARGIN, ONSET_MARGIN * max(alert.fired_at - onset.at, timedelta(0)))
     # Every modality needs its reference: the one whose data begins last sets the floor.
-    firsts = _first_points(telemetry)
-    floor = max(firsts) if firsts else None
+    spans = _modality_spans(telemetry)
+    floor = max(first for first, _ in spans) if spans else None
     if floor is not None and start <= floor < opening:
         start = floor + (opening - floor) / 2
     return start
