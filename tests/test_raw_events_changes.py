@@ -110,6 +110,34 @@ def test_git_merges_and_tags_of_a_period_read_back_the_same(repo: Path, tmp_path
     assert_frame_equal(replayed.drop("commit"), _canonical(frame).drop("commit"))
 
 
+def test_a_monorepo_merge_belongs_to_the_services_whose_folders_it_changed(tmp_path: Path) -> None:
+    repo = tmp_path / "shop"
+    (repo / "shop" / "checkout").mkdir(parents=True)
+    (repo / "config").mkdir()
+    _git(repo, "init", "-q")
+    (repo / "README.md").write_text("shop\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "base", when="2024-05-26T10:00:00Z")
+    for branch, files, when in (
+        ("pool", {"shop/checkout/orders.py": "pool\n", "config/payment.yaml": "flush: 5000\n"}, "2024-05-27T14:40:00Z"),
+        ("docs", {"README.md": "the shop\n"}, "2024-05-27T14:50:00Z"),
+    ):
+        _git(repo, "checkout", "-qb", branch)
+        for name, text in files.items():
+            (repo / name).write_text(text)
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-qm", f"change {branch}", when=when)
+        _git(repo, "checkout", "-q", "main")
+        _git(repo, "merge", "--no-ff", "-qm", f"Merge {branch}", branch, when=when)
+    start, end = datetime(2024, 5, 27, 14, 0, tzinfo=UTC), datetime(2024, 5, 27, 16, 0, tzinfo=UTC)
+    live = git_changes(GitRepoConfig(path=str(repo)), start, end, {"checkout", "payment", "catalog"})
+    rows = live.tables[0].frame.select("service", "description").sort("service").rows()
+    # the docs merge touched no service's folder: it stays the repository's; catalog was not touched
+    assert rows == [("checkout", "Merge pool"), ("payment", "Merge pool"), ("shop", "Merge docs")]
+    owned = git_changes(GitRepoConfig(path=str(repo), service="storefront"), start, end, {"checkout"})
+    assert set(owned.tables[0].frame.get_column("service")) == {"storefront"}
+
+
 def _canonical(frame):  # type: ignore[no-untyped-def]
     from warroom.sources.canonical import TABLES
     from warroom.sources.raw.folder import as_canonical

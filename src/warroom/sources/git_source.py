@@ -1,13 +1,16 @@
 """Git repositories by path as a live change source: merge commits and tags of a period.
 
-Runs `git log --all --merges` (committer time in the period) and `git for-each-ref refs/tags`,
-keeps their output as git printed it under a small header (`sources/raw/git_changes.py` reads
-it back, so a snapshot holds the same changes).
+Runs `git log --all --merges --name-only` (committer time in the period; each merge's files against
+its first parent) and `git for-each-ref refs/tags`, keeps their output as git printed it under a
+small header naming the services the other sources saw (`sources/raw/git_changes.py` reads it
+back and gives each merge of a monorepo to the services whose folders it changed, so a snapshot
+holds the same changes).
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -34,17 +37,21 @@ def _git(repo: Path, args: list[str]) -> str:
     return done.stdout
 
 
-def git_changes(repo: GitRepoConfig, start: datetime, end: datetime) -> EventRead:
+def git_changes(repo: GitRepoConfig, start: datetime, end: datetime, services: Collection[str] = ()) -> EventRead:
+    """The repository's merges and tags in [start, end]; `services` are the names the other
+    sources saw, which a monorepo's merges are attributed to by the paths they change."""
     path = Path(repo.path)
     service = repo.service or path.resolve().name
-    log_args = ["log", "--all", "--merges", f"--since={start.isoformat()}", f"--until={end.isoformat()}",
-                f"--format={LOG_FORMAT}"]  # fmt: skip
+    log_args = ["log", "--all", "--merges", "-m", "--first-parent", "--name-only", f"--since={start.isoformat()}",
+                f"--until={end.isoformat()}", f"--format={LOG_FORMAT}"]  # fmt: skip
     tag_args = ["for-each-ref", "refs/tags", f"--format={TAG_FORMAT}"]
+    owner = [f"# service: {repo.service}"] if repo.service else []
     text = "\n".join(
         [
             MAGIC,
             f"# repository: {path.resolve()}",
-            f"# service: {service}",
+            *owner,
+            f"# services: {', '.join(sorted(services))}",
             f"# period: {start.isoformat()} .. {end.isoformat()}",
             "# git " + " ".join(log_args),
             _git(path, log_args).rstrip("\n"),

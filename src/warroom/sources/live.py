@@ -131,8 +131,8 @@ class LiveReader:
         return found
 
     def _readers(self, start: datetime, end: datetime, seen: set[str]) -> list[Callable[[], _Answers]]:
-        """One call per configured source, in names() order; Loki last, when the others have
-        named the services whose lines it selects."""
+        """One call per configured source, in names() order: Prometheus and the spool first, so that
+        git's merges and Loki's selector know the services the others named; Loki last."""
         calls: list[Callable[[], _Answers]] = []
         if self.prometheus is not None:
             calls.append(lambda: self._prometheus(start, end))
@@ -140,7 +140,7 @@ class LiveReader:
             spool = self.spool
             calls.append(lambda: _events(spool.read(start, end)))
         for repo in self.config.git:
-            calls.append(lambda repo=repo: _events(git_changes(repo, start, end)))  # type: ignore[misc]
+            calls.append(lambda repo=repo: _events(git_changes(repo, start, end, seen)))  # type: ignore[misc]
         if self.config.deploy_log is not None:
             feed = self.config.deploy_log
             calls.append(lambda: _events(deploy_log(feed)))

@@ -1,17 +1,25 @@
 """Changes from a git repository: merge commits and tags in a period, as `sources/git_source.py`
 reads them, saved as git printed them so a snapshot reads back to the same table.
 
-The file opens with `# warroom git changes`, then `# repository:`, `# service:` and `# period:`
-lines, then each command (a `# git …` line) followed by its output: `git log --merges` with
-fields separated by the unit separator (0x1f) — commit, committer time, author, subject — and
-`git for-each-ref refs/tags` — tag, tag time, object, peeled commit, tagger, subject. Tags outside
-the period are left out (for-each-ref has no time filter). A merge becomes kind `merge`, a tag
-kind `release` with the tag as its version.
+The file opens with `# warroom git changes`, then `# repository:`, `# service:` (when one service
+owns the whole repository), `# services:` (the services the other sources named) and `# period:`
+lines, then each command (a `# git …` line) followed by its output: `git log --merges --name-only`
+with fields separated by the unit separator (0x1f) — commit, committer time, author, subject —
+each followed by the files the merge changed against its first parent, and `git for-each-ref
+refs/tags` — tag, tag time, object, peeled commit, tagger, subject. Tags outside the period are
+left out (for-each-ref has no time filter). A merge becomes kind `merge`, a tag kind `release`
+with the tag as its version.
+
+Which service a merge belongs to: the configured one; otherwise, in a repository holding several
+services (a monorepo), each named service whose name is a folder of a changed path or the stem of a
+changed file (`shop/checkout/orders.py`, `config/payment.yaml`) gets the merge; otherwise the
+repository's folder name. A tag is a release of the whole repository.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 from warroom.sources.raw.changes import Change, change_read
 from warroom.sources.raw.reader import RawRead, ReadOptions
@@ -33,10 +41,40 @@ TAG_FORMAT = "%1f".join(
 )
 
 
+@dataclass
+class _Merge:
+    line: int
+    fields: list[str]
+    files: list[str] = field(default_factory=list)
+
+
+def _owners(files: list[str], services: set[str]) -> list[str]:
+    """The named services a merge's files belong to: a folder of the path or the file's stem."""
+    owners: set[str] = set()
+    for name in files:
+        path = PurePosixPath(name)
+        owners |= services & {*path.parent.parts, path.stem}
+    return sorted(owners)
+
+
+def _merge_changes(merges: list[_Merge], header: dict[str, str]) -> list[Change]:
+    fallback = header.get("service") or Path(header.get("repository", "repository")).name
+    services = {s.strip() for s in header.get("services", "").split(",") if s.strip()}
+    changes: list[Change] = []
+    for merge in merges:
+        sha, time, author, subject = merge.fields
+        owners = [] if header.get("service") else _owners(merge.files, services)
+        for owner in owners or [fallback]:
+            change_id = f"merge-{sha[:12]}-{owner}" if len(owners) > 1 else f"merge-{sha[:12]}"
+            changes.append(Change(merge.line, change_id, time, owner, "merge", None, sha, author, subject))
+    return changes
+
+
 def parse_git_changes(text: str, skipped: Skipped) -> tuple[list[Change], dict[str, str]]:
     header: dict[str, str] = {}
     section = ""
-    changes: list[Change] = []
+    merges: list[_Merge] = []
+    tags: list[tuple[int, list[str]]] = []
     for number, line in lines(text):
         if line.startswith("# git "):
             section = "merges" if " log " in line else "tags" if "for-each-ref" in line else ""
@@ -46,15 +84,18 @@ def parse_git_changes(text: str, skipped: Skipped) -> tuple[list[Change], dict[s
             header[key.strip()] = value.strip()
             continue
         fields = line.split(SEPARATOR)
-        service = header.get("service") or Path(header.get("repository", "repository")).name
         if section == "merges" and len(fields) == 4:
-            sha, time, author, subject = fields
-            changes.append(Change(number, f"merge-{sha[:12]}", time, service, "merge", None, sha, author, subject))
+            merges.append(_Merge(number, fields))
+        elif section == "merges" and len(fields) == 1 and merges:
+            merges[-1].files.append(line.strip())  # --name-only: a file the merge above changed
         elif section == "tags" and len(fields) == 6:
-            tag, time, sha, peeled, tagger, subject = fields
-            changes.append(Change(number, f"tag-{tag}", time, service, "release", tag, peeled or sha, tagger, subject))
+            tags.append((number, fields))
         else:
             skipped.add("not a line of git's output in the format warroom asked for", number)
+    release = header.get("service") or Path(header.get("repository", "repository")).name
+    changes = _merge_changes(merges, header)
+    for number, (tag, time, sha, peeled, tagger, subject) in tags:
+        changes.append(Change(number, f"tag-{tag}", time, release, "release", tag, peeled or sha, tagger, subject))
     return changes, header
 
 
