@@ -12,7 +12,7 @@ import importlib
 import math
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -170,6 +170,41 @@ def primary_code_finding(findings: list[Any]) -> dict[str, Any] | None:
     return usable[0] if usable else None
 
 
+def _change_facts(facts: Facts, telemetry: IncidentTelemetry, change: dict[str, Any] | None) -> None:
+    v = facts.values
+    if not change:
+        v.update(change_id=None, change_kind=None)
+        facts.limitations.append("no 'suspect_change' in the context: no rollback target")
+        return
+    v["suspect_change"] = change
+    v.update(
+        change_id=change.get("id"),
+        change_kind=change.get("kind"),
+        from_version=change.get("version") or change.get("commit"),
+        commit=change.get("commit"),
+        description=change.get("description"),
+        minutes_before_onset=change.get("minutes_before_onset"),
+        restore_before=change.get("time"),
+        change_commit=change.get("commit"),
+    )
+    v["to_version"] = _previous_version(telemetry, change) or f"the version before {change.get('id')}"
+
+
+def _code_facts(facts: Facts, findings: list[Any]) -> None:
+    code = primary_code_finding(findings)
+    if code is None:
+        facts.values["code_file"] = None
+        return
+    file, line = _code_location(code)
+    facts.values.update(
+        code_file=file,
+        code_line=line,
+        code_location=f"{file}:{line}" if line else file,
+        code_commit=code.get("commit"),
+        code_pattern=code.get("kind") or code.get("pattern") or code.get("title"),
+    )
+
+
 def measure_facts(ctx: AgentContext) -> Facts:
     """Everything the actions need, measured from the bundle and the context."""
     telemetry, context = ctx.telemetry, ctx.context
@@ -212,34 +247,8 @@ def measure_facts(ctx: AgentContext) -> Facts:
     v["replica_names"] = replicas
     v["replicas_text"] = f"{len(replicas)} replicas" if replicas else "replicas"
     v["min_duration_s"] = LONG_QUERY_S
-    if change:
-        v["suspect_change"] = change
-        v.update(
-            change_id=change.get("id"),
-            change_kind=change.get("kind"),
-            from_version=change.get("version") or change.get("commit"),
-            commit=change.get("commit"),
-            description=change.get("description"),
-            minutes_before_onset=change.get("minutes_before_onset"),
-            restore_before=change.get("time"),
-            change_commit=change.get("commit"),
-        )
-        v["to_version"] = _previous_version(telemetry, change) or f"the version before {change.get('id')}"
-    else:
-        v.update(change_id=None, change_kind=None)
-        facts.limitations.append("no 'suspect_change' in the context: no rollback target")
-    code = primary_code_finding(list(context.get("code_findings") or []))
-    if code:
-        file, line = _code_location(code)
-        v.update(
-            code_file=file,
-            code_line=line,
-            code_location=f"{file}:{line}" if line else file,
-            code_commit=code.get("commit"),
-            code_pattern=code.get("kind") or code.get("pattern") or code.get("title"),
-        )
-    else:
-        v["code_file"] = None
+    _change_facts(facts, telemetry, change)
+    _code_facts(facts, list(context.get("code_findings") or []))
     security = as_dict(context.get("security"))
     sources = security.get("top_sources") or []
     v["sources"] = sources if isinstance(sources, list) else []
@@ -258,63 +267,89 @@ def measure_facts(ctx: AgentContext) -> Facts:
 # Parameters per action kind (generic: computed from the facts, never per scenario)
 
 
+Parameters = Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any] | None]
+
+
+def _pool_raise(v: dict[str, Any], template: Mapping[str, Any]) -> dict[str, Any] | None:
+    size = v.get("pool_size")
+    if size is None:
+        return None
+    factor = float(template.get("factor", 1.5))
+    return {"service": v.get("service"), "from_size": size, "to_size": float(math.ceil(size * factor))}
+
+
+def _scale_out(v: dict[str, Any], template: Mapping[str, Any]) -> dict[str, Any] | None:
+    replicas = v.get("replicas")
+    if replicas is None:
+        return None
+    target = float(template.get("target_utilization", 0.6))
+    cpu = v.get("cpu_max")
+    # Enough replicas to bring the measured peak down to the target utilisation.
+    needed = math.ceil(replicas * cpu / target) if cpu else replicas + 1
+    return {"service": v.get("service"), "from_replicas": replicas, "to_replicas": max(replicas + 1, needed)}
+
+
+def _restart(v: dict[str, Any], template: Mapping[str, Any]) -> dict[str, Any] | None:
+    return {"service": v.get("service"), "instances": v.get("replica_names") or []}
+
+
+def _rollback(v: dict[str, Any], template: Mapping[str, Any]) -> dict[str, Any] | None:
+    if v.get("change_id") is None:
+        return None
+    keys = ("service", "change_id", "from_version", "to_version", "commit")
+    return {key: v.get(key) for key in keys}
+
+
+def _revert_config(v: dict[str, Any], template: Mapping[str, Any]) -> dict[str, Any] | None:
+    if v.get("change_id") is None:
+        return None
+    return {"service": v.get("service"), "change_id": v["change_id"], "description": v.get("description")}
+
+
+def _fix_forward(v: dict[str, Any], template: Mapping[str, Any]) -> dict[str, Any] | None:
+    if v.get("code_file") is None:
+        return None
+    return {
+        "file": v["code_file"],
+        "line": v.get("code_line"),
+        "commit": v.get("code_commit"),
+        "pattern": v.get("code_pattern"),
+    }
+
+
+def _needs(key: str, *keys: str, renamed: Mapping[str, str] | None = None) -> Parameters:
+    """Parameters that are the facts `keys` (renamed where the action calls them otherwise), or
+    None when the fact `key` (if any) is unknown."""
+    names = renamed or {}
+
+    def parameters(v: dict[str, Any], template: Mapping[str, Any]) -> dict[str, Any] | None:
+        if key and not v.get(key):
+            return None
+        return {names.get(k, k): v.get(k) for k in keys}
+
+    return parameters
+
+
+PARAMETERS: dict[str, Parameters] = {
+    "kill_long_queries": _needs("", "database", "min_duration_s"),
+    "recycle_pool": _needs("", "service", "pool_size"),
+    "raise_pool_size": _pool_raise,
+    "restart": _restart,
+    "scale_out": _scale_out,
+    "rollback": _rollback,
+    "revert_config": _revert_config,
+    "fix_forward": _fix_forward,
+    "failover_dependency": _needs("dependency", "service", "dependency"),
+    "renew_certificate": _needs("", "service"),
+    "block_sources": _needs("sources", "service", "sources"),
+    "restore_backup": _needs("", "database", "restore_before", "rpo_minutes", renamed={"restore_before": "before"}),
+}
+
+
 def parameters_for(kind: str, facts: Facts, template: Mapping[str, Any]) -> dict[str, Any] | None:
     """The parameters of one action; None when a parameter it cannot do without is unknown."""
-    v = facts.values
-    service = v.get("service")
-    if kind == "kill_long_queries":
-        return {"database": v.get("database"), "min_duration_s": v["min_duration_s"]}
-    if kind == "recycle_pool":
-        return {"service": service, "pool_size": v.get("pool_size")}
-    if kind == "raise_pool_size":
-        size = v.get("pool_size")
-        if size is None:
-            return None
-        factor = float(template.get("factor", 1.5))
-        return {"service": service, "from_size": size, "to_size": float(math.ceil(size * factor))}
-    if kind == "restart":
-        return {"service": service, "instances": v.get("replica_names") or []}
-    if kind == "scale_out":
-        replicas = v.get("replicas")
-        if replicas is None:
-            return None
-        target = float(template.get("target_utilization", 0.6))
-        cpu = v.get("cpu_max")
-        # Enough replicas to bring the measured peak down to the target utilisation.
-        needed = math.ceil(replicas * cpu / target) if cpu else replicas + 1
-        return {"service": service, "from_replicas": replicas, "to_replicas": max(replicas + 1, needed)}
-    if kind == "rollback":
-        if v.get("change_id") is None:
-            return None
-        return {
-            "service": service,
-            "change_id": v["change_id"],
-            "from_version": v.get("from_version"),
-            "to_version": v.get("to_version"),
-            "commit": v.get("commit"),
-        }
-    if kind == "revert_config":
-        if v.get("change_id") is None:
-            return None
-        return {"service": service, "change_id": v["change_id"], "description": v.get("description")}
-    if kind == "fix_forward":
-        if v.get("code_file") is None:
-            return None
-        return {
-            "file": v["code_file"],
-            "line": v.get("code_line"),
-            "commit": v.get("code_commit"),
-            "pattern": v.get("code_pattern"),
-        }
-    if kind == "failover_dependency":
-        return {"service": service, "dependency": v.get("dependency")} if v.get("dependency") else None
-    if kind == "renew_certificate":
-        return {"service": service}
-    if kind == "block_sources":
-        return {"service": service, "sources": v.get("sources") or []} if v.get("sources") else None
-    if kind == "restore_backup":
-        return {"database": v.get("database"), "before": v.get("restore_before"), "rpo_minutes": v.get("rpo_minutes")}
-    return {"service": service}
+    build = PARAMETERS.get(kind, _needs("", "service"))
+    return build(facts.values, template)
 
 
 class _Fields(string.Formatter):

@@ -66,43 +66,70 @@ def _evicts(name: str, lines: list[str], declared: int) -> bool:
     return any(re.search(p, source_text, re.MULTILINE) for p in patterns)
 
 
-def _declarations(root: ts.Node, family: str) -> list[tuple[ts.Node | None, ts.Node | None]]:
-    """(name, value) of the module-, package- or class-level bindings."""
-    found: list[tuple[ts.Node | None, ts.Node | None]] = []
+Binding = tuple[ts.Node | None, ts.Node | None]
+
+
+def _python_bindings(root: ts.Node) -> list[Binding]:
+    """Module-level assignments, and class attributes (they live as long as the module)."""
     tops = list(root.children)
-    if family == "python":  # class attributes live as long as the module
-        for node in list(tops):
-            if node.type in ("class_definition", "decorated_definition"):
-                cls = node if node.type == "class_definition" else node.child_by_field_name("definition")
-                body = cls.child_by_field_name("body") if cls is not None else None
-                tops.extend(body.children if body is not None else [])
+    for node in root.children:
+        if node.type in ("class_definition", "decorated_definition"):
+            cls = node if node.type == "class_definition" else node.child_by_field_name("definition")
+            body = cls.child_by_field_name("body") if cls is not None else None
+            tops.extend(body.children if body is not None else [])
+    found: list[Binding] = []
     for node in tops:
-        if family == "python" and node.type == "expression_statement" and node.named_children:
+        if node.type == "expression_statement" and node.named_children:
             inner = node.named_children[0]
             if inner.type == "assignment":
                 found.append((inner.child_by_field_name("left"), inner.child_by_field_name("right")))
-        elif family == "go" and node.type == "var_declaration":
-            for spec in [c for c in walk(node) if c.type == "var_spec"]:
-                values = spec.child_by_field_name("value")
-                value = values.named_children[0] if values is not None and values.named_children else None
-                if value is None and text(spec.child_by_field_name("type")) == "sync.Map":
-                    value = spec.child_by_field_name("type")
-                found.append((spec.child_by_field_name("name"), value))
-        elif family == "javascript" and node.type in (
-            "lexical_declaration",
-            "variable_declaration",
-            "export_statement",
-        ):
-            for decl in [c for c in walk(node) if c.type == "variable_declarator"]:
-                found.append((decl.child_by_field_name("name"), decl.child_by_field_name("value")))
-    if family == "java":
-        for field in [n for n in walk(root) if n.type == "field_declaration"]:
-            modifiers = next((c for c in field.children if c.type == "modifiers"), None)
-            if modifiers is None or "static" not in text(modifiers).split():
-                continue
-            for decl in [c for c in field.named_children if c.type == "variable_declarator"]:
-                found.append((decl.child_by_field_name("name"), decl.child_by_field_name("value")))
     return found
+
+
+def _go_bindings(root: ts.Node) -> list[Binding]:
+    found: list[Binding] = []
+    for node in root.children:
+        if node.type != "var_declaration":
+            continue
+        for spec in [c for c in walk(node) if c.type == "var_spec"]:
+            values = spec.child_by_field_name("value")
+            value = values.named_children[0] if values is not None and values.named_children else None
+            if value is None and text(spec.child_by_field_name("type")) == "sync.Map":
+                value = spec.child_by_field_name("type")
+            found.append((spec.child_by_field_name("name"), value))
+    return found
+
+
+def _javascript_bindings(root: ts.Node) -> list[Binding]:
+    declarations = ("lexical_declaration", "variable_declaration", "export_statement")
+    return [
+        (decl.child_by_field_name("name"), decl.child_by_field_name("value"))
+        for node in root.children
+        if node.type in declarations
+        for decl in walk(node)
+        if decl.type == "variable_declarator"
+    ]
+
+
+def _java_bindings(root: ts.Node) -> list[Binding]:
+    """Static fields, wherever their class is nested."""
+    found: list[Binding] = []
+    for field in [n for n in walk(root) if n.type == "field_declaration"]:
+        modifiers = next((c for c in field.children if c.type == "modifiers"), None)
+        if modifiers is None or "static" not in text(modifiers).split():
+            continue
+        for decl in [c for c in field.named_children if c.type == "variable_declarator"]:
+            found.append((decl.child_by_field_name("name"), decl.child_by_field_name("value")))
+    return found
+
+
+BINDINGS = {"python": _python_bindings, "go": _go_bindings, "javascript": _javascript_bindings, "java": _java_bindings}
+
+
+def _declarations(root: ts.Node, family: str) -> list[Binding]:
+    """(name, value) of the module-, package- or class-level bindings."""
+    bindings = BINDINGS.get(family)
+    return bindings(root) if bindings is not None else []
 
 
 def process_wide_containers(root: ts.Node, family: str) -> dict[str, int]:

@@ -266,6 +266,38 @@ def _acquisitions(function: Function, ctx: FileContext) -> list[tuple[ts.Node, s
     return out
 
 
+def _uses_after(
+    acquired_end: int, var: str, body_nodes: list[ts.Node], fnode: ts.Node, family: str, call_type: str
+) -> tuple[list[tuple[ts.Node, bool]], bool, bool]:
+    """What the function does with `var` after acquiring it: its release calls (each with whether
+    it is guaranteed: deferred / in a finally), whether ownership leaves the function (returned,
+    managed by `with`, stored on an object), and whether it is passed to another call."""
+    releases: list[tuple[ts.Node, bool]] = []
+    transferred = passed_on = False
+    for node in body_nodes:
+        if node.start_byte < acquired_end:
+            continue
+        if node.type == call_type:
+            recv, name = callee(node, family)
+            args = [text(a) for a in arguments(node)]
+            if (recv == var and name in RELEASE_NAMES) or (
+                var in args and (name in RELEASE_NAMES or RELEASE_HINT.search(name or ""))
+            ):
+                releases.append((node, _guaranteed(node, fnode, family)))
+            elif var in args:
+                passed_on = True
+        elif node.type == "return_statement" and _returns(node, var):
+            transferred = True  # handed to the caller, who owns it from now on
+        elif node.type == "with_item" and _manages(node, var):
+            transferred = True  # `with conn:` / `with closing(conn):` releases it
+        elif node.type in ("assignment_statement", "assignment", "assignment_expression"):
+            right = node.child_by_field_name("right")
+            left = text(node.child_by_field_name("left"))
+            if right is not None and text(right).strip() == var and "." in left:
+                transferred = True  # stored on an object that owns it from now on
+    return releases, transferred, passed_on
+
+
 def find_leaks(function: Function, ctx: FileContext) -> list[PatternHit]:
     if not function.calls & ACQUIRE[ctx.source.family].keys():
         return []
@@ -279,29 +311,7 @@ def find_leaks(function: Function, ctx: FileContext) -> list[PatternHit]:
         statement = statement_of(call, fnode)
         acquired_end = statement.end_byte
         err_check = _error_check_after(statement) if family == "go" else None
-        releases: list[tuple[ts.Node, bool]] = []  # (call, guaranteed: deferred / finally)
-        transferred = passed_on = False
-        for node in body_nodes:
-            if node.start_byte < acquired_end:
-                continue
-            if node.type == call_type:
-                recv, name = callee(node, family)
-                args = [text(a) for a in arguments(node)]
-                if (recv == var and name in RELEASE_NAMES) or (
-                    var in args and (name in RELEASE_NAMES or RELEASE_HINT.search(name or ""))
-                ):
-                    releases.append((node, _guaranteed(node, fnode, family)))
-                elif var in args:
-                    passed_on = True
-            elif node.type == "return_statement" and _returns(node, var):
-                transferred = True  # handed to the caller, who owns it from now on
-            elif node.type == "with_item" and _manages(node, var):
-                transferred = True  # `with conn:` / `with closing(conn):` releases it
-            elif node.type in ("assignment_statement", "assignment", "assignment_expression"):
-                right = node.child_by_field_name("right")
-                left = text(node.child_by_field_name("left"))
-                if right is not None and text(right).strip() == var and "." in left:
-                    transferred = True  # stored on an object that owns it from now on
+        releases, transferred, passed_on = _uses_after(acquired_end, var, body_nodes, fnode, family, call_type)
         if transferred or any(g for _, g in releases):
             continue
         described = f"{resource} `{var}` acquired by {method}()"
