@@ -8,12 +8,12 @@ from typing import ClassVar
 
 import polars as pl
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.investigation import investigate, outputs, root_cause_finding
 from warroom.incident import AgentReport, Finding
 
 
-class ApplicationIncidentSpecialist:
+class ApplicationIncidentSpecialist(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="application-incident-specialist",
         purpose="Which service and which defect: error logs, request flow, memory, recent deploys and config.",

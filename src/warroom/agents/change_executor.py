@@ -47,7 +47,7 @@ from warroom.actions.verify import (
     telemetry_verifier,
     waiting_verifier,
 )
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.analysis.facts import ActionMode, classify_outcome
 from warroom.config import load_config
 from warroom.errors import InputError
@@ -265,7 +265,7 @@ def _worded(events: list[TimelineEvent], recorded: list[dict[str, Any]], summary
     return out
 
 
-class ChangeExecutor:
+class ChangeExecutor(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="change-executor",
         purpose="Apply the resolution plan safely: dry run by default, approvals by risk, audit of every "

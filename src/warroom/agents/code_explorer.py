@@ -7,15 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.investigation import investigate
 from warroom.agents.investigation import outputs as diagnosis_outputs
+from warroom.agents.outputs import DATABASE, DIAGNOSIS, SUSPECT_CHANGE, read, read_list
 from warroom.agents.specialist_common import EvidenceIds, suspect_service
 from warroom.analysis.changes import RankedChange, previous_change
 from warroom.analysis.code import CodeAnalysis, CodeFinding, GitError, analyse_change
 from warroom.analysis.faults import registry
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel, RootCauseCandidate
-from warroom.values import as_dict, parse_time
 
 FAULT_OF_KIND = {
     "resource_leak": "db_pool_exhaustion",
@@ -32,16 +32,15 @@ MAX_SAME_PATTERN = 25
 
 def _preferred_kind(context: Mapping[str, Any]) -> str | None:
     """The code pattern the diagnosed fault type's changes carry (the registry's first), if any."""
-    fault = registry().canonical(_top_fault(context) or str(as_dict(context.get("database")).get("fault_type") or ""))
+    database = read(context, DATABASE)
+    fault = registry().canonical(_top_fault(context) or (database.fault_type if database else None) or "")
     kinds = registry().fault_types[fault].change.code if fault else []
     return kinds[0] if kinds else None
 
 
 def _top_fault(context: Mapping[str, Any]) -> str:
-    diagnosis = context.get("diagnosis")
-    if isinstance(diagnosis, list) and diagnosis and isinstance(diagnosis[0], dict):
-        return str(diagnosis[0].get("fault_type") or "")
-    return ""
+    diagnosis = read_list(context, DIAGNOSIS)
+    return diagnosis[0].fault_type if diagnosis else ""
 
 
 def _finding_dict(finding: CodeFinding, role: str, offending: bool) -> dict[str, Any]:
@@ -51,27 +50,13 @@ def _finding_dict(finding: CodeFinding, role: str, offending: bool) -> dict[str,
 
 
 def _change_from_context(context: Mapping[str, Any]) -> RankedChange | None:
-    raw = as_dict(context.get("suspect_change"))
-    when = parse_time(raw.get("time"))
-    if not raw.get("id") or when is None:
+    change = read(context, SUSPECT_CHANGE)
+    if change is None or not change.id:
         return None
-    return RankedChange(
-        id=str(raw["id"]),
-        time=when,
-        service=str(raw.get("service") or ""),
-        kind=str(raw.get("kind") or "deploy"),
-        version=raw.get("version"),
-        commit=raw.get("commit"),
-        author=raw.get("author"),
-        description=raw.get("description"),
-        minutes_before_onset=float(raw.get("minutes_before_onset") or 0.0),
-        relation=str(raw.get("relation") or "same_service"),
-        score=float(raw.get("score") or 0.0),
-        reasons=list(raw.get("reasons") or []),
-    )
+    return RankedChange.model_validate(change.model_dump(include=set(RankedChange.model_fields)))
 
 
-class CodeExplorer:
+class CodeExplorer(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="code-explorer",
         purpose="Find the offending change and code: diff the last good and the bad version, locate leaked "

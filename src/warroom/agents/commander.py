@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.investigation import investigate, summary_dict
 from warroom.analysis.golden import ERROR_LEVELS, Signal, golden_signals
 from warroom.analysis.severity import CADENCE_MINUTES, measure_severity
@@ -103,7 +103,7 @@ def _scope(telemetry: IncidentTelemetry, service: str | None, window: tuple[Any,
     return f"errors spread over {per_instance.height} of {instances} instances of {service}", data
 
 
-class IncidentCommander:
+class IncidentCommander(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="incident-commander",
         aliases=("incident-responder",),

@@ -15,7 +15,8 @@ from __future__ import annotations
 from datetime import UTC
 from typing import ClassVar
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
+from warroom.agents.outputs import INCIDENT
 from warroom.comms.message import AUDIENCES, Audience
 from warroom.comms.updates import send_update
 from warroom.config import load_config
@@ -23,7 +24,7 @@ from warroom.incident import AgentReport
 from warroom.values import parse_time as _time
 
 
-class IncidentCommunicationsSpecialist:
+class IncidentCommunicationsSpecialist(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="incident-communications-specialist",
         purpose="Keep stakeholders informed: internal, executive and customer status-page updates at the "
@@ -35,9 +36,8 @@ class IncidentCommunicationsSpecialist:
 
     def run(self, ctx: AgentContext) -> AgentReport:
         manifest = ctx.telemetry.manifest
-        incident = ctx.context.get("incident") if isinstance(ctx.context.get("incident"), dict) else {}
-        assert isinstance(incident, dict)
-        severity = str(incident.get("severity") or "P2")
+        incident = ctx.read(INCIDENT)
+        severity = (incident.severity if incident else None) or "P2"
         config = load_config(ctx.params.get("config"))
         previous = [c for c in ctx.context.get("communications") or [] if isinstance(c, dict)]
         sent_times = [t for t in (_time(c.get("created_at")) for c in previous) if t is not None]
@@ -57,7 +57,8 @@ class IncidentCommunicationsSpecialist:
             sequence=sequence,
             audiences=audiences,
             out_dir=ctx.params.get("out_dir"),
-            incident_cadence=incident.get("comms_cadence_minutes") or manifest.comms.cadence_minutes,
+            # the commander's assessment holds no cadence of its own: the incident declaration's is the one
+            incident_cadence=manifest.comms.cadence_minutes,
             sender=self.spec.name,
         )
         cadence, entries, failed = update.cadence, update.entries, update.failed

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
+from warroom.agents.outputs import INCIDENT
 from warroom.agents.specialist_common import EvidenceIds
 from warroom.analysis.impact import ImpactFacts, analyse_impact
 from warroom.analysis.onset import USER_FACING, impact_start, signal_onsets
 from warroom.figures import Window, format_time
 from warroom.incident import AgentReport, Finding
-from warroom.values import as_dict
 
 
 def impact_summary(facts: ImpactFacts) -> str:
@@ -39,7 +39,7 @@ def impact_summary(facts: ImpactFacts) -> str:
     return "; ".join(parts) + "."
 
 
-class CustomerImpactAnalyst:
+class CustomerImpactAnalyst(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="customer-impact-analyst",
         purpose="Assess customer impact: affected users and sessions, failed transactions, abandoned carts, "
@@ -52,9 +52,8 @@ class CustomerImpactAnalyst:
     def run(self, ctx: AgentContext) -> AgentReport:
         telemetry = ctx.telemetry
         manifest = telemetry.manifest
-        incident = as_dict(ctx.context.get("incident"))
-        entry = incident.get("entry_service") or manifest.entry_service or manifest.alert.service
-        entry = entry if isinstance(entry, str) else None
+        incident = ctx.read(INCIDENT)
+        entry = (incident.entry_service if incident else None) or manifest.entry_service or manifest.alert.service
         onsets = [o for o in signal_onsets(telemetry, [entry] if entry else []) if o.signal in USER_FACING]
         start, why = impact_start(onsets, entry, manifest.alert.fired_at)
         end = manifest.effective_window().end

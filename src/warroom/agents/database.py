@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.investigation import investigate, outputs, root_cause_finding
 from warroom.agents.specialist_common import EvidenceIds, suspect_service, window
 from warroom.analysis.changes import CONFIG_KINDS
@@ -41,7 +41,7 @@ def database_details(analysis: DatabaseAnalysis, service: str | None, fault_type
     }
 
 
-class DatabaseIncidentSpecialist:
+class DatabaseIncidentSpecialist(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="database-incident-specialist",
         purpose="Investigate database faults: connection-pool utilisation, waits and timeouts, long-running "

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.analysis.facts import ActionMode, classify_outcome, executed_outcomes
 from warroom.analysis.key_series import AfterAction, key_series, scope_services
 from warroom.analysis.onset import SignalOnset, signal_onsets
@@ -311,7 +311,7 @@ def recorded_findings(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-class IncidentDocumentationSpecialist:
+class IncidentDocumentationSpecialist(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="incident-documentation-specialist",
         purpose="Reconstruct the incident timeline from the telemetry (onsets, first error, alert, "

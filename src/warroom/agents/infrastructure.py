@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.investigation import investigate, outputs, root_cause_finding
 from warroom.analysis.faults import path_of
 from warroom.incident import AgentReport
 
 
-class InfrastructureIncidentSpecialist:
+class InfrastructureIncidentSpecialist(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="infrastructure-incident-specialist",
         purpose="Hosts and pods (CPU, memory), the network between services (delay seen in traces), "

@@ -7,13 +7,13 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.investigation import investigate
 from warroom.analysis import logs as logs_mod
 from warroom.incident import AgentReport, Evidence, Finding
 
 
-class LogAnalysisSpecialist:
+class LogAnalysisSpecialist(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="log-analysis-specialist",
         purpose="Error patterns in the logs, a reconstructed timeline, and their correlation with changes.",

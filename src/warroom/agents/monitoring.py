@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.investigation import investigate
 from warroom.analysis.key_series import key_series, onsets_of
 from warroom.incident import AgentReport
 
 
-class MonitoringSpecialist:
+class MonitoringSpecialist(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="monitoring-specialist",
         purpose="Metric anomalies against the baseline, their onset and the impact trend.",

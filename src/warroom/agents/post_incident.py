@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.documentation import reconstruct_timeline
 from warroom.agents.resolution import primary_code_finding
 from warroom.analysis.facts import ActionMode, classify_outcome
@@ -445,7 +445,7 @@ def _response_lessons(
     return went_well, challenges
 
 
-class PostIncidentAnalyst:
+class PostIncidentAnalyst(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="post-incident-analyst",
         purpose="Primary cause linked to change, commit, file and line; contributing factors from the "

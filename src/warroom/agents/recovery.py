@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
+from warroom.agents.outputs import DIAGNOSIS, SUSPECT_SERVICE
 from warroom.analysis.facts import executed_outcomes, undone_outcomes
 from warroom.analysis.recovery import RecoveryResult, SignalCheck, Verdict, default_scope, verify_after
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction
@@ -103,7 +104,7 @@ def _metric_names(ctx: AgentContext) -> set[str]:
     return set(metrics.get_column("metric").unique().to_list()) if metrics is not None else set()
 
 
-class RecoveryValidationSpecialist:
+class RecoveryValidationSpecialist(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="recovery-validation-specialist",
         purpose="Test whether latency, error rate and success rate are back to baseline after the "
@@ -126,11 +127,11 @@ class RecoveryValidationSpecialist:
             action = candidates[0] if candidates else None
         if recorded == []:
             limitations.append("no telemetry was recorded after any action: recovery cannot be observed")
-        diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
-        indicator = diagnosis[0].get("indicator") if diagnosis else None
-        advisory = [indicator] if isinstance(indicator, str) and indicator in _metric_names(ctx) else []
-        suspect = context.get("suspect_service")
-        scope = list(dict.fromkeys([*default_scope(telemetry), *([suspect] if isinstance(suspect, str) else [])]))
+        diagnosis = ctx.read_list(DIAGNOSIS)
+        indicator = diagnosis[0].indicator if diagnosis else None
+        advisory = [indicator] if indicator and indicator in _metric_names(ctx) else []
+        suspect = ctx.read(SUSPECT_SERVICE)
+        scope = list(dict.fromkeys([*default_scope(telemetry), *([suspect] if suspect is not None else [])]))
         history: list[dict[str, Any]] = []
         for kind in taken:
             if kind != action:

@@ -24,7 +24,16 @@ import polars as pl
 import yaml
 from simpleeval import SimpleEval
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
+from warroom.agents.outputs import (
+    DATABASE,
+    DIAGNOSIS,
+    INCIDENT,
+    SECURITY,
+    SUSPECT_CHANGE,
+    SUSPECT_SERVICE,
+    IncidentSummary,
+)
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel
 from warroom.sources import conventions as cv
 from warroom.sources.incident_telemetry import IncidentTelemetry
@@ -209,21 +218,22 @@ def measure_facts(ctx: AgentContext) -> Facts:
     """Everything the actions need, measured from the bundle and the context."""
     telemetry, context = ctx.telemetry, ctx.context
     facts = Facts()
-    diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
-    best = diagnosis[0] if diagnosis else {}
-    change = as_dict(context.get("suspect_change")) or None
+    diagnosis = ctx.read_list(DIAGNOSIS)
+    best = diagnosis[0] if diagnosis else None
+    suspect = ctx.read(SUSPECT_CHANGE)
+    change = suspect.model_dump(mode="json", exclude_unset=True) if suspect else None
     service = (
-        context.get("suspect_service")
-        or best.get("service")
-        or (change or {}).get("service")
+        ctx.read(SUSPECT_SERVICE)
+        or (best.service if best else None)
+        or (suspect.service if suspect else None)
         or telemetry.manifest.alert.service
     )
     v = facts.values
     v.update(
         service=service,
-        fault_type=best.get("fault_type"),
-        indicator=best.get("indicator"),
-        confidence=best.get("confidence"),
+        fault_type=best.fault_type if best else None,
+        indicator=best.indicator if best else None,
+        confidence=best.confidence if best else None,
     )
     if not diagnosis:
         facts.limitations.append("no 'diagnosis' in the context: actions chosen from measured signals only")
@@ -238,10 +248,11 @@ def measure_facts(ctx: AgentContext) -> Facts:
     v["database"] = database or "the database"
     _peak(facts, telemetry, "db_cpu", cv.DB_CPU_UTILIZATION, None)
     _peak(facts, telemetry, "long_running_queries", cv.DB_LONG_RUNNING_QUERIES, None)
-    db_context = as_dict(context.get("database"))
+    measured = ctx.read(DATABASE)
     for key in ("pool_size", "long_running_queries", "pool_utilization", "db_cpu"):
-        if v.get(key) is None and isinstance(db_context.get(key), int | float):
-            v[key] = float(db_context[key])
+        value = getattr(measured, key) if measured else None
+        if v.get(key) is None and value is not None:
+            v[key] = float(value)
     replicas = _replicas(telemetry, service) if service else []
     v["replicas"] = len(replicas) or None
     v["replica_names"] = replicas
@@ -249,15 +260,14 @@ def measure_facts(ctx: AgentContext) -> Facts:
     v["min_duration_s"] = LONG_QUERY_S
     _change_facts(facts, telemetry, change)
     _code_facts(facts, list(context.get("code_findings") or []))
-    security = as_dict(context.get("security"))
-    sources = security.get("top_sources") or []
-    v["sources"] = sources if isinstance(sources, list) else []
-    if v.get("fault_type") is None and security.get("verdict") == "escalate" and security.get("categories"):
+    security = ctx.read(SECURITY)
+    v["sources"] = list(security.top_sources) if security else []
+    if v.get("fault_type") is None and security and security.verdict == "escalate" and security.categories:
         # the security path names its finding in the security context, not as a diagnosis
-        v["fault_type"] = str(security["categories"][0])
+        v["fault_type"] = security.categories[0]
     v["sources_count"] = len(v["sources"]) or None
     deps = telemetry.topology.get(service or "", [])
-    dependency = context.get("dependency") or (best.get("dependency") if best else None)
+    dependency = context.get("dependency") or ((best.model_extra or {}).get("dependency") if best else None)
     v["dependency"] = dependency or (deps[0] if len(deps) == 1 else None)
     v["rpo_minutes"] = telemetry.manifest.objectives.rpo_minutes
     return facts
@@ -612,24 +622,23 @@ def _plan(
     return actions, source, skipped
 
 
-class IncidentResolutionCoordinator:
+class IncidentResolutionCoordinator(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="incident-resolution-coordinator",
         purpose="Turn the diagnosis into prioritised mitigations (immediate, short term, fix forward), "
         "each with risk, order, parameters and a rollback procedure.",
         inputs=("diagnosis", "suspect_service", "suspect_change", "code_findings", "incident", "security"),
-        outputs=("resolution_plan",),
+        outputs=("resolution_plan", "resolution_source", "resolution_deadline"),
         aliases=("planning",),
     )
 
     def run(self, ctx: AgentContext) -> AgentReport:
         facts = measure_facts(ctx)
-        diagnosis = [d for d in ctx.context.get("diagnosis") or [] if isinstance(d, dict)]
+        diagnosis = [d.model_dump(mode="json") for d in ctx.read_list(DIAGNOSIS)]
         variables = as_dict(ctx.params.get("variables"))
         actions, source, skipped = build_plan(facts, diagnosis, variables, ctx.context.get("proposed_actions"))
         v = facts.values
-        incident = as_dict(ctx.context.get("incident"))
-        deadline = _rto_deadline(ctx, incident)
+        deadline = _rto_deadline(ctx, ctx.read(INCIDENT))
         evidence = facts.evidence
         findings = [
             Finding(
@@ -661,10 +670,10 @@ class IncidentResolutionCoordinator:
         )
 
 
-def _rto_deadline(ctx: AgentContext, incident: Mapping[str, Any]) -> str | None:
+def _rto_deadline(ctx: AgentContext, incident: IncidentSummary | None) -> str | None:
     """When recovery is due: detection (the alert) plus the RTO."""
-    rto = incident.get("rto_minutes") or ctx.telemetry.manifest.objectives.rto_minutes
-    if not isinstance(rto, int | float):
+    rto = (incident.rto_minutes if incident else None) or ctx.telemetry.manifest.objectives.rto_minutes
+    if rto is None:
         return None
     fired = ctx.telemetry.manifest.alert.fired_at
     return (fired + timedelta(minutes=float(rto))).isoformat()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from warroom.agents.base import AgentContext, AgentSpec
+from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.specialist_common import EvidenceIds, window
 from warroom.analysis.security import analyse_security
 from warroom.incident import AgentReport, Finding, RecommendedAction, RiskLevel
 
 
-class SecurityIncidentAnalyst:
+class SecurityIncidentAnalyst(Specialist):
     spec: ClassVar[AgentSpec] = AgentSpec(
         name="security-incident-analyst",
         purpose="Check for breach indicators (auth-failure spikes, unusual sources, privilege changes) and data "

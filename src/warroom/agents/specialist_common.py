@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from warroom.agents.base import AgentContext
+from warroom.agents.outputs import DIAGNOSIS, INCIDENT, SUSPECT_SERVICE
 from warroom.analysis.changes import detect_onset
 from warroom.incident import Evidence
-from warroom.values import as_dict, parse_time
+from warroom.values import parse_time
 
 
 def window(ctx: AgentContext) -> tuple[datetime, datetime]:
@@ -19,14 +20,12 @@ def window(ctx: AgentContext) -> tuple[datetime, datetime]:
 
 def suspect_service(ctx: AgentContext) -> str | None:
     """The suspected service: named by an earlier phase, else the best diagnosis, else the alert's."""
-    named = ctx.context.get("suspect_service")
-    if isinstance(named, str) and named:
+    named = ctx.read(SUSPECT_SERVICE)
+    if named:
         return named
-    diagnosis = ctx.context.get("diagnosis")
-    if isinstance(diagnosis, list) and diagnosis and isinstance(diagnosis[0], dict):
-        service = diagnosis[0].get("service")
-        if isinstance(service, str) and service:
-            return service
+    diagnosis = ctx.read_list(DIAGNOSIS)
+    if diagnosis and diagnosis[0].service:
+        return diagnosis[0].service
     return ctx.telemetry.manifest.alert.service
 
 
@@ -35,7 +34,8 @@ def onset(ctx: AgentContext, services: list[str] | None) -> datetime:
     start the commander recorded, else the alert time."""
     start, _ = window(ctx)
     fired = ctx.telemetry.manifest.alert.fired_at
-    recorded = parse_time(as_dict(ctx.context.get("incident")).get("started_at"))
+    incident = ctx.read(INCIDENT)
+    recorded = parse_time(incident.started_at if incident else None)
     baseline = ctx.telemetry.baseline.metrics if ctx.telemetry.baseline is not None else None
     measured = detect_onset(ctx.telemetry.metrics, services, start, recorded or fired, baseline)
     return measured
