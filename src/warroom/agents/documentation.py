@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec, Specialist
+from warroom.agents.outputs import DIAGNOSIS, EVIDENCE, SUSPECT_CHANGE, SUSPECT_SERVICE, read, read_list
 from warroom.analysis.facts import ActionMode, classify_outcome, executed_outcomes
 from warroom.analysis.key_series import AfterAction, key_series, scope_services
 from warroom.analysis.onset import SignalOnset, signal_onsets
@@ -227,11 +228,11 @@ def reconstruct_timeline(
         gaps.append("no signal left its baseline in the window (or no baseline to compare with)")
     window = telemetry.manifest.effective_window()
     earliest = min((o.at for o in onsets), default=window.start)
-    suspect = context.get("suspect_service")
+    suspect = read(context, SUSPECT_SERVICE)
     # The suspect's own first error tells the story; other services' errors come second.
-    error = (
-        first_error(telemetry, [suspect], earliest - timedelta(minutes=1)) if isinstance(suspect, str) else None
-    ) or (first_error(telemetry, services, earliest - timedelta(minutes=1)))
+    error = (first_error(telemetry, [suspect], earliest - timedelta(minutes=1)) if suspect is not None else None) or (
+        first_error(telemetry, services, earliest - timedelta(minutes=1))
+    )
     if error:
         events.append(error)
     elif telemetry.logs is None:
@@ -281,27 +282,23 @@ def _after_action(context: Mapping[str, Any]) -> tuple[str | None, str]:
 def recorded_findings(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A one-line index of what the other specialists recorded in the context."""
     out: list[dict[str, Any]] = []
-    for cand in context.get("diagnosis") or []:
-        if isinstance(cand, dict):
-            out.append(
-                {
-                    "from": "diagnosis",
-                    "summary": f"#{cand.get('rank')} {cand.get('service')}: {cand.get('fault_type')} "
-                    f"({cand.get('indicator')}), confidence {cand.get('confidence')}",
-                }
-            )
-    for ev in context.get("evidence") or []:
-        if isinstance(ev, dict):
-            out.append({"from": "evidence", "summary": f"{ev.get('source')}: {ev.get('query')}", "id": ev.get("id")})
+    for cand in read_list(context, DIAGNOSIS):
+        out.append(
+            {
+                "from": "diagnosis",
+                "summary": f"#{cand.rank} {cand.service}: {cand.fault_type} "
+                f"({cand.indicator}), confidence {cand.confidence}",
+            }
+        )
+    for ev in read_list(context, EVIDENCE):
+        out.append({"from": "evidence", "summary": f"{ev.source}: {ev.query}", "id": ev.id})
     for code in context.get("code_findings") or []:
         if isinstance(code, dict):
             where = f"{code.get('file') or code.get('path')}:{code.get('line')}"
             out.append({"from": "code_findings", "summary": f"{code.get('kind') or code.get('pattern')} at {where}"})
-    change = as_dict(context.get("suspect_change"))
+    change = read(context, SUSPECT_CHANGE)
     if change:
-        out.append(
-            {"from": "suspect_change", "summary": f"{change.get('id')} {change.get('kind')} of {change.get('service')}"}
-        )
+        out.append({"from": "suspect_change", "summary": f"{change.id} {change.kind} of {change.service}"})
     for key in ("impact", "security", "recovery"):
         value = as_dict(context.get(key))
         if value:

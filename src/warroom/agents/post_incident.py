@@ -16,6 +16,7 @@ import polars as pl
 
 from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.documentation import reconstruct_timeline
+from warroom.agents.outputs import DIAGNOSIS, INCIDENT, SECURITY, SUSPECT_CHANGE, SUSPECT_SERVICE, read, read_list
 from warroom.agents.resolution import primary_code_finding
 from warroom.analysis.facts import ActionMode, classify_outcome
 from warroom.analysis.onset import ONSET_SIGNALS, USER_FACING
@@ -77,20 +78,22 @@ def similar_places(code_findings: list[Any]) -> list[dict[str, Any]]:
 
 
 def primary_cause(context: Mapping[str, Any]) -> dict[str, Any] | None:
-    diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
-    best = diagnosis[0] if diagnosis else {}
-    change = as_dict(context.get("suspect_change"))
+    diagnosis = read_list(context, DIAGNOSIS)
+    best = diagnosis[0] if diagnosis else None
+    change = read(context, SUSPECT_CHANGE)
     code = primary_code_finding(list(context.get("code_findings") or []))
-    if not best and not change and not code:
+    if best is None and change is None and not code:
         return None
-    service = best.get("service") or change.get("service") or context.get("suspect_service")
-    parts = [f"{best.get('fault_type') or 'fault'} in {service}"]
-    if best.get("indicator"):
-        parts[0] += f" (indicator: {best['indicator']})"
+    service = (best.service if best else None) or (change.service if change else None) or read(context, SUSPECT_SERVICE)
+    fault_type = best.fault_type if best else None
+    indicator = best.indicator if best else None
+    parts = [f"{fault_type or 'fault'} in {service}"]
+    if indicator:
+        parts[0] += f" (indicator: {indicator})"
     if change:
-        what = " ".join(str(change[k]) for k in ("kind", "version") if change.get(k))
-        commit = str(change.get("commit") or "")[:12]
-        parts.append(f"introduced by change {change.get('id')} ({what}" + (f", commit {commit})" if commit else ")"))
+        what = " ".join(v for v in (change.kind, change.version) if v)
+        commit = (change.commit or "")[:12]
+        parts.append(f"introduced by change {change.id} ({what}" + (f", commit {commit})" if commit else ")"))
     if code:
         detail = code.get("detail") or code.get("kind")
         function = f" in {code['function']}" if code.get("function") else ""
@@ -98,15 +101,15 @@ def primary_cause(context: Mapping[str, Any]) -> dict[str, Any] | None:
     return {
         "text": ", ".join(parts),
         "service": service,
-        "fault_type": best.get("fault_type"),
-        "indicator": best.get("indicator"),
-        "confidence": best.get("confidence"),
-        "change_id": change.get("id") or best.get("change_id"),
-        "commit": (code or {}).get("commit") or change.get("commit"),
+        "fault_type": fault_type,
+        "indicator": indicator,
+        "confidence": best.confidence if best else None,
+        "change_id": (change.id if change else None) or (best.change_id if best else None),
+        "commit": (code or {}).get("commit") or (change.commit if change else None),
         "file": (code or {}).get("file"),
         "line": (code or {}).get("line"),
         "function": (code or {}).get("function"),
-        "evidence_ids": list(best.get("evidence_ids") or []),
+        "evidence_ids": list(best.evidence_ids) if best else [],
     }
 
 
@@ -386,18 +389,17 @@ def lessons(
     went, hard = _response_lessons(context, durations, rto)
     went_well += went
     challenges += hard
-    change = as_dict(context.get("suspect_change"))
+    change = read(context, SUSPECT_CHANGE)
     code = primary_code_finding(list(context.get("code_findings") or []))
     if change and code:
-        went_well.append(
-            f"the change ({change.get('id')}) and the code location ({_location(code)}) were found from the data"
-        )
+        went_well.append(f"the change ({change.id}) and the code location ({_location(code)}) were found from the data")
     elif change:
-        went_well.append(f"the suspect change ({change.get('id')}) was found from the data")
-    security = as_dict(context.get("security"))
-    if security.get("verdict") == "cleared":
+        went_well.append(f"the suspect change ({change.id}) was found from the data")
+    security = read(context, SECURITY)
+    verdict = security.verdict if security else None
+    if verdict == "cleared":
         went_well.append("security and data-integrity checks cleared the incident")
-    elif security.get("verdict") == "escalate":
+    elif verdict == "escalate":
         challenges.append("security analysis escalated the incident")
     for gap in documentation.get("gaps") or []:
         challenges.append(f"evidence gap: {gap}")
@@ -478,7 +480,7 @@ class PostIncidentAnalyst(Specialist):
             if key not in context:
                 limitations.append(f"no '{key}' in the context")
         cause = primary_cause(context)
-        service = (cause or {}).get("service") or context.get("suspect_service") or telemetry.manifest.alert.service
+        service = (cause or {}).get("service") or ctx.read(SUSPECT_SERVICE) or telemetry.manifest.alert.service
         code_findings = list(context.get("code_findings") or [])
         similar = similar_places(code_findings)
         factors = detection_gap(timeline, telemetry)
@@ -489,9 +491,9 @@ class PostIncidentAnalyst(Specialist):
         spread = spread_factor(timeline, service, telemetry)
         if spread:
             factors.append(spread)
-        incident = as_dict(context.get("incident"))
-        rto = incident.get("rto_minutes") or telemetry.manifest.objectives.rto_minutes
-        learned, more = lessons(context, documentation, float(rto) if isinstance(rto, int | float) else None)
+        incident = ctx.read(INCIDENT)
+        rto = (incident.rto_minutes if incident else None) or telemetry.manifest.objectives.rto_minutes
+        learned, more = lessons(context, documentation, rto)
         factors += more
         measures = measures_for(factors, cause, service)
         base = telemetry.manifest.alert.fired_at
@@ -518,8 +520,8 @@ class PostIncidentAnalyst(Specialist):
                 }
             )
         postmortem = {
-            "incident_id": incident.get("id") or ctx.incident_id,
-            "severity": incident.get("severity"),
+            "incident_id": (incident.id if incident else None) or ctx.incident_id,
+            "severity": incident.severity if incident else None,
             "primary_cause": cause,
             "contributing_factors": factors,
             "preventive_measures": [m["text"] for m in measures],
