@@ -441,6 +441,8 @@ class Store:
         row = session.get(RunRow, run_id)
         if row is None:
             raise NotFoundError(f"no run '{run_id}'")
+        if row.status == "cancelled":
+            return  # final: a step that was in flight when a human cancelled cannot revive the run
         row.status = status
         row.finished_at = now() if finished else None
 
