@@ -33,7 +33,7 @@ cadence_minutes = {{ P0 = {CADENCE}, P1 = {CADENCE}, P2 = {CADENCE}, P3 = {CADEN
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("serve-cancel")
-    found = Served(root, f"sqlite:///{root / 'warroom.db'}", config=FAST_CADENCE)
+    found = Served(root, f"sqlite:///{root / 'warroom.db'}", config=CONFIG)
     found.make_tokens()
     found.start()
     try:
@@ -106,6 +106,9 @@ def test_cancel_stops_the_run_for_good_and_the_cadence_survives_a_crash(served: 
         assert entry.actor == "commander-token" and entry.role == "commander"
 
         # Stakeholder updates go on while the incident is open (cancelling the run closes nothing).
+        incident = store.get_incident(incident_id)
+        with store.transaction() as session:  # as a commander setting the cadence would
+            store.save_incident(session, incident.model_copy(update={"comms_cadence_minutes": CADENCE}))
         wait_for(lambda: len(_cadence_updates(served, incident_id)) >= 2, 30, "two updates on cadence")
         assert served.kill(signal.SIGKILL) == []
         stored_before = {e.data["sequence"] for e in store.timeline(incident_id) if e.source == SENDER}
