@@ -198,7 +198,7 @@ def action_audit(incident_id: str, _: Viewer, svc: Svc) -> list[ActionAuditOut]:
     return [ActionAuditOut.model_validate(row, from_attributes=True) for row in svc.store.audit_log(incident_id)]
 
 
-@router.post("/{incident_id}/cancel", response_model=CancelOut, responses={409: ERROR_RESPONSES[409]})
+@router.post("/{incident_id}/cancel", response_model=CancelOut)
 def cancel(incident_id: str, body: CancelIn, request: Request, who: Commander, svc: Svc) -> CancelOut:
     """Cancel the incident's investigation (a commander): the run is marked cancelled in the store
     with an event on the timeline; a step in progress finishes and is recorded, no further step
