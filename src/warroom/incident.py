@@ -171,6 +171,7 @@ class TimelineKind(StrEnum):
     COMMUNICATION_SENT = "communication_sent"
     NOTE = "note"
     RESUMED = "resumed"  # a run picked up again after its process died
+    CANCELLED = "cancelled"  # a human stopped the investigation: no further step runs
 
 
 class TimelineEvent(BaseModel):

@@ -22,6 +22,7 @@ from warroom.comms.cadence import DEFAULT_INTERVAL_MINUTES, interval_for
 from warroom.comms.config import CommsConfig
 from warroom.comms.message import AUDIENCES
 from warroom.comms.updates import send_update
+from warroom.errors import NotFoundError
 from warroom.incident import Incident, Status, TimelineEvent, TimelineKind
 from warroom.record import RunRecord
 from warroom.serve.clock import incident_now
@@ -59,6 +60,9 @@ class CadenceKeeper:
         shortest = min({**DEFAULT_INTERVAL_MINUTES, **comms.cadence_minutes}.values())
         self.tick_s = min(MAX_TICK_S, max(MIN_TICK_S, shortest * 60 / LOOKS_PER_INTERVAL))
         self._stop = threading.Event()
+        # the incident and run state each incident's record was last read at (a cache of what
+        # the store holds, so a restarted keeper reads every record once again)
+        self._looked: dict[str, tuple[Status, tuple[str, str, int] | None]] = {}
         self._thread = threading.Thread(target=self._loop, name="warroom-cadence", daemon=True)
 
     def start(self) -> None:
@@ -82,20 +86,37 @@ class CadenceKeeper:
         for incident in self.store.list_incidents():
             if incident.status in (Status.RESOLVED, Status.CLOSED):
                 continue  # over: what is left to say is the postmortem
-            record = record_of(self.store, incident.id)
-            if record is not None and self._update(incident, record):
+            if self._update(incident):
                 updated.append(incident.id)
         return updated
 
-    def _update(self, incident: Incident, record: RunRecord) -> bool:
-        sent = [e for e in record.timeline if e.kind == TimelineKind.COMMUNICATION_SENT]
+    def _run_state(self, incident: Incident) -> tuple[str, str, int] | None:
+        try:
+            run = self.store.latest_run(incident.id)
+        except NotFoundError:
+            return None
+        return run.id, run.status, self.store.step_count(run.id)
+
+    def _update(self, incident: Incident) -> bool:
+        # Only the updates sent are read each tick; the whole run record (thousands of alert
+        # events on a storm's incident, redacted) only when an update is due or the run moved on
+        # (a step recorded may be the verified recovery that calls for the last update).
+        sent = self.store.timeline(incident.id, kinds=(TimelineKind.COMMUNICATION_SENT.value,))
         if any(e.data.get("final") for e in sent):
             return False  # the update saying it recovered went out: no more
-        recovered = _recovered(incident, record)
         now = incident_now(self.store, incident.id)
         interval = interval_for(incident.severity.value, self.comms.cadence_minutes, incident.comms_cadence_minutes)
         last = max((e.at for e in sent), default=None) or incident.detected_at or now
-        if not recovered and now < last + timedelta(minutes=interval):
+        due = now >= last + timedelta(minutes=interval)
+        state = (incident.status, self._run_state(incident))
+        if not due and self._looked.get(incident.id) == state:
+            return False
+        record = record_of(self.store, incident.id)
+        if record is None:
+            return False
+        self._looked[incident.id] = state  # what the record was read at: not recovered unless it changes
+        recovered = _recovered(incident, record)
+        if not (due or recovered):
             return False
         self._send(incident, record, now, len({_sequence(e) for e in sent}) + 1, final=recovered)
         return True

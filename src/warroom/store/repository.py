@@ -363,13 +363,15 @@ class Store:
         )
         return True
 
-    def timeline(self, incident_id: str) -> list[TimelineEvent]:
+    def timeline(self, incident_id: str, kinds: tuple[str, ...] | None = None) -> list[TimelineEvent]:
+        """The incident's events in order; only those of `kinds` when given (a storm's incident
+        holds thousands of alert events that a reader of its updates need not load)."""
         with self.transaction() as session:
             self.get_incident(incident_id, session)
-            rows = session.scalars(
-                select(TimelineRow).where(TimelineRow.incident_id == incident_id).order_by(TimelineRow.seq)
-            )
-            return [_event_of(row) for row in rows]
+            query = select(TimelineRow).where(TimelineRow.incident_id == incident_id)
+            if kinds is not None:
+                query = query.where(TimelineRow.kind.in_(kinds))
+            return [_event_of(row) for row in session.scalars(query.order_by(TimelineRow.seq))]
 
     def events_after(self, incident_id: str, after_seq: int, limit: int = 500) -> list[TimelineEvent]:
         """The incident's events with a sequence number above `after_seq` (what a live view has not seen)."""
@@ -439,6 +441,8 @@ class Store:
         row = session.get(RunRow, run_id)
         if row is None:
             raise NotFoundError(f"no run '{run_id}'")
+        if row.status == "cancelled":
+            return  # final: a step that was in flight when a human cancelled cannot revive the run
         row.status = status
         row.finished_at = now() if finished else None
 
@@ -456,6 +460,10 @@ class Store:
         session.add(StepRow(run_id=run_id, **step))
         session.flush()
         return True
+
+    def step_count(self, run_id: str) -> int:
+        with self.transaction() as session:
+            return int(session.scalar(select(func.count()).where(StepRow.run_id == run_id)) or 0)
 
     def steps(self, run_id: str) -> list[StepRow]:
         with self.transaction() as session:

@@ -57,6 +57,7 @@ FORWARD = [s for s in Status]  # the lifecycle's forward order
 # What a human may decide about a proposed action besides approving it; both let the run go on.
 DECLINED = {"rejected": TimelineKind.ACTION_REJECTED, "skipped": TimelineKind.ACTION_SKIPPED}
 # Once an action has been taken up by the executor, a decision about it comes too late.
+CANCELLED = "cancelled"  # a run's final status once a human cancelled it
 TAKEN = frozenset({"executed", "dry_run", "verified", "failed", "timed_out", "undone"})
 
 
@@ -115,7 +116,7 @@ Approver = Callable[[dict[str, Any]], bool]
 class RunResult:
     incident_id: str
     run_id: str
-    status: str  # succeeded | completed_with_failures | waiting_approval
+    status: str  # succeeded | completed_with_failures | waiting_approval | cancelled
     pending: list[dict[str, Any]]
 
 
@@ -221,6 +222,8 @@ class Engine:
     def run(self, run_id: str, runner: StepRunner | None = None) -> RunResult:
         """Drive the run to its end (or to an approval gate); a given runner is left open."""
         row = self.store.get_run(run_id)
+        if row.status == CANCELLED:
+            return RunResult(row.incident_id, run_id, CANCELLED, [])
         spec = WorkflowSpec.model_validate(row.spec)
         options = RunOptions.model_validate(row.options)
         incident_id = row.incident_id
@@ -266,6 +269,9 @@ class Engine:
     ) -> RunResult:
         closed: set[str] = set()
         while True:
+            # the step boundary: a cancellation committed meanwhile stops the run here
+            if self.store.get_run(run_id).status == CANCELLED:
+                return RunResult(incident_id, run_id, CANCELLED, [])
             recorded = self._recorded(run_id)
             # close every finished phase, including one whose last step committed just before a crash
             for phase in spec.phases:
@@ -523,6 +529,28 @@ class Engine:
             at,
             f"approved:{action['id']}",
         )
+
+    def cancel(self, incident_id: str, actor: str, reason: str, at: datetime | None = None) -> str:
+        """A human stops the incident's investigation: its latest run is marked cancelled (final)
+        with an event on the timeline, in one transaction. A run executing stops at its next step
+        boundary; one queued or waiting at a gate never goes on. Returns the run's id."""
+        run = self.store.latest_run(incident_id)
+        if run.status not in ("running", "waiting_approval"):
+            raise InputError(f"the run of {incident_id} is {run.status}: there is nothing to cancel")
+        at = at or self.decision_time(incident_id)
+        with self.store.transaction() as session:
+            self.store.set_run_status(session, run.id, CANCELLED, finished=True)
+            self._event(
+                session,
+                incident_id,
+                TimelineKind.CANCELLED,
+                actor,
+                f"investigation cancelled by {actor}" + (f" — {reason}" if reason else ""),
+                {"run_id": run.id, "previous_status": run.status, "reason": reason},
+                at,
+                f"{run.id}:cancelled",
+            )
+        return run.id
 
     def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> None:
         """Record a human approval given after the fact (`warroom approve`, the API); `at` in

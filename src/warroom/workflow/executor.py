@@ -19,13 +19,12 @@ from typing import Protocol
 from warroom.incident import TimelineEvent, TimelineKind
 from warroom.sources.contract import SourceSpec
 from warroom.store.repository import Store
-from warroom.workflow.engine import RunOptions, RunResult
+from warroom.workflow.engine import CANCELLED, RunOptions, RunResult
 from warroom.workflow.runner import StepRunner
 
 log = logging.getLogger(__name__)
 
 UNFINISHED = ("running",)  # what a run's row says while it is queued or executing
-CANCELLED = "cancelled"
 
 # Drives one run to its end or its next approval gate on the given runner (the application's
 # `continue_run`: engine, then reports).
@@ -76,7 +75,9 @@ class LocalExecutor:
         return self.store.get_run(run_id).status
 
     def cancel(self, run_id: str) -> bool:
-        """Cancel a run that has not started; a run in progress is not interrupted (False)."""
+        """Stop a run: a queued one never starts (True). One in progress is not interrupted here
+        (False): it stops at its next step boundary once the store marks it cancelled
+        (`Engine.cancel`), which a run also reads when it is resumed after a restart."""
         with self._lock:
             if run_id not in self._queued:
                 return False

@@ -31,6 +31,7 @@ class Service:
         return self.settings.reports_dir
 
 
-def service(request: Request) -> Service:
+async def service(request: Request) -> Service:
+    # async: a sync dependency would cost every request a hop to the thread pool and back
     found: Service = request.app.state.service
     return found

@@ -1,5 +1,5 @@
 """Incidents: list and show, timeline (and its live stream), findings, evidence, diagnosis, comms,
-metrics, postmortem, notes."""
+metrics, postmortem, notes; cancelling the investigation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
-from warroom.errors import NotFoundError
+from warroom.errors import InputError, NotFoundError
 from warroom.incident import Severity, Status, TimelineEvent, TimelineKind
 from warroom.record import RunRecord
 from warroom.redact import redact_obj
@@ -18,6 +18,8 @@ from warroom.report.writer import diagnosis_payload, findings_payload, metrics_p
 from warroom.serve.api.deps import Service, service
 from warroom.serve.api.schemas import (
     ActionAuditOut,
+    CancelIn,
+    CancelOut,
     DiagnosisOut,
     EvidenceOut,
     FindingsOut,
@@ -32,11 +34,13 @@ from warroom.serve.clock import incident_now
 from warroom.serve.problems import ERROR_RESPONSES
 from warroom.serve.room import record_of, report_path
 from warroom.store import alerts as alert_store
+from warroom.workflow.engine import CANCELLED, Engine
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], responses=ERROR_RESPONSES)
 MAX_SEQ = 2**62  # sequence numbers are 64-bit integers in every store
 Viewer = Annotated[Principal, Depends(requires(Role.VIEWER))]
 Responder = Annotated[Principal, Depends(requires(Role.RESPONDER))]
+Commander = Annotated[Principal, Depends(requires(Role.COMMANDER))]
 Svc = Annotated[Service, Depends(service)]
 
 
@@ -192,3 +196,19 @@ def action_audit(incident_id: str, _: Viewer, svc: Svc) -> list[ActionAuditOut]:
     """The incident's action audit: every proposal, approval, rejection and execution, by whom."""
     svc.store.get_incident(incident_id)
     return [ActionAuditOut.model_validate(row, from_attributes=True) for row in svc.store.audit_log(incident_id)]
+
+
+@router.post("/{incident_id}/cancel", response_model=CancelOut)
+def cancel(incident_id: str, body: CancelIn, request: Request, who: Commander, svc: Svc) -> CancelOut:
+    """Cancel the incident's investigation (a commander): the run is marked cancelled in the store
+    with an event on the timeline; a step in progress finishes and is recorded, no further step
+    starts, and a restart does not resume it. 409 when the run has already ended."""
+    try:
+        run_id = Engine(svc.store).cancel(incident_id, who.name, body.reason, incident_now(svc.store, incident_id))
+    except NotFoundError:
+        raise
+    except InputError as exc:
+        raise HTTPException(409, exc.one_line()) from None
+    request.state.audit_detail = {"run_id": run_id, "reason": body.reason[:200]}
+    queued = svc.executor.cancel(run_id)
+    return CancelOut(incident_id=incident_id, run_id=run_id, status=CANCELLED, by=who.name, stopped_queued=queued)

@@ -102,6 +102,18 @@ class RejectIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2_000)
 
 
+class CancelIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+class CancelOut(BaseModel):
+    incident_id: str
+    run_id: str
+    status: str  # the run's status now: cancelled
+    by: str
+    stopped_queued: bool  # the run had not started (or waited to go on) and never will
+
+
 class DecisionOut(BaseModel):
     incident_id: str
     action_id: str

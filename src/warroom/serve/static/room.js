@@ -45,7 +45,7 @@ function refreshList(table) {
 // Timeline kinds after which the page's other sections have changed.
 const CHANGES = new Set([
   "status_changed", "decision", "finding", "action_proposed", "action_approved", "action_executed",
-  "action_verified", "communication_sent", "phase_finished", "note", "resumed", "step_failed",
+  "action_verified", "communication_sent", "phase_finished", "note", "resumed", "cancelled", "step_failed",
 ]);
 
 function swapSections() {
