@@ -57,7 +57,11 @@ system-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# The sources compiled to bytecode first (incremental; also where PYTHONDONTWRITEBYTECODE is set,
+# since compileall writes regardless): the tests start `warroom` in many subprocesses, each of
+# which would otherwise compile every module again, ~0.3 s of CPU per process.
 unit: $(STAMP) system-packages
+	$(BIN)/python -m compileall -q src >/dev/null
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: lint typecheck unit

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer import _click as click
+from typer.core import TyperGroup
 
 from warroom import application
 from warroom.agents.registry import is_known as is_known_agent
@@ -33,7 +35,27 @@ from warroom.workflow.engine import Approver
 from warroom.workflow.render import render_workflow
 from warroom.workflow.spec import ApprovalPolicy, builtin_workflows, load_workflow, resolve_workflow
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="warroom: incident response with evidence.")
+
+class _Commands(TyperGroup):
+    """The top-level commands. `lab` is loaded only when it is asked for (its own command or the
+    help that lists it): it brings the lab's HTTP, PostgreSQL and process clients, a cost every
+    other command (`respond` first) would pay at start for nothing."""
+
+    LAZY = "lab"
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return names if self.LAZY in names else [*names, self.LAZY]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == self.LAZY and cmd_name not in self.commands:
+            self.add_command(_lab_commands(), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+app = typer.Typer(
+    cls=_Commands, no_args_is_help=True, add_completion=False, help="warroom: incident response with evidence."
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -844,12 +866,16 @@ def otlp_receive(
     serve(directory, host, port, rotate)
 
 
-from warroom.lab.cli import lab_app  # noqa: E402  (registered after user_errors is defined)
+@cache  # once per process: its callbacks are wrapped in place
+def _lab_commands() -> click.Command:
+    from warroom.lab.cli import lab_app
 
-for _command in lab_app.registered_commands:
-    if _command.callback is not None:
-        _command.callback = user_errors(_command.callback)
-app.add_typer(lab_app, name="lab")
+    for command in lab_app.registered_commands:
+        if command.callback is not None:
+            command.callback = user_errors(command.callback)
+    group = typer.main.get_group(lab_app)
+    group.name = _Commands.LAZY
+    return group
 
 
 def main() -> None:

@@ -238,6 +238,26 @@ SEPARATOR = "\n\x1e\n"
 CHUNK_CHARS = 1 << 16
 
 
+# Strings this process has already found to hold no secret. A run writes the same text many times
+# (each step's inputs and report, every event's summary, the whole record again for the reports), and
+# a string in which no detector found anything is unchanged by redacting it again. Bounded: cleared
+# when full, which costs only the time saved.
+_CLEAN: set[str] = set()
+CLEAN_MAX_CHARS = 1 << 25
+_clean_chars = 0
+
+
+def _remember_clean(pairs: Iterable[tuple[str, str]]) -> None:
+    global _clean_chars
+    for text, redacted in pairs:
+        if text == redacted and text not in _CLEAN:
+            if _clean_chars + len(text) > CLEAN_MAX_CHARS:
+                _CLEAN.clear()
+                _clean_chars = 0
+            _CLEAN.add(text)
+            _clean_chars += len(text)
+
+
 def redact_many(strings: Iterable[str]) -> dict[str, str]:
     """Each distinct string → its redacted form."""
     out: dict[str, str] = {}
@@ -249,14 +269,17 @@ def redact_many(strings: Iterable[str]) -> dict[str, str]:
         if not chunk:
             return
         parts = redact(SEPARATOR.join(chunk)).split(SEPARATOR)
-        if len(parts) == len(chunk):
-            out.update(zip(chunk, parts, strict=True))
-        else:  # a mask swallowed a separator: fall back to one call per string for this chunk
-            out.update((s, redact(s)) for s in chunk)
+        # a mask that swallowed a separator: one call per string for this chunk
+        done = dict(zip(chunk, parts, strict=True)) if len(parts) == len(chunk) else {s: redact(s) for s in chunk}
+        out.update(done)
+        _remember_clean(done.items())
         chunk.clear()
         size = 0
 
     for text in dict.fromkeys(strings):
+        if text in _CLEAN:
+            out[text] = text
+            continue
         if "\x1e" in text:
             out[text] = redact(text)
             continue

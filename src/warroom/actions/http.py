@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import Field
-from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from warroom.actions.contract import ActionAdapter, Check, Params, RunOptions, StepResult
 from warroom.incident import RiskLevel
 from warroom.redact import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
@@ -47,12 +48,18 @@ class _RetryableStatus(Exception):
 
 
 def _retryable(exc: BaseException) -> bool:
+    import httpx
+
     # Connection problems and 5xx/429 are worth another try; a 4xx will not change by retrying.
     return isinstance(exc, httpx.TransportError | _RetryableStatus)
 
 
 def send(probe: Probe, *, attempts: int, backoff_s: float, backoff_max_s: float, env: dict[str, str]) -> StepResult:
     """Send one request with retries; the result carries status, a body excerpt and the attempt count."""
+    # Imported here: every run loads this module (recovery checks name its probes), few send a request.
+    import httpx
+    from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
     headers = dict(probe.headers)
     for header, variable in probe.headers_env.items():
         if variable in env:

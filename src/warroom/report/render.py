@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+from jinja2 import BytecodeCache, Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup, escape
 
 from warroom.figures import significant
@@ -183,11 +183,23 @@ FILTERS = {
 }
 
 
+def _compiled_templates(kind: str) -> BytecodeCache | None:
+    """Where compiled templates are kept between runs: compiling the four report templates costs
+    a `respond` process more than rendering them. Jinja keys each entry by template name and source
+    checksum, so an edited template is compiled again; one file pattern per environment, as the two
+    compile differently (autoescape). No writable temporary directory: compile every time."""
+    try:
+        return FileSystemBytecodeCache(pattern=f"__warroom_{kind}_%s.cache")
+    except (OSError, RuntimeError):
+        return None
+
+
 @lru_cache(maxsize=2)
 def environment(html: bool) -> Environment:
     """Markdown templates render text verbatim; HTML templates escape every value."""
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
+        bytecode_cache=_compiled_templates("html" if html else "md"),
         autoescape=html,
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -19,17 +19,18 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
-from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
-from prometheus_client.parser import text_string_to_metric_families as text_families
 
 from warroom.errors import BundleError
 from warroom.sources.mapping.samples import SID, Samples, SeriesType, from_label_sets
 from warroom.sources.raw.compressed import content, head_text, suffix
 from warroom.sources.raw.prometheus_read import samples_read
 from warroom.sources.raw.reader import RawRead, ReadOptions
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 _SAMPLE_LINE = re.compile(
     r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})?\s+(NaN|[+-]?Inf|[-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)(\s+[-+]?[0-9.]+)?\s*$"
@@ -47,6 +48,10 @@ DECLARED: dict[str, SeriesType] = {
 
 
 def _families(text: str) -> Iterator[Metric]:
+    # The parsers load only for a bundle that holds a scrape: every read probes this format.
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+    from prometheus_client.parser import text_string_to_metric_families as text_families
+
     if re.search(r"^# EOF\s*$", text, re.MULTILINE):
         for scrape in re.split(r"^# EOF\s*$\n?", text, flags=re.MULTILINE):
             if scrape.strip():
@@ -78,6 +83,8 @@ def job_of(path: Path) -> str:
 
 def _bad_line(text: str) -> int | None:
     """The first line that does not parse on its own (the parsers' messages name no line)."""
+    from prometheus_client.parser import text_string_to_metric_families as text_families
+
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
