@@ -19,15 +19,9 @@ from warroom.serve.cadence import SENDER
 from warroom.store.repository import Store
 from warroom.store.tokens import audit_entries
 
-# an update every 1.2 s of incident time whatever the severity (fractional minutes)
+# an update every 1.2 s of incident time (fractional minutes), set on the incident itself: its own
+# cadence (the example's 15 minutes) wins over [comms] cadence_minutes
 CADENCE = 0.02
-FAST_CADENCE = (
-    CONFIG
-    + f"""
-[comms]
-cadence_minutes = {{ P0 = {CADENCE}, P1 = {CADENCE}, P2 = {CADENCE}, P3 = {CADENCE} }}
-"""
-)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +57,20 @@ def _cadence_updates(served: Served, incident_id: str) -> list[list[dict[str, An
         if event["source"] == SENDER:
             by_sequence.setdefault(event["data"]["sequence"], []).append(event)
     return [by_sequence[k] for k in sorted(by_sequence)]
+
+
+def _updates_across_a_crash(served: Served, store: Store, incident_id: str) -> None:
+    """Stakeholder updates go on while the incident is open (cancelling the run closes nothing),
+    before and after a kill -9 of the server."""
+    incident = store.get_incident(incident_id)
+    with store.transaction() as session:  # as a commander setting the cadence would
+        store.save_incident(session, incident.model_copy(update={"comms_cadence_minutes": CADENCE}))
+    wait_for(lambda: len(_cadence_updates(served, incident_id)) >= 2, 30, "two updates on cadence")
+    assert served.kill(signal.SIGKILL) == []
+    stored_before = {e.data["sequence"] for e in store.timeline(incident_id) if e.source == SENDER}
+    served.start()
+    more = len(stored_before) + 2
+    wait_for(lambda: len(_cadence_updates(served, incident_id)) >= more, 30, "updates after the restart")
 
 
 def test_cancel_stops_the_run_for_good_and_the_cadence_survives_a_crash(served: Served) -> None:
@@ -105,16 +113,7 @@ def test_cancel_stops_the_run_for_good_and_the_cadence_survives_a_crash(served: 
         [entry] = [a for a in audit_entries(store, incident_id) if a.path.endswith("/cancel") and a.status_code == 200]
         assert entry.actor == "commander-token" and entry.role == "commander"
 
-        # Stakeholder updates go on while the incident is open (cancelling the run closes nothing).
-        incident = store.get_incident(incident_id)
-        with store.transaction() as session:  # as a commander setting the cadence would
-            store.save_incident(session, incident.model_copy(update={"comms_cadence_minutes": CADENCE}))
-        wait_for(lambda: len(_cadence_updates(served, incident_id)) >= 2, 30, "two updates on cadence")
-        assert served.kill(signal.SIGKILL) == []
-        stored_before = {e.data["sequence"] for e in store.timeline(incident_id) if e.source == SENDER}
-        served.start()
-        more = len(stored_before) + 2
-        wait_for(lambda: len(_cadence_updates(served, incident_id)) >= more, 30, "updates after the restart")
+        _updates_across_a_crash(served, store, incident_id)
     finally:
         store.close()
     updates = _cadence_updates(served, incident_id)
