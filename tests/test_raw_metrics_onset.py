@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from test_raw_folder import alert_payload
-from warroom.analysis.changepoint import detect_onset, settled_since, trend_p
+from warroom.analysis.changepoint import detect_onset, trend_p
 from warroom.sources.bundle import load_bundle
 
 START = datetime(2024, 5, 27, 14, 0, tzinfo=UTC)
@@ -178,17 +178,3 @@ def test_trend_p_tells_a_ramp_from_a_level() -> None:
     assert trend_p(np.linspace(0.0, 1.0, 30) + np.random.default_rng(31).normal(0, 0.02, 30)) < 1e-6
     assert trend_p(noisy(5.0, 60, 1.0, 32)) > 1e-3
     assert trend_p(np.full(20, 3.0)) == 1.0
-
-
-def test_the_settled_level_begins_after_the_warm_up_and_noise_alone_has_no_change() -> None:
-    warm = np.linspace(40.0, 150.0, 20)
-    latency = np.concatenate([warm, noisy(150.0, 100, 10.0, 33)])
-    metrics = pl.concat(
-        [series("checkout", "latency_p99_ms", latency), series("catalog", "latency_p99_ms", noisy(80.0, 120, 5.0, 34))]
-    )
-    since = settled_since(metrics, at(119), ["checkout"])
-    assert since is not None and at(10) <= since <= at(25)
-    assert settled_since(metrics, at(119), ["catalog"]) is None
-    # a change too close to the end to tell a level from the incident's own start is left out
-    late = np.concatenate([noisy(150.0, 100, 10.0, 35), noisy(900.0, 8, 20.0, 36)])
-    assert settled_since(series("checkout", "latency_p99_ms", late), at(107)) is None

@@ -16,7 +16,7 @@ so the same rule holds for a latency in ms and a utilisation fraction.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -171,15 +171,13 @@ def _series_onset(values: np.ndarray, worse_up: bool) -> tuple[int, float, float
 
 
 def _golden_series(
-    metrics: pl.DataFrame, until: datetime, steps_after: int, services: Sequence[str] = ()
+    metrics: pl.DataFrame, until: datetime, steps_after: int
 ) -> Iterator[tuple[str, str, pl.Series, np.ndarray]]:
     """(service, metric, times, values) of each golden-signal series (instances averaged) up to
-    `until` plus `steps_after` of its own scrape steps, thinned to MAX_POINTS; only `services` when
-    given; series too short or holding NaN/±Inf are left out."""
+    `until` plus `steps_after` of its own scrape steps, thinned to MAX_POINTS; series too short or
+    holding NaN/±Inf are left out."""
     frame = metrics.lazy().select("timestamp", "service", "metric", "value")
     frame = frame.filter(pl.col("metric").cast(pl.String).is_in([*RISING, *FALLING]))
-    if services:
-        frame = frame.filter(pl.col("service").cast(pl.String).is_in(list(services)))
     series = (
         decoded(frame)
         .group_by("service", "metric", "timestamp")
@@ -210,33 +208,3 @@ def detect_onset(metrics: pl.DataFrame, alert_at: datetime) -> Onset | None:
         index, before, after, p = change
         found.append(Onset(times[index], service, metric, before, after, p))
     return min(found, key=lambda o: (o.at, o.p_value)) if found else None
-
-
-def _splits(values: np.ndarray, lo: int, hi: int) -> list[int]:
-    """Binary segmentation in either direction: the last index before each significant and large
-    change of values[lo:hi], in order."""
-    part = values[lo:hi]
-    if len(part) < MIN_POINTS:
-        return []
-    last, _, p = pettitt(part)
-    if p >= SIGNIFICANCE or last + 1 < MIN_SIDE or len(part) - last - 1 < MIN_SIDE:
-        return []
-    split = lo + last
-    sides = (values[lo : split + 1], values[split + 1 : hi])
-    # against the quieter side's noise: the other may be the ramp or the warm-up itself
-    quiet = min(sides, key=lambda side: float(np.median(np.abs(side - np.median(side)))))
-    large = abs(float(np.median(sides[1])) - float(np.median(sides[0]))) > _floor(quiet, part)
-    return [*_splits(values, lo, split + 1), *([split] if large else []), *_splits(values, split + 1, hi)]
-
-
-def settled_since(metrics: pl.DataFrame, until: datetime, services: Sequence[str] = ()) -> datetime | None:
-    """Where the level the golden signals (of `services`, when given) held up to `until` began: just
-    after the last significant change of any of them (a warm-up, a restart, a traffic ramp), or None
-    when none changed. A series whose last change leaves fewer than MIN_POINTS points before `until`
-    is left out: too close to tell a level from the start of the incident."""
-    starts = []
-    for _, _, times, values in _golden_series(metrics, until, 0, services):
-        splits = _splits(values, 0, len(values))
-        if splits and len(values) - splits[-1] - 1 >= MIN_POINTS:
-            starts.append(times[splits[-1] + 1])
-    return max(starts) if starts else None

@@ -36,7 +36,6 @@ from pydantic import BaseModel, Field
 from scipy.special import ndtr
 
 from warroom.analysis.attrs import attr_float
-from warroom.analysis.changepoint import settled_since
 from warroom.sources import conventions as cv
 from warroom.sources.canonical import Telemetry
 from warroom.sources.manifest import Slo
@@ -648,19 +647,13 @@ def slice_telemetry(telemetry: Telemetry, start: datetime | None, end: datetime 
     )
 
 
-def baseline_of(telemetry: IncidentTelemetry, settled_for: Sequence[str] | None = None) -> Telemetry:
-    """The incident's baseline: the source's fault-free period if it has one, else everything before
-    the window start — or, with `settled_for` (services; empty: all), only the level their golden
-    signals held before it, from their last change on: a recovery returns to the level the system
-    held before the incident, not to a warm-up or a restart earlier in the data."""
+def baseline_of(telemetry: IncidentTelemetry) -> Telemetry:
+    """The incident's baseline: the source's fault-free period if it has one, else everything
+    before the window start."""
     if telemetry.baseline is not None and telemetry.baseline.present():
         return telemetry.baseline
     window = telemetry.manifest.effective_window()
-    metrics = telemetry.current.metrics
-    settled = None
-    if settled_for is not None and metrics is not None:
-        settled = settled_since(metrics, window.start, settled_for)
-    return slice_telemetry(telemetry.current, settled, window.start)
+    return slice_telemetry(telemetry.current, None, window.start)
 
 
 def assess_recovery(
@@ -829,7 +822,7 @@ def verify_after(
             reason=f"no telemetry observed after '{action_kind}' (recorded: {known})",
         )
     scope = list(services) if services is not None else default_scope(telemetry)
-    baseline = baseline_of(telemetry, scope)
+    baseline = baseline_of(telemetry)
     if indicators is None:
         window = telemetry.manifest.effective_window()
         indicators = abnormal_indicators(baseline, telemetry.current, window.start, window.end, tol)
