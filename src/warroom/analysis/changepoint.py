@@ -41,7 +41,7 @@ RISING = (
     c.HOST_CPU_UTILIZATION,
 )
 FALLING = (c.SUCCESS_RATE,)
-SIGNIFICANCE = 1e-3  # Pettitt's p-value below which a change is taken as real
+SIGNIFICANCE = 1e-3  # Pettitt's p-value below which a change is taken as real, over all the series tested
 MIN_POINTS = 12  # fewer points cannot tell a change from noise
 MIN_SIDE = 3  # points on each side of a change
 SUSTAINED = 0.8  # from the onset on, this share of points stays past the line
@@ -95,7 +95,7 @@ def trend_p(values: np.ndarray) -> float:
     return p if math.isfinite(p) else 1.0
 
 
-def _change(signed: np.ndarray, lo: int = 0, hi: int | None = None) -> _Change | None:
+def _change(signed: np.ndarray, alpha: float, lo: int = 0, hi: int | None = None) -> _Change | None:
     """The earliest change for the worse inside signed[lo:hi]: Pettitt's most likely split when it is
     significant, goes up, is large against the level before it and holds to the end of the series;
     else, when the split is significant but no such change of its own (one level among several, or
@@ -105,10 +105,12 @@ def _change(signed: np.ndarray, lo: int = 0, hi: int | None = None) -> _Change |
     if len(part) < MIN_POINTS:
         return None
     last, u, p = pettitt(part)
-    if p >= SIGNIFICANCE or last + 1 < MIN_SIDE or len(part) - last - 1 < MIN_SIDE:
+    if p >= alpha or last + 1 < MIN_SIDE or len(part) - last - 1 < MIN_SIDE:
         return None
-    found = _judged(signed, lo, hi, lo + last, p) if u < 0 else None
-    return found or _change(signed, lo, lo + last + 1) or _change(signed, lo + last + 1, hi)
+    # the level before a change must be established (MIN_POINTS) to call a departure from it: the
+    # first scrapes of a series (a rate window still filling) are no level
+    found = _judged(signed, lo, hi, lo + last, p) if u < 0 and last + 1 >= MIN_POINTS else None
+    return found or _change(signed, alpha, lo, lo + last + 1) or _change(signed, alpha, lo + last + 1, hi)
 
 
 def _floor(before: np.ndarray, part: np.ndarray) -> float:
@@ -143,7 +145,7 @@ def _held(segment: np.ndarray) -> bool:
     return len(segment) >= MIN_POINTS and pettitt(segment)[2] >= SIGNIFICANCE and trend_p(segment) >= SIGNIFICANCE
 
 
-def _series_onset(values: np.ndarray, worse_up: bool) -> tuple[int, float, float, float] | None:
+def _series_onset(values: np.ndarray, worse_up: bool, alpha: float) -> tuple[int, float, float, float] | None:
     """(index of the onset, level before, level after, p) of one series' change for the worse.
 
     Binary segmentation forward: after a change, the rest of the series is searched again; when it
@@ -152,10 +154,10 @@ def _series_onset(values: np.ndarray, worse_up: bool) -> tuple[int, float, float
     its plateau, before the incident), the later change is the incident's. A ramp (a leak) is no held
     level, so it stays one onset at its start."""
     signed = values if worse_up else -values
-    found = _change(signed)
+    found = _change(signed, alpha)
     level_from = 0  # where the level before `found` began
     while found is not None:
-        later = _change(signed, found.split + 1)
+        later = _change(signed, alpha, found.split + 1)
         if later is None:
             break
         between = signed[found.onset : later.split + 1]
@@ -199,10 +201,13 @@ def _golden_series(
 def detect_onset(metrics: pl.DataFrame, alert_at: datetime) -> Onset | None:
     """The incident's onset from its canonical metrics, or None when no golden signal changed for
     the worse (or there is too little data to tell)."""
-    found: list[Onset] = []
     # a few scrapes past the alert: the step that alerted is on both sides of the test
-    for service, metric, times, values in _golden_series(metrics, alert_at, 3):
-        change = _series_onset(values, metric not in FALLING)
+    series = list(_golden_series(metrics, alert_at, 3))
+    # Bonferroni over the series: with dozens of them, one passes a per-series 10⁻³ by chance
+    alpha = SIGNIFICANCE / max(len(series), 1)
+    found: list[Onset] = []
+    for service, metric, times, values in series:
+        change = _series_onset(values, metric not in FALLING, alpha)
         if change is None:
             continue
         index, before, after, p = change

@@ -409,7 +409,9 @@ def run_lab_bench(paths: LabPaths, names: list[str], timeout: float, command: st
     baseline = {name: dict(values) for name, values in sampler.cpu.items()}
     sampler.start()
     runs: list[FaultRun] = []
-    healthy_since = state.started_at.timestamp()
+    # healthy since the lab started, or since the last fault (of an earlier run too) was taken out
+    ended = [t.ended.timestamp() for t in lab_truth.all_truths(paths) if t.ended is not None]
+    healthy_since = max([state.started_at.timestamp(), *ended])
     # A run interrupted before its restore left its fault in force (and a lab started later runs
     # the faulty version again): taken out first, through the change path.
     for fault in {t.fault for t in lab_truth.all_truths(paths) if t.ended is None}:
