@@ -178,3 +178,12 @@ def test_trend_p_tells_a_ramp_from_a_level() -> None:
     assert trend_p(np.linspace(0.0, 1.0, 30) + np.random.default_rng(31).normal(0, 0.02, 30)) < 1e-6
     assert trend_p(noisy(5.0, 60, 1.0, 32)) > 1e-3
     assert trend_p(np.full(20, 3.0)) == 1.0
+
+
+def test_a_marginal_change_is_an_onset_alone_but_not_among_many_series() -> None:
+    # a rate window filling, then a p50 1 ms higher: p about 6e-4, below 1e-3 for one series only
+    values = np.concatenate([np.full(8, 2.5), np.linspace(2.8, 3.1, 6), noisy(3.5, 82, 0.35, 1)])
+    alone = series("auth", "latency_p50_ms", values)
+    assert detect_onset(alone, alert_at=at(90)) is not None
+    quiet = [series(f"svc{i}", "latency_p50_ms", noisy(3.0, 96, 0.3, 40 + i)) for i in range(30)]
+    assert detect_onset(pl.concat([alone, *quiet]), alert_at=at(90)) is None

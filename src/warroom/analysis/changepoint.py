@@ -107,9 +107,7 @@ def _change(signed: np.ndarray, alpha: float, lo: int = 0, hi: int | None = None
     last, u, p = pettitt(part)
     if p >= alpha or last + 1 < MIN_SIDE or len(part) - last - 1 < MIN_SIDE:
         return None
-    # the level before a change must be established (MIN_POINTS) to call a departure from it: the
-    # first scrapes of a series (a rate window still filling) are no level
-    found = _judged(signed, lo, hi, lo + last, p) if u < 0 and last + 1 >= MIN_POINTS else None
+    found = _judged(signed, lo, hi, lo + last, p) if u < 0 else None
     return found or _change(signed, alpha, lo, lo + last + 1) or _change(signed, alpha, lo + last + 1, hi)
 
 
