@@ -18,7 +18,7 @@ from warroom.cli import app
 from warroom.lab.topology import LabPaths, free_port
 from warroom.serve.config import RouteConfig
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(300, method="signal")]
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(480, method="signal")]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabPaths]:
 
 
 def test_a_leak_is_rolled_back_and_its_recovery_verified(lab: LabPaths) -> None:
-    result = run_lab_bench(lab, ["db_pool_exhaustion"], timeout=60, command="test")
+    result = run_lab_bench(lab, ["db_pool_exhaustion"], timeout=120, command="test")
     run = result.runs[0]
     assert run.error is None, run.error
     assert run.incident is not None and run.alert_to_diagnosis_s is not None

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from test_raw_folder import alert_payload
-from warroom.analysis.changepoint import detect_onset
+from warroom.analysis.changepoint import detect_onset, trend_p
 from warroom.sources.bundle import load_bundle
 
 START = datetime(2024, 5, 27, 14, 0, tzinfo=UTC)
@@ -142,3 +142,48 @@ def test_the_alert_given_beside_the_folder_wins_over_alerts_series_inside_it(tmp
     assert load_bundle(folder).manifest.alert.name == "Startup"  # no alert given: the folder's own
     manifest = load_bundle(folder, alert=given).manifest
     assert manifest.alert.name == "CheckoutLatencyHigh" and manifest.alert.fired_at == at(50)
+
+
+def test_a_warm_up_then_a_held_level_then_the_fault_step_is_onset_at_the_step() -> None:
+    # cold start (low latency, load ramping in), the normal level held for a while, then the fault
+    warm = np.linspace(40.0, 150.0, 20) + np.random.default_rng(20).normal(0, 4.0, 20)
+    values = np.concatenate([warm, noisy(150.0, 120, 10.0, 21), noisy(2000.0, 40, 80.0, 22)])
+    onset = detect_onset(series("checkout", "latency_p99_ms", values), alert_at=at(175))
+    assert onset is not None and abs((onset.at - at(140)).total_seconds()) <= 15
+    assert 120.0 < onset.before < 180.0  # the level before is the held normal, not the warm-up
+
+
+def test_plateau_step_plateau_step_the_later_step_when_the_middle_level_was_held_longer() -> None:
+    values = np.concatenate([noisy(0.2, 30, 0.01, 23), noisy(0.4, 150, 0.01, 24), noisy(0.9, 40, 0.01, 25)])
+    onset = detect_onset(series("checkout", "db_pool_utilization", values), alert_at=at(215))
+    assert onset is not None and abs((onset.at - at(180)).total_seconds()) <= 15
+
+
+def test_an_incident_that_began_mildly_after_a_long_steady_period_keeps_its_first_change() -> None:
+    # hours of normal, a mild step (the incident), then it worsens: the middle is shorter than the normal
+    values = np.concatenate([noisy(0.01, 200, 0.002, 26), noisy(0.05, 60, 0.004, 27), noisy(0.3, 30, 0.02, 28)])
+    onset = detect_onset(series("checkout", "error_rate", values), alert_at=at(285))
+    assert onset is not None and abs((onset.at - at(200)).total_seconds()) <= 15
+
+
+def test_a_ramp_after_a_warm_up_stays_one_onset_at_its_start() -> None:
+    warm = np.linspace(0.1, 0.4, 15)
+    ramp = np.linspace(0.4, 0.95, 80) + np.random.default_rng(29).normal(0, 0.01, 80)
+    values = np.concatenate([warm, noisy(0.4, 150, 0.01, 30), ramp])
+    onset = detect_onset(series("cart", "memory_utilization", values), alert_at=at(240))
+    assert onset is not None and at(165) <= onset.at <= at(165 + 20)  # the ramp's start, not its middle
+
+
+def test_trend_p_tells_a_ramp_from_a_level() -> None:
+    assert trend_p(np.linspace(0.0, 1.0, 30) + np.random.default_rng(31).normal(0, 0.02, 30)) < 1e-6
+    assert trend_p(noisy(5.0, 60, 1.0, 32)) > 1e-3
+    assert trend_p(np.full(20, 3.0)) == 1.0
+
+
+def test_a_marginal_change_is_an_onset_alone_but_not_among_many_series() -> None:
+    # a rate window filling, then a p50 1 ms higher: p about 6e-4, below 1e-3 for one series only
+    values = np.concatenate([np.full(8, 2.5), np.linspace(2.8, 3.1, 6), noisy(3.5, 82, 0.35, 1)])
+    alone = series("auth", "latency_p50_ms", values)
+    assert detect_onset(alone, alert_at=at(90)) is not None
+    quiet = [series(f"svc{i}", "latency_p50_ms", noisy(3.0, 96, 0.3, 40 + i)) for i in range(30)]
+    assert detect_onset(pl.concat([alone, *quiet]), alert_at=at(90)) is None

@@ -16,11 +16,13 @@ so the same rule holds for a latency in ms and a utilisation fraction.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
+from scipy.stats import kendalltau
 
 from warroom.analysis.frames import decoded
 from warroom.sources import conventions as c
@@ -39,7 +41,7 @@ RISING = (
     c.HOST_CPU_UTILIZATION,
 )
 FALLING = (c.SUCCESS_RATE,)
-SIGNIFICANCE = 1e-3  # Pettitt's p-value below which a change is taken as real
+SIGNIFICANCE = 1e-3  # Pettitt's p-value below which a change is taken as real, over all the series tested
 MIN_POINTS = 12  # fewer points cannot tell a change from noise
 MIN_SIDE = 3  # points on each side of a change
 SUSTAINED = 0.8  # from the onset on, this share of points stays past the line
@@ -73,61 +75,139 @@ def pettitt(values: np.ndarray) -> tuple[int, float, float]:
     return index, float(u[index]), p
 
 
-def _series_onset(values: np.ndarray, worse_up: bool) -> tuple[int, float, float, float] | None:
-    """(index of the onset, level before, level after, p) of one series' change for the worse."""
-    signed = values if worse_up else -values
-    last, u, p = pettitt(signed)
-    if p >= SIGNIFICANCE or u >= 0 or last + 1 < MIN_SIDE or len(values) - last - 1 < MIN_SIDE:
+@dataclass(frozen=True)
+class _Change:
+    """One change for the worse in a (signed: higher is worse) series."""
+
+    onset: int  # first point from which the series stays past the line between the levels
+    split: int  # Pettitt's last point before the change
+    low: float
+    high: float
+    p: float
+
+
+def trend_p(values: np.ndarray) -> float:
+    """Mann–Kendall's two-sided p-value of a monotonic trend (Kendall's tau against time, ties
+    accounted for); 1.0 for fewer than three points or a constant segment."""
+    if len(values) < 3 or float(np.ptp(values)) == 0.0:
+        return 1.0
+    p = float(kendalltau(np.arange(len(values)), values).pvalue)
+    return p if math.isfinite(p) else 1.0
+
+
+def _change(signed: np.ndarray, alpha: float, lo: int = 0, hi: int | None = None) -> _Change | None:
+    """The earliest change for the worse inside signed[lo:hi]: Pettitt's most likely split when it is
+    significant, goes up, is large against the level before it and holds to the end of the series;
+    else, when the split is significant but no such change of its own (one level among several, or
+    a change for the better), the earliest one found on either side of it (binary segmentation)."""
+    hi = len(signed) if hi is None else hi
+    part = signed[lo:hi]
+    if len(part) < MIN_POINTS:
         return None
-    before, after = signed[: last + 1], signed[last + 1 :]
+    last, u, p = pettitt(part)
+    if p >= alpha or last + 1 < MIN_SIDE or len(part) - last - 1 < MIN_SIDE:
+        return None
+    found = _judged(signed, lo, hi, lo + last, p) if u < 0 else None
+    return found or _change(signed, alpha, lo, lo + last + 1) or _change(signed, alpha, lo + last + 1, hi)
+
+
+def _floor(before: np.ndarray, part: np.ndarray) -> float:
+    """How far a new level must sit from the one before it to be a change (infinite when the series
+    is all zeros): past its robust spread, a share of it and a share of the part's scale."""
+    low = float(np.median(before))
+    spread = 1.4826 * float(np.median(np.abs(before - low)))
+    floor = max(SPREAD * spread, RELATIVE * abs(low), OF_SCALE * float(np.max(np.abs(part))))
+    return floor if floor > 0 else math.inf
+
+
+def _judged(signed: np.ndarray, lo: int, hi: int, split: int, p: float) -> _Change | None:
+    """The change at `split` (levels from signed[lo:hi]) when it is large and sustained."""
+    before, after = signed[lo : split + 1], signed[split + 1 : hi]
     low, high = float(np.median(before)), float(np.median(after))
     spread = 1.4826 * float(np.median(np.abs(before - low)))
-    floor = max(SPREAD * spread, RELATIVE * abs(low), OF_SCALE * float(np.max(np.abs(signed))))
-    if high - low <= floor or floor <= 0:
+    if high - low <= _floor(before, signed[lo:hi]):
         return None
     line = low + max(SPREAD * spread, 0.25 * (high - low))
-    past = signed > line
-    # share of points past the line from each index to the end
+    past = signed[lo:] > line
+    # share of points past the line from each index to the end of the series
     remaining = np.cumsum(past[::-1])[::-1] / np.arange(len(past), 0, -1)
     candidates = np.flatnonzero(past & (remaining >= SUSTAINED))
     if candidates.size == 0:
         return None
+    return _Change(int(candidates[0]) + lo, split, low, high, p)
+
+
+def _held(segment: np.ndarray) -> bool:
+    """A level the system held: long enough to judge, with neither a change (Pettitt) nor a
+    monotonic trend (Mann–Kendall) inside it at the significance that finds a change."""
+    return len(segment) >= MIN_POINTS and pettitt(segment)[2] >= SIGNIFICANCE and trend_p(segment) >= SIGNIFICANCE
+
+
+def _series_onset(values: np.ndarray, worse_up: bool, alpha: float) -> tuple[int, float, float, float] | None:
+    """(index of the onset, level before, level after, p) of one series' change for the worse.
+
+    Binary segmentation forward: after a change, the rest of the series is searched again; when it
+    changes for the worse once more and the part between the two changes is a level the system held,
+    longer than the level before the first (a warm-up or a restart settling, a traffic ramp reaching
+    its plateau, before the incident), the later change is the incident's. A ramp (a leak) is no held
+    level, so it stays one onset at its start."""
+    signed = values if worse_up else -values
+    found = _change(signed, alpha)
+    level_from = 0  # where the level before `found` began
+    while found is not None:
+        later = _change(signed, alpha, found.split + 1)
+        if later is None:
+            break
+        between = signed[found.onset : later.split + 1]
+        # The system's normal is the level it held longest: an incident that began mildly after a
+        # long steady period and worsened later keeps its first change.
+        if not _held(between) or len(between) <= found.onset - level_from:
+            break
+        level_from, found = found.onset, later
+    if found is None:
+        return None
     sign = 1.0 if worse_up else -1.0
-    return int(candidates[0]), sign * low, sign * high, p
+    return found.onset, sign * found.low, sign * found.high, found.p
+
+
+def _golden_series(
+    metrics: pl.DataFrame, until: datetime, steps_after: int
+) -> Iterator[tuple[str, str, pl.Series, np.ndarray]]:
+    """(service, metric, times, values) of each golden-signal series (instances averaged) up to
+    `until` plus `steps_after` of its own scrape steps, thinned to MAX_POINTS; series too short or
+    holding NaN/±Inf are left out."""
+    frame = metrics.lazy().select("timestamp", "service", "metric", "value")
+    frame = frame.filter(pl.col("metric").cast(pl.String).is_in([*RISING, *FALLING]))
+    series = (
+        decoded(frame)
+        .group_by("service", "metric", "timestamp")
+        .agg(pl.col("value").mean())
+        .sort("service", "metric", "timestamp")
+        .collect()
+    )
+    for (service, metric), rows in series.group_by("service", "metric", maintain_order=True):
+        step = rows.get_column("timestamp").diff().median()
+        last = until + steps_after * (step if isinstance(step, timedelta) else timedelta(0))
+        rows = rows.filter(pl.col("timestamp") <= last)
+        if rows.height > MAX_POINTS:
+            rows = rows.gather_every(math.ceil(rows.height / MAX_POINTS))
+        values = rows.get_column("value").to_numpy()
+        if rows.height >= MIN_POINTS and np.isfinite(values).all():
+            yield str(service), str(metric), rows.get_column("timestamp"), values
 
 
 def detect_onset(metrics: pl.DataFrame, alert_at: datetime) -> Onset | None:
     """The incident's onset from its canonical metrics, or None when no golden signal changed for
     the worse (or there is too little data to tell)."""
-    watched = decoded(
-        metrics.lazy()
-        .select("timestamp", "service", "metric", "value")
-        .filter(pl.col("metric").cast(pl.String).is_in([*RISING, *FALLING]))
-    )
-    series = (
-        watched.group_by("service", "metric", "timestamp")
-        .agg(pl.col("value").mean())
-        .sort("service", "metric", "timestamp")
-        .collect()
-    )
+    # a few scrapes past the alert: the step that alerted is on both sides of the test
+    series = list(_golden_series(metrics, alert_at, 3))
+    # Bonferroni over the series: with dozens of them, one passes a per-series 10⁻³ by chance
+    alpha = SIGNIFICANCE / max(len(series), 1)
     found: list[Onset] = []
-    for (service, metric), rows in series.group_by("service", "metric", maintain_order=True):
-        times = rows.get_column("timestamp")
-        step = times.diff().median()
-        until = alert_at + 3 * (step if isinstance(step, timedelta) else timedelta(0))
-        rows = rows.filter(pl.col("timestamp") <= until)
-        if rows.height > MAX_POINTS:
-            rows = rows.gather_every(math.ceil(rows.height / MAX_POINTS))
-        if rows.height < MIN_POINTS:
-            continue
-        values = rows.get_column("value").to_numpy()
-        if not np.isfinite(values).all():
-            continue
-        change = _series_onset(values, metric not in FALLING)
+    for service, metric, times, values in series:
+        change = _series_onset(values, metric not in FALLING, alpha)
         if change is None:
             continue
         index, before, after, p = change
-        at = rows.get_column("timestamp")[index]
-        if at <= until:
-            found.append(Onset(at, str(service), str(metric), before, after, p))
+        found.append(Onset(times[index], service, metric, before, after, p))
     return min(found, key=lambda o: (o.at, o.p_value)) if found else None

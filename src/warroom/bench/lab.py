@@ -38,8 +38,11 @@ from warroom.lab.topology import LabPaths, load_settings, read_state
 
 POLL_S = 0.5
 # How long the lab runs healthy before a break: the live read's reference period before the fault
-# (the engine compares the incident's window with what came before it).
-WARM_UP_S = {"normal": 300.0, "compressed": 60.0}
+# (the engine compares the incident's window with what came before it). After a start the shop
+# needs about 40 s to reach its level (load ramping in, pools and caches filling); the window opens
+# a minute before the onset; the reference is the settled level between the two, which needs a
+# few dozen scrapes of its own to be judged (2 s scrapes compressed).
+WARM_UP_S = {"normal": 300.0, "compressed": 150.0}
 SAMPLE_S = 2.0
 LINE_TOLERANCE = 3
 # What each of the truth's mitigations is among the runbooks' action kinds.
@@ -406,7 +409,9 @@ def run_lab_bench(paths: LabPaths, names: list[str], timeout: float, command: st
     baseline = {name: dict(values) for name, values in sampler.cpu.items()}
     sampler.start()
     runs: list[FaultRun] = []
-    healthy_since = state.started_at.timestamp()
+    # healthy since the lab started, or since the last fault (of an earlier run too) was taken out
+    ended = [t.ended.timestamp() for t in lab_truth.all_truths(paths) if t.ended is not None]
+    healthy_since = max([state.started_at.timestamp(), *ended])
     # A run interrupted before its restore left its fault in force (and a lab started later runs
     # the faulty version again): taken out first, through the change path.
     for fault in {t.fault for t in lab_truth.all_truths(paths) if t.ended is None}:
