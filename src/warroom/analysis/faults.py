@@ -70,8 +70,8 @@ class FaultType(BaseModel):
     # dependency seen only from the outside (no resource series or logs of its own); client: of the
     # work a service sends to a server (a query without an index): never the server's own; any: either
     scope: Literal["internal", "external", "client", "any"] = "any"
-    # symptom signals that are this fault type's own evidence (an external dependency's latency is all
-    # we can see of it): counted without the symptom cap
+    # symptom signals that are this fault type's own evidence on an external dependency (its latency
+    # is all we can see of it): counted there without the symptom cap
     own_symptoms: list[str] = Field(default_factory=list)
     # locating signals that say what failed for this fault type (a request leaving its usual path is
     # what an exception does; for a saturated pool it is only where the failure showed)

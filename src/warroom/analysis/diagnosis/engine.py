@@ -103,7 +103,8 @@ def diagnose(
     graph = CallGraph(edges)
     observations = {o.id: o for o in found.observations}
     worth = hyp_mod.Worth(reg, observations.values(), len(periods.services()))
-    hypotheses = hyp_mod.form(observations.values(), reg, worth, _external(periods, graph), _servers(periods, graph))
+    external = _external(periods, graph)
+    hypotheses = hyp_mod.form(observations.values(), reg, worth, external, _servers(periods, graph))
     started = onset or alert_time
     # Before any hypothesis claims evidence: a fault only a change brings in needs a candidate change.
     options, hypotheses = _change_options(hypotheses, current, reg, observations, started)
@@ -113,7 +114,7 @@ def diagnose(
         else h.log_prior
         for h in hypotheses
     }
-    owned = assign(hyp_mod.claims(observations.values(), hypotheses, graph, reg, worth, base))
+    owned = assign(hyp_mod.claims(observations.values(), hypotheses, graph, reg, worth, base, external))
     hyp_mod.score(hypotheses, observations, owned, reg, worth)
     hyp_mod.adopt_mechanisms(hypotheses, reg)
     _attribute(hypotheses, options, reg, code)
