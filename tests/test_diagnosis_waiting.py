@@ -33,16 +33,16 @@ def _obs(signal: str, service: str, z: float, minute: float | None) -> Observati
     )
 
 
-def _rank(observations: list[Observation]) -> list[hyp.Hypothesis]:
-    """The engine's scoring steps after detection with an empty change log (a fault type only a
-    change brings in forms no hypothesis)."""
+def _rank(observations: list[Observation], changed: frozenset[str] = frozenset()) -> list[hyp.Hypothesis]:
+    """The engine's scoring steps after detection, without change attribution: a fault type only a
+    change brings in forms a hypothesis only on a service in `changed` (one with a candidate change)."""
     reg = registry()
     graph = CallGraph({"gateway": ["checkout"], "checkout": ["payment", "postgres"]})
     worth = hyp.Worth(reg, observations, 4)
     formed = [
         h
         for h in hyp.form(observations, reg, worth, EXTERNAL, set())
-        if not reg.fault_types[h.fault_type].change.required
+        if h.service in changed or not reg.fault_types[h.fault_type].change.needed(h.service in EXTERNAL)
     ]
     base = {h.key: h.log_prior for h in formed}
     owned = assign(hyp.claims(observations, formed, graph, reg, worth, base, EXTERNAL))
@@ -62,11 +62,13 @@ def _caller_symptoms(minute: float) -> list[Observation]:
 
 def test_a_slower_callee_explains_its_callers_pool_saturation() -> None:
     slow_payment = [_obs("self_time.up", "payment", 300.0, 0.0), _obs("latency.up", "payment", 800.0, 0.0)]
-    top = _rank(_caller_symptoms(1.0) + slow_payment)[0]
-    assert top.service == "payment"
-    assert top.fault_type == "slow_dependency"
+    top = _rank(_caller_symptoms(1.0) + slow_payment, frozenset({"payment"}))[0]
+    assert (top.service, top.fault_type) == ("payment", "slow_dependency")
     taken = {u.observation for u in top.uses if u.relation == "callers"}
     assert {"db_pool_wait_ms.up-checkout", "db_pool_utilization.up-checkout"} <= taken
+    # without a change of its own, a service of ours is not hypothesised a slow dependency
+    unchanged = _rank(_caller_symptoms(1.0) + slow_payment)
+    assert ("payment", "slow_dependency") not in {h.key for h in unchanged}
 
 
 def test_a_caller_whose_own_time_rose_keeps_its_pool_evidence() -> None:

@@ -35,6 +35,13 @@ class ChangeLink(BaseModel):
     code: list[str] = Field(default_factory=list)
     lead_minutes: float = Field(30.0, gt=0)
     required: bool = False
+    # required on a service we run and see inside, not on an outside dependency (which has no change
+    # of ours): a service of ours does not slow down for its callers on its own
+    required_inside: bool = False
+
+    def needed(self, external: bool) -> bool:
+        """Whether a hypothesis of this fault type needs a candidate change to be formed."""
+        return self.required or (self.required_inside and not external)
 
 
 class SignalInfo(BaseModel):
