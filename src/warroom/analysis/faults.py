@@ -35,6 +35,13 @@ class ChangeLink(BaseModel):
     code: list[str] = Field(default_factory=list)
     lead_minutes: float = Field(30.0, gt=0)
     required: bool = False
+    # required on a service we run and see inside, not on an outside dependency (which has no change
+    # of ours): a service of ours does not slow down for its callers on its own
+    required_inside: bool = False
+
+    def needed(self, external: bool) -> bool:
+        """Whether a hypothesis of this fault type needs a candidate change to be formed."""
+        return self.required or (self.required_inside and not external)
 
 
 class SignalInfo(BaseModel):
@@ -70,8 +77,8 @@ class FaultType(BaseModel):
     # dependency seen only from the outside (no resource series or logs of its own); client: of the
     # work a service sends to a server (a query without an index): never the server's own; any: either
     scope: Literal["internal", "external", "client", "any"] = "any"
-    # symptom signals that are this fault type's own evidence (an external dependency's latency is all
-    # we can see of it): counted without the symptom cap
+    # symptom signals that are this fault type's own evidence on an external dependency (its latency
+    # is all we can see of it): counted there without the symptom cap
     own_symptoms: list[str] = Field(default_factory=list)
     # locating signals that say what failed for this fault type (a request leaving its usual path is
     # what an exception does; for a saturated pool it is only where the failure showed)

@@ -159,8 +159,8 @@ def edge_gaps(current: pl.DataFrame, baseline: pl.DataFrame, exclude_callers: se
 
 def deepest_errors(prepared: pl.DataFrame, error_keys: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per service: in how many traces it is the deepest erroring service (no erroring service
-    below it in the same trace). Errors come from span status and, if given, from (trace_id,
-    service) pairs that logged errors."""
+    below it in the same trace), and when each of those traces first erred there (`times`, sorted).
+    Errors come from span status and, if given, from (trace_id, service) pairs that logged errors."""
     marked = prepared
     if error_keys is not None and error_keys.height:
         keys = error_keys.select("trace_id", "service").unique().with_columns(pl.lit(True).alias("_logged"))
@@ -169,17 +169,19 @@ def deepest_errors(prepared: pl.DataFrame, error_keys: pl.DataFrame | None = Non
         )
     erroring = marked.filter(pl.col("error"))
     if erroring.height == 0:
-        return pl.DataFrame(schema={"service": pl.String, "deepest": pl.UInt32, "erroring": pl.UInt32})
+        return pl.DataFrame(
+            schema={"service": pl.String, "deepest": pl.UInt32, "erroring": pl.UInt32, "times": pl.List(pl.Datetime)}
+        )
     # An erroring service is not the deepest in a trace if it calls, in that trace, a service that
     # also errs there.
     e = edges(marked).select("trace_id", "caller", "callee").unique()
-    err_pairs = erroring.select("trace_id", "service").unique()
+    err_pairs = erroring.group_by("trace_id", "service").agg(pl.col("start_time").min())
     callee_errs = e.join(err_pairs.rename({"service": "callee"}), on=["trace_id", "callee"], how="inner").filter(
         pl.col("caller") != pl.col("callee")
     )
     shadowed = callee_errs.select("trace_id", pl.col("caller").alias("service")).unique()
     deepest = err_pairs.join(shadowed, on=["trace_id", "service"], how="anti")
-    counts = deepest.group_by("service").agg(pl.len().alias("deepest"))
+    counts = deepest.group_by("service").agg(pl.len().alias("deepest"), pl.col("start_time").sort().alias("times"))
     total = err_pairs.group_by("service").agg(pl.len().alias("erroring"))
     return total.join(counts, on="service", how="left").with_columns(pl.col("deepest").fill_null(0))
 

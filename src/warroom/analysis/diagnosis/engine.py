@@ -103,17 +103,18 @@ def diagnose(
     graph = CallGraph(edges)
     observations = {o.id: o for o in found.observations}
     worth = hyp_mod.Worth(reg, observations.values(), len(periods.services()))
-    hypotheses = hyp_mod.form(observations.values(), reg, worth, _external(periods, graph), _servers(periods, graph))
+    external = _external(periods, graph)
+    hypotheses = hyp_mod.form(observations.values(), reg, worth, external, _servers(periods, graph))
     started = onset or alert_time
     # Before any hypothesis claims evidence: a fault only a change brings in needs a candidate change.
-    options, hypotheses = _change_options(hypotheses, current, reg, observations, started)
+    options, hypotheses = _change_options(hypotheses, current, reg, observations, started, external)
     base = {
         h.key: h.log_prior + max((a.time_llr for a in options[h.key]), default=0.0)
         if options[h.key] and (reg.fault_types[h.fault_type].change.required or options[h.key][0].time_llr > 0)
         else h.log_prior
         for h in hypotheses
     }
-    owned = assign(hyp_mod.claims(observations.values(), hypotheses, graph, reg, worth, base))
+    owned = assign(hyp_mod.claims(observations.values(), hypotheses, graph, reg, worth, base, external))
     hyp_mod.score(hypotheses, observations, owned, reg, worth)
     hyp_mod.adopt_mechanisms(hypotheses, reg)
     _attribute(hypotheses, options, reg, code)
@@ -173,10 +174,12 @@ def _change_options(
     reg: Registry,
     observations: dict[str, Observation],
     onset: datetime,
+    external: set[str],
 ) -> tuple[dict[tuple[str, str], list[attr_mod.Attribution]], list[Hypothesis]]:
     """Per hypothesis the changes that could have brought its fault in (by kind and time, before the
     onset of its service's strongest observation, else the incident's); the hypotheses whose fault
-    only a change brings in and that have none are dropped."""
+    only a change brings in (on that service: `external` ones have no change of ours) and that have
+    none are dropped."""
     records = attr_mod.change_records(current.changes)
     # A service's onset: that of its strongest above-noise observation (a weak series' first blip is
     # not when the fault began).
@@ -194,7 +197,7 @@ def _change_options(
         found = (
             attr_mod.candidates(records, h.service, fault, firsts.get(h.service, onset), reg.model) if records else []
         )
-        if fault.change.required and not found:
+        if fault.change.needed(h.service in external) and not found:
             continue
         options[h.key] = found
         kept.append(h)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,7 @@ from warroom.analysis.diagnosis.evidence import Observation
 from warroom.analysis.diagnosis.graph import CallGraph, Claim
 from warroom.analysis.faults import FaultType, Registry
 
+SELF_TIME = "self_time.up"  # a service's own span time (not in its callees)
 FORM_MIN = 0.1  # nats: softplus(excess) of 0.1 is an observation 2.2 z below its noise level
 
 
@@ -134,26 +135,38 @@ def claims(
     registry: Registry,
     worth: Worth,
     base: Mapping[tuple[str, str], float],
+    external: set[str],
 ) -> list[Claim]:
     """Every way each observation could count: locally for a hypothesis on a service it speaks about
     whose fault type the signal supports, or as a symptom for a hypothesis on a service whose fault
-    type explains it over the call graph. `base`: per hypothesis its prior and change evidence."""
+    type explains it over the call graph. `base`: per hypothesis its prior and change evidence. A
+    fault type's own symptoms count uncapped only on an `external` service (its latency is all we see
+    of it); a service we see inside has its own evidence of what is slow (its self time)."""
     by_service: dict[str, list[FaultType]] = {}
     for h in hypotheses:
         by_service.setdefault(h.service, []).append(registry.fault_types[h.fault_type])
     out: list[Claim] = []
     propagated = registry.model.propagated_weight
     locating = set(registry.localisation)
+    observations = list(observations)
+    waits = Waiting(observations, graph, registry.model.onset_tolerance_minutes)
     for observation in observations:
         noisy = observation.above_noise
         for signal, where in observation.roles.items():
             each = worth(observation, signal)
             generic = signal in locating or registry.signals[signal].symptom
+            # A symptom of a caller waiting on a slower callee is the callee's, whatever its kind.
+            waited = {
+                cause
+                for cause, faults in by_service.items()
+                if waits.on(where, cause, observation) and any(f.explains_on("callers", signal) for f in faults)
+            }
             for fault in by_service.get(where, []):
                 weight = fault.support.get(signal, 0.0)
                 if weight > 0:
-                    own = worth(observation, signal, as_symptom=False) if signal in fault.own_symptoms else each
-                    specific = not generic or signal in fault.own_symptoms or signal in fault.signature
+                    own_symptom = signal in fault.own_symptoms and where in external
+                    own = worth(observation, signal, as_symptom=False) if own_symptom else each
+                    specific = not waited and (not generic or own_symptom or signal in fault.signature)
                     start = base[(where, fault.name)]
                     out.append(
                         Claim(
@@ -175,12 +188,37 @@ def claims(
                     continue
                 for fault in faults:
                     if fault.explains_on(relation, signal):
-                        value = propagated * each
+                        value = (1.0 if cause in waited else propagated) * each
                         start = base[(cause, fault.name)]
                         out.append(
                             Claim(observation.id, cause, fault.name, signal, relation, value, noisy, start, False)
                         )
     return out
+
+
+class Waiting:
+    """Which callers wait on which slower callee: the callee's own span time (`self_time.up`) rose
+    above noise, the caller's did not (its requests' extra time is spent in the call, not in its own
+    work), and the callee's slowdown began before (or with) the caller's symptom. A caller's pool held
+    across the slower call saturates, its calls time out and it is the deepest service that errs: all
+    of it is the callee's doing, so these symptoms count fully for a cause on the callee and say
+    nothing of what failed on the caller."""
+
+    def __init__(self, observations: Iterable[Observation], graph: CallGraph, tolerance_minutes: float) -> None:
+        self.graph = graph
+        self.tolerance = timedelta(minutes=tolerance_minutes)
+        self.slowed: dict[str, datetime | None] = {}
+        for o in observations:
+            if o.signal == SELF_TIME and o.above_noise:
+                self.slowed[o.service] = o.onset
+
+    def on(self, caller: str, callee: str, symptom: Observation) -> bool:
+        if caller == callee or callee not in self.slowed or caller in self.slowed:
+            return False
+        if caller not in self.graph.callers_of(callee):
+            return False
+        began = self.slowed[callee]
+        return began is None or symptom.onset is None or began <= symptom.onset + self.tolerance
 
 
 def score(

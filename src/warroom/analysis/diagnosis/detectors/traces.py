@@ -285,10 +285,12 @@ def _deepest(
     expected = np.asarray([(ref.get(str(s), 0) + 0.5) * exposure for s in now.get_column("service")])
     strengths = surprise.burst_z(counts, expected)
     noise = critical_z(len(periods.services()))
-    for row, strength in zip(now.iter_rows(named=True), strengths, strict=True):
+    for row, strength, mean in zip(now.iter_rows(named=True), strengths, expected, strict=True):
         if strength < EMIT_Z:
             continue
         service = str(row["service"])
+        # When it began: the first erring trace beyond the ones the reference rate accounts for.
+        times = row["times"] or []
         result.add(
             Observation(
                 detector="traces.deepest_error",
@@ -298,6 +300,7 @@ def _deepest(
                 strength=float(strength),
                 noise=noise,
                 effect=float(row["deepest"]) / max(float(row["erroring"]), 1.0),
+                onset=times[min(int(mean), len(times) - 1)] if times else None,
                 baseline=float(ref.get(service, 0)),
                 value=float(row["deepest"]),
                 peak=float(row["deepest"]),
