@@ -211,3 +211,19 @@ def test_site_runbooks_and_vars_from_warroom_toml_come_first(tmp_path, monkeypat
         [{"rank": 1, "service": "checkout", "fault_type": "memory_leak", "indicator": "", "confidence": 0.8}]
     )
     assert runbook is not None and runbook.name == "memory-leak"
+
+
+def test_a_builtin_runbook_that_cannot_undo_the_blamed_change_borrows_the_step_that_can():
+    slowed = [{"rank": 1, "service": "payment", "fault_type": "slow_dependency", "indicator": "", "confidence": 0.9}]
+    runbook, plan = plan_from_diagnosis(slowed, builtin_runbooks(), {}, undo_kind="revert_config")
+    assert runbook is not None and runbook.name == "slow-external-dependency"
+    assert [a.kind for a in plan] == ["failover_dependency", "scale_out", "fix_forward", "revert_config"]
+    assert plan[-1].parameters["runbook"] == "bad-config" and plan[-1].target == "payment"
+    # without a blamed change, or when the runbook can undo it itself, nothing is borrowed
+    assert [a.kind for a in plan_from_diagnosis(slowed, builtin_runbooks(), {})[1]][-1] == "fix_forward"
+    leaking = [{"rank": 1, "service": "checkout", "fault_type": "memory_leak", "indicator": "", "confidence": 0.9}]
+    assert [a.kind for a in plan_from_diagnosis(leaking, builtin_runbooks(), {}, undo_kind="rollback")[1]] == [
+        "restart",
+        "scale_out",
+        "rollback",
+    ]

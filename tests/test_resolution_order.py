@@ -62,3 +62,16 @@ def test_the_plan_adopts_earlier_proposals_of_the_same_kind_and_target() -> None
     adopted = adopt_proposals(planned, earlier)
     assert [a.id for a in adopted] == ["recycle_pool", "raise_pool_size", "db-rollback", "fix_forward"]
     assert adopt_proposals(planned, []) == planned
+
+
+def test_a_config_change_that_lines_up_is_reverted_first_even_where_the_runbook_had_no_revert() -> None:
+    from warroom.agents.resolution import build_plan
+
+    lined_up = facts(score=0.9, minutes_before_onset=1, kind="config")
+    lined_up.values.update(fault_type="slow_dependency", change_id="CHG-1", change_commit="ab12cd34")
+    diagnosis = [
+        {"rank": 1, "service": "checkout", "fault_type": "slow_dependency", "indicator": "", "confidence": 0.9}
+    ]
+    actions, source, _ = build_plan(lined_up, diagnosis, {})
+    assert source == "runbook slow-external-dependency"
+    assert actions[0].kind == "revert_config" and "CHG-1" in actions[0].rationale

@@ -258,9 +258,12 @@ def plan_from_diagnosis(
     diagnosis: Sequence[RootCauseCandidate | Mapping[str, Any]],
     runbooks: Sequence[Runbook] | None = None,
     variables: Mapping[str, Any] | None = None,
+    undo_kind: str | None = None,
 ) -> tuple[Runbook | None, list[RecommendedAction]]:
     """The ordered plan for a diagnosis; (None, []) when no runbook fits. Without explicit runbooks,
-    the site's (warroom.toml [actions].runbooks, with its [actions].vars) come before the built-in ones."""
+    the site's (warroom.toml [actions].runbooks, with its [actions].vars) come before the built-in ones.
+    `undo_kind` (rollback, revert_config) is the step that would remove a change blamed for the
+    incident: a built-in runbook without one gets it from another runbook."""
     if runbooks is None:
         runbooks, site_vars = site_runbooks_and_vars()
         variables = {**site_vars, **(variables or {})}
@@ -268,4 +271,21 @@ def plan_from_diagnosis(
     if chosen is None:
         return None, []
     runbook, candidate = chosen
-    return runbook, plan_from_runbook(runbook, candidate, variables)
+    actions = plan_from_runbook(runbook, candidate, variables)
+    donor = _undo_donor(runbook, runbooks, undo_kind) if undo_kind else None
+    if donor is not None:
+        actions.extend(plan_from_runbook(donor, candidate, variables))
+    return runbook, actions
+
+
+def _undo_donor(chosen: Runbook, runbooks: Sequence[Runbook], kind: str) -> Runbook | None:
+    """A built-in runbook that cannot undo the change the diagnosis blames (the slow-dependency
+    one has no revert) borrows the first step of that kind from the other runbooks (the site's
+    first), as a one-step runbook; a site's runbook is its own authority and borrows nothing."""
+    if not chosen.builtin or any(step.kind in RESTORING_KINDS for step in chosen.steps):
+        return None
+    for book in runbooks:
+        step = next((step for step in book.steps if step.kind == kind), None)
+        if step is not None:
+            return book.model_copy(update={"steps": [step]})
+    return None

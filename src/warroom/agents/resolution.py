@@ -422,8 +422,10 @@ def _runbook_plan(
     raised = parameters_for("raise_pool_size", facts, playbook_data()["actions"].get("raise_pool_size", {}))
     if raised:
         scalars["raised_pool_size"] = int(raised["to_size"])
+    change = correlated_change(facts)
+    undo_kind = UNDO_OF_CHANGE.get(str(change.get("kind"))) if change else None
     try:
-        book, actions = runbook.plan_from_diagnosis(diagnosis, variables={**scalars, **variables})
+        book, actions = runbook.plan_from_diagnosis(diagnosis, variables={**scalars, **variables}, undo_kind=undo_kind)
     except Exception:  # a runbook that cannot answer leaves the playbooks in charge
         return None
     if book is None or not actions:
@@ -475,28 +477,45 @@ CAUSE_CONFIDENCE = 0.6  # change correlation's own score: time to onset × relat
 ONSET_TOLERANCE_MIN = 1.0
 
 
-def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[RecommendedAction]:
-    """Put the step that removes the cause first when a change to the suspected service lines up
-    with the onset: rolling back removes the cause, while restarts and bigger pools only treat a
-    symptom that the same change brings back (a leak refills the pool)."""
+def correlated_change(facts: Facts) -> dict[str, Any] | None:
+    """The suspect change when it is to the suspected service and lines up with the onset (its
+    correlation score high enough, not after the onset beyond the tolerance), else None."""
     change = facts.values.get("suspect_change") or {}
-    undo = next((a for a in actions if a.kind in REMOVE_CAUSE), None)
-    score = change.get("score")
-    minutes = change.get("minutes_before_onset")
+    score, minutes = change.get("score"), change.get("minutes_before_onset")
     if (
-        undo is None
-        or actions[0] is undo
-        or actions[0].kind in REPAIR_DAMAGE
-        or not isinstance(score, int | float)
+        not isinstance(score, int | float)
         or score < CAUSE_CONFIDENCE
         or not isinstance(minutes, int | float)
         or minutes < -ONSET_TOLERANCE_MIN
         or change.get("service") != facts.values.get("service")
     ):
+        return None
+    return dict(change)
+
+
+# The step that removes a change of each kind; other kinds (a scale, a restart, a migration, a
+# firewall rule) have no one undo a runbook can be assumed to hold, and borrow none.
+UNDO_OF_CHANGE = {
+    "config": "revert_config",
+    "feature_flag": "revert_config",
+    "deploy": "rollback",
+    "release": "rollback",
+    "merge": "rollback",
+    "code": "rollback",
+}
+
+
+def cause_first(actions: list[RecommendedAction], facts: Facts) -> list[RecommendedAction]:
+    """Put the step that removes the cause first when a change to the suspected service lines up
+    with the onset: rolling back removes the cause, while restarts and bigger pools only treat a
+    symptom that the same change brings back (a leak refills the pool)."""
+    change = correlated_change(facts)
+    undo = next((a for a in actions if a.kind in REMOVE_CAUSE), None)
+    if change is None or undo is None or actions[0] is undo or actions[0].kind in REPAIR_DAMAGE:
         return actions
     why = (
-        f"moved first: {change.get('id')} changed {change.get('service')} {minutes:.0f} min before the onset "
-        f"(correlation {score:.2f}); removing the cause beats treating the symptom"
+        f"moved first: {change.get('id')} changed {change.get('service')} {change['minutes_before_onset']:.0f} "
+        f"min before the onset (correlation {change['score']:.2f}); removing the cause beats treating the symptom"
     )
     moved = undo.model_copy(
         update={"priority": "immediate", "rationale": "; ".join(t for t in (why, undo.rationale) if t)}
