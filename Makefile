@@ -66,6 +66,12 @@ unit: $(STAMP) system-packages
 
 test: lint typecheck unit
 
+# The runs that kill, restart or execute a whole workflow (the suite's longest): kept out of
+# `make test`'s five minutes, run by CI after it (.ci/run).
+test-long: $(STAMP) system-packages
+	$(BIN)/python -m compileall -q src >/dev/null
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m long
+
 # The live lab's tools are Debian packages; installed when missing (root), else says how.
 lab: $(STAMP)
 	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(APT_PACKAGES) $(LAB_PACKAGES)"

@@ -131,6 +131,7 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
+@pytest.mark.long
 def test_sigkill_of_respond_leaves_no_process_behind(tmp_path: Path, bundle_dir: Path) -> None:
     proc, descendants = _start_long_run(tmp_path, bundle_dir)
     proc.kill()  # SIGKILL: no handler runs in the parent, only the workers' own watch on it
@@ -141,6 +142,7 @@ def test_sigkill_of_respond_leaves_no_process_behind(tmp_path: Path, bundle_dir:
     assert not left, [" ".join(p.cmdline())[:120] for p in left]
 
 
+@pytest.mark.long
 def test_sigterm_interrupts_the_run_with_exit_5_and_leaves_it_resumable(tmp_path: Path, bundle_dir: Path) -> None:
     proc, descendants = _start_long_run(tmp_path, bundle_dir)
     proc.send_signal(signal.SIGTERM)

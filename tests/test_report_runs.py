@@ -13,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from warroom.report.lint import lint_reports
 
 
+@pytest.mark.long
 def test_execute_on_a_generated_scenario(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     env = {**os.environ, "WARROOM_DB": f"sqlite:///{tmp_path / 'store.db'}", "XDG_STATE_HOME": str(tmp_path)}

@@ -99,6 +99,7 @@ def test_summary_figures_are_the_data_recounted(uninterrupted: tuple[Path, dict[
     assert rate in (out / "postmortem.md").read_text().split("## Impact", 1)[0]
 
 
+@pytest.mark.long
 def test_killed_and_resumed_run_ends_with_the_same_diagnosis(
     tmp_path: Path, uninterrupted: tuple[Path, dict[str, object]]
 ) -> None:

@@ -72,6 +72,7 @@ def _recorded(db: Path) -> list[str]:
         engine.dispose()
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("kill_after", [1, 3, 5])
 def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, bundle_dir: Path, kill_after: int) -> None:
     wf = tmp_path / "wf.yaml"

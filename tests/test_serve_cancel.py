@@ -19,6 +19,8 @@ from warroom.serve.cadence import SENDER
 from warroom.store.repository import Store
 from warroom.store.tokens import audit_entries
 
+pytestmark = pytest.mark.long
+
 # an update every 1.2 s of incident time (fractional minutes), set on the incident itself: its own
 # cadence (the example's 15 minutes) wins over [comms] cadence_minutes
 CADENCE = 0.02
