@@ -145,7 +145,10 @@ class LocalExecutor:
                 self._queued.discard(run_id)
                 self._current = run_id
             try:
-                options = RunOptions.model_validate(self.store.get_run(run_id).options)
+                run = self.store.get_run(run_id)
+                if run.status not in (*UNFINISHED, "waiting_approval"):
+                    continue  # queued again by a decision, but it ended meanwhile
+                options = RunOptions.model_validate(run.options)
                 self.drive(run_id, self._runner_for(options.source))
             except Exception:
                 # The run stays "running" in the store: the next start (or submit) resumes it.

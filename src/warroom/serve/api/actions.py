@@ -68,8 +68,13 @@ def _resume(svc: Service, incident_id: str) -> bool:
         run = svc.store.latest_run(incident_id)
     except NotFoundError:
         return False
+    if run.status == "running":
+        # It may have read its gate's decisions just before this one was committed and be about to
+        # stop there: queued once more, it reads this decision after it stops (never twice at once).
+        svc.executor.submit(run.id)
+        return False
     if run.status != "waiting_approval":
-        return False  # a running run reads the decision when it reaches the gate
+        return False
     with svc.store.transaction() as session:
         svc.store.set_run_status(session, run.id, "running")
     svc.executor.submit(run.id)
