@@ -111,11 +111,10 @@ def _change(signed: np.ndarray, alpha: float, lo: int = 0, hi: int | None = None
     return found or _change(signed, alpha, lo, lo + last + 1) or _change(signed, alpha, lo + last + 1, hi)
 
 
-def _floor(before: np.ndarray, part: np.ndarray) -> float:
-    """How far a new level must sit from the one before it to be a change (infinite when the series
-    is all zeros): past its robust spread, a share of it and a share of the part's scale."""
-    low = float(np.median(before))
-    spread = 1.4826 * float(np.median(np.abs(before - low)))
+def _floor(low: float, spread: float, part: np.ndarray) -> float:
+    """How far a new level must sit from the one before it (median `low`, robust `spread`) to be a
+    change (infinite when the series is all zeros): past its spread, a share of it and a share of
+    the part's scale."""
     floor = max(SPREAD * spread, RELATIVE * abs(low), OF_SCALE * float(np.max(np.abs(part))))
     return floor if floor > 0 else math.inf
 
@@ -125,7 +124,7 @@ def _judged(signed: np.ndarray, lo: int, hi: int, split: int, p: float) -> _Chan
     before, after = signed[lo : split + 1], signed[split + 1 : hi]
     low, high = float(np.median(before)), float(np.median(after))
     spread = 1.4826 * float(np.median(np.abs(before - low)))
-    if high - low <= _floor(before, signed[lo:hi]):
+    if high - low <= _floor(low, spread, signed[lo:hi]):
         return None
     line = low + max(SPREAD * spread, 0.25 * (high - low))
     past = signed[lo:] > line
