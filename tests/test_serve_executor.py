@@ -83,3 +83,30 @@ def test_a_decision_given_later_is_stamped_in_the_replayed_runs_incident_time(st
     engine.approve(incident_id, "a1", "ops")
     engine.reject(incident_id, "a2", "ops", "one change at a time")
     assert [(a.event, a.at) for a in store.audit_log(incident_id)] == [("approved", gate), ("rejected", gate)]
+
+
+def test_a_decision_queues_only_a_run_waiting_at_its_gate(store: Store) -> None:
+    """The wakeup is a compare-and-set on the run's row, in the decision's transaction: a run
+    waiting at its gate becomes `queued` (and is handed back); a running one is left alone (it
+    reads the decision at its gate); a cancelled one stays cancelled."""
+    run_id = _run(store, "gated")
+    incident_id = store.get_run(run_id).incident_id
+    with store.transaction() as session:
+        for action_id in ("a1", "a2", "a3"):
+            store.upsert_action(
+                session,
+                incident_id,
+                action_id,
+                "awaiting_approval",
+                {"id": action_id, "title": action_id, "risk": "high"},
+            )
+    engine = Engine(store)
+    assert engine.approve(incident_id, "a1", "ops") is None  # still "running": nothing to wake
+    assert store.get_run(run_id).status == "running"
+    with store.transaction() as session:
+        store.set_run_status(session, run_id, "waiting_approval")
+    assert engine.reject(incident_id, "a2", "ops", "not now") == run_id
+    assert store.get_run(run_id).status == "queued"
+    engine.cancel(incident_id, "ops", "duplicate")
+    assert engine.approve(incident_id, "a3", "ops") is None
+    assert store.get_run(run_id).status == "cancelled"

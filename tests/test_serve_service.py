@@ -40,6 +40,11 @@ def _run(served: Served, incident_id: str) -> str | None:
     return _get(served, f"/api/v1/incidents/{incident_id}").json()["run_status"]
 
 
+def _interruptions(events: list[dict[str, Any]]) -> list[str]:
+    """What each "run … was resumed" note of the engine says the run was doing when it stopped."""
+    return [e["data"]["interruption"]["previous_status"] for e in events if "interruption" in e["data"]]
+
+
 def _reject_the_rest(served: Served, incident_id: str) -> None:
     """A commander rejects every action waiting, as each comes up (the plan's actions reach their
     gate one after another), until the run finishes."""
@@ -90,6 +95,8 @@ def test_a_killed_run_resumes_without_losing_or_repeating_anything(crashed: dict
     events = _get(served, f"/api/v1/incidents/{incident_id}/timeline").json()["events"]
     kinds = Counter(e["kind"] for e in events)
     assert kinds["resumed"] == 1
+    # the engine's own note of the crash: exactly one, for the run that was really running
+    assert _interruptions(events) == ["running"]
     repeated = Counter((e["kind"], e["source"], e["summary"]) for e in events if e["kind"] != "alert")
     assert [k for k, n in repeated.items() if n > 1] == []
     steps = store.steps(crashed["run_id"])
@@ -132,6 +139,9 @@ def test_alert_to_diagnosis_approvals_and_audit(crashed: dict[str, Any]) -> None
     ).items()
 
     _reject_the_rest(served, incident_id)
+    # every decision queued the waiting run and the executor took it up: none reads as a crash
+    events = _get(served, f"/api/v1/incidents/{incident_id}/timeline").json()["events"]
+    assert _interruptions(events) == ["running"]  # the one SIGKILL of the fixture
     # a replayed bundle's after/ data never counts as a recovery: the incident stays mitigating
     listed = _get(served, "/api/v1/incidents", status=["mitigating"], service="checkout").json()
     assert incident_id in [i["id"] for i in listed]

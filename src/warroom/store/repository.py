@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Engine, String, create_engine, event, func, inspect, select, text
+from sqlalchemy import JSON, Engine, String, create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Mapper, Session, sessionmaker
@@ -445,6 +445,23 @@ class Store:
             return  # final: a step that was in flight when a human cancelled cannot revive the run
         row.status = status
         row.finished_at = now() if finished else None
+
+    def claim_run(self, session: Session, run_id: str) -> None:
+        """Hold the run's row until the caller's transaction ends: a write that changes nothing,
+        which takes the row lock on PostgreSQL and the write lock on SQLite. Two transactions that
+        both claim the run first are serialised, so each reads what the other committed (a
+        decision and the run stopping at its gate cannot miss each other)."""
+        session.execute(update(RunRow).where(RunRow.id == run_id).values(status=RunRow.status))
+
+    def swap_run_status(self, session: Session, run_id: str, expected: str, status: str) -> bool:
+        """Compare-and-set: the run takes `status` only if it is `expected` now. True if it did."""
+        done = session.execute(
+            update(RunRow)
+            .where(RunRow.id == run_id, RunRow.status == expected)
+            .values(status=status, finished_at=None)
+            .execution_options(synchronize_session="fetch")
+        )
+        return bool(getattr(done, "rowcount", 0))
 
     def set_run_options(self, session: Session, run_id: str, options: dict[str, Any]) -> None:
         row = session.get(RunRow, run_id)

@@ -58,6 +58,10 @@ FORWARD = [s for s in Status]  # the lifecycle's forward order
 DECLINED = {"rejected": TimelineKind.ACTION_REJECTED, "skipped": TimelineKind.ACTION_SKIPPED}
 # Once an action has been taken up by the executor, a decision about it comes too late.
 CANCELLED = "cancelled"  # a run's final status once a human cancelled it
+# A run stopped at its gate whose decision is in: ready for whoever drives runs, not yet picked up.
+# Picking it up is not a resumption after a crash ("running" with steps is).
+QUEUED = "queued"
+FAILED = "failed"  # final: the run could not go on (its telemetry could not be read)
 TAKEN = frozenset({"executed", "dry_run", "verified", "failed", "timed_out", "undone"})
 
 
@@ -230,7 +234,8 @@ class Engine:
         clock = Clock(self._clock_origin(incident_id) if options.replay_clock else None)
         owned = runner is None
         runner = runner or runner_for(options)
-        # a run created "running" that already holds steps was stopped and is being picked up again
+        # a run created "running" that already holds steps was stopped (a crash) and is being picked
+        # up again; a queued one was decided at its gate and is simply taken up
         resumed = row.status in ("running", "waiting_approval") and bool(self.store.steps(run_id))
         earlier = sum(1 for e in self.store.timeline(incident_id) if isinstance(e.data.get("interruption"), dict))
         with self.store.transaction() as session:
@@ -287,8 +292,6 @@ class Engine:
             elif isinstance(move, OpenGate):
                 pending = self._open_gate(run_id, incident_id, move, options, clock)
                 if pending:
-                    with self.store.transaction() as session:
-                        self.store.set_run_status(session, run_id, "waiting_approval")
                     self.progress.waiting(pending)
                     return RunResult(incident_id, run_id, "waiting_approval", pending)
             else:
@@ -445,13 +448,18 @@ class Engine:
     ) -> list[dict[str, Any]]:
         """Approve what policy, the up-front grant, the store or the operator allow.
 
-        Returns the actions still waiting; empty when the gate is passed (and recorded)."""
-        stored = {row.action_id: row for row in self.store.actions(incident_id)}
+        Returns the actions still waiting (the run is then marked waiting at the gate); empty when
+        the gate is passed (and recorded)."""
         approvals: list[dict[str, Any]] = []  # who approved each action, and when: the executor audits it
         declined: dict[str, list[str]] = {status: [] for status in DECLINED}
         pending: list[dict[str, Any]] = []
         at = clock.now()
         with self.store.transaction() as session:
+            # The run is claimed before its decisions are read: a decision committed from here on
+            # waits for this transaction and finds the run waiting (and queues it); one committed
+            # before is read below. No decision falls between the read and the stop.
+            self.store.claim_run(session, run_id)
+            stored = {row.action_id: row for row in self.store.actions(incident_id)}
             for action in move.actions:
                 action_id = action["id"]
                 row = stored.get(action_id)
@@ -490,6 +498,7 @@ class Engine:
                         at,
                         f"awaiting:{action['id']}",
                     )
+                self.store.swap_run_status(session, run_id, "running", "waiting_approval")  # not a cancelled one
                 return pending
             self.store.record_step(
                 session,
@@ -535,7 +544,7 @@ class Engine:
         with an event on the timeline, in one transaction. A run executing stops at its next step
         boundary; one queued or waiting at a gate never goes on. Returns the run's id."""
         run = self.store.latest_run(incident_id)
-        if run.status not in ("running", "waiting_approval"):
+        if run.status not in ("running", QUEUED, "waiting_approval"):
             raise InputError(f"the run of {incident_id} is {run.status}: there is nothing to cancel")
         at = at or self.decision_time(incident_id)
         with self.store.transaction() as session:
@@ -552,22 +561,43 @@ class Engine:
             )
         return run.id
 
-    def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> None:
+    def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> str | None:
         """Record a human approval given after the fact (`warroom approve`, the API); `at` in
-        incident time (default: `decision_time`)."""
+        incident time (default: `decision_time`). Returns the run it queued, if one waited at its gate."""
         row = self._undecided(incident_id, action_id, "approve")
         at = at or self.decision_time(incident_id)
-        with self.store.transaction() as session:
-            self._approve(session, incident_id, {"id": action_id, **row.data}, actor, at)
+        return self._decision(
+            incident_id, lambda session: self._approve(session, incident_id, {"id": action_id, **row.data}, actor, at)
+        )
 
-    def reject(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> None:
+    def reject(
+        self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None
+    ) -> str | None:
         """A human says no (`warroom reject`, the API): the action is never taken; the run goes on
-        with the next action, or ends with the rejection on record."""
-        self._decline(incident_id, action_id, actor, reason, "rejected", at)
+        with the next action, or ends with the rejection on record. Returns the run it queued, if any."""
+        return self._decline(incident_id, action_id, actor, reason, "rejected", at)
 
-    def skip(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> None:
+    def skip(self, incident_id: str, action_id: str, actor: str, reason: str, at: datetime | None = None) -> str | None:
         """A human sets the action aside (`warroom skip`): the run goes on without it."""
-        self._decline(incident_id, action_id, actor, reason, "skipped", at)
+        return self._decline(incident_id, action_id, actor, reason, "skipped", at)
+
+    def _decision(self, incident_id: str, record: Callable[[Session], None]) -> str | None:
+        """Record a human decision in one transaction that claims the incident's run first (the
+        run stopping at its gate claims it too, so the two are serialised). A run waiting at its
+        gate becomes queued in the same transaction, by compare-and-set: the decision is durable
+        and the run's wakeup with it. Returns the queued run's id: the caller hands it to whatever
+        drives runs. A run still running reads the decision when it reaches its gate."""
+        try:
+            run_id: str | None = self.store.latest_run(incident_id).id
+        except NotFoundError:
+            run_id = None
+        with self.store.transaction() as session:
+            if run_id is not None:
+                self.store.claim_run(session, run_id)
+            record(session)
+            if run_id is None:
+                return None
+            return run_id if self.store.swap_run_status(session, run_id, "waiting_approval", QUEUED) else None
 
     def _undecided(self, incident_id: str, action_id: str, verb: str) -> Any:
         """The action's row, if a human may still decide about it."""
@@ -584,15 +614,16 @@ class Engine:
 
     def _decline(
         self, incident_id: str, action_id: str, actor: str, reason: str, status: str, at: datetime | None
-    ) -> None:
+    ) -> str | None:
         verb = {"rejected": "reject", "skipped": "skip"}[status]
         if not reason.strip():
             raise InputError(f"a reason is needed to {verb} an action (it goes to the audit log)", field="--reason")
         row = self._undecided(incident_id, action_id, verb)
-        at = at or self.decision_time(incident_id)
-        with self.store.transaction() as session:
+        when = at or self.decision_time(incident_id)
+
+        def record(session: Session) -> None:
             self.store.upsert_action(session, incident_id, action_id, status)
-            self.store.audit(session, incident_id, action_id, status, actor, at, {"reason": reason})
+            self.store.audit(session, incident_id, action_id, status, actor, when, {"reason": reason})
             self._event(
                 session,
                 incident_id,
@@ -600,9 +631,11 @@ class Engine:
                 actor,
                 f"{status}: {row.data.get('title', action_id)} — {reason}",
                 {"action_id": action_id, "reason": reason, "risk": row.data.get("risk")},
-                at,
+                when,
                 f"{status}:{action_id}",
             )
+
+        return self._decision(incident_id, record)
 
     def _run_steps(
         self,

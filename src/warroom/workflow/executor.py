@@ -19,12 +19,14 @@ from typing import Protocol
 from warroom.incident import TimelineEvent, TimelineKind
 from warroom.sources.contract import SourceSpec
 from warroom.store.repository import Store
-from warroom.workflow.engine import CANCELLED, RunOptions, RunResult
+from warroom.workflow.engine import CANCELLED, QUEUED, RunOptions, RunResult
 from warroom.workflow.runner import StepRunner
 
 log = logging.getLogger(__name__)
 
-UNFINISHED = ("running",)  # what a run's row says while it is queued or executing
+# What a run's row says while it is executing (or its process died) or decided and waiting to be
+# picked up: the runs a restart submits again.
+UNFINISHED = ("running", QUEUED)
 
 # Drives one run to its end or its next approval gate on the given runner (the application's
 # `continue_run`: engine, then reports).
@@ -146,8 +148,8 @@ class LocalExecutor:
                 self._current = run_id
             try:
                 run = self.store.get_run(run_id)
-                if run.status not in (*UNFINISHED, "waiting_approval"):
-                    continue  # queued again by a decision, but it ended meanwhile
+                if run.status not in UNFINISHED:
+                    continue  # cancelled (or ended) while it waited in the queue
                 options = RunOptions.model_validate(run.options)
                 self.drive(run_id, self._runner_for(options.source))
             except Exception:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from warroom.errors import NotFoundError
 from warroom.incident import RecommendedAction, RiskLevel, TimelineEvent, TimelineKind
 from warroom.serve.api.deps import Service, service
 from warroom.serve.api.schemas import ActionOut, DecisionOut, ProposalIn, RejectIn
@@ -62,25 +61,6 @@ def _decide(svc: Service, who: Principal, row: ActionRow) -> None:
         raise HTTPException(409, f"action '{row.action_id}' is {row.status}: there is nothing left to decide")
 
 
-def _resume(svc: Service, incident_id: str) -> bool:
-    """Hand a run that waits at an approval gate back to the executor."""
-    try:
-        run = svc.store.latest_run(incident_id)
-    except NotFoundError:
-        return False
-    if run.status == "running":
-        # It may have read its gate's decisions just before this one was committed and be about to
-        # stop there: queued once more, it reads this decision after it stops (never twice at once).
-        svc.executor.submit(run.id)
-        return False
-    if run.status != "waiting_approval":
-        return False
-    with svc.store.transaction() as session:
-        svc.store.set_run_status(session, run.id, "running")
-    svc.executor.submit(run.id)
-    return True
-
-
 @router.get("", response_model=list[ActionOut])
 def list_actions(incident_id: str, _: Viewer, svc: Svc) -> list[ActionOut]:
     svc.store.get_incident(incident_id)
@@ -115,10 +95,15 @@ def propose(incident_id: str, body: ProposalIn, request: Request, who: Responder
     return _out(_action(svc, incident_id, action.id))
 
 
-def _decided(svc: Service, incident_id: str, action_id: str, decision: str, who: Principal) -> DecisionOut:
-    resumed = _resume(svc, incident_id)
+def _decided(
+    svc: Service, incident_id: str, action_id: str, decision: str, who: Principal, queued: str | None
+) -> DecisionOut:
+    """The decision is committed, and with it the run waiting at its gate marked queued: it is
+    handed to the executor now (a crash before it starts loses nothing: a restart submits it)."""
+    if queued is not None:
+        svc.executor.submit(queued)
     return DecisionOut(
-        incident_id=incident_id, action_id=action_id, decision=decision, by=who.name, run_resumed=resumed
+        incident_id=incident_id, action_id=action_id, decision=decision, by=who.name, run_resumed=queued is not None
     )
 
 
@@ -126,15 +111,16 @@ def _decided(svc: Service, incident_id: str, action_id: str, decision: str, who:
 def approve(incident_id: str, action_id: str, request: Request, who: Responder, svc: Svc) -> DecisionOut:
     """Approve a proposed action (a commander for medium and high risk); a waiting run goes on."""
     _decide(svc, who, _action(svc, incident_id, action_id))
-    Engine(svc.store).approve(incident_id, action_id, who.name, incident_now(svc.store, incident_id))
+    queued = Engine(svc.store).approve(incident_id, action_id, who.name, incident_now(svc.store, incident_id))
     request.state.audit_detail = {"action_id": action_id, "decision": "approved"}
-    return _decided(svc, incident_id, action_id, "approved", who)
+    return _decided(svc, incident_id, action_id, "approved", who, queued)
 
 
 @router.post("/{action_id}/reject", response_model=DecisionOut)
 def reject(incident_id: str, action_id: str, body: RejectIn, request: Request, who: Responder, svc: Svc) -> DecisionOut:
     """Reject a proposed action with a reason; a waiting run goes on without it."""
     _decide(svc, who, _action(svc, incident_id, action_id))
-    Engine(svc.store).reject(incident_id, action_id, who.name, body.reason, incident_now(svc.store, incident_id))
+    at = incident_now(svc.store, incident_id)
+    queued = Engine(svc.store).reject(incident_id, action_id, who.name, body.reason, at)
     request.state.audit_detail = {"action_id": action_id, "decision": "rejected", "reason": body.reason[:200]}
-    return _decided(svc, incident_id, action_id, "rejected", who)
+    return _decided(svc, incident_id, action_id, "rejected", who, queued)
