@@ -175,11 +175,26 @@ def continue_run(store: Store, run_id: str, runner: StepRunner) -> RunResult:
     service's background worker: the run's options say where)."""
     # Opened here, once, before any worker reads it: a live source reads its systems into the
     # run's snapshot now, and every worker (and a resumed run) then reopens that snapshot.
-    open_source(RunOptions.model_validate(store.get_run(run_id).options).source)
-    result = Engine(store).run(run_id, runner)
+    try:
+        open_source(RunOptions.model_validate(store.get_run(run_id).options).source)
+    except InputError as exc:
+        # Nothing to investigate from (no live source answered, the bundle is gone): the run ends
+        # failed with the reason and the sources on its timeline, the incident open for a human.
+        result = Engine(store).fail(run_id, exc.one_line(), {"sources": _unanswered(exc)})
+    else:
+        result = Engine(store).run(run_id, runner)
     options = RunOptions.model_validate(store.get_run(run_id).options)
     _finish(store, result, Path(options.out_dir) if options.out_dir else None, options.execute)
     return result
+
+
+def _unanswered(exc: InputError) -> list[dict[str, str]]:
+    """The sources a failed read names, each with why it did not answer."""
+    from warroom.sources.live import LiveError  # only a live read names its sources
+
+    if not isinstance(exc, LiveError):
+        return []
+    return [{"kind": s.kind, "location": s.location, "detail": s.detail} for s in exc.unanswered if not s.answered]
 
 
 def approve(store: Store, incident_id: str, action_id: str, actor: str) -> None:

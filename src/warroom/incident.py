@@ -172,6 +172,7 @@ class TimelineKind(StrEnum):
     NOTE = "note"
     RESUMED = "resumed"  # a run picked up again after its process died
     CANCELLED = "cancelled"  # a human stopped the investigation: no further step runs
+    RUN_FAILED = "run_failed"  # the run could not go on (its telemetry could not be read): it ended
 
 
 class TimelineEvent(BaseModel):

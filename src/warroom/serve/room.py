@@ -43,6 +43,11 @@ class RoomView:
         return [e for e in self.timeline if e.kind == TimelineKind.COMMUNICATION_SENT]
 
     @property
+    def failure(self) -> TimelineEvent | None:
+        """Why the run ended without going on, if it failed."""
+        return next((e for e in reversed(self.timeline) if e.kind == TimelineKind.RUN_FAILED), None)
+
+    @property
     def pending(self) -> list[ActionRecord]:
         return [a for a in self.actions if a.status.value in ("proposed", "awaiting_approval")]
 

@@ -51,7 +51,11 @@ ALERT_COPY = "alert.json"
 
 
 class LiveError(InputError):
-    """No live source is configured, or none answered."""
+    """No live source is configured, or none answered (`unanswered`: each source and why)."""
+
+    def __init__(self, message: str, *, field: str | None = None, unanswered: list[SourceRead] | None = None) -> None:
+        super().__init__(message, field=field)
+        self.unanswered = unanswered or []
 
 
 def _now() -> datetime:
@@ -193,7 +197,10 @@ class LiveReader:
                 )
             )
         if not any(s.answered for s in period.sources):
-            raise LiveError("no live source answered: " + "; ".join(f"{s.kind}: {s.detail}" for s in period.sources))
+            raise LiveError(
+                "no live source answered: " + "; ".join(f"{s.kind}: {s.detail}" for s in period.sources),
+                unanswered=period.sources,
+            )
         return files, period
 
 

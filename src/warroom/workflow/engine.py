@@ -561,6 +561,30 @@ class Engine:
             )
         return run.id
 
+    def fail(self, run_id: str, reason: str, data: dict[str, Any]) -> RunResult:
+        """The run cannot go on (what it reads is not there): it ends `failed`, with the reason on
+        the timeline, in one transaction. The incident stays open for a human; a restart does not
+        take the run up again. A cancelled run stays cancelled."""
+        row = self.store.get_run(run_id)
+        options = RunOptions.model_validate(row.options)
+        at = Clock(self._clock_origin(row.incident_id) if options.replay_clock else None).now()
+        with self.store.transaction() as session:
+            self.store.claim_run(session, run_id)
+            if self.store.get_run(run_id).status == CANCELLED:  # a human's cancel stands
+                return RunResult(row.incident_id, run_id, CANCELLED, [])
+            self.store.set_run_status(session, run_id, FAILED, finished=True)
+            self._event(
+                session,
+                row.incident_id,
+                TimelineKind.RUN_FAILED,
+                "engine",
+                f"workflow run failed: {reason}",
+                {"run_id": run_id, "error": reason, **data},
+                at,
+                f"{run_id}:failed",
+            )
+        return RunResult(row.incident_id, run_id, FAILED, [])
+
     def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> str | None:
         """Record a human approval given after the fact (`warroom approve`, the API); `at` in
         incident time (default: `decision_time`). Returns the run it queued, if one waited at its gate."""
