@@ -13,7 +13,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -21,8 +21,12 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from serve_support import Served, am_payload, free_port, wait_for
+from warroom.serve.auth import COOKIE
 from warroom.store.repository import Store
 from warroom.store.tokens import audit_entries
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "out" / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -158,6 +162,28 @@ def test_alert_to_diagnosis_approvals_and_audit(crashed: dict[str, Any]) -> None
     assert 'warroom_runs{status="succeeded"} 1.0' in scrape and "warroom_intake_duration_seconds_count 1.0" in scrape
 
 
+def _cancel_in_the_room(served: Served, page: Page) -> None:
+    """A commander cancels another incident's investigation from the room, with a reason;
+    viewers and responders are not offered the button, and the API refuses them."""
+    from playwright.sync_api import expect
+
+    other = am_payload("CheckoutErrorsHigh", fingerprint="0f1e2d3c4b5a6978", service="checkout")
+    sent = _post(served, "/api/v1/alerts/alertmanager", "responder", other)
+    assert sent.status_code == 202 and sent.json()["runs_queued"] == 1, sent.text
+    third = sent.json()["incidents"][0]
+    for role in ("viewer", "responder"):
+        seen = httpx.get(f"{served.url}/incidents/{third}", cookies={COOKIE: served.tokens[role]}, timeout=10)
+        assert seen.status_code == 200 and 'id="cancel-run"' not in seen.text
+        assert _post(served, f"/api/v1/incidents/{third}/cancel", role, {"reason": "mine"}).status_code == 403
+    page.goto(f"{served.url}/incidents/{third}")
+    page.once("dialog", lambda dialog: dialog.accept("a duplicate of the checkout incident"))
+    page.click("#cancel-run")
+    expect(page.locator("#timeline li.k-cancelled")).to_contain_text("a duplicate", timeout=15_000)
+    expect(page.locator("#run-status")).to_contain_text("cancelled", timeout=15_000)
+    expect(page.locator("#cancel-run")).to_have_count(0)
+    page.screenshot(path=str(ARTIFACTS / "serve-cancelled.png"), full_page=True)
+
+
 @pytest.mark.skipif(
     not CHROMIUM.exists() and not os.environ.get("CI"),  # in CI a missing browser fails the test
     reason="Debian's chromium is not installed (.ci/run installs it)",
@@ -212,6 +238,7 @@ def test_incident_room_in_chromium(crashed: dict[str, Any]) -> None:
             page.click("#postmortem-link")
             expect(page.locator("body")).to_contain_text("checkout")
             page.screenshot(path=str(ARTIFACTS / "serve-postmortem.png"), full_page=True)
+            _cancel_in_the_room(served, page)
         finally:
             browser.close()
 

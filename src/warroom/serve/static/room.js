@@ -1,7 +1,7 @@
 // The incident room's live parts, in plain JavaScript (no build step, nothing fetched from elsewhere):
 // the incident list refreshes itself, the incident page streams its timeline over SSE and swaps in
 // fresh server-rendered sections when the run records something, and the approve/reject buttons
-// call the API with the session cookie.
+// and the cancel button call the API with the session cookie.
 "use strict";
 
 function text(tag, value, cls) {
@@ -46,6 +46,7 @@ function refreshList(table) {
 const CHANGES = new Set([
   "status_changed", "decision", "finding", "action_proposed", "action_approved", "action_executed",
   "action_verified", "communication_sent", "phase_finished", "note", "resumed", "cancelled", "step_failed",
+  "run_failed",
 ]);
 
 function swapSections() {
@@ -86,8 +87,8 @@ function streamTimeline(live) {
   source.onerror = () => { state.textContent = "reconnecting…"; };
 }
 
-function decide(button, body) {
-  const error = document.getElementById("action-error");
+function decide(button, body, errorId) {
+  const error = document.getElementById(errorId || "action-error");
   fetch(button.dataset.url, {
     method: "POST",
     credentials: "same-origin",
@@ -98,7 +99,7 @@ function decide(button, body) {
     .then(({ ok, data }) => {
       if (!ok) {
         error.hidden = false;
-        error.textContent = data.detail || "the decision was not recorded";
+        error.textContent = data.detail || "it was not recorded";
         return;
       }
       error.hidden = true;
@@ -114,6 +115,13 @@ function bindActions() {
     b.onclick = () => {
       const reason = prompt("Why reject this action?");
       if (reason) decide(b, { reason });
+    };
+  }
+  const cancel = document.getElementById("cancel-run");
+  if (cancel) {
+    cancel.onclick = () => {
+      const reason = prompt("Why cancel this investigation? (it stops for good; the incident stays open)");
+      if (reason) decide(cancel, { reason }, "cancel-error");
     };
   }
 }
