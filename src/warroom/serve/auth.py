@@ -8,6 +8,7 @@ A token arrives as `Authorization: Bearer …` (API clients, Alertmanager) or in
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -16,9 +17,44 @@ from fastapi import HTTPException, Request
 
 from warroom.serve.config import AuthConfig
 from warroom.store.repository import Store
-from warroom.store.tokens import find_token
+from warroom.store.tokens import TokenInfo, digest, find_token
 
 COOKIE = "warroom_token"
+# How long a token found valid is believed without asking the store again. A revocation through
+# this server's API clears the cache (it counts at the next request); one made elsewhere (`warroom
+# token revoke`, another process) counts within this many seconds.
+TOKEN_TTL_S = 5.0
+TOKEN_CACHE_SIZE = 1024
+
+
+class TokenCache:
+    """Valid tokens by digest, each believed for `ttl_s`: the store's lookup was about half of an
+    intake request's cost. Unknown and revoked tokens are not cached (so a flood of bad tokens
+    cannot push out good ones, and is answered from the store each time)."""
+
+    def __init__(self, store: Store, ttl_s: float = TOKEN_TTL_S, size: int = TOKEN_CACHE_SIZE) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.size = size
+        self._valid: dict[str, tuple[TokenInfo, float]] = {}
+
+    def find(self, token: str) -> TokenInfo | None:
+        key, now = digest(token), time.monotonic()
+        hit = self._valid.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        info = find_token(self.store, token)
+        if info is None:
+            self._valid.pop(key, None)
+            return None
+        if len(self._valid) >= self.size:
+            self._valid.clear()  # bounded; the next requests refill it from the store
+        self._valid[key] = (info, now + self.ttl_s)
+        return info
+
+    def clear(self) -> None:
+        """Forget every token (a token was revoked): the next request of each asks the store."""
+        self._valid.clear()
 
 
 class Role(IntEnum):
@@ -72,7 +108,7 @@ def _from_trusted_proxy(request: Request, auth: AuthConfig) -> bool:
     return any(client in ipaddress.ip_network(net, strict=False) for net in auth.trusted_proxies)
 
 
-def authenticate(request: Request, store: Store, auth: AuthConfig) -> Principal:
+def authenticate(request: Request, tokens: TokenCache, auth: AuthConfig) -> Principal:
     """The caller, or 401. A trusted proxy's user header wins over a token it forwards."""
     if _from_trusted_proxy(request, auth):
         assert auth.trusted_header is not None
@@ -87,7 +123,7 @@ def authenticate(request: Request, store: Store, auth: AuthConfig) -> Principal:
     token = _bearer(request)
     if token is None:
         raise Unauthenticated("authentication required: send an API token as 'Authorization: Bearer <token>'")
-    info = find_token(store, token)
+    info = tokens.find(token)
     if info is None:
         raise Unauthenticated("the token is not valid (unknown or revoked)")
     return Principal(info.name, Role.parse(info.role), "token")
@@ -96,10 +132,10 @@ def authenticate(request: Request, store: Store, auth: AuthConfig) -> Principal:
 def requires(role: Role) -> Callable[[Request], Awaitable[Principal]]:
     """A FastAPI dependency: the authenticated caller, who must hold at least `role` (else 403)."""
 
-    # async: a token lookup is one indexed read, cheaper than a hop to the thread pool
+    # async: a token lookup is a cache hit or one indexed read, cheaper than a hop to the thread pool
     async def dependency(request: Request) -> Principal:
         svc = request.app.state.service
-        principal = authenticate(request, svc.store, svc.config.auth)
+        principal = authenticate(request, svc.tokens, svc.config.auth)
         request.state.principal = principal  # the audit log names who made each write
         if principal.role < role:
             raise HTTPException(403, f"this needs the {role.label} role; {principal.name} is {principal.role.label}")

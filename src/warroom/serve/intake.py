@@ -77,6 +77,18 @@ def _redacted(mapping: dict[str, str]) -> dict[str, str]:
     return dict(_redacted_item(k, v) for k, v in mapping.items())
 
 
+@dataclass
+class _Memo:
+    """What one transaction has looked up or decided: a group's incident, an incident's first
+    receipt, a route's storm incident. The group commit runs many requests in one transaction, and
+    they share it; a new transaction (the next batch, or a job run again alone) starts empty, so it
+    never holds what a rolled-back transaction saw."""
+
+    groups: dict[str, str | None] = field(default_factory=dict)
+    first: dict[str, datetime] = field(default_factory=dict)
+    storms: dict[str, str | None] = field(default_factory=dict)
+
+
 class _Intake:
     def __init__(self, store: Store, router: Router, settings: RunSettings, session: Session, now: datetime) -> None:
         self.store = store
@@ -85,10 +97,10 @@ class _Intake:
         self.session = session
         self.now = now
         self.result = IntakeResult()
-        # within one batch, a group's incident and an incident's first receipt are looked up once
-        self._groups: dict[str, str | None] = {}
-        self._first: dict[str, datetime] = {}
-        self._storms: dict[str, str | None] = {}
+        memo = session.info.setdefault("warroom.intake", _Memo())
+        self._groups = memo.groups
+        self._first = memo.first
+        self._storms = memo.storms
 
     def take(self, alert: ReceivedAlert) -> None:
         # Secrets in alert text (a URL with a password in an annotation) never reach the store.
@@ -96,7 +108,7 @@ class _Intake:
         annotations = _redacted(alert.annotations)
         route = self.router.route(labels)
         group_key = alert.group_key or (route.group_key(labels) if route else f"unrouted:{alert.fingerprint}")
-        row = alert_store.upsert_alert(
+        row = alert_store.receive_alert(
             self.session,
             fingerprint=alert.fingerprint,
             starts_at=alert.starts_at,
@@ -231,5 +243,5 @@ class _Intake:
         alert_store.add_alert_event(self.session, row.incident_id, self._event(row, route), key)
 
     def _outcome(self, row: Occurrence, outcome: str, detail: str) -> None:
-        alert_store.settle_alert(self.session, row.id, row.incident_id, outcome, detail)
+        alert_store.settle_alert(self.session, row, outcome, detail)
         self.result.alerts.append(AlertOutcome(row.fingerprint, row.status, outcome, row.incident_id, detail))

@@ -16,6 +16,7 @@ from warroom.errors import Interrupted
 from warroom.redact import redact
 from warroom.serve.api.deps import Service
 from warroom.serve.app import create_app
+from warroom.serve.auth import TokenCache
 from warroom.serve.cadence import CadenceKeeper
 from warroom.serve.committer import GroupCommitter
 from warroom.serve.config import ServeConfig
@@ -85,7 +86,8 @@ def build_service(config: ServeConfig, whole: WarroomConfig | None = None) -> St
     committer = GroupCommitter(store)
     metrics = ServiceMetrics(store, committer)
     cadence = CadenceKeeper(store, (whole or WarroomConfig()).comms, settings.reports_dir)
-    return Started(Service(store, config, router, executor, settings, committer, metrics), resumed, cadence)
+    service = Service(store, config, router, executor, settings, committer, metrics, TokenCache(store))
+    return Started(service, resumed, cadence)
 
 
 def serve(config: ServeConfig, whole: WarroomConfig | None = None) -> None:

@@ -33,7 +33,7 @@ class LoginRequired(Exception):
 def viewer(request: Request) -> Principal:
     svc: Service = request.app.state.service
     try:
-        principal = authenticate(request, svc.store, svc.config.auth)
+        principal = authenticate(request, svc.tokens, svc.config.auth)
     except HTTPException as exc:
         if exc.status_code == 401:
             raise LoginRequired from None

@@ -37,18 +37,21 @@ def _utc(value: datetime | None) -> datetime | None:
 
 @dataclass
 class Occurrence:
-    """A stored alert occurrence (fingerprint + start) and what it was before this receipt."""
+    """An alert occurrence (fingerprint + start) as received, and what it was before this receipt.
+    A new one is written once, by `settle_alert`, with what became of it."""
 
-    id: int
+    id: int | None  # None until a new occurrence is stored
     fingerprint: str
     starts_at: datetime
     ends_at: datetime | None
     status: str
     source: str
+    group_key: str
     labels: dict[str, Any]
     annotations: dict[str, Any]
+    received_at: datetime
     incident_id: str | None
-    previous_status: str | None  # None when this receipt created it
+    previous_status: str | None  # None when this receipt is the first
 
 
 # Statements built once: building and hashing SQL expressions per alert costs more than SQLite
@@ -56,7 +59,7 @@ class Occurrence:
 _FIND = select(ALERTS.c.id, ALERTS.c.status, ALERTS.c.incident_id).where(
     ALERTS.c.fingerprint == bindparam("fp"), ALERTS.c.starts_at == bindparam("starts")
 )
-_INSERT = insert(ALERTS).returning(ALERTS.c.id)
+_INSERT = insert(ALERTS)
 _UPDATE = update(ALERTS).where(ALERTS.c.id == bindparam("alert_id"))
 _OPEN = INCIDENTS.c.status.not_in(CLOSED)
 _JOIN = GROUPS.join(INCIDENTS, INCIDENTS.c.id == GROUPS.c.incident_id)
@@ -82,7 +85,7 @@ _EVENTS = {
 }
 
 
-def upsert_alert(
+def receive_alert(
     session: Session,
     *,
     fingerprint: str,
@@ -95,35 +98,52 @@ def upsert_alert(
     annotations: dict[str, Any],
     received_at: datetime,
 ) -> Occurrence:
-    """Store a received alert; a re-send of the same occurrence updates status, end and text."""
+    """A received alert with what the store knows of its occurrence (a re-send carries its
+    incident and previous status). Nothing is written until `settle_alert`."""
     found = session.execute(_FIND, {"fp": fingerprint, "starts": starts_at}).first()
-    values = {"status": status, "ends_at": ends_at, "annotations": annotations, "updated_at": received_at}
-    if found is None:
-        new_id = session.execute(
-            _INSERT,
-            {
-                "fingerprint": fingerprint,
-                "starts_at": starts_at,
-                "source": source,
-                "group_key": group_key,
-                "labels": labels,
-                "incident_id": None,
-                "outcome": "stored",
-                "detail": "",
-                "received_at": received_at,
-                **values,
-            },
-        ).scalar_one()
-        return Occurrence(new_id, fingerprint, starts_at, ends_at, status, source, labels, annotations, None, None)
-    session.execute(_UPDATE, {"alert_id": found.id, **values})
     return Occurrence(
-        found.id, fingerprint, starts_at, ends_at, status, source, labels, annotations, found.incident_id, found.status
+        found.id if found else None,
+        fingerprint,
+        starts_at,
+        ends_at,
+        status,
+        source,
+        group_key,
+        labels,
+        annotations,
+        received_at,
+        found.incident_id if found else None,
+        found.status if found else None,
     )
 
 
-def settle_alert(session: Session, alert_id: int, incident_id: str | None, outcome: str, detail: str) -> None:
-    """Record what became of an occurrence: the incident it feeds, or why it feeds none."""
-    session.execute(_UPDATE, {"alert_id": alert_id, "incident_id": incident_id, "outcome": outcome, "detail": detail})
+def settle_alert(session: Session, row: Occurrence, outcome: str, detail: str) -> None:
+    """Store the occurrence with what became of it (the incident it feeds, or why it feeds none),
+    in one statement: a new one inserted, a re-send's status, end and text updated."""
+    values = {
+        "status": row.status,
+        "ends_at": row.ends_at,
+        "annotations": row.annotations,
+        "updated_at": row.received_at,
+        "incident_id": row.incident_id,
+        "outcome": outcome,
+        "detail": detail,
+    }
+    if row.id is not None:
+        session.execute(_UPDATE, {"alert_id": row.id, **values})
+        return
+    session.execute(
+        _INSERT,
+        {
+            "fingerprint": row.fingerprint,
+            "starts_at": row.starts_at,
+            "source": row.source,
+            "group_key": row.group_key,
+            "labels": row.labels,
+            "received_at": row.received_at,
+            **values,
+        },
+    )
 
 
 def open_incident_of_group(session: Session, group_key: str) -> str | None:

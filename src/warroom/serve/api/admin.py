@@ -48,7 +48,9 @@ def create_token(body: TokenIn, request: Request, who: Admin, svc: Svc) -> Token
 @router.delete("/tokens/{name}", response_model=TokenOut)
 def revoke_token(name: str, request: Request, _: Admin, svc: Svc) -> TokenOut:
     request.state.audit_detail = {"token": name}
-    return _out(tokens.revoke_token(svc.store, name))
+    revoked = tokens.revoke_token(svc.store, name)
+    svc.tokens.clear()  # committed: the revoked token fails at its next request
+    return _out(revoked)
 
 
 @router.get("/config")

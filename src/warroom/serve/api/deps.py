@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import Request
 
+from warroom.serve.auth import TokenCache
 from warroom.serve.committer import GroupCommitter
 from warroom.serve.config import ServeConfig
 from warroom.serve.intake import RunSettings
@@ -25,6 +26,7 @@ class Service:
     settings: RunSettings
     committer: GroupCommitter  # every write of the intake and the audit goes through it
     metrics: ServiceMetrics
+    tokens: TokenCache  # the tokens requests authenticate with (revoking one clears it)
 
     @property
     def reports_dir(self) -> Path:
