@@ -32,6 +32,8 @@ def create_app(svc: Service) -> FastAPI:
     async def to_login(request: Request, _: web.LoginRequired) -> RedirectResponse:
         return web.login_redirect(request)
 
+    # inside the audit (added later is outer): a request the fast path takes is audited by `take`
+    app.add_middleware(alerts.AlertmanagerFastPath, svc=svc)
     app.add_middleware(AuditMiddleware, committer=svc.committer)
     for module in (alerts, incidents, stream, actions, admin, replay):
         app.include_router(module.router)

@@ -3,7 +3,9 @@ and run it under uvicorn until it is stopped."""
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,6 +29,10 @@ from warroom.store.repository import Store
 from warroom.workflow.executor import UNFINISHED, LocalExecutor
 
 log = logging.getLogger("warroom.serve")
+# The event loop and the store's writer thread hand each batch of requests to each other; at
+# Python's default 5 ms switch interval each hand-over could wait that long behind the other's
+# work (intake measured ~185 alerts/s at 5 ms, ~245/s at 0.5 ms on the same load).
+SWITCH_INTERVAL_S = 0.0005
 
 
 def _beside_store(store: Store, name: str) -> Path:
@@ -102,6 +108,10 @@ def serve(config: ServeConfig, whole: WarroomConfig | None = None) -> None:
     server = uvicorn.Server(
         uvicorn.Config(create_app(svc), host=config.host, port=config.port, log_level="warning", access_log=False)
     )
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # What start-up built (modules, agents, schemas) lives as long as the server: out of the
+    # collector's generations, a full collection does not walk it while requests wait.
+    gc.freeze()
     started.cadence.start()
     try:
         server.run()
