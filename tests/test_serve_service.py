@@ -162,6 +162,26 @@ def test_alert_to_diagnosis_approvals_and_audit(crashed: dict[str, Any]) -> None
     assert 'warroom_runs{status="succeeded"} 1.0' in scrape and "warroom_intake_duration_seconds_count 1.0" in scrape
 
 
+def test_the_intake_fast_path_answers_as_the_route_and_revocation_counts_at_once(crashed: dict[str, Any]) -> None:
+    """The Alertmanager intake's lean path takes only valid requests; the rest get the route's
+    problem details. A token revoked through the API fails at its next request, cache or not."""
+    served, incident_id = crashed["served"], crashed["incident_id"]
+    path = f"{served.url}/api/v1/alerts/alertmanager"
+    made = _post(served, "/api/v1/tokens", "admin", {"name": "short-lived", "role": "responder"})
+    assert made.status_code == 201, made.text
+    token = {"Authorization": f"Bearer {made.json()['token']}"}
+    taken = httpx.post(path, json=am_payload(), headers=token, timeout=10)
+    assert taken.status_code == 202 and taken.json()["incidents"] == [incident_id]
+    assert taken.headers["content-type"] == "application/json"
+    bad = httpx.post(path, json={**am_payload(), "version": "3"}, headers=token, timeout=10)
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    assert httpx.delete(f"{served.url}/api/v1/tokens/short-lived", headers=served.headers("admin")).status_code == 200
+    refused = httpx.post(path, json=am_payload(), headers=token, timeout=10)
+    assert refused.status_code == 401 and refused.headers["content-type"].startswith("application/problem+json")
+    trail = [e for e in audit_entries(crashed["store"]) if e.actor == "short-lived"]
+    assert sorted(e.status_code for e in trail) == [202, 422]  # the 401 is audited as anonymous
+
+
 def _cancel_in_the_room(served: Served, page: Page) -> None:
     """A commander cancels another incident's investigation from the room, with a reason;
     viewers and responders are not offered the button, and the API refuses them."""
