@@ -1,6 +1,7 @@
 """A live route whose only source does not answer (a Prometheus URL on a closed loopback port):
 the incident opens, its run ends `failed` with a `run_failed` event naming the source and the
-error, in the API and in the room, the incident stays open, and a restart does not take it up."""
+error, in the API and in the room, and the incident stays open (a failed run is not among the
+runs a restart takes up: test_serve_executor.py's recovery)."""
 
 from __future__ import annotations
 
@@ -66,10 +67,5 @@ def test_a_run_no_source_answers_ends_failed_and_says_why(served: Served) -> Non
     page = httpx.get(f"{served.url}/incidents/{incident_id}", cookies={"warroom_token": served.tokens["viewer"]})
     assert page.status_code == 200 and 'id="run-failed"' in page.text and "no live source answered" in page.text
 
-    served.stop()  # a failed run is final: the next start resumes nothing
-    served.start()
-    assert _get(served, f"/api/v1/incidents/{incident_id}").json()["run_status"] == "failed"
-    again = _get(served, f"/api/v1/incidents/{incident_id}/timeline").json()["events"]
-    assert not [e for e in again if e["kind"] == "resumed"]
     log = (served.root / "server-1.log").read_text()
     assert "Traceback" not in log
