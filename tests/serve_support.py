@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,6 +140,19 @@ class Served:
                 return False
 
         wait_for(up, 90, "the server to answer")
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Served]:
+        """Tokens made, the server started; stopped (SIGTERM) when the block ends."""
+        self.make_tokens()
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def get(self, path: str, role: str = "viewer") -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", headers=self.headers(role), timeout=10)
 
     def group(self) -> list[psutil.Process]:
         assert self.proc is not None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
+
 from warroom.incident import Incident, Severity, TimelineEvent, TimelineKind
 from warroom.sources.contract import BundleSpec
 from warroom.store.repository import Store
@@ -21,6 +23,13 @@ def _run(store: Store, title: str) -> str:
         )
         options = RunOptions(source=BundleSpec(path="/nonexistent"), processes=False, workers=1)
         return store.create_run(session, incident.id, "wf", {}, options.model_dump(mode="json"))
+
+
+def _awaiting(store: Store, session: Session, incident_id: str, *action_ids: str) -> None:
+    """High-risk actions waiting at a gate for a human."""
+    for action_id in action_ids:
+        data = {"id": action_id, "title": action_id, "risk": "high"}
+        store.upsert_action(session, incident_id, action_id, "awaiting_approval", data)
 
 
 def test_queue_status_cancel_and_recover(store: Store) -> None:
@@ -71,14 +80,7 @@ def test_a_decision_given_later_is_stamped_in_the_replayed_runs_incident_time(st
             incident_id,
             TimelineEvent(at=gate, kind=TimelineKind.PHASE_STARTED, source="engine", summary="mitigation"),
         )
-        for action_id in ("a1", "a2"):
-            store.upsert_action(
-                session,
-                incident_id,
-                action_id,
-                "awaiting_approval",
-                {"id": action_id, "title": action_id, "risk": "high"},
-            )
+        _awaiting(store, session, incident_id, "a1", "a2")
     engine = Engine(store)
     engine.approve(incident_id, "a1", "ops")
     engine.reject(incident_id, "a2", "ops", "one change at a time")
@@ -92,14 +94,7 @@ def test_a_decision_queues_only_a_run_waiting_at_its_gate(store: Store) -> None:
     run_id = _run(store, "gated")
     incident_id = store.get_run(run_id).incident_id
     with store.transaction() as session:
-        for action_id in ("a1", "a2", "a3"):
-            store.upsert_action(
-                session,
-                incident_id,
-                action_id,
-                "awaiting_approval",
-                {"id": action_id, "title": action_id, "risk": "high"},
-            )
+        _awaiting(store, session, incident_id, "a1", "a2", "a3")
     engine = Engine(store)
     assert engine.approve(incident_id, "a1", "ops") is None  # still "running": nothing to wake
     assert store.get_run(run_id).status == "running"

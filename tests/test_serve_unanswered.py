@@ -31,17 +31,8 @@ name = "live"
 source = "live"
 storm_window_s = 0
 """
-    server = Served(tmp_path, f"sqlite:///{tmp_path / 'warroom.db'}", config=config, replay=None)
-    server.make_tokens()
-    server.start()
-    try:
+    with Served(tmp_path, f"sqlite:///{tmp_path / 'warroom.db'}", config=config, replay=None).running() as server:
         yield server
-    finally:
-        server.stop()
-
-
-def _get(served: Served, path: str) -> httpx.Response:
-    return httpx.get(f"{served.url}{path}", headers=served.headers("viewer"), timeout=10)
 
 
 def test_a_run_no_source_answers_ends_failed_and_says_why(served: Served) -> None:
@@ -52,13 +43,13 @@ def test_a_run_no_source_answers_ends_failed_and_says_why(served: Served) -> Non
     [incident_id] = posted.json()["incidents"]
 
     def ended() -> str | None:
-        status = _get(served, f"/api/v1/incidents/{incident_id}").json()["run_status"]
+        status = served.get(f"/api/v1/incidents/{incident_id}").json()["run_status"]
         return status if status not in (None, "running", "queued") else None
 
     assert wait_for(ended, 60, "the run to end", every=0.3) == "failed"
-    shown = _get(served, f"/api/v1/incidents/{incident_id}").json()
+    shown = served.get(f"/api/v1/incidents/{incident_id}").json()
     assert shown["incident"]["status"] not in ("resolved", "closed")
-    events = _get(served, f"/api/v1/incidents/{incident_id}/timeline").json()["events"]
+    events = served.get(f"/api/v1/incidents/{incident_id}/timeline").json()["events"]
     [failed] = [e for e in events if e["kind"] == "run_failed"]
     assert "no live source answered" in failed["summary"]
     [source] = failed["data"]["sources"]
