@@ -109,7 +109,7 @@ def test_calibration_fit_reliability_and_out_of_sample() -> None:
     # Over-confident raw scores: right 60 % of the time at a raw 0.9.
     raw = [0.9] * 100 + [0.2] * 100
     correct = [i % 10 < 6 for i in range(100)] + [i % 10 < 1 for i in range(100)]
-    a, b = fit(raw, correct)
+    a, b, _ = fit(raw, correct)
     fitted = CalibrationMap(a=a, b=b)
     assert abs(fitted.apply(0.9) - 0.6) < 0.05 and abs(fitted.apply(0.2) - 0.1) < 0.05
     assert expected_calibration_error(raw, correct) == pytest.approx(0.5 * 0.3 + 0.5 * 0.1)
@@ -119,6 +119,18 @@ def test_calibration_fit_reliability_and_out_of_sample() -> None:
     # Leave one group out: each group's predictions come from a map fitted on the other only.
     groups = ["x"] * 100 + ["y"] * 100
     predicted = out_of_sample(raw, correct, groups)
-    a_y, b_y = fit(raw[100:], correct[100:])
-    assert predicted[0] == pytest.approx(CalibrationMap(a=a_y, b=b_y).apply(0.9))
+    a_y, b_y, c_y = fit(raw[100:], correct[100:])
+    assert predicted[0] == pytest.approx(CalibrationMap(a=a_y, b=b_y, c=c_y).apply(0.9))
     assert pl.Series(predicted).is_between(0, 1).all()
+
+
+def test_calibration_lowers_the_confidence_an_incident_without_a_modality_earns() -> None:
+    # The same raw share is right 9 times in 10 with every modality and 3 in 10 without the logs.
+    raw = [0.6] * 200
+    missing = [0] * 100 + [1] * 100
+    correct = [i % 10 < 9 for i in range(100)] + [i % 10 < 3 for i in range(100)]
+    a, b, c = fit(raw, correct, missing)
+    model = CalibrationMap(a=a, b=b, c=c)
+    assert c < 0
+    assert abs(model.apply(0.6) - 0.9) < 0.05 and abs(model.apply(0.6, 1) - 0.3) < 0.05
+    assert model.raw_of(model.apply(0.6, 1), 1) == pytest.approx(0.6)

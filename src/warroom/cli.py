@@ -679,7 +679,8 @@ def bench_calibrate(
         table.add_row(f"{b.low:.1f}–{b.high:.1f}", str(b.cases), f"{b.mean_confidence:.3f}", f"{b.accuracy:.3f}")
     console.print(table)
     console.print(
-        f"{done.cases} cases; map a={done.fitted.a} b={done.fitted.b}; ECE: current map {done.ece_before}, "
+        f"{done.cases} cases; map a={done.fitted.a} b={done.fitted.b} c={done.fitted.c} (per missing modality); "
+        f"ECE: current map {done.ece_before}, "
         f"fitted (in sample) {done.ece_fitted}, held out by {group_by} {done.ece_out_of_sample}; "
         f"inconclusive {done.inconclusive_before} → {done.inconclusive_after}"
     )

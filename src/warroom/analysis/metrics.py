@@ -74,6 +74,24 @@ def _series(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.group_by("service", "metric", "timestamp").agg(pl.col("value").mean())
 
 
+def sustained(scored: pl.DataFrame) -> pl.DataFrame:
+    """Add `held_z`: each point's z as far as the next sample held it (the smaller of the two on the
+    same side, 0 across sides); a series' last point keeps its own, since nothing says yet that it
+    came back. A fault holds its level from one sample to the next; a one-sample excursion that is
+    back by the next one (a garbage collection, a cron job, a scrape of a busy moment) is a blip,
+    as an alert that waits for its condition to hold (`for:`) treats it."""
+    keys = ["service", "metric"]
+    following = pl.col("z").shift(-1).over(keys, order_by="timestamp")
+    held = (
+        pl.when(following.is_null())
+        .then(pl.col("z"))
+        .when(pl.col("z").sign() == following.sign())
+        .then(pl.col("z").sign() * pl.min_horizontal(pl.col("z").abs(), following.abs()))
+        .otherwise(0.0)
+    )
+    return scored.with_columns(held.alias("held_z"))
+
+
 def score_series(
     current: pl.DataFrame,
     baseline: pl.DataFrame | None,
@@ -148,12 +166,17 @@ def score_series(
             ).alias("base_scale")
         )
     )
-    scored = during.join(stats, on=["service", "metric"], how="inner").with_columns(
-        ((pl.col("value") - pl.col("base_median")) / pl.col("base_scale")).alias("z")
+    scored = sustained(
+        during.join(stats, on=["service", "metric"], how="inner").with_columns(
+            ((pl.col("value") - pl.col("base_median")) / pl.col("base_scale")).alias("z")
+        )
     )
     # Onset: the first point at which the series reached half of its peak excursion (and at least
     # ONSET_Z), on the peak's side. A first blip above a low threshold is not when a fault began; half
     # the excursion dates a step where it happened and a ramp about when it became material.
+    scored = scored.with_columns(
+        pl.col("held_z").alias("z"), (pl.col("base_median") + pl.col("held_z") * pl.col("base_scale")).alias("value")
+    )
     peak_z = scored.group_by("service", "metric").agg(pl.col("z").get(pl.col("z").abs().arg_max()).alias("_peak_z"))
     onset = (
         scored.join(peak_z, on=["service", "metric"])

@@ -2,8 +2,9 @@
 scenarios --json`), and say how well calibrated it is on cases it was not fitted on.
 
 A case is the top candidate of one benchmark run: its confidence (turned back into the engine's raw
-probability through the map that produced it) and whether the answer was right — the service and
-the fault type both. Groups are the datasets (one results file each) or, within them, the fault
+probability through the map that produced it), how many modalities the run lacked (the modalities
+the results say were dropped) and whether the answer was right — the service and the fault type
+both. Groups are the datasets (one results file each) or, within them, the fault
 types: each group's confidences come from a map fitted on the other groups only, and the expected
 calibration error (ECE) reported is theirs. The map written is fitted on every case.
 """
@@ -37,6 +38,7 @@ class Case:
     fault: str
     raw: float
     correct: bool
+    missing: int = 0  # modalities (logs, traces, metrics) the run had none of
 
 
 @dataclass
@@ -52,12 +54,14 @@ class Refit:
 
 
 def _nezha_cases(name: str, result: dict[str, Any], current: CalibrationMap) -> list[Case]:
+    missing = len(result.get("dropped") or [])
     return [
         Case(
             name,
             str(c.get("truth_fault")),
-            current.raw_of(float(c["confidence"])),
+            current.raw_of(float(c["confidence"]), missing),
             c.get("rank") == 1 and bool(c.get("fault_type_correct")),
+            missing,
         )
         for c in result["per_case"]
         if c.get("confidence") is not None
@@ -98,13 +102,14 @@ def read_cases(paths: list[Path], current: CalibrationMap) -> list[Case]:
 def refit(cases: list[Case], group_by: GroupBy, threshold: float, command: str) -> Refit:
     raw = [c.raw for c in cases]
     correct = [c.correct for c in cases]
+    missing = [c.missing for c in cases]
     groups = [c.dataset if group_by == "dataset" else f"{c.dataset}:{c.fault}" for c in cases]
-    a, b = fit(raw, correct)
-    fitted = CalibrationMap(a=round(a, 4), b=round(b, 4), threshold=threshold)
-    held_out = out_of_sample(raw, correct, groups)
+    a, b, c = fit(raw, correct, missing)
+    fitted = CalibrationMap(a=round(a, 4), b=round(b, 4), c=round(c, 4), threshold=threshold)
+    held_out = out_of_sample(raw, correct, groups, missing)
     current = shipped()
-    before = [current.apply(r) for r in raw]
-    after = [fitted.apply(r) for r in raw]
+    before = [current.apply(r, m) for r, m in zip(raw, missing, strict=True)]
+    after = [fitted.apply(r, m) for r, m in zip(raw, missing, strict=True)]
     ece_out = expected_calibration_error(held_out, correct)
     fitted = fitted.model_copy(
         update={

@@ -32,7 +32,7 @@ NETWORK = re.compile(
     r"http\.(Get|Post|Head|PostForm)|https?\.(get|request)|restTemplate\.\w+|webClient\.\w+|"
     r"subprocess\.\w+|exec\.Command|Runtime\.getRuntime\(\)\.exec)$"
 )
-CLIENT_RECEIVER = re.compile(r"(?i)(http|client|stub|api|gateway|rest|remote|provider|upstream)")
+CLIENT_RECEIVER = re.compile(r"(?i)(http|client|stub|api|gateway|rest|remote|provider|upstream|downstream)")
 NOT_REMOTE = re.compile(r"(?i)(db|sql|tx|trx|conn|cursor|session|repo|dao|pool|cache|redis|log|map|list)")
 CLIENT_METHODS = re.compile(
     r"^(Do|Get|Post|get|post|put|patch|delete|request|send|sendAsync|execute|exchange|call|fetch)$"
@@ -56,21 +56,20 @@ class Held:
     end_byte: int
 
 
-def slow_call(node: ts.Node, family: str) -> str | None:
-    """ "sleep" / "network call" when a call waits on the clock or another process or host."""
+def slow_call(node: ts.Node, family: str, declared: dict[str, str] | None = None) -> str | None:
+    """ "sleep" / "network call" when a call waits on the clock or another process or host. A
+    receiver is read by its name and, when it is a parameter, by its declared type (`catalog:
+    Downstream` is a client whatever the parameter is called)."""
     name = qualified(node, family)
     receiver, method = callee(node, family)
     if SLEEPS.match(name) and not (receiver and NOT_REMOTE.search(receiver)):
         return "sleep"
     if NETWORK.match(name):
         return "network call"
-    if (
-        receiver
-        and CLIENT_RECEIVER.search(receiver)
-        and not NOT_REMOTE.search(receiver)
-        and CLIENT_METHODS.match(method)
-    ):
-        return "network call"
+    if receiver and CLIENT_METHODS.match(method):
+        for what in (receiver, (declared or {}).get(receiver, "")):
+            if what and CLIENT_RECEIVER.search(what) and not NOT_REMOTE.search(what):
+                return "network call"
     return None
 
 
@@ -175,6 +174,7 @@ def find_locks_held(function: Function, ctx: FileContext) -> list[PatternHit]:
         for n in walk(function.node, stop=grammar.functions - {"arrow_function", "function_expression", "lambda"})
         if n.type == grammar.call
     ]
+    declared = {name: kind for name, kind in function.params if kind}
     hits = []
     reported: set[int] = set()
     for region in regions:
@@ -183,7 +183,7 @@ def find_locks_held(function: Function, ctx: FileContext) -> list[PatternHit]:
                 continue
             if region.start.type == grammar.call and call.start_byte < region.start.end_byte:
                 continue
-            kind = slow_call(call, family)
+            kind = slow_call(call, family, declared)
             if kind is None:
                 continue
             reported.add(call.id)
@@ -199,7 +199,10 @@ def find_locks_held(function: Function, ctx: FileContext) -> list[PatternHit]:
                 "slow_line": line_of(call),
                 "slow_kind": kind,
             }
-            hit = ctx.hit("lock_held", region.subkind, call, function, detail, 0.75 if kind == "sleep" else 0.7, data)
+            # The finding points where the lock is taken, up to the slow call: that is what every other
+            # request waits on, and where the fix goes (commit before the call, or lock less).
+            strength = 0.75 if kind == "sleep" else 0.7
+            hit = ctx.hit("lock_held", region.subkind, region.start, function, detail, strength, data, call)
             hit.data["lock_line"] = line_of(region.start)
             hits.append(hit)
     return hits

@@ -30,7 +30,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, Field
 
-from warroom.analysis.changes import ChangeRecord, RankedChange
+from warroom.analysis.changes import CONFIG_KINDS, ChangeRecord, RankedChange
 from warroom.analysis.faults import FaultType, ModelParameters
 
 
@@ -126,8 +126,12 @@ def candidates(
     out: list[Attribution] = []
     lookback = timedelta(hours=params.lookback_hours)
     tolerance = timedelta(minutes=params.onset_tolerance_minutes)
+    records = list(records)
+    undone = undone_before(records, onset)
     for change in records:
         if change.service != service and not change.is_global:
+            continue
+        if change.id in undone:
             continue
         if not fault.attributable(change.kind):
             continue
@@ -142,6 +146,33 @@ def candidates(
         out.append(Attribution(change=change, minutes_before_onset=minutes, time_llr=llr, reasons=reasons))
     out.sort(key=lambda a: (-a.time_llr, a.change.id))
     return out
+
+
+def undone_before(records: Iterable[ChangeRecord], onset: datetime) -> set[str]:
+    """The ids of changes already undone before `onset`: a later change of the same service (and the
+    same side: code or configuration) put back the version it replaced — a rollback, or a redeploy
+    of the earlier version — or names its commit as the one it reverts. Whatever the incident is,
+    it is not a change that was no longer running when it began."""
+    undone: set[str] = set()
+    timelines: dict[tuple[str, bool], list[ChangeRecord]] = {}
+    for change in sorted(records, key=lambda c: c.time):
+        timelines.setdefault((change.service, change.kind.lower() in CONFIG_KINDS), []).append(change)
+    for timeline in timelines.values():
+        for i, change in enumerate(timeline):
+            replaced = next((c.version for c in reversed(timeline[:i]) if c.version), None)
+            for later in timeline[i + 1 :]:
+                if later.time >= onset:
+                    break
+                if (replaced is not None and later.version == replaced) or _reverts(later, change):
+                    undone.add(change.id)
+                    break
+    return undone
+
+
+def _reverts(later: ChangeRecord, change: ChangeRecord) -> bool:
+    """`later` says it reverts `change`'s commit (git's "This reverts commit <sha>")."""
+    text = (later.description or "").lower()
+    return bool(change.commit) and "revert" in text and str(change.commit)[:12].lower() in text
 
 
 def with_code(

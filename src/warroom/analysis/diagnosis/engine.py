@@ -120,8 +120,9 @@ def diagnose(
     _attribute(hypotheses, options, reg, code)
     hyp_mod.normalise(hypotheses)
     cal = calibration or shipped()
+    missing = sum(1 for frame in (current.logs, current.traces, current.metrics) if frame is None or frame.height == 0)
     for h in hypotheses:
-        h.confidence = round(cal.apply(h.probability), 4)
+        h.confidence = round(cal.apply(h.probability, missing), 4)
     hypotheses.sort(key=lambda h: (-h.log_odds, h.key))
     top = hypotheses[0] if hypotheses else None
     explained = sorted({u.observation for u in top.uses}) if top else []

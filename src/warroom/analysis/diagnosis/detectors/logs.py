@@ -17,6 +17,7 @@ that X could not be reached.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from datetime import datetime
 
 import numpy as np
 import polars as pl
@@ -47,7 +48,14 @@ def detect(
         return result, None
     if split.kind == "before-window":
         result.limitations.append("logs: the reference is the data before the window (no baseline/ folder)")
-    _patterns(periods, split.during, split.reference, patterns, known, result)
+    _patterns(
+        periods,
+        _by_sender(split.during, periods.current.traces),
+        _by_sender(split.reference, periods.reference_spans(split.kind)),
+        patterns,
+        known,
+        result,
+    )
     services = periods.services()
     ref_spans = periods.reference_spans(split.kind)
     tc, dep_cur, rep_cur = _without_dependency_errors(
@@ -282,13 +290,19 @@ def _patterns(
 
     now, before = counts(during), counts(reference)
     joined = now.join(before, on="service", how="left", suffix="_ref").fill_null(0)
+    lines_ref = joined.get_column("_lines_ref").cast(pl.Float64).to_numpy()
+    # The window's share of the reference, per line the service logged; for a service that logged
+    # nothing in the reference (a database server that logs only its slow statements and lock
+    # waits) per unit of time instead: its lines are then the very thing that changed.
+    scale = np.where(
+        lines_ref > 0,
+        joined.get_column("_lines").cast(pl.Float64).to_numpy() / np.maximum(lines_ref, 1.0),
+        _duration(during) / max(_duration(reference), 1.0),
+    )
     strengths: dict[tuple[str, str], float] = {}
     for name in wanted:
         count = joined.get_column(name).cast(pl.Float64).to_numpy()
-        expected = (joined.get_column(f"{name}_ref").cast(pl.Float64).to_numpy() + 0.5) * (
-            joined.get_column("_lines").cast(pl.Float64).to_numpy()
-            / np.maximum(joined.get_column("_lines_ref").cast(pl.Float64).to_numpy(), 1.0)
-        )
+        expected = (joined.get_column(f"{name}_ref").cast(pl.Float64).to_numpy() + 0.5) * scale
         for service, strength in zip(joined.get_column("service"), surprise.burst_z(count, expected), strict=True):
             strengths[(str(service), name)] = float(strength)
     noise = critical_z(len(strengths))
@@ -320,6 +334,54 @@ def _patterns(
                 samples=[str(s)[:SAMPLE_CHARS] for s in sample],
             )
         )
+
+
+def _statement_key(column: pl.Expr) -> pl.Expr:
+    """A statement's text with its parameters and literals masked and its spacing and case
+    normalised: PostgreSQL logs `$1` where the client's span says `%s`, `?` or the value."""
+    masked = column.str.replace_all(r"'(?:[^']|'')*'|\$\d+|%\(\w+\)s|%s|\?|\b\d+(?:\.\d+)?\b", "?")
+    return masked.str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
+
+
+def _by_sender(lines: pl.DataFrame, spans: pl.DataFrame | None) -> pl.DataFrame:
+    """A database server's lines about a statement (a lock wait, a slow statement, its error) moved
+    to the one service whose client spans send that statement: the statement is that service's work,
+    and its fault (a long transaction, a missing index) is that service's. A statement several
+    services send, or none in view, stays the server's."""
+    if spans is None or "attributes" not in lines.columns or "attributes" not in spans.columns:
+        return lines
+    statement = r"$['db.statement']"
+    senders = (
+        spans.lazy()
+        .select(
+            _statement_key(
+                pl.coalesce(
+                    pl.col("attributes").str.json_path_match(r"$['db.query.text']"),
+                    pl.col("attributes").str.json_path_match(statement),
+                )
+            ).alias("_statement"),
+            pl.col("attributes").str.json_path_match(r"$['warroom.caller']").alias("_sender"),
+        )
+        .drop_nulls()
+        .unique()
+        .group_by("_statement")
+        .agg(pl.col("_sender").first(), pl.len().alias("_senders"))
+        .filter(pl.col("_senders") == 1)
+        .collect()
+    )
+    if senders.height == 0:
+        return lines
+    keyed = lines.with_columns(_statement_key(pl.col("attributes").str.json_path_match(statement)).alias("_statement"))
+    joined = keyed.join(senders.drop("_senders"), on="_statement", how="left")
+    return joined.with_columns(
+        pl.coalesce(pl.col("_sender"), pl.col("service").cast(pl.String)).cast(lines.schema["service"]).alias("service")
+    ).drop("_statement", "_sender")
+
+
+def _duration(lines: pl.DataFrame) -> float:
+    """Seconds from a frame's first line to its last."""
+    first, last = lines.get_column("timestamp").min(), lines.get_column("timestamp").max()
+    return (last - first).total_seconds() if isinstance(first, datetime) and isinstance(last, datetime) else 0.0
 
 
 def _short(pattern: str) -> str:

@@ -1,0 +1,155 @@
+"""Lock contention seen from the database server, and the changes and samples that must not decide.
+
+- A database server's lock-wait lines (PostgreSQL's "still waiting for ShareLock") are the work of
+  the one service whose client spans send the waiting statement, and a server that logged nothing
+  in the reference still shows them as a surge.
+- A lock held by a long transaction drains its sender's pool like a leak: lock_contention adopts
+  the pool-exhaustion signature and wins where the database shows the waits.
+- A change already rolled back (or reverted) before the onset is not a candidate for the incident.
+- One sample out of line, back by the next one, is a blip, not a fault.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from warroom.analysis import metrics as metrics_mod
+from warroom.analysis.changes import ChangeRecord
+from warroom.analysis.diagnosis import hypotheses as hyp
+from warroom.analysis.diagnosis.attribution import undone_before
+from warroom.analysis.diagnosis.detectors import logs as log_detector
+from warroom.analysis.diagnosis.evidence import Observation
+from warroom.analysis.diagnosis.graph import CallGraph, assign
+from warroom.analysis.diagnosis.periods import Periods
+from warroom.analysis.faults import registry
+from warroom.sources.canonical import Telemetry
+
+T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+SPAN_COLUMNS = [
+    *("trace_id", "span_id", "parent_span_id", "service", "operation"),
+    *("start_time", "end_time", "status", "attributes"),
+]
+UPDATE = "UPDATE inventory SET stock = stock - {} WHERE product_id = {}"
+
+
+def _lines(start: datetime, seconds: int, *, waits: bool) -> pl.DataFrame:
+    rows = []
+    for s in range(0, seconds, 2):
+        at = start + timedelta(seconds=s)
+        rows.append((at, "checkout", "INFO", f"order placed {s}", None, "{}"))
+        if waits and s % 10 == 0:
+            attrs = {"db.system": "postgresql", "db.event": "lock_wait", "db.statement": UPDATE.format("$1", "$2")}
+            message = f"process {1000 + s} still waiting for ShareLock on transaction 35832 after 1000.1 ms"
+            rows.append((at, "postgresql", "INFO", message, None, json.dumps(attrs)))
+    return pl.DataFrame(
+        rows, schema=["timestamp", "service", "level", "message", "trace_id", "attributes"], orient="row"
+    ).with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC")), pl.col("trace_id").cast(pl.String))
+
+
+def _db_spans(start: datetime, statements: dict[str, str]) -> pl.DataFrame:
+    rows = []
+    for i, (caller, statement) in enumerate(statements.items()):
+        attrs = {"db.system": "postgresql", "db.query.text": statement, "warroom.caller": caller}
+        rows.append((f"t{i}", f"s{i}", None, "postgresql", "UPDATE", start, start, "OK", json.dumps(attrs)))
+    return pl.DataFrame(
+        rows,
+        schema=SPAN_COLUMNS,
+        orient="row",
+    ).with_columns(
+        pl.col("start_time", "end_time").cast(pl.Datetime("us", "UTC")), pl.col("parent_span_id").cast(pl.String)
+    )
+
+
+def _lock_observations(statements: dict[str, str]) -> list[Observation]:
+    reference = _lines(T0 - timedelta(minutes=10), 300, waits=False)
+    window = _lines(T0, 300, waits=True)
+    spans = _db_spans(T0, statements)
+    periods = Periods(
+        Telemetry(logs=pl.concat([reference, window]), traces=spans), Telemetry(), T0, T0 + timedelta(minutes=5)
+    )
+    reg = registry()
+    result, _ = log_detector.detect(periods, reg.signals, reg.log_patterns)
+    return [o for o in result.observations if o.signal == "log_pattern.lock_wait"]
+
+
+def test_a_servers_lock_waits_are_the_statements_sender() -> None:
+    found = _lock_observations({"checkout": UPDATE.format("%s", "%s"), "catalog": "SELECT id FROM products"})
+    assert [(o.service, o.above_noise) for o in found] == [("checkout", True)]
+
+
+def test_a_statement_several_services_send_stays_the_servers() -> None:
+    found = _lock_observations({"checkout": UPDATE.format("%s", "%s"), "catalog": UPDATE.format("?", "?")})
+    assert [o.service for o in found] == ["postgresql"]
+
+
+def _obs(signal: str, service: str, z: float) -> Observation:
+    return Observation(
+        id=f"{signal}-{service}", detector="test", modality="metrics", signal=signal, service=service,
+        strength=z, noise=3.5, query=f"{signal} of {service}",
+    )  # fmt: skip
+
+
+def _top(observations: list[Observation]) -> hyp.Hypothesis:
+    reg = registry()
+    worth = hyp.Worth(reg, observations, 3)
+    formed = [
+        h
+        for h in hyp.form(observations, reg, worth, set(), set())
+        if not reg.fault_types[h.fault_type].change.needed(False)
+    ]
+    base = {h.key: h.log_prior for h in formed}
+    owned = assign(hyp.claims(observations, formed, CallGraph({"gateway": ["checkout"]}), reg, worth, base, set()))
+    hyp.score(formed, {o.id: o for o in observations}, owned, reg, worth)
+    hyp.adopt_mechanisms(formed, reg)
+    return max(formed, key=lambda h: h.log_odds)
+
+
+def test_lock_waits_turn_a_drained_pool_into_lock_contention() -> None:
+    pool = [_obs("db_pool_wait_ms.up", "checkout", 1000.0), _obs("db_pool_timeouts.up", "checkout", 23.0)]
+    assert _top(pool).fault_type == "db_pool_exhaustion"
+    top = _top([*pool, _obs("log_pattern.lock_wait", "checkout", 9.0)])
+    assert (top.fault_type, top.mechanism) == ("lock_contention", "db_pool_exhaustion")
+
+
+def _change(cid: str, minutes: float, version: str, kind: str = "deploy", description: str = "") -> ChangeRecord:
+    return ChangeRecord(
+        id=cid, time=T0 + timedelta(minutes=minutes), service="checkout", kind=kind, version=version,
+        commit=version * 3, description=description,
+    )  # fmt: skip
+
+
+def test_a_change_undone_before_the_onset_is_no_candidate() -> None:
+    records = [
+        _change("initial", -60, "aaaa"),
+        _change("leak", -20, "bbbb"),
+        _change("rollback", -15, "aaaa", kind="rollback"),
+        _change("task", -8, "cccc"),
+        _change("revert", -4, "dddd", description="Revert task: This reverts commit cccccccccccc"),
+        _change("config", -3, "c1", kind="config"),
+        _change("later", 2, "aaaa"),
+    ]
+    assert undone_before(records, T0) == {"leak", "task"}
+    # what happened after the onset does not undo what was running when it began
+    assert undone_before(records, T0 - timedelta(minutes=10)) == {"leak"}
+
+
+def test_a_one_sample_blip_is_not_a_fault_but_a_held_step_is() -> None:
+    def scored(values: list[float]) -> float:
+        frame = pl.DataFrame(
+            {
+                "timestamp": [T0 + timedelta(minutes=m - 20) for m in range(len(values))],
+                "service": "checkout",
+                "metric": "cpu_utilization",
+                "value": values,
+            }
+        ).with_columns(pl.col("timestamp").cast(pl.Datetime("us", "UTC")))
+        out = metrics_mod.score_series(frame, None, T0, T0 + timedelta(minutes=10))
+        return float(out.get_column("z")[0])
+
+    quiet = [0.10, 0.11, 0.09, 0.10, 0.12, 0.10, 0.11, 0.09, 0.10, 0.11] * 2
+    assert scored([*quiet, 0.10, 0.95, 0.10, 0.11]) < 3.0  # back by the next sample
+    assert scored([*quiet, 0.10, 0.95, 0.96, 0.97]) > 20.0  # held
+    assert scored([*quiet, 0.10, 0.11, 0.10, 0.95]) > 20.0  # the latest sample: nothing says it came back
