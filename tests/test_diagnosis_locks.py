@@ -5,7 +5,8 @@
   in the reference still shows them as a surge.
 - A lock held by a long transaction drains its sender's pool like a leak: lock_contention adopts
   the pool-exhaustion signature and wins where the database shows the waits.
-- A change already rolled back (or reverted) before the onset is not a candidate for the incident.
+- A change already rolled back (or reverted) before the onset is not a candidate for the incident,
+  nor is a revert made after the alert (the response's own, in a replayed change log).
 - One sample out of line, back by the next one, is a blip, not a fault.
 """
 
@@ -19,7 +20,7 @@ import polars as pl
 from warroom.analysis import metrics as metrics_mod
 from warroom.analysis.changes import ChangeRecord
 from warroom.analysis.diagnosis import hypotheses as hyp
-from warroom.analysis.diagnosis.attribution import undone_before
+from warroom.analysis.diagnosis.attribution import remediations_after, undone_before
 from warroom.analysis.diagnosis.detectors import logs as log_detector
 from warroom.analysis.diagnosis.evidence import Observation
 from warroom.analysis.diagnosis.graph import CallGraph, assign
@@ -134,6 +135,9 @@ def test_a_change_undone_before_the_onset_is_no_candidate() -> None:
     assert undone_before(records, T0) == {"leak", "task"}
     # what happened after the onset does not undo what was running when it began
     assert undone_before(records, T0 - timedelta(minutes=10)) == {"leak"}
+    # a replayed change log holds the response's own reverts: made after the alert, never the cause
+    assert remediations_after(records, T0 - timedelta(minutes=10)) == {"revert"}
+    assert remediations_after(records, T0 + timedelta(minutes=5)) == set()
 
 
 def test_a_one_sample_blip_is_not_a_fault_but_a_held_step_is() -> None:

@@ -23,7 +23,7 @@ are ever named: no action can be proposed against a change that does not exist.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -121,13 +121,13 @@ def candidates(
     fault: FaultType,
     onset: datetime,
     params: ModelParameters,
+    undone: Collection[str] = (),
 ) -> list[Attribution]:
-    """The changes that could have brought the fault in, by time evidence, best first."""
+    """The changes that could have brought the fault in, by time evidence, best first (none of the
+    `undone` ones: see `undone_before`)."""
     out: list[Attribution] = []
     lookback = timedelta(hours=params.lookback_hours)
     tolerance = timedelta(minutes=params.onset_tolerance_minutes)
-    records = list(records)
-    undone = undone_before(records, onset)
     for change in records:
         if change.service != service and not change.is_global:
             continue
@@ -148,12 +148,11 @@ def candidates(
     return out
 
 
-def undone_before(records: Iterable[ChangeRecord], onset: datetime) -> set[str]:
-    """The ids of changes already undone before `onset`: a later change of the same service (and the
-    same side: code or configuration) put back the version it replaced — a rollback, or a redeploy
-    of the earlier version — or names its commit as the one it reverts. Whatever the incident is,
-    it is not a change that was no longer running when it began."""
-    undone: set[str] = set()
+def undo_pairs(records: Iterable[ChangeRecord]) -> list[tuple[ChangeRecord, ChangeRecord]]:
+    """(change, the later change that undid it): a later change of the same service (and the same
+    side: code or configuration) put back the version it replaced — a rollback, or a redeploy of the
+    earlier version — or names its commit as the one it reverts."""
+    pairs: list[tuple[ChangeRecord, ChangeRecord]] = []
     timelines: dict[tuple[str, bool], list[ChangeRecord]] = {}
     for change in sorted(records, key=lambda c: c.time):
         timelines.setdefault((change.service, change.kind.lower() in CONFIG_KINDS), []).append(change)
@@ -161,12 +160,23 @@ def undone_before(records: Iterable[ChangeRecord], onset: datetime) -> set[str]:
         for i, change in enumerate(timeline):
             replaced = next((c.version for c in reversed(timeline[:i]) if c.version), None)
             for later in timeline[i + 1 :]:
-                if later.time >= onset:
-                    break
                 if (replaced is not None and later.version == replaced) or _reverts(later, change):
-                    undone.add(change.id)
+                    pairs.append((change, later))
                     break
-    return undone
+    return pairs
+
+
+def undone_before(records: Iterable[ChangeRecord], onset: datetime) -> set[str]:
+    """The ids of changes already undone before the incident's `onset` (see `undo_pairs`): whatever
+    the incident is, it is not a change that was no longer running when it began. The incident's
+    onset, not a service's: what the response did afterwards undoes nothing the diagnosis is about."""
+    return {change.id for change, undo in undo_pairs(records) if undo.time < onset}
+
+
+def remediations_after(records: Iterable[ChangeRecord], alerted: datetime) -> set[str]:
+    """The ids of the changes made after the alert that undid an earlier change: the response's own
+    reverts and rollbacks (a replayed change log holds them), never the incident's cause."""
+    return {undo.id for _, undo in undo_pairs(records) if undo.time >= alerted}
 
 
 def _reverts(later: ChangeRecord, change: ChangeRecord) -> bool:

@@ -107,7 +107,7 @@ def diagnose(
     hypotheses = hyp_mod.form(observations.values(), reg, worth, external, _servers(periods, graph))
     started = onset or alert_time
     # Before any hypothesis claims evidence: a fault only a change brings in needs a candidate change.
-    options, hypotheses = _change_options(hypotheses, current, reg, observations, started, external)
+    options, hypotheses = _change_options(hypotheses, current, reg, observations, (started, alert_time), external)
     base = {
         h.key: h.log_prior + max((a.time_llr for a in options[h.key]), default=0.0)
         if options[h.key] and (reg.fault_types[h.fault_type].change.required or options[h.key][0].time_llr > 0)
@@ -174,14 +174,19 @@ def _change_options(
     current: Telemetry,
     reg: Registry,
     observations: dict[str, Observation],
-    onset: datetime,
+    times: tuple[datetime, datetime],
     external: set[str],
 ) -> tuple[dict[tuple[str, str], list[attr_mod.Attribution]], list[Hypothesis]]:
     """Per hypothesis the changes that could have brought its fault in (by kind and time, before the
     onset of its service's strongest observation, else the incident's); the hypotheses whose fault
     only a change brings in (on that service: `external` ones have no change of ours) and that have
-    none are dropped."""
+    none are dropped. `times` are the incident's onset and its alert: a revert or rollback made after
+    the alert was the response's (a replayed change log holds them) and did not cause what was
+    already alerted on."""
+    onset, alerted = times
     records = attr_mod.change_records(current.changes)
+    # undone before the onset, or the response's own undoing: neither is a candidate
+    undone = attr_mod.undone_before(records, onset) | attr_mod.remediations_after(records, alerted)
     # A service's onset: that of its strongest above-noise observation (a weak series' first blip is
     # not when the fault began).
     strongest: dict[str, Observation] = {}
@@ -196,7 +201,9 @@ def _change_options(
     for h in hypotheses:
         fault = reg.fault_types[h.fault_type]
         found = (
-            attr_mod.candidates(records, h.service, fault, firsts.get(h.service, onset), reg.model) if records else []
+            attr_mod.candidates(records, h.service, fault, firsts.get(h.service, onset), reg.model, undone)
+            if records
+            else []
         )
         if fault.change.needed(h.service in external) and not found:
             continue
