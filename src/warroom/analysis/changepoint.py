@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-from scipy.stats import kendalltau
 
 from warroom.analysis.frames import decoded
 from warroom.sources import conventions as c
@@ -91,6 +90,10 @@ def trend_p(values: np.ndarray) -> float:
     accounted for); 1.0 for fewer than three points or a constant segment."""
     if len(values) < 3 or float(np.ptp(values)) == 0.0:
         return 1.0
+    # scipy.stats costs over a second to import, and only a folder without a manifest needs an onset
+    # from here: paid on first use, not by every command that imports the bundle reader
+    from scipy.stats import kendalltau
+
     p = float(kendalltau(np.arange(len(values)), values).pvalue)
     return p if math.isfinite(p) else 1.0
 

@@ -17,7 +17,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import ClassVar, TextIO
 
-import httpx
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from warroom.comms.message import AUDIENCES, Audience, Delivery, DeliveryStatus, Message
@@ -100,6 +99,8 @@ class _HttpChannel(Channel):
         raise NotImplementedError
 
     def send(self, message: Message) -> str:
+        import httpx  # half a second to import; a run without an HTTP channel never needs it
+
         try:
             with httpx.Client(timeout=self.timeout_s, trust_env=False) as client:
                 response = client.post(self.url, json=self.payload(message), headers=self.headers)
