@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -292,8 +293,15 @@ class LiveSource:
                 alert = Path(spec.alert) if spec.alert else None
                 capture(config, self.folder, spec.start, spec.end, alert=alert, config_path=spec.config)
             pin_manifest(self.folder)
-        self.snapshot = SnapshotSource(self.folder)
         self._lock = threading.Lock()  # post-action reads of several actions may run on threads
+
+    @cached_property
+    def snapshot(self) -> SnapshotSource:
+        """The snapshot read back, when first asked: the process that captures it (serve's
+        dispatcher) has read it whole to pin the manifest and does not read it again; the worker
+        that runs the steps reads it once (measured: a few seconds to tens of seconds a read for a
+        30-minute period at the lab's load, each spent before the diagnosis)."""
+        return SnapshotSource(self.folder)
 
     def spec(self) -> LiveSpec:
         return self._spec
