@@ -146,3 +146,23 @@ def test_score_against_the_truth() -> None:
     }
     index = _truth(mitigation=lab_truth.Mitigation(action="create_index", detail="", alternatives=["rollback"]))
     assert score(index, right, suspect, "rollback").first_action
+
+
+def test_the_bench_refuses_a_store_with_unfinished_runs(tmp_path: Path) -> None:
+    """An interrupted session's run would be resumed on the bench's one worker, and its open
+    incident would take in the next fault's alerts: refused in one line, naming the store."""
+    from warroom.bench.lab import BenchError, _refuse_unfinished
+    from warroom.incident import Incident, Severity
+    from warroom.store.repository import Store
+
+    paths = LabPaths(tmp_path)
+    _refuse_unfinished(paths)  # no store yet: nothing to refuse
+    paths.serve.mkdir(parents=True)
+    store = Store(serve_config.store_url(paths), create=True)
+    with store.transaction() as session:
+        incident = store.add_incident(session, Incident(id="", title="DBPoolSaturated", severity=Severity.P1))
+        store.create_run(session, incident.id, "critical-incident", {}, {})
+    store.engine.dispose()
+    with pytest.raises(BenchError, match=f"unfinished runs of {incident.id}") as raised:
+        _refuse_unfinished(paths)
+    assert "warroom.db" in raised.value.one_line()

@@ -423,6 +423,28 @@ def restore(paths: LabPaths, name: str, indexes: set[str], timeout: float) -> No
         return  # the next fault's incident may then join; its run says so
 
 
+def _refuse_unfinished(paths: LabPaths) -> None:
+    """A store that still holds runs of an interrupted earlier session is refused: serve would resume
+    them on the bench's one worker (the first fault's diagnosis then waits for an old incident's),
+    and their open incidents take in the new fault's alerts of the same group."""
+    database = paths.serve / "warroom.db"
+    if not database.exists():
+        return
+    from warroom.store.repository import Store
+
+    store = Store(serve_config.store_url(paths))
+    try:
+        left = sorted({run.incident_id for run in store.runs_with_status(("running", "waiting_approval"))})
+    finally:
+        store.engine.dispose()
+    if left:
+        raise BenchError(
+            f"serve's store holds unfinished runs of {', '.join(left)} (an earlier session): resolve or cancel "
+            f"them, or move {paths.serve} aside and restart the lab (`lab down`, `lab up`: up issues Alertmanager's token)",
+            file=database,
+        )
+
+
 def run_lab_bench(
     paths: LabPaths, names: list[str], timeout: float, command: str, captures: Path | None = None
 ) -> LabBenchResult:
@@ -432,6 +454,7 @@ def run_lab_bench(
     unknown = [n for n in names if n not in faults.registry()]
     if unknown:
         raise BenchError(f"unknown fault {unknown[0]!r}; the lab knows {', '.join(faults.registry())}", field="--fault")
+    _refuse_unfinished(paths)
     taken = [n for n in names if captures is not None and (captures / n).exists()]
     if captures is not None and taken:  # said before a fault runs, not after its incident
         raise BenchError(f"capture folder exists: {captures / taken[0]}", field="--capture")
