@@ -35,7 +35,7 @@ from warroom.sources.deploy_feed import deploy_log
 from warroom.sources.git_source import git_changes
 from warroom.sources.loki import LokiSource
 from warroom.sources.manifest import Manifest
-from warroom.sources.otlp_spool import OtlpSpoolSource
+from warroom.sources.otlp_spool import OtlpSpoolSource, SpoolExport
 from warroom.sources.prometheus import PrometheusMetrics
 from warroom.sources.raw.defaults import LEAD_BEFORE_ALERT, read_alert_file
 from warroom.sources.snapshot import (
@@ -81,6 +81,16 @@ def _events(read: EventRead, column: str = "service") -> _Answers:
         queries=list(read.queries),
         limitations=list(read.limitations),
         services=services,
+    )
+
+
+def _spooled(export: SpoolExport) -> _Answers:
+    # The spool keeps only requests with an item in the period: a response saved holds one.
+    return _Answers(
+        files=[(r.name, r.body) for r in export.responses],
+        queries=list(export.queries),
+        limitations=list(export.limitations),
+        services=set(export.services),
     )
 
 
@@ -139,7 +149,7 @@ class LiveReader:
             calls.append(lambda: self._prometheus(start, end))
         if self.spool is not None:
             spool = self.spool
-            calls.append(lambda: _events(spool.read(start, end)))
+            calls.append(lambda: _spooled(spool.export(start, end)))
         for repo in self.config.git:
             calls.append(lambda repo=repo: _events(git_changes(repo, start, end, seen)))  # type: ignore[misc]
         if self.config.deploy_log is not None:
