@@ -200,6 +200,26 @@ def _wait(what: str, timeout: float, probe: Callable[[], T | None]) -> T:
         time.sleep(POLL_S)
 
 
+def start_recorded(
+    paths: LabPaths, name: str, argv: list[str], env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """A process of the bench that ends with it even when the bench is killed (no cleanup runs
+    then), and is among the processes `lab down` ends (run/pids): a serve left running holds the
+    lab's serve port and keeps answering its Alertmanager."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            preexec_fn=processes.die_with_parent,
+        )
+    processes.record(paths.pids, process.pid, name)
+    return process
+
+
 class _Serve:
     """warroom serve on the lab's warroom.toml, and a commander's REST client for it."""
 
@@ -208,20 +228,8 @@ class _Serve:
         self.token = serve_config.issue_token(paths, "commander", "bench")
         port = _serve_port(paths)
         self.base = f"http://127.0.0.1:{port}/api/v1"
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "warroom", "serve", "--config", str(paths.serve_config)],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-                # Ends with the bench even when the bench is killed (no cleanup runs then), and is
-                # among the processes `lab down` ends: a serve left running holds the lab's port
-                # and keeps answering its Alertmanager.
-                preexec_fn=processes.die_with_parent,
-            )
-        processes.record(paths.pids, self.process.pid, "bench-serve")
+        argv = [sys.executable, "-m", "warroom", "serve", "--config", str(paths.serve_config)]
+        self.process = start_recorded(paths, "bench-serve", argv, env, log)
         self.http = httpx.Client(headers={"authorization": f"Bearer {self.token}"}, timeout=30, trust_env=False)
         _wait("warroom serve to answer", 120, self._ready)
 
@@ -440,7 +448,8 @@ def _refuse_unfinished(paths: LabPaths) -> None:
     if left:
         raise BenchError(
             f"serve's store holds unfinished runs of {', '.join(left)} (an earlier session): resolve or cancel "
-            f"them, or move {paths.serve} aside and restart the lab (`lab down`, `lab up`: up issues Alertmanager's token)",
+            f"them, or move {paths.serve} aside and restart the lab (`lab down`, `lab up`: up issues "
+            "Alertmanager's token)",
             file=database,
         )
 
