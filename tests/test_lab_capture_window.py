@@ -6,6 +6,8 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from warroom.lab import truth as lab_truth
 from warroom.lab.capture import window_start
 from warroom.lab.topology import LabPaths, LabState
@@ -51,16 +53,6 @@ def test_a_capture_begins_after_the_previous_fault_ended(tmp_path: Path) -> None
     assert shown is not None and shown.fault == "lock_contention"  # the capture's truth is its own incident
 
 
-def test_a_fault_healed_after_the_shown_onset_does_not_cut_the_window(tmp_path: Path) -> None:
-    """Two faults at once: the one ended after the shown incident began is part of it, not before it."""
-    paths = LabPaths(tmp_path)
-    _lab_started(paths, NOW - timedelta(hours=2))
-    _fault(paths, "slow_dependency", NOW - timedelta(minutes=20), NOW - timedelta(minutes=2))
-    _fault(paths, "lock_contention", NOW - timedelta(minutes=10), None)
-
-    assert window_start(paths, NOW - timedelta(minutes=30), NOW) == (NOW - timedelta(minutes=30), None)
-
-
 def test_a_capture_of_the_healthy_lab_begins_after_the_last_heal(tmp_path: Path) -> None:
     paths = LabPaths(tmp_path)
     _lab_started(paths, NOW - timedelta(hours=2))
@@ -85,10 +77,23 @@ def test_a_capture_begins_when_the_lab_last_started(tmp_path: Path) -> None:
     assert why is not None and "the lab started" in why
 
 
-def test_a_window_that_begins_after_both_is_kept(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("earlier", "window_minutes"),
+    [
+        # two faults at once: the one ended after the shown incident began is part of it, not before it
+        ((20, 2), 30),
+        # the window asked already begins after the earlier fault ended
+        ((50, 40), 10),
+    ],
+)
+def test_a_window_is_kept_when_nothing_before_the_incident_is_in_it(
+    tmp_path: Path, earlier: tuple[int, int], window_minutes: int
+) -> None:
     paths = LabPaths(tmp_path)
     _lab_started(paths, NOW - timedelta(hours=2))
-    _fault(paths, "db_pool_exhaustion", NOW - timedelta(minutes=50), NOW - timedelta(minutes=40))
-    _fault(paths, "memory_leak", NOW - timedelta(minutes=5), None)
+    onset, ended = earlier
+    _fault(paths, "slow_dependency", NOW - timedelta(minutes=onset), NOW - timedelta(minutes=ended))
+    _fault(paths, "lock_contention", NOW - timedelta(minutes=5), None)
 
-    assert window_start(paths, NOW - timedelta(minutes=10), NOW) == (NOW - timedelta(minutes=10), None)
+    asked = NOW - timedelta(minutes=window_minutes)
+    assert window_start(paths, asked, NOW) == (asked, None)
