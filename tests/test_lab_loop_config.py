@@ -146,3 +146,67 @@ def test_score_against_the_truth() -> None:
     }
     index = _truth(mitigation=lab_truth.Mitigation(action="create_index", detail="", alternatives=["rollback"]))
     assert score(index, right, suspect, "rollback").first_action
+
+
+def test_the_bench_refuses_a_store_with_unfinished_runs(tmp_path: Path) -> None:
+    """An interrupted session's run would be resumed on the bench's one worker, and its open
+    incident would take in the next fault's alerts: refused in one line, naming the store."""
+    from warroom.bench.lab import BenchError, _refuse_unfinished
+    from warroom.incident import Incident, Severity
+    from warroom.store.repository import Store
+
+    paths = LabPaths(tmp_path)
+    _refuse_unfinished(paths)  # no store yet: nothing to refuse
+    paths.serve.mkdir(parents=True)
+    store = Store(serve_config.store_url(paths), create=True)
+    with store.transaction() as session:
+        incident = store.add_incident(session, Incident(id="", title="DBPoolSaturated", severity=Severity.P1))
+        store.create_run(session, incident.id, "critical-incident", {}, {})
+    store.engine.dispose()
+    with pytest.raises(BenchError, match=f"unfinished runs of {incident.id}") as raised:
+        _refuse_unfinished(paths)
+    assert "warroom.db" in raised.value.one_line()
+
+
+def test_the_bench_serve_ends_with_a_killed_bench_and_with_lab_down(tmp_path: Path) -> None:
+    """The last session had to kill a bench's serve by pid: a process the bench starts dies when
+    the bench is SIGKILLed (no cleanup runs), and `lab down`'s sweep of run/pids ends it otherwise."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from warroom.lab import processes
+
+    paths = LabPaths(tmp_path)
+    paths.run.mkdir(parents=True)
+    log = tmp_path / "bench.log"
+    # a stand-in bench: starts its "serve" as the bench does, prints the pid, then waits to be killed
+    bench = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from warroom.bench.lab import start_recorded; "
+            "from warroom.lab.topology import LabPaths; "
+            f"p = start_recorded(LabPaths(Path({str(tmp_path)!r})), 'bench-serve', ['sleep', '60'], {{}}, "
+            f"Path({str(log)!r})); print(p.pid, flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert bench.stdout is not None
+    child = int(bench.stdout.readline())
+    assert f"{child} " in paths.pids.read_text() and "bench-serve" in paths.pids.read_text()
+    os.kill(bench.pid, signal.SIGKILL)
+    bench.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and processes.start_time(child) is not None:
+        time.sleep(0.05)
+    assert processes.start_time(child) is None  # gone with its parent (reaped by init)
+
+    from warroom.bench.lab import start_recorded
+
+    alive = start_recorded(paths, "bench-serve", ["sleep", "60"], {}, log)
+    assert processes.sweep(paths.pids, grace=2) == ["bench-serve"]
+    assert alive.wait(5) == -signal.SIGTERM

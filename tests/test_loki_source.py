@@ -20,7 +20,7 @@ from polars.testing import assert_frame_equal
 
 from support_events import otlp_trace_request, record_spans
 from warroom.sources.canonical import TABLES
-from warroom.sources.captured import save
+from warroom.sources.captured import read_back, save
 from warroom.sources.config import LokiConfig, OtlpSpoolConfig
 from warroom.sources.loki import LokiError, LokiSource
 from warroom.sources.otlp_spool import OtlpSpoolSource
@@ -121,14 +121,16 @@ def test_otlp_spool_by_period_with_budget_and_replay(tmp_path: Path) -> None:
     (spool / f"traces-{stamp}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (spool / "traces-29990101T000000Z.jsonl").write_text(lines[0] + "\n", encoding="utf-8")  # after the period
     start, end = now.replace(minute=0, second=0, microsecond=0), now + timedelta(days=1)
-    read = OtlpSpoolSource(OtlpSpoolConfig(spool=str(tmp_path / "spool"), max_spans=2)).read(start, end)
-    assert read.tables[0].frame.height == 2
-    budget = [text for text in read.limitations if "traces budget of 2 reached; 1 export request(s)" in text]
+    export = OtlpSpoolSource(OtlpSpoolConfig(spool=str(tmp_path / "spool"), max_spans=2)).export(start, end)
+    assert export.services == {"cart"}  # named without parsing the requests into tables
+    budget = [text for text in export.limitations if "traces budget of 2 reached; 1 export request(s)" in text]
     assert len(budget) == 1
     snapshot = tmp_path / "snapshot"
-    save(read.responses, snapshot)
+    save(export.responses, snapshot)
     assert (snapshot / "otlp" / "traces.jsonl").read_text().splitlines()[:2] == lines[:2]
     replay = read_period(snapshot, ReadOptions()).validated(now)
     assert replay.telemetry.traces is not None
-    assert_frame_equal(replay.telemetry.traces, as_canonical(read.tables[0].frame, TABLES["traces"]))
+    assert replay.telemetry.traces.height == 2  # the budget's two spans, read by the snapshot's reader
+    direct = read_back(export.responses, export.queries, ReadOptions())
+    assert_frame_equal(replay.telemetry.traces, as_canonical(direct.tables[0].frame, TABLES["traces"]))
     assert budget[0] in replay.limitations  # the snapshot says what the live read left out

@@ -598,6 +598,10 @@ def bench_lab(
     ),
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each step of a fault.")] = 300,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    capture: Annotated[
+        Path | None,
+        typer.Option("--capture", help="Capture each fault's incident into DIR/<fault> (its truth beside it)."),
+    ] = None,
 ) -> None:
     """The live loop per fault: break, alert, diagnosis, approved first action, verified recovery; scored."""
     from warroom.bench.lab import run_lab_bench
@@ -616,7 +620,9 @@ def bench_lab(
     names = list(fault or registry())
     command = "warroom bench lab " + " ".join(f"--fault {n}" for n in fault or []) + f" --dir {directory}"
     try:
-        result = run_lab_bench(paths, names, timeout, command.replace("  ", " "))
+        result = run_lab_bench(
+            paths, names, timeout, command.replace("  ", " "), capture.resolve() if capture else None
+        )
     finally:
         if started_lab:
             down = [sys.executable, "-m", "warroom", "lab", "down", "--dir", str(paths.root)]
@@ -629,7 +635,17 @@ def bench_lab(
         return "–" if value is None else ("✓" if value else "✗")
 
     table = Table(
-        "fault", "service", "fault type", "change", "file:line", "first action", "→diag s", "→recovered s", "updates"
+        "fault",
+        "service",
+        "fault type",
+        "change",
+        "file:line",
+        "first action",
+        "→diag s",
+        "→recovered s",
+        "updates",
+        "CPU s lab/serve",
+        "peak MB lab/serve",
     )
     for run in result.runs:
         ok = run.score
@@ -643,9 +659,11 @@ def bench_lab(
             "-" if run.alert_to_diagnosis_s is None else f"{run.alert_to_diagnosis_s:.1f}",
             "-" if run.alert_to_recovery_s is None else f"{run.alert_to_recovery_s:.1f}",
             str(run.updates_sent),
+            f"{run.lab.cpu_seconds:.0f}/{run.serve.cpu_seconds:.0f}" if run.lab and run.serve else "-",
+            f"{run.lab.peak_rss_mb:.0f}/{run.serve.peak_rss_mb:.0f}" if run.lab and run.serve else "-",
         )
         if run.error:
-            table.add_row("", escape(run.error), *[""] * 7)
+            table.add_row("", escape(run.error), *[""] * 9)
     console.print(table)
     console.print(
         f"{result.timeline} timeline, {result.wall_seconds:.0f} s: lab {result.lab.cpu_seconds:.0f} CPU s, "

@@ -31,10 +31,11 @@ from pydantic import BaseModel
 
 from warroom.analysis.faults import canonical_fault
 from warroom.errors import InputError
-from warroom.lab import faults, serve_config
+from warroom.lab import capture as lab_capture
+from warroom.lab import faults, processes, serve_config
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
-from warroom.lab.topology import LabPaths, load_settings, read_state
+from warroom.lab.topology import LabError, LabPaths, load_settings, read_state
 
 POLL_S = 0.5
 # How long the lab runs healthy before a break: the live read's reference period before the fault
@@ -74,6 +75,11 @@ class Score(BaseModel):
     first_action: bool
 
 
+class Usage(BaseModel):
+    cpu_seconds: float
+    peak_rss_mb: float
+
+
 class FaultRun(BaseModel):
     fault: str
     incident: str | None = None
@@ -87,12 +93,10 @@ class FaultRun(BaseModel):
     alert_to_recovery_s: float | None = None
     recovery: str | None = None  # the first action's final status
     updates_sent: int = 0
+    lab: Usage | None = None  # this fault's share: CPU from its warm-up to its restore, peak memory then
+    serve: Usage | None = None
+    capture: str | None = None  # the capture folder of the incident (--capture)
     error: str | None = None
-
-
-class Usage(BaseModel):
-    cpu_seconds: float
-    peak_rss_mb: float
 
 
 class LabBenchResult(BaseModel):
@@ -144,6 +148,7 @@ class _Sampler(threading.Thread):
         self.roots = roots
         self.cpu: dict[str, dict[int, float]] = {name: {} for name in roots}
         self.peak: dict[str, float] = dict.fromkeys(roots, 0.0)
+        self.whole: dict[str, float] = {}  # the peak of the whole run, over the faults' peaks
         self.done = threading.Event()
 
     def sample(self) -> None:
@@ -171,9 +176,17 @@ class _Sampler(threading.Thread):
         while not self.done.wait(SAMPLE_S):
             self.sample()
 
-    def usage(self, name: str, baseline: dict[int, float]) -> Usage:
+    def usage(self, name: str, baseline: dict[int, float], peak: float | None = None) -> Usage:
         spent = sum(value - baseline.get(key, 0.0) for key, value in self.cpu[name].items())
-        return Usage(cpu_seconds=round(spent, 1), peak_rss_mb=round(self.peak[name], 1))
+        return Usage(cpu_seconds=round(spent, 1), peak_rss_mb=round(self.peak[name] if peak is None else peak, 1))
+
+    def mark(self) -> tuple[dict[str, dict[int, float]], dict[str, float]]:
+        """The CPU so far, and a fresh peak from now on (a fault's own share of the run)."""
+        self.sample()
+        cpu = {name: dict(values) for name, values in self.cpu.items()}
+        peaks, self.peak = self.peak, dict.fromkeys(self.roots, 0.0)
+        self.whole = {name: max(self.whole.get(name, 0.0), value) for name, value in peaks.items()}
+        return cpu, peaks
 
 
 def _wait(what: str, timeout: float, probe: Callable[[], T | None]) -> T:
@@ -187,6 +200,26 @@ def _wait(what: str, timeout: float, probe: Callable[[], T | None]) -> T:
         time.sleep(POLL_S)
 
 
+def start_recorded(
+    paths: LabPaths, name: str, argv: list[str], env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """A process of the bench that ends with it even when the bench is killed (no cleanup runs
+    then), and is among the processes `lab down` ends (run/pids): a serve left running holds the
+    lab's serve port and keeps answering its Alertmanager."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            preexec_fn=processes.die_with_parent,
+        )
+    processes.record(paths.pids, process.pid, name)
+    return process
+
+
 class _Serve:
     """warroom serve on the lab's warroom.toml, and a commander's REST client for it."""
 
@@ -195,15 +228,8 @@ class _Serve:
         self.token = serve_config.issue_token(paths, "commander", "bench")
         port = _serve_port(paths)
         self.base = f"http://127.0.0.1:{port}/api/v1"
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "warroom", "serve", "--config", str(paths.serve_config)],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-            )
+        argv = [sys.executable, "-m", "warroom", "serve", "--config", str(paths.serve_config)]
+        self.process = start_recorded(paths, "bench-serve", argv, env, log)
         self.http = httpx.Client(headers={"authorization": f"Bearer {self.token}"}, timeout=30, trust_env=False)
         _wait("warroom serve to answer", 120, self._ready)
 
@@ -383,6 +409,17 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float, healthy
     return run
 
 
+def capture_incident(paths: LabPaths, run: FaultRun, captures: Path, healthy_since: float) -> None:
+    """The fault's incident, from the start of its warm-up to the restored lab, as captures/<fault>
+    (its truth beside it); a failed capture is the run's error, its score stands."""
+    folder = captures / run.fault
+    try:
+        lab_capture.capture(paths, folder, time.time() - healthy_since)
+        run.capture = str(folder)
+    except (LabError, httpx.HTTPError) as exc:
+        run.error = run.error or f"capture failed: {exc}"
+
+
 def restore(paths: LabPaths, name: str, indexes: set[str], timeout: float) -> None:
     """Back to the healthy version through the change path, then wait for the alerts to clear."""
     if lab_truth.open_fault(paths, name) is not None:
@@ -394,13 +431,42 @@ def restore(paths: LabPaths, name: str, indexes: set[str], timeout: float) -> No
         return  # the next fault's incident may then join; its run says so
 
 
-def run_lab_bench(paths: LabPaths, names: list[str], timeout: float, command: str) -> LabBenchResult:
+def _refuse_unfinished(paths: LabPaths) -> None:
+    """A store that still holds runs of an interrupted earlier session is refused: serve would resume
+    them on the bench's one worker (the first fault's diagnosis then waits for an old incident's),
+    and their open incidents take in the new fault's alerts of the same group."""
+    database = paths.serve / "warroom.db"
+    if not database.exists():
+        return
+    from warroom.store.repository import Store
+
+    store = Store(serve_config.store_url(paths))
+    try:
+        left = sorted({run.incident_id for run in store.runs_with_status(("running", "waiting_approval"))})
+    finally:
+        store.engine.dispose()
+    if left:
+        raise BenchError(
+            f"serve's store holds unfinished runs of {', '.join(left)} (an earlier session): resolve or cancel "
+            f"them, or move {paths.serve} aside and restart the lab (`lab down`, `lab up`: up issues "
+            "Alertmanager's token)",
+            file=database,
+        )
+
+
+def run_lab_bench(
+    paths: LabPaths, names: list[str], timeout: float, command: str, captures: Path | None = None
+) -> LabBenchResult:
     state = read_state(paths)
     if state is None or not state.ready:
         raise BenchError(f"no lab is ready in {paths.root} (warroom lab up --dir {paths.root})")
     unknown = [n for n in names if n not in faults.registry()]
     if unknown:
         raise BenchError(f"unknown fault {unknown[0]!r}; the lab knows {', '.join(faults.registry())}", field="--fault")
+    _refuse_unfinished(paths)
+    taken = [n for n in names if captures is not None and (captures / n).exists()]
+    if captures is not None and taken:  # said before a fault runs, not after its incident
+        raise BenchError(f"capture folder exists: {captures / taken[0]}", field="--capture")
     started = time.monotonic()
     paths.serve.mkdir(parents=True, exist_ok=True)
     serve = _Serve(paths, paths.logs / "tools" / "bench-serve.log")
@@ -422,17 +488,24 @@ def run_lab_bench(paths: LabPaths, names: list[str], timeout: float, command: st
         healthy_since = time.time()
     try:
         for name in names:
-            runs.append(run_fault(serve, paths, name, timeout, healthy_since))
+            before, _ = sampler.mark()
+            run = run_fault(serve, paths, name, timeout, healthy_since)
+            if captures is not None:
+                capture_incident(paths, run, captures, healthy_since)
+            _, peaks = sampler.mark()
+            run.lab = sampler.usage("lab", before["lab"], peaks["lab"])
+            run.serve = sampler.usage("serve", before["serve"], peaks["serve"])
+            runs.append(run)
             healthy_since = time.time()
     finally:
-        sampler.sample()
+        sampler.mark()
         sampler.done.set()
         serve.stop()
     return LabBenchResult(
         command=command,
         timeline=_timeline(paths),
         runs=runs,
-        lab=sampler.usage("lab", baseline["lab"]),
-        serve=sampler.usage("serve", baseline["serve"]),
+        lab=sampler.usage("lab", baseline["lab"], sampler.whole["lab"]),
+        serve=sampler.usage("serve", baseline["serve"], sampler.whole["serve"]),
         wall_seconds=round(time.monotonic() - started, 1),
     )

@@ -37,7 +37,7 @@ from warroom.lab import alerts, deploy
 from warroom.lab import repo as shop_repo
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
-from warroom.lab.topology import SERVICES, LabError, LabPaths
+from warroom.lab.topology import SERVICES, LabError, LabPaths, read_state
 
 OTLP_LATE_SECONDS = 60.0
 
@@ -47,6 +47,8 @@ class CaptureResult(BaseModel):
     truth: Path | None
     start: datetime
     end: datetime
+    # Why the window begins later than asked (after the previous fault ended, or the lab started).
+    began_after: str | None = None
     files: dict[str, int]
     series: int
     samples: int
@@ -199,14 +201,36 @@ def _copy_json_lines(files: Iterable[Path], start: float, end: float, out: IO[st
     return kept
 
 
+def window_start(paths: LabPaths, start: datetime, end: datetime) -> tuple[datetime, str | None]:
+    """Where a capture asked for [start, end] begins, and why when later: one incident a capture.
+    The window shows the latest fault whose onset is in it (or none); whatever the lab showed
+    before it healed from the fault before that, or before its processes last started (`up`), is
+    another incident's alerts and data (or another run of the system), and the capture begins
+    after it. Its reference period is then the healthy run between the two."""
+    shown = lab_truth.active_in(paths, start, end)
+    moment = shown.onset if shown is not None else end
+    reasons: list[tuple[datetime, str]] = []
+    healed = lab_truth.healed_before(paths, moment)
+    if healed is not None and healed.ended is not None:
+        reasons.append((healed.ended, f"{healed.fault} ended ({healed.ended_by or 'lab end'})"))
+    state = read_state(paths)
+    if state is not None and state.started_at <= moment:
+        reasons.append((state.started_at, "the lab started"))
+    later = [(at, why) for at, why in reasons if at > start]
+    if not later:
+        return start, None
+    at, why = max(later)
+    return at, f"{why} at {at.isoformat(timespec='seconds')}"
+
+
 def capture(paths: LabPaths, out: Path, since_seconds: float, compress: bool = False) -> CaptureResult:
     client = LabClient(paths)
     if out.exists() and any(out.iterdir()):
         raise LabError("capture folder exists and is not empty", file=out)
     end_time = datetime.now(UTC)
     end = end_time.timestamp()
-    start = end - since_seconds
-    start_time = datetime.fromtimestamp(start, UTC)
+    start_time, began_after = window_start(paths, datetime.fromtimestamp(end - since_seconds, UTC), end_time)
+    start = start_time.timestamp()
     out.mkdir(parents=True, exist_ok=True)
     writer = _Writer(out, compress)
     counts: dict[str, int] = {}
@@ -254,5 +278,12 @@ def capture(paths: LabPaths, out: Path, since_seconds: float, compress: bool = F
         truth_path = out.parent / f"{out.name}.truth.json"
         truth_path.write_text(truth.model_dump_json(indent=2) + "\n")
     return CaptureResult(
-        folder=out, truth=truth_path, start=start_time, end=end_time, files=counts, series=series, samples=samples
+        folder=out,
+        truth=truth_path,
+        start=start_time,
+        end=end_time,
+        began_after=began_after,
+        files=counts,
+        series=series,
+        samples=samples,
     )

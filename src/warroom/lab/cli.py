@@ -243,6 +243,8 @@ def capture(
         f"captured {result.start.isoformat(timespec='seconds')} → {result.end.isoformat(timespec='seconds')} "
         f"into {result.folder} ({size / 1e6:.1f} MB, {result.series} series, {result.samples} samples)"
     )
+    if result.began_after:
+        console.print(f"begins after {result.began_after} (one incident a capture)")
     if result.truth:
         console.print(f"truth: {result.truth}")
 

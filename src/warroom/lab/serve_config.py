@@ -37,6 +37,12 @@ CADENCE = {
     "compressed": {"P0": 0.25, "P1": 0.25, "P2": 0.5, "P3": 0.5},
 }
 STEP = {"normal": ("5s", "1m"), "compressed": ("2s", "20s")}
+# How far before the alert a live read reaches: the healthy period the lab runs before a break
+# (`bench lab`'s warm-up: 5 min, 150 s compressed) and the time from the onset to the alert (the
+# rules' `for:` and the ramp). Longer reaches back into the previous fault, which then stands in
+# the incident's reference period, and every minute more is read, written and parsed again by
+# each worker (about 3 MB a minute of OTLP at the default load).
+LOOKBACK = {"normal": "8m", "compressed": "5m"}
 
 
 def runbooks_folder() -> Path:
@@ -80,7 +86,7 @@ def document(paths: LabPaths, settings: LabSettings, state: LabState) -> str:
         f"{datetime.now(UTC).isoformat(timespec='seconds')}; rewritten at every up).",
         f"# Secrets: `set -a; . {paths.serve_env}; set +a` before `warroom serve --config {paths.serve_config}`.",
         "",
-        *_table("sources", {"service_label": "service", "lookback": "30m"}),
+        *_table("sources", {"service_label": "service", "lookback": LOOKBACK[timeline]}),
         *_table(
             "sources.prometheus",
             {"url": f"http://127.0.0.1:{ports['prometheus']}", "step": step, "rate_window": rate_window},

@@ -69,3 +69,9 @@ def active_in(paths: LabPaths, start: datetime, end: datetime) -> Truth | None:
     """The latest fault whose onset falls in [start, end] (the incident a capture of that window shows)."""
     found = [truth for truth in all_truths(paths) if start <= truth.onset <= end]
     return found[-1] if found else None
+
+
+def healed_before(paths: LabPaths, moment: datetime) -> Truth | None:
+    """The fault that was last taken out at or before `moment` (the lab healed from it then)."""
+    found = [truth for truth in all_truths(paths) if truth.ended is not None and truth.ended <= moment]
+    return max(found, key=lambda truth: truth.ended or moment) if found else None

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -34,7 +35,7 @@ from warroom.sources.deploy_feed import deploy_log
 from warroom.sources.git_source import git_changes
 from warroom.sources.loki import LokiSource
 from warroom.sources.manifest import Manifest
-from warroom.sources.otlp_spool import OtlpSpoolSource
+from warroom.sources.otlp_spool import OtlpSpoolSource, SpoolExport
 from warroom.sources.prometheus import PrometheusMetrics
 from warroom.sources.raw.defaults import LEAD_BEFORE_ALERT, read_alert_file
 from warroom.sources.snapshot import (
@@ -84,6 +85,16 @@ def _events(read: EventRead, column: str = "service") -> _Answers:
         queries=list(read.queries),
         limitations=list(read.limitations),
         services=services,
+    )
+
+
+def _spooled(export: SpoolExport) -> _Answers:
+    # The spool keeps only requests with an item in the period: a response saved holds one.
+    return _Answers(
+        files=[(r.name, r.body) for r in export.responses],
+        queries=list(export.queries),
+        limitations=list(export.limitations),
+        services=set(export.services),
     )
 
 
@@ -142,7 +153,7 @@ class LiveReader:
             calls.append(lambda: self._prometheus(start, end))
         if self.spool is not None:
             spool = self.spool
-            calls.append(lambda: _events(spool.read(start, end)))
+            calls.append(lambda: _spooled(spool.export(start, end)))
         for repo in self.config.git:
             calls.append(lambda repo=repo: _events(git_changes(repo, start, end, seen)))  # type: ignore[misc]
         if self.config.deploy_log is not None:
@@ -299,8 +310,15 @@ class LiveSource:
                 alert = Path(spec.alert) if spec.alert else None
                 capture(config, self.folder, spec.start, spec.end, alert=alert, config_path=spec.config)
             pin_manifest(self.folder)
-        self.snapshot = SnapshotSource(self.folder)
         self._lock = threading.Lock()  # post-action reads of several actions may run on threads
+
+    @cached_property
+    def snapshot(self) -> SnapshotSource:
+        """The snapshot read back, when first asked: the process that captures it (serve's
+        dispatcher) has read it whole to pin the manifest and does not read it again; the worker
+        that runs the steps reads it once (measured: a few seconds to tens of seconds a read for a
+        30-minute period at the lab's load, each spent before the diagnosis)."""
+        return SnapshotSource(self.folder)
 
     def spec(self) -> LiveSpec:
         return self._spec

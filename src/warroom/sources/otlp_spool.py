@@ -12,17 +12,17 @@ left out and the time from which nothing more was read are named in a limitation
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from warroom.sources.captured import EventRead, RawResponse, read_back
+from warroom.sources.captured import RawResponse
 from warroom.sources.config import OtlpSpoolConfig
 from warroom.sources.contract import Modality, SourceQuery
 from warroom.sources.raw import otlp
-from warroom.sources.raw.reader import ReadOptions
 
 _STAMP = re.compile(r"-(\d{8}T\d{6}Z)\.jsonl$")
 SIGNALS = {
@@ -47,9 +47,15 @@ def spool_files(folder: Path, start: datetime, end: datetime) -> list[Path]:
     return chosen
 
 
-def _times(request: dict[str, Any], signal: str) -> list[int]:
+def _times(request: dict[str, Any], signal: str, services: set[str]) -> list[int]:
+    """The items' times of one export request; the services that sent them are added to `services`."""
     root, scope, items, key, _ = SIGNALS[signal]
     found = []
+    for batch in request.get(root) or []:
+        if isinstance(batch, dict) and isinstance(batch.get("resource"), dict):
+            service = otlp.Resource.of(batch["resource"]).service
+            if service:
+                services.add(service)
     for _, item in otlp.scoped_items(request, root, scope, items):
         value = item.get(key) or item.get("observedTimeUnixNano")
         if value not in (None, "", "0"):
@@ -60,15 +66,26 @@ def _times(request: dict[str, Any], signal: str) -> list[int]:
     return found
 
 
+@dataclass
+class SpoolExport:
+    """The spool's export requests of a period as they will be saved, not yet parsed into tables:
+    a live read saves them and the snapshot's readers parse them (parsing them here too cost as much
+    as the read itself, for the services' names alone)."""
+
+    responses: list[RawResponse] = field(default_factory=list)
+    queries: list[SourceQuery] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)
+    services: set[str] = field(default_factory=set)  # service.name of the batches kept
+
+
 class OtlpSpoolSource:
     def __init__(self, config: OtlpSpoolConfig) -> None:
         self.config = config
         self.root = Path(config.spool)
 
-    def read(self, start: datetime, end: datetime) -> EventRead:
-        responses: list[RawResponse] = []
-        queries: list[SourceQuery] = []
-        limitations: list[str] = []
+    def export(self, start: datetime, end: datetime) -> SpoolExport:
+        found = SpoolExport()
+        responses, queries, limitations = found.responses, found.queries, found.limitations
         low, high = int(start.timestamp() * 1e9), int(end.timestamp() * 1e9)
         for signal, budget in (("traces", self.config.max_spans), ("logs", self.config.max_log_records)):
             kept, left_out, count, left, cut_at = [], [], 0, 0, None
@@ -81,7 +98,8 @@ class OtlpSpoolSource:
                     except orjson.JSONDecodeError:
                         left_out.append(f"otlp spool: a line of {path.name} is not JSON (a write cut short)")
                         continue
-                    times = [t for t in _times(request, signal) if low <= t <= high]
+                    senders: set[str] = set()
+                    times = [t for t in _times(request, signal, senders) if low <= t <= high]
                     if not times:
                         continue
                     if count + len(times) > budget:
@@ -89,6 +107,7 @@ class OtlpSpoolSource:
                         cut_at = cut_at or min(times)
                         continue
                     kept.append(line)
+                    found.services |= senders
                     count += len(times)
             if left:
                 since = datetime.fromtimestamp((cut_at or low) / 1e9, UTC).isoformat()
@@ -96,11 +115,11 @@ class OtlpSpoolSource:
                     f"otlp spool: {signal} budget of {budget} reached; {left} export request(s) from {since} on "
                     "were not read"
                 )
+            limitations.extend(left_out)
             if not kept:
-                limitations.extend(left_out)  # nothing saved to carry them: said by the live read only
-                continue
+                continue  # nothing saved to carry them: said by the live read only
             # What was left out travels with what was read (otlp.left_out reads it back), so the
-            # snapshot's replay names the same limitations as the live read.
+            # snapshot's replay names the same limitations as the live read (each once).
             body = b"\n".join([*kept, *(orjson.dumps({"left_out": note}) for note in left_out)]) + b"\n"
             responses.append(RawResponse(f"otlp/{signal}.jsonl", body))
             queries.append(
@@ -113,6 +132,4 @@ class OtlpSpoolSource:
                     end=end,
                 )
             )
-        read = read_back(responses, queries, ReadOptions())
-        read.limitations[:0] = limitations
-        return read
+        return found
