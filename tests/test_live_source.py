@@ -81,6 +81,8 @@ def live_run(world: World) -> tuple[Path, dict[str, Any]]:
     return out / "snapshot", _top(stdout)
 
 
+# a whole live run (a real Prometheus, git, a deploy log) read by respond: make test-long
+@pytest.mark.long
 def test_live_diagnosis_names_the_failing_service_and_replays_from_its_snapshot(
     world: World, live_run: tuple[Path, dict[str, Any]]
 ) -> None:
@@ -99,6 +101,8 @@ def test_live_diagnosis_names_the_failing_service_and_replays_from_its_snapshot(
     assert _top(stdout) == top
 
 
+# a whole live run (a real Prometheus, git, a deploy log) read by respond: make test-long
+@pytest.mark.long
 def test_capture_writes_a_snapshot_that_reads_as_the_live_one(
     world: World, live_run: tuple[Path, dict[str, Any]]
 ) -> None:
@@ -123,6 +127,8 @@ def test_capture_writes_a_snapshot_that_reads_as_the_live_one(
     assert series(captured) == series(live) and ("checkout", "db_pool_utilization") in series(live)
 
 
+# a whole live run (a real Prometheus, git, a deploy log) read by respond: make test-long
+@pytest.mark.long
 def test_the_secret_header_is_sent_but_never_written(world: World, live_run: tuple[Path, dict[str, Any]]) -> None:
     snapshot, _ = live_run
     assert load_info(snapshot).incident.sources  # the snapshot was written from answered reads
@@ -130,6 +136,8 @@ def test_the_secret_header_is_sent_but_never_written(world: World, live_run: tup
     assert _holds(snapshot.parent, SECRET.encode()) == []  # nor in the reports beside it
 
 
+# a whole live run (a real Prometheus, git, a deploy log) read by respond: make test-long
+@pytest.mark.long
 def test_after_an_action_the_live_sources_are_asked_again(world: World, live_run: tuple[Path, dict[str, Any]]) -> None:
     snapshot, _ = live_run
     info = load_info(snapshot)
