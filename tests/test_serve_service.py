@@ -92,8 +92,6 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         served.stop()
 
 
-# a server killed mid-run and restarted: make test-long, with the other crash-and-resume runs
-@pytest.mark.long
 def test_a_killed_run_resumes_without_losing_or_repeating_anything(crashed: dict[str, Any]) -> None:
     served, incident_id, store = crashed["served"], crashed["incident_id"], crashed["store"]
     assert crashed["survivors"] == []
