@@ -20,7 +20,7 @@ import polars as pl
 from warroom.analysis import metrics as metrics_mod
 from warroom.analysis.changes import ChangeRecord
 from warroom.analysis.diagnosis import hypotheses as hyp
-from warroom.analysis.diagnosis.attribution import remediations_after, undone_before
+from warroom.analysis.diagnosis.attribution import remediations_after, undo_pairs, undone_before
 from warroom.analysis.diagnosis.detectors import logs as log_detector
 from warroom.analysis.diagnosis.evidence import Observation
 from warroom.analysis.diagnosis.graph import CallGraph, assign
@@ -132,12 +132,13 @@ def test_a_change_undone_before_the_onset_is_no_candidate() -> None:
         _change("config", -3, "c1", kind="config"),
         _change("later", 2, "aaaa"),
     ]
-    assert undone_before(records, T0) == {"leak", "task"}
+    pairs = undo_pairs(records)
+    assert undone_before(pairs, T0) == {"leak", "task"}
     # what happened after the onset does not undo what was running when it began
-    assert undone_before(records, T0 - timedelta(minutes=10)) == {"leak"}
+    assert undone_before(pairs, T0 - timedelta(minutes=10)) == {"leak"}
     # a replayed change log holds the response's own reverts: made after the alert, never the cause
-    assert remediations_after(records, T0 - timedelta(minutes=10)) == {"revert"}
-    assert remediations_after(records, T0 + timedelta(minutes=5)) == set()
+    assert remediations_after(pairs, T0 - timedelta(minutes=10)) == {"revert"}
+    assert remediations_after(pairs, T0 + timedelta(minutes=5)) == set()
 
 
 def test_a_one_sample_blip_is_not_a_fault_but_a_held_step_is() -> None:

@@ -166,17 +166,19 @@ def undo_pairs(records: Iterable[ChangeRecord]) -> list[tuple[ChangeRecord, Chan
     return pairs
 
 
-def undone_before(records: Iterable[ChangeRecord], onset: datetime) -> set[str]:
-    """The ids of changes already undone before the incident's `onset` (see `undo_pairs`): whatever
-    the incident is, it is not a change that was no longer running when it began. The incident's
-    onset, not a service's: what the response did afterwards undoes nothing the diagnosis is about."""
-    return {change.id for change, undo in undo_pairs(records) if undo.time < onset}
+def undone_before(pairs: Iterable[tuple[ChangeRecord, ChangeRecord]], onset: datetime) -> set[str]:
+    """The ids of changes already undone before the incident's `onset` (`pairs` from `undo_pairs`):
+    whatever the incident is, it is not a change that was no longer running when it began. The
+    incident's onset, not a service's: what the response did afterwards undoes nothing the diagnosis
+    is about."""
+    return {change.id for change, undo in pairs if undo.time < onset}
 
 
-def remediations_after(records: Iterable[ChangeRecord], alerted: datetime) -> set[str]:
-    """The ids of the changes made after the alert that undid an earlier change: the response's own
-    reverts and rollbacks (a replayed change log holds them), never the incident's cause."""
-    return {undo.id for _, undo in undo_pairs(records) if undo.time >= alerted}
+def remediations_after(pairs: Iterable[tuple[ChangeRecord, ChangeRecord]], alerted: datetime) -> set[str]:
+    """The ids of the changes made after the alert that undid an earlier change (`pairs` from
+    `undo_pairs`): the response's own reverts and rollbacks (a replayed change log holds them), never
+    the incident's cause."""
+    return {undo.id for _, undo in pairs if undo.time >= alerted}
 
 
 def _reverts(later: ChangeRecord, change: ChangeRecord) -> bool:

@@ -186,7 +186,8 @@ def _change_options(
     onset, alerted = times
     records = attr_mod.change_records(current.changes)
     # undone before the onset, or the response's own undoing: neither is a candidate
-    undone = attr_mod.undone_before(records, onset) | attr_mod.remediations_after(records, alerted)
+    pairs = attr_mod.undo_pairs(records)
+    undone = attr_mod.undone_before(pairs, onset) | attr_mod.remediations_after(pairs, alerted)
     # A service's onset: that of its strongest above-noise observation (a weak series' first blip is
     # not when the fault began).
     strongest: dict[str, Observation] = {}

@@ -351,8 +351,12 @@ def _by_sender(lines: pl.DataFrame, spans: pl.DataFrame | None) -> pl.DataFrame:
     if spans is None or "attributes" not in lines.columns or "attributes" not in spans.columns:
         return lines
     statement = r"$['db.statement']"
+    keyed = lines.with_columns(_statement_key(pl.col("attributes").str.json_path_match(statement)).alias("_statement"))
+    if keyed.get_column("_statement").null_count() == keyed.height:
+        return lines  # no line speaks of a statement: the spans need not be read
     senders = (
         spans.lazy()
+        .filter(pl.col("attributes").str.contains("warroom.caller", literal=True))
         .select(
             _statement_key(
                 pl.coalesce(
@@ -371,7 +375,6 @@ def _by_sender(lines: pl.DataFrame, spans: pl.DataFrame | None) -> pl.DataFrame:
     )
     if senders.height == 0:
         return lines
-    keyed = lines.with_columns(_statement_key(pl.col("attributes").str.json_path_match(statement)).alias("_statement"))
     joined = keyed.join(senders.drop("_senders"), on="_statement", how="left")
     return joined.with_columns(
         pl.coalesce(pl.col("_sender"), pl.col("service").cast(pl.String)).cast(lines.schema["service"]).alias("service")
