@@ -52,6 +52,7 @@ def _series(frame: pl.DataFrame, service: str, metric: str) -> pl.Series:
     return frame.filter((pl.col("service") == service) & (pl.col("metric") == metric)).get_column("value")
 
 
+@pytest.mark.long  # reads a real Prometheus with samples pushed in: make test-long
 def test_the_rules_run_on_the_server_and_only_derived_series_come_back(live: Live) -> None:
     frame = live.read.frame
     assert frame is not None
@@ -80,6 +81,7 @@ def test_the_rules_run_on_the_server_and_only_derived_series_come_back(live: Liv
     assert not any(str(n).endswith("_bucket") for n in names)
 
 
+@pytest.mark.long  # reads a real Prometheus with samples pushed in: make test-long
 def test_a_snapshot_of_the_answers_replays_to_the_same_canonical_series(live: Live, tmp_path: Path) -> None:
     for response in live.read.raw_responses:
         (tmp_path / response.name).write_bytes(response.body)
@@ -98,6 +100,7 @@ def _points(frame: pl.DataFrame, metric: str) -> pl.DataFrame:
     return rows.group_by("timestamp").agg(pl.col("value").mean())
 
 
+@pytest.mark.long  # reads a real Prometheus with samples pushed in: make test-long
 def test_the_offline_rules_mean_what_their_promql_means(live: Live) -> None:
     """Raw series pulled as they are and derived offline agree with the server's derivation."""
     params = {
@@ -124,6 +127,7 @@ def test_the_offline_rules_mean_what_their_promql_means(live: Live) -> None:
         assert abs(ours - theirs) <= tolerance * theirs, (metric, ours, theirs)
 
 
+@pytest.mark.long  # reads a real Prometheus with samples pushed in: make test-long
 def test_histogram_quantile_is_prometheus_own_interpolation(live: Live) -> None:
     at = (live.end - timedelta(seconds=2)).timestamp()
     rates = 'sum by (le) (rate(http_request_duration_seconds_bucket{job="checkout"}[4s]))'
@@ -143,6 +147,7 @@ def test_histogram_quantile_is_prometheus_own_interpolation(live: Live) -> None:
         assert ours == pytest.approx(float(expected), rel=1e-9), q
 
 
+@pytest.mark.long  # reads a real Prometheus with samples pushed in: make test-long
 def test_a_budget_names_what_it_left_out(live: Live) -> None:
     small = PrometheusConfig(url=live.url, step="1s", max_series=3, selectors=['{job=~"checkout|payment"}'])
     read = PrometheusMetrics(small).read_metrics(live.start, live.end)
