@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from serve_support import am_payload
+from warroom.sources.bundle import BundleSource
 from warroom.sources.canonical import Telemetry
 from warroom.sources.manifest import Alert
 from warroom.sources.raw.alertmanager import AlertmanagerPayload
@@ -71,3 +72,22 @@ def test_an_onset_soon_after_the_data_begins_still_leaves_a_reference() -> None:
         {"timestamp": [first - timedelta(seconds=30)], "service": ["checkout"], "level": ["INFO"], "message": ["up"]}
     )
     assert window_start(alert, Telemetry(metrics=metrics, logs=logs)) == start
+
+
+def test_a_resolved_alert_that_began_before_the_data_gives_way_to_one_that_began_inside(tmp_path: Path) -> None:
+    """A capture taken after its incident was over holds only resolved notifications, among them
+    the previous incident's (it began before the capture's first scrape): the alert that began
+    inside the data opens the incident, whichever came first."""
+    start = datetime(2024, 5, 12, 18, 30, tzinfo=UTC)
+    rows = ["timestamp,service,metric,value"]
+    rows += [f"{(start + timedelta(seconds=15 * i)).isoformat()},checkout,error_rate,0.0" for i in range(120)]
+    (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "alerts").mkdir()
+    previous = am_payload("ServiceDown", status="resolved", service="payment", starts_at="2024-05-12T18:20:00Z")
+    current = am_payload(
+        "HighErrorRatio", status="resolved", service="checkout", starts_at="2024-05-12T18:49:30Z", fingerprint="ff"
+    )
+    (tmp_path / "alerts" / "a.json").write_text(json.dumps(previous))
+    (tmp_path / "alerts" / "b.json").write_text(json.dumps(current))
+    manifest = BundleSource(tmp_path).manifest()
+    assert (manifest.alert.name, manifest.alert.service) == ("HighErrorRatio", "checkout")

@@ -126,8 +126,8 @@ class BundleSource:
         # The alert given beside the folder is the one being answered; alerts found in the folder
         # (a payload, an ALERTS series that shows every alert that fired) only stand in for it.
         if self.alert_file is not None:
-            return opening_alert(read_alert_file(self.alert_file, self.options), self.root)
-        return opening_alert(list(period.alerts), self.root)
+            return opening_alert(read_alert_file(self.alert_file, self.options), self.root, period.data_from())
+        return opening_alert(list(period.alerts), self.root, period.data_from())
 
     def spec(self) -> BundleSpec:
         return BundleSpec(

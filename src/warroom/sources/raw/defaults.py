@@ -72,10 +72,12 @@ def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
     return start
 
 
-def opening_alert(alerts: list[Alert], root: Path) -> Alert:
+def opening_alert(alerts: list[Alert], root: Path, data_from: datetime | None = None) -> Alert:
     """The alert that opens the incident: the earliest one still firing. A folder captured after
     an earlier incident often still holds that incident's "resolved" notification: it stands in
-    only when nothing in the folder is firing."""
+    only when nothing in the folder is firing, and then an alert that began inside the data
+    (`data_from`, its first point) comes before one that began earlier, whose incident the capture
+    only saw the end of."""
     if not alerts:
         raise BundleError(
             "no incident.yaml and no alert: give the alert (`--alert FILE`, an Alertmanager webhook payload), "
@@ -83,7 +85,10 @@ def opening_alert(alerts: list[Alert], root: Path) -> Alert:
             file=root,
         )
     firing = [a for a in alerts if a.resolved_at is None]
-    return min(firing or alerts, key=lambda a: a.fired_at)
+    if firing:
+        return min(firing, key=lambda a: a.fired_at)
+    inside = [a for a in alerts if data_from is not None and a.fired_at >= data_from]
+    return min(inside or alerts, key=lambda a: a.fired_at)
 
 
 def derive_manifest(alert: Alert, telemetry: Telemetry) -> Manifest:

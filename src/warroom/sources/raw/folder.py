@@ -37,6 +37,8 @@ OTHER_PERIODS = {"baseline", "after", "repo", ".git"}
 # Top-level folders that are not this period's telemetry: other periods, and a snapshot's copy of
 # the mapping rules.
 SKIPPED_FOLDERS = OTHER_PERIODS | {"mapping-rules"}
+# when each modality's rows were recorded (changes are not telemetry of the period)
+_TIME_COLUMNS = {Modality.METRICS: "timestamp", Modality.LOGS: "timestamp", Modality.TRACES: "start_time"}
 
 
 @dataclass
@@ -58,6 +60,15 @@ class PeriodFiles:
     alerts: list[Alert] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
     limitations: list[str] = field(default_factory=list)
+
+    def data_from(self) -> datetime | None:
+        """The first time any metric, log line or span of the period was recorded (before validation)."""
+        firsts = [
+            table.frame.get_column(column).min()
+            for table in self.tables
+            if (column := _TIME_COLUMNS.get(table.modality)) and column in table.frame.columns and table.frame.height
+        ]
+        return min((t for t in firsts if isinstance(t, datetime)), default=None)
 
     def validated(self, alert_at: datetime, limits: Limits | None = None) -> TelemetryRead:
         """Every table checked at the source boundary (`sources/validate.py`: invalid rows dropped
