@@ -672,6 +672,41 @@ def bench_lab(
     )
 
 
+@bench_app.command("captures")
+@user_errors
+def bench_captures(
+    root: Annotated[Path, typer.Argument(help="A folder of lab captures (NAME/ with NAME.truth.json beside it).")],
+    workdir: Annotated[Path | None, typer.Option("--workdir", help="Where the store goes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Respond to every lab capture (real incidents) and score it against the lab's truth."""
+    from warroom.bench.captures import FIELDS, run_capture_bench
+
+    with tempfile.TemporaryDirectory(prefix="warroom-captures-") as tmp:
+        result = run_capture_bench(root, workdir or Path(tmp))
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+        return
+    table = Table("capture", "truth", "top candidate", "change", "file:line", "first action", *FIELDS, "s")
+    for case in result["per_case"]:
+        ok = case.get("correct") or {}
+        table.add_row(
+            case["case"],
+            f"{case['truth_service']} {case['truth_fault']}",
+            f"{case.get('top_service')} {case.get('top_fault')}" if "correct" in case else case.get("error", ""),
+            str(case.get("change") or "-"),
+            str(case.get("location") or "-"),
+            str(case.get("first_action") or "-"),
+            *("✓" if ok.get(k) else ("–" if ok.get(k) is None and ok else "✗") for k in FIELDS),
+            str(case.get("seconds") or "-"),
+        )
+    console.print(table)
+    console.print(
+        f"cases {result['cases']}, all right {result['all_right']}, accuracy {result['accuracy']}, "
+        f"inconclusive {result['inconclusive']}, median {result['median_s']} s"
+    )
+
+
 @bench_app.command("calibrate")
 @user_errors
 def bench_calibrate(
