@@ -59,6 +59,16 @@ def test_index_coverage_and_unknown_tables() -> None:
     assert unindexed_columns("SELECT * FROM orders WHERE no_such_column = 1", SCHEMA) == []
 
 
+def test_an_inequality_on_an_indexed_column_does_not_cover_the_query() -> None:
+    """`id <> $2` reads every other row: the primary key cannot narrow it, so the equality on an
+    unindexed column is what the planner has to scan for."""
+    sql = "SELECT * FROM orders WHERE customer_email = $1 AND id <> $2 ORDER BY created_at DESC LIMIT 6"
+    (problem,) = unindexed_columns(sql, SCHEMA)
+    assert problem["columns"] == ["customer_email"]
+    assert unindexed_columns("SELECT * FROM orders WHERE customer_id = $1 AND id != $2", SCHEMA) == []
+    assert unindexed_columns("SELECT * FROM orders WHERE id <> $1", SCHEMA) == []  # no index would help
+
+
 CASES = [
     (
         "python",

@@ -35,9 +35,12 @@ _KEYWORDS = frozenset(
 )
 _TABLE_REF = re.compile(r"\b(from|join|update|into)\s+" + QUALIFIED + r"(?:\s+(?:as\s+)?([A-Za-z_]\w*))?", re.I)
 _PREDICATE = re.compile(
-    r"(?:([A-Za-z_]\w*)\.)?([A-Za-z_]\w*)\s*(?:=|<>|!=|<=|>=|<|>|\s+in\s*\(|\s+like\s|\s+ilike\s|\s+between\s|\s+is\s)",
+    r"(?:([A-Za-z_]\w*)\.)?([A-Za-z_]\w*)\s*(=|<>|!=|<=|>=|<|>|\s+in\s*\(|\s+like\s|\s+ilike\s|\s+between\s|\s+is\s)",
     re.I,
 )
+# A column compared by inequality narrows nothing an index could find (`id <> %s` reads every other
+# row): it neither needs an index nor shows that one is used.
+_NOT_NARROWING = frozenset({"<>", "!="})
 _CLAUSE_END = (
     r"(?=\bgroup\s+by\b|\border\s+by\b|\blimit\b|\bfor\s+update\b|\breturning\b|\bunion\b|\bhaving\b|\boffset\b|$)"
 )
@@ -57,7 +60,11 @@ def query_predicates(sql: str) -> tuple[dict[str, str], list[tuple[str | None, s
             aliases[alias.lower()] = table
     preds: list[tuple[str | None, str, str]] = []
     for where in re.finditer(r"\bwhere\b(.*?)" + _CLAUSE_END, flat, re.I):
-        preds.extend((q.lower() if q else None, c, "WHERE") for q, c in _PREDICATE.findall(where.group(1)))
+        preds.extend(
+            (q.lower() if q else None, c, "WHERE")
+            for q, c, op in _PREDICATE.findall(where.group(1))
+            if op.strip() not in _NOT_NARROWING
+        )
     for on in re.finditer(r"\bon\b(.*?)(?=\bjoin\b|\bwhere\b|\bleft\b|\binner\b|" + _CLAUSE_END[3:], flat, re.I):
         for side in re.findall(r"([A-Za-z_]\w*)\.([A-Za-z_]\w*)", on.group(1)):
             preds.append((side[0].lower(), side[1], "JOIN"))
