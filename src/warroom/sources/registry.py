@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from warroom.sources.bundle import BundleSource
@@ -27,3 +28,10 @@ def open_source(spec: SourceSpec) -> TelemetrySource:
 def read_spec(spec: SourceSpec) -> IncidentTelemetry:
     """Open the source and read the incident's telemetry from it."""
     return read_incident(open_source(spec))
+
+
+def read_again(spec: SourceSpec, now: datetime) -> SourceSpec:
+    """What a run started again at `now` (engine time) reads: a live read's period reaches up to
+    now (the sources came back since the first read failed; the snapshot folder it left is still
+    empty); a bundle or a replay is the same recording."""
+    return spec.model_copy(update={"end": now}) if isinstance(spec, LiveSpec) else spec
