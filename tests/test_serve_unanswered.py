@@ -53,6 +53,9 @@ storm_window_s = 0
 
 
 def test_a_run_no_source_answers_ends_failed_and_says_why(served: Served) -> None:
+    # a live route's pool is started with the server, before any alert (its workers import the agents)
+    workers = [p for p in served.group() if "spawn_main" in " ".join(p.cmdline())]
+    assert len(workers) == 1  # [serve] workers = 1
     posted = httpx.post(
         f"{served.url}/api/v1/alerts/alertmanager", headers=served.headers("responder"), json=am_payload(), timeout=10
     )

@@ -25,6 +25,14 @@ def open_source(spec: SourceSpec) -> TelemetrySource:
     return BundleSource(spec.path, alert=spec.alert)
 
 
+def capture_source(spec: SourceSpec) -> None:
+    """What must happen once, in the process that drives a run, before its workers read the
+    source: a live source's read of its systems into the snapshot (a LiveError when none
+    answers). A recording needs nothing: reading it is the workers' part."""
+    if isinstance(spec, LiveSpec):
+        open_source(spec)  # captures, unless the snapshot is there already; reads nothing back
+
+
 def read_spec(spec: SourceSpec) -> IncidentTelemetry:
     """Open the source and read the incident's telemetry from it."""
     return read_incident(open_source(spec))
