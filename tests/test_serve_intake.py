@@ -20,6 +20,7 @@ from warroom.serve.intake import IntakeResult, RunSettings, accept
 from warroom.serve.matchers import parse_matcher
 from warroom.serve.payloads import AlertmanagerWebhook, GenericAlert, ReceivedAlert
 from warroom.serve.routing import Router
+from warroom.store.alerts import alerts_of
 from warroom.store.repository import Store
 from warroom.store.tokens import find_token, revoke_token
 
@@ -57,6 +58,28 @@ def test_same_occurrence_and_same_group_attach_to_one_incident(store: Store, rou
     assert len(summaries) == 3 and summaries[-1].startswith("resolved: ApiLatencyP99High")
     # replayed incidents keep the bundle's clock: no event lands at the wall-clock date
     assert all(e.at.year == 2024 for e in store.timeline(incident_id))
+
+
+def test_a_batch_holding_an_alert_its_resend_and_its_resolution_stores_one_occurrence(
+    store: Store, router: Router, tmp_path: Path
+) -> None:
+    # One group commit: the inserts are deferred to COMMIT, so the re-send and the resolution find
+    # the occurrence among the batch's own rows, not in the table.
+    name, fingerprint = "BatchedLatency", "b0b0b0b0b0b0b0b0"
+    alerts = [
+        *_received(name=name, fingerprint=fingerprint),
+        *_received(name=name, fingerprint=fingerprint),
+        *_received(name=name, fingerprint=fingerprint, status="resolved"),
+    ]
+    result = _accept(store, router, tmp_path, alerts)
+    assert [a.outcome for a in result.alerts] == ["opened", "attached", "attached"] and len(result.runs) == 1
+    [incident_id] = result.incident_ids
+    with store.transaction() as session:
+        [stored] = alerts_of(session, incident_id)
+    # what the last receipt made of it, as a re-send in a later batch updates it
+    assert (stored.fingerprint, stored.status, stored.outcome) == (fingerprint, "resolved", "attached")
+    kinds = [e.summary.split(":")[0] for e in store.timeline(incident_id) if e.kind.value == "alert"]
+    assert kinds == ["firing", "resolved"]  # the opening alert, then its resolution; the re-send adds none
 
 
 def test_a_storm_of_groups_becomes_one_incident(store: Store, router: Router, tmp_path: Path) -> None:
