@@ -36,11 +36,22 @@ LINGER_S = 0.002
 ATTEMPTS = 5
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """What a job's work will read, looked up once for its whole batch: before any job runs,
+    `look_up(session, items)` is called once with the `item` of every job of the batch that
+    names the same `look_up` (the intake: every alert's stored occurrence, one statement)."""
+
+    look_up: Callable[[Session, list[Any]], None]
+    item: Any
+
+
 @dataclass
 class _Job:
     work: Callable[[Session], Any]
     done: Future[Any] | asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop | None = None  # where `done` is settled, for an awaiting caller
+    ahead: Ahead | None = None
 
 
 class GroupCommitter:
@@ -65,13 +76,13 @@ class GroupCommitter:
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    async def run(self, work: Callable[[Session], T]) -> T:
+    async def run(self, work: Callable[[Session], T], ahead: Ahead | None = None) -> T:
         """Run `work` in the next batch; returns its result once the batch committed."""
         if self._closed:
             raise RuntimeError("the store's writer is closed")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(work, done, loop))
+        self._queue.put(_Job(work, done, loop, ahead))
         return await done
 
     def close(self) -> None:
@@ -117,6 +128,7 @@ class GroupCommitter:
     def _commit(self, jobs: list[_Job], attempt: int = 1) -> None:
         try:
             with self.store.transaction() as session:
+                _look_ahead(session, jobs)
                 results = [job.work(session) for job in jobs]
         except Exception as exc:
             if len(jobs) > 1:  # rolled back as a whole: each again in its own transaction
@@ -130,6 +142,15 @@ class GroupCommitter:
         self.batches += 1
         self.jobs += len(jobs)
         _settle(list(zip(jobs, results, strict=True)))
+
+
+def _look_ahead(session: Session, jobs: list[_Job]) -> None:
+    shared: dict[Callable[[Session, list[Any]], None], list[Any]] = {}
+    for job in jobs:
+        if job.ahead is not None:
+            shared.setdefault(job.ahead.look_up, []).append(job.ahead.item)
+    for look_up, items in shared.items():
+        look_up(session, items)
 
 
 @dataclass(frozen=True)

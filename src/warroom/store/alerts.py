@@ -64,6 +64,11 @@ class Occurrence:
 _FIND = select(ALERTS.c.id, ALERTS.c.status, ALERTS.c.incident_id).where(
     ALERTS.c.fingerprint == bindparam("fp"), ALERTS.c.starts_at == bindparam("starts")
 )
+_FIND_MANY = select(ALERTS.c.id, ALERTS.c.status, ALERTS.c.incident_id, ALERTS.c.fingerprint, ALERTS.c.starts_at).where(
+    ALERTS.c.fingerprint.in_(bindparam("fps", expanding=True))
+)
+# fingerprints per look-up statement: well under every driver's limit on bound parameters
+LOOK_UP_CHUNK = 500
 _INSERT = insert(ALERTS)
 _UPDATE = update(ALERTS).where(ALERTS.c.id == bindparam("alert_id"))
 _OPEN = INCIDENTS.c.status.not_in(CLOSED)
@@ -105,11 +110,19 @@ def receive_alert(
 ) -> Occurrence:
     """A received alert with what the store knows of its occurrence (a re-send carries its
     incident and previous status). Nothing is written until `settle_alert`."""
-    deferred = _deferred(session).get((fingerprint, starts_at))
-    found = None if deferred else session.execute(_FIND, {"fp": fingerprint, "starts": starts_at}).first()
-    known = deferred or (found._asdict() if found else {})
+    key = (fingerprint, starts_at)
+    deferred = _deferred(session).get(key)
+    looked_up = _looked_up(session)
+    if deferred:
+        found = None
+    elif key in looked_up:
+        found = looked_up[key]
+    else:
+        row = session.execute(_FIND, {"fp": fingerprint, "starts": starts_at}).first()
+        found = row._asdict() if row else None
+    known = deferred or found or {}
     return Occurrence(
-        found.id if found else None,
+        found["id"] if found else None,
         fingerprint,
         starts_at,
         ends_at,
@@ -123,6 +136,28 @@ def receive_alert(
         known.get("status"),
         deferred,
     )
+
+
+def look_up_occurrences(session: Session, batches: list[list[tuple[str, datetime]]]) -> None:
+    """Find the stored occurrences of a group commit's alerts (each job's (fingerprint, start)
+    pairs, UTC) with one statement per LOOK_UP_CHUNK fingerprints, before the jobs run:
+    `receive_alert` then reads them here instead of sending one statement per alert."""
+    wanted = {key for keys in batches for key in keys}
+    looked_up = _looked_up(session)
+    fingerprints = sorted({fingerprint for fingerprint, _ in wanted})
+    for start in range(0, len(fingerprints), LOOK_UP_CHUNK):
+        for row in session.execute(_FIND_MANY, {"fps": fingerprints[start : start + LOOK_UP_CHUNK]}):
+            key = (row.fingerprint, _utc(row.starts_at))
+            if key in wanted:
+                looked_up[key] = {"id": row.id, "status": row.status, "incident_id": row.incident_id}
+    for key in wanted:
+        looked_up.setdefault(key, None)  # looked up: not stored yet
+
+
+def _looked_up(session: Session) -> dict[tuple[str, datetime], dict[str, Any] | None]:
+    """Occurrences this transaction looked up ahead (None: not stored), kept current as it updates them."""
+    found: dict[tuple[str, datetime], dict[str, Any] | None] = session.info.setdefault("warroom.looked_up", {})
+    return found
 
 
 def _deferred(session: Session) -> dict[tuple[str, datetime], dict[str, Any]]:
@@ -146,6 +181,9 @@ def settle_alert(session: Session, row: Occurrence, outcome: str, detail: str) -
     }
     if row.id is not None:
         session.execute(_UPDATE, {"alert_id": row.id, **values})
+        looked_up = _looked_up(session).get((row.fingerprint, row.starts_at))
+        if looked_up is not None:  # a later re-send in this batch reads what this one made of it
+            looked_up.update(status=row.status, incident_id=row.incident_id)
         return
     if row.deferred is not None:  # a re-send of an occurrence this transaction stores
         row.deferred.update(values)
