@@ -2,16 +2,22 @@
 and time from alert to diagnosis on the example bundle.
 
     .venv/bin/python benchmarks/serve_intake.py [--seconds 10] [--clients 16] [--batch 1 --batch 10]
-        [--rounds 3] [--json]
+        [--rate 500 [--connections 64]] [--rounds 3] [--json]
 
 Everything runs on loopback: a real `warroom serve --replay examples/checkout-pool-exhaustion`
 process (SQLite store in a temporary folder) and an asyncio HTTP client in this process, on the
 same cores. Intake: the first alert opens an incident and its run goes to its approval gate; then
 `clients` concurrent senders post Alertmanager v4 payloads of `batch` alerts each (one storm, new
-fingerprints) for `seconds`; each acknowledged alert was committed before its 202. Kill: during
-a sustained send the server's process group is SIGKILLed; after a restart every alert that got a
-202 must be in the store. Diagnosis: a new alert opens a new incident on a warm server; the time
-until the diagnosis endpoint names checkout's connection pool.
+fingerprints) for `seconds`; each acknowledged alert was committed before its 202. That closed
+loop gives the maximum throughput, but its latency is queueing (Little's law: clients / rate).
+Open loop (`--rate R`, alerts per second, one alert per request): requests are sent on a fixed
+schedule, one every 1/R s, each on a free keep-alive connection (a new one when all are busy, up
+to `--connections`; then it waits for one), and latency is measured from the scheduled send
+time, so a server that falls behind shows it in the latency instead of slowing the senders down
+(no coordinated omission). Kill: during a sustained send the server's process group is
+SIGKILLed; after a restart every alert that got a 202 must be in the store. Diagnosis: a new
+alert opens a new incident on a warm server; the time until the diagnosis endpoint names
+checkout's connection pool.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,7 +125,55 @@ async def _send(
 
     began = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(clients)))
+    return _latency(latencies, acknowledged, time.perf_counter() - began, errors)
+
+
+async def _send_open(served: Served, rate: float, seconds: float, connections: int) -> dict[str, Any]:
+    """One alert per request, request i scheduled at i / rate s, on one of at most `connections`
+    keep-alive connections (opened as needed; a request finding all busy waits for one, which
+    its latency, counted from the schedule, includes)."""
+    latencies: list[float] = []
+    acknowledged: list[str] = []
+    errors = 0
+    idle: asyncio.Queue[_Connection] = asyncio.Queue()
+    opened: list[_Connection] = []
+
+    async def send(scheduled: float) -> None:
+        nonlocal errors
+        if idle.empty() and len(opened) < connections:
+            opened.append(_Connection(served))
+            idle.put_nowait(opened[-1])
+        connection = await idle.get()
+        body, fingerprints = _batch(1)
+        try:
+            status = await asyncio.wait_for(connection.post(json.dumps(body).encode()), 30)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            errors += 1
+            connection.close()
+            return
+        latencies.append(time.perf_counter() - scheduled)
+        idle.put_nowait(connection)
+        if status == 202:
+            acknowledged.extend(fingerprints)
+        else:
+            errors += 1
+
+    began = time.perf_counter()
+    sending = []
+    for i in range(int(rate * seconds)):
+        scheduled = began + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sending.append(asyncio.create_task(send(scheduled)))
+    await asyncio.gather(*sending)
     elapsed = time.perf_counter() - began
+    for connection in opened:
+        connection.close()
+    return {**_latency(latencies, acknowledged, elapsed, errors), "connections": len(opened)}
+
+
+def _latency(latencies: list[float], acknowledged: list[str], elapsed: float, errors: int) -> dict[str, Any]:
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
     return {
@@ -160,10 +215,10 @@ def _cpu_s(served: Served) -> float:
     return float(times.user + times.system)
 
 
-def intake(served: Served, clients: int, batch: int, seconds: float) -> dict[str, Any]:
+def intake(served: Served, sending: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     # The server's CPU per alert does not depend on what else the machine runs; the rate does.
     cpu, own = _cpu_s(served), time.process_time()
-    result = asyncio.run(_send(served, clients, batch, seconds))
+    result = asyncio.run(sending)
     alerts = max(1, len(result["acknowledged"]))
     result["server_cpu_ms_per_alert"] = (_cpu_s(served) - cpu) * 1000 / alerts
     result["client_cpu_ms_per_alert"] = (time.process_time() - own) * 1000 / alerts
@@ -253,6 +308,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--batch", type=int, action="append")
+    parser.add_argument("--rate", type=float, action="append", help="open loop at this many alerts/s")
+    parser.add_argument("--connections", type=int, default=64, help="the open loop's most connections")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--only-diagnosis", action="store_true", help="skip the intake and kill rounds")
@@ -274,7 +331,11 @@ def main() -> None:
                 _open_storm(served)
             for batch in batches:
                 report["intake"][batch] = [
-                    intake(served, args.clients, batch, args.seconds) for _ in range(args.rounds)
+                    intake(served, _send(served, args.clients, batch, args.seconds)) for _ in range(args.rounds)
+                ]
+            for rate in (args.rate or []) if batches else []:
+                report["intake"][f"open loop {rate:g}/s"] = [
+                    intake(served, _send_open(served, rate, args.seconds, args.connections)) for _ in range(args.rounds)
                 ]
             for _ in range(args.rounds if batches else 0):
                 report["kill"].append(kill_during_intake(served, args.clients, batches[-1], args.seconds))
@@ -295,6 +356,7 @@ def main() -> None:
                 "client_cpu_ms_per_alert_median": statistics.median(r["client_cpu_ms_per_alert"] for r in runs),
                 "lost": sum(r["acknowledged"] - r["stored"] for r in runs),
                 "errors": sum(r["errors"] for r in runs),
+                **({"connections_max": max(r["connections"] for r in runs)} if "connections" in runs[0] else {}),
             }
             for batch, runs in report["intake"].items()
         },

@@ -3,6 +3,7 @@ and nothing already recorded is lost."""
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,9 @@ from typer.testing import CliRunner
 
 from support_bundle import write_bundle
 from warroom.cli import app
+from warroom.errors import BundleError
+from warroom.sources.live import LiveError
+from warroom.sources.snapshot import SourceRead
 from warroom.store.repository import Store
 
 runner = CliRunner()
@@ -146,3 +150,14 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {tmp_path / 'missing'}: not a directory (expected an incident bundle)"
+
+
+def test_an_input_error_pickled_back_from_a_worker_keeps_its_class_and_fields() -> None:
+    # a worker's failed read reaches the run's driver through pickling: the run_failed event
+    # names each source that did not answer (LiveError.unanswered), and the message its file
+    down = SourceRead(kind="prometheus", location="http://127.0.0.1:9", answered=False, detail="refused")
+    live = pickle.loads(pickle.dumps(LiveError("no live source answered", unanswered=[down])))
+    assert type(live) is LiveError and live.unanswered == [down] and str(live) == "no live source answered"
+    bundle = pickle.loads(pickle.dumps(BundleError("bad row", file="/b/metrics.csv", line=3, field="value")))
+    assert type(bundle) is BundleError and (bundle.file, bundle.line, bundle.field) == ("/b/metrics.csv", 3, "value")
+    assert bundle.one_line() == "/b/metrics.csv:3: field 'value': bad row" == str(bundle)

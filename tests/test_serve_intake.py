@@ -20,6 +20,7 @@ from warroom.serve.intake import IntakeResult, RunSettings, accept
 from warroom.serve.matchers import parse_matcher
 from warroom.serve.payloads import AlertmanagerWebhook, GenericAlert, ReceivedAlert
 from warroom.serve.routing import Router
+from warroom.store.alerts import alerts_of, look_up_occurrences
 from warroom.store.repository import Store
 from warroom.store.tokens import find_token, revoke_token
 
@@ -57,6 +58,40 @@ def test_same_occurrence_and_same_group_attach_to_one_incident(store: Store, rou
     assert len(summaries) == 3 and summaries[-1].startswith("resolved: ApiLatencyP99High")
     # replayed incidents keep the bundle's clock: no event lands at the wall-clock date
     assert all(e.at.year == 2024 for e in store.timeline(incident_id))
+
+
+@pytest.mark.parametrize("looked_up", [False, True], ids=["one-statement-per-alert", "looked-up-ahead"])
+def test_a_batch_holding_an_alert_its_resend_and_its_resolution_stores_one_occurrence(
+    store: Store, router: Router, tmp_path: Path, looked_up: bool
+) -> None:
+    # One group commit: the inserts are deferred to COMMIT, so the re-send and the resolution find
+    # the occurrence among the batch's own rows, not in the table; an occurrence stored by an
+    # earlier batch is found by its own statement or by the batch's look-up ahead (the service's).
+    name = f"Batched{looked_up}"
+    fingerprint, earlier = f"b0b0b0b0b0b0b0b{int(looked_up)}", f"e0e0e0e0e0e0e0e{int(looked_up)}"
+    [before] = _accept(store, router, tmp_path, _received(name=name, fingerprint=earlier)).incident_ids
+    alerts = [
+        *_received(name=name, fingerprint=fingerprint),
+        *_received(name=name, fingerprint=fingerprint),
+        *_received(name=name, fingerprint=fingerprint, status="resolved"),
+        *_received(name=name, fingerprint=earlier, status="resolved"),
+        *_received(name=name, fingerprint=earlier, status="resolved"),
+    ]
+    with store.transaction() as session:
+        if looked_up:
+            look_up_occurrences(session, [[(a.fingerprint, a.starts_at) for a in alerts]])
+        result = accept(session, store, router, RunSettings(tmp_path / "reports"), alerts)
+    assert [a.outcome for a in result.alerts] == ["attached"] * 5 and result.runs == []
+    assert result.incident_ids == [before]  # the same group (the alert name): its open incident
+    with store.transaction() as session:
+        stored = {a.fingerprint: (a.status, a.outcome) for a in alerts_of(session, before)}
+    # what the last receipt made of each, as a re-send in a later batch updates it
+    assert stored == {earlier: ("resolved", "attached"), fingerprint: ("resolved", "attached")}
+    events = [
+        (e.data["fingerprint"], e.summary.split(":")[0]) for e in store.timeline(before) if e.kind.value == "alert"
+    ]
+    # each occurrence's firing and its resolution once; the re-sends add nothing
+    assert events == [(earlier, "firing"), (fingerprint, "firing"), (fingerprint, "resolved"), (earlier, "resolved")]
 
 
 def test_a_storm_of_groups_becomes_one_incident(store: Store, router: Router, tmp_path: Path) -> None:

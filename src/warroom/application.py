@@ -18,7 +18,7 @@ from warroom.sources.bundle import BundleSource
 from warroom.sources.config import parse_duration
 from warroom.sources.contract import LiveSpec, SourceSpec
 from warroom.sources.incident_telemetry import read_incident
-from warroom.sources.registry import open_source
+from warroom.sources.registry import capture_source, open_source
 from warroom.sources.snapshot import SnapshotInfo
 from warroom.store.records import build_record
 from warroom.store.repository import Store
@@ -173,10 +173,12 @@ def resume(
 def continue_run(store: Store, run_id: str, runner: StepRunner) -> RunResult:
     """Drive a stored run to its end or its next approval gate, then write its reports (the
     service's background worker: the run's options say where)."""
-    # Opened here, once, before any worker reads it: a live source reads its systems into the
-    # run's snapshot now, and every worker (and a resumed run) then reopens that snapshot.
+    # A live source reads its systems into the run's snapshot here, once (a resumed run finds it
+    # there); then the workers read the snapshot or recording, each once for all its steps.
+    source = RunOptions.model_validate(store.get_run(run_id).options).source
     try:
-        open_source(RunOptions.model_validate(store.get_run(run_id).options).source)
+        capture_source(source)
+        runner.open(source)
     except InputError as exc:
         # Nothing to investigate from (no live source answered, the bundle is gone): the run ends
         # failed with the reason and the sources on its timeline, the incident open for a human.

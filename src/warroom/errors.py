@@ -22,6 +22,11 @@ class InputError(Exception):
         self.message = message
         super().__init__(self.one_line())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled back from a worker process (a read that failed there): the same class with every
+        # field (a LiveError's sources too), not only the message that Exception's pickling keeps.
+        return (_rebuilt, (type(self), dict(vars(self))))
+
     def one_line(self) -> str:
         where = ""
         if self.file:
@@ -32,6 +37,13 @@ class InputError(Exception):
             where = f"{where}: field '{self.field}'" if where else f"field '{self.field}'"
         text = f"{where}: {self.message}" if where else self.message
         return " ".join(text.split())
+
+
+def _rebuilt(cls: type[InputError], fields: dict[str, object]) -> InputError:
+    error = cls.__new__(cls)
+    vars(error).update(fields)
+    Exception.__init__(error, error.one_line())
+    return error
 
 
 class Interrupted(KeyboardInterrupt):

@@ -173,6 +173,7 @@ class TimelineKind(StrEnum):
     RESUMED = "resumed"  # a run picked up again after its process died
     CANCELLED = "cancelled"  # a human stopped the investigation: no further step runs
     RUN_FAILED = "run_failed"  # the run could not go on (its telemetry could not be read): it ended
+    RERUN = "rerun"  # a human started a failed run again (its sources are back): a new run
 
 
 class TimelineEvent(BaseModel):

@@ -24,9 +24,9 @@ from warroom.comms.message import AUDIENCES
 from warroom.comms.updates import send_update
 from warroom.errors import NotFoundError
 from warroom.incident import Incident, Status, TimelineEvent, TimelineKind
-from warroom.record import RunRecord
+from warroom.redact import redact_tree
 from warroom.serve.clock import incident_now
-from warroom.serve.room import record_of
+from warroom.store.records import run_context
 from warroom.store.repository import Store
 
 log = logging.getLogger("warroom.serve")
@@ -39,11 +39,11 @@ MAX_TICK_S = 5.0
 MIN_TICK_S = 0.05
 
 
-def _recovered(incident: Incident, record: RunRecord) -> bool:
+def _recovered(incident: Incident, context: dict[str, Any]) -> bool:
     """Recovered for real: a verified recovery after an executed action, or the incident monitored."""
     if incident.status is Status.MONITORING:
         return True
-    mitigation: Any = record.context.get("mitigation")
+    mitigation: Any = context.get("mitigation")
     return isinstance(mitigation, dict) and mitigation.get("recovered") is True and not mitigation.get("dry_run")
 
 
@@ -98,9 +98,10 @@ class CadenceKeeper:
         return run.id, run.status, self.store.step_count(run.id)
 
     def _update(self, incident: Incident) -> bool:
-        # Only the updates sent are read each tick; the whole run record (thousands of alert
-        # events on a storm's incident, redacted) only when an update is due or the run moved on
-        # (a step recorded may be the verified recovery that calls for the last update).
+        # Only the updates sent are read each tick; the run's context (redacted) only when an
+        # update is due or the run moved on (a step recorded may be the verified recovery that
+        # calls for the last update). Never the whole record: on a storm's incident its timeline
+        # holds thousands of alert events, and reading it held the GIL for most of a second.
         sent = self.store.timeline(incident.id, kinds=(TimelineKind.COMMUNICATION_SENT.value,))
         if any(e.data.get("final") for e in sent):
             return False  # the update saying it recovered went out: no more
@@ -111,19 +112,20 @@ class CadenceKeeper:
         state = (incident.status, self._run_state(incident))
         if not due and self._looked.get(incident.id) == state:
             return False
-        record = record_of(self.store, incident.id)
-        if record is None:
+        try:
+            context = redact_tree(run_context(self.store, incident.id))
+        except NotFoundError:
             return False
-        self._looked[incident.id] = state  # what the record was read at: not recovered unless it changes
-        recovered = _recovered(incident, record)
+        self._looked[incident.id] = state  # what the context was read at: not recovered unless it changes
+        recovered = _recovered(incident, context)
         if not (due or recovered):
             return False
-        self._send(incident, record, now, len({_sequence(e) for e in sent}) + 1, final=recovered)
+        self._send(incident, context, now, len({_sequence(e) for e in sent}) + 1, final=recovered)
         return True
 
-    def _send(self, incident: Incident, record: RunRecord, now: datetime, sequence: int, *, final: bool) -> None:
+    def _send(self, incident: Incident, context: dict[str, Any], now: datetime, sequence: int, *, final: bool) -> None:
         update = send_update(
-            record.context,
+            context,
             incident_id=incident.id,
             severity=incident.severity.value,
             now=now,

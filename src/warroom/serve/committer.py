@@ -11,6 +11,7 @@ intakes no longer race each other for an incident number or an alert occurrence.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -35,10 +36,22 @@ LINGER_S = 0.002
 ATTEMPTS = 5
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """What a job's work will read, looked up once for its whole batch: before any job runs,
+    `look_up(session, items)` is called once with the `item` of every job of the batch that
+    names the same `look_up` (the intake: every alert's stored occurrence, one statement)."""
+
+    look_up: Callable[[Session, list[Any]], None]
+    item: Any
+
+
 @dataclass
 class _Job:
     work: Callable[[Session], Any]
-    done: Future[Any]
+    done: Future[Any] | asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop | None = None  # where `done` is settled, for an awaiting caller
+    ahead: Ahead | None = None
 
 
 class GroupCommitter:
@@ -63,9 +76,14 @@ class GroupCommitter:
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    async def run(self, work: Callable[[Session], T]) -> T:
+    async def run(self, work: Callable[[Session], T], ahead: Ahead | None = None) -> T:
         """Run `work` in the next batch; returns its result once the batch committed."""
-        return await asyncio.wrap_future(self.submit(work))
+        if self._closed:
+            raise RuntimeError("the store's writer is closed")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(work, done, loop, ahead))
+        return await done
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer."""
@@ -110,6 +128,7 @@ class GroupCommitter:
     def _commit(self, jobs: list[_Job], attempt: int = 1) -> None:
         try:
             with self.store.transaction() as session:
+                _look_ahead(session, jobs)
                 results = [job.work(session) for job in jobs]
         except Exception as exc:
             if len(jobs) > 1:  # rolled back as a whole: each again in its own transaction
@@ -118,9 +137,52 @@ class GroupCommitter:
             elif isinstance(exc, IntegrityError) and attempt < ATTEMPTS:
                 self._commit(jobs, attempt + 1)  # another process took the same unique key first
             else:
-                jobs[0].done.set_exception(exc)  # the caller's request answers with it
+                _settle([(jobs[0], _Failed(exc))])  # the caller's request answers with it
             return
         self.batches += 1
         self.jobs += len(jobs)
-        for job, result in zip(jobs, results, strict=True):
-            job.done.set_result(result)
+        _settle(list(zip(jobs, results, strict=True)))
+
+
+def _look_ahead(session: Session, jobs: list[_Job]) -> None:
+    shared: dict[Callable[[Session, list[Any]], None], list[Any]] = {}
+    for job in jobs:
+        if job.ahead is not None:
+            shared.setdefault(job.ahead.look_up, []).append(job.ahead.item)
+    for look_up, items in shared.items():
+        look_up(session, items)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
+
+
+def _settle(outcomes: list[tuple[_Job, Any]]) -> None:
+    """Hand each job its result (a failure's exception is raised to its caller). Callers on an
+    event loop are woken with one call per loop and batch, not one per job: each wake-up from
+    another thread writes to the loop's self-pipe, which cost the writer a tenth of its time in
+    a storm."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any]]] = {}
+    for job, outcome in outcomes:
+        if job.loop is None:
+            _resolve(job.done, outcome)
+        else:
+            by_loop.setdefault(job.loop, []).append((job, outcome))
+    for loop, waiting in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody awaits these any more
+            loop.call_soon_threadsafe(_resolve_all, waiting)
+
+
+def _resolve_all(waiting: list[tuple[_Job, Any]]) -> None:
+    for job, outcome in waiting:
+        _resolve(job.done, outcome)
+
+
+def _resolve(done: Future[Any] | asyncio.Future[Any], outcome: Any) -> None:
+    if done.done():  # its caller gave up (a client that went away): committed all the same
+        return
+    if isinstance(outcome, _Failed):
+        done.set_exception(outcome.error)
+    else:
+        done.set_result(outcome)

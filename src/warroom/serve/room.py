@@ -44,7 +44,9 @@ class RoomView:
 
     @property
     def failure(self) -> TimelineEvent | None:
-        """Why the run ended without going on, if it failed."""
+        """Why the run ended without going on, if it failed (a failure run again is history)."""
+        if self.run_status != "failed":
+            return None
         return next((e for e in reversed(self.timeline) if e.kind == TimelineKind.RUN_FAILED), None)
 
     @property

@@ -85,8 +85,9 @@ def build_service(config: ServeConfig, whole: WarroomConfig | None = None) -> St
     live = live_settings(whole or WarroomConfig(), store)
     router = Router(config, live)  # validates workflows, bundles, live sources: bad ones stop here with one line
     executor = LocalExecutor(store, partial(continue_run, store), workers=config.workers)
-    for bundle in router.bundles()[:1]:  # one pool: warm it on the first bundle a route replays
-        executor.warm(bundle)
+    # one pool for every route: warm now (the agents imported; the first bundle a route replays
+    # read), or the first incident would pay the workers' spawn and imports
+    executor.warm(next(iter(router.bundles()), None))
     settings = RunSettings(reports_dir(config, store), execute=config.execute, workers=config.workers)
     resumed = executor.recover()
     committer = GroupCommitter(store)

@@ -105,7 +105,8 @@ def incident_page(incident_id: str, request: Request, who: Viewer, svc: Svc) -> 
         "last_seq": max((e.seq or 0 for e in room.timeline), default=0),
         "needs": needs,
         "can_decide": can_decide,
-        "can_cancel": who.role >= Role.COMMANDER,  # the cancel endpoint's own role: the others get 403
+        # the role of the cancel and re-run endpoints: the others would get 403, so are not shown them
+        "can_command": who.role >= Role.COMMANDER,
     }
     return TEMPLATES.TemplateResponse(request, "incident.html", context)
 

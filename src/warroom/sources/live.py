@@ -16,6 +16,7 @@ real re-query, and the same folder replays it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -288,13 +289,24 @@ def pin_manifest(folder: Path) -> Manifest:
     """Derive the snapshot's manifest as any folder of raw exports gets one (the alert given or
     found, the onset detected) and write it as incident.yaml, so every later reading — a worker,
     a resumed run, `respond SNAPSHOT` — answers the same alert over the same window."""
+    return _pinned(folder).manifest()
+
+
+def _pinned(folder: Path) -> SnapshotSource:
+    """The snapshot read back, its manifest pinned: derived from this read (the alert copy
+    answered) and written as incident.yaml when the folder has none yet. Readers that start
+    together derive it from the same files the same way, and each replaces the file whole."""
     import yaml
 
+    manifest_file = folder / "incident.yaml"
+    if manifest_file.is_file():
+        return SnapshotSource(folder)
     source = SnapshotSource(folder, alert=folder / ALERT_COPY if (folder / ALERT_COPY).is_file() else None)
-    manifest = source.manifest()
-    text = yaml.safe_dump(manifest.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
-    (folder / "incident.yaml").write_text(text, encoding="utf-8")
-    return manifest
+    body = source.manifest().model_dump(mode="json", exclude_none=True)
+    staging = manifest_file.with_name(f".incident.yaml.{os.getpid()}.{threading.get_ident()}")
+    staging.write_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    staging.replace(manifest_file)
+    return source
 
 
 class LiveSource:
@@ -305,20 +317,19 @@ class LiveSource:
         self._spec = spec
         self.folder = Path(spec.path)
         self.reader = LiveReader(config)
-        if not (self.folder / "incident.yaml").is_file():
-            if not (self.folder / "snapshot.json").is_file():
-                alert = Path(spec.alert) if spec.alert else None
-                capture(config, self.folder, spec.start, spec.end, alert=alert, config_path=spec.config)
-            pin_manifest(self.folder)
+        if not (self.folder / "incident.yaml").is_file() and not (self.folder / "snapshot.json").is_file():
+            alert = Path(spec.alert) if spec.alert else None
+            capture(config, self.folder, spec.start, spec.end, alert=alert, config_path=spec.config)
         self._lock = threading.Lock()  # post-action reads of several actions may run on threads
 
     @cached_property
     def snapshot(self) -> SnapshotSource:
-        """The snapshot read back, when first asked: the process that captures it (serve's
-        dispatcher) has read it whole to pin the manifest and does not read it again; the worker
-        that runs the steps reads it once (measured: a few seconds to tens of seconds a read for a
-        30-minute period at the lab's load, each spent before the diagnosis)."""
-        return SnapshotSource(self.folder)
+        """The snapshot read back, when first asked, its manifest pinned by the first reading. The
+        process that captures it (serve's dispatcher) never reads it: the workers that run the steps
+        read it, once each (a few seconds to tens of seconds a read for a 30-minute period at the
+        lab's load, spent before the diagnosis: reading it to pin the manifest, then again to
+        investigate, paid that twice)."""
+        return _pinned(self.folder)
 
     def spec(self) -> LiveSpec:
         return self._spec

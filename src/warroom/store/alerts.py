@@ -3,7 +3,9 @@
 Functions take the caller's session: the service stores an alert, attaches it or opens its
 incident, and queues the run in one transaction, before it acknowledges the alert. This is the
 service's hot path (hundreds of alerts a second in a storm), so it uses SQL expressions rather
-than ORM objects and lets unique keys, not prior reads, keep events from repeating.
+than ORM objects, lets unique keys, not prior reads, keep events from repeating, and defers its
+inserts to the commit (store/deferred.py: one statement for all of a batch's alerts, another for
+their events).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from warroom.incident import Status, TimelineEvent
+from warroom.store.deferred import defer
 from warroom.store.models import AlertGroupRow, AlertRow, IncidentRow, TimelineRow
 
 CLOSED = (Status.RESOLVED.value, Status.CLOSED.value)
@@ -52,6 +55,8 @@ class Occurrence:
     received_at: datetime
     incident_id: str | None
     previous_status: str | None  # None when this receipt is the first
+    # a new occurrence stored earlier in this transaction: its row, still deferred (updated in place)
+    deferred: dict[str, Any] | None = None
 
 
 # Statements built once: building and hashing SQL expressions per alert costs more than SQLite
@@ -59,6 +64,11 @@ class Occurrence:
 _FIND = select(ALERTS.c.id, ALERTS.c.status, ALERTS.c.incident_id).where(
     ALERTS.c.fingerprint == bindparam("fp"), ALERTS.c.starts_at == bindparam("starts")
 )
+_FIND_MANY = select(ALERTS.c.id, ALERTS.c.status, ALERTS.c.incident_id, ALERTS.c.fingerprint, ALERTS.c.starts_at).where(
+    ALERTS.c.fingerprint.in_(bindparam("fps", expanding=True))
+)
+# fingerprints per look-up statement: well under every driver's limit on bound parameters
+LOOK_UP_CHUNK = 500
 _INSERT = insert(ALERTS)
 _UPDATE = update(ALERTS).where(ALERTS.c.id == bindparam("alert_id"))
 _OPEN = INCIDENTS.c.status.not_in(CLOSED)
@@ -100,9 +110,19 @@ def receive_alert(
 ) -> Occurrence:
     """A received alert with what the store knows of its occurrence (a re-send carries its
     incident and previous status). Nothing is written until `settle_alert`."""
-    found = session.execute(_FIND, {"fp": fingerprint, "starts": starts_at}).first()
+    key = (fingerprint, starts_at)
+    deferred = _deferred(session).get(key)
+    looked_up = _looked_up(session)
+    if deferred:
+        found = None
+    elif key in looked_up:
+        found = looked_up[key]
+    else:
+        row = session.execute(_FIND, {"fp": fingerprint, "starts": starts_at}).first()
+        found = row._asdict() if row else None
+    known = deferred or found or {}
     return Occurrence(
-        found.id if found else None,
+        found["id"] if found else None,
         fingerprint,
         starts_at,
         ends_at,
@@ -112,9 +132,39 @@ def receive_alert(
         labels,
         annotations,
         received_at,
-        found.incident_id if found else None,
-        found.status if found else None,
+        known.get("incident_id"),
+        known.get("status"),
+        deferred,
     )
+
+
+def look_up_occurrences(session: Session, batches: list[list[tuple[str, datetime]]]) -> None:
+    """Find the stored occurrences of a group commit's alerts (each job's (fingerprint, start)
+    pairs, UTC) with one statement per LOOK_UP_CHUNK fingerprints, before the jobs run:
+    `receive_alert` then reads them here instead of sending one statement per alert."""
+    wanted = {key for keys in batches for key in keys}
+    looked_up = _looked_up(session)
+    fingerprints = sorted({fingerprint for fingerprint, _ in wanted})
+    for start in range(0, len(fingerprints), LOOK_UP_CHUNK):
+        for row in session.execute(_FIND_MANY, {"fps": fingerprints[start : start + LOOK_UP_CHUNK]}):
+            key = (row.fingerprint, _utc(row.starts_at))
+            if key in wanted:
+                looked_up[key] = {"id": row.id, "status": row.status, "incident_id": row.incident_id}
+    for key in wanted:
+        looked_up.setdefault(key, None)  # looked up: not stored yet
+
+
+def _looked_up(session: Session) -> dict[tuple[str, datetime], dict[str, Any] | None]:
+    """Occurrences this transaction looked up ahead (None: not stored), kept current as it updates them."""
+    found: dict[tuple[str, datetime], dict[str, Any] | None] = session.info.setdefault("warroom.looked_up", {})
+    return found
+
+
+def _deferred(session: Session) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """The new occurrences this transaction stored, still deferred: a re-send within the same
+    batch finds its occurrence here, not in the table."""
+    found: dict[tuple[str, datetime], dict[str, Any]] = session.info.setdefault("warroom.occurrences", {})
+    return found
 
 
 def settle_alert(session: Session, row: Occurrence, outcome: str, detail: str) -> None:
@@ -131,19 +181,24 @@ def settle_alert(session: Session, row: Occurrence, outcome: str, detail: str) -
     }
     if row.id is not None:
         session.execute(_UPDATE, {"alert_id": row.id, **values})
+        looked_up = _looked_up(session).get((row.fingerprint, row.starts_at))
+        if looked_up is not None:  # a later re-send in this batch reads what this one made of it
+            looked_up.update(status=row.status, incident_id=row.incident_id)
         return
-    session.execute(
-        _INSERT,
-        {
-            "fingerprint": row.fingerprint,
-            "starts_at": row.starts_at,
-            "source": row.source,
-            "group_key": row.group_key,
-            "labels": row.labels,
-            "received_at": row.received_at,
-            **values,
-        },
-    )
+    if row.deferred is not None:  # a re-send of an occurrence this transaction stores
+        row.deferred.update(values)
+        return
+    inserted = {
+        "fingerprint": row.fingerprint,
+        "starts_at": row.starts_at,
+        "source": row.source,
+        "group_key": row.group_key,
+        "labels": row.labels,
+        "received_at": row.received_at,
+        **values,
+    }
+    _deferred(session)[(row.fingerprint, row.starts_at)] = inserted
+    defer(session, _INSERT, inserted)
 
 
 def open_incident_of_group(session: Session, group_key: str) -> str | None:
@@ -168,8 +223,10 @@ def first_received(session: Session, incident_id: str) -> datetime | None:
 
 
 def add_alert_event(session: Session, incident_id: str, event: TimelineEvent, dedupe_key: str) -> None:
-    """An alert's event on the incident's timeline, once per key (the unique key drops a repeat)."""
-    session.execute(
+    """An alert's event on the incident's timeline, once per key (the unique key drops a repeat),
+    written when the transaction commits."""
+    defer(
+        session,
         _EVENTS[session.get_bind().dialect.name],
         {
             "incident_id": incident_id,

@@ -12,11 +12,23 @@ from warroom.workflow.interpreter import Recorded, fold_context
 from warroom.workflow.spec import PhaseKind, WorkflowSpec
 
 
+def _recorded(rows: list[Any]) -> dict[str, Recorded]:
+    return {row.key: Recorded(row.key, row.kind, row.status, row.result) for row in rows}
+
+
+def run_context(store: Store, incident_id: str) -> dict[str, Any]:
+    """The context the incident's latest run has built so far (its steps' outputs), without the
+    rest of the record: a reader that needs only this (stakeholder updates on cadence) does not
+    load the timeline, which holds thousands of alert events on a storm's incident."""
+    run = store.latest_run(incident_id)
+    return fold_context(WorkflowSpec.model_validate(run.spec), _recorded(store.steps(run.id))).values
+
+
 def build_record(store: Store, incident_id: str, run_id: str | None = None) -> RunRecord:
     run = store.get_run(run_id) if run_id else store.latest_run(incident_id)
     spec = WorkflowSpec.model_validate(run.spec)
     rows = store.steps(run.id)
-    recorded = {row.key: Recorded(row.key, row.kind, row.status, row.result) for row in rows}
+    recorded = _recorded(rows)
     by_phase: dict[str, list[Any]] = {}
     for row in rows:
         by_phase.setdefault(row.phase_id, []).append(row)

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapper, Session, sessionmaker
 from warroom.errors import NotFoundError, StoreError
 from warroom.incident import Incident, Status, TimelineEvent, TimelineKind, check_transition
 from warroom.redact import redact_tree
+from warroom.store.deferred import write_deferred
 from warroom.store.models import ActionRow, AuditRow, IncidentRow, RunRow, StepRow, TimelineRow
 
 ENV_VAR = "WARROOM_DB"
@@ -238,6 +239,7 @@ class Store:
             raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self._sessions, "before_flush", _redact_before_flush)
+        event.listen(self._sessions, "before_commit", write_deferred)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from warroom.errors import InputError, NotFoundError
+from warroom.store.deferred import defer
 from warroom.store.models import ApiAuditRow, ApiTokenRow
 from warroom.store.repository import Store
 
@@ -97,8 +98,9 @@ def revoke_token(store: Store, name: str) -> TokenInfo:
 
 
 def record_request(session: Session, entry: dict[str, Any]) -> None:
-    """Append one API write (or refused write) to the audit log, in the caller's transaction."""
-    session.execute(_AUDIT, entry)
+    """Append one API write (or refused write) to the audit log, in the caller's transaction (with
+    the other entries it holds, when it commits)."""
+    defer(session, _AUDIT, entry)
 
 
 def audit_entries(store: Store, incident_id: str | None = None, limit: int = 200) -> list[ApiAuditRow]:

@@ -585,6 +585,40 @@ class Engine:
             )
         return RunResult(row.incident_id, run_id, FAILED, [])
 
+    def rerun(
+        self, incident_id: str, actor: str, reason: str, source: SourceSpec | None = None, at: datetime | None = None
+    ) -> str:
+        """A human runs a failed investigation again (its sources answer now): a new run of the
+        same workflow with the same options (`source` replacing what it reads), queued, with a
+        `rerun` event naming who and why, in one transaction. The failed run stays as it ended,
+        its events on the timeline. Returns the new run's id for whatever drives runs; an
+        InputError when the incident's latest run did not fail."""
+        failed = self.store.latest_run(incident_id)
+        at = at or self.decision_time(incident_id)
+        options = RunOptions.model_validate(failed.options)
+        if source is not None:
+            options = options.model_copy(update={"source": source})
+        with self.store.transaction() as session:
+            self.store.claim_run(session, failed.id)  # two re-runs of one failure are serialised
+            run_id = self.store.create_run(
+                session, incident_id, failed.workflow, failed.spec, options.model_dump(mode="json")
+            )
+            self.store.set_run_status(session, run_id, QUEUED)
+            # the event's key is the compare-and-set: a failure is run again once
+            recorded = failed.status == FAILED and self._event(
+                session,
+                incident_id,
+                TimelineKind.RERUN,
+                actor,
+                f"investigation run again by {actor}" + (f" — {reason}" if reason else ""),
+                {"run_id": run_id, "failed_run_id": failed.id, "reason": reason},
+                at,
+                f"{failed.id}:rerun",
+            )
+            if not recorded:  # rolled back with the new run
+                raise InputError(f"the run of {incident_id} is {failed.status}: only a failed run can be run again")
+        return run_id
+
     def approve(self, incident_id: str, action_id: str, actor: str, at: datetime | None = None) -> str | None:
         """Record a human approval given after the fact (`warroom approve`, the API); `at` in
         incident time (default: `decision_time`). Returns the run it queued, if one waited at its gate."""

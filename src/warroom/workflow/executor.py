@@ -111,8 +111,10 @@ class LocalExecutor:
             self.submit(run.id)
         return [run.id for run in found]
 
-    def warm(self, source: SourceSpec) -> None:
-        """Start the worker pool now (imports done, the source read), so the first alert finds it warm."""
+    def warm(self, source: SourceSpec | None = None) -> None:
+        """Start the worker pool now (agents imported, `source` read if given: a bundle the routes
+        replay), so the first alert finds it warm whatever its route reads (a live route's
+        snapshot exists only once its incident opened)."""
         self._runner_for(source).warm()
 
     def close(self) -> None:
@@ -129,10 +131,10 @@ class LocalExecutor:
         events = self.store.timeline(incident_id)
         return max(e.at for e in events) if events else None
 
-    def _runner_for(self, source: SourceSpec) -> StepRunner:
+    def _runner_for(self, source: SourceSpec | None) -> StepRunner:
         if self._runner is None:
             self._runner = StepRunner(source, processes=True, workers=self.workers)
-        else:
+        elif source is not None:
             self._runner.use(source)
         return self._runner
 

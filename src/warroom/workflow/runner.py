@@ -114,14 +114,15 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
 
 
-def _worker_init(source: SourceSpec, parent_pid: int) -> None:
+def _worker_init(source: SourceSpec | None, parent_pid: int) -> None:
     die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group; the parent decides what happens to running steps.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Workers may start before the main process has validated the source: bad input is reported
     # there, once, as a one-line error, so a worker stays quiet and fails on first use.
-    with contextlib.suppress(Exception):
-        _telemetry(source)
+    if source is not None:
+        with contextlib.suppress(Exception):
+            _telemetry(source)
     # Importing the agents and their analyses costs seconds; paid here, a warm pool's first step
     # (the service's first answer to an alert) does not wait for it.
     builtin()
@@ -129,6 +130,10 @@ def _worker_init(source: SourceSpec, parent_pid: int) -> None:
 
 def _ready() -> int:
     return os.getpid()
+
+
+def _open(source: SourceSpec) -> None:
+    _telemetry(source)  # kept for this worker's steps
 
 
 def execute_agent(source: SourceSpec, task: StepTask) -> dict[str, Any]:
@@ -149,7 +154,8 @@ def _describe(exc: BaseException) -> str:
 class StepRunner:
     """Submits tasks to an executor and yields each outcome as soon as it is final."""
 
-    def __init__(self, source: SourceSpec, *, processes: bool = True, workers: int = 2) -> None:
+    def __init__(self, source: SourceSpec | None, *, processes: bool = True, workers: int = 2) -> None:
+        # None: a pool started ahead of any run (agents imported), each run's source given by `use`
         self.source = source
         self.processes = processes
         self.workers = max(1, workers)
@@ -159,6 +165,22 @@ class StepRunner:
         """Serve another run's source on the same warm pool: each worker reads it on its first
         step (once per run) instead of the pool being spawned again."""
         self.source = source
+
+    def open(self, source: SourceSpec) -> None:
+        """Serve `source` and read it now, in every worker at once (each keeps it for its steps):
+        a source that cannot be read raises its InputError here, before any step starts, and the
+        first step does not wait for a read."""
+        self.use(source)
+        if not self.processes:
+            share_telemetry(source, read_spec(source))
+            return
+        for read in [self._pool().submit(_open, source) for _ in range(self.workers)]:
+            read.result()
+
+    def _served(self) -> SourceSpec:
+        if self.source is None:
+            raise RuntimeError("the runner serves no source yet (use() gives it one)")
+        return self.source
 
     def _pool(self) -> Executor:
         if self._executor is None:
@@ -198,16 +220,17 @@ class StepRunner:
     def run(self, tasks: list[StepTask]) -> Iterator[StepOutcome]:
         running: dict[Future[dict[str, Any]], _Attempt] = {}
         abandoned = False
+        source = self._served()
 
         def submit(attempt: _Attempt) -> None:
             attempt.started_mono = time.monotonic()
             attempt.pool = self._pool()
             try:
-                future = attempt.pool.submit(execute_agent, self.source, attempt.task)
+                future = attempt.pool.submit(execute_agent, source, attempt.task)
             except BrokenProcessPool:  # a worker died earlier: start a fresh pool and go on
                 self.terminate()
                 attempt.pool = self._pool()
-                future = attempt.pool.submit(execute_agent, self.source, attempt.task)
+                future = attempt.pool.submit(execute_agent, source, attempt.task)
             running[future] = attempt
 
         for task in tasks:

@@ -15,9 +15,11 @@ from warroom.serve.api.deps import Service, service
 from warroom.serve.api.schemas import AlertOutcomeOut, IntakeOut
 from warroom.serve.audit import entry_of
 from warroom.serve.auth import Principal, Role, authenticate, requires
+from warroom.serve.committer import Ahead
 from warroom.serve.intake import IntakeResult, accept
 from warroom.serve.payloads import AlertmanagerWebhook, GenericAlerts, ReceivedAlert
 from warroom.serve.problems import ERROR_RESPONSES
+from warroom.store import alerts as alert_store
 from warroom.store.tokens import record_request
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], responses=ERROR_RESPONSES)
@@ -35,7 +37,9 @@ async def take(request: Request, svc: Service, received: list[ReceivedAlert]) ->
         record_request(session, entry_of(request.scope, 202))
         return result
 
-    result = await svc.committer.run(work)
+    # every alert's stored occurrence is looked up with the batch's others, in one statement
+    occurrences = [(alert.fingerprint, alert.starts_at) for alert in received]
+    result = await svc.committer.run(work, Ahead(alert_store.look_up_occurrences, occurrences))
     request.state.audited = True
     for run_id in result.runs:  # committed above: a crash from here on is recovered at restart
         svc.executor.submit(run_id)

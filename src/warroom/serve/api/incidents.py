@@ -1,9 +1,10 @@
 """Incidents: list and show, timeline (and its live stream), findings, evidence, diagnosis, comms,
-metrics, postmortem, notes; cancelling the investigation."""
+metrics, postmortem, notes; cancelling the investigation, running a failed one again."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -18,7 +19,6 @@ from warroom.report.writer import diagnosis_payload, findings_payload, metrics_p
 from warroom.serve.api.deps import Service, service
 from warroom.serve.api.schemas import (
     ActionAuditOut,
-    CancelIn,
     CancelOut,
     DiagnosisOut,
     EvidenceOut,
@@ -27,14 +27,17 @@ from warroom.serve.api.schemas import (
     IncidentSummary,
     MetricsOut,
     NoteIn,
+    ReasonIn,
+    RerunOut,
     TimelineOut,
 )
 from warroom.serve.auth import Principal, Role, requires
 from warroom.serve.clock import incident_now
 from warroom.serve.problems import ERROR_RESPONSES
 from warroom.serve.room import record_of, report_path
+from warroom.sources.registry import read_again
 from warroom.store import alerts as alert_store
-from warroom.workflow.engine import CANCELLED, Engine
+from warroom.workflow.engine import CANCELLED, QUEUED, Engine, RunOptions
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], responses=ERROR_RESPONSES)
 MAX_SEQ = 2**62  # sequence numbers are 64-bit integers in every store
@@ -199,7 +202,7 @@ def action_audit(incident_id: str, _: Viewer, svc: Svc) -> list[ActionAuditOut]:
 
 
 @router.post("/{incident_id}/cancel", response_model=CancelOut)
-def cancel(incident_id: str, body: CancelIn, request: Request, who: Commander, svc: Svc) -> CancelOut:
+def cancel(incident_id: str, body: ReasonIn, request: Request, who: Commander, svc: Svc) -> CancelOut:
     """Cancel the incident's investigation (a commander): the run is marked cancelled in the store
     with an event on the timeline; a step in progress finishes and is recorded, no further step
     starts, and a restart does not resume it. 409 when the run has already ended."""
@@ -212,3 +215,21 @@ def cancel(incident_id: str, body: CancelIn, request: Request, who: Commander, s
     request.state.audit_detail = {"run_id": run_id, "reason": body.reason[:200]}
     queued = svc.executor.cancel(run_id)
     return CancelOut(incident_id=incident_id, run_id=run_id, status=CANCELLED, by=who.name, stopped_queued=queued)
+
+
+@router.post("/{incident_id}/rerun", response_model=RerunOut, status_code=202)
+def rerun(incident_id: str, body: ReasonIn, request: Request, who: Commander, svc: Svc) -> RerunOut:
+    """Run a failed investigation again (a commander, once the sources that did not answer are
+    back): a new run of the same workflow, queued, with a `rerun` event on the timeline; a live
+    read covers the period up to now. 409 unless the incident's latest run failed."""
+    failed = svc.store.latest_run(incident_id)
+    source = read_again(RunOptions.model_validate(failed.options).source, datetime.now(UTC))
+    try:
+        run_id = Engine(svc.store).rerun(
+            incident_id, who.name, body.reason, source, incident_now(svc.store, incident_id)
+        )
+    except InputError as exc:
+        raise HTTPException(409, exc.one_line()) from None
+    request.state.audit_detail = {"run_id": run_id, "failed_run_id": failed.id, "reason": body.reason[:200]}
+    svc.executor.submit(run_id)  # committed above: a crash from here on is recovered at restart
+    return RerunOut(incident_id=incident_id, run_id=run_id, failed_run_id=failed.id, status=QUEUED, by=who.name)

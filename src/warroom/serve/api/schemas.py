@@ -102,7 +102,9 @@ class RejectIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2_000)
 
 
-class CancelIn(BaseModel):
+class ReasonIn(BaseModel):
+    """Why a commander cancels an investigation or runs it again."""
+
     reason: str = Field(min_length=1, max_length=2_000)
 
 
@@ -112,6 +114,14 @@ class CancelOut(BaseModel):
     status: str  # the run's status now: cancelled
     by: str
     stopped_queued: bool  # the run had not started (or waited to go on) and never will
+
+
+class RerunOut(BaseModel):
+    incident_id: str
+    run_id: str  # the new run
+    failed_run_id: str  # the run that failed, which stays as it ended
+    status: str  # the new run's status: queued
+    by: str
 
 
 class DecisionOut(BaseModel):

@@ -1,7 +1,7 @@
 // The incident room's live parts, in plain JavaScript (no build step, nothing fetched from elsewhere):
 // the incident list refreshes itself, the incident page streams its timeline over SSE and swaps in
 // fresh server-rendered sections when the run records something, and the approve/reject buttons
-// and the cancel button call the API with the session cookie.
+// and the cancel and run-again buttons call the API with the session cookie.
 "use strict";
 
 function text(tag, value, cls) {
@@ -46,7 +46,7 @@ function refreshList(table) {
 const CHANGES = new Set([
   "status_changed", "decision", "finding", "action_proposed", "action_approved", "action_executed",
   "action_verified", "communication_sent", "phase_finished", "note", "resumed", "cancelled", "step_failed",
-  "run_failed",
+  "run_failed", "rerun",
 ]);
 
 function swapSections() {
@@ -122,6 +122,13 @@ function bindActions() {
     cancel.onclick = () => {
       const reason = prompt("Why cancel this investigation? (it stops for good; the incident stays open)");
       if (reason) decide(cancel, { reason }, "cancel-error");
+    };
+  }
+  const rerun = document.getElementById("rerun");
+  if (rerun) {
+    rerun.onclick = () => {
+      const reason = prompt("Why run it again? (e.g. the source that did not answer is back)");
+      if (reason) decide(rerun, { reason }, "rerun-error");
     };
   }
 }
