@@ -4,12 +4,14 @@ the registry and the calibration map hold what they promise."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 import pytest
 import yaml
 from pydantic import ValidationError
 
-from support_specialists import bundle
+from support_specialists import FIRED, bundle, changes
 from warroom.agents.investigation import investigate
 from warroom.analysis.diagnosis import diagnose
 from warroom.analysis.diagnosis.calibration import (
@@ -134,3 +136,25 @@ def test_calibration_lowers_the_confidence_an_incident_without_a_modality_earns(
     assert c < 0
     assert abs(model.apply(0.6) - 0.9) < 0.05 and abs(model.apply(0.6, 1) - 0.3) < 0.05
     assert model.raw_of(model.apply(0.6, 1), 1) == pytest.approx(0.6)
+
+
+def test_a_replayed_record_ends_the_incident_period_at_the_responses_first_rollback() -> None:
+    """The change log of a replayed capture holds the response's rollback two minutes after the
+    alert: what follows shows the remedy, so the compared period ends there (a fault of minutes
+    averaged with the recovered rest reads as none), and the deploy it undid is still the cause."""
+    rollback = FIRED + timedelta(minutes=2)
+    log = pl.concat(
+        [
+            changes(),
+            pl.DataFrame(
+                [("chg-6", rollback, "checkout", "deploy", "v1.4.0", "a" * 40, "warroom", "roll back to v1.4.0")],
+                schema=["id", "time", "service", "kind", "version", "commit", "author", "description"],
+                orient="row",
+            ).with_columns(pl.col("time").dt.cast_time_unit("us")),
+        ]
+    )
+    d = investigate(bundle("pool_leak", change_frame=log))
+    assert d.observations and {o.end for o in d.observations} == {rollback}
+    top = d.top()
+    assert top is not None and (top.service, top.fault_type) == ("checkout", "db_pool_exhaustion")
+    assert top.change is not None and top.change.change.id == "chg-2"

@@ -1,9 +1,10 @@
 """Metric anomalies: robust scoring of each series against its baseline, onset detection, ranking.
 
 Every (service, metric) series is scored as a robust z (distance from the baseline median in units
-of a scale). The scale is the larger of the baseline's spread (1.4826·MAD) and two floors that keep
+of a scale). The scale is the larger of the baseline's spread (1.4826·MAD) and floors that keep
 idle or near-constant series from producing huge z on tiny moves: a fraction of the baseline level,
-and a fraction of the metric's typical level across all services.
+a fraction of the metric's typical level across all services, and half a millisecond for a series
+of milliseconds.
 
 A long reference period is sampled: each part of the baseline (the baseline frame, the data before
 the window) contributes at most about `REFERENCE_POINTS` samples per series, taken as every k-th
@@ -23,6 +24,9 @@ from warroom.analysis.frames import decoded
 
 RELATIVE_FLOOR = 0.05  # a change smaller than 5 % of the series' own level is not a deviation
 CROSS_SERVICE_FLOOR = 0.02  # … nor one smaller than 2 % of the metric's typical level anywhere
+# … nor, in a series of milliseconds, a move of less than half a millisecond: below that a wait or a
+# latency is timer resolution and scheduling noise (a pool wait of 0.07 → 0.11 ms is no wait at all)
+MS_FLOOR = 0.5
 ONSET_Z = 3.0
 ONSET_SHARE = 0.5  # the onset is where a series first reached this share of its peak excursion
 MAD_TO_SIGMA = 1.4826
@@ -158,6 +162,7 @@ def score_series(
                 pl.col("mad") * MAD_TO_SIGMA,
                 pl.col("base_median").abs() * RELATIVE_FLOOR,
                 pl.col("typical").fill_null(0.0) * CROSS_SERVICE_FLOOR,
+                pl.when(pl.col("metric").cast(pl.String).str.ends_with("_ms")).then(MS_FLOOR).otherwise(0.0),
                 pl.when(pl.col("mad") > 0).then(0.0).otherwise(pl.col("std")),
                 pl.when((pl.col("mad") > 0) | (pl.col("std") > 0))
                 .then(0.0)

@@ -181,6 +181,12 @@ def remediations_after(pairs: Iterable[tuple[ChangeRecord, ChangeRecord]], alert
     return {undo.id for _, undo in pairs if undo.time >= alerted}
 
 
+def first_remedy(pairs: Iterable[tuple[ChangeRecord, ChangeRecord]], alerted: datetime) -> datetime | None:
+    """When the response first undid a change after the alert (`pairs` from `undo_pairs`): the end
+    of the incident's own period in a replayed record; what follows shows the remedy, not the fault."""
+    return min((undo.time for _, undo in pairs if undo.time >= alerted), default=None)
+
+
 def _reverts(later: ChangeRecord, change: ChangeRecord) -> bool:
     """`later` says it reverts `change`'s commit (git's "This reverts commit <sha>")."""
     text = (later.description or "").lower()

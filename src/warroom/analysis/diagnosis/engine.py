@@ -98,7 +98,14 @@ def diagnose(
 ) -> Diagnosis:
     """Rank hypotheses for the window from the telemetry (and the change log in `current.changes`)."""
     reg = registry()
-    periods = Periods(current, baseline or Telemetry(), min(window_start, alert_time), window_end, topology or {})
+    records = attr_mod.change_records(current.changes)
+    pairs = attr_mod.undo_pairs(records)
+    # A replayed record may run on past the response's first revert or rollback: the data after it
+    # shows the remedy (a fault of two minutes averaged with six recovered ones reads as no fault).
+    remedy = attr_mod.first_remedy(pairs, alert_time)
+    start = min(window_start, alert_time)
+    end = min(window_end, remedy) if remedy is not None and remedy > start else window_end
+    periods = Periods(current, baseline or Telemetry(), start, end, topology or {})
     found, edges = detect_all(periods, reg.signals, reg.log_patterns)
     graph = CallGraph(edges)
     observations = {o.id: o for o in found.observations}
@@ -107,7 +114,9 @@ def diagnose(
     hypotheses = hyp_mod.form(observations.values(), reg, worth, external, _servers(periods, graph))
     started = onset or alert_time
     # Before any hypothesis claims evidence: a fault only a change brings in needs a candidate change.
-    options, hypotheses = _change_options(hypotheses, current, reg, observations, (started, alert_time), external)
+    options, hypotheses = _change_options(
+        hypotheses, (records, pairs), reg, observations, (started, alert_time), external
+    )
     base = {
         h.key: h.log_prior + max((a.time_llr for a in options[h.key]), default=0.0)
         if options[h.key] and (reg.fault_types[h.fault_type].change.required or options[h.key][0].time_llr > 0)
@@ -171,7 +180,7 @@ def _servers(periods: Periods, graph: CallGraph) -> set[str]:
 
 def _change_options(
     hypotheses: list[Hypothesis],
-    current: Telemetry,
+    changes: tuple[list[attr_mod.ChangeRecord], list[tuple[attr_mod.ChangeRecord, attr_mod.ChangeRecord]]],
     reg: Registry,
     observations: dict[str, Observation],
     times: tuple[datetime, datetime],
@@ -180,13 +189,12 @@ def _change_options(
     """Per hypothesis the changes that could have brought its fault in (by kind and time, before the
     onset of its service's strongest observation, else the incident's); the hypotheses whose fault
     only a change brings in (on that service: `external` ones have no change of ours) and that have
-    none are dropped. `times` are the incident's onset and its alert: a revert or rollback made after
-    the alert was the response's (a replayed change log holds them) and did not cause what was
-    already alerted on."""
+    none are dropped. `changes` are the change log's records and their undo pairs; `times` the
+    incident's onset and its alert: a revert or rollback made after the alert was the response's (a
+    replayed change log holds them) and did not cause what was already alerted on."""
     onset, alerted = times
-    records = attr_mod.change_records(current.changes)
+    records, pairs = changes
     # undone before the onset, or the response's own undoing: neither is a candidate
-    pairs = attr_mod.undo_pairs(records)
     undone = attr_mod.undone_before(pairs, onset) | attr_mod.remediations_after(pairs, alerted)
     # A service's onset: that of its strongest above-noise observation (a weak series' first blip is
     # not when the fault began).
