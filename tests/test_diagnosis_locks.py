@@ -20,7 +20,13 @@ import polars as pl
 from warroom.analysis import metrics as metrics_mod
 from warroom.analysis.changes import ChangeRecord
 from warroom.analysis.diagnosis import hypotheses as hyp
-from warroom.analysis.diagnosis.attribution import remediations_after, undo_pairs, undone_before
+from warroom.analysis.diagnosis.attribution import (
+    candidates,
+    first_remedy,
+    remediations_after,
+    undo_pairs,
+    undone_before,
+)
 from warroom.analysis.diagnosis.detectors import logs as log_detector
 from warroom.analysis.diagnosis.evidence import Observation
 from warroom.analysis.diagnosis.graph import CallGraph, assign
@@ -139,6 +145,22 @@ def test_a_change_undone_before_the_onset_is_no_candidate() -> None:
     # a replayed change log holds the response's own reverts: made after the alert, never the cause
     assert remediations_after(pairs, T0 - timedelta(minutes=10)) == {"revert"}
     assert remediations_after(pairs, T0 + timedelta(minutes=5)) == set()
+
+
+def test_a_change_that_put_back_what_ran_before_weighs_less_and_the_first_remedy_ends_the_period() -> None:
+    records = [_change("initial", -60, "aaaa"), _change("leak", -30, "bbbb"), _change("rollback", -12, "aaaa")]
+    pairs = undo_pairs(records)
+    fault = registry().fault_types["db_pool_exhaustion"]
+    params = registry().model
+    plain = {a.change.id: a.time_llr for a in candidates(records, "checkout", fault, T0, params)}
+    restoring = {undo.id for _, undo in pairs}
+    lowered = {a.change.id: a.time_llr for a in candidates(records, "checkout", fault, T0, params, (), restoring)}
+    assert restoring == {"rollback"}
+    assert lowered["rollback"] == plain["rollback"] + params.restored_version_llr
+    assert lowered["leak"] == plain["leak"]
+    # the response's first undoing after the alert, not one from before it
+    assert first_remedy(pairs, T0 - timedelta(minutes=20)) == T0 - timedelta(minutes=12)
+    assert first_remedy(pairs, T0) is None
 
 
 def test_a_one_sample_blip_is_not_a_fault_but_a_held_step_is() -> None:

@@ -111,6 +111,7 @@ class ModelParameters(BaseModel):
     onset_tolerance_minutes: float = Field(ge=0)
     global_change_share: float = Field(gt=0, le=1)
     code_miss_llr: float = Field(le=0)
+    restored_version_llr: float = Field(le=0)
 
 
 class Registry(BaseModel):

@@ -122,9 +122,11 @@ def candidates(
     onset: datetime,
     params: ModelParameters,
     undone: Collection[str] = (),
+    restoring: Collection[str] = (),
 ) -> list[Attribution]:
     """The changes that could have brought the fault in, by time evidence, best first (none of the
-    `undone` ones: see `undone_before`)."""
+    `undone` ones: see `undone_before`; the `restoring` ones, which put back what ran before them,
+    weigh less)."""
     out: list[Attribution] = []
     lookback = timedelta(hours=params.lookback_hours)
     tolerance = timedelta(minutes=params.onset_tolerance_minutes)
@@ -143,6 +145,9 @@ def candidates(
         if change.is_global:
             llr += math.log(params.global_change_share)
             reasons.append("a platform-wide change")
+        if change.id in restoring:
+            llr += params.restored_version_llr
+            reasons.append("it put back what ran before it")
         out.append(Attribution(change=change, minutes_before_onset=minutes, time_llr=llr, reasons=reasons))
     out.sort(key=lambda a: (-a.time_llr, a.change.id))
     return out

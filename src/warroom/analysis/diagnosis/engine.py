@@ -195,6 +195,7 @@ def _change_options(
     onset, alerted = times
     records, pairs = changes
     # undone before the onset, or the response's own undoing: neither is a candidate
+    restoring = {undo.id for _, undo in pairs}
     undone = attr_mod.undone_before(pairs, onset) | attr_mod.remediations_after(pairs, alerted)
     # A service's onset: that of its strongest above-noise observation (a weak series' first blip is
     # not when the fault began).
@@ -210,7 +211,7 @@ def _change_options(
     for h in hypotheses:
         fault = reg.fault_types[h.fault_type]
         found = (
-            attr_mod.candidates(records, h.service, fault, firsts.get(h.service, onset), reg.model, undone)
+            attr_mod.candidates(records, h.service, fault, firsts.get(h.service, onset), reg.model, undone, restoring)
             if records
             else []
         )
