@@ -4,6 +4,7 @@ warroom's adapters with secrets from the environment), and the benchmark's scori
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from warroom.config import WarroomConfig
 from warroom.incident import RootCauseCandidate
 from warroom.lab import faults, serve_config
 from warroom.lab import truth as lab_truth
-from warroom.lab.topology import LabPaths, LabSettings, LabState
+from warroom.lab.monitoring import check_configs, write_configs
+from warroom.lab.topology import SERVICES, LabPaths, LabSettings, LabState
 from warroom.serve.config import RouteConfig
 
 TOKEN = "control-token-that-must-stay-out-of-the-file"
@@ -210,3 +212,21 @@ def test_the_bench_serve_ends_with_a_killed_bench_and_with_lab_down(tmp_path: Pa
     alive = start_recorded(paths, "bench-serve", ["sleep", "60"], {}, log)
     assert processes.sweep(paths.pids, grace=2) == ["bench-serve"]
     assert alive.wait(5) == -signal.SIGTERM
+
+
+@pytest.mark.parametrize("timeline", ["normal", "compressed"])
+def test_the_alert_rules_lab_up_writes_pass_promtool(tmp_path: Path, timeline: str) -> None:
+    """Prometheus' own checker accepts the rendered configuration and its rule files (the alerts
+    that compare a service with its own usual level use subqueries and offsets per timeline)."""
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool (Debian package prometheus) is not installed: make test installs it")
+    paths = LabPaths(tmp_path)
+    paths.ensure()
+    settings = LabSettings(timeline=timeline)
+    ports = {"prometheus": 9090, "alertmanager": 9093, "otlp": 4318, "control": 7000, "postgres_exporter": 9187}
+    ports |= {"node_exporter": 9100, "containers": 9200, **{name: 8100 + i for i, name in enumerate(SERVICES)}}
+    write_configs(paths, settings, ports)
+    check_configs(paths)
+    rules = (paths.monitoring / "rules.yml").read_text()
+    assert "alert: CPUAboveNormal" in rules and "alert: PostgresRowsReadHigh" in rules
+    assert f"offset {settings.timing.usual_offset}" in rules

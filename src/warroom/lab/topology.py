@@ -34,6 +34,10 @@ class Timeline(BaseModel):
     evaluation_interval_s: int
     rate_window: str
     alert_for: str
+    # "usual" for the alerts that compare a service with itself: the median over this window, ending
+    # this long ago (before a fault's own start)
+    usual_window: str
+    usual_offset: str
     group_wait: str
     group_interval: str
     repeat_interval: str
@@ -47,6 +51,8 @@ TIMELINES = {
         evaluation_interval_s=5,
         rate_window="1m",
         alert_for="1m",
+        usual_window="30m",
+        usual_offset="5m",
         group_wait="10s",
         group_interval="1m",
         repeat_interval="4h",
@@ -60,6 +66,8 @@ TIMELINES = {
         evaluation_interval_s=2,
         rate_window="20s",
         alert_for="15s",
+        usual_window="10m",
+        usual_offset="2m",
         group_wait="2s",
         group_interval="5s",
         repeat_interval="1h",
