@@ -229,4 +229,5 @@ def test_the_alert_rules_lab_up_writes_pass_promtool(tmp_path: Path, timeline: s
     check_configs(paths)
     rules = (paths.monitoring / "rules.yml").read_text()
     assert "alert: CPUAboveNormal" in rules and "alert: PostgresRowsReadHigh" in rules
+    assert f"[{settings.timing.trend_window}], {settings.timing.fill_horizon_s})" in rules
     assert f"offset {settings.timing.usual_offset}" in rules

@@ -596,7 +596,7 @@ def bench_lab(
     directory: Annotated[Path, typer.Option("--dir", help="The lab's directory (started when not running).")] = Path(
         ".lab"
     ),
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each step of a fault.")] = 300,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each step of a fault.")] = 480,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     capture: Annotated[
         Path | None,

@@ -38,6 +38,9 @@ class Timeline(BaseModel):
     # this long ago (before a fault's own start)
     usual_window: str
     usual_offset: str
+    # memory filling up: the trend over this window, carried this many seconds ahead
+    trend_window: str
+    fill_horizon_s: int
     group_wait: str
     group_interval: str
     repeat_interval: str
@@ -53,6 +56,8 @@ TIMELINES = {
         alert_for="1m",
         usual_window="30m",
         usual_offset="5m",
+        trend_window="5m",
+        fill_horizon_s=3600,
         group_wait="10s",
         group_interval="1m",
         repeat_interval="4h",
@@ -68,6 +73,8 @@ TIMELINES = {
         alert_for="15s",
         usual_window="10m",
         usual_offset="2m",
+        trend_window="2m",
+        fill_horizon_s=900,
         group_wait="2s",
         group_interval="5s",
         repeat_interval="1h",
