@@ -118,7 +118,7 @@ class OtlpSpoolSource:
             limitations.extend(left_out)
             if not kept:
                 continue  # nothing saved to carry them: said by the live read only
-            # What was left out travels with what was read (otlp.left_out reads it back), so the
+            # What was left out travels with what was read (otlp_messages.Requests.left_out reads it back), so the
             # snapshot's replay names the same limitations as the live read (each once).
             body = b"\n".join([*kept, *(orjson.dumps({"left_out": note}) for note in left_out)]) + b"\n"
             responses.append(RawResponse(f"otlp/{signal}.jsonl", body))

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from warroom.errors import BundleError
-from warroom.sources.raw.text import JsonRecords, decoded_head, json_documents, read_text
+from warroom.sources.raw.text import decoded_head
 
 # Resource attributes that name the replica, in order of preference.
 INSTANCE_ATTRIBUTES = ("service.instance.id", "k8s.pod.name", "host.name", "container.id")
@@ -68,7 +66,11 @@ class Resource:
 
     @classmethod
     def of(cls, resource: Any) -> Resource:
-        attrs = attributes((resource or {}).get("attributes", [])) if isinstance(resource, dict) else {}
+        return cls.named(attributes(resource.get("attributes", [])) if isinstance(resource, dict) else {})
+
+    @classmethod
+    def named(cls, attrs: dict[str, Any]) -> Resource:
+        """The resource of these attributes: `service.name`, the first instance attribute."""
         service = attrs.get("service.name")
         instance = next((str(attrs[name]) for name in INSTANCE_ATTRIBUTES if attrs.get(name)), None)
         return cls(str(service) if service else None, instance, attrs)
@@ -78,15 +80,6 @@ def sniff(head: bytes, root_key: bytes) -> bool:
     """An OTLP/JSON document or export line: a JSON object whose first key is the signal's root."""
     text = decoded_head(head).lstrip()
     return text.startswith("{") and f'"{root_key.decode()}"' in text[:200]
-
-
-def export_requests(path: Path, root_key: str) -> JsonRecords:
-    """Every export request of the file (one per line, or one pretty-printed document)."""
-    records = json_documents(read_text(path), path, f"OTLP/JSON export requests with '{root_key}'")
-    for record, line in zip(records.records, records.line_numbers, strict=True):
-        if not isinstance(record.get(root_key, []), list):
-            raise BundleError(f"expected a list of {root_key}", file=path, line=line, field=root_key)
-    return records
 
 
 def scoped_items(
@@ -103,10 +96,3 @@ def scoped_items(
             for item in scope.get(items_key) or [] if isinstance(scope, dict) else []:
                 if isinstance(item, dict):
                     yield resource, item
-
-
-def left_out(records: JsonRecords) -> list[str]:
-    """What a live read left out, as warroom's OTLP spool source saves it with the requests it
-    read: a last `{"left_out": "…"}` line (a budget reached, a line cut short), so a snapshot's
-    replay names the same limitation."""
-    return [str(record["left_out"]) for record in records.records if "left_out" in record]
