@@ -1,5 +1,5 @@
-"""What OTLP/JSON traces and logs share: the file shape (one export request per line as a
-receiver spools them, or one document), attribute values, and the resource that names the service.
+"""What OTLP/JSON traces and logs share: attribute values as plain JSON, the resource that names
+the service, and how a file is recognised (the typed messages they decode into: otlp_messages.py).
 
 OTLP/JSON (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding) is protobuf's JSON
 mapping with lowerCamelCase keys, 64-bit integers as strings, enums as integers, and trace and
@@ -9,7 +9,7 @@ in base64 and enums as names; both are read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,19 +80,3 @@ def sniff(head: bytes, root_key: bytes) -> bool:
     """An OTLP/JSON document or export line: a JSON object whose first key is the signal's root."""
     text = decoded_head(head).lstrip()
     return text.startswith("{") and f'"{root_key.decode()}"' in text[:200]
-
-
-def scoped_items(
-    request: dict[str, Any], root_key: str, scope_key: str, items_key: str
-) -> Iterator[tuple[Resource, dict[str, Any]]]:
-    """(resource, item) for every span or log record of one export request. `scopeSpans` was
-    `instrumentationLibrarySpans` before OTLP 0.15; old writers still produce it."""
-    legacy = "instrumentationLibrary" + scope_key.removeprefix("scope")
-    for batch in request.get(root_key) or []:
-        if not isinstance(batch, dict):
-            continue
-        resource = Resource.of(batch.get("resource"))
-        for scope in (batch.get(scope_key) or batch.get(legacy) or []) if isinstance(batch, dict) else []:
-            for item in scope.get(items_key) or [] if isinstance(scope, dict) else []:
-                if isinstance(item, dict):
-                    yield resource, item

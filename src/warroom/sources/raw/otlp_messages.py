@@ -91,6 +91,10 @@ class Span(msgspec.Struct, gc=False, rename="camel"):
     events: list[Event] | None = None
     status: Status | None = None
 
+    def stamp(self) -> Any:
+        """When it happened, as written (the spool keeps a request by its items' stamps)."""
+        return self.start_time_unix_nano
+
 
 class LogRecord(msgspec.Struct, gc=False, rename="camel"):
     time_unix_nano: Any = None
@@ -101,6 +105,9 @@ class LogRecord(msgspec.Struct, gc=False, rename="camel"):
     attributes: Attributes = None
     trace_id: Any = None
     span_id: Any = None
+
+    def stamp(self) -> Any:
+        return self.time_unix_nano or self.observed_time_unix_nano
 
 
 class ScopeSpans(msgspec.Struct, gc=False):
