@@ -118,39 +118,46 @@ class ScopeLogs(msgspec.Struct, gc=False, rename="camel"):
     log_records: list[LogRecord] | None = None
 
 
-class ResourceSpans(msgspec.Struct, gc=False, rename="camel"):
+class _Batch(msgspec.Struct, gc=False):
+    """What one resource sent: its spans or log records in scopes (`instrumentationLibrary*`
+    before OTLP 0.15; old writers still produce it)."""
+
     resource: Resource | None = None
+
+
+class ResourceSpans(_Batch, gc=False, rename="camel"):
     scope_spans: list[ScopeSpans] | None = None
-    # before OTLP 0.15; old writers still produce it
     instrumentation_library_spans: list[ScopeSpans] | None = None
 
     def items(self) -> Iterator[Span]:
-        for scope in self.scope_spans or self.instrumentation_library_spans or []:
-            yield from scope.spans or []
+        return (
+            span for scope in self.scope_spans or self.instrumentation_library_spans or [] for span in scope.spans or []
+        )
 
 
-class ResourceLogs(msgspec.Struct, gc=False, rename="camel"):
-    resource: Resource | None = None
+class ResourceLogs(_Batch, gc=False, rename="camel"):
     scope_logs: list[ScopeLogs] | None = None
     instrumentation_library_logs: list[ScopeLogs] | None = None
 
     def items(self) -> Iterator[LogRecord]:
-        for scope in self.scope_logs or self.instrumentation_library_logs or []:
-            yield from scope.log_records or []
+        scopes = self.scope_logs or self.instrumentation_library_logs or []
+        return (record for scope in scopes for record in scope.log_records or [])
 
 
-class TracesRequest(msgspec.Struct, gc=False, rename="camel"):
+class _Request(msgspec.Struct, gc=False):
+    # what a live read left out (otlp_spool writes it), on a line of its own
+    left_out: Any = UNSET
+
+
+class TracesRequest(_Request, gc=False, rename="camel"):
     resource_spans: list[ResourceSpans] | None = None
-    # what a live read left out (otlp_spool writes it), on a line of its own, in snake case
-    left_out: Any = msgspec.field(default=UNSET, name="left_out")
 
     def batches(self) -> list[ResourceSpans]:
         return self.resource_spans or []
 
 
-class LogsRequest(msgspec.Struct, gc=False, rename="camel"):
+class LogsRequest(_Request, gc=False, rename="camel"):
     resource_logs: list[ResourceLogs] | None = None
-    left_out: Any = msgspec.field(default=UNSET, name="left_out")
 
     def batches(self) -> list[ResourceLogs]:
         return self.resource_logs or []
