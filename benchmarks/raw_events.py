@@ -2,13 +2,15 @@
 against format v1 reading the same rows as its canonical `logs.jsonl` / `traces.jsonl`.
 
     .venv/bin/python benchmarks/raw_events.py --mb 300 --runs 3
+    .venv/bin/python benchmarks/raw_events.py --runs 5 --files DIR/traces/otlp-traces.jsonl DIR/logs/otlp-logs.jsonl
 
 Writes the files once into a scratch folder (half the bytes logs, half spans: JSON lines of a
 service with levels, trace ids, errors and request attributes; OTLP export requests of 50 spans
 with old and new semantic conventions and database client spans), and the canonical v1 files of
 what they read. Each file is then read `--runs` times, each time in a fresh process (so each
 read has its own peak memory), and the median wall time and CPU time, rows per second and the
-largest peak RSS are printed.
+largest peak RSS are printed. `--files` measures the given files instead (a lab capture's OTLP
+exports, say), without the v1 comparison.
 """
 
 from __future__ import annotations
@@ -137,24 +139,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=300.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--files", type=Path, nargs="+", help="measure these files instead of generated ones")
     parser.add_argument("--read", type=Path, help=argparse.SUPPRESS)  # one measured read, in a child
     args = parser.parse_args()
     if args.read:
         read_once(args.read)
+        return
+    if args.files:
+        for path in args.files:
+            report("file", path, args.runs)
         return
     with tempfile.TemporaryDirectory(prefix="warroom-bench-") as scratch:
         folder = Path(scratch)
         (folder / "v1").mkdir()
         for path in write(folder, args.mb):
             for label, target in (("raw", path), ("v1", canonical_copy(path, folder / "v1"))):
-                m = measure(target, args.runs)
-                size = target.stat().st_size / 1e6
-                print(
-                    f"{label} {m['reader']}: {size:.0f} MB, {m['rows']} rows, median wall {m['wall']:.2f} s "
-                    f"({m['rows'] / m['wall']:,.0f} rows/s), median CPU {m['cpu']:.2f} s "
-                    f"({m['rows'] / m['cpu']:,.0f} rows/CPU-s), peak RSS {m['peak']:.0f} MiB",
-                    flush=True,
-                )
+                report(label, target, args.runs)
+
+
+def report(label: str, path: Path, runs: int) -> None:
+    m = measure(path, runs)
+    size = path.stat().st_size / 1e6
+    print(
+        f"{label} {m['reader']}: {size:.0f} MB, {m['rows']} rows, median wall {m['wall']:.2f} s "
+        f"({m['rows'] / m['wall']:,.0f} rows/s), median CPU {m['cpu']:.2f} s "
+        f"({m['rows'] / m['cpu']:,.0f} rows/CPU-s), peak RSS {m['peak']:.0f} MiB",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

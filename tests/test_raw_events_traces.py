@@ -198,6 +198,60 @@ def test_bad_spans_are_skipped_and_counted(tmp_path: Path, spans: list) -> None:
     assert read.tables[0].frame.height == 4
 
 
+def test_otlp_shapes_writers_differ_in(tmp_path: Path) -> None:
+    """The typed decoding keeps what plain JSON read: the pre-0.15 scope key, attributes as an
+    object, plain values, arrays and key-value lists, a double written as an integer; a line of JSON
+    out of the shape is skipped and counted, what a live read left out is said."""
+    ids = {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "startTimeUnixNano": "1716822000000000000"}
+    values = [
+        {"key": "http.response.status_code", "value": {"intValue": "503"}},
+        {"key": "ratio", "value": {"doubleValue": 1}},
+        {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"boolValue": True}]}}},
+        {"key": "peer", "value": {"kvlistValue": {"values": [{"key": "zone", "value": {"stringValue": "b"}}]}}},
+        {"key": "plain", "value": 7},
+    ]
+    first = {
+        **ids,
+        "name": "GET",
+        "spanId": "00f067aa0ba902b7",
+        "endTimeUnixNano": "1716822000100000000",
+        "attributes": values,
+    }
+    second = {
+        **ids,
+        "name": "GET cart",
+        "spanId": "00f067aa0ba902b8",
+        "endTimeUnixNano": "1716822000200000000",
+        "attributes": {"db.system": {"stringValue": "redis"}},
+        "kind": "SPAN_KIND_CLIENT",
+        "status": {"code": "STATUS_CODE_ERROR", "message": "timeout"},
+    }
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "cart"}}]}
+    legacy = {"resourceSpans": [{"resource": resource, "instrumentationLibrarySpans": [{"spans": [first, second]}]}]}
+    out_of_shape = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": "none"}]}]}
+    path = write_lines(tmp_path / "otlp-traces.jsonl", [legacy, out_of_shape, {"left_out": "a budget was reached"}])
+    read = _read(path)
+    spans = _by_operation(read)
+    attrs = spans["GET"]["attrs"]
+    assert attrs["http.status_code"] == 503 and attrs["ratio"] == 1 and attrs["plain"] == 7
+    assert attrs["tags"] == ["a", True] and attrs["peer"] == {"zone": "b"}
+    # the client span of a database is the database's, and failed with its status
+    assert spans["GET cart"]["service"] == "redis" and spans["GET cart"]["status"] == "ERROR"
+    assert spans["GET cart"]["attrs"]["status.message"] == "timeout"
+    text = " | ".join(read.limitations)
+    assert (
+        "1 line skipped (not an OTLP/JSON export request ($.resourceSpans[0].scopeSpans[0].spans out of shape)" in text
+    )
+    assert "a budget was reached" in text
+
+
+def test_a_root_that_is_not_a_list_is_one_line_error(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "otlp-traces.jsonl", [{"resourceSpans": {"spans": []}}])
+    with pytest.raises(BundleError) as caught:
+        _read(path)
+    assert caught.value.one_line() == f"{path}:1: field 'resourceSpans': expected a list of resourceSpans"
+
+
 def test_nothing_usable_is_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "traces.jsonl"
     document = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "1"}]}]}]}

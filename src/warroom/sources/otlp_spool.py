@@ -15,19 +15,19 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+import msgspec
 import orjson
 
 from warroom.sources.captured import RawResponse
 from warroom.sources.config import OtlpSpoolConfig
 from warroom.sources.contract import Modality, SourceQuery
-from warroom.sources.raw import otlp
+from warroom.sources.raw.otlp_messages import LogsRequest, TracesRequest, resource_of
 
 _STAMP = re.compile(r"-(\d{8}T\d{6}Z)\.jsonl$")
-SIGNALS = {
-    "traces": ("resourceSpans", "scopeSpans", "spans", "startTimeUnixNano", Modality.TRACES),
-    "logs": ("resourceLogs", "scopeLogs", "logRecords", "timeUnixNano", Modality.LOGS),
+SIGNALS: dict[str, tuple[type[TracesRequest | LogsRequest], Modality]] = {
+    "traces": (TracesRequest, Modality.TRACES),
+    "logs": (LogsRequest, Modality.LOGS),
 }
 
 
@@ -47,22 +47,20 @@ def spool_files(folder: Path, start: datetime, end: datetime) -> list[Path]:
     return chosen
 
 
-def _times(request: dict[str, Any], signal: str, services: set[str]) -> list[int]:
+def _times(request: TracesRequest | LogsRequest, services: set[str]) -> list[int]:
     """The items' times of one export request; the services that sent them are added to `services`."""
-    root, scope, items, key, _ = SIGNALS[signal]
     found = []
-    for batch in request.get(root) or []:
-        if isinstance(batch, dict) and isinstance(batch.get("resource"), dict):
-            service = otlp.Resource.of(batch["resource"]).service
-            if service:
-                services.add(service)
-    for _, item in otlp.scoped_items(request, root, scope, items):
-        value = item.get(key) or item.get("observedTimeUnixNano")
-        if value not in (None, "", "0"):
-            try:
-                found.append(int(value))
-            except (TypeError, ValueError):
-                continue
+    for batch in request.batches():
+        service = resource_of(batch.resource).service
+        if service:
+            services.add(service)
+        for item in batch.items():
+            value = item.stamp()
+            if value not in (None, "", "0"):
+                try:
+                    found.append(int(value))
+                except (TypeError, ValueError):
+                    continue
     return found
 
 
@@ -89,17 +87,20 @@ class OtlpSpoolSource:
         low, high = int(start.timestamp() * 1e9), int(end.timestamp() * 1e9)
         for signal, budget in (("traces", self.config.max_spans), ("logs", self.config.max_log_records)):
             kept, left_out, count, left, cut_at = [], [], 0, 0, None
+            decode = msgspec.json.Decoder(SIGNALS[signal][0]).decode
             for path in spool_files(self.root / signal, start, end):
                 for line in path.read_bytes().splitlines():
                     if not line.strip():
                         continue
                     try:
-                        request = orjson.loads(line)
-                    except orjson.JSONDecodeError:
+                        request = decode(line)
+                    except msgspec.ValidationError:
+                        continue  # JSON, but not an export request: nothing of the period
+                    except msgspec.DecodeError:
                         left_out.append(f"otlp spool: a line of {path.name} is not JSON (a write cut short)")
                         continue
                     senders: set[str] = set()
-                    times = [t for t in _times(request, signal, senders) if low <= t <= high]
+                    times = [t for t in _times(request, senders) if low <= t <= high]
                     if not times:
                         continue
                     if count + len(times) > budget:
@@ -118,14 +119,14 @@ class OtlpSpoolSource:
             limitations.extend(left_out)
             if not kept:
                 continue  # nothing saved to carry them: said by the live read only
-            # What was left out travels with what was read (otlp.left_out reads it back), so the
+            # What was left out travels with what was read (otlp_messages.Requests.left_out reads it back), so the
             # snapshot's replay names the same limitations as the live read (each once).
             body = b"\n".join([*kept, *(orjson.dumps({"left_out": note}) for note in left_out)]) + b"\n"
             responses.append(RawResponse(f"otlp/{signal}.jsonl", body))
             queries.append(
                 SourceQuery(
                     source="otlp",
-                    modality=SIGNALS[signal][4],
+                    modality=SIGNALS[signal][1],
                     text=f"{signal} export requests with items in the period",
                     location=str(self.root / signal),
                     start=start,

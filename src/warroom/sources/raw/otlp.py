@@ -1,5 +1,5 @@
-"""What OTLP/JSON traces and logs share: the file shape (one export request per line as a
-receiver spools them, or one document), attribute values, and the resource that names the service.
+"""What OTLP/JSON traces and logs share: attribute values as plain JSON, the resource that names
+the service, and how a file is recognised (the typed messages they decode into: otlp_messages.py).
 
 OTLP/JSON (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding) is protobuf's JSON
 mapping with lowerCamelCase keys, 64-bit integers as strings, enums as integers, and trace and
@@ -9,13 +9,11 @@ in base64 and enums as names; both are read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from warroom.errors import BundleError
-from warroom.sources.raw.text import JsonRecords, decoded_head, json_documents, read_text
+from warroom.sources.raw.text import decoded_head
 
 # Resource attributes that name the replica, in order of preference.
 INSTANCE_ATTRIBUTES = ("service.instance.id", "k8s.pod.name", "host.name", "container.id")
@@ -68,7 +66,11 @@ class Resource:
 
     @classmethod
     def of(cls, resource: Any) -> Resource:
-        attrs = attributes((resource or {}).get("attributes", [])) if isinstance(resource, dict) else {}
+        return cls.named(attributes(resource.get("attributes", [])) if isinstance(resource, dict) else {})
+
+    @classmethod
+    def named(cls, attrs: dict[str, Any]) -> Resource:
+        """The resource of these attributes: `service.name`, the first instance attribute."""
         service = attrs.get("service.name")
         instance = next((str(attrs[name]) for name in INSTANCE_ATTRIBUTES if attrs.get(name)), None)
         return cls(str(service) if service else None, instance, attrs)
@@ -78,35 +80,3 @@ def sniff(head: bytes, root_key: bytes) -> bool:
     """An OTLP/JSON document or export line: a JSON object whose first key is the signal's root."""
     text = decoded_head(head).lstrip()
     return text.startswith("{") and f'"{root_key.decode()}"' in text[:200]
-
-
-def export_requests(path: Path, root_key: str) -> JsonRecords:
-    """Every export request of the file (one per line, or one pretty-printed document)."""
-    records = json_documents(read_text(path), path, f"OTLP/JSON export requests with '{root_key}'")
-    for record, line in zip(records.records, records.line_numbers, strict=True):
-        if not isinstance(record.get(root_key, []), list):
-            raise BundleError(f"expected a list of {root_key}", file=path, line=line, field=root_key)
-    return records
-
-
-def scoped_items(
-    request: dict[str, Any], root_key: str, scope_key: str, items_key: str
-) -> Iterator[tuple[Resource, dict[str, Any]]]:
-    """(resource, item) for every span or log record of one export request. `scopeSpans` was
-    `instrumentationLibrarySpans` before OTLP 0.15; old writers still produce it."""
-    legacy = "instrumentationLibrary" + scope_key.removeprefix("scope")
-    for batch in request.get(root_key) or []:
-        if not isinstance(batch, dict):
-            continue
-        resource = Resource.of(batch.get("resource"))
-        for scope in (batch.get(scope_key) or batch.get(legacy) or []) if isinstance(batch, dict) else []:
-            for item in scope.get(items_key) or [] if isinstance(scope, dict) else []:
-                if isinstance(item, dict):
-                    yield resource, item
-
-
-def left_out(records: JsonRecords) -> list[str]:
-    """What a live read left out, as warroom's OTLP spool source saves it with the requests it
-    read: a last `{"left_out": "…"}` line (a budget reached, a line cut short), so a snapshot's
-    replay names the same limitation."""
-    return [str(record["left_out"]) for record in records.records if "left_out" in record]

@@ -16,43 +16,52 @@ import orjson
 
 from warroom.sources.raw import otlp
 from warroom.sources.raw.logs import LogLine, log_read
+from warroom.sources.raw.otlp_messages import (
+    LogRecord,
+    LogsRequest,
+    attributes_of,
+    export_requests,
+    resource_of,
+    value_of,
+)
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.semconv import hex_id, level_of, severity_number_level
 
 
-def _time(item: dict[str, Any]) -> Any:
-    for key in ("timeUnixNano", "observedTimeUnixNano"):
-        value = item.get(key)
+def _time(record: LogRecord) -> Any:
+    for value in (record.time_unix_nano, record.observed_time_unix_nano):
         if value not in (None, "", "0", 0):
             return value
     return None
 
 
-def _line(resource: otlp.Resource, item: dict[str, Any], number: int) -> LogLine:
-    body = otlp.any_value(item.get("body"))
+def _line(resource: otlp.Resource, record: LogRecord, number: int) -> LogLine:
+    body = value_of(record.body)
     message = body if isinstance(body, str) else orjson.dumps(body, default=str).decode() if body is not None else ""
-    attributes = otlp.attributes(item.get("attributes"))
-    span_id = hex_id(item.get("spanId"), 16)
+    attributes = attributes_of(record.attributes)
+    span_id = hex_id(record.span_id, 16)
     if span_id:
         attributes.setdefault("span_id", span_id)
-    level = severity_number_level(item.get("severityNumber")) or level_of(item.get("severityText"))
+    level = severity_number_level(record.severity_number) or level_of(record.severity_text)
     return LogLine(
         line=number,
-        timestamp=_time(item),
+        timestamp=_time(record),
         service=resource.service,
         level=level,
         message=message or "(empty body)",
-        trace_id=item.get("traceId") or None,
+        trace_id=record.trace_id or None,
         instance=resource.instance,
         attributes=attributes,
     )
 
 
-def otlp_log_lines(requests: list[dict[str, Any]], lines: list[int]) -> list[LogLine]:
+def otlp_log_lines(requests: list[LogsRequest], lines: list[int]) -> list[LogLine]:
     return [
-        _line(resource, item, number)
+        _line(resource, record, number)
         for request, number in zip(requests, lines, strict=True)
-        for resource, item in otlp.scoped_items(request, "resourceLogs", "scopeLogs", "logRecords")
+        for batch in request.batches()
+        for resource in (resource_of(batch.resource),)
+        for record in batch.items()
     ]
 
 
@@ -63,7 +72,7 @@ class OtlpLogs:
         return otlp.sniff(head, b"resourceLogs")
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
-        requests = otlp.export_requests(path, "resourceLogs")
+        requests = export_requests(path, LogsRequest)
         read = log_read(otlp_log_lines(requests.records, requests.line_numbers), path, requests.skipped, "OTLP logs")
-        read.limitations.extend(otlp.left_out(requests))
+        read.limitations.extend(requests.left_out())
         return read

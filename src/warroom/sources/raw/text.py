@@ -130,9 +130,9 @@ def json_records(numbered: Iterable[tuple[int, str]]) -> JsonRecords:
 def json_documents(text: str, path: Path, expected: str) -> JsonRecords:
     """JSON objects one after another, each on one line or pretty-printed over many (as the
     OpenTelemetry SDK's console exporters write them), or one JSON array of objects."""
-    stripped = text.lstrip()
-    if "\n" not in stripped.rstrip() or _one_object_per_line(text):
+    if is_json_lines(text):
         return json_lines(text, path, expected)
+    stripped = text.lstrip()
     # orjson has no incremental decoding; pretty-printed documents are small by nature (console
     # exporters), so the standard library's decoder is fast enough for them.
     decoder = json.JSONDecoder()
@@ -163,6 +163,11 @@ def json_documents(text: str, path: Path, expected: str) -> JsonRecords:
             position += 1
     skipped.fail_if_nothing_left(len(records), path, expected)
     return JsonRecords(records, numbers, skipped)
+
+
+def is_json_lines(text: str) -> bool:
+    """Whether a file of JSON documents holds one per line (or only one line)."""
+    return "\n" not in text.strip() or _one_object_per_line(text)
 
 
 def _one_object_per_line(text: str) -> bool:
