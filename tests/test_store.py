@@ -82,6 +82,45 @@ def test_timeline_is_append_only_and_deduplicated(any_store: Store) -> None:
     assert events[0].at == AT
 
 
+def test_events_added_together_skip_keys_stored_pending_or_repeated(any_store: Store) -> None:
+    incident = any_store.create_incident(draft())
+
+    def note(summary: str) -> TimelineEvent:
+        return TimelineEvent(at=AT, kind=TimelineKind.NOTE, source="test", summary=summary)
+
+    with any_store.transaction() as session:
+        any_store.add_event(session, incident.id, note("stored"), dedupe_key="stored")
+    with any_store.transaction() as session:
+        any_store.add_event(session, incident.id, note("pending"), dedupe_key="pending")  # not flushed yet
+        added = any_store.add_events(
+            session,
+            incident.id,
+            [
+                (note("a"), "a"),
+                (note("again stored"), "stored"),
+                (note("again pending"), "pending"),
+                (note("b"), None),
+                (note("a repeated"), "a"),
+                (note("c"), "c"),
+            ],
+        )
+    assert added == [True, False, False, True, False, True]
+    assert [e.summary for e in any_store.timeline(incident.id)] == ["stored", "pending", "a", "b", "c"]
+
+
+def test_steps_read_again_skip_the_ones_already_read(any_store: Store) -> None:
+    incident = any_store.create_incident(draft())
+    with any_store.transaction() as session:
+        run_id = any_store.create_run(session, incident.id, "w", {}, {})
+    step = {"phase_id": "p", "kind": "agent", "agent": "a", "status": "succeeded", "attempts": 1}
+    times = {"started_at": AT, "finished_at": AT, "error": None, "result": {}}
+    for key in ("p/one", "p/two", "p/three"):
+        with any_store.transaction() as session:
+            assert any_store.record_step(session, run_id, {"key": key, **step, **times})
+    assert [r.key for r in any_store.steps(run_id)] == ["p/one", "p/two", "p/three"]
+    assert [r.key for r in any_store.steps(run_id, skip={"p/one", "p/three"})] == ["p/two"]
+
+
 def test_a_failed_transaction_leaves_nothing_behind(any_store: Store) -> None:
     incident = any_store.create_incident(draft())
     with pytest.raises(RuntimeError), any_store.transaction() as session:

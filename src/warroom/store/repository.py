@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,31 +170,49 @@ def _redactable(mapper: Mapper[Any]) -> tuple[str, ...]:
 
 
 def _redact_before_flush(session: Session, _context: Any, _instances: Any) -> None:
-    """The one redaction of everything the store writes: new rows whole, changed rows' changed columns."""
+    """The one redaction of everything the store writes: new rows whole, changed rows' changed
+    columns. All the rows of a flush are redacted in one pass (`redact_tree` over them together):
+    a step's commit writes its result and its timeline events at once, and a pass per row paid
+    the detectors' fixed cost per row."""
+    pending: list[tuple[Any, list[str], dict[str, Any]]] = []
     for obj in [*session.new, *session.dirty]:
         state = inspect(obj)
         new = obj in session.new
         names = [n for n in _redactable(state.mapper) if new or state.attrs[n].history.has_changes()]
-        values = {name: getattr(obj, name) for name in names}
-        clean = redact_tree(values)
+        if names:
+            pending.append((obj, names, {name: getattr(obj, name) for name in names}))
+    cleaned = redact_tree([values for _, _, values in pending])
+    for (obj, names, values), clean in zip(pending, cleaned, strict=True):
         for name in names:
             if clean[name] != values[name]:
                 setattr(obj, name, clean[name])
 
 
-def _has_event(session: Session, incident_id: str, key: str) -> bool:
-    """An event with this dedupe key is recorded, or added earlier in this transaction."""
-    if any(
-        isinstance(row, TimelineRow) and row.incident_id == incident_id and row.dedupe_key == key for row in session.new
-    ):
-        return True
+# Dedupe keys looked up per statement: well under every backend's limit on bound parameters.
+KEYS_PER_QUERY = 500
+
+
+def _taken_keys(session: Session, incident_id: str, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` the incident's timeline holds already, or this transaction added: one query
+    per `KEYS_PER_QUERY` keys instead of one per event."""
+    wanted = set(keys)
+    taken = {
+        row.dedupe_key
+        for row in session.new
+        if isinstance(row, TimelineRow) and row.incident_id == incident_id and row.dedupe_key in wanted
+    }
+    unknown = sorted(wanted - taken)
     with session.no_autoflush:  # the pending rows were just checked: do not write them for this query
-        return (
-            session.scalar(
-                select(TimelineRow.seq).where(TimelineRow.incident_id == incident_id, TimelineRow.dedupe_key == key)
+        for start in range(0, len(unknown), KEYS_PER_QUERY):
+            chunk = unknown[start : start + KEYS_PER_QUERY]
+            taken.update(
+                session.scalars(
+                    select(TimelineRow.dedupe_key).where(
+                        TimelineRow.incident_id == incident_id, TimelineRow.dedupe_key.in_(chunk)
+                    )
+                )
             )
-            is not None
-        )
+    return taken
 
 
 def _recorded_revision(engine: Engine) -> str | None:
@@ -346,24 +364,38 @@ class Store:
 
     def add_event(self, session: Session, incident_id: str, item: TimelineEvent, dedupe_key: str | None = None) -> bool:
         """Append an event unless one with the same dedupe key exists; True when appended."""
-        if dedupe_key is not None and _has_event(session, incident_id, dedupe_key):
-            return False
-        key = dedupe_key or f"uuid:{uuid.uuid4()}"
-        # Not flushed one by one: the rows of a transaction go to the database together when it
-        # commits (or when a query needs them), in the order they were added, so their sequence
-        # numbers keep that order; redaction runs then, once per row as before.
-        session.add(
-            TimelineRow(
-                incident_id=incident_id,
-                dedupe_key=key,
-                at=item.at,
-                kind=item.kind.value,
-                source=item.source,
-                summary=item.summary,
-                data=item.data,
+        return self.add_events(session, incident_id, [(item, dedupe_key)])[0]
+
+    def add_events(
+        self, session: Session, incident_id: str, items: Sequence[tuple[TimelineEvent, str | None]]
+    ) -> list[bool]:
+        """Append events in order, each unless one with its dedupe key exists (in the store, in this
+        transaction, or earlier in `items`); for each, True when appended. The keys are looked up
+        together: one query for a step's events, not one per event."""
+        taken = _taken_keys(session, incident_id, [key for _, key in items if key is not None])
+        appended = []
+        for item, dedupe_key in items:
+            if dedupe_key is not None and dedupe_key in taken:
+                appended.append(False)
+                continue
+            key = dedupe_key or f"uuid:{uuid.uuid4()}"
+            taken.add(key)
+            # Not flushed one by one: the rows of a transaction go to the database together when it
+            # commits (or when a query needs them), in the order they were added, so their sequence
+            # numbers keep that order; redaction runs then, once for all of them.
+            session.add(
+                TimelineRow(
+                    incident_id=incident_id,
+                    dedupe_key=key,
+                    at=item.at,
+                    kind=item.kind.value,
+                    source=item.source,
+                    summary=item.summary,
+                    data=item.data,
+                )
             )
-        )
-        return True
+            appended.append(True)
+        return appended
 
     def timeline(self, incident_id: str, kinds: tuple[str, ...] | None = None) -> list[TimelineEvent]:
         """The incident's events in order; only those of `kinds` when given (a storm's incident
@@ -484,9 +516,14 @@ class Store:
         with self.transaction() as session:
             return int(session.scalar(select(func.count()).where(StepRow.run_id == run_id)) or 0)
 
-    def steps(self, run_id: str) -> list[StepRow]:
+    def steps(self, run_id: str, skip: Collection[str] = ()) -> list[StepRow]:
+        """The run's steps in the order they were recorded; without those whose key is in `skip`
+        (steps the caller read already: a step is recorded once and never changes)."""
         with self.transaction() as session:
-            rows = list(session.scalars(select(StepRow).where(StepRow.run_id == run_id).order_by(StepRow.id)))
+            query = select(StepRow).where(StepRow.run_id == run_id)
+            if skip:
+                query = query.where(StepRow.key.not_in(list(skip)))
+            rows = list(session.scalars(query.order_by(StepRow.id)))
             for row in rows:
                 row.started_at = _aware(row.started_at) or row.started_at
                 row.finished_at = _aware(row.finished_at) or row.finished_at

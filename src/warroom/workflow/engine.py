@@ -173,6 +173,14 @@ def alert_event(telemetry: IncidentTelemetry) -> TimelineEvent:
     )
 
 
+def clock_origin(events: list[TimelineEvent]) -> datetime:
+    """Where a replayed run's clock resumes: the engine's own last event. Agents' events carry
+    incident times of their own (telemetry, recorded actions) that the engine clock must not
+    jump to, or a resumed run would count the incident's duration as run time."""
+    own = [e for e in events if e.source == "engine" or e.kind == TimelineKind.ALERT]
+    return max(e.at for e in own) if own else datetime.now(UTC)
+
+
 INCIDENT_FIELDS = (
     "severity",
     "severity_rule",
@@ -231,13 +239,14 @@ class Engine:
         spec = WorkflowSpec.model_validate(row.spec)
         options = RunOptions.model_validate(row.options)
         incident_id = row.incident_id
-        clock = Clock(self._clock_origin(incident_id) if options.replay_clock else None)
+        events = self.store.timeline(incident_id)
+        clock = Clock(clock_origin(events) if options.replay_clock else None)
         owned = runner is None
         runner = runner or runner_for(options)
         # a run created "running" that already holds steps was stopped (a crash) and is being picked
         # up again; a queued one was decided at its gate and is simply taken up
-        resumed = row.status in ("running", "waiting_approval") and bool(self.store.steps(run_id))
-        earlier = sum(1 for e in self.store.timeline(incident_id) if isinstance(e.data.get("interruption"), dict))
+        resumed = row.status in ("running", "waiting_approval") and self.store.step_count(run_id) > 0
+        earlier = sum(1 for e in events if isinstance(e.data.get("interruption"), dict))
         with self.store.transaction() as session:
             if resumed:
                 self._record_interruption(session, run_id, incident_id, row.status, clock, earlier)
@@ -273,11 +282,12 @@ class Engine:
         clock: Clock,
     ) -> RunResult:
         closed: set[str] = set()
+        recorded: dict[str, Recorded] = {}
         while True:
             # the step boundary: a cancellation committed meanwhile stops the run here
             if self.store.get_run(run_id).status == CANCELLED:
                 return RunResult(incident_id, run_id, CANCELLED, [])
-            recorded = self._recorded(run_id)
+            recorded = self._recorded(run_id, recorded)
             # close every finished phase, including one whose last step committed just before a crash
             for phase in spec.phases:
                 if phase.id not in closed and phase_done(phase, recorded):
@@ -320,14 +330,7 @@ class Engine:
             replayed = RunOptions.model_validate(self.store.latest_run(incident_id).options).replay_clock
         except NotFoundError:
             replayed = False
-        return self._clock_origin(incident_id) if replayed else datetime.now(UTC)
-
-    def _clock_origin(self, incident_id: str) -> datetime:
-        """Where a replayed run's clock resumes: the engine's own last event. Agents' events carry
-        incident times of their own (telemetry, recorded actions) that the engine clock must not
-        jump to, or a resumed run would count the incident's duration as run time."""
-        events = [e for e in self.store.timeline(incident_id) if e.source == "engine" or e.kind == TimelineKind.ALERT]
-        return max(e.at for e in events) if events else datetime.now(UTC)
+        return clock_origin(self.store.timeline(incident_id)) if replayed else datetime.now(UTC)
 
     def _record_interruption(
         self, session: Session, run_id: str, incident_id: str, previous: str, clock: Clock, earlier: int
@@ -350,8 +353,12 @@ class Engine:
             f"{run_id}:resumed:{earlier + 1}",
         )
 
-    def _recorded(self, run_id: str) -> dict[str, Recorded]:
-        return {row.key: Recorded(row.key, row.kind, row.status, row.result) for row in self.store.steps(run_id)}
+    def _recorded(self, run_id: str, known: dict[str, Recorded]) -> dict[str, Recorded]:
+        """The run's committed steps: `known` (read earlier: a step is written once and never
+        changes) and those committed since, read from the store. Re-reading every step's result at
+        every step boundary cost more than the steps' own writes."""
+        rows = self.store.steps(run_id, skip=known.keys())
+        return {**known, **{row.key: Recorded(row.key, row.kind, row.status, row.result) for row in rows}}
 
     def _enter_phase(
         self,
@@ -567,7 +574,7 @@ class Engine:
         take the run up again. A cancelled run stays cancelled."""
         row = self.store.get_run(run_id)
         options = RunOptions.model_validate(row.options)
-        at = Clock(self._clock_origin(row.incident_id) if options.replay_clock else None).now()
+        at = Clock(clock_origin(self.store.timeline(row.incident_id)) if options.replay_clock else None).now()
         with self.store.transaction() as session:
             self.store.claim_run(session, run_id)
             if self.store.get_run(run_id).status == CANCELLED:  # a human's cancel stands
@@ -776,16 +783,19 @@ class Engine:
         self, session: Session, run_id: str, incident_id: str, key: str, report: AgentReport, at: datetime
     ) -> None:
         agent = report.agent
-        self._apply_incident_update(session, incident_id, report, at)
+        # The report's timeline events, in order, added together at the end: their dedupe keys are
+        # looked up in one query (a report carries dozens of events).
+        events: list[tuple[TimelineEvent, str | None]] = []
+
+        def event(kind: TimelineKind, summary: str, data: dict[str, Any], dedupe_key: str) -> None:
+            events.append((TimelineEvent(at=at, kind=kind, source=agent, summary=summary, data=data), dedupe_key))
+
+        self._apply_incident_update(session, incident_id, report, event)
         for finding in report.findings:
-            self._event(
-                session,
-                incident_id,
+            event(
                 TimelineKind.FINDING,
-                agent,
                 f"{finding.title} (confidence {finding.confidence:.2f})",
                 {"finding_id": finding.id, "service": finding.service, "kind": finding.kind},
-                at,
                 f"{run_id}:finding:{key}:{finding.id or finding.title}",
             )
         for action in report.actions:
@@ -794,14 +804,10 @@ class Engine:
                 continue
             verb = "proposed" if proposal == "new" else "revised"
             self.store.audit(session, incident_id, action.id, verb, agent, at, {"risk": action.risk.value})
-            self._event(
-                session,
-                incident_id,
+            event(
                 TimelineKind.ACTION_PROPOSED,
-                agent,
                 f"{verb} ({action.risk.value} risk, {action.priority}): {action.title}",
                 {"action_id": action.id, "kind": action.kind, "target": action.target, "revision": verb == "revised"},
-                at,
                 f"proposed:{action.id}" if verb == "proposed" else f"{run_id}:revised:{key}:{action.id}",
             )
         declined = (
@@ -824,12 +830,13 @@ class Engine:
             )
             summary = f"{outcome.action_id}: {outcome.status}" + (f" — {outcome.detail}" if outcome.detail else "")
             data = {"action_id": outcome.action_id, "status": outcome.status, "verified": outcome.verified}
-            key_of = f"{run_id}:outcome:{key}:{outcome.action_id}:{outcome.status}"
-            self._event(session, incident_id, kind, agent, summary, data, at, key_of)
-        for index, item in enumerate(report.timeline):
-            self.store.add_event(session, incident_id, item, dedupe_key=f"{run_id}:event:{key}:{index}")
+            event(kind, summary, data, f"{run_id}:outcome:{key}:{outcome.action_id}:{outcome.status}")
+        events.extend((item, f"{run_id}:event:{key}:{index}") for index, item in enumerate(report.timeline))
+        self.store.add_events(session, incident_id, events)
 
-    def _apply_incident_update(self, session: Session, incident_id: str, report: AgentReport, at: datetime) -> None:
+    def _apply_incident_update(
+        self, session: Session, incident_id: str, report: AgentReport, event: Callable[..., None]
+    ) -> None:
         update = report.outputs.get("incident")
         if not isinstance(update, dict):
             return
@@ -840,14 +847,10 @@ class Engine:
         merged = Incident.model_validate({**incident.model_dump(mode="json"), **changes})
         self.store.save_incident(session, merged)
         if merged.severity != incident.severity or merged.severity_rule != incident.severity_rule:
-            self._event(
-                session,
-                incident_id,
+            event(
                 TimelineKind.NOTE,
-                report.agent,
                 f"severity {merged.severity.value} ({merged.severity_rule})",
                 {"severity": merged.severity.value, "rule": merged.severity_rule},
-                at,
                 f"severity:{merged.severity.value}:{merged.severity_rule}",
             )
 
