@@ -33,6 +33,9 @@ def detect_all(
     combined.extend(found_metrics)
     combined.extend(security.detect(periods))
     combined.observations = [o for o in combined.observations if set(o.roles) & set(known)]
+    # Numbered in an order of what they are, not of how the detectors' group-bys happened to come
+    # out: the same telemetry gets the same ids in every run (reports cite them).
+    combined.observations.sort(key=lambda o: (o.detector, o.signal, o.service, o.peer or "", o.query))
     for number, observation in enumerate(combined.observations, start=1):
         observation.id = f"obs-{number}"
     return combined, graph
