@@ -163,6 +163,20 @@ def test_a_change_that_put_back_what_ran_before_weighs_less_and_the_first_remedy
     assert first_remedy(pairs, T0) is None
 
 
+def test_a_revert_is_known_by_gits_subject_when_the_deploy_log_keeps_no_body() -> None:
+    """A deploy log with subjects only: `Revert "<subject>"` undoes the change of that subject, and a
+    revert of that revert (nested quotes) undoes the revert."""
+    records = [
+        _change("task", -30, "aaaa", description="checkout: reconcile stock every minute; from 0000"),
+        _change("revert", -20, "bbbb", description='Revert "checkout: reconcile stock every minute"; from aaaa'),
+        _change("again", -10, "cccc", description='Revert "Revert "checkout: reconcile stock every minute""'),
+        _change("other", -5, "dddd", description='Revert "checkout: something else"'),
+    ]
+    pairs = {(change.id, undo.id) for change, undo in undo_pairs(records)}
+    assert ("task", "revert") in pairs and ("revert", "again") in pairs
+    assert not any(undo == "other" for _, undo in pairs)
+
+
 def test_a_one_sample_blip_is_not_a_fault_but_a_held_step_is() -> None:
     def scored(values: list[float]) -> float:
         frame = pl.DataFrame(

@@ -23,6 +23,7 @@ are ever named: no action can be proposed against a change that does not exist.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,6 +81,10 @@ class Attribution(BaseModel):
             score=round(1.0 / (1.0 + math.exp(-self.llr)), 4),
             reasons=list(self.reasons),
         )
+
+
+# git revert's subject line: Revert "<subject of the reverted commit>" (greedy: a revert of a revert nests)
+_REVERT_SUBJECT = re.compile(r'^Revert "(.+)"')
 
 
 def change_records(changes: pl.DataFrame | None) -> list[ChangeRecord]:
@@ -193,9 +198,13 @@ def first_remedy(pairs: Iterable[tuple[ChangeRecord, ChangeRecord]], alerted: da
 
 
 def _reverts(later: ChangeRecord, change: ChangeRecord) -> bool:
-    """`later` says it reverts `change`'s commit (git's "This reverts commit <sha>")."""
+    """`later` says it reverts `change`: it names its commit (git's "This reverts commit <sha>"), or
+    its subject is git's `Revert "<the subject of change>"` (a deploy log that keeps only subjects)."""
     text = (later.description or "").lower()
-    return bool(change.commit) and "revert" in text and str(change.commit)[:12].lower() in text
+    if change.commit and "revert" in text and str(change.commit)[:12].lower() in text:
+        return True
+    subject = _REVERT_SUBJECT.match(later.description or "")
+    return bool(subject and change.description and change.description.startswith(subject.group(1)))
 
 
 def with_code(
