@@ -37,8 +37,8 @@ OTHER_PERIODS = {"baseline", "after", "repo", ".git"}
 # Top-level folders that are not this period's telemetry: other periods, and a snapshot's copy of
 # the mapping rules.
 SKIPPED_FOLDERS = OTHER_PERIODS | {"mapping-rules"}
-# when each modality's rows were recorded (changes are not telemetry of the period)
-_TIME_COLUMNS = {Modality.METRICS: "timestamp", Modality.LOGS: "timestamp", Modality.TRACES: "start_time"}
+# the modalities recorded over the period (a change log reaches back before it)
+_RECORDED = (Modality.METRICS, Modality.LOGS, Modality.TRACES)
 
 
 @dataclass
@@ -66,7 +66,9 @@ class PeriodFiles:
         firsts = [
             table.frame.get_column(column).min()
             for table in self.tables
-            if (column := _TIME_COLUMNS.get(table.modality)) and column in table.frame.columns and table.frame.height
+            if table.modality in _RECORDED
+            and (column := TABLES[table.modality.value].time_columns[0]) in table.frame.columns
+            and table.frame.height
         ]
         return min((t for t in firsts if isinstance(t, datetime)), default=None)
 
