@@ -83,6 +83,11 @@ class FaultType(BaseModel):
     # locating signals that say what failed for this fault type (a request leaving its usual path is
     # what an exception does; for a saturated pool it is only where the failure showed)
     signature: list[str] = Field(default_factory=list)
+    # signals by which the fault shows on the service's own requests when it is the incident's cause
+    # (a CPU-starved service answers late): where one of them was measured on the service and none
+    # moved, the hypothesis there weighs the model's unharmed_llr (a CPU rise that slows no request is
+    # more likely load than the cause). Empty: no such condition.
+    harms: list[str] = Field(default_factory=list)
 
     @property
     def log_prior(self) -> float:
@@ -112,6 +117,7 @@ class ModelParameters(BaseModel):
     global_change_share: float = Field(gt=0, le=1)
     code_miss_llr: float = Field(le=0)
     restored_version_llr: float = Field(le=0)
+    unharmed_llr: float = Field(le=0)
 
 
 class Registry(BaseModel):
@@ -133,6 +139,7 @@ class Registry(BaseModel):
         for name, fault in self.fault_types.items():
             fault.name = name
             used = {*fault.support, *fault.contradict, *fault.requires, *fault.requires_all, *fault.signature}
+            used |= set(fault.harms)
             used |= {s for signals in fault.explains.values() for s in signals}
             unknown = sorted(used - set(self.signals))
             if unknown:

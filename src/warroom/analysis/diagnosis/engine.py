@@ -111,16 +111,16 @@ def diagnose(
     observations = {o.id: o for o in found.observations}
     worth = hyp_mod.Worth(reg, observations.values(), len(periods.services()))
     external = _external(periods, graph)
-    hypotheses = hyp_mod.form(observations.values(), reg, worth, external, _servers(periods, graph))
+    hypotheses = hyp_mod.form(observations.values(), reg, worth, external, _servers(periods, graph), found.measured)
     started = onset or alert_time
     # Before any hypothesis claims evidence: a fault only a change brings in needs a candidate change.
     options, hypotheses = _change_options(
         hypotheses, (records, pairs), reg, observations, (started, alert_time), external
     )
     base = {
-        h.key: h.log_prior + max((a.time_llr for a in options[h.key]), default=0.0)
+        h.key: h.log_prior + h.unharmed_llr + max((a.time_llr for a in options[h.key]), default=0.0)
         if options[h.key] and (reg.fault_types[h.fault_type].change.required or options[h.key][0].time_llr > 0)
-        else h.log_prior
+        else h.log_prior + h.unharmed_llr
         for h in hypotheses
     }
     owned = assign(hyp_mod.claims(observations.values(), hypotheses, graph, reg, worth, base, external))
@@ -296,6 +296,8 @@ def _reason(h: Hypothesis, observations: dict[str, Observation]) -> str:
     parts = [f"log-odds {h.log_odds:.1f} (prior {h.log_prior:.1f})"]
     if h.mechanism:
         parts.append(f"shows as {h.mechanism.replace('_', ' ')}")
+    if h.unharmed_llr:
+        parts.append(f"its own requests were measured and none slowed or failed {h.unharmed_llr:.1f}")
     for use in sorted(h.uses, key=lambda u: -u.llr)[:3]:
         o = observations[use.observation]
         where = "" if use.relation == "local" else f" [symptom on its {use.relation}]"

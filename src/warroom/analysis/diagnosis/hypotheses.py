@@ -48,6 +48,9 @@ class Hypothesis(BaseModel):
     contradictions: list[EvidenceUse] = Field(default_factory=list)
     change: Attribution | None = None
     mechanism: str | None = None  # the fault type whose signature it shows (a config change's pool exhaustion)
+    # evidence of absence: the fault type's harm signals were measured on the service and none moved
+    # (the registry's `harms`), worth the model's `unharmed_llr`; 0 otherwise
+    unharmed_llr: float = 0.0
     onset: datetime | None = None
     probability: float = 0.0  # softmax share against the other hypotheses and "none of them"
     confidence: float = 0.0  # calibrated probability that this is the answer
@@ -62,7 +65,12 @@ class Hypothesis(BaseModel):
 
     @property
     def log_odds(self) -> float:
-        return self.log_prior + self.evidence_llr + (self.change.llr if self.change is not None else 0.0)
+        return (
+            self.log_prior
+            + self.unharmed_llr
+            + self.evidence_llr
+            + (self.change.llr if self.change is not None else 0.0)
+        )
 
     def local_uses(self) -> list[EvidenceUse]:
         return [u for u in self.uses if u.relation == "local"]
@@ -104,16 +112,20 @@ def form(
     worth: Worth,
     external: set[str],
     servers: set[str],
+    measured: Mapping[str, set[str]] | None = None,
 ) -> list[Hypothesis]:
     """Every (service, fault type) one of whose required signals (and all of its jointly required
     ones) was observed on the service, with a value of at least FORM_MIN: near its noise level and
     of a material size (a 1 % CPU move does not make a CPU hypothesis). A fault of the work a client
     sends (scope "client") is not hypothesised on a server that has clients in view (`servers`)."""
     seen: dict[str, set[str]] = {}
+    above: dict[str, set[str]] = {}  # … and those above their noise level
     for observation in observations:
         for signal, service in observation.roles.items():
             if worth(observation, signal) >= FORM_MIN:
                 seen.setdefault(service, set()).add(signal)
+            if observation.above_noise:
+                above.setdefault(service, set()).add(signal)
     out = []
     for service, signals in sorted(seen.items()):
         for fault in registry.fault_types.values():
@@ -124,8 +136,22 @@ def form(
                 continue
             if signals.isdisjoint(fault.requires) or not signals.issuperset(fault.requires_all):
                 continue
-            out.append(Hypothesis(service=service, fault_type=fault.name, log_prior=fault.log_prior))
+            unharmed = _unharmed(fault.harms, service, above.get(service, set()), measured or {})
+            out.append(
+                Hypothesis(
+                    service=service,
+                    fault_type=fault.name,
+                    log_prior=fault.log_prior,
+                    unharmed_llr=registry.model.unharmed_llr if unharmed else 0.0,
+                )
+            )
     return out
+
+
+def _unharmed(harms: list[str], service: str, moved: set[str], measured: Mapping[str, set[str]]) -> bool:
+    """The service's own requests were measured by one of the fault's harm signals and none of them
+    moved above its noise level."""
+    return bool(harms) and moved.isdisjoint(harms) and any(service in measured.get(h, ()) for h in harms)
 
 
 def claims(

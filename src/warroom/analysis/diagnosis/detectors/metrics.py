@@ -96,6 +96,10 @@ def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
         for (metric,), frame in scored.group_by("metric")
     }
     result.tests = scored.height
+    for (metric,), frame in scored.group_by("metric"):
+        for direction in ("up", "down"):
+            signal = f"{str(metric).partition(TABLE_KEY)[0]}.{direction}"
+            result.measure(FAMILIES.get(signal, signal), frame.get_column("service").cast(pl.String).to_list())
     _counters(periods, result)
     scored = _memory_measure(scored)
     for row in scored.filter(~pl.col("metric").is_in(COUNTERS)).iter_rows(named=True):

@@ -136,6 +136,7 @@ def _emit_shift(
 ) -> None:
     if stats.height == 0:
         return
+    result.measure(signal, stats.get_column("service").cast(pl.String).to_list())
     noise = noise_level(stats.get_column("z").to_list())
     for row in stats.filter(pl.col("z") >= EMIT_Z).iter_rows(named=True):
         service = str(row["service"])
@@ -169,6 +170,8 @@ def _gaps(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: Detector
     # carries all of it, a neighbouring call (whose lead-in holds the delayed response) a part.
     callers = now.group_by("caller", "callee").agg(pl.col("caller_ms").median().alias("caller_ms"))
     stats = stats.join(callers, on=["caller", "callee"], how="left")
+    result.measure("call_gap.in", stats.get_column("callee").cast(pl.String).to_list())
+    result.measure("call_gap.out", stats.get_column("caller").cast(pl.String).to_list())
     noise = noise_level(stats.get_column("z").to_list())
     for row in stats.filter(pl.col("z") >= EMIT_Z).iter_rows(named=True):
         caller, callee = str(row["caller"]), str(row["callee"])
@@ -395,6 +398,7 @@ def _statements(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: De
     )
     if stats.height == 0:
         return
+    result.measure("db_statement.slow", stats.get_column("caller").cast(pl.String).to_list())
     noise = noise_level(stats.get_column("z").to_list())
     best = (
         stats.sort(["z", "caller", "statement"], descending=[True, False, False])
