@@ -192,6 +192,10 @@ _TIMELINE_KIND: dict[AuditStep, TimelineKind] = {
 }
 
 
+# the audit data a timeline event keeps (a replay's `simulated` says nothing was changed)
+TIMELINE_DATA = ("approved_at", "command", "recovered_by", "recovered_by_action", "exhausted", "dry_run", "simulated")
+
+
 def timeline_events(events: Iterable[AuditEvent]) -> list[TimelineEvent]:
     """The audit trail as typed timeline events (redacted), in order."""
     out: list[TimelineEvent] = []
@@ -201,7 +205,7 @@ def timeline_events(events: Iterable[AuditEvent]) -> list[TimelineEvent]:
             continue
         label = f"{event.action_id}: {event.step.value}" if event.action_id else f"mitigation {event.step.value}"
         data: dict[str, Any] = {"action_id": event.action_id, "step": event.step.value, "kind": event.kind}
-        for key in ("approved_at", "command", "recovered_by", "recovered_by_action", "exhausted", "dry_run"):
+        for key in TIMELINE_DATA:
             if key in event.data:
                 data[key] = event.data[key]
         out.append(

@@ -314,14 +314,42 @@ def _outcome_times(timeline: list[TimelineEvent]) -> dict[str, datetime]:
     return times
 
 
+# The audit steps that say where an action stands before its outcome is recorded: the outcome's
+# status and its recovery check (None: not checked yet)
+_STANDING: dict[str, tuple[str, bool | None]] = {
+    "executed": ("executed", None),
+    "verified": ("executed", True),
+    "not_recovered": ("executed", False),
+    "undone": ("undone", None),
+    "failed": ("failed", None),
+    "timed_out": ("timed_out", None),
+    "dry_run": ("dry_run", None),
+}
+
+
+def _standing(timeline: list[TimelineEvent]) -> dict[str, dict[str, Any]]:
+    """Each action's latest audit step as an outcome: what the timeline already says happened while
+    the executor's step is still under way (a live recovery check waits minutes for the system, and
+    its outcome reaches the run's context only when the step ends)."""
+    out: dict[str, dict[str, Any]] = {}
+    for event in timeline:
+        action_id, standing = event.data.get("action_id"), _STANDING.get(str(event.data.get("step")))
+        if isinstance(action_id, str) and action_id and standing is not None:
+            status, verified = standing
+            data = {k: event.data[k] for k in ("kind", "simulated") if k in event.data}
+            out[action_id] = {"action_id": action_id, "status": status, "verified": verified, "data": data}
+    return out
+
+
 def _actions(context: Mapping[str, Any], timeline: list[TimelineEvent], approvals: dict[str, str]) -> list[ActionFact]:
     plan = [a for a in context.get("resolution_plan") or [] if isinstance(a, dict) and a.get("id")]
     proposed = [a for a in context.get("proposed_actions") or [] if isinstance(a, dict) and a.get("id")]
-    outcomes = {
+    recorded = {
         str(o.get("action_id")): o
         for o in as_dict(context.get("mitigation")).get("outcomes") or []
         if isinstance(o, dict) and o.get("action_id")
     }
+    outcomes = {**_standing(timeline), **recorded}  # a recorded outcome is the last word
     at = _outcome_times(timeline)
     facts: dict[str, ActionFact] = {}
     # an outcome of an action no plan lists (a site's own executor) is still what happened

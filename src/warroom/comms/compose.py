@@ -20,7 +20,7 @@ from warroom.analysis.facts import ActionMode, IncidentFacts, collect_facts
 from warroom.analysis.impact import ImpactFacts
 from warroom.comms.cadence import Cadence
 from warroom.comms.message import Audience, Message
-from warroom.incident import Incident, Severity
+from warroom.incident import Incident, Severity, TimelineEvent
 from warroom.values import as_dict as _as_dict
 from warroom.values import parse_time
 
@@ -118,12 +118,18 @@ def incident_of(context: Mapping[str, Any], incident_id: str) -> Incident:
 
 
 def template_context(
-    context: Mapping[str, Any], *, sequence: int, cadence: Cadence, incident_id: str
+    context: Mapping[str, Any],
+    *,
+    sequence: int,
+    cadence: Cadence,
+    incident_id: str,
+    actions: Sequence[TimelineEvent] = (),
 ) -> dict[str, Any]:
-    """The values every template sees: the incident's facts as recorded so far."""
+    """The values every template sees: the incident's facts as recorded so far. `actions`: the
+    timeline's action events, which say what was executed before the executor's step has ended."""
     incident = _as_dict(context.get("incident"))
     diagnosis = [d for d in context.get("diagnosis") or [] if isinstance(d, dict)]
-    facts = collect_facts(context, incident_of(context, incident_id))
+    facts = collect_facts(context, incident_of(context, incident_id), list(actions))
     severity = facts.severity.level if facts.severity else "P2"
     services = [str(s) for s in incident.get("affected_services") or []]
     status_label, recovered, mitigating = _status(facts)
@@ -206,9 +212,10 @@ def build_updates(
     cadence: Cadence,
     now: datetime,
     sequence: int = 1,
+    actions: Sequence[TimelineEvent] = (),
 ) -> list[Message]:
     """One redacted message per audience."""
-    values = template_context(context, sequence=sequence, cadence=cadence, incident_id=incident_id)
+    values = template_context(context, sequence=sequence, cadence=cadence, incident_id=incident_id, actions=actions)
     messages: list[Message] = []
     for audience in audiences:
         subject, body = render(audience, values)

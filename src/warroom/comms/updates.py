@@ -45,8 +45,10 @@ def send_update(
     out_dir: str | Path | None,
     incident_cadence: float | None,
     sender: str,
+    actions: Sequence[TimelineEvent] = (),
 ) -> Update:
-    """Update number `sequence` of the incident, sent at `now` (incident time)."""
+    """Update number `sequence` of the incident, sent at `now` (incident time); `actions`, the
+    timeline's action events, say what was executed while the executor's step is under way."""
     cadence = next_update(
         severity,
         now,
@@ -55,7 +57,13 @@ def send_update(
         incident_cadence=incident_cadence,
     )
     messages = build_updates(
-        context, incident_id=incident_id, audiences=audiences, cadence=cadence, now=now, sequence=sequence
+        context,
+        incident_id=incident_id,
+        audiences=audiences,
+        cadence=cadence,
+        now=now,
+        sequence=sequence,
+        actions=actions,
     )
     channels: list[Channel] = build_channels(comms.channels, out_dir)
     limitations: list[str] = []

@@ -124,6 +124,11 @@ class CadenceKeeper:
         return True
 
     def _send(self, incident: Incident, context: dict[str, Any], now: datetime, sequence: int, *, final: bool) -> None:
+        # what the executor already did (a rollback executed, its live check still waiting on the
+        # system) is on the timeline before the executor's step ends and its outcome reaches the context
+        actions = self.store.timeline(
+            incident.id, kinds=(TimelineKind.ACTION_EXECUTED.value, TimelineKind.ACTION_VERIFIED.value)
+        )
         update = send_update(
             context,
             incident_id=incident.id,
@@ -135,6 +140,7 @@ class CadenceKeeper:
             out_dir=self.reports_dir / incident.id,
             incident_cadence=incident.comms_cadence_minutes,
             sender=SENDER,
+            actions=actions,
         )
         with self.store.transaction() as session:
             for event in update.timeline:
