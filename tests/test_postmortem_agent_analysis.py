@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 
 from warroom.agents.base import AgentContext
 from warroom.agents.documentation import IncidentDocumentationSpecialist
-from warroom.agents.post_incident import PostIncidentAnalyst
+from warroom.agents.post_incident import PostIncidentAnalyst, detection_gap
 from warroom.agents.recovery import RecoveryValidationSpecialist
 from warroom.agents.resolution import IncidentResolutionCoordinator
 from warroom.sources.bundle import load_bundle
@@ -117,3 +117,16 @@ def test_without_context_the_analyst_says_what_it_lacks(bundle: IncidentTelemetr
     assert pm["primary_cause"] is None
     assert any("diagnosis" in item for item in report.limitations)
     assert pm["lessons_learned"]["went_well"] or pm["lessons_learned"]["challenges"]
+
+
+def test_restarts_a_change_of_the_service_caused_are_no_missed_alert(bundle: IncidentTelemetry) -> None:
+    fired = bundle.manifest.alert.fired_at
+    onset = {
+        "at": (fired - timedelta(minutes=3)).isoformat(), "kind": "onset", "service": "checkout",
+        "values": {"signal": "restarts", "limit": 1e-06, "baseline": 0.0, "peak": 3.0},
+    }  # fmt: skip
+    deploy = {"at": (fired - timedelta(minutes=3.5)).isoformat(), "kind": "change", "service": "checkout"}
+    elsewhere = {**deploy, "service": "payment"}
+    assert [g["signal"] for g in detection_gap([onset], bundle)] == ["restarts"]
+    assert detection_gap([deploy, onset], bundle) == []  # the deploy's own restart, 30 s after it
+    assert [g["signal"] for g in detection_gap([elsewhere, onset], bundle)] == ["restarts"]

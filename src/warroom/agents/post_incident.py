@@ -35,6 +35,9 @@ DUE_DAYS = {"immediate": 7, "short_term": 14, "follow_up": 30}
 REVIEW_AFTER_DAYS = 7
 FAST_DETECTION_SHARE_OF_RTO = 0.2
 FAST_DETECTION_MIN_WITHOUT_RTO = 5.0
+# A deploy or restart of a service restarts its processes: restarts this soon after a change of the
+# same service are the change's own doing, not a signal an alert missed.
+RESTART_OF_CHANGE = timedelta(minutes=2)
 SATURATED = 0.8  # a utilisation above this is worth an alert of its own
 STAGING_WORDS = ("staging", "stage", "preprod", "pre-prod", "canary", "load test", "loadtest")
 
@@ -136,6 +139,7 @@ def detection_gap(timeline: list[dict[str, Any]], telemetry: IncidentTelemetry) 
     fired; the lead is measured from the crossing of that threshold, not from the first drift."""
     alert = telemetry.manifest.alert
     alerted_on = f"{alert.name} {alert.summary} {' '.join(alert.labels.values())}".lower()
+    changed = [(e.get("service"), parse_time(e.get("at"))) for e in timeline if e.get("kind") == "change"]
     out: list[dict[str, Any]] = []
     for event in timeline:
         values = as_dict(event.get("values"))
@@ -143,6 +147,11 @@ def detection_gap(timeline: list[dict[str, Any]], telemetry: IncidentTelemetry) 
         service = event.get("service")
         at = parse_time(event.get("at"))
         if event.get("kind") != "onset" or signal not in SATURATION or at is None or not isinstance(service, str):
+            continue
+        if signal == cv.RESTARTS and any(
+            who == service and when is not None and timedelta(0) <= at - when <= RESTART_OF_CHANGE
+            for who, when in changed
+        ):
             continue
         words = signal.replace("db_", "").replace("_utilization", "").split("_")
         if all(w in alerted_on for w in words):
