@@ -219,3 +219,24 @@ def test_agent_defaults_to_a_file_channel_in_out_dir(tmp_path, monkeypatch):
     ctx.context.update(report.outputs)
     again = IncidentCommunicationsSpecialist().run(ctx).outputs["communications"]
     assert len(again) == 2 * len(comms) and again[-1]["sequence"] == 2
+    # updates the service's cadence keeper sent between the phases (counted by the engine) come first
+    ctx.params["updates_sent"] = 4
+    after_cadence = IncidentCommunicationsSpecialist().run(ctx).outputs["communications"]
+    assert after_cadence[-1]["sequence"] == 5
+
+
+def test_updates_are_counted_by_sequence_whoever_sent_them() -> None:
+    from datetime import UTC, datetime
+
+    from warroom.comms.message import updates_sent
+    from warroom.incident import TimelineEvent, TimelineKind
+
+    def sent(sequence: int, audience: str) -> TimelineEvent:
+        return TimelineEvent(
+            at=datetime(2026, 12, 2, tzinfo=UTC), kind=TimelineKind.COMMUNICATION_SENT, source="x",
+            summary=f"{audience} update {sequence}", data={"sequence": sequence, "audience": audience},
+        )  # fmt: skip
+
+    note = TimelineEvent(at=datetime(2026, 12, 2, tzinfo=UTC), kind=TimelineKind.NOTE, source="x", summary="n")
+    assert updates_sent([sent(1, "internal"), sent(1, "customer"), sent(2, "internal"), note]) == 2
+    assert updates_sent([]) == 0

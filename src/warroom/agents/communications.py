@@ -47,7 +47,10 @@ class IncidentCommunicationsSpecialist(Specialist):
         audiences: list[Audience] = [
             a for a in (ctx.params.get("audiences") or manifest.comms.audiences) if a in AUDIENCES
         ]
-        sequence = len({c.get("sequence") for c in previous if c.get("sequence") is not None}) + 1
+        # numbered after every update the incident had: this run's, and the service's cadence
+        # updates between its phases (which the engine counts from the timeline)
+        own = len({c.get("sequence") for c in previous if c.get("sequence") is not None})
+        sequence = max(own, int(ctx.params.get("updates_sent") or 0)) + 1
         update = send_update(
             ctx.context,
             incident_id=ctx.incident_id,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from warroom.incident import TimelineEvent, TimelineKind
 from warroom.redact import redact
 
 Audience = Literal["internal", "executive", "customer"]
@@ -48,3 +50,16 @@ class Delivery(BaseModel):
     attempts: int = 0
     detail: str = ""
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def updates_sent(events: Iterable[TimelineEvent]) -> int:
+    """How many updates the `communication_sent` events record (one per sequence number, whoever
+    sent it: the workflow's specialist or the service's cadence keeper), so the next one is numbered
+    after every update the incident already had."""
+    return len(
+        {
+            str(e.data.get("sequence", e.data.get("message_id", e.summary)))
+            for e in events
+            if e.kind is TimelineKind.COMMUNICATION_SENT
+        }
+    )

@@ -20,10 +20,10 @@ from typing import Any
 
 from warroom.comms.cadence import DEFAULT_INTERVAL_MINUTES, interval_for
 from warroom.comms.config import CommsConfig
-from warroom.comms.message import AUDIENCES
+from warroom.comms.message import AUDIENCES, updates_sent
 from warroom.comms.updates import send_update
 from warroom.errors import NotFoundError
-from warroom.incident import Incident, Status, TimelineEvent, TimelineKind
+from warroom.incident import Incident, Status, TimelineKind
 from warroom.redact import redact_tree
 from warroom.serve.clock import incident_now
 from warroom.store.records import run_context
@@ -45,11 +45,6 @@ def _recovered(incident: Incident, context: dict[str, Any]) -> bool:
         return True
     mitigation: Any = context.get("mitigation")
     return isinstance(mitigation, dict) and mitigation.get("recovered") is True and not mitigation.get("dry_run")
-
-
-def _sequence(event: TimelineEvent) -> str:
-    found = event.data.get("sequence")
-    return str(found) if found is not None else str(event.data.get("message_id", event.summary))
 
 
 class CadenceKeeper:
@@ -120,7 +115,7 @@ class CadenceKeeper:
         recovered = _recovered(incident, context)
         if not (due or recovered):
             return False
-        self._send(incident, context, now, len({_sequence(e) for e in sent}) + 1, final=recovered)
+        self._send(incident, context, now, updates_sent(sent) + 1, final=recovered)
         return True
 
     def _send(self, incident: Incident, context: dict[str, Any], now: datetime, sequence: int, *, final: bool) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from warroom.comms.message import updates_sent
 from warroom.errors import InputError, Interrupted, NotFoundError
 from warroom.incident import (
     AgentReport,
@@ -718,6 +719,9 @@ class Engine:
             **ctx.for_agents(),
             "incident_record": self.store.get_incident(incident_id).model_dump(mode="json"),
         }
+        # the stakeholder updates the incident already had, whoever sent them (between the phases the
+        # service's cadence keeper sends its own): the next update is numbered after them
+        sent = updates_sent(self.store.timeline(incident_id, kinds=(TimelineKind.COMMUNICATION_SENT.value,)))
         tasks = []
         for step in move.steps:
             key = step_key(move.phase, step)
@@ -728,6 +732,7 @@ class Engine:
                 "out_dir": options.out_dir,
                 "phase": move.phase.id,
                 "now": clock.now().isoformat(),  # the incident clock at the step's start
+                "updates_sent": sent,
             }
             if approved is not None:
                 params["approved_actions"] = approved
