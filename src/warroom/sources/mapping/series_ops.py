@@ -49,25 +49,37 @@ def _on_grid(points: pl.LazyFrame, step_us: int) -> pl.LazyFrame:
     )
 
 
-def _full_grid(bucketed: pl.LazyFrame, step_us: int) -> pl.LazyFrame:
+def _per_point(placed: pl.LazyFrame, columns: tuple[str, str], how: Literal["last", "sum"]) -> pl.DataFrame:
+    """(sid, g, *columns) with one row per series and grid point, sorted by both: each column's
+    last sample, or sum, within the step. With regular scrapes every grid point holds one sample,
+    so the rows already are those groups, in order (points are sorted by series and time): no
+    group_by then (a sum of one null is 0 there, null here; the callers fill nulls with 0)."""
+    present = placed.collect()
+    shared = (pl.col("sid") == pl.col("sid").shift(1)) & (pl.col("g") == pl.col("g").shift(1))
+    if not present.select(shared.any()).item():
+        return present.select("sid", "g", *columns)
+    aggregate = [getattr(pl.col(c), how)() for c in columns]
+    return present.group_by("sid", "g").agg(aggregate).sort("sid", "g")
+
+
+def _full_grid(present: pl.DataFrame, step_us: int) -> pl.LazyFrame:
     """Every grid point from each series' first to its last, joined with what fell in it (as it
-    is when no series misses a point: the common case of regular scrapes)."""
-    present = bucketed.collect()
+    is when no series misses a point: the common case of regular scrapes). `present`: one row per
+    series and grid point, sorted by both."""
     spans = present.group_by("sid").agg(
         pl.col("g").min().alias("low"), pl.col("g").max().alias("high"), pl.len().alias("n")
     )
-    ordered = present.lazy().sort("sid", "g")
     if spans.select(((pl.col("high") - pl.col("low")) // step_us + 1 == pl.col("n")).all()).item():
-        return ordered
+        return present.lazy()
     grid = spans.lazy().select("sid", pl.int_ranges("low", pl.col("high") + step_us, step_us).alias("g")).explode("g")
-    return grid.join(ordered, on=["sid", "g"], how="left").sort("sid", "g")
+    return grid.join(present.lazy(), on=["sid", "g"], how="left").sort("sid", "g")
 
 
 def gauge(points: pl.LazyFrame, step_us: int) -> pl.LazyFrame:
     """(sid, g, value): each series' value at every grid point it covers."""
     placed = _on_grid(points, step_us)
     intervals = placed.group_by("sid").agg(pl.col("t").diff().median().alias("interval"))
-    last = placed.group_by("sid", "g").agg(pl.col("value").last(), pl.col("t").last())
+    last = _per_point(placed, ("value", "t"), "last")
     filled = _full_grid(last, step_us).with_columns(pl.col("value", "t").forward_fill().over("sid"))
     lookback = pl.max_horizontal(pl.col("interval").fill_null(step_us) * LOOKBACK_INTERVALS, pl.lit(step_us))
     return (
@@ -90,7 +102,7 @@ def _windowed(points: pl.LazyFrame, grid: Grid, measure: Literal["increase", "ch
     placed = _on_grid(points, grid.step_us).with_columns(
         amount.alias("amount"), (pl.col("t") - pl.col("t").shift(1).over("sid")).alias("span")
     )
-    summed = placed.group_by("sid", "g").agg(pl.col("amount").sum(), pl.col("span").sum())
+    summed = _per_point(placed, ("amount", "span"), "sum")
     full = _full_grid(summed, grid.step_us).with_columns(pl.col("amount", "span").fill_null(0))
     return full.with_columns(
         pl.col("amount").rolling_sum(grid.buckets, min_samples=1).over("sid"),
