@@ -23,6 +23,17 @@ KEYS = ["service", "instance"]
 KEYED_SCHEMA = pl.Schema({"service": pl.String(), "instance": pl.String(), "g": pl.Int64(), "value": pl.Float64()})
 
 
+@dataclass(frozen=True)
+class RankedBuckets:
+    """A histogram's buckets ranked for its quantiles by an integer `key` and grid point (not the
+    service and instance text: grouping and sorting every bucket sample by text was the costly
+    part), the key's service and instance, and what could not be used."""
+
+    buckets: pl.DataFrame
+    keys: pl.DataFrame  # key, service, instance
+    problems: list[str]
+
+
 @dataclass
 class Evaluated:
     """One rule's series (service, instance, g, value), the labels that named their services, and
@@ -54,7 +65,7 @@ class Evaluator:
         self.columns = set(samples.series.columns)
         self.names = set(samples.series.get_column("metric").unique().to_list())
         self._per_series: dict[tuple[str, str], pl.DataFrame] = {}
-        self._ranked: dict[tuple[Selector, tuple[str, ...] | None, str | None], tuple[pl.DataFrame, list[str]]] = {}
+        self._ranked: dict[tuple[Selector, tuple[str, ...] | None, str | None], RankedBuckets] = {}
 
     def _keys(self, selector: Selector, rule: Rule, evaluated: Evaluated, extra: tuple[str, ...] = ()) -> pl.DataFrame:
         """sid, service, instance (and `extra` labels) of the series a selector picks for a rule."""
@@ -122,17 +133,24 @@ class Evaluator:
         cache = (node.buckets, rule.service_label, rule.instance_label)
         if cache not in self._ranked:
             self._ranked[cache] = self._ranked_buckets(node, rule, evaluated)
-        buckets, problems = self._ranked[cache]
-        evaluated.problems.extend(f"{p}: {rule.record} not derived there" for p in problems)
-        return quantile(node.q, buckets, [*KEYS, "g"])
+        ranked_buckets = self._ranked[cache]
+        evaluated.problems.extend(f"{p}: {rule.record} not derived there" for p in ranked_buckets.problems)
+        values = quantile(node.q, ranked_buckets.buckets, ["key", "g"])
+        return values.join(ranked_buckets.keys.lazy(), on="key").select(*KEYS, "g", "value")
 
-    def _ranked_buckets(self, node: Quantile, rule: Rule, evaluated: Evaluated) -> tuple[pl.DataFrame, list[str]]:
+    def _ranked_buckets(self, node: Quantile, rule: Rule, evaluated: Evaluated) -> RankedBuckets:
         """The bucket rates of a histogram summed by key and bound, ranked for its quantiles, and
         what could not be used (series with no numeric bound, keys with no +Inf bucket)."""
         keys = self._keys(node.buckets, rule, evaluated, extra=("le",))
         if keys.height == 0:
-            return ranked(pl.LazyFrame(schema={**KEYED_SCHEMA, "le": pl.Float64()}), [*KEYS, "g"]), []
-        keys = keys.with_columns(pl.col("le").str.strip_chars().cast(pl.Float64, strict=False))
+            empty = pl.LazyFrame(
+                schema={"key": pl.UInt32(), "g": pl.Int64(), "le": pl.Float64(), "value": pl.Float64()}
+            )
+            return RankedBuckets(ranked(empty, ["key", "g"]), pl.DataFrame(schema=KEYED_SCHEMA).select(KEYS), [])
+        keys = keys.with_columns(
+            pl.col("le").str.strip_chars().cast(pl.Float64, strict=False),
+            pl.struct(KEYS).rank("dense").cast(pl.UInt32).alias("key"),
+        )
         problems = []
         bad_le = keys.filter(pl.col("le").is_null()).height
         if bad_le:
@@ -145,7 +163,8 @@ class Evaluator:
                 f"service/instance(s) ({shown})"
             )
         buckets = self._series(Series("rate", node.buckets), keys.filter(pl.col("le").is_not_null()))
-        return ranked(buckets.select(*KEYS, "g", "le", "value"), [*KEYS, "g"]), problems
+        named = keys.select("key", *KEYS).unique("key")
+        return RankedBuckets(ranked(buckets.select("key", "g", "le", "value"), ["key", "g"]), named, problems)
 
     def plan(self, rule: Rule) -> tuple[pl.LazyFrame | None, Evaluated]:
         """A rule's series as a query not yet run (None when the series it needs are absent)."""
