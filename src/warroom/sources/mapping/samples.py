@@ -66,13 +66,20 @@ def from_label_sets(label_sets: Sequence[Mapping[str, str]], points: pl.DataFram
             sid = canonical[key] = len(unique)
             unique.append(dict(key))
         remap.append(sid)
-    mapping = pl.DataFrame({"sid": pl.Series(range(len(remap)), dtype=SID), "new": pl.Series(remap, dtype=SID)})
-    merged = (
-        points.join(mapping, on="sid", how="left")
-        .select(pl.col("new").alias("sid"), "timestamp", "value")
-        .sort("sid", "timestamp", maintain_order=True)
-    )
-    return Samples(_series_table(unique), merged)
+    # the points' ids index `remap`: a gather, not a join
+    merged = points.select(pl.lit(pl.Series(remap, dtype=SID)).gather(pl.col("sid")).alias("sid"), "timestamp", "value")
+    return Samples(_series_table(unique), _sorted(merged))
+
+
+def _sorted(points: pl.DataFrame) -> pl.DataFrame:
+    """Points sorted by sid and time (stably), not sorted again when they already are: an export
+    usually writes each series' samples together and in time order, and ids follow first appearance."""
+    sid, previous = pl.col("sid"), pl.col("sid").shift(1)
+    later = pl.col("timestamp") >= pl.col("timestamp").shift(1)
+    # (the first row has nothing before it; a null time is not in order)
+    if points.select(((sid > previous) | ((sid == previous) & later)).slice(1).fill_null(False).all()).item():
+        return points
+    return points.sort("sid", "timestamp", maintain_order=True)
 
 
 def label_json(text: str | None) -> dict[str, str]:
