@@ -89,10 +89,16 @@ def gauge(points: pl.LazyFrame, step_us: int) -> pl.LazyFrame:
     )
 
 
+def _before(column: str) -> pl.Expr:
+    """The column at the series' previous sample (null at its first). The points are sorted by
+    series and time, so that is the row before when it is of the same series: no window over sid."""
+    return pl.when(pl.col("sid") == pl.col("sid").shift(1)).then(pl.col(column).shift(1))
+
+
 def _windowed(points: pl.LazyFrame, grid: Grid, measure: Literal["increase", "changes"]) -> pl.LazyFrame:
     """(sid, g, amount, span_us): the counter increase (or number of changes) within the window
     ending at each grid point, and the time the samples behind it span."""
-    previous = pl.col("value").shift(1).over("sid")
+    previous = _before("value")
     current = pl.col("value")
     if measure == "increase":  # a drop is a reset: the counter started again from zero
         change = pl.when(current >= previous).then(current - previous).otherwise(current)
@@ -100,7 +106,7 @@ def _windowed(points: pl.LazyFrame, grid: Grid, measure: Literal["increase", "ch
         change = (current != previous).cast(pl.Float64)
     amount = pl.when(previous.is_null()).then(None).otherwise(change)
     placed = _on_grid(points, grid.step_us).with_columns(
-        amount.alias("amount"), (pl.col("t") - pl.col("t").shift(1).over("sid")).alias("span")
+        amount.alias("amount"), (pl.col("t") - _before("t")).alias("span")
     )
     summed = _per_point(placed, ("amount", "span"), "sum")
     full = _full_grid(summed, grid.step_us).with_columns(pl.col("amount", "span").fill_null(0))
