@@ -34,3 +34,37 @@ def test_a_store_behind_the_head_is_upgraded(tmp_path: Path) -> None:
     with create_engine(url).connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
         assert inspect(connection).has_table("alerts")
+
+
+def _schema(url: str) -> dict[str, object]:
+    """Every table's columns, keys, unique constraints and indexes, as the database reports them."""
+    engine = create_engine(url)
+    found = inspect(engine)
+    schema: dict[str, object] = {
+        table: (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)],
+            found.get_pk_constraint(table),
+            sorted((fk["referred_table"], fk["constrained_columns"]) for fk in found.get_foreign_keys(table)),
+            sorted((u["name"], u["column_names"]) for u in found.get_unique_constraints(table)),
+            sorted((i["name"], i["column_names"], i["unique"]) for i in found.get_indexes(table)),
+        )
+        for table in found.get_table_names()
+    }
+    engine.dispose()
+    return schema
+
+
+def test_a_new_store_has_the_schema_the_migrations_build(tmp_path: Path) -> None:
+    new = f"sqlite:///{tmp_path / 'new.db'}"
+    Store(new).engine.dispose()  # created at the head without alembic
+    migrated = f"sqlite:///{tmp_path / 'migrated.db'}"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(migrated)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    engine.dispose()
+    assert _schema(new) == _schema(migrated)
+    with create_engine(new).connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD

@@ -1,7 +1,7 @@
 """The incident store: incidents, runs, step results, timeline, actions and audit, in one database.
 
 SQLite by default (a file under the user's data directory), PostgreSQL by URL. The schema is
-created and upgraded by Alembic migrations when the store opens.
+upgraded by Alembic migrations when the store opens; a new, empty database is created at the head.
 
 Two guarantees hold at this boundary for every writer (the engine, the CLI, the server):
 - secrets never reach the database: every text and JSON column of every row is redacted just
@@ -20,7 +20,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Engine, String, create_engine, event, func, inspect, select, text, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Mapper, Session, sessionmaker
@@ -29,7 +44,7 @@ from warroom.errors import NotFoundError, StoreError
 from warroom.incident import Incident, Status, TimelineEvent, TimelineKind, check_transition
 from warroom.redact import redact_tree
 from warroom.store.deferred import write_deferred
-from warroom.store.models import ActionRow, AuditRow, IncidentRow, RunRow, StepRow, TimelineRow
+from warroom.store.models import ActionRow, AuditRow, Base, IncidentRow, RunRow, StepRow, TimelineRow
 
 ENV_VAR = "WARROOM_DB"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -222,8 +237,31 @@ def _recorded_revision(engine: Engine) -> str | None:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+# Alembic's own record of a database's revision, as alembic creates it.
+_ALEMBIC_VERSION = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+
+
+def _create_at_head(engine: Engine) -> None:
+    """A new, empty database gets the models' schema and is recorded at the head revision: the
+    same schema the migrations build (tests/test_store_schema_head.py compares them), without
+    loading alembic and replaying every migration (0.11 s of a first `respond`)."""
+    with engine.begin() as connection:
+        Base.metadata.create_all(connection)
+        _ALEMBIC_VERSION.create(connection)
+        connection.execute(_ALEMBIC_VERSION.insert().values(version_num=SCHEMA_HEAD))
+
+
 def migrate(engine: Engine) -> None:
-    if _recorded_revision(engine) == SCHEMA_HEAD:
+    revision = _recorded_revision(engine)
+    if revision == SCHEMA_HEAD:
+        return
+    if revision is None and not inspect(engine).get_table_names():
+        _create_at_head(engine)
         return
     # only a store behind the head loads alembic
     from alembic import command
