@@ -20,7 +20,7 @@ from pathlib import Path
 
 from warroom.sources.raw.changes import Change, change_read
 from warroom.sources.raw.reader import RawRead, ReadOptions
-from warroom.sources.raw.text import Skipped, decoded_head, lines, read_text
+from warroom.sources.raw.text import Skipped, first_head_line, lines, read_text
 from warroom.sources.raw.times import ISO_TIME
 
 _HEADER = re.compile(r"^(?:deployment|daemonset|statefulset)(?:\.apps)?/(\S+?)(?: with revision #(\d+))?\s*$")
@@ -85,7 +85,7 @@ class KubectlRolloutHistory:
     name = "kubectl rollout history"
 
     def sniff(self, path: Path, head: bytes) -> bool:
-        first = next(lines(decoded_head(head)), None)
+        first = first_head_line(head)
         return first is not None and _HEADER.match(first[1].strip()) is not None
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:

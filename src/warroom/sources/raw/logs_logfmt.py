@@ -11,7 +11,7 @@ from warroom.sources.raw.logs import LogReadStats, log_read
 from warroom.sources.raw.logs_fields import service_from_file_name
 from warroom.sources.raw.logs_json import is_log_record, structured_line
 from warroom.sources.raw.reader import RawRead, ReadOptions
-from warroom.sources.raw.text import Skipped, decoded_head, lines, read_text
+from warroom.sources.raw.text import Skipped, first_head_line, lines, read_text
 
 # key=value, key="quoted \"value\"", or a bare key (a flag).
 _PAIR = re.compile(r'([^\s=]+)(?:=("(?:[^"\\]|\\.)*"|[^\s]*))?')
@@ -36,7 +36,7 @@ class LogfmtLogs:
     name = "logfmt log lines"
 
     def sniff(self, path: Path, head: bytes) -> bool:
-        first = next(lines(decoded_head(head)), None)
+        first = first_head_line(head)
         return first is not None and _looks_logfmt(first[1]) and is_log_record(parse_logfmt(first[1]))
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:

@@ -17,7 +17,7 @@ from warroom.sources.raw.logs import LogLine, LogReadStats, log_read
 from warroom.sources.raw.logs_fields import service_from_file_name
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.semconv import level_of
-from warroom.sources.raw.text import Skipped, decoded_head, lines, read_text
+from warroom.sources.raw.text import Skipped, first_head_line, lines, read_text
 from warroom.sources.raw.times import leading_time
 
 LEVEL_SEARCH_WORDS = 6  # the level sits within the first words after the time in every layout above
@@ -44,7 +44,7 @@ class PlainLogs:
     name = "plain text log lines (time stamp, level, message)"
 
     def sniff(self, path: Path, head: bytes) -> bool:
-        first = next(lines(decoded_head(head)), None)
+        first = first_head_line(head)
         return first is not None and not first[1].lstrip().startswith("{") and leading_time(first[1]) is not None
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:

@@ -21,8 +21,10 @@ class ManifestAlert:
     name = "alert block of a manifest (YAML)"
 
     def sniff(self, path: Path, head: bytes) -> bool:
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            return False  # before decoding: most files a bundle holds are not YAML
         text = decoded_head(head)
-        return path.suffix.lower() in (".yaml", ".yml") and bool(_ALERT_BLOCK.search(text)) and "fired_at" in text
+        return bool(_ALERT_BLOCK.search(text)) and "fired_at" in text
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
         data, node = read_yaml(path, BundleError)

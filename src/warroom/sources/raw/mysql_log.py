@@ -19,7 +19,7 @@ from typing import Any
 from warroom.sources.raw.logs import LogLine, log_read
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.semconv import level_of
-from warroom.sources.raw.text import Skipped, decoded_head, lines, read_text
+from warroom.sources.raw.text import Skipped, decoded_head, first_head_line, lines, read_text
 from warroom.sources.raw.times import leading_time
 
 SERVICE = "mysql"
@@ -125,9 +125,8 @@ class MysqlLog:
     name = "MySQL server log (slow query log or error log)"
 
     def sniff(self, path: Path, head: bytes) -> bool:
-        text = decoded_head(head)
-        first = next(lines(text), None)
-        return first is not None and (_is_slow_log(text.lstrip()) or _is_error_log(first[1]))
+        first = first_head_line(head)
+        return first is not None and (_is_slow_log(decoded_head(head).lstrip()) or _is_error_log(first[1]))
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
         text = read_text(path)

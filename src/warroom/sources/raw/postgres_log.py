@@ -35,7 +35,7 @@ from typing import Any
 from warroom.sources.raw.logs import LogLine, log_read
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.raw.semconv import level_of
-from warroom.sources.raw.text import Skipped, decoded_head, first_record, json_lines, lines, read_text
+from warroom.sources.raw.text import Skipped, first_head_line, first_record, json_lines, lines, read_text
 from warroom.sources.raw.times import leading_time
 
 SERVICE = "postgresql"
@@ -225,7 +225,7 @@ class PostgresLog:
     name = "PostgreSQL server log (stderr, csvlog or jsonlog)"
 
     def sniff(self, path: Path, head: bytes) -> bool:
-        first = next(lines(decoded_head(head)), None)
+        first = first_head_line(head)
         if first is None:
             return False
         return _is_jsonlog(first_record(head)) or _is_csvlog(first[1]) or _is_stderr(first[1])
