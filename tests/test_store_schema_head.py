@@ -1,14 +1,16 @@
 """The store's idea of the newest schema revision is alembic's head, so an up-to-date store
-skips the migration step and a store behind it is still upgraded."""
+skips the migration step and a store behind it is still upgraded; a new store, created from the
+models without alembic, has the schema the migrations build (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, make_url, text
 
 from warroom.store.repository import MIGRATIONS, SCHEMA_HEAD, Store
 
@@ -54,10 +56,27 @@ def _schema(url: str) -> dict[str, object]:
     return schema
 
 
-def test_a_new_store_has_the_schema_the_migrations_build(tmp_path: Path) -> None:
-    new = f"sqlite:///{tmp_path / 'new.db'}"
+def _databases(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """Two empty databases of the backend: one for a new store, one for the migrations."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'new.db'}", f"sqlite:///{tmp_path / 'migrated.db'}"
+    server = make_url(request.getfixturevalue("postgres_url"))
+    with create_engine(server, isolation_level="AUTOCOMMIT").connect() as connection:
+        for name in ("schema_new", "schema_migrated"):
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    return (
+        server.set(database="schema_new").render_as_string(hide_password=False),
+        server.set(database="schema_migrated").render_as_string(hide_password=False),
+    )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_new_store_has_the_schema_the_migrations_build(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    new, migrated = _databases(kind, tmp_path, request)
     Store(new).engine.dispose()  # created at the head without alembic
-    migrated = f"sqlite:///{tmp_path / 'migrated.db'}"
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     engine = create_engine(migrated)
@@ -66,5 +85,7 @@ def test_a_new_store_has_the_schema_the_migrations_build(tmp_path: Path) -> None
         command.upgrade(config, "head")
     engine.dispose()
     assert _schema(new) == _schema(migrated)
-    with create_engine(new).connect() as connection:
+    engine = create_engine(new)
+    with engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+    engine.dispose()
