@@ -109,6 +109,17 @@ class RunRecord(BaseModel):
     facts: IncidentFacts | None = None  # every figure the reports quote (`store.records.facts_of`)
 
     @property
+    def failed_steps(self) -> list[str]:
+        """The steps that failed or timed out, as "agent: error": a benchmark tells a crashed
+        diagnosis from an honest "inconclusive" by them."""
+        return [
+            f"{step.agent}: {step.error or step.status.value}"
+            for phase in self.phases
+            for step in phase.steps
+            if step.status is not StepStatus.SUCCEEDED
+        ]
+
+    @property
     def limitations(self) -> list[str]:
         """What the run could not look at, or looked at only in part, from every step, once each."""
         found = (

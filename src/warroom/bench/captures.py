@@ -80,6 +80,7 @@ def _run_case(store: Store, folder: Path, truth: Truth, workflow: str) -> dict[s
         "location": f"{suspect['code_file']}:{suspect.get('code_line')}" if suspect.get("code_file") else None,
         "first_action": first,
         "correct": judged.model_dump(),
+        "failed_steps": record.failed_steps,
         "seconds": round(seconds, 3),
     }
 
@@ -105,6 +106,7 @@ def run_capture_bench(root: Path, workdir: Path, workflow: str = WORKFLOW) -> di
         "accuracy": accuracy,
         "all_right": sum(1 for c in per_case if "correct" in c and all(v is not False for v in c["correct"].values())),
         "inconclusive": sum(1 for c in per_case if c.get("inconclusive", True)),
+        "with_failed_steps": sum(1 for c in per_case if c.get("failed_steps") or c.get("error")),
         "median_s": round(statistics.median(times), 3) if times else None,
         "per_case": per_case,
     }

@@ -96,6 +96,7 @@ def _run_case(store: Store, path: Path, drop: Sequence[str], workflow: str, time
         "confidence": top.confidence if top else None,
         "inconclusive": bool(top is None or top.inconclusive),
         "fault_type_correct": bool(top and canonical_fault(top.fault_type) == canonical_fault(truth["fault_type"])),
+        "failed_steps": response.record.failed_steps,
         "seconds": round(seconds, 3),
     }
 
@@ -115,6 +116,7 @@ def _summary(per_case: list[dict[str, Any]], times: list[float], drop: Sequence[
         "ac5": ac(5),
         "fault_type_acc": round(sum(1 for c in per_case if c.get("fault_type_correct")) / n, 4) if n else 0.0,
         "inconclusive": sum(1 for c in per_case if c.get("inconclusive")),
+        "with_failed_steps": sum(1 for c in per_case if c.get("failed_steps") or c.get("error")),
         "median_s": round(statistics.median(times), 3) if times else 0.0,
         "p95_s": round(_percentile(times, 0.95), 3),
         "peak_rss_mb": round(_peak_rss_mb(), 1),

@@ -116,6 +116,7 @@ def run_scenario_bench(
                     response = respond(store, BundleSpec(path=str(bundle.resolve())), workflow, None)
                     entry["run_s"] = round(time.perf_counter() - started, 3)
                     entry.update(score(response.record, truth))
+                    entry["failed_steps"] = response.record.failed_steps
                     entry["expected"] = {k: truth.get(k) for k in ("path", "service", "fault_type", "change_id")}
                 except Exception as exc:  # a run that breaks is a miss with its reason, not a crash
                     entry["error"] = f"{exc.__class__.__name__}: {exc}"[:300]
@@ -135,6 +136,7 @@ def run_scenario_bench(
     return {
         "runs": len(per_run),
         "accuracy": accuracy,
+        "with_failed_steps": sum(1 for r in per_run if r.get("failed_steps") or r.get("error")),
         "median_s": round(statistics.median(times), 3) if times else None,
         "per_run": per_run,
     }
