@@ -88,18 +88,17 @@ def detect(periods: Periods, known: Collection[str]) -> DetectorResult:
     # levels differ accordingly.
     # A series' strength is its peak over the window's points: a maximum of that many draws, so the
     # family's comparisons are its series times their points.
-    noise = {
-        str(metric): noise_level(
+    noise: dict[str, float] = {}
+    for (metric,), frame in scored.group_by("metric"):
+        noise[str(metric)] = noise_level(
             frame.get_column("z").fill_nan(0.0).fill_null(0.0).to_list(),
             tests=int(frame.get_column("points").fill_null(1).sum()),
         )
-        for (metric,), frame in scored.group_by("metric")
-    }
-    result.tests = scored.height
-    for (metric,), frame in scored.group_by("metric"):
+        # measured on these services, moved or not (what a missing observation means)
         for direction in ("up", "down"):
             signal = f"{str(metric).partition(TABLE_KEY)[0]}.{direction}"
             result.measure(FAMILIES.get(signal, signal), frame.get_column("service").cast(pl.String).to_list())
+    result.tests = scored.height
     _counters(periods, result)
     scored = _memory_measure(scored)
     for row in scored.filter(~pl.col("metric").is_in(COUNTERS)).iter_rows(named=True):
