@@ -184,7 +184,6 @@ def test_fault_to_alert_to_capture_to_down(lab: tuple[LabPaths, Received], tmp_p
         "logs/otlp-logs.jsonl.gz",
         "logs/gateway.log.gz",
         "logs/checkout.log.gz",
-        "logs/postgresql.json.gz",
         "deploys.jsonl",
         "repo.bundle",
         "prometheus/rules.yml",

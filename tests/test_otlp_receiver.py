@@ -5,15 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -25,35 +21,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
-from warroom.sources.otlp_receiver import Spool, create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from support_otlp import running_receiver, spooled
+from warroom.sources.otlp_receiver import Spool
 
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     spool_dir = tmp_path / "spool"
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(Spool(spool_dir)), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "receiver did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", spool_dir
-    server.should_exit = True
-    thread.join(5)
-
-
-def _lines(spool_dir: Path, signal: str) -> list[dict]:
-    return [json.loads(line) for path in sorted((spool_dir / signal).glob("*.jsonl")) for line in path.open()]
+    with running_receiver(spool_dir) as url:
+        yield url, spool_dir
 
 
 @pytest.mark.parametrize("compression", [Compression.NoCompression, Compression.Gzip])
@@ -71,7 +47,7 @@ def test_sdk_spans_arrive_as_otlp_json(receiver: tuple[str, Path], compression: 
             child.set_status(StatusCode.ERROR, "pool timeout")
     provider.shutdown()
 
-    requests = _lines(spool_dir, "traces")
+    requests = spooled(spool_dir, "traces")
     spans = [s for r in requests for rs in r["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
     assert {s["name"] for s in spans} == {"POST /api/checkout", "SELECT shop"}
     by_name = {s["name"]: s for s in spans}
@@ -101,7 +77,7 @@ def test_sdk_logs_arrive_with_trace_context(receiver: tuple[str, Path]) -> None:
 
     records = [
         rec
-        for r in _lines(spool_dir, "logs")
+        for r in spooled(spool_dir, "logs")
         for rl in r["resourceLogs"]
         for sl in rl["scopeLogs"]
         for rec in sl["logRecords"]
@@ -141,7 +117,7 @@ def test_json_requests_round_trip_and_bad_bodies_are_refused(receiver: tuple[str
     }
     answer = httpx.post(f"{url}/v1/traces", json=document)
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/json")
-    stored = _lines(spool_dir, "traces")[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    stored = spooled(spool_dir, "traces")[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     assert (stored["traceId"], stored["spanId"], stored["endTimeUnixNano"]) == (
         trace_id,
         span_id,
@@ -155,7 +131,7 @@ def test_json_requests_round_trip_and_bad_bodies_are_refused(receiver: tuple[str
         headers={"content-type": "application/json", "content-encoding": "gzip"},
     )
     assert gz.status_code == 200
-    assert len(_lines(spool_dir, "traces")) == 2
+    assert len(spooled(spool_dir, "traces")) == 2
 
     assert (
         httpx.post(
@@ -166,7 +142,7 @@ def test_json_requests_round_trip_and_bad_bodies_are_refused(receiver: tuple[str
     bad_id = httpx.post(f"{url}/v1/logs", json={"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]})
     assert bad_id.status_code == 400 and "hex" in bad_id.json()["message"]
     assert httpx.post(f"{url}/v1/logs", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
-    assert len(_lines(spool_dir, "traces")) == 2 and not (spool_dir / "logs").exists()
+    assert len(spooled(spool_dir, "traces")) == 2 and not (spool_dir / "logs").exists()
 
 
 def test_spool_rotates_by_time(tmp_path: Path) -> None:

@@ -36,14 +36,22 @@ from warroom.lab import faults, processes, serve_config
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
 from warroom.lab.topology import LabError, LabPaths, load_settings, read_state
+from warroom.sources.config import parse_duration
 
 POLL_S = 0.5
 # How long the lab runs healthy before a break: the live read's reference period before the fault
 # (the engine compares the incident's window with what came before it). After a start the shop
 # needs about 40 s to reach its level (load ramping in, pools and caches filling); the window opens
 # a minute before the onset; the reference is the settled level between the two, which needs a
-# few dozen scrapes of its own to be judged (2 s scrapes compressed).
-WARM_UP_S = {"normal": 300.0, "compressed": 150.0}
+# few dozen scrapes of its own to be judged (2 s scrapes compressed). On the normal timeline, where
+# one fault follows another, it also covers the live read's whole lookback: a read reaching back
+# into the previous fault's tail takes that tail for the reference and a change in it for the
+# onset. Compressed, a run breaks one fault after `up`, and what the lookback reaches before the
+# lab began holds nothing.
+WARM_UP_S = {
+    "normal": max(300.0, parse_duration(serve_config.LOOKBACK["normal"]).total_seconds()),
+    "compressed": 150.0,
+}
 SAMPLE_S = 2.0
 LINE_TOLERANCE = 3
 # What each of the truth's mitigations is among the runbooks' action kinds.

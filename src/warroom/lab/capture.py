@@ -7,8 +7,8 @@ Layout (nothing converted into warroom's own names):
                              _bucket/_sum/_count, and the timestamps are the real scrape times)
   traces/otlp-traces.jsonl   the OTLP receiver's OTLP/JSON lines with a span in the window
   logs/<service>.log         the services' JSON log lines in the window
-  logs/otlp-logs.jsonl       the OTLP receiver's OTLP/JSON log lines in the window
-  logs/postgresql.json       PostgreSQL's own jsonlog lines in the window
+  logs/otlp-logs.jsonl       the OTLP receiver's OTLP/JSON log lines in the window (PostgreSQL's
+                             own log among them: the lab's shipper sends it there)
   logs/supervisor.log        the platform's events (starts, exits, OOM kills, deploys)
   deploys.jsonl              the deploy log
   repo.bundle                git bundle of the services' repository
@@ -255,8 +255,6 @@ def capture(paths: LabPaths, out: Path, since_seconds: float, compress: bool = F
     for service in SERVICES:
         with writer.open(f"logs/{service}.log") as handle:
             counts[f"logs/{service}.log"] = _copy_json_lines([paths.service_log(service)], start, end, handle)
-    with writer.open("logs/postgresql.json") as handle:
-        counts["logs/postgresql.json"] = _copy_json_lines(paths.postgres_logs.glob("*.json"), start, end, handle)
     with writer.open("logs/supervisor.log") as handle:
         counts["logs/supervisor.log"] = _copy_json_lines([paths.logs / "supervisor.log"], start, end, handle)
 

@@ -161,6 +161,17 @@ class Lab:
             )
         if "node_exporter" in bins:
             await self._unit("node-exporter", monitoring.node_exporter_command(bins, self.ports["node_exporter"]))
+        # PostgreSQL's own log to the OTLP receiver, the lab's log store (as a filelog receiver would)
+        await self._unit(
+            "pglog-shipper",
+            [sys.executable, "-m", "warroom.lab.pglog_shipper", str(self.paths.postgres_logs)],
+            env={
+                **os.environ,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.ports['otlp']}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_BLRP_SCHEDULE_DELAY": str(self.settings.timing.otel_batch_delay_ms),
+            },
+        )
 
     async def _start_alerting(self) -> None:
         # After the services, so no target is scraped (and alerted on) before it could be up.
@@ -354,7 +365,15 @@ class Lab:
         if "loadgen" in self.units:
             await self.units["loadgen"].stop()
         await asyncio.gather(*(slot.stop() for slot in self.services.values()))
-        for name in ("prometheus", "alertmanager", "node-exporter", "postgres-exporter", "otlp-receiver", "postgres"):
+        for name in (
+            "prometheus",
+            "alertmanager",
+            "node-exporter",
+            "postgres-exporter",
+            "pglog-shipper",
+            "otlp-receiver",
+            "postgres",
+        ):
             if name in self.units:
                 await self.units[name].stop(grace=20)
         processes.sweep(self.paths.pids)

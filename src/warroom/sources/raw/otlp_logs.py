@@ -5,6 +5,13 @@ A record's time is `timeUnixNano`, else `observedTimeUnixNano` (the spec allows 
 unset); the level is its `severityNumber`, else its `severityText`; the message its `body` (text,
 or the JSON of a structured body); the service the resource's `service.name`; the record's
 `spanId` goes into the attributes as `span_id`, which the analyses read.
+
+A PostgreSQL server's own log shipped as OTLP (a Collector's filelog receiver, or any shipper,
+marking the resource or the record `db.system=postgresql`) is read as the database's evidence, as
+its log files are (`postgres_log.py`): each message is classified by what it says (a slow
+statement with its duration, a lock wait, a deadlock, a timeout, an error), its statement taken from
+`db.statement`, `db.query.text` or `statement`, and the service is `ReadOptions.database_service`
+when set.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from warroom.sources.raw import otlp
+from warroom.sources.raw import otlp, postgres_log
 from warroom.sources.raw.logs import LogLine, log_read
 from warroom.sources.raw.otlp_messages import (
     LogRecord,
@@ -35,7 +42,10 @@ def _time(record: LogRecord) -> Any:
     return None
 
 
-def _line(resource: otlp.Resource, record: LogRecord, number: int) -> LogLine:
+STATEMENT_KEYS = ("db.statement", "db.query.text", "statement")
+
+
+def _line(resource: otlp.Resource, record: LogRecord, number: int, database: str | None) -> LogLine:
     body = value_of(record.body)
     message = body if isinstance(body, str) else orjson.dumps(body, default=str).decode() if body is not None else ""
     attributes = attributes_of(record.attributes)
@@ -43,10 +53,15 @@ def _line(resource: otlp.Resource, record: LogRecord, number: int) -> LogLine:
     if span_id:
         attributes.setdefault("span_id", span_id)
     level = severity_number_level(record.severity_number) or level_of(record.severity_text)
+    service = resource.service
+    if (attributes.get("db.system") or resource.attributes.get("db.system")) == postgres_log.SERVICE:
+        statement = next((str(attributes[k]) for k in STATEMENT_KEYS if attributes.get(k)), None)
+        attributes.update(postgres_log.classify((record.severity_text or "").upper(), message, statement))
+        service = database or service or postgres_log.SERVICE
     return LogLine(
         line=number,
         timestamp=_time(record),
-        service=resource.service,
+        service=service,
         level=level,
         message=message or "(empty body)",
         trace_id=record.trace_id or None,
@@ -55,9 +70,11 @@ def _line(resource: otlp.Resource, record: LogRecord, number: int) -> LogLine:
     )
 
 
-def otlp_log_lines(requests: list[LogsRequest], lines: list[int]) -> list[LogLine]:
+def otlp_log_lines(requests: list[LogsRequest], lines: list[int], database: str | None = None) -> list[LogLine]:
+    """The records of the export requests (`lines`: where each request was read), a database's own
+    records named `database` when given."""
     return [
-        _line(resource, record, number)
+        _line(resource, record, number, database)
         for request, number in zip(requests, lines, strict=True)
         for batch in request.batches()
         for resource in (resource_of(batch.resource),)
@@ -73,6 +90,11 @@ class OtlpLogs:
 
     def read(self, path: Path, options: ReadOptions) -> RawRead:
         requests = export_requests(path, LogsRequest)
-        read = log_read(otlp_log_lines(requests.records, requests.line_numbers), path, requests.skipped, "OTLP logs")
+        read = log_read(
+            otlp_log_lines(requests.records, requests.line_numbers, options.database_service),
+            path,
+            requests.skipped,
+            "OTLP logs",
+        )
         read.limitations.extend(requests.left_out())
         return read

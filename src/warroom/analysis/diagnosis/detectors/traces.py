@@ -71,6 +71,7 @@ def detect(
     _self_time(pc, pb, periods, result)
     _gaps(pc, pb, periods, result)
     _span_errors(pc, pb, periods, result)
+    _unanswered(pc, pb, periods, result)
     _durations(pc, pb, periods, result)
     _span_rates(pc, pb, periods, result)
     _statements(pc, pb, periods, result)
@@ -271,6 +272,57 @@ def _span_errors(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: D
                 start=periods.start,
                 end=periods.end,
                 data={"erroring_spans": int(row["k"]), "spans": int(row["n"])},
+            )
+        )
+
+
+def _unanswered(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: DetectorResult) -> None:
+    """Calls into a service that failed with no span of it below them, against the reference's count:
+    its callers could not reach it (no instance left, connection refused, a name that no longer
+    resolves). The span reader hands such a call to the callee and marks its caller
+    (`warroom.caller`); a database call is always handed over (databases emit no spans), so it says
+    nothing of reachability and is left out."""
+    if "attributes" not in pc.columns or "attributes" not in pb.columns:
+        return
+
+    def failed(frame: pl.DataFrame) -> pl.DataFrame:
+        calls = frame.filter(pl.col("error") & has_key("warroom.caller") & ~has_key("db.system"))
+        return calls.group_by("service").agg(
+            pl.len().alias("k"),
+            attr("warroom.caller").mode().first().alias("caller"),
+            pl.col("start_time").min().alias("first"),
+        )
+
+    now = failed(pc)
+    if now.height == 0:
+        return
+    ref = {str(r["service"]): int(r["k"]) for r in failed(pb).iter_rows(named=True)}
+    exposure = pc.height / max(pb.height, 1)
+    counts = now.get_column("k").cast(pl.Float64).to_numpy()
+    expected = np.asarray([(ref.get(str(s), 0) + 0.5) * exposure for s in now.get_column("service")])
+    strengths = surprise.burst_z(counts, expected)
+    noise = critical_z(len(periods.services()))
+    for row, strength in zip(now.iter_rows(named=True), strengths, strict=True):
+        if strength < EMIT_Z:
+            continue
+        service = str(row["service"])
+        result.add(
+            Observation(
+                detector="traces.unanswered_calls",
+                modality="traces",
+                signal="span_unanswered.up",
+                service=service,
+                peer=str(row["caller"]) if row["caller"] else None,
+                strength=float(strength),
+                noise=noise,
+                baseline=float(ref.get(service, 0)),
+                value=float(row["k"]),
+                peak=float(row["k"]),
+                unit="failed calls with no span of it",
+                query=f"client spans calling {service} with status ERROR and no child span",
+                start=periods.start,
+                end=periods.end,
+                onset=row["first"],
             )
         )
 
