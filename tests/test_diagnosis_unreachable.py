@@ -4,7 +4,7 @@ When payment has no instance left, checkout's calls to it fail with a connection
 of payment below them; the span reader hands each such call to payment. Those calls are evidence
 that payment could not be reached (`span_unanswered.up`), which makes the diagnosis "payment is
 down", not "payment's code throws". A database call is always handed to the database (it emits no
-spans), so a failed statement says nothing of reachability.
+spans), so a failed statement says nothing of reachability; nor does a call answered with a 503.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ COLUMNS = [
 ]
 CALL = {"peer.service": "payment", "span.kind": "client"}
 REFUSED = {**CALL, "warroom.caller": "checkout", "error.type": "ConnectError"}
+ANSWERED_503 = {"peer.service": "fx-rates", "warroom.caller": "checkout", "http.response.status_code": 503}
 FAILED_STATEMENT = {
     "db.system": "postgresql",
     "db.query.text": "UPDATE orders SET paid = true",
@@ -45,7 +46,8 @@ FAILED_STATEMENT = {
 
 def _requests(start: datetime, count: int, *, payment_down: bool) -> list[tuple]:
     """One purchase every 2 s: checkout's handler, its call to payment and (when payment is up)
-    payment's handler below the call; while payment is down, also a failing statement."""
+    payment's handler below the call; while payment is down, also a failing statement and an
+    uninstrumented API that answers 503."""
     rows = []
     for i in range(count):
         at = start + timedelta(seconds=2 * i)
@@ -55,6 +57,7 @@ def _requests(start: datetime, count: int, *, payment_down: bool) -> list[tuple]
             end = at + timedelta(milliseconds=3)
             rows.append((trace, "c", "h", "payment", "POST", at, end, "ERROR", json.dumps(REFUSED)))
             rows.append((trace, "d", "h", "postgresql", "UPDATE", at, end, "ERROR", json.dumps(FAILED_STATEMENT)))
+            rows.append((trace, "x", "h", "fx-rates", "GET", at, end, "ERROR", json.dumps(ANSWERED_503)))
         else:
             end = at + timedelta(milliseconds=15)
             rows.append((trace, "c", "h", "checkout", "POST", at, end, "OK", json.dumps(CALL)))

@@ -281,12 +281,14 @@ def _unanswered(pc: pl.DataFrame, pb: pl.DataFrame, periods: Periods, result: De
     its callers could not reach it (no instance left, connection refused, a name that no longer
     resolves). The span reader hands such a call to the callee and marks its caller
     (`warroom.caller`); a database call is always handed over (databases emit no spans), so it says
-    nothing of reachability and is left out."""
+    nothing of reachability and is left out, and so is a call that got an HTTP status back (an
+    uninstrumented callee that answered 503 was reached)."""
     if "attributes" not in pc.columns or "attributes" not in pb.columns:
         return
+    answered = has_key("http.response.status_code") | has_key("http.status_code")
 
     def failed(frame: pl.DataFrame) -> pl.DataFrame:
-        calls = frame.filter(pl.col("error") & has_key("warroom.caller") & ~has_key("db.system"))
+        calls = frame.filter(pl.col("error") & has_key("warroom.caller") & ~has_key("db.system") & ~answered)
         return calls.group_by("service").agg(
             pl.len().alias("k"),
             attr("warroom.caller").mode().first().alias("caller"),
