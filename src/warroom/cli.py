@@ -622,7 +622,13 @@ def bench_lab(
     command = "warroom bench lab " + " ".join(f"--fault {n}" for n in fault or []) + f" --dir {directory}"
     try:
         result = run_lab_bench(
-            paths, names, timeout, command.replace("  ", " "), capture.resolve() if capture else None
+            paths,
+            names,
+            timeout,
+            command.replace("  ", " "),
+            capture.resolve() if capture else None,
+            # each fault's row on stderr as it is done, one JSON object a line (stdout is the result's)
+            on_fault=lambda run: print(run.model_dump_json(), file=sys.stderr, flush=True),
         )
     finally:
         if started_lab:

@@ -463,8 +463,15 @@ def _refuse_unfinished(paths: LabPaths) -> None:
 
 
 def run_lab_bench(
-    paths: LabPaths, names: list[str], timeout: float, command: str, captures: Path | None = None
+    paths: LabPaths,
+    names: list[str],
+    timeout: float,
+    command: str,
+    captures: Path | None = None,
+    on_fault: Callable[[FaultRun], None] | None = None,
 ) -> LabBenchResult:
+    """Every fault in turn on the running lab; `on_fault` gets each fault's result as it is done
+    (a run of two hours that is cut short still has the rows of the faults it finished)."""
     state = read_state(paths)
     if state is None or not state.ready:
         raise BenchError(f"no lab is ready in {paths.root} (warroom lab up --dir {paths.root})")
@@ -504,6 +511,8 @@ def run_lab_bench(
             run.lab = sampler.usage("lab", before["lab"], peaks["lab"])
             run.serve = sampler.usage("serve", before["serve"], peaks["serve"])
             runs.append(run)
+            if on_fault is not None:
+                on_fault(run)
             healthy_since = time.time()
     finally:
         sampler.mark()
