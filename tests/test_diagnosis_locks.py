@@ -147,6 +147,17 @@ def test_a_change_undone_before_the_onset_is_no_candidate() -> None:
     assert remediations_after(pairs, T0 + timedelta(minutes=5)) == set()
 
 
+def test_a_deploy_that_names_the_version_it_replaced_and_brings_another_revert_undoes_nothing() -> None:
+    # the lab's live cpu_consumption deploy: its description names the version it replaced and lists
+    # a revert of another service's commit that the same deploy range carried
+    brought = (
+        'catalog: one card per product family; Revert "deploy: scale payment to zero"; from aaaaaaaaaaaa; '
+        "commits eeee, This reverts commit ffffffffffff."
+    )
+    records = [_change("initial", -60, "aaaaaaaaaaaa"), _change("cards", -2, "eeee", description=brought)]
+    assert undo_pairs(records) == []
+
+
 def test_a_change_that_put_back_what_ran_before_weighs_less_and_the_first_remedy_ends_the_period() -> None:
     records = [_change("initial", -60, "aaaa"), _change("leak", -30, "bbbb"), _change("rollback", -12, "aaaa")]
     pairs = undo_pairs(records)

@@ -85,6 +85,7 @@ class Attribution(BaseModel):
 
 # git revert's subject line: Revert "<subject of the reverted commit>" (greedy: a revert of a revert nests)
 _REVERT_SUBJECT = re.compile(r'^Revert "(.+)"')
+_REVERTS_COMMIT = re.compile(r"this reverts commit ([0-9a-f]{7,40})")
 
 
 def change_records(changes: pl.DataFrame | None) -> list[ChangeRecord]:
@@ -201,7 +202,10 @@ def _reverts(later: ChangeRecord, change: ChangeRecord) -> bool:
     """`later` says it reverts `change`: it names its commit (git's "This reverts commit <sha>"), or
     its subject is git's `Revert "<the subject of change>"` (a deploy log that keeps only subjects)."""
     text = (later.description or "").lower()
-    if change.commit and "revert" in text and str(change.commit)[:12].lower() in text:
+    # only git's own sentence: a deploy's description also names the version it replaced ("from
+    # <sha>") and may list an unrelated revert among the commits it brought
+    named = _REVERTS_COMMIT.findall(text)
+    if change.commit and any(str(change.commit).lower().startswith(sha) for sha in named):
         return True
     subject = _REVERT_SUBJECT.match(later.description or "")
     return bool(subject and change.description and change.description.startswith(subject.group(1)))
