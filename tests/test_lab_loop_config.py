@@ -14,7 +14,7 @@ import pytest
 from warroom.actions.config import ActionsConfig
 from warroom.actions.contract import default_registry
 from warroom.actions.runbook import load_runbooks, plan_from_diagnosis
-from warroom.bench.lab import MITIGATION_KINDS, score
+from warroom.bench.lab import MITIGATION_KINDS, score, versions_to_put_back
 from warroom.config import WarroomConfig
 from warroom.incident import RootCauseCandidate
 from warroom.lab import faults, serve_config
@@ -148,6 +148,15 @@ def test_score_against_the_truth() -> None:
     }
     index = _truth(mitigation=lab_truth.Mitigation(action="create_index", detail="", alternatives=["rollback"]))
     assert score(index, right, suspect, "rollback").first_action
+
+
+def test_a_fault_ends_with_the_other_services_versions_put_back() -> None:
+    """A wrong rollback of another service during the fault is undone when the fault ends; the
+    fault's own service is left to ending the fault, and a service new since is left alone."""
+    before = {"checkout": "aaa", "payment": "bbb", "catalog": "ccc"}
+    now = {"checkout": "old", "payment": "bbb", "catalog": "bad", "search": "new"}
+    assert versions_to_put_back(before, now, "cpu_consumption") == {"checkout": "aaa"}
+    assert versions_to_put_back(before, before, "lock_contention") == {}
 
 
 def test_the_bench_refuses_a_store_with_unfinished_runs(tmp_path: Path) -> None:
