@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from support_diagnosis import ranked_without_changes
 from warroom.analysis import metrics as metrics_mod
 from warroom.analysis.changes import ChangeRecord
 from warroom.analysis.diagnosis import hypotheses as hyp
@@ -29,7 +30,6 @@ from warroom.analysis.diagnosis.attribution import (
 )
 from warroom.analysis.diagnosis.detectors import logs as log_detector
 from warroom.analysis.diagnosis.evidence import Observation
-from warroom.analysis.diagnosis.graph import CallGraph, assign
 from warroom.analysis.diagnosis.periods import Periods
 from warroom.analysis.faults import registry
 from warroom.sources.canonical import Telemetry
@@ -100,18 +100,7 @@ def _obs(signal: str, service: str, z: float) -> Observation:
 
 
 def _top(observations: list[Observation]) -> hyp.Hypothesis:
-    reg = registry()
-    worth = hyp.Worth(reg, observations, 3)
-    formed = [
-        h
-        for h in hyp.form(observations, reg, worth, set(), set())
-        if not reg.fault_types[h.fault_type].change.needed(False)
-    ]
-    base = {h.key: h.log_prior for h in formed}
-    owned = assign(hyp.claims(observations, formed, CallGraph({"gateway": ["checkout"]}), reg, worth, base, set()))
-    hyp.score(formed, {o.id: o for o in observations}, owned, reg, worth)
-    hyp.adopt_mechanisms(formed, reg)
-    return max(formed, key=lambda h: h.log_odds)
+    return ranked_without_changes(observations, {"gateway": ["checkout"]})[0]
 
 
 def test_lock_waits_turn_a_drained_pool_into_lock_contention() -> None:

@@ -14,10 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from warroom.analysis.diagnosis import hypotheses as hyp
+from support_diagnosis import ranked_without_changes
 from warroom.analysis.diagnosis.detectors import detect_all
 from warroom.analysis.diagnosis.evidence import Observation
-from warroom.analysis.diagnosis.graph import CallGraph, assign
 from warroom.analysis.diagnosis.periods import Periods
 from warroom.analysis.faults import registry
 from warroom.sources.canonical import Telemetry
@@ -84,16 +83,5 @@ def test_calls_with_no_span_of_the_callee_say_it_could_not_be_reached() -> None:
 
 def test_an_unreachable_callee_is_down_not_throwing() -> None:
     observations = _observations()
-    reg = registry()
-    worth = hyp.Worth(reg, observations, 3)
-    formed = [
-        h
-        for h in hyp.form(observations, reg, worth, set(), set())
-        if not reg.fault_types[h.fault_type].change.needed(False)
-    ]
-    base = {h.key: h.log_prior for h in formed}
-    graph = CallGraph({"checkout": ["payment", "postgresql"]})
-    owned = assign(hyp.claims(observations, formed, graph, reg, worth, base, set()))
-    hyp.score(formed, {o.id: o for o in observations}, owned, reg, worth)
-    ranked = sorted(formed, key=lambda h: -h.log_odds)
+    ranked = ranked_without_changes(observations, {"checkout": ["payment", "postgresql"]})
     assert (ranked[0].service, ranked[0].fault_type) == ("payment", "dependency_down")
