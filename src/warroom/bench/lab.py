@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 import psutil
@@ -354,7 +354,7 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float, healthy
     before = {i["id"] for i in serve.get("/incidents")}
     indexes = _indexes(paths)
     time.sleep(max(0.0, healthy_since + WARM_UP_S[_timeline(paths)] - time.time()))
-    versions = lab_deploy.current_versions(paths)
+    healthy = HealthyLab(indexes, lab_deploy.current_versions(paths))
     truth = faults.inject(paths, name)
     try:
         incident = _wait(
@@ -415,7 +415,7 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float, healthy
         scored_truth = lab_truth.open_fault(paths, name) or truth
         top_candidate = {"service": run.service, "fault_type": run.fault_type, "change_id": run.change}
         run.score = score(scored_truth, top_candidate, suspect, run.first_action)
-        restore(paths, name, (indexes, versions), timeout)
+        restore(paths, name, healthy, timeout)
     return run
 
 
@@ -430,6 +430,14 @@ def capture_incident(paths: LabPaths, run: FaultRun, captures: Path, healthy_sin
         run.error = run.error or f"capture failed: {exc}"
 
 
+class HealthyLab(NamedTuple):
+    """What the bench puts back after a fault: the lab's indexes and every service's version as
+    they were just before the break."""
+
+    indexes: set[str]
+    versions: dict[str, str]
+
+
 def versions_to_put_back(before: dict[str, str], now: dict[str, str], name: str) -> dict[str, str]:
     """The services other than the fault's whose version changed while the fault ran, each with the
     version it had before (the fault's own service is restored by ending the fault)."""
@@ -441,20 +449,19 @@ def versions_to_put_back(before: dict[str, str], now: dict[str, str], name: str)
     }
 
 
-def restore(paths: LabPaths, name: str, before: tuple[set[str], dict[str, str]], timeout: float) -> None:
+def restore(paths: LabPaths, name: str, healthy: HealthyLab, timeout: float) -> None:
     """Back to the healthy lab through the change path — the fault taken out, the indexes and
-    every other service's version as they were before the break (`before`) — then wait for the
+    every other service's version as they were before the break — then wait for the
     alerts to clear. The response's own changes to other services (a rollback of the wrong one,
     after a wrong diagnosis) are not the fault's, and ending the fault does not undo them: left in
     place, they would be the next fault's incident too (live, a wrong rollback of checkout put back
     its lock-holding task, which then stood in the next fault's window)."""
-    indexes, versions = before
     if lab_truth.open_fault(paths, name) is not None:
         faults.end(paths, name)
     client = LabClient(paths)
-    for service, commit in versions_to_put_back(versions, lab_deploy.current_versions(paths), name).items():
+    for service, commit in versions_to_put_back(healthy.versions, lab_deploy.current_versions(paths), name).items():
         client.deploy(service, commit, deployed_by="lab", description=f"{service} back after {name}")
-    _drop_indexes(paths, _indexes(paths) - indexes)
+    _drop_indexes(paths, _indexes(paths) - healthy.indexes)
     try:
         _wait("the alerts to clear", timeout, lambda: True if not _firing(paths) else None)
     except TimeoutError:
