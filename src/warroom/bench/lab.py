@@ -352,9 +352,8 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float, healthy
     live read has a baseline before the fault."""
     run = FaultRun(fault=name)
     before = {i["id"] for i in serve.get("/incidents")}
-    indexes = _indexes(paths)
     time.sleep(max(0.0, healthy_since + WARM_UP_S[_timeline(paths)] - time.time()))
-    healthy = HealthyLab(indexes, lab_deploy.current_versions(paths))
+    healthy = HealthyLab(_indexes(paths), lab_deploy.current_versions(paths))  # both at the break
     truth = faults.inject(paths, name)
     try:
         incident = _wait(
