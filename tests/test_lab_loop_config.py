@@ -5,11 +5,13 @@ warroom's adapters with secrets from the environment), and the benchmark's scori
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from warroom.actions.config import ActionsConfig
 from warroom.actions.contract import default_registry
@@ -223,6 +225,11 @@ def test_the_bench_serve_ends_with_a_killed_bench_and_with_lab_down(tmp_path: Pa
     assert alive.wait(5) == -signal.SIGTERM
 
 
+def _monitoring_ports() -> dict[str, int]:
+    ports = {"prometheus": 9090, "alertmanager": 9093, "otlp": 4318, "control": 7000, "postgres_exporter": 9187}
+    return ports | {"node_exporter": 9100, "containers": 9200, **{name: 8100 + i for i, name in enumerate(SERVICES)}}
+
+
 @pytest.mark.parametrize("timeline", ["normal", "compressed"])
 def test_the_alert_rules_lab_up_writes_pass_promtool(tmp_path: Path, timeline: str) -> None:
     """Prometheus' own checker accepts the rendered configuration and its rule files (the alerts
@@ -232,11 +239,76 @@ def test_the_alert_rules_lab_up_writes_pass_promtool(tmp_path: Path, timeline: s
     paths = LabPaths(tmp_path)
     paths.ensure()
     settings = LabSettings(timeline=timeline)
-    ports = {"prometheus": 9090, "alertmanager": 9093, "otlp": 4318, "control": 7000, "postgres_exporter": 9187}
-    ports |= {"node_exporter": 9100, "containers": 9200, **{name: 8100 + i for i, name in enumerate(SERVICES)}}
-    write_configs(paths, settings, ports)
+    write_configs(paths, settings, _monitoring_ports())
     check_configs(paths)
     rules = (paths.monitoring / "rules.yml").read_text()
     assert "alert: CPUAboveNormal" in rules and "alert: PostgresRowsReadHigh" in rules
     assert f"[{settings.timing.trend_window}], {settings.timing.fill_horizon_s})" in rules
     assert f"offset {settings.timing.usual_offset}" in rules
+
+
+def _memory_series(warm_up_mb: float, leak_mb_per_min: float, minutes: int) -> str:
+    """A process started at time 0 (promtool's clock): 40 MB climbing to 40 + warm_up_mb over its
+    first two minutes, then growing leak_mb_per_min, one sample every 5 s (promtool's notation)."""
+    mb = 1024 * 1024
+    warm = f"{40 * mb}+{warm_up_mb * mb / 24:.0f}x24"
+    after = f"{(40 + warm_up_mb) * mb:.0f}+{leak_mb_per_min * mb / 12:.0f}x{12 * (minutes - 2)}"
+    return f"{warm} {after}"
+
+
+@pytest.mark.parametrize(("leak_mb_per_min", "pages"), [(0.0, False), (8.0, True)])
+def test_memory_filling_up_pages_on_a_leak_not_on_a_fresh_process_warming_up(
+    tmp_path: Path, leak_mb_per_min: float, pages: bool
+) -> None:
+    """Prometheus' own rule tester on the rules `lab up` writes (normal timeline): a restarted
+    process that climbs 55 MB in its first two minutes and levels off never pages (it did, live,
+    after every restart); the gateway leak's 8 MB a minute does, well before its OOM kill."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian package prometheus) is not installed: make test installs it")
+    paths = LabPaths(tmp_path)
+    paths.ensure()
+    settings = LabSettings(timeline="normal")
+    write_configs(paths, settings, _monitoring_ports())
+    labels = '{container="gateway",id="/lab/gateway"}'
+    minutes = 12
+    alert = {"exp_labels": {"severity": "warning", "container": "gateway", "id": "/lab/gateway"}}
+    alert["exp_annotations"] = {
+        "summary": f"gateway grows towards its memory limit: at this rate it reaches it within "
+        f"{settings.timing.fill_horizon_s} s"
+    }
+    unit = {
+        "rule_files": [str(paths.monitoring / "rules.yml")],
+        "evaluation_interval": "5s",
+        "tests": [
+            {
+                "interval": "5s",
+                "input_series": [
+                    {
+                        "series": f"container_memory_working_set_bytes{labels}",
+                        "values": _memory_series(55.0, leak_mb_per_min, minutes),
+                    },
+                    {
+                        "series": f"container_spec_memory_limit_bytes{labels}",
+                        "values": f"{256 * 1024 * 1024}x{12 * minutes}",
+                    },
+                    {"series": f"container_start_time_seconds{labels}", "values": f"0x{12 * minutes}"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": f"{m}m", "alertname": "ContainerMemoryFillingUp", "exp_alerts": []}
+                    for m in range(1, 9)
+                ]
+                + [
+                    {
+                        "eval_time": f"{minutes - 1}m",
+                        "alertname": "ContainerMemoryFillingUp",
+                        "exp_alerts": [alert] if pages else [],
+                    }
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "memory_rule_test.yml"
+    test_file.write_text(yaml.safe_dump(unit))
+    result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -38,9 +38,12 @@ class Timeline(BaseModel):
     # this long ago (before a fault's own start)
     usual_window: str
     usual_offset: str
-    # memory filling up: the trend over this window, carried this many seconds ahead
+    # memory filling up: the trend over this window, carried this many seconds ahead, trusted only
+    # once the process has run this long (a fresh process' warm-up, imports and pools filling, is a
+    # steep climb that levels off: carried an hour ahead it paged after every restart)
     trend_window: str
     fill_horizon_s: int
+    trend_settled_after_s: int
     group_wait: str
     group_interval: str
     repeat_interval: str
@@ -58,6 +61,7 @@ TIMELINES = {
         usual_offset="5m",
         trend_window="5m",
         fill_horizon_s=3600,
+        trend_settled_after_s=420,
         group_wait="10s",
         group_interval="1m",
         repeat_interval="4h",
@@ -75,6 +79,7 @@ TIMELINES = {
         usual_offset="2m",
         trend_window="2m",
         fill_horizon_s=900,
+        trend_settled_after_s=180,
         group_wait="2s",
         group_interval="5s",
         repeat_interval="1h",
