@@ -30,7 +30,7 @@ from warroom.incident import RootCauseCandidate
 from warroom.lab import comms_sink, deploy, faults, processes, serve_config
 from warroom.lab import repo as shop_repo
 from warroom.lab.client import LabClient
-from warroom.lab.topology import LabPaths, read_state
+from warroom.lab.topology import SERVICES, LabPaths, read_state
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
 Received = list[tuple[str, dict]]
@@ -182,13 +182,15 @@ def test_fault_to_alert_to_capture_to_down(lab: tuple[LabPaths, Received], tmp_p
         "metrics/prometheus.jsonl.gz",
         "traces/otlp-traces.jsonl.gz",
         "logs/otlp-logs.jsonl.gz",
-        "logs/gateway.log.gz",
-        "logs/checkout.log.gz",
+        "logs/supervisor.log.gz",
         "deploys.jsonl",
         "repo.bundle",
         "prometheus/rules.yml",
     }
-    assert expected <= {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    captured = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert expected <= captured
+    # A service's log records are in the OTLP logs once, not also in a copy of its log file.
+    assert not {f"logs/{service}.log.gz" for service in SERVICES} & captured
     # The truth sits beside the capture, never inside it.
     truth = json.loads((out.parent / "payment-down.truth.json").read_text())
     assert (truth["service"], truth["fault_type"], truth["change_kind"]) == ("payment", "dependency_down", "config")

@@ -37,7 +37,7 @@ from warroom.lab import alerts, deploy
 from warroom.lab import repo as shop_repo
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
-from warroom.lab.topology import SERVICES, LabError, LabPaths, read_state
+from warroom.lab.topology import LabError, LabPaths, read_state
 
 OTLP_LATE_SECONDS = 60.0
 
@@ -252,9 +252,9 @@ def capture(paths: LabPaths, out: Path, since_seconds: float, compress: bool = F
     with writer.open("logs/otlp-logs.jsonl") as handle:
         files = spool.received_between("logs", start, end + late)
         counts["logs/otlp-logs.jsonl"] = _copy_otlp(files, start, end, handle)
-    for service in SERVICES:
-        with writer.open(f"logs/{service}.log") as handle:
-            counts[f"logs/{service}.log"] = _copy_json_lines([paths.service_log(service)], start, end, handle)
+    # The services' own JSON log files are not copied: they hold the records the OTLP spool holds
+    # (each line is also exported), which a replay read twice, doubling every count the live read,
+    # which reads the spool only, saw once.
     with writer.open("logs/supervisor.log") as handle:
         counts["logs/supervisor.log"] = _copy_json_lines([paths.logs / "supervisor.log"], start, end, handle)
 
