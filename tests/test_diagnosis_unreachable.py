@@ -19,20 +19,11 @@ from warroom.analysis.diagnosis.detectors import detect_all
 from warroom.analysis.diagnosis.evidence import Observation
 from warroom.analysis.diagnosis.periods import Periods
 from warroom.analysis.faults import registry
-from warroom.sources.canonical import Telemetry
+from warroom.sources.canonical import TABLES, Telemetry
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
-COLUMNS = [
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "service",
-    "operation",
-    "start_time",
-    "end_time",
-    "status",
-    "attributes",
-]
+# the canonical span columns, in their order, with the status and attributes rows carry
+COLUMNS = [*TABLES["traces"].required, "status", "attributes"]
 CALL = {"peer.service": "payment", "span.kind": "client"}
 REFUSED = {**CALL, "warroom.caller": "checkout", "error.type": "ConnectError"}
 ANSWERED_503 = {"peer.service": "fx-rates", "warroom.caller": "checkout", "http.response.status_code": 503}
