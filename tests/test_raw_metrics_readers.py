@@ -24,7 +24,9 @@ def read(path: Path, options: ReadOptions | None = None) -> tuple[str, RawRead]:
 
 
 def frame_of(raw: RawRead) -> pl.DataFrame:
-    return pl.concat([t.frame for t in raw.tables]).with_columns(pl.col(pl.Categorical).cast(pl.String))
+    return pl.concat([t.frame for t in raw.tables], how="diagonal_relaxed").with_columns(
+        pl.col(pl.Categorical).cast(pl.String)
+    )
 
 
 def values(frame: pl.DataFrame, metric: str, service: str = "checkout") -> pl.Series:

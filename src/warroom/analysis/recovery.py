@@ -15,8 +15,9 @@ non-inferiority question with the Mann–Whitney U test:
 
 The margin ("how close counts as back") is relative to the SLO where the manifest has one: a
 fraction of the headroom between the baseline and the SLO; never below the baseline's own noise
-(robust standard deviation) nor an absolute floor, so that a shift smaller than normal jitter is
-not called a regression. Samples are time series, hence autocorrelated: p-values are somewhat
+(robust standard deviation), an absolute floor, nor the measurement's resolution (the width of the
+histogram bucket a quantile derived from buckets falls in: `resolution` of the metrics), so that a
+shift smaller than normal jitter, or than what the measurement can tell, is not called a regression. Samples are time series, hence autocorrelated: p-values are somewhat
 optimistic, which the margin and the settle period (the first part of the post-action window,
 when the action is still taking effect, is left out of the test) compensate for.
 """
@@ -99,6 +100,9 @@ class Series(BaseModel):
     services: list[str] = Field(default_factory=list)
     times: list[datetime] = Field(default_factory=list)
     values: list[float] = Field(default_factory=list)
+    # how finely the values are known (median of the samples' own, in the signal's unit): a
+    # histogram quantile's bucket width (sources/mapping/resolution.py); None when not said
+    resolution: float | None = None
 
     def array(self) -> np.ndarray:
         return np.asarray(self.values, dtype=float)
@@ -117,6 +121,7 @@ class SignalCheck(BaseModel):
     baseline_samples: int = 0
     current_samples: int = 0
     margin: float | None = None
+    resolution: float | None = None  # the baseline's measurement resolution, when it set the margin
     limit: float | None = None  # baseline value ± margin, in the worse direction
     slo: float | None = None
     within_slo: bool | None = None
@@ -190,7 +195,11 @@ def metric_series(
             used = _names(rows)
             frame = rows.select(pl.col("timestamp").alias("t"), pl.col("value"))
             where = ",".join(used)
-            return _series(signal or name, "metrics", f"{name}{{service in [{where}]}}", used, frame)
+            found = _series(signal or name, "metrics", f"{name}{{service in [{where}]}}", used, frame)
+            if "resolution" in rows.columns:
+                resolution = rows.get_column("resolution").drop_nulls().median()
+                found.resolution = float(resolution) if isinstance(resolution, int | float) else None
+            return found
     return None
 
 
@@ -417,8 +426,12 @@ def slo_reference(signal: str, slo: Slo | None) -> float | None:
     return None
 
 
-def margin_for(signal: str, baseline: np.ndarray, slo_value: float | None, tol: Tolerance) -> float:
-    """How far (in the worse direction) from the baseline median a recovered signal may sit."""
+def margin_for(
+    signal: str, baseline: np.ndarray, slo_value: float | None, tol: Tolerance, resolution: float | None = None
+) -> float:
+    """How far (in the worse direction) from the baseline median a recovered signal may sit: never
+    closer than the measurement resolves (`resolution`: a histogram quantile moves by up to its
+    bucket's width with no change users could see)."""
     center = float(np.median(baseline))
     if signal in (ERROR_RATE, SUCCESS_RATE):
         floor = tol.rate_floor
@@ -433,7 +446,7 @@ def margin_for(signal: str, baseline: np.ndarray, slo_value: float | None, tol: 
         # Rates computed from a few events per bucket are discrete and skewed (mostly 0 errors):
         # the MAD collapses to 0 there, the standard deviation does not.
         noise = max(noise, float(np.std(baseline, ddof=1)))
-    parts = [floor, tol.noise_factor * noise]
+    parts = [floor, tol.noise_factor * noise, resolution or 0.0]
     headroom = abs(slo_value - center) if slo_value is not None else 0.0
     if slo_value is not None and headroom > 0:
         parts.append(tol.slo_headroom_fraction * headroom)
@@ -579,10 +592,12 @@ def check_signal(
             f"(at least {tol.min_samples} each needed)"
         )
         return base
-    margin = margin_for(signal, b, slo_value, tol)
+    margin = margin_for(signal, b, slo_value, tol, baseline.resolution)
     limit = base.baseline_value + margin if higher_is_worse else base.baseline_value - margin
     test = non_inferiority(b, c, margin, higher_is_worse, tol.alpha)
     base.margin, base.limit = margin, limit
+    if baseline.resolution is not None and margin == baseline.resolution:
+        base.resolution = baseline.resolution
     base.statistic, base.p_value, base.verdict = test.statistic, test.p_value, test.verdict
     base.effect = hodges_lehmann(c, b)
     late = values[cut:][-max(tol.min_samples, (len(values) - cut) // 3) :]
@@ -597,9 +612,10 @@ def check_signal(
         base.within_slo = base.current_value <= slo_value if higher_is_worse else base.current_value >= slo_value
     times, means = per_time(current.times, values)
     base.recovered_at = sustained_within(times, means, limit, higher_is_worse)
+    resolved = ", the histogram's bucket width there" if base.resolution is not None else ""
     base.reason = (
         f"median {base.current_value:.4g} vs baseline {base.baseline_value:.4g} "
-        f"(limit {limit:.4g}, margin {margin:.3g}): {test.reason}"
+        f"(limit {limit:.4g}, margin {margin:.3g}{resolved}): {test.reason}"
     )
     return base
 

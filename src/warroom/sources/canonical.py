@@ -28,7 +28,8 @@ TABLES: dict[str, TableSpec] = {
     "metrics": TableSpec(
         "metrics",
         {"timestamp": TS, "service": pl.String(), "metric": pl.String(), "value": pl.Float64()},
-        {"instance": pl.String()},
+        # resolution: how finely the value is known, in its unit (a histogram quantile's bucket width)
+        {"instance": pl.String(), "resolution": pl.Float64()},
         ("timestamp",),
         categorical=("service", "metric", "instance"),
     ),

@@ -31,10 +31,11 @@ from warroom.sources.contract import Modality, Prerequisite, SourceQuery
 from warroom.sources.manifest import Alert
 from warroom.sources.mapping.plan import PlannedQuery, plan_records, plan_unmapped
 from warroom.sources.mapping.promql import duration
+from warroom.sources.mapping.resolution import with_resolution
 from warroom.sources.mapping.samples import POINTS_SCHEMA, from_label_sets
 from warroom.sources.raw.folder import as_canonical
 from warroom.sources.raw.labels import SERVICE_LABELS
-from warroom.sources.raw.prometheus_api import answer_read
+from warroom.sources.raw.prometheus_api import answer_read, discovered_bounds
 from warroom.sources.raw.prometheus_read import rule_sets
 from warroom.sources.raw.reader import ReadOptions
 
@@ -204,7 +205,9 @@ class PrometheusMetrics:
                     frames.append(frame)
         if frames:
             merged = pl.concat(frames, how="diagonal_relaxed")
-            read.frame = merged.sort("timestamp", maintain_order=True)
+            # as a replay of the saved discovery answer gives them (raw/prometheus_api.py)
+            bounds = discovered_bounds(answer["data"], self.options)
+            read.frame = with_resolution(merged, bounds).sort("timestamp", maintain_order=True)
         return read
 
     def _run(

@@ -11,6 +11,7 @@ import polars as pl
 from warroom.sources.mapping.evaluate import Evaluated, Evaluator
 from warroom.sources.mapping.kinds import MetricKind, metric_kinds
 from warroom.sources.mapping.promql import alternative, duration, keys_for, record_query
+from warroom.sources.mapping.resolution import quantile_bounds, with_resolution
 from warroom.sources.mapping.rules import Rule, RuleSet
 from warroom.sources.mapping.samples import Samples
 from warroom.sources.mapping.screen import screen
@@ -157,6 +158,9 @@ def derive(
     candidates = (service_label,) if service_label else SERVICE_LABELS
     evaluator = Evaluator(samples, grid, candidates, origin)
     records, used, problems = _records(evaluator, rule_sets, candidates, duration(grid.window_us))
+    bounds = quantile_bounds(samples.series, rule_sets, candidates)
+    for record in records:
+        record.frame = with_resolution(record.frame, bounds)
     limitations.extend(problems)
     limitations.extend(_single_samples(samples, kinds, origin))
     recorded = {r.record for r in records}

@@ -15,6 +15,7 @@ from warroom.errors import BundleError, InputError
 from warroom.sources.canonical import TABLES, TS, TableSpec, Telemetry
 from warroom.sources.contract import Modality, SourceQuery, TelemetryRead
 from warroom.sources.manifest import Alert
+from warroom.sources.mapping.resolution import QuantileBounds, with_resolution
 from warroom.sources.paths import present
 from warroom.sources.raw.compressed import inflated, is_gzip
 from warroom.sources.raw.formats import recognise
@@ -60,6 +61,7 @@ class PeriodFiles:
     alerts: list[Alert] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
     limitations: list[str] = field(default_factory=list)
+    quantile_bounds: list[QuantileBounds] = field(default_factory=list)
 
     def data_from(self) -> datetime | None:
         """The first time any metric, log line or span of the period was recorded (before validation)."""
@@ -84,6 +86,8 @@ class PeriodFiles:
             limitations.extend(problem.limitation() for problem in checked.warnings)
             by_modality.setdefault(table.modality, []).append(replace(table, frame=checked.frame))
         merged = {modality.value: _merge(tables, TABLES[modality.value]) for modality, tables in by_modality.items()}
+        if "metrics" in merged:
+            merged["metrics"] = with_resolution(merged["metrics"], self.quantile_bounds)
         queries = [t.query for tables in by_modality.values() for t in tables]
         return TelemetryRead(Telemetry(**merged), queries, limitations)
 
@@ -151,6 +155,7 @@ def read_period(folder: Path, options: ReadOptions, *, top: bool = False) -> Per
         period.alerts.extend(raw.alerts)
         period.limitations.extend(raw.limitations)
         period.tables.extend(raw.tables)
+        period.quantile_bounds.extend(raw.quantile_bounds)
     return period
 
 
@@ -190,6 +195,7 @@ def _said_of(raw: RawRead, plain: Path, path: Path) -> RawRead:
         alerts=raw.alerts,
         notes=[text(n) for n in raw.notes],
         limitations=[text(n) for n in raw.limitations],
+        quantile_bounds=raw.quantile_bounds,
     )
 
 

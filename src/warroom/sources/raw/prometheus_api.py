@@ -19,9 +19,11 @@ from typing import Any
 import polars as pl
 
 from warroom.errors import BundleError
-from warroom.sources.mapping.samples import SID, Samples, from_label_sets
+from warroom.sources.mapping.resolution import QuantileBounds, quantile_bounds
+from warroom.sources.mapping.samples import POINTS_SCHEMA, SID, Samples, from_label_sets
 from warroom.sources.raw.compressed import content, head_text, suffix
-from warroom.sources.raw.prometheus_read import samples_read
+from warroom.sources.raw.labels import SERVICE_LABELS
+from warroom.sources.raw.prometheus_read import rule_sets, samples_read
 from warroom.sources.raw.reader import RawRead, ReadOptions
 from warroom.sources.tables import to_timestamp
 
@@ -137,10 +139,25 @@ class PrometheusApiAnswer:
         return answer_read(_json(path), path, options)
 
 
+def discovered_bounds(label_sets: list[Any], options: ReadOptions) -> list[QuantileBounds]:
+    """The bucket bounds of the recorded quantiles' histograms among a series discovery's label sets."""
+    named = [
+        {("metric" if k == "__name__" else k): v for k, v in labels.items()}
+        for labels in label_sets
+        if isinstance(labels, dict)
+    ]
+    discovered = from_label_sets(named, pl.DataFrame(schema=POINTS_SCHEMA))
+    candidates = (options.service_label,) if options.service_label else SERVICE_LABELS
+    return quantile_bounds(discovered.series, rule_sets(options.mapping_rules), candidates)
+
+
 def answer_read(answer: Any, path: Path, options: ReadOptions) -> RawRead:
     """An API answer (as saved, or as the live source received it) read into canonical tables."""
     kind, items = _results(answer, path)
     if kind == "series":
-        return RawRead(notes=[f"Prometheus series discovery answer: {len(items)} label set(s), no samples"])
+        return RawRead(
+            notes=[f"Prometheus series discovery answer: {len(items)} label set(s), no samples"],
+            quantile_bounds=discovered_bounds(items, options),
+        )
     samples, problems = api_samples(answer, path)
     return samples_read(samples, path, options, f"Prometheus {kind} answer", problems)

@@ -10,6 +10,7 @@ import polars as pl
 
 from warroom.sources.contract import Modality, SourceQuery
 from warroom.sources.manifest import Alert
+from warroom.sources.mapping.resolution import QuantileBounds
 
 SNIFF_BYTES = 64 * 1024  # enough for a header row, a few JSON lines or one pretty-printed object
 
@@ -37,6 +38,9 @@ class RawRead:
     notes: list[str] = field(default_factory=list)
     # What it could not use and why (named warnings that end up in the run's limitations).
     limitations: list[str] = field(default_factory=list)
+    # The bucket bounds behind the period's recorded quantiles that a series discovery answer
+    # gives (their samples' resolution; sources/mapping/resolution.py).
+    quantile_bounds: list[QuantileBounds] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
