@@ -7,7 +7,8 @@ from datetime import timedelta
 import polars as pl
 
 from support_specialists import ONSET, START, changes, metrics
-from warroom.analysis.changes import correlate_changes, detect_onset, relation_to, service_graph
+from warroom.analysis.changes import correlate_changes, detect_onset, previous_change, relation_to, service_graph
+from warroom.analysis.diagnosis.attribution import change_records
 
 GRAPH = {"gateway": {"checkout", "catalog"}, "checkout": {"database"}, "catalog": {"database"}}
 
@@ -57,3 +58,33 @@ def test_onset_detected_from_metrics() -> None:
     assert ONSET <= found <= ONSET + timedelta(minutes=5)
     quiet = detect_onset(metrics("none"), ["checkout"], ONSET - timedelta(minutes=10), ONSET + timedelta(hours=1))
     assert quiet == ONSET + timedelta(hours=1)
+
+
+def test_a_change_is_diffed_against_what_ran_before_it_a_rollback_included() -> None:
+    """Live: checkout's leaky deploy was rolled back, then a revert of it deployed. Diffed against
+    the leaky deploy (the last of its kind), the revert's diff showed the leak's lines removed and
+    was blamed for the next fault; against what the rollback put back it changes nothing."""
+    t0 = ONSET - timedelta(hours=1)
+    rows = [
+        ("d1", 0, "checkout", "deploy", "aaa"),
+        ("d2", 10, "checkout", "deploy", "bbb"),  # the leak
+        ("c1", 12, "checkout", "config", "ccc"),  # configuration: the other side
+        ("r1", 15, "checkout", "rollback", "aaa"),
+        ("d3", 20, "checkout", "deploy", "ddd"),  # the revert of bbb
+        ("c2", 25, "checkout", "config", "eee"),
+        ("p1", 18, "payment", "deploy", "fff"),
+    ]
+    frame = pl.DataFrame(
+        {
+            "id": [r[0] for r in rows],
+            "time": [t0 + timedelta(minutes=r[1]) for r in rows],
+            "service": [r[2] for r in rows],
+            "kind": [r[3] for r in rows],
+            "commit": [r[4] for r in rows],
+        }
+    )
+    by_id = {r.id: r for r in change_records(frame)}
+    before = {name: previous_change(frame, by_id[name]) for name in ("d3", "c2", "d1")}
+    assert before["d3"] is not None and before["d3"]["id"] == "r1" and before["d3"]["commit"] == "aaa"
+    assert before["c2"] is not None and before["c2"]["id"] == "c1"
+    assert before["d1"] is None

@@ -1,7 +1,8 @@
 """Explanation over the call graph when a caller waits on a slower callee: the caller's pool held
 across the slower call saturates and its requests time out, and all of that is the callee's doing
-when the callee's own span time rose first and the caller's did not. A caller whose own time rose
-too (its pool leaks inside its own work) keeps its evidence; so does one whose symptoms came first."""
+when the callee's own span time rose first and the caller's did not, or did only as time waiting
+for its pool. A caller whose own work got slower keeps its evidence; so does one whose symptoms
+came first."""
 
 from __future__ import annotations
 
@@ -72,10 +73,24 @@ def test_a_slower_callee_explains_its_callers_pool_saturation() -> None:
 
 
 def test_a_caller_whose_own_time_rose_keeps_its_pool_evidence() -> None:
+    """Its own work got slower (no request waited for a connection): its pool's saturation is its own."""
     slow_payment = [_obs("self_time.up", "payment", 300.0, 0.0)]
     own = [_obs("self_time.up", "checkout", 40.0, 1.0)]
-    top = _rank(_caller_symptoms(1.0) + slow_payment + own)[0]
+    no_pool_wait = [o for o in _caller_symptoms(1.0) if o.signal != "db_pool_wait_ms.up"]
+    top = _rank(no_pool_wait + slow_payment + own)[0]
     assert (top.service, top.fault_type) == ("checkout", "db_pool_exhaustion")
+
+
+def test_a_callers_own_time_spent_waiting_for_its_pool_is_the_slower_callees() -> None:
+    """Live (payment's ledger flushed every 5 s): checkout's requests waited for connections that
+    others held across the slower payment call; that wait is in no child span, so checkout's own
+    span time rose too, after payment's. Still payment's doing."""
+    slow_payment = [_obs("self_time.up", "payment", 300.0, 0.0), _obs("latency.up", "payment", 800.0, 0.0)]
+    waited = [_obs("self_time.up", "checkout", 900.0, 1.0)]
+    top = _rank(_caller_symptoms(1.0) + slow_payment + waited, frozenset({"payment"}))[0]
+    assert (top.service, top.fault_type) == ("payment", "slow_dependency")
+    taken = {u.observation for u in top.uses if u.relation == "callers"}
+    assert {"db_pool_wait_ms.up-checkout", "db_pool_utilization.up-checkout"} <= taken
 
 
 def test_a_callee_slowed_after_the_callers_symptoms_does_not_take_them() -> None:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.investigation import investigate, outputs, root_cause_finding
 from warroom.agents.specialist_common import EvidenceIds, suspect_service, window
-from warroom.analysis.changes import CONFIG_KINDS
+from warroom.analysis.changes import is_config_kind
 from warroom.analysis.database import DatabaseAnalysis, analyse_database
 from warroom.analysis.faults import registry
 from warroom.incident import AgentReport, Finding, RecommendedAction, RiskLevel
@@ -130,7 +130,7 @@ class DatabaseIncidentSpecialist(Specialist):
             findings.append(headline_finding)
         rollback_action = None
         if change is not None:
-            rollback_action = "revert_config" if str(change["kind"]).lower() in CONFIG_KINDS else "rollback"
+            rollback_action = "revert_config" if is_config_kind(str(change["kind"])) else "rollback"
             findings.append(
                 Finding(
                     id="f-db-change",

@@ -274,7 +274,7 @@ def correlate_changes(
     result.confidence = round(min(0.95, top.score * (0.55 + 0.45 * margin)), 3)
     if top.score >= 0.3:
         result.rollback_candidate = top
-        result.rollback_action = "revert_config" if top.kind.lower() in CONFIG_KINDS else "rollback"
+        result.rollback_action = "revert_config" if is_config_kind(top.kind) else "rollback"
         result.verdict = (
             f"change {top.id} ({top.kind} of {top.service}"
             + (f" {top.version}" if top.version else "")
@@ -323,18 +323,27 @@ class ChangeLike(Protocol):
     kind: str
 
 
+def is_config_kind(kind: str) -> bool:
+    """A change of configuration (the other side is code: deploys, rollbacks, scale changes)."""
+    return kind.lower() in CONFIG_KINDS
+
+
 def previous_change(changes: pl.DataFrame | None, change: ChangeLike) -> dict[str, object] | None:
-    """The last change of the same service and kind before `change` that names a commit: the last
-    known-good version to diff against."""
+    """The last change of the same service and the same side (code or configuration) before
+    `change` that names a commit: what ran before it, the version to diff against. A rollback
+    counts: a deploy after one is diffed against what the rollback put back, not against the
+    deploy it undid (whose defect a later revert removes, and a diff from it would show removed)."""
     if changes is None or "commit" not in changes.columns:
         return None
+    config = is_config_kind(change.kind)
+    same_side = pl.col("kind").str.to_lowercase().is_in(list(CONFIG_KINDS))
     prior = (
         changes.filter(
             (pl.col("service") == change.service)
             & (pl.col("time") < change.time)
             & pl.col("commit").is_not_null()
             & (pl.col("id") != change.id)
-            & (pl.col("kind") == change.kind)
+            & (same_side if config else ~same_side)
         )
         .sort("time")
         .tail(1)

@@ -17,9 +17,10 @@ The margin ("how close counts as back") is relative to the SLO where the manifes
 fraction of the headroom between the baseline and the SLO; never below the baseline's own noise
 (robust standard deviation), an absolute floor, nor the measurement's resolution (the width of the
 histogram bucket a quantile derived from buckets falls in: `resolution` of the metrics), so that a
-shift smaller than normal jitter, or than what the measurement can tell, is not called a regression. Samples are time series, hence autocorrelated: p-values are somewhat
-optimistic, which the margin and the settle period (the first part of the post-action window,
-when the action is still taking effect, is left out of the test) compensate for.
+shift smaller than normal jitter, or than what the measurement can tell, is not called a
+regression. Samples are time series, hence autocorrelated: p-values are somewhat optimistic, which
+the margin and the settle period (the first part of the post-action window, when the action is
+still taking effect, is left out of the test) compensate for.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, Field
 
-from warroom.analysis.changes import CONFIG_KINDS, ChangeRecord, RankedChange
+from warroom.analysis.changes import ChangeRecord, RankedChange, is_config_kind
 from warroom.analysis.faults import FaultType, ModelParameters
 
 
@@ -166,7 +166,7 @@ def undo_pairs(records: Iterable[ChangeRecord]) -> list[tuple[ChangeRecord, Chan
     pairs: list[tuple[ChangeRecord, ChangeRecord]] = []
     timelines: dict[tuple[str, bool], list[ChangeRecord]] = {}
     for change in sorted(records, key=lambda c: c.time):
-        timelines.setdefault((change.service, change.kind.lower() in CONFIG_KINDS), []).append(change)
+        timelines.setdefault((change.service, is_config_kind(change.kind)), []).append(change)
     for timeline in timelines.values():
         for i, change in enumerate(timeline):
             replaced = next((c.version for c in reversed(timeline[:i]) if c.version), None)

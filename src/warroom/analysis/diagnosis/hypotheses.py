@@ -27,6 +27,7 @@ from warroom.analysis.diagnosis.graph import CallGraph, Claim
 from warroom.analysis.faults import FaultType, Registry
 
 SELF_TIME = "self_time.up"  # a service's own span time (not in its callees)
+POOL_WAIT = "db_pool_wait_ms.up"  # time a request waited for a connection of the service's pool
 FORM_MIN = 0.1  # nats: softplus(excess) of 0.1 is an observation 2.2 z below its noise level
 
 
@@ -225,26 +226,37 @@ def claims(
 class Waiting:
     """Which callers wait on which slower callee: the callee's own span time (`self_time.up`) rose
     above noise, the caller's did not (its requests' extra time is spent in the call, not in its own
-    work), and the callee's slowdown began before (or with) the caller's symptom. A caller's pool held
-    across the slower call saturates, its calls time out and it is the deepest service that errs: all
-    of it is the callee's doing, so these symptoms count fully for a cause on the callee and say
-    nothing of what failed on the caller."""
+    work) — or did only as time waiting for a connection of its own pool (`db_pool_wait_ms.up`
+    from the callee's slowdown on: a request waits for a connection that others hold across the
+    slower call, outside any child span) — and the callee's slowdown began before (or with) the
+    caller's symptom. A caller's pool held across the slower call saturates, its calls time out and
+    it is the deepest service that errs: all of it is the callee's doing, so these symptoms count
+    fully for a cause on the callee and say nothing of what failed on the caller."""
 
     def __init__(self, observations: Iterable[Observation], graph: CallGraph, tolerance_minutes: float) -> None:
         self.graph = graph
         self.tolerance = timedelta(minutes=tolerance_minutes)
         self.slowed: dict[str, datetime | None] = {}
+        self.pool_waits: dict[str, datetime | None] = {}
         for o in observations:
             if o.signal == SELF_TIME and o.above_noise:
                 self.slowed[o.service] = o.onset
+            elif o.signal == POOL_WAIT and o.above_noise:
+                self.pool_waits[o.service] = o.onset
+
+    def _after(self, began: datetime | None, onset: datetime | None) -> bool:
+        return began is None or onset is None or began <= onset + self.tolerance
 
     def on(self, caller: str, callee: str, symptom: Observation) -> bool:
-        if caller == callee or callee not in self.slowed or caller in self.slowed:
+        if caller == callee or callee not in self.slowed:
             return False
         if caller not in self.graph.callers_of(callee):
             return False
         began = self.slowed[callee]
-        return began is None or symptom.onset is None or began <= symptom.onset + self.tolerance
+        # the caller's own time rose: waiting on its pool since the callee slowed, or work of its own
+        if caller in self.slowed and not (caller in self.pool_waits and self._after(began, self.pool_waits[caller])):
+            return False
+        return self._after(began, symptom.onset)
 
 
 def score(
