@@ -16,14 +16,15 @@ import yaml
 from warroom.actions.config import ActionsConfig
 from warroom.actions.contract import default_registry
 from warroom.actions.runbook import load_runbooks, plan_from_diagnosis
-from warroom.bench.lab import MITIGATION_KINDS, score, versions_to_put_back
+from warroom.bench.lab import MITIGATION_KINDS, page_within_s, score, versions_to_put_back
 from warroom.config import WarroomConfig
 from warroom.incident import RootCauseCandidate
 from warroom.lab import faults, serve_config
 from warroom.lab import truth as lab_truth
 from warroom.lab.monitoring import check_configs, write_configs
-from warroom.lab.topology import SERVICES, LabPaths, LabSettings, LabState
+from warroom.lab.topology import SERVICES, TIMELINES, LabPaths, LabSettings, LabState
 from warroom.serve.config import RouteConfig
+from warroom.sources.config import parse_duration
 
 TOKEN = "control-token-that-must-stay-out-of-the-file"
 LAB_VARS = {
@@ -312,3 +313,13 @@ def test_memory_filling_up_pages_on_a_leak_not_on_a_fresh_process_warming_up(
     test_file.write_text(yaml.safe_dump(unit))
     result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("timeline", ["normal", "compressed"])
+def test_the_bench_waits_for_the_slowest_alert_to_page(timeline: str) -> None:
+    """Live, a 480 s wait gave up on the memory leak, whose trend pages only once the restarted
+    gateway has run 7 min and the alert has held for a minute."""
+    timing = TIMELINES[timeline]
+    held = parse_duration(timing.alert_for) + parse_duration(timing.group_wait)
+    assert page_within_s(timing) > timing.trend_settled_after_s + held.total_seconds()
+    assert page_within_s(TIMELINES["normal"]) > 480

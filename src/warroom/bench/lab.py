@@ -36,7 +36,7 @@ from warroom.lab import deploy as lab_deploy
 from warroom.lab import faults, processes, serve_config
 from warroom.lab import truth as lab_truth
 from warroom.lab.client import LabClient
-from warroom.lab.topology import LabError, LabPaths, load_settings, read_state
+from warroom.lab.topology import TIMELINES, LabError, LabPaths, Timeline, load_settings, read_state
 from warroom.sources.config import parse_duration
 
 POLL_S = 0.5
@@ -298,6 +298,19 @@ def _timeline(paths: LabPaths) -> str:
     return settings.timeline if settings else "normal"
 
 
+# From the alert's first firing evaluation to the incident in serve: a few evaluations, scrape lag,
+# Alertmanager's delivery and serve's intake.
+PAGE_SLACK_S = 120.0
+
+
+def page_within_s(timing: Timeline) -> float:
+    """How long the lab's slowest alert may take to page after a break: a memory trend is trusted only
+    once the restarted process has run `trend_settled_after_s`, then must hold for `alert_for`
+    before Alertmanager's `group_wait`."""
+    held = parse_duration(timing.alert_for) + parse_duration(timing.group_wait)
+    return timing.trend_settled_after_s + held.total_seconds() + PAGE_SLACK_S
+
+
 def _indexes(paths: LabPaths) -> set[str]:
     import psycopg
 
@@ -358,7 +371,7 @@ def run_fault(serve: _Serve, paths: LabPaths, name: str, timeout: float, healthy
     try:
         incident = _wait(
             "an incident from Alertmanager",
-            timeout,
+            max(timeout, page_within_s(TIMELINES[_timeline(paths)])),
             lambda: next((i["id"] for i in serve.get("/incidents") if i["id"] not in before), None),
         )
         opened = time.monotonic()
