@@ -94,14 +94,19 @@ def with_resolution(frame: pl.DataFrame, every: list[QuantileBounds]) -> pl.Data
     every other series; a resolution a row already has is kept)."""
     if not every or frame.height == 0:
         return frame
-    services = frame.get_column("service").cast(pl.String).to_numpy()
-    metrics = frame.get_column("metric").cast(pl.String).to_numpy()
-    values = frame.get_column("value").cast(pl.Float64).to_numpy()
+    # only the rows of recorded quantiles are looked at (a large export holds far more of the rest)
+    quantiles = frame.get_column("metric").cast(pl.String).is_in([e.metric for e in every]).to_numpy()
+    at = np.flatnonzero(quantiles)
     widths = np.full(frame.height, np.nan)
+    if at.size == 0:
+        return frame
+    services = frame.get_column("service").cast(pl.String).to_numpy()[at]
+    metrics = frame.get_column("metric").cast(pl.String).to_numpy()[at]
+    values = frame.get_column("value").cast(pl.Float64).to_numpy()[at]
     for entry in every:
         rows = np.flatnonzero((services == entry.service) & (metrics == entry.metric))
         if rows.size:
-            widths[rows] = bucket_widths(values[rows], entry.bounds)
+            widths[at[rows]] = bucket_widths(values[rows], entry.bounds)
     if np.isnan(widths).all():
         return frame
     found = pl.Series(RESOLUTION, widths, dtype=pl.Float64).fill_nan(None)
