@@ -31,11 +31,10 @@ from warroom.sources.contract import Modality, Prerequisite, SourceQuery
 from warroom.sources.manifest import Alert
 from warroom.sources.mapping.plan import PlannedQuery, plan_records, plan_unmapped
 from warroom.sources.mapping.promql import duration
-from warroom.sources.mapping.resolution import with_resolution
-from warroom.sources.mapping.samples import POINTS_SCHEMA, from_label_sets
+from warroom.sources.mapping.resolution import quantile_bounds, with_resolution
 from warroom.sources.raw.folder import as_canonical
 from warroom.sources.raw.labels import SERVICE_LABELS
-from warroom.sources.raw.prometheus_api import answer_read, discovered_bounds
+from warroom.sources.raw.prometheus_api import answer_read, discovery_samples
 from warroom.sources.raw.prometheus_read import rule_sets
 from warroom.sources.raw.reader import ReadOptions
 
@@ -189,10 +188,7 @@ class PrometheusMetrics:
             read.raw_responses.append(RawResponse("000-series.json", "/api/v1/series", {}, body))
             if answer.get("status") != "success" or not isinstance(answer.get("data"), list):
                 raise InputError(f"/api/v1/series: {answer.get('error', 'not a series answer')}", file=self.base)
-            label_sets = [
-                {("metric" if k == "__name__" else k): v for k, v in labels.items()} for labels in answer["data"]
-            ]
-            discovered = from_label_sets(label_sets, pl.DataFrame(schema=POINTS_SCHEMA))
+            discovered = discovery_samples(answer["data"])
             records, used = plan_records(discovered, rules, candidates, window)
             unmapped = plan_unmapped(discovered, used, {q.name for q in records}, self.config.selectors, window)
             steps = int((end - start) / step) + 1
@@ -205,8 +201,9 @@ class PrometheusMetrics:
                     frames.append(frame)
         if frames:
             merged = pl.concat(frames, how="diagonal_relaxed")
-            # as a replay of the saved discovery answer gives them (raw/prometheus_api.py)
-            bounds = discovered_bounds(answer["data"], self.options)
+            # from the discovery already read, as a replay of its saved answer gives them
+            # (raw/prometheus_api.py `discovered_bounds`: the same rules and service labels)
+            bounds = quantile_bounds(discovered.series, rules, candidates)
             read.frame = with_resolution(merged, bounds).sort("timestamp", maintain_order=True)
         return read
 

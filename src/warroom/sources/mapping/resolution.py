@@ -97,9 +97,9 @@ def with_resolution(frame: pl.DataFrame, every: list[QuantileBounds]) -> pl.Data
     # only the rows of recorded quantiles are looked at (a large export holds far more of the rest)
     quantiles = frame.get_column("metric").cast(pl.String).is_in([e.metric for e in every]).to_numpy()
     at = np.flatnonzero(quantiles)
-    widths = np.full(frame.height, np.nan)
     if at.size == 0:
         return frame
+    widths = np.full(frame.height, np.nan)
     services = frame.get_column("service").cast(pl.String).to_numpy()[at]
     metrics = frame.get_column("metric").cast(pl.String).to_numpy()[at]
     values = frame.get_column("value").cast(pl.Float64).to_numpy()[at]

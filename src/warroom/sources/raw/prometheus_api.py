@@ -139,14 +139,19 @@ class PrometheusApiAnswer:
         return answer_read(_json(path), path, options)
 
 
-def discovered_bounds(label_sets: list[Any], options: ReadOptions) -> list[QuantileBounds]:
-    """The bucket bounds of the recorded quantiles' histograms among a series discovery's label sets."""
+def discovery_samples(label_sets: list[Any]) -> Samples:
+    """A series discovery answer's label sets as series with no points (the name as `metric`)."""
     named = [
         {("metric" if k == "__name__" else k): v for k, v in labels.items()}
         for labels in label_sets
         if isinstance(labels, dict)
     ]
-    discovered = from_label_sets(named, pl.DataFrame(schema=POINTS_SCHEMA))
+    return from_label_sets(named, pl.DataFrame(schema=POINTS_SCHEMA))
+
+
+def discovered_bounds(label_sets: list[Any], options: ReadOptions) -> list[QuantileBounds]:
+    """The bucket bounds of the recorded quantiles' histograms among a series discovery's label sets."""
+    discovered = discovery_samples(label_sets)
     candidates = (options.service_label,) if options.service_label else SERVICE_LABELS
     return quantile_bounds(discovered.series, rule_sets(options.mapping_rules), candidates)
 
