@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from warroom.analysis.code import analyse_change
+from warroom.analysis.code import analyse_change, of_another_service
 
 MIGRATION = """CREATE TABLE orders (
     id BIGSERIAL PRIMARY KEY,
@@ -166,3 +166,17 @@ def test_the_same_pattern_elsewhere_is_listed_at_the_bad_commit(deploy: dict[str
     result = analyse_change(Path(deploy["repo"]), deploy["leak"], deploy["docs"])
     assert [(f.function, f.commit) for f in result.findings] == [("Promo", deploy["leak"])]
     assert result.same_pattern == []  # List still defers Close at that commit
+
+
+def test_a_neighbours_files_in_a_shared_deploy_range_are_not_this_services(deploy: dict[str, str]) -> None:
+    # ranker's deploy from the shared repository brings checkout's commits too (the lab's payment
+    # scale change carried checkout's config revert and was located at config/checkout.yaml)
+    analysis = analyse_change(Path(deploy["repo"]), deploy["deleted_close"], deploy["good"], focus="ranker")
+    services = {"checkout", "ranker", "reports"}
+    files = {f.file for f in analysis.findings if f.in_diff}
+    assert {"deploy/checkout.yaml", "services/ranker/app/rank.py"} <= files
+    own = {f.file for f in analysis.findings if f.in_diff and not of_another_service(f.file, "ranker", services)}
+    assert "services/ranker/app/rank.py" in own
+    assert not any("checkout" in f for f in own)
+    assert not of_another_service("deploy/services.yaml", "payment", {"payment", "checkout"})  # anyone's
+    assert not of_another_service("config/checkout.yaml", "checkout", {"payment", "checkout"})

@@ -22,11 +22,13 @@ from warroom.analysis import metrics as metrics_mod
 from warroom.analysis.changes import ChangeRecord
 from warroom.analysis.diagnosis import hypotheses as hyp
 from warroom.analysis.diagnosis.attribution import (
+    CodeEvidence,
     candidates,
     first_remedy,
     remediations_after,
     undo_pairs,
     undone_before,
+    with_code,
 )
 from warroom.analysis.diagnosis.detectors import logs as log_detector
 from warroom.analysis.diagnosis.evidence import Observation
@@ -161,6 +163,34 @@ def test_a_change_that_put_back_what_ran_before_weighs_less_and_the_first_remedy
     # the response's first undoing after the alert, not one from before it
     assert first_remedy(pairs, T0 - timedelta(minutes=20)) == T0 - timedelta(minutes=12)
     assert first_remedy(pairs, T0) is None
+
+
+def test_a_restoring_changes_diff_locates_but_does_not_accuse() -> None:
+    # The lab's fifth run: the revert of an earlier fault's setting, nine minutes before a deploy
+    # that locked rows across a call, was blamed: its diff's "setting removed" outweighed its own
+    # restore. What it puts back already ran; a new change's finding still counts in full.
+    records = [
+        _change("initial", -90, "c0", kind="config"),
+        _change("timeout", -30, "c1", kind="config"),
+        _change("revert", -12, "c0", kind="config"),
+        _change("task", -3, "dddd"),
+    ]
+    fault = registry().fault_types["bad_config"]
+    params = registry().model
+    restoring = {undo.id for _, undo in undo_pairs(records)}
+    assert restoring == {"revert"}
+
+    def lookup(change: ChangeRecord) -> list[CodeEvidence]:
+        return [CodeEvidence(kind="config_change", file="config/checkout.yaml", line=7, llr=2.2)]
+
+    found = {
+        a.change.id: with_code(a, fault, lookup, params)
+        for a in candidates(records, "checkout", fault, T0, params, (), restoring)
+    }
+    revert = found["revert"]
+    assert revert.code is not None and revert.code.line == 7 and revert.code_llr == 0.0
+    assert "lines that ran before" in revert.reasons[-1]
+    assert found["timeout"].code_llr == 2.2
 
 
 def test_a_revert_is_known_by_gits_subject_when_the_deploy_log_keeps_no_body() -> None:

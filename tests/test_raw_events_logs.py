@@ -92,6 +92,19 @@ def test_otlp_logs_from_the_sdk(tmp_path: Path) -> None:
     assert rows[1]["attrs"]["exception.type"] == "RuntimeError"
 
 
+def test_otlp_log_fields_in_a_map_attribute_are_the_records_own(tmp_path: Path) -> None:
+    # A logger that groups its extra fields (`extra={"fields": {...}}`) sends them as one map
+    # attribute; the failed-login evidence needs the client address inside it.
+    def body(logger: logging.Logger) -> None:
+        fields = {"event": "login.failed", "client.address": "198.18.0.7", "level": "nested"}
+        logger.warning("login failed", extra={"fields": fields, "level": "top"})
+
+    path = write_lines(tmp_path / "otlp-logs.jsonl", [otlp_logs_request(record_logs("auth", body))])
+    attrs = _rows(_read(path))[0]["attrs"]
+    assert attrs["client.ip"] == "198.18.0.7" and attrs["event"] == "login.failed"
+    assert attrs["level"] == "top" and "fields" not in attrs  # the record's own name wins
+
+
 @pytest.mark.parametrize("name", ["postgresql.log", "postgresql.csv", "postgresql.json"])
 def test_postgresql_logs_are_the_database_evidence(name: str) -> None:
     read = _read(FIXTURES / name)

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from warroom.sources.raw.defaults import opening_alert
 from warroom.sources.raw.formats import recognise
 from warroom.sources.raw.reader import RawRead, ReadOptions
 
@@ -154,3 +155,35 @@ def test_an_alerts_series_gives_the_alert_that_fired(tmp_path: Path) -> None:
     assert alert.fired_at == datetime.fromtimestamp(1716822030, UTC)
     assert alert.labels["severity"] == "critical" and alert.labels["source"] == "prometheus"
     assert not raw.tables  # ALERTS is not a measurement
+
+
+def test_an_alert_firing_before_the_data_began_then_and_one_that_stops_resolved(tmp_path: Path) -> None:
+    # A capture that begins during an earlier incident: its alert fires from the first sample on,
+    # but ALERTS_FOR_STATE holds when it became active; its series stops while the data
+    # goes on (it resolved). A later alert fires to the end.
+    start = 1716822000
+    old = {"alertname": "HighErrorRatio", "service": "gateway"}
+    new = {"alertname": "LoginFailureRatio", "service": "auth"}
+    rows = []
+    for i in range(40):
+        t = start + 15 * i
+        rows.append({"timestamp": t, "metric": "up", "labels": {"job": "gateway"}, "value": 1})
+        if i < 20:
+            rows.append({"timestamp": t, "metric": "ALERTS", "labels": {**old, "alertstate": "firing"}, "value": 1})
+            rows.append({"timestamp": t, "metric": "ALERTS_FOR_STATE", "labels": old, "value": start - 1800})
+        if i >= 30:
+            rows.append({"timestamp": t, "metric": "ALERTS", "labels": {**new, "alertstate": "firing"}, "value": 1})
+            rows.append({"timestamp": t, "metric": "ALERTS_FOR_STATE", "labels": new, "value": start + 15 * 29})
+    capture = tmp_path / "prometheus.jsonl"
+    capture.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, raw = read(capture)
+    earlier, later = raw.alerts
+    assert earlier.name == "HighErrorRatio" and earlier.fired_at == datetime.fromtimestamp(start - 1800, UTC)
+    assert earlier.resolved_at == datetime.fromtimestamp(start + 15 * 19, UTC)
+    assert later.name == "LoginFailureRatio" and later.resolved_at is None
+    # one that began inside the data began at its first firing sample (activeAt is when it went pending)
+    assert later.fired_at == datetime.fromtimestamp(start + 15 * 30, UTC)
+    data_from = datetime.fromtimestamp(start, UTC)
+    assert opening_alert([earlier, later], tmp_path, data_from) is later
+    # with both firing, the one that began inside the data still opens it
+    assert opening_alert([earlier.model_copy(update={"resolved_at": None}), later], tmp_path, data_from) is later

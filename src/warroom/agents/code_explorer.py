@@ -13,7 +13,14 @@ from warroom.agents.investigation import outputs as diagnosis_outputs
 from warroom.agents.outputs import DATABASE, DIAGNOSIS, SUSPECT_CHANGE, read, read_list
 from warroom.agents.specialist_common import EvidenceIds, suspect_service
 from warroom.analysis.changes import RankedChange, previous_change
-from warroom.analysis.code import CodeAnalysis, CodeFinding, GitError, analyse_change
+from warroom.analysis.code import (
+    CodeAnalysis,
+    CodeFinding,
+    GitError,
+    analyse_change,
+    of_another_service,
+    system_services,
+)
 from warroom.analysis.faults import registry
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel, RootCauseCandidate
 
@@ -132,9 +139,15 @@ class CodeExplorer(Specialist):
                 limitations=limitations,
             )
         limitations += analysis.limitations
-        # The diagnosis already weighed the diff's findings against the fault: its location leads.
-        located = (change_dict.get("code_file"), change_dict.get("code_line"))
-        analysis.findings.sort(key=lambda f: (f.file, f.line) != located)
+        # The diagnosis already weighed the diff's findings against the fault: its location leads,
+        # and a neighbour's files that the shared deploy range carried come last.
+        weighed = read(context, SUSPECT_CHANGE)
+        located = (weighed.code_file, weighed.code_line) if weighed is not None else (None, None)
+        services = system_services(telemetry.changes, telemetry.topology)
+        owner = change.service or service or ""
+        analysis.findings.sort(
+            key=lambda f: ((f.file, f.line) != located, bool(owner) and of_another_service(f.file, owner, services))
+        )
         return self._report(change, change_dict, analysis, ids, outputs, findings, limitations)
 
     def _report(

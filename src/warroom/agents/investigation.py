@@ -15,7 +15,7 @@ import weakref
 from typing import Any
 
 from warroom.analysis.changes import ChangeRecord, detect_onset, previous_change
-from warroom.analysis.code import GitError, analyse_change
+from warroom.analysis.code import GitError, analyse_change, of_another_service, system_services
 from warroom.analysis.diagnosis import Diagnosis, diagnose
 from warroom.analysis.diagnosis.attribution import CodeEvidence, CodeLookup
 from warroom.analysis.faults import path_of, registry
@@ -80,6 +80,7 @@ def code_lookup(telemetry: IncidentTelemetry) -> CodeLookup | None:
     repo = telemetry.repo
     if repo is None:
         return None
+    services = system_services(telemetry.changes, telemetry.topology)
 
     def read(change: ChangeRecord) -> list[CodeEvidence]:
         if not change.commit:
@@ -102,7 +103,7 @@ def code_lookup(telemetry: IncidentTelemetry) -> CodeLookup | None:
                 llr=_logit(f.strength),
             )
             for f in analysis.findings
-            if f.in_diff
+            if f.in_diff and not (change.service and of_another_service(f.file, change.service, services))
         ]
 
     return read

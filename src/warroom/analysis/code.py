@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 from pydantic import BaseModel, Field
 
 from warroom.analysis.code_patterns import (
@@ -410,6 +412,22 @@ def _rank_key(f: CodeFinding, prefer: str | None, focus: str | None) -> tuple[in
     in_focus = 0 if focus and focus.lower() in f.file.lower() else 1
     on_path = {True: 0, None: 1, False: 2}[f.on_request_path]
     return (in_focus, kind_rank, on_path, -f.strength, f.file, f.line)
+
+
+def system_services(changes: pl.DataFrame | None, topology: Mapping[str, object] | None) -> set[str]:
+    """The system's services as the change log and the call graph name them."""
+    named = set(changes.get_column("service").drop_nulls().to_list()) if changes is not None else set()
+    return named | set(topology or {})
+
+
+def of_another_service(path: str, service: str, services: Iterable[str]) -> bool:
+    """Whether a file of a change's diff is another service's: its path names another of the
+    system's services and not this one (`config/checkout.yaml` in payment's deploy). A deploy from
+    a shared repository brings every commit since the service's last one, its neighbours' among
+    them; a file that names no service (`deploy/services.yaml`) may be anyone's."""
+    words = set(re.split(r"[^a-z0-9]+", path.lower()))
+    own = service.lower()
+    return own not in words and any(s.lower() in words for s in services if s.lower() != own)
 
 
 def analyse_change(

@@ -58,6 +58,8 @@ class Attribution(BaseModel):
     code_llr: float = 0.0
     code: CodeEvidence | None = None
     inspected: bool = False  # the change's diff was read
+    # it put back what ran before it (a rollback, a revert): what its diff shows already ran
+    restoring: bool = False
     reasons: list[str] = Field(default_factory=list)
 
     @property
@@ -154,7 +156,15 @@ def candidates(
         if change.id in restoring:
             llr += params.restored_version_llr
             reasons.append("it put back what ran before it")
-        out.append(Attribution(change=change, minutes_before_onset=minutes, time_llr=llr, reasons=reasons))
+        out.append(
+            Attribution(
+                change=change,
+                minutes_before_onset=minutes,
+                time_llr=llr,
+                restoring=change.id in restoring,
+                reasons=reasons,
+            )
+        )
     out.sort(key=lambda a: (-a.time_llr, a.change.id))
     return out
 
@@ -223,12 +233,18 @@ def with_code(
     update: dict[str, Any] = {"inspected": True}
     if findings:
         best = max(findings, key=lambda f: (f.llr, -f.line))
-        update.update(code=best, code_llr=best.llr)
-        update["reasons"] = [
-            *attribution.reasons,
-            f"its diff has {best.kind.replace('_', ' ')} at {best.file}:{best.line}"
-            + (f" (commit {best.commit[:12]})" if best.commit else ""),
-        ]
+        found = f"its diff has {best.kind.replace('_', ' ')} at {best.file}:{best.line}" + (
+            f" (commit {best.commit[:12]})" if best.commit else ""
+        )
+        # A restoring change's diff is the undo of a change that ran: the lines it puts back already
+        # ran without the fault (`restored_version_llr` weighs that), so they locate, not accuse.
+        # Counting them too would let any revert of a setting outweigh its own restore.
+        if attribution.restoring and best.llr > 0:
+            update.update(code=best, code_llr=0.0)
+            found += ", lines that ran before"
+        else:
+            update.update(code=best, code_llr=best.llr)
+        update["reasons"] = [*attribution.reasons, found]
     elif fault.change.code:
         update["code_llr"] = params.code_miss_llr
         update["reasons"] = [*attribution.reasons, f"its diff shows no {' / '.join(fault.change.code)} pattern"]

@@ -74,10 +74,10 @@ def window_start(alert: Alert, telemetry: Telemetry) -> datetime:
 
 def opening_alert(alerts: list[Alert], root: Path, data_from: datetime | None = None) -> Alert:
     """The alert that opens the incident: the earliest one still firing. A folder captured after
-    an earlier incident often still holds that incident's "resolved" notification: it stands in
-    only when nothing in the folder is firing, and then an alert that began inside the data
-    (`data_from`, its first point) comes before one that began earlier, whose incident the capture
-    only saw the end of."""
+    an earlier incident often still holds that incident: its "resolved" notification stands in
+    only when nothing in the folder is firing, and among firing or resolved ones an alert that
+    began inside the data (`data_from`, its first point) comes before one that began earlier, whose
+    incident the capture only saw the end of."""
     if not alerts:
         raise BundleError(
             "no incident.yaml and no alert: give the alert (`--alert FILE`, an Alertmanager webhook payload), "
@@ -85,10 +85,9 @@ def opening_alert(alerts: list[Alert], root: Path, data_from: datetime | None = 
             file=root,
         )
     firing = [a for a in alerts if a.resolved_at is None]
-    if firing:
-        return min(firing, key=lambda a: a.fired_at)
-    inside = [a for a in alerts if data_from is not None and a.fired_at >= data_from]
-    return min(inside or alerts, key=lambda a: a.fired_at)
+    chosen = firing or alerts
+    inside = [a for a in chosen if data_from is not None and a.fired_at >= data_from]
+    return min(inside or chosen, key=lambda a: a.fired_at)
 
 
 def derive_manifest(alert: Alert, telemetry: Telemetry) -> Manifest:

@@ -4,7 +4,10 @@ warroom's receiver and the Collector's file exporter spool them) or one document
 A record's time is `timeUnixNano`, else `observedTimeUnixNano` (the spec allows either to be
 unset); the level is its `severityNumber`, else its `severityText`; the message its `body` (text,
 or the JSON of a structured body); the service the resource's `service.name`; the record's
-`spanId` goes into the attributes as `span_id`, which the analyses read.
+`spanId` goes into the attributes as `span_id`, which the analyses read. An attribute whose value
+is a map is a bag of the record's own fields (the SDK's LoggingHandler turns `extra={"fields":
+{"client.address": …}}` into one): its members join the record's attributes where the name is free,
+so `client.address` in it is read as any record's is.
 
 A PostgreSQL server's own log shipped as OTLP (a Collector's filelog receiver, or any shipper,
 marking the resource or the record `db.system=postgresql`) is read as the database's evidence, as
@@ -45,10 +48,23 @@ def _time(record: LogRecord) -> Any:
 STATEMENT_KEYS = ("db.statement", "db.query.text", "statement")
 
 
+def _lifted(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The attributes with the members of map-valued ones in their place (the record's own names
+    first: a member never overwrites one)."""
+    bags = [key for key, value in attributes.items() if isinstance(value, dict)]
+    if not bags:
+        return attributes
+    flat = {key: value for key, value in attributes.items() if key not in bags}
+    for key in bags:
+        for name, value in _lifted(attributes[key]).items():
+            flat.setdefault(name, value)
+    return flat
+
+
 def _line(resource: otlp.Resource, record: LogRecord, number: int, database: str | None) -> LogLine:
     body = value_of(record.body)
     message = body if isinstance(body, str) else orjson.dumps(body, default=str).decode() if body is not None else ""
-    attributes = attributes_of(record.attributes)
+    attributes = _lifted(attributes_of(record.attributes))
     span_id = hex_id(record.span_id, 16)
     if span_id:
         attributes.setdefault("span_id", span_id)

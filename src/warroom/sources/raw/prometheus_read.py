@@ -3,6 +3,7 @@ mapping rules, take the alerts from an `ALERTS` series, and say what it found an
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,33 +26,71 @@ def rule_sets(user_files: tuple[Path, ...]) -> tuple[RuleSet, ...]:
 
 
 def alerts_from(samples: Samples, service_label: str | None = None) -> list[Alert]:
-    """The alerts a Prometheus `ALERTS` series shows firing, each from its first firing sample."""
+    """The alerts a Prometheus `ALERTS` series shows firing, each from its first firing sample. One
+    already firing when the data begins began before it: when `ALERTS_FOR_STATE` says (its value,
+    the alert's activeAt, is when it went pending). One whose series stops while the data goes on
+    resolved at its last sample (a scrape interval or two short of the end is still firing)."""
     series = samples.series
     if "alertstate" not in series.columns or "alertname" not in series.columns:
         return []
     firing = series.filter((pl.col("metric") == "ALERTS") & (pl.col("alertstate") == "firing"))
-    if firing.height == 0:
+    if firing.height == 0 or samples.points.height == 0:
         return []
-    first = (
+    spans = (
         samples.points.filter(pl.col("sid").is_in(firing.get_column("sid").to_list()))
         .group_by("sid")
-        .agg(pl.col("timestamp").min())
+        .agg(
+            pl.col("timestamp").min().alias("first"),
+            pl.col("timestamp").max().alias("last"),
+            pl.col("timestamp").diff().median().alias("step"),
+        )
     )
-    when = dict(first.iter_rows())
+    data_start = samples.points.get_column("timestamp").min()
+    data_end = samples.points.get_column("timestamp").max()
+    active_at = _active_at(samples)
     alerts = []
+    by_sid = {row["sid"]: row for row in spans.iter_rows(named=True)}
     for sid, labels in zip(firing.get_column("sid"), samples.label_sets(firing.get_column("sid")), strict=True):
-        if sid not in when:
+        span = by_sid.get(sid)
+        if span is None:
             continue
         labels = {k: v for k, v in labels.items() if k not in ("metric", "alertstate")}
+        step = span["step"] or timedelta(0)
+        from_the_start = span["first"] <= data_start + 2 * step  # type: ignore[operator]
+        began = active_at.get(_identity(labels)) if from_the_start else None
+        stopped = span["last"] < data_end - 2 * step if step else False  # type: ignore[operator]
         alerts.append(
             Alert(
                 name=labels["alertname"],
-                fired_at=when[sid],
+                fired_at=min(began, span["first"]) if began is not None else span["first"],
                 service=service_of(labels, service_label),
                 labels={**labels, "source": "prometheus"},
+                resolved_at=span["last"] if stopped else None,
             )
         )
     return sorted(alerts, key=lambda a: a.fired_at)
+
+
+def _identity(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in ("metric", "alertstate", "source")))
+
+
+def _active_at(samples: Samples) -> dict[tuple[tuple[str, str], ...], datetime]:
+    """Per alert (its labels), when it became active as `ALERTS_FOR_STATE` records it (a unix time)."""
+    state = samples.series.filter(pl.col("metric") == "ALERTS_FOR_STATE")
+    if state.height == 0:
+        return {}
+    first = (
+        samples.points.filter(pl.col("sid").is_in(state.get_column("sid").to_list()))
+        .group_by("sid")
+        .agg(pl.col("value").filter(pl.col("value").is_finite() & (pl.col("value") > 0)).min())
+    )
+    value = dict(first.iter_rows())
+    found = {}
+    for sid, labels in zip(state.get_column("sid"), samples.label_sets(state.get_column("sid")), strict=True):
+        if value.get(sid) is not None:
+            found[_identity(labels)] = datetime.fromtimestamp(float(value[sid]), UTC)
+    return found
 
 
 def _kind_counts(derivation: Derivation, samples: Samples) -> str:
