@@ -180,3 +180,20 @@ def test_a_neighbours_files_in_a_shared_deploy_range_are_not_this_services(deplo
     assert not any("checkout" in f for f in own)
     assert not of_another_service("deploy/services.yaml", "payment", {"payment", "checkout"})  # anyone's
     assert not of_another_service("config/checkout.yaml", "checkout", {"payment", "checkout"})
+
+
+def test_the_code_explorer_leads_with_the_location_the_diagnosis_weighed(deploy: dict[str, str]) -> None:
+    # The range brings checkout's leak and its config change; the diagnosis blamed the setting:
+    # the explorer's report leads with it, not with the first finding of its own ordering.
+    from support_specialists import bundle, changes, context
+    from warroom.agents.code_explorer import CodeExplorer
+
+    b = bundle("pool_leak", repo=Path(deploy["repo"]), change_frame=changes(deploy["good"], deploy["config"]))
+    alone = CodeExplorer().run(context(b, suspect_service="checkout"))
+    own_first = alone.outputs["code_findings"][0]
+    config = next(f for f in alone.outputs["code_findings"] if f["file"] == "deploy/checkout.yaml")
+    assert own_first["file"] != "deploy/checkout.yaml"  # else the case decides nothing
+    weighed = {**alone.outputs["suspect_change"], "code_file": config["file"], "code_line": config["line"]}
+    report = CodeExplorer().run(context(b, suspect_service="checkout", suspect_change=weighed))
+    assert report.outputs["suspect_change"]["code_file"] == "deploy/checkout.yaml"
+    assert report.outputs["code_findings"][0]["file"] == "deploy/checkout.yaml"
