@@ -1,8 +1,8 @@
 """Explanation over the call graph when a caller waits on a slower callee: the caller's pool held
 across the slower call saturates and its requests time out, and all of that is the callee's doing
 when the callee's own span time rose first and the caller's did not, or did only as time waiting
-for its pool. A caller whose own work got slower keeps its evidence; so does one whose symptoms
-came first."""
+for its pool, or only by the time its calls spend on the wire. A caller whose own work got slower
+keeps its evidence; so does one whose symptoms came first."""
 
 from __future__ import annotations
 
@@ -91,6 +91,39 @@ def test_a_callers_own_time_spent_waiting_for_its_pool_is_the_slower_callees() -
     assert (top.service, top.fault_type) == ("payment", "slow_dependency")
     taken = {u.observation for u in top.uses if u.relation == "callers"}
     assert {"db_pool_wait_ms.up-checkout", "db_pool_utilization.up-checkout"} <= taken
+
+
+def _gap(callee: str, caller: str, baseline: float, value: float) -> Observation:
+    gap = _obs("call_gap", callee, 2000.0, None)
+    roles = {"call_gap.in": callee, "call_gap.out": caller}
+    return gap.model_copy(update={"peer": caller, "roles": roles, "baseline": baseline, "value": value})
+
+
+def _self_time(service: str, baseline: float, value: float) -> Observation:
+    return _obs("self_time.up", service, 1600.0, None).model_copy(update={"baseline": baseline, "value": value})
+
+
+def test_a_callers_own_time_that_is_the_delay_on_the_wire_is_the_delayed_callees() -> None:
+    """Generated network delay into checkout: the gateway has no client spans, so the time its calls
+    spend on the wire shows as its own span time (2 → 847 ms) while the gap around checkout's spans
+    grew more (2 → 1335 ms). The delay is checkout's path, not the gateway's work."""
+    delayed = [_gap("checkout", "gateway", 2.0, 1335.0), _self_time("gateway", 2.0, 847.0)]
+    delayed.append(_obs("latency.up", "gateway", 900.0, None))
+    top = _rank(delayed, frozenset({"gateway"}))[0]
+    assert (top.service, top.fault_type) == ("checkout", "network_delay")
+    taken = {(u.observation, u.relation): u.llr for u in top.uses}
+    assert taken[("self_time.up-gateway", "callers")] > 10
+    assert taken[("call_gap-checkout", "callers")] < taken[("call_gap-checkout", "local")]  # counted once in full
+    # a gateway whose own time rose beyond the gap did work of its own: it keeps that evidence
+    slower = [_gap("checkout", "gateway", 2.0, 300.0), _self_time("gateway", 2.0, 847.0), delayed[2]]
+
+    def most(service: str) -> float:
+        ranked = _rank(slower, frozenset({"gateway"}))
+        return max(
+            u.llr for h in ranked if h.service == service for u in h.uses if u.observation == "self_time.up-gateway"
+        )
+
+    assert most("gateway") > 10 and most("checkout") < 0.1
 
 
 def test_a_callee_slowed_after_the_callers_symptoms_does_not_take_them() -> None:

@@ -28,6 +28,8 @@ from warroom.analysis.faults import FaultType, Registry
 
 SELF_TIME = "self_time.up"  # a service's own span time (not in its callees)
 POOL_WAIT = "db_pool_wait_ms.up"  # time a request waited for a connection of the service's pool
+CALL_GAP = "call_gap"  # a call's time outside the callee's span (on the wire, or queued before it)
+GAP_IN = "call_gap.in"  # … as evidence on the callee: a fault type supporting it puts time there
 FORM_MIN = 0.1  # nats: softplus(excess) of 0.1 is an observation 2.2 z below its noise level
 
 
@@ -182,11 +184,13 @@ def claims(
         for signal, where in observation.roles.items():
             each = worth(observation, signal)
             generic = signal in locating or registry.signals[signal].symptom
-            # A symptom of a caller waiting on a slower callee is the callee's, whatever its kind.
+            # A symptom of a caller waiting on a slower callee is the callee's, whatever its kind; one
+            # of a caller whose calls are delayed on the way is a cause's that delays them there.
             waited = {
-                cause
+                cause: how
                 for cause, faults in by_service.items()
-                if waits.on(where, cause, observation) and any(f.explains_on("callers", signal) for f in faults)
+                if (how := waits.on(where, cause, observation)) is not None
+                and any(f.explains_on("callers", signal) for f in faults)
             }
             for fault in by_service.get(where, []):
                 weight = fault.support.get(signal, 0.0)
@@ -215,7 +219,9 @@ def claims(
                     continue
                 for fault in faults:
                     if fault.explains_on(relation, signal):
-                        value = (1.0 if cause in waited else propagated) * each
+                        how = waited.get(cause)
+                        full = how == Waiting.SLOWER or (how == Waiting.DELAYED and fault.support.get(GAP_IN, 0.0) > 0)
+                        value = (1.0 if full else propagated) * each
                         start = base[(cause, fault.name)]
                         out.append(
                             Claim(observation.id, cause, fault.name, signal, relation, value, noisy, start, False)
@@ -225,38 +231,71 @@ def claims(
 
 class Waiting:
     """Which callers wait on which slower callee: the callee's own span time (`self_time.up`) rose
-    above noise, the caller's did not (its requests' extra time is spent in the call, not in its own
-    work) — or did only as time waiting for a connection of its own pool (`db_pool_wait_ms.up`
+    above noise (SLOWER), or the caller's calls to it spend longer outside its spans (DELAYED:
+    `call_gap`, on the wire or queued before it; the callee whose gap grew most of the caller's);
+    the caller's own time did not rise (its requests' extra time is spent in the call, not in its
+    own work) — or did only as time waiting for a connection of its own pool (`db_pool_wait_ms.up`
     from the callee's slowdown on: a request waits for a connection that others hold across the
-    slower call, outside any child span) — and the callee's slowdown began before (or with) the
-    caller's symptom. A caller's pool held across the slower call saturates, its calls time out and
-    it is the deepest service that errs: all of it is the callee's doing, so these symptoms count
-    fully for a cause on the callee and say nothing of what failed on the caller."""
+    slower call, outside any child span), or by no more than its calls' gaps grew (a caller without
+    client spans counts the time on the wire as its own) — and the callee's slowdown began before
+    (or with) the caller's symptom. A caller's pool held across the slower call saturates, its calls
+    time out and it is the deepest service that errs: all of it is the callee's doing, so these
+    symptoms count fully for a cause on the callee (when DELAYED, one whose fault type puts time
+    outside the callee's spans: `call_gap.in` supports it) and say nothing of what failed on the
+    caller."""
+
+    SLOWER = "slower"  # the callee's own work slowed
+    DELAYED = "delayed"  # the calls to it are delayed outside its spans
 
     def __init__(self, observations: Iterable[Observation], graph: CallGraph, tolerance_minutes: float) -> None:
         self.graph = graph
         self.tolerance = timedelta(minutes=tolerance_minutes)
         self.slowed: dict[str, datetime | None] = {}
         self.pool_waits: dict[str, datetime | None] = {}
+        self.own_rise: dict[str, float] = {}  # a caller's self-time rise (ms)
+        self.gaps: dict[tuple[str, str], datetime | None] = {}  # (caller, callee) → the gap's onset
+        self.gap_rises: dict[tuple[str, str], float] = {}  # (caller, callee) → the gap's rise (ms)
+        self.gap_rise: dict[str, float] = {}  # a caller's largest call-gap rise (ms)
         for o in observations:
-            if o.signal == SELF_TIME and o.above_noise:
+            if not o.above_noise:
+                continue
+            if o.signal == SELF_TIME:
                 self.slowed[o.service] = o.onset
-            elif o.signal == POOL_WAIT and o.above_noise:
+                self.own_rise[o.service] = _rise(o)
+            elif o.signal == POOL_WAIT:
                 self.pool_waits[o.service] = o.onset
+            elif o.signal == CALL_GAP and o.peer is not None:
+                self.gaps[(o.peer, o.service)] = o.onset
+                self.gap_rises[(o.peer, o.service)] = _rise(o)
+                self.gap_rise[o.peer] = max(self.gap_rise.get(o.peer, 0.0), _rise(o))
 
     def _after(self, began: datetime | None, onset: datetime | None) -> bool:
         return began is None or onset is None or began <= onset + self.tolerance
 
-    def on(self, caller: str, callee: str, symptom: Observation) -> bool:
-        if caller == callee or callee not in self.slowed:
-            return False
-        if caller not in self.graph.callers_of(callee):
-            return False
-        began = self.slowed[callee]
-        # the caller's own time rose: waiting on its pool since the callee slowed, or work of its own
-        if caller in self.slowed and not (caller in self.pool_waits and self._after(began, self.pool_waits[caller])):
-            return False
-        return self._after(began, symptom.onset)
+    def on(self, caller: str, callee: str, symptom: Observation) -> str | None:
+        """How `caller` waits on `callee` for `symptom` (SLOWER or DELAYED), None when it does not."""
+        if caller == callee or caller not in self.graph.callers_of(callee):
+            return None
+        if symptom.signal == CALL_GAP:
+            return None  # a gap is the measure of a wait, counted once where it points
+        if callee in self.slowed:
+            how, began = self.SLOWER, self.slowed[callee]
+        elif (caller, callee) in self.gaps and self.gap_rises[(caller, callee)] >= self.gap_rise[caller]:
+            how, began = self.DELAYED, self.gaps[(caller, callee)]  # the caller's call that slowed most
+        else:
+            return None
+        # the caller's own time rose: waiting on its pool since the callee slowed, time on the wire
+        # it counts as its own, or work of its own
+        if caller in self.slowed and not (
+            (caller in self.pool_waits and self._after(began, self.pool_waits[caller]))
+            or self.own_rise[caller] <= self.gap_rise.get(caller, 0.0)
+        ):
+            return None
+        return how if self._after(began, symptom.onset) else None
+
+
+def _rise(o: Observation) -> float:
+    return max((o.value or 0.0) - (o.baseline or 0.0), 0.0)
 
 
 def score(
