@@ -224,3 +224,23 @@ def test_a_one_sample_blip_is_not_a_fault_but_a_held_step_is() -> None:
     assert scored([*quiet, 0.10, 0.95, 0.10, 0.11]) < 3.0  # back by the next sample
     assert scored([*quiet, 0.10, 0.95, 0.96, 0.97]) > 20.0  # held
     assert scored([*quiet, 0.10, 0.11, 0.10, 0.95]) > 20.0  # the latest sample: nothing says it came back
+
+
+def test_a_database_named_by_its_clients_spans_is_a_server_with_no_code_faults() -> None:
+    # The lab's bad_config, live: checkout's sessions ended by the server (the idle-in-transaction
+    # timeout checkout's own setting asked for) failed its database client spans, and PostgreSQL —
+    # named only by those spans and its log, its exporter's series under another name — was blamed
+    # for a code exception of its own.
+    from warroom.analysis.diagnosis.engine import _servers
+    from warroom.analysis.diagnosis.graph import CallGraph
+
+    spans = _db_spans(T0, {"checkout": UPDATE.format("%s", "%s")})
+    periods = Periods(Telemetry(traces=spans), Telemetry(), T0, T0 + timedelta(minutes=5))
+    graph = CallGraph({"checkout": ["postgresql"]})
+    assert _servers(periods, graph) == {"postgresql"}
+    reg = registry()
+    failing = [_obs("deepest_error.up", "postgresql", 24.0), _obs("span_error.up", "postgresql", 5.0)]
+    worth = hyp.Worth(reg, failing, 2)
+    kinds = {h.fault_type for h in hyp.form(failing, reg, worth, set(), {"postgresql"})}
+    assert kinds and not kinds & {"code_exception", "code_error"}
+    assert {"code_exception", "code_error"} <= {h.fault_type for h in hyp.form(failing, reg, worth, set(), set())}

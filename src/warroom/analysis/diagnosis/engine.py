@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import polars as pl
 from pydantic import BaseModel, Field
 
 from warroom.analysis.diagnosis import attribution as attr_mod
@@ -168,13 +169,22 @@ def _external(periods: Periods, graph: CallGraph) -> set[str]:
 
 
 def _servers(periods: Periods, graph: CallGraph) -> set[str]:
-    """Database servers with clients in view: services reporting database-server series that other
-    services call. A fault of the statements sent to them is the sender's."""
+    """Database servers with clients in view: services reporting database-server series, or named
+    as the database of their callers' client spans (`db.system`), that other services call. A fault
+    of the statements sent to them is the sender's, and their code is not ours."""
+    reporting: set[str] = set()
     metrics = periods.current.metrics
-    if metrics is None or "service" not in metrics.columns:
-        return set()
-    rows = metrics.filter(metrics["metric"].is_in(SERVER_SIGNALS))
-    reporting = {str(s) for s in rows.get_column("service").unique().drop_nulls()}
+    if metrics is not None and "service" in metrics.columns:
+        rows = metrics.filter(metrics["metric"].is_in(SERVER_SIGNALS))
+        reporting |= {str(s) for s in rows.get_column("service").unique().drop_nulls()}
+    traces = periods.current.traces
+    if traces is not None and {"service", "attributes"} <= set(traces.columns):
+        # the sources give a database client span to the database it names (`warroom.caller` keeps the sender)
+        called = traces.filter(
+            pl.col("attributes").str.contains('"db.system"', literal=True).fill_null(False)
+            & pl.col("attributes").str.contains('"warroom.caller"', literal=True).fill_null(False)
+        )
+        reporting |= {str(s) for s in called.get_column("service").unique().drop_nulls()}
     return {s for s in reporting if graph.callers_of(s)}
 
 

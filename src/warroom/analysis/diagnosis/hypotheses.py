@@ -29,6 +29,7 @@ from warroom.analysis.faults import FaultType, Registry
 SELF_TIME = "self_time.up"  # a service's own span time (not in its callees)
 POOL_WAIT = "db_pool_wait_ms.up"  # time a request waited for a connection of the service's pool
 CALL_GAP = "call_gap"  # a call's time outside the callee's span (on the wire, or queued before it)
+CODE_FAMILY = "code"  # fault types of our own code (exceptions, wrong results)
 GAP_IN = "call_gap.in"  # … as evidence on the callee: a fault type supporting it puts time there
 FORM_MIN = 0.1  # nats: softplus(excess) of 0.1 is an observation 2.2 z below its noise level
 
@@ -120,7 +121,9 @@ def form(
     """Every (service, fault type) one of whose required signals (and all of its jointly required
     ones) was observed on the service, with a value of at least FORM_MIN: near its noise level and
     of a material size (a 1 % CPU move does not make a CPU hypothesis). A fault of the work a client
-    sends (scope "client") is not hypothesised on a server that has clients in view (`servers`)."""
+    sends (scope "client") is not hypothesised on a database server that has clients in view
+    (`servers`), nor is a fault of code (family "code"): the server's code is not ours, and its
+    clients' failed statements (a session it ended as told) are theirs."""
     seen: dict[str, set[str]] = {}
     above: dict[str, set[str]] = {}  # … and those above their noise level
     for observation in observations:
@@ -132,10 +135,9 @@ def form(
     out = []
     for service, signals in sorted(seen.items()):
         for fault in registry.fault_types.values():
-            if fault.scope == "client":
-                if service in servers:
-                    continue
-            elif (fault.scope == "external") != (service in external) and fault.scope != "any":
+            if service in servers and (fault.scope == "client" or fault.family == CODE_FAMILY):
+                continue
+            if fault.scope not in ("client", "any") and (fault.scope == "external") != (service in external):
                 continue
             if signals.isdisjoint(fault.requires) or not signals.issuperset(fault.requires_all):
                 continue
