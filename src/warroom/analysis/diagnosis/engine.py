@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import polars as pl
 from pydantic import BaseModel, Field
 
+from warroom.analysis.attrs import has_key
 from warroom.analysis.diagnosis import attribution as attr_mod
 from warroom.analysis.diagnosis import hypotheses as hyp_mod
 from warroom.analysis.diagnosis.calibration import CalibrationMap, shipped
@@ -180,10 +180,7 @@ def _servers(periods: Periods, graph: CallGraph) -> set[str]:
     traces = periods.current.traces
     if traces is not None and {"service", "attributes"} <= set(traces.columns):
         # the sources give a database client span to the database it names (`warroom.caller` keeps the sender)
-        called = traces.filter(
-            pl.col("attributes").str.contains('"db.system"', literal=True).fill_null(False)
-            & pl.col("attributes").str.contains('"warroom.caller"', literal=True).fill_null(False)
-        )
+        called = traces.filter(has_key("db.system") & has_key("warroom.caller"))
         reporting |= {str(s) for s in called.get_column("service").unique().drop_nulls()}
     return {s for s in reporting if graph.callers_of(s)}
 

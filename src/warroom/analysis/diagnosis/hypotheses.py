@@ -257,7 +257,6 @@ class Waiting:
         self.own_rise: dict[str, float] = {}  # a caller's self-time rise (ms)
         self.gaps: dict[tuple[str, str], datetime | None] = {}  # (caller, callee) → the gap's onset
         self.gap_rises: dict[tuple[str, str], float] = {}  # (caller, callee) → the gap's rise (ms)
-        self.gap_rise: dict[str, float] = {}  # a caller's largest call-gap rise (ms)
         for o in observations:
             if not o.above_noise:
                 continue
@@ -269,7 +268,10 @@ class Waiting:
             elif o.signal == CALL_GAP and o.peer is not None:
                 self.gaps[(o.peer, o.service)] = o.onset
                 self.gap_rises[(o.peer, o.service)] = _rise(o)
-                self.gap_rise[o.peer] = max(self.gap_rise.get(o.peer, 0.0), _rise(o))
+
+    def _largest_gap(self, caller: str) -> float:
+        """The largest rise of a call gap among the caller's calls (ms)."""
+        return max((rise for (c, _), rise in self.gap_rises.items() if c == caller), default=0.0)
 
     def _after(self, began: datetime | None, onset: datetime | None) -> bool:
         return began is None or onset is None or began <= onset + self.tolerance
@@ -282,7 +284,7 @@ class Waiting:
             return None  # a gap is the measure of a wait, counted once where it points
         if callee in self.slowed:
             how, began = self.SLOWER, self.slowed[callee]
-        elif (caller, callee) in self.gaps and self.gap_rises[(caller, callee)] >= self.gap_rise[caller]:
+        elif (caller, callee) in self.gaps and self.gap_rises[(caller, callee)] >= self._largest_gap(caller):
             how, began = self.DELAYED, self.gaps[(caller, callee)]  # the caller's call that slowed most
         else:
             return None
@@ -290,7 +292,7 @@ class Waiting:
         # it counts as its own, or work of its own
         if caller in self.slowed and not (
             (caller in self.pool_waits and self._after(began, self.pool_waits[caller]))
-            or self.own_rise[caller] <= self.gap_rise.get(caller, 0.0)
+            or self.own_rise[caller] <= self._largest_gap(caller)
         ):
             return None
         return how if self._after(began, symptom.onset) else None
