@@ -180,6 +180,11 @@ def test_a_neighbours_files_in_a_shared_deploy_range_are_not_this_services(deplo
     assert not any("checkout" in f for f in own)
     assert not of_another_service("deploy/services.yaml", "payment", {"payment", "checkout"})  # anyone's
     assert not of_another_service("config/checkout.yaml", "checkout", {"payment", "checkout"})
+    # service names with separators, as real systems spell them
+    names = {"ts-travel-service", "ts-travel2-service", "ts-order-service"}
+    assert of_another_service("ts-order-service/src/Main.java", "ts-travel-service", names)
+    assert not of_another_service("ts-travel-service/src/Main.java", "ts-travel-service", names)
+    assert not of_another_service("ts-travel2-service/src/Main.java", "ts-travel2-service", names)
 
 
 def test_the_code_explorer_leads_with_the_location_the_diagnosis_weighed(deploy: dict[str, str]) -> None:

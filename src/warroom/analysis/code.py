@@ -425,9 +425,12 @@ def of_another_service(path: str, service: str, services: Iterable[str]) -> bool
     system's services and not this one (`config/checkout.yaml` in payment's deploy). A deploy from
     a shared repository brings every commit since the service's last one, its neighbours' among
     them; a file that names no service (`deploy/services.yaml`) may be anyone's."""
-    words = set(re.split(r"[^a-z0-9]+", path.lower()))
-    own = service.lower()
-    return own not in words and any(s.lower() in words for s in services if s.lower() != own)
+    lowered = path.lower()
+
+    def named(name: str) -> bool:  # as a whole path token: `ts-travel-service` is not `ts-travel-service2`
+        return re.search(rf"(?<![a-z0-9]){re.escape(name.lower())}(?![a-z0-9])", lowered) is not None
+
+    return not named(service) and any(named(s) for s in services if s.lower() != service.lower())
 
 
 def analyse_change(
