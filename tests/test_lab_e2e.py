@@ -155,6 +155,42 @@ def test_the_shops_runbook_reverts_a_config_change_through_the_change_path(lab: 
     assert b"The shop is degraded." in comms_sink.received(paths.comms_received / "mail")[0].read_bytes()
 
 
+def test_the_shops_runbook_blocks_an_attacks_networks_at_the_gateway(lab: tuple[LabPaths, Received]) -> None:
+    """Credential stuffing's first action commits a block rule to the gateway's configuration and
+    deploys it: the attack's network gets 403, the shop's customers do not; its undo lifts it."""
+    paths, _ = lab
+    config = tomllib.loads(paths.serve_config.read_text())
+    env = serve_config.read_env(paths)
+    candidate = RootCauseCandidate(
+        rank=1, service="auth", fault_type="credential_stuffing", indicator="", confidence=0.9
+    )
+    books = load_runbooks(config["actions"]["runbooks"], include_builtin=False)
+    measured = {"attack_networks": ["100.64.0.0/20"], "attack_networks_text": "100.64.0.0/20"}
+    _, plan = plan_from_diagnosis([candidate], books, {**config["actions"]["vars"], **measured})
+    assert plan[0].kind == "block_sources"
+    adapter = default_registry().get(plan[0].parameters["adapter"])
+    params = adapter.parse(plan[0].parameters["params"])
+    options = RunOptions(env=env)
+    result = adapter.execute(params, options)
+    assert result.ok, result.detail
+    record = deploy.read_log(paths)[-1]
+    assert (record.service, record.kind, record.deployed_by) == ("gateway", "config", "warroom")
+    assert "100.64.0.0/20" in shop_repo.git(paths.repo, "show", f"{record.commit}:config/gateway.yaml")
+    port = LabClient(paths).status()["services"]["gateway"]["port"]
+
+    def login_from(address: str) -> int:
+        body = {"email": "someone@shop.example", "password": "wrong"}
+        headers = {"x-forwarded-for": address}
+        return httpx.post(f"http://127.0.0.1:{port}/api/login", json=body, headers=headers, timeout=10).status_code
+
+    assert login_from("100.64.3.7") == 403
+    assert login_from("198.18.0.9") != 403
+    undone = adapter.undo(params, result, options)
+    assert undone is not None and undone.ok, undone
+    assert login_from("100.64.3.7") != 403
+    assert deploy.read_log(paths)[-1].description.startswith("gateway: remove the block as rule warroom-auth")
+
+
 def _fired(received: Received, alertname: str, service: str) -> bool:
     return any(
         path == "/api/v1/alerts/alertmanager"

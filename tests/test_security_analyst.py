@@ -28,7 +28,10 @@ def test_credential_stuffing_escalates() -> None:
     assert "credential_attack" in security["categories"]
     assert security["sources"]["distinct_ips"] >= 100
     assert security["sources"]["new_ip_share"] > 0.9
-    assert "block_sources" in {a.kind for a in report.actions}
+    # The attack's addresses are in 203.0.0.0/16, the usual clients in 10.1.0.0/24: one block.
+    assert security["attack_networks"] == ["203.0.0.0/16"]
+    block = next(a for a in report.actions if a.kind == "block_sources")
+    assert "203.0.0.0/16" in block.rationale
 
 
 def test_rows_lost_escalates_as_data_integrity() -> None:

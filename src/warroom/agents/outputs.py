@@ -264,6 +264,7 @@ class SecurityVerdict(ContextModel):
     auth_failure_ratio: float | None = None
     sources: dict[str, Any] = Field(default_factory=dict)
     top_sources: list[Any] = Field(default_factory=list)
+    attack_networks: list[str] = Field(default_factory=list)
     checks: list[SecurityCheck] = Field(default_factory=list)
     evidence_ids: list[str] = Field(default_factory=list)
 

@@ -262,10 +262,13 @@ def measure_facts(ctx: AgentContext) -> Facts:
     _code_facts(facts, list(context.get("code_findings") or []))
     security = ctx.read(SECURITY)
     v["sources"] = list(security.top_sources) if security else []
+    v["attack_networks"] = list(security.attack_networks) if security else []
     if v.get("fault_type") is None and security and security.verdict == "escalate" and security.categories:
         # the security path names its finding in the security context, not as a diagnosis
         v["fault_type"] = security.categories[0]
     v["sources_count"] = len(v["sources"]) or None
+    v["attack_networks_count"] = len(v["attack_networks"]) or None
+    v["attack_networks_text"] = ", ".join(v["attack_networks"][:5]) + (" …" if len(v["attack_networks"]) > 5 else "")
     deps = telemetry.topology.get(service or "", [])
     dependency = context.get("dependency") or ((best.model_extra or {}).get("dependency") if best else None)
     v["dependency"] = dependency or (deps[0] if len(deps) == 1 else None)
@@ -351,7 +354,7 @@ PARAMETERS: dict[str, Parameters] = {
     "fix_forward": _fix_forward,
     "failover_dependency": _needs("dependency", "service", "dependency"),
     "renew_certificate": _needs("", "service"),
-    "block_sources": _needs("sources", "service", "sources"),
+    "block_sources": _needs("sources", "service", "sources", "attack_networks"),
     "restore_backup": _needs("", "database", "restore_before", "rpo_minutes", renamed={"restore_before": "before"}),
 }
 
@@ -408,6 +411,12 @@ def _allowed(condition: str | None, facts: Facts) -> bool:
         return False
 
 
+def _fills_placeholder(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(item, str | int | float) for item in value)
+    return isinstance(value, str | int | float)
+
+
 def _runbook_plan(
     diagnosis: list[dict[str, Any]], facts: Facts, variables: Mapping[str, Any]
 ) -> tuple[str, list[RecommendedAction]] | None:
@@ -418,7 +427,8 @@ def _runbook_plan(
         return None
     if not diagnosis:
         return None
-    scalars = {k: v for k, v in facts.values.items() if isinstance(v, str | int | float) and v is not None}
+    # Scalars, and lists of them (a block rule's networks), fill a runbook step's placeholders.
+    scalars = {k: v for k, v in facts.values.items() if _fills_placeholder(v)}
     raised = parameters_for("raise_pool_size", facts, playbook_data()["actions"].get("raise_pool_size", {}))
     if raised:
         scalars["raised_pool_size"] = int(raised["to_size"])

@@ -49,7 +49,8 @@ class SecurityIncidentAnalyst(Specialist):
                     target=telemetry.manifest.entry_service or telemetry.manifest.alert.service,
                     risk=RiskLevel.MEDIUM,
                     rationale=f"{result.sources.get('distinct_ips', 0):.0f} source IPs, "
-                    f"{result.sources.get('new_ip_share', 0):.0%} never seen before",
+                    f"{result.sources.get('new_ip_share', 0):.0%} never seen before"
+                    + (f"; in {', '.join(result.attack_networks[:5])}" if result.attack_networks else ""),
                     rollback="remove the block rule",
                 )
             )

@@ -10,6 +10,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from warroom.analysis.attrs import attr, attr_float, has_key
+from warroom.analysis.networks import AttackNetworks, attack_networks
 from warroom.incident import Evidence
 from warroom.sources import conventions as cv
 from warroom.sources.canonical import Telemetry
@@ -50,6 +51,8 @@ class SecurityAnalysis(BaseModel):
     sources: dict[str, float] = Field(default_factory=dict)
     # The addresses behind the failures, most failures first: what a block or rate limit would name.
     top_sources: list[str] = Field(default_factory=list)
+    # The blocks that hold the failing sources and no source the reference knew: what a block names.
+    attack_networks: list[str] = Field(default_factory=list)
     limitations: list[str] = Field(default_factory=list)
 
     def as_context(self) -> dict[str, object]:
@@ -60,6 +63,7 @@ class SecurityAnalysis(BaseModel):
             "auth_failure_ratio": self.auth_failure_ratio,
             "sources": self.sources,
             "top_sources": self.top_sources,
+            "attack_networks": self.attack_networks,
             "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks],
         }
 
@@ -96,6 +100,13 @@ def _auth_rows(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _client_addresses(frame: pl.DataFrame) -> set[str]:
+    if "attributes" not in frame.columns:
+        return set()
+    seen = frame.lazy().filter(has_key("client.ip")).select(attr("client.ip").alias("ip")).drop_nulls().unique()
+    return set(seen.collect()["ip"].to_list())
+
+
 class FailedLogins(BaseModel):
     """Failed authentications in the window and in the reference, and where they came from."""
 
@@ -110,6 +121,7 @@ class FailedLogins(BaseModel):
     targeted_users: int
     service: str | None  # the service that logged most of them
     top_sources: list[str] = Field(default_factory=list)  # addresses behind the failures, most first
+    networks: AttackNetworks | None = None  # the blocks that hold them and no address the reference saw
     samples: list[str] = Field(default_factory=list)
 
     @property
@@ -152,6 +164,8 @@ def failed_logins(
     ips_base = set(base["ip"].drop_nulls().unique().to_list())
     new_share = float(ips_now.filter(~ips_now.is_in(list(ips_base))).len() / ips_now.len()) if ips_now.len() else 0.0
     per_ip = fails.drop_nulls("ip").group_by("ip").len()
+    # The clients the reference knew: every address in its logs, not only those that logged in.
+    known = ips_base | _client_addresses(base_frame) if per_ip.height else ips_base
     counts = per_ip["len"].cast(pl.Float64)
     top_share = float(counts.max() or 0.0) / max(float(counts.sum()), 1.0) if per_ip.height else 0.0  # type: ignore[arg-type]
     loudest = fails.group_by("service").len().sort(["len", "service"], descending=[True, False])
@@ -168,6 +182,9 @@ def failed_logins(
         targeted_users=fails["user"].drop_nulls().n_unique(),
         service=str(loudest.item(0, "service")) if loudest.height else None,
         top_sources=[str(ip) for ip in ranked["ip"].head(TOP_SOURCES).to_list()],
+        networks=attack_networks(dict(zip(per_ip["ip"].to_list(), per_ip["len"].to_list(), strict=True)), known)
+        if per_ip.height
+        else None,
         samples=[
             f"{r['timestamp'].isoformat()} {r['service']} ip={r['ip']} user={r['user']} {str(r['message'])[:120]}"
             for r in fails.head(3).to_dicts()
@@ -190,6 +207,7 @@ def _auth_check(
     ratio = found.ratio
     result.auth_failure_ratio = None if ratio is None else round(ratio, 2)
     result.top_sources = found.top_sources
+    result.attack_networks = found.networks.networks if found.networks else []
     spike = found.failures >= 20 and (ratio is None or ratio >= SPIKE_RATIO)
     distinct, base_distinct, new_share = found.distinct_ips, found.reference_distinct_ips, found.new_ip_share
     result.sources = {
@@ -211,6 +229,7 @@ def _auth_check(
         "baseline_failures_per_min": None if base_rate is None else round(base_rate, 3),
         "ratio": result.auth_failure_ratio,
         **result.sources,
+        "attack_networks": result.attack_networks,
     }
     evidence = Evidence(
         source="logs",
@@ -223,6 +242,10 @@ def _auth_check(
     if attack:
         kind = "many new sources (credential stuffing)" if stuffing else "one dominant new source (brute force)"
         detail = f"auth failures ×{result.auth_failure_ratio or 'n/a'} vs baseline from {distinct} IPs: {kind}"
+        if found.networks and found.networks.blocks:
+            held = found.networks.covered / max(found.networks.failures, 1)
+            shown = ", ".join(found.networks.networks[:3]) + (" …" if len(found.networks.blocks) > 3 else "")
+            detail += f"; {held:.0%} of them in {len(found.networks.blocks)} network(s) no known client uses ({shown})"
     elif spike:
         detail = (
             f"auth failures ×{result.auth_failure_ratio or 'n/a'} vs baseline, but from known sources "

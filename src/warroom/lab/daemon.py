@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import uvicorn
 
-from warroom.lab import comms_sink, deploy, monitoring, operations, postgres, processes
+from warroom.lab import comms_sink, deploy, edge, monitoring, operations, postgres, processes
 from warroom.lab import repo as shop_repo
 from warroom.lab.cgroup import Container, ContainerCollector, remove_group, weigh_group
 from warroom.lab.control import Operation, create_app
@@ -257,6 +257,17 @@ class Lab:
             reverted = await asyncio.to_thread(shop_repo.revert, self.paths.repo, commit, request.get("author"))
         return await self.deploy_service({**request, "service": slot.name, "commit": reverted})
 
+    async def block_networks(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Set the client networks a rule of the edge refuses (none removes the rule): a commit of
+        the gateway's configuration, deployed to the gateway."""
+        rule, networks = edge.parse_request(request)
+        reason = str(request.get("reason") or "")
+        async with self.repo_lock:
+            commit = await asyncio.to_thread(
+                edge.commit_rule, self.paths.repo, rule, networks, request.get("author"), reason
+            )
+        return await self.deploy_service({**request, "service": edge.EDGE_SERVICE, "commit": commit})
+
     async def _roll(
         self,
         slot: ServiceSlot,
@@ -325,6 +336,7 @@ class Lab:
             "scale": self.scale_service,
             "rollback": self.rollback_service,
             "revert": self.revert_commit,
+            "block": self.block_networks,
         }
         app = create_app(self.paths, self.token, self.status, operations, self.request_stop, collector)
         server = _ControlServer(

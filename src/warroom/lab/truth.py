@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from warroom.lab.topology import LabPaths
 
-MitigationAction = Literal["rollback", "config_revert", "restart", "terminate_query", "create_index", "rate_limit"]
+MitigationAction = Literal["rollback", "config_revert", "restart", "terminate_query", "create_index", "block_sources"]
 
 
 class Mitigation(BaseModel):
