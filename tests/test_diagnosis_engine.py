@@ -4,14 +4,14 @@ the registry and the calibration map hold what they promise."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 import pytest
 import yaml
 from pydantic import ValidationError
 
-from support_specialists import FIRED, bundle, changes
+from support_specialists import FIRED, ONSET, bundle, changes
 from warroom.agents.investigation import investigate
 from warroom.analysis.diagnosis import diagnose
 from warroom.analysis.diagnosis.calibration import (
@@ -158,3 +158,30 @@ def test_a_replayed_record_ends_the_incident_period_at_the_responses_first_rollb
     top = d.top()
     assert top is not None and (top.service, top.fault_type) == ("checkout", "db_pool_exhaustion")
     assert top.change is not None and top.change.change.id == "chg-2"
+
+
+def test_the_compared_period_begins_at_the_measured_onset() -> None:
+    """A window that opens before the fault (a lookback, a capture's margin) is compared from the
+    measured onset on: what ran before it was healthy, and a median over a healthy half and a faulty
+    half barely moves. An onset outside the window changes nothing."""
+    telemetry = bundle("pool_leak")
+    window = telemetry.manifest.effective_window()
+    assert window.start < ONSET < window.end
+
+    def diagnosed(onset: datetime | None):  # type: ignore[no-untyped-def]
+        return diagnose(
+            telemetry.current,
+            telemetry.baseline,
+            alert_time=telemetry.manifest.alert.fired_at,
+            window_start=window.start,
+            window_end=window.end,
+            onset=onset,
+            topology=telemetry.topology,
+        )
+
+    from_onset = diagnosed(ONSET)
+    assert from_onset.observations and {o.start for o in from_onset.observations} == {ONSET}
+    top = from_onset.top()
+    assert top is not None and (top.service, top.fault_type) == ("checkout", "db_pool_exhaustion")
+    before_window = diagnosed(window.start - timedelta(minutes=5))
+    assert {o.start for o in before_window.observations} == {min(window.start, telemetry.manifest.alert.fired_at)}

@@ -75,3 +75,27 @@ def test_a_config_change_that_lines_up_is_reverted_first_even_where_the_runbook_
     actions, source, _ = build_plan(lined_up, diagnosis, {})
     assert source == "runbook slow-external-dependency"
     assert actions[0].kind == "revert_config" and "CHG-1" in actions[0].rationale
+
+
+def test_a_runbook_step_whose_wording_needs_an_unknown_value_stays_in_the_measured_words() -> None:
+    """The certificate runbook's first step names the certificate, which nobody configured: the
+    step stays first (it is the fix), titled from what the data gives, and runs as a manual step.
+    The scale-out step of the CPU runbook gets its replica count from the measured CPU."""
+    from warroom.agents.resolution import build_plan
+
+    expired = Facts()
+    expired.values.update(service="payment", fault_type="certificate_expiry")
+    diagnosis = [
+        {"rank": 1, "service": "payment", "fault_type": "certificate_expiry", "indicator": "", "confidence": 0.9}
+    ]
+    actions, source, skipped = build_plan(expired, diagnosis, {})
+    assert source == "runbook certificate-expiry" and not skipped
+    first = actions[0]
+    assert (first.kind, first.title) == ("renew_certificate", "Renew and deploy the certificate of payment")
+    assert "certificate" in first.parameters["manual_reason"]
+    saturated = Facts()
+    saturated.values.update(service="cart", fault_type="load_saturation", replicas=3, cpu_max=1.0)
+    cpu = [{"rank": 1, "service": "cart", "fault_type": "load_saturation", "indicator": "", "confidence": 0.9}]
+    actions, source, _ = build_plan(saturated, cpu, {})
+    assert source == "runbook cpu-saturation"
+    assert (actions[0].kind, actions[0].title) == ("scale_out", "Scale cart out to 5 replicas")

@@ -47,13 +47,15 @@ def investigate(telemetry: IncidentTelemetry) -> Diagnosis:
     onset = detect_onset(
         telemetry.metrics, None, window.start, manifest.alert.fired_at, baseline.metrics if baseline else None
     )
+    # The alert time is the detector's answer when the data cannot say: no onset was measured, and
+    # the diagnosis compares the whole window (a late alert is not where the fault began).
     result = diagnose(
         telemetry.current,
         baseline,
         alert_time=manifest.alert.fired_at,
         window_start=window.start,
         window_end=window.end,
-        onset=onset,
+        onset=None if onset == manifest.alert.fired_at else onset,
         topology=telemetry.topology or None,
         code=code_lookup(telemetry),
     )

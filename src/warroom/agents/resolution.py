@@ -432,6 +432,9 @@ def _runbook_plan(
     raised = parameters_for("raise_pool_size", facts, playbook_data()["actions"].get("raise_pool_size", {}))
     if raised:
         scalars["raised_pool_size"] = int(raised["to_size"])
+    scaled = parameters_for("scale_out", facts, playbook_data()["actions"].get("scale_out", {}))
+    if scaled:
+        scalars["scale_replicas"] = int(scaled["to_replicas"])
     change = correlated_change(facts)
     undo_kind = UNDO_OF_CHANGE.get(str(change.get("kind"))) if change else None
     try:
@@ -591,18 +594,24 @@ def _plan(
         source, steps = from_runbook
         for step in steps:
             reason = _precondition_fails(step.kind, facts)
-            unfilled = sorted(set(UNFILLED.findall(step.title)))
+            measured = parameters_for(step.kind, facts, data["actions"].get(step.kind, {})) or {}
+            measured_title, rationale, rollback = _fill(step.kind, facts, measured)
+            title = step.title
+            unfilled = sorted(set(UNFILLED.findall(title)))
             if unfilled:
+                # The runbook's wording needs a value nobody gave (a replica count, a certificate's
+                # name): the action stays, in the words the measured facts can fill.
+                title = measured_title
+            if unfilled and (not title or UNFILLED.search(title)):
                 reason = f"{step.kind}: its title needs {', '.join(unfilled)}, which the data does not give"
             if reason:
                 skipped.append(reason)
                 continue
-            measured = parameters_for(step.kind, facts, data["actions"].get(step.kind, {})) or {}
-            _, rationale, rollback = _fill(step.kind, facts, measured)
             order = len(actions) + 1
             actions.append(
                 step.model_copy(
                     update={
+                        "title": title,
                         "target": step.target or v.get("service"),
                         "rationale": "; ".join(
                             t for t in (step.rationale, f"measured: {rationale}" if rationale else "") if t

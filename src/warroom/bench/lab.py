@@ -62,6 +62,7 @@ MITIGATION_KINDS: dict[str, set[str]] = {
     "restart": {"restart", "scale_out"},
     "terminate_query": {"kill_long_queries"},
     "create_index": {"create_index"},
+    "rate_limit": {"block_sources"},  # earlier captures' mitigation of the credential stuffing
     "block_sources": {"block_sources"},
 }
 PLANNER = "incident-resolution-coordinator"  # the agent whose plan comes from the runbooks

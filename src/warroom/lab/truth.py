@@ -14,7 +14,9 @@ from pydantic import BaseModel
 
 from warroom.lab.topology import LabPaths
 
-MitigationAction = Literal["rollback", "config_revert", "restart", "terminate_query", "create_index", "block_sources"]
+MitigationAction = Literal[
+    "rollback", "config_revert", "restart", "terminate_query", "create_index", "rate_limit", "block_sources"
+]
 
 
 class Mitigation(BaseModel):

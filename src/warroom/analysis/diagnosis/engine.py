@@ -106,6 +106,10 @@ def diagnose(
     remedy = attr_mod.first_remedy(pairs, alert_time)
     start = min(window_start, alert_time)
     end = min(window_end, remedy) if remedy is not None and remedy > start else window_end
+    # … and a window may open well before the fault (a lookback, a capture's margin): what ran before
+    # the measured onset was healthy, and a median over a healthy half and a faulty half barely moves.
+    if onset is not None and start < onset < end:
+        start = onset
     periods = Periods(current, baseline or Telemetry(), start, end, topology or {})
     found, edges = detect_all(periods, reg.signals, reg.log_patterns)
     graph = CallGraph(edges)
