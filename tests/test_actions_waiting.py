@@ -89,7 +89,19 @@ def test_a_regression_during_the_watch_is_not_recovered(service: tuple[str, Heal
     health.statuses = [200, 200, 503]
     result, seen = _check(url, _patience(0.0, 1.0, 0.1, 1.0), datetime.now(UTC))
     assert result.ok is False and result.detail.startswith("regressed after recovery")
-    assert [c.ok for _, c in seen] == [True, True, False]
+    assert [c.ok for _, c in seen] == [True, True, False, False]  # confirmed by the next re-query
+
+
+@pytest.mark.parametrize("watch", [1.0, 0.15])
+def test_one_failed_requery_during_the_watch_is_not_a_regression(service: tuple[str, Health], watch: float) -> None:
+    """A single not-recovered answer (a noisy p99 over a few scrapes) that the next re-query does not
+    repeat leaves the recovery standing, also when it is the watch's last (0.15 s: one re-query in
+    the watch, then the one that would confirm it)."""
+    url, health = service
+    health.statuses = [200, 503, 200]
+    result, seen = _check(url, _patience(0.0, 1.0, 0.1, watch), datetime.now(UTC))
+    assert result.ok is True, [c.ok for _, c in seen]
+    assert [c.ok for _, c in seen][:3] == [True, False, True]
 
 
 def test_no_recovery_within_the_timeout_is_not_recovered(service: tuple[str, Health]) -> None:

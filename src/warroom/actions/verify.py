@@ -111,7 +111,8 @@ def waiting_verifier(
     """A live recovery check that waits for the system: the first re-query `settle` after the
     action took effect, then one every `every` until `verifier` says recovered or `timeout` has
     passed since the first (not recovered when a re-query said so, unknown when none could
-    tell); after a recovery, re-queries for `watch` more and a regression is not recovered.
+    tell); after a recovery, re-queries for `watch` more and a regression (not recovered twice in a
+    row) is not recovered.
 
     Due times derive from when the action took effect, not from when this check began, so a
     check resumed after a restart waits only for what is left. A stopped run stops the wait with
@@ -150,11 +151,18 @@ def waiting_verifier(
                 return Check(ok=False, detail=f"not recovered ({waited}): {said_no.detail}", data=said_no.data)
         recovered = answer
         watch_end = clock() + patience.watch
-        while clock() + patience.every <= watch_end:
+        # A regression is two not-recovered answers in a row (an unknown between them neither breaks
+        # nor makes one): one re-query of a noisy p99 over a few scrapes is not the system going back
+        # (an alert rule's `for:`). A failure at the watch's end gets the one re-query that confirms it.
+        pending = False
+        while clock() + patience.every <= watch_end or pending:
             until(clock() + patience.every)
             again = ask(action, outcomes)
-            if again.ok is False:
+            if again.ok is False and pending:
                 return Check(ok=False, detail=f"regressed after recovery: {again.detail}", data=again.data)
+            if clock() + patience.every > watch_end and pending:
+                break  # the confirming re-query did not confirm it
+            pending = again.ok is False or (pending and again.ok is None)
         held = f"; held for {patience.watch.total_seconds():g} s" if patience.watch else ""
         return recovered.model_copy(update={"detail": f"{recovered.detail}{held}"})
 
