@@ -245,7 +245,8 @@ def _auth_check(
         if found.networks and found.networks.blocks:
             held = found.networks.covered / max(found.networks.failures, 1)
             shown = ", ".join(found.networks.networks[:3]) + (" …" if len(found.networks.blocks) > 3 else "")
-            detail += f"; {held:.0%} of them in {len(found.networks.blocks)} network(s) no known client uses ({shown})"
+            blocks = len(found.networks.blocks)
+            detail += f"; {held:.0%} of the failures from {blocks} network(s) no known client uses ({shown})"
     elif spike:
         detail = (
             f"auth failures ×{result.auth_failure_ratio or 'n/a'} vs baseline, but from known sources "
