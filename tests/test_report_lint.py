@@ -119,3 +119,13 @@ def test_cli_exit_codes(clean: Path, tmp_path: Path) -> None:
     assert failed.returncode == 1 and "timeline.md:" in failed.stdout and "placeholder" in failed.stdout
     missing = subprocess.run([*run, str(tmp_path / "nowhere")], capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+
+
+def test_a_long_value_is_cut_between_words_not_inside_an_address() -> None:
+    """An evidence value longer than a table cell holds is cut at a word: cut inside an address
+    (`100.64…`) it would read as a number nobody wrote, which the linter rejects."""
+    from warroom.report.render import fmt_value
+
+    text = fmt_value(["a" * 228, "100.64.0.0/20"])  # 240 characters would end inside the address
+    assert text == "a" * 228 + " …"
+    assert fmt_value(["a" * 20, "100.64.0.0/20"]) == "a" * 20 + ", 100.64.0.0/20"

@@ -266,7 +266,9 @@ def measure_facts(ctx: AgentContext) -> Facts:
     if v.get("fault_type") is None and security and security.verdict == "escalate" and security.categories:
         # the security path names its finding in the security context, not as a diagnosis
         v["fault_type"] = security.categories[0]
-    v["sources_count"] = len(v["sources"]) or None
+    # every failing address, not the block list's head (the loudest fifty)
+    distinct = security.sources.get("distinct_ips") if security else None
+    v["sources_count"] = (float(distinct) if isinstance(distinct, int | float) else len(v["sources"])) or None
     v["attack_networks_count"] = len(v["attack_networks"]) or None
     v["attack_networks_text"] = ", ".join(v["attack_networks"][:5]) + (" …" if len(v["attack_networks"]) > 5 else "")
     deps = telemetry.topology.get(service or "", [])

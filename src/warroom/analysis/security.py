@@ -228,8 +228,8 @@ def _auth_check(
         "failures_per_min": round(found.rate, 2),
         "baseline_failures_per_min": None if base_rate is None else round(base_rate, 3),
         "ratio": result.auth_failure_ratio,
-        **result.sources,
         "attack_networks": result.attack_networks,
+        **result.sources,
     }
     evidence = Evidence(
         source="logs",

@@ -76,16 +76,23 @@ def fmt_value(value: Any) -> str:
         return fmt_ts(value)
     if isinstance(value, dict):
         parts = [f"{humanize(str(k)).lower()} {fmt_value(v)}" for k, v in value.items() if v not in (None, "", [], {})]
-        text = "; ".join(parts) or "—"
-        return text if len(text) <= 240 else text[:239] + "…"
+        return _clipped("; ".join(parts) or "—")
     if isinstance(value, list | tuple):
         if not value:
             return "—"
         if len(value) > 8 and all(isinstance(v, int | float | list | tuple) for v in value):
             return f"({len(value)} points)"
-        text = ", ".join(fmt_value(v) for v in value)
-        return text if len(text) <= 240 else text[:239] + "…"
+        return _clipped(", ".join(fmt_value(v) for v in value))
     return str(value)
+
+
+def _clipped(text: str, limit: int = 240) -> str:
+    """At most `limit` characters, cut between words: a value cut inside (`100.64…` of an address)
+    reads as another value."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    return (head.rsplit(" ", 1)[0] if " " in head else head).rstrip(",;") + " …"
 
 
 def fmt_number(value: float) -> str:
