@@ -54,3 +54,31 @@ def test_rows_lost_escalates_as_data_integrity() -> None:
     assert check.evidence is not None
     assert check.evidence.values["tables_losing_rows"]["orders"]["drop"] == 0.76
     assert START < ONSET
+
+
+def test_a_customer_the_reference_saw_only_browsing_is_not_blocked() -> None:
+    """The known clients are every address the reference's logs hold, not only those that logged in:
+    a customer who only browsed before and mistypes a password during the attack stays unblocked."""
+    import json
+    from datetime import UTC, datetime
+
+    from warroom.analysis.security import failed_logins
+
+    start = datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+    def row(minutes: float, ip: str, status: int) -> dict[str, object]:
+        attrs = {"client.ip": ip, "http.status_code": status, "path": "/login" if status == 401 else "/products"}
+        return {
+            "timestamp": start + timedelta(minutes=minutes),
+            "service": "auth" if status == 401 else "catalog",
+            "message": "login failed" if status == 401 else "GET /products 200",
+            "attributes": json.dumps(attrs),
+        }
+
+    browsing = [row(-30 + i * 0.1, f"198.18.0.{i % 50}", 200) for i in range(200)]
+    attack = [row(i * 0.01, f"100.64.{i // 250}.{i % 250}", 401) for i in range(400)]
+    typos = [row(1.0 + k, "198.18.0.7", 401) for k in range(6)]
+    logs = pl.DataFrame(browsing + attack + typos).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    found = failed_logins(logs, None, start, start + timedelta(minutes=10))
+    assert found is not None and found.networks is not None
+    assert found.networks.networks == ["100.64.0.0/23"]

@@ -34,6 +34,7 @@ from warroom.agents.outputs import (
     SUSPECT_SERVICE,
     IncidentSummary,
 )
+from warroom.analysis.networks import listed
 from warroom.incident import AgentReport, Evidence, Finding, RecommendedAction, RiskLevel
 from warroom.sources import conventions as cv
 from warroom.sources.incident_telemetry import IncidentTelemetry
@@ -270,7 +271,7 @@ def measure_facts(ctx: AgentContext) -> Facts:
     distinct = security.sources.get("distinct_ips") if security else None
     v["sources_count"] = (float(distinct) if isinstance(distinct, int | float) else len(v["sources"])) or None
     v["attack_networks_count"] = len(v["attack_networks"]) or None
-    v["attack_networks_text"] = ", ".join(v["attack_networks"][:5]) + (" …" if len(v["attack_networks"]) > 5 else "")
+    v["attack_networks_text"] = listed(v["attack_networks"])
     deps = telemetry.topology.get(service or "", [])
     dependency = context.get("dependency") or ((best.model_extra or {}).get("dependency") if best else None)
     v["dependency"] = dependency or (deps[0] if len(deps) == 1 else None)
@@ -413,6 +414,13 @@ def _allowed(condition: str | None, facts: Facts) -> bool:
         return False
 
 
+# Runbook variables the measured facts size: variable → (action kind, its measured parameter).
+MEASURED_VARIABLES = {
+    "raised_pool_size": ("raise_pool_size", "to_size"),
+    "scale_replicas": ("scale_out", "to_replicas"),
+}
+
+
 def _fills_placeholder(value: Any) -> bool:
     if isinstance(value, list):
         return bool(value) and all(isinstance(item, str | int | float) for item in value)
@@ -431,12 +439,10 @@ def _runbook_plan(
         return None
     # Scalars, and lists of them (a block rule's networks), fill a runbook step's placeholders.
     scalars = {k: v for k, v in facts.values.items() if _fills_placeholder(v)}
-    raised = parameters_for("raise_pool_size", facts, playbook_data()["actions"].get("raise_pool_size", {}))
-    if raised:
-        scalars["raised_pool_size"] = int(raised["to_size"])
-    scaled = parameters_for("scale_out", facts, playbook_data()["actions"].get("scale_out", {}))
-    if scaled:
-        scalars["scale_replicas"] = int(scaled["to_replicas"])
+    for variable, (kind, parameter) in MEASURED_VARIABLES.items():
+        measured = parameters_for(kind, facts, playbook_data()["actions"].get(kind, {}))
+        if measured:
+            scalars[variable] = int(measured[parameter])
     change = correlated_change(facts)
     undo_kind = UNDO_OF_CHANGE.get(str(change.get("kind"))) if change else None
     try:

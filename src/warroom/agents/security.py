@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from warroom.agents.base import AgentContext, AgentSpec, Specialist
 from warroom.agents.specialist_common import EvidenceIds, window
+from warroom.analysis.networks import listed
 from warroom.analysis.security import analyse_security
 from warroom.incident import AgentReport, Finding, RecommendedAction, RiskLevel
 
@@ -50,7 +51,7 @@ class SecurityIncidentAnalyst(Specialist):
                     risk=RiskLevel.MEDIUM,
                     rationale=f"{result.sources.get('distinct_ips', 0):.0f} source IPs, "
                     f"{result.sources.get('new_ip_share', 0):.0%} never seen before"
-                    + (f"; in {', '.join(result.attack_networks[:5])}" if result.attack_networks else ""),
+                    + (f"; in {listed(result.attack_networks)}" if result.attack_networks else ""),
                     rollback="remove the block rule",
                 )
             )

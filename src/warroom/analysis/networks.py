@@ -68,15 +68,6 @@ def _weighed(failures: Mapping[str, int]) -> dict[int, tuple[list[int], list[int
     return out
 
 
-def _parse(addresses: Iterable[str]) -> dict[int, list[int]]:
-    by_version: dict[int, set[int]] = {4: set(), 6: set()}
-    for text in addresses:
-        address = _address(text)
-        if address is not None:
-            by_version[address.version].add(int(address))
-    return {version: sorted(values) for version, values in by_version.items()}
-
-
 def _count(values: list[int], low: int, high: int) -> int:
     """How many of the sorted `values` lie in [low, high)."""
     return bisect_left(values, high) - bisect_left(values, low)
@@ -113,12 +104,12 @@ def attack_networks(
 ) -> AttackNetworks:
     """The blocks that hold the failing addresses (`failures`: address → its failures) and none of
     the `known` ones, most failures first: at most `limit`, each with `min_share` of the failures."""
-    failing, familiar = _weighed(failures), _parse(known)
+    failing, familiar = _weighed(failures), _weighed(dict.fromkeys(known, 1))
     total = sum(running[-1] for _, running in failing.values())
     blocks: list[NetworkBlock] = []
     for version in (4, 6):
         addresses, running = failing[version]
-        for first, length, lo, hi in _blocks(version, addresses, familiar[version]):
+        for first, length, lo, hi in _blocks(version, addresses, familiar[version][0]):
             held = running[hi] - running[lo]
             if held >= min_share * total:
                 network = str(ipaddress.ip_network((first, length)))
@@ -126,3 +117,8 @@ def attack_networks(
     blocks.sort(key=lambda block: (-block.failures, block.network))
     kept = blocks[:limit]
     return AttackNetworks(blocks=kept, covered=sum(block.failures for block in kept), failures=total)
+
+
+def listed(networks: list[str], limit: int = 5) -> str:
+    """The first `limit` networks for a sentence, an ellipsis saying there are more."""
+    return ", ".join(networks[:limit]) + (" …" if len(networks) > limit else "")

@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from warroom.analysis.attrs import attr, attr_float, has_key
-from warroom.analysis.networks import AttackNetworks, attack_networks
+from warroom.analysis.networks import AttackNetworks, attack_networks, listed
 from warroom.incident import Evidence
 from warroom.sources import conventions as cv
 from warroom.sources.canonical import Telemetry
@@ -164,8 +164,6 @@ def failed_logins(
     ips_base = set(base["ip"].drop_nulls().unique().to_list())
     new_share = float(ips_now.filter(~ips_now.is_in(list(ips_base))).len() / ips_now.len()) if ips_now.len() else 0.0
     per_ip = fails.drop_nulls("ip").group_by("ip").len()
-    # The clients the reference knew: every address in its logs, not only those that logged in.
-    known = ips_base | _client_addresses(base_frame) if per_ip.height else ips_base
     counts = per_ip["len"].cast(pl.Float64)
     top_share = float(counts.max() or 0.0) / max(float(counts.sum()), 1.0) if per_ip.height else 0.0  # type: ignore[arg-type]
     loudest = fails.group_by("service").len().sort(["len", "service"], descending=[True, False])
@@ -182,7 +180,10 @@ def failed_logins(
         targeted_users=fails["user"].drop_nulls().n_unique(),
         service=str(loudest.item(0, "service")) if loudest.height else None,
         top_sources=[str(ip) for ip in ranked["ip"].head(TOP_SOURCES).to_list()],
-        networks=attack_networks(dict(zip(per_ip["ip"].to_list(), per_ip["len"].to_list(), strict=True)), known)
+        # against every client the reference's logs saw, not only those that logged in
+        networks=attack_networks(
+            dict(zip(per_ip["ip"].to_list(), per_ip["len"].to_list(), strict=True)), _client_addresses(base_frame)
+        )
         if per_ip.height
         else None,
         samples=[
@@ -244,7 +245,7 @@ def _auth_check(
         detail = f"auth failures ×{result.auth_failure_ratio or 'n/a'} vs baseline from {distinct} IPs: {kind}"
         if found.networks and found.networks.blocks:
             held = found.networks.covered / max(found.networks.failures, 1)
-            shown = ", ".join(found.networks.networks[:3]) + (" …" if len(found.networks.blocks) > 3 else "")
+            shown = listed(found.networks.networks, 3)
             blocks = len(found.networks.blocks)
             detail += f"; {held:.0%} of the failures from {blocks} network(s) no known client uses ({shown})"
     elif spike:
