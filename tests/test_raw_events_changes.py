@@ -47,6 +47,22 @@ def test_deploy_logs(name: str) -> None:
         assert rows[-1]["kind"] == "rollback"
 
 
+def test_a_deploy_without_a_readable_time_is_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "deploys.jsonl"
+    path.write_text(
+        '{"time": "2024-05-27T15:04:32Z", "service": "checkout", "version": "1.4.2"}\n'
+        '{"time": "not-a-time", "service": "payment", "version": "2.0.0"}\n'
+        '{"service": "auth", "version": "0.9.1"}\n',
+        encoding="utf-8",
+    )
+    read = _read(path)
+    assert read.limitations == [
+        "deploys.jsonl: 1 change skipped (not a deploy entry (time, service and version or commit); first at line 3)",
+        "deploys.jsonl: 1 change skipped (time missing or unreadable; first at line 2)",
+    ]
+    assert read.tables[0].frame.get_column("service").to_list() == ["checkout"]
+
+
 def test_kubectl_rollout_history_places_only_revisions_with_a_time() -> None:
     read = _read(FIXTURES / "checkout.rollout.txt")
     rows = read.tables[0].frame.to_dicts()

@@ -89,6 +89,29 @@ def test_a_file_no_reader_knows_is_reported_not_silently_used(tmp_path: Path) ->
     assert entry["read_as"] == "not recognised"
 
 
+def test_a_truncated_alert_in_the_folder_says_where_it_breaks(tmp_path: Path) -> None:
+    """An alert payload cut short is reported as broken JSON at its line and column, not as a file
+    of an unknown shape (an SRE fixes the file; 'no reader knows it' sends them looking for a reader)."""
+    root = raw_folder(tmp_path / "b")
+    (root / "notification-0001.json").write_text(json.dumps(alert_payload())[:40])
+    alert = tmp_path / "alert.json"
+    alert.write_text(json.dumps(alert_payload()))
+    entry = next(e for e in validate_bundle(root, alert=alert)["files"] if e["file"] == "notification-0001.json")
+    assert entry["read_as"] == "not recognised"
+    assert entry["notes"] == ["ignored: not JSON (line 1, column 30: unterminated string starting)"]
+
+
+def test_a_truncated_alert_given_beside_the_folder_is_one_line(tmp_path: Path) -> None:
+    root = raw_folder(tmp_path / "b")
+    alert = tmp_path / "alert.json"
+    alert.write_text('{"alerts": [\n')
+    result = CliRunner().invoke(app, ["bundle", "validate", str(root), "--alert", str(alert)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {alert}: not JSON (line 2, column 1: expecting value); expected an Alertmanager webhook payload"
+    ]
+
+
 def test_a_symlink_loop_is_an_error_not_an_absent_modality(tmp_path: Path) -> None:
     root = write_bundle(tmp_path / "b", "jsonl")
     (root / "logs.jsonl").unlink()

@@ -59,5 +59,5 @@ def change_read(changes: list[Change], path: Path, skipped: Skipped, what: str, 
     notes = [f"{what}: {frame.height} changes of {frame.get_column('service').n_unique()} service(s) ({kinds})"]
     query = SourceQuery(source=source, modality=Modality.CHANGES, text=f"{path.name}: every change", location=str(path))
     return RawRead(
-        tables=[RawTable(Modality.CHANGES, frame, query)], notes=notes, limitations=skipped.limitations(path, "entry")
+        tables=[RawTable(Modality.CHANGES, frame, query)], notes=notes, limitations=skipped.limitations(path, "change")
     )

@@ -9,7 +9,7 @@ from warroom.analysis.changepoint import detect_onset
 from warroom.errors import BundleError
 from warroom.sources.canonical import Telemetry
 from warroom.sources.manifest import Alert, Manifest, Window
-from warroom.sources.raw.formats import recognise
+from warroom.sources.raw.formats import recognise, why_unrecognised
 from warroom.sources.raw.reader import ReadOptions
 
 # Without a detected onset, the window reaches this far before the alert (the manifest default);
@@ -26,7 +26,9 @@ def read_alert_file(path: Path, options: ReadOptions) -> list[Alert]:
     if not path.is_file():
         raise BundleError("alert file not found", file=path)
     reader = recognise(path)
-    alerts = reader.read(path, options).alerts if reader is not None else []
+    if reader is None:
+        raise BundleError(f"{why_unrecognised(path)}; expected an Alertmanager webhook payload", file=path)
+    alerts = reader.read(path, options).alerts
     if not alerts:
         raise BundleError("holds no alert (expected an Alertmanager webhook payload)", file=path)
     return alerts

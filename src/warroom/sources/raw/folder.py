@@ -18,7 +18,7 @@ from warroom.sources.manifest import Alert
 from warroom.sources.mapping.resolution import QuantileBounds, with_resolution
 from warroom.sources.paths import present
 from warroom.sources.raw.compressed import inflated, is_gzip
-from warroom.sources.raw.formats import recognise
+from warroom.sources.raw.formats import recognise, why_unrecognised
 from warroom.sources.raw.reader import RawRead, RawTable, ReadOptions
 from warroom.sources.raw.v1 import CanonicalTable
 from warroom.sources.tables import FORMATS, read_table
@@ -148,7 +148,7 @@ def read_period(folder: Path, options: ReadOptions, *, top: bool = False) -> Per
     for path in files:
         found = _read_file(path, options)
         if found is None:
-            period.files.append(FileReport(path, "not recognised", ["ignored: no reader knows this file's shape"]))
+            period.files.append(FileReport(path, "not recognised", [f"ignored: {why_unrecognised(path)}"]))
             continue
         name, raw = found
         period.files.append(FileReport(path, name, raw.notes, raw.limitations))

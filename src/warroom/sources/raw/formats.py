@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from warroom.sources.raw.alertmanager import AlertmanagerPayload
+from warroom.sources.raw.compressed import content, suffix
 from warroom.sources.raw.deploy_log import DeployLog
 from warroom.sources.raw.git_changes import GitChanges
 from warroom.sources.raw.kubectl import KubectlRolloutHistory
@@ -55,3 +57,25 @@ def recognise(path: Path) -> RawReader | None:
     with path.open("rb") as handle:
         head = handle.read(SNIFF_BYTES)
     return next((reader for reader in READERS if reader.sniff(path, head)), None)
+
+
+# A file named as JSON no reader took is parsed (up to this size) to say where it is broken.
+JSON_CHECK_BYTES = 1 << 20
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+
+
+def why_unrecognised(path: Path) -> str:
+    """Why no reader took the file: one named as JSON that does not parse says where (a truncated
+    alert payload is not 'a shape no reader knows'); anything else, that its shape is unknown."""
+    if suffix(path) in JSON_SUFFIXES and path.stat().st_size <= JSON_CHECK_BYTES:
+        text = content(path).decode("utf-8", errors="replace")
+        documents = [(1, text)] if suffix(path) == ".json" else enumerate(text.splitlines(), start=1)
+        for number, document in documents:
+            try:
+                if document.strip():
+                    json.loads(document)
+            except json.JSONDecodeError as exc:
+                line = number + exc.lineno - 1
+                # json's messages end in "at" before a position ("Unterminated string starting at")
+                return f"not JSON (line {line}, column {exc.colno}: {exc.msg.removesuffix(' at').lower()})"
+    return "no reader knows this file's shape"
