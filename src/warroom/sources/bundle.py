@@ -56,6 +56,15 @@ def _read_topology(path: Path) -> dict[str, list[str]]:
     return graph
 
 
+def _git_reason(stderr: str, packed: Path) -> str:
+    """git's own first complaint ("fatal: invalid gitfile format: …"), not its last line (the tail of
+    advice about access rights, which says nothing of a file that is not a bundle)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[0] if lines else "")
+    reason = said.removeprefix("fatal:").removeprefix("error:").strip().replace(str(packed.resolve()), packed.name)
+    return reason[:160] or "git clone failed"
+
+
 def _checkout(root: Path) -> Path | None:
     """The bundle's code repository: `repo/` as is, or `repo.bundle` (a git bundle file, which
     can be committed where a nested .git cannot) cloned once into a cache keyed by its content."""
@@ -76,8 +85,7 @@ def _checkout(root: Path) -> Path | None:
     )
     if done.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        reason = (done.stderr.strip().splitlines() or ["git clone failed"])[-1]
-        raise BundleError(f"not a readable git bundle ({reason[:160]})", file=packed)
+        raise BundleError(f"not a readable git bundle ({_git_reason(done.stderr, packed)})", file=packed)
     try:
         staging.rename(cache)  # atomic: a concurrent loader either sees the whole clone or none
     except OSError:

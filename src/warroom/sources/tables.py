@@ -89,9 +89,11 @@ def conform(frame: pl.DataFrame, spec: TableSpec, path: Path) -> pl.DataFrame:
         index = bad.arg_true()
         if index.len():
             row = int(index[0])
-            shown = str(source[row])[:60]
+            value, what = source[row], _describe(dtype)
             raise BundleError(
-                f"value {shown!r} is not a valid {_describe(dtype)}",
+                f"no value; expected {what if what == 'text' else 'a ' + what}"
+                if value is None
+                else f"value {str(value)[:60]!r} is not a valid {what}",
                 file=path,
                 line=row + header_offset,
                 field=name,
