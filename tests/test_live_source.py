@@ -189,3 +189,19 @@ def test_bad_live_configuration_is_one_line_and_exit_2(tmp_path: Path) -> None:
     done = runner.invoke(app, ["capture", "--config", str(config), "--out", str(tmp_path / "s")])
     assert done.exit_code == 2
     assert "environment variable WARROOM_UNSET_TOKEN is not set" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("table", "url"), [("prometheus", "prometheus:9090"), ("loki", "ftp://loki"), ("deploy_log", "not a url")]
+)
+def test_an_endpoint_that_is_not_an_http_url_is_refused_when_the_file_is_read(
+    tmp_path: Path, table: str, url: str
+) -> None:
+    config = tmp_path / "warroom.toml"
+    config.write_text(f'[sources.{table}]\nurl = "{url}"\n')
+    done = runner.invoke(app, ["capture", "--config", str(config), "--out", str(tmp_path / "s")])
+    assert done.exit_code == 2
+    assert done.stderr.strip() == (
+        f"error: {config}: field 'sources.{table}.url': '{url}' is not an http(s) URL "
+        "(expected e.g. http://prometheus:9090)"
+    )

@@ -66,7 +66,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise InputError(first["msg"], file=found, field=where or None) from None
+        raise InputError(first["msg"].removeprefix("Value error, "), file=found, field=where or None) from None
     config.path = str(found)
     # Paths in the file are relative to the file, not to wherever warroom was started.
     config.actions.runbooks = [str((found.parent / p).resolve()) for p in config.actions.runbooks]

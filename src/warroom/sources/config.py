@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -42,6 +43,16 @@ class HttpEndpoint(Strict):
     # The environment variable holding a bearer token (sent as `Authorization: Bearer …`).
     bearer_token_env: str | None = None
     timeout_s: float = Field(default=30.0, gt=0)
+
+    # every endpoint's `url` (checked when the file is read, not on the first request at 3 a.m.)
+    @field_validator("url", check_fields=False)
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{value!r} is not an http(s) URL (expected e.g. http://prometheus:9090)")
+        return value
 
     def headers(self, env: Mapping[str, str] | None = None, *, section: str = "sources") -> dict[str, str]:
         """The request headers, their values read from the environment now; an InputError naming
