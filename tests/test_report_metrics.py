@@ -8,6 +8,7 @@ from pathlib import Path
 from test_report_support import at, build_record, ev
 from warroom.incident import TimelineKind
 from warroom.report import compute_metrics, derive_metrics, write_reports
+from warroom.store.records import facts_of
 
 
 def test_metrics_of_the_seed_run() -> None:
@@ -183,3 +184,20 @@ def test_rounds_from_context_messages_when_the_timeline_has_none() -> None:
     assert report.communications["source"] == "messages in context.communications"
     assert report.communications["count"] == 2
     assert report.metrics.communication_interval_min == 12.0
+
+
+def test_an_action_is_timed_when_it_ran_not_when_its_step_was_written() -> None:
+    """A live recovery check holds the executor's step for minutes: its result (written at the end)
+    precedes, in the order of writing, the audit steps journalled on the way. The action ran at its
+    `executed` step: mitigation is timed from there, not from the end of the check."""
+    record = build_record()
+    k = TimelineKind
+    record.timeline = [e for e in record.timeline if e.data.get("action_id") not in ("A1", "A2")] + [
+        ev(90, 26, k.ACTION_VERIFIED, "change-executor", "A2 verified after the watch", action_id="A2"),
+        ev(91, 18.8, k.ACTION_EXECUTED, "change-executor", "A2 started", action_id="A2", step="started"),
+        ev(92, 19, k.ACTION_EXECUTED, "change-executor", "A2 executed", action_id="A2", step="executed"),
+        ev(93, 24, k.ACTION_VERIFIED, "change-executor", "A2 verified", action_id="A2", step="verified"),
+    ]
+    facts = facts_of(record)
+    assert next(a for a in facts.actions if a.id == "A2").at == at(19)
+    assert facts.mitigated_at == at(19)

@@ -304,14 +304,22 @@ def _severity(incident: Incident, context: Mapping[str, Any]) -> SeverityFacts:
 
 
 def _outcome_times(timeline: list[TimelineEvent]) -> dict[str, datetime]:
-    """When each action's outcome was recorded, in incident time (first record per action)."""
-    times: dict[str, datetime] = {}
+    """When each action changed the system, in incident time: its `executed` audit step, else its
+    earliest outcome record. By time, not by the order of writing: a step's result is written when
+    the step ends (after a live recovery check of minutes), before the audit steps its executor
+    journalled on the way are copied into the timeline."""
+    executed: dict[str, datetime] = {}
+    earliest: dict[str, datetime] = {}
     for event in timeline:
-        if event.kind in (TimelineKind.ACTION_EXECUTED, TimelineKind.ACTION_VERIFIED):
-            action_id = event.data.get("action_id")
-            if isinstance(action_id, str) and action_id not in times:
-                times[action_id] = event.at
-    return times
+        action_id = event.data.get("action_id")
+        if event.kind not in (TimelineKind.ACTION_EXECUTED, TimelineKind.ACTION_VERIFIED) or not isinstance(
+            action_id, str
+        ):
+            continue
+        earliest[action_id] = min(earliest.get(action_id, event.at), event.at)
+        if event.data.get("step") == "executed":
+            executed[action_id] = min(executed.get(action_id, event.at), event.at)
+    return {**earliest, **executed}
 
 
 # The audit steps that say where an action stands before its outcome is recorded: the outcome's
