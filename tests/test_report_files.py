@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from test_report_support import T0, build_record
+from test_report_support import T0, build_record, impact_facts
+from warroom.figures import Figure
 from warroom.incident import Evidence, Finding
 from warroom.report import REPORT_FILES, write_reports
 from warroom.report.evidence import index_evidence
@@ -81,6 +82,15 @@ def test_impact_table_shows_window_method_and_basis(out: Path) -> None:
     )
     assert "| Revenue impact | 42,000 USD | estimated |" in impact
     assert "Scope: a subset of users: 15,000 of 60,000 active users saw a failure." in impact
+
+
+def test_a_figure_not_measured_states_no_basis(tmp_path: Path) -> None:
+    record = build_record()
+    missing = Figure(value=None, unit="count", method="not counted: the logs carry no user_id")
+    record.context["impact"] = {**impact_facts().model_copy(update={"users_affected": missing}).as_context()}
+    write_reports(record, tmp_path)
+    table = section((tmp_path / "postmortem.md").read_text(), "Impact")
+    assert "| Users who saw a failure | not measured | — | — | not counted: the logs carry no user_id |" in table
 
 
 def test_resolution_says_what_each_action_did(out: Path) -> None:

@@ -346,9 +346,9 @@ def _impact_rows(facts: IncidentFacts) -> tuple[list[FigureRow], str]:
     rows = []
     for name, label in IMPACT_ROWS:
         figure: Figure = getattr(impact, name)
-        rows.append(
-            FigureRow(label, figure.text(), figure.basis.value, _window_text(figure), figure.method, f"impact.{name}")
-        )
+        # a figure not measured has no basis to state (its method says why it is missing)
+        basis = figure.basis.value if figure.known else "—"
+        rows.append(FigureRow(label, figure.text(), basis, _window_text(figure), figure.method, f"impact.{name}"))
     return rows, ""
 
 
