@@ -82,3 +82,35 @@ def test_a_customer_the_reference_saw_only_browsing_is_not_blocked() -> None:
     found = failed_logins(logs, None, start, start + timedelta(minutes=10))
     assert found is not None and found.networks is not None
     assert found.networks.networks == ["100.64.0.0/23"]
+
+
+def test_the_attacked_service_is_the_one_judging_logins_not_the_edge_refusing_them_after_a_block() -> None:
+    """Past a block, the edge refuses the same attackers with 403s (its own lines, no login checked),
+    more of them than the logins that reached the authenticating service before: the attack is
+    still on the service that judged the credentials ('login failed'), not on the edge."""
+    import json
+    from datetime import UTC, datetime
+
+    from warroom.analysis.security import failed_logins
+
+    start = datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+    def row(minutes: float, ip: str, service: str, message: str, status: int) -> dict[str, object]:
+        attrs = {"client.ip": ip, "http.status_code": status}
+        return {
+            "timestamp": start + timedelta(minutes=minutes),
+            "service": service,
+            "message": message,
+            "attributes": json.dumps(attrs),
+        }
+
+    before = [row(i * 0.01, f"100.64.0.{i % 250}", "auth", "login failed", 401) for i in range(300)]
+    refused = [row(3 + i * 0.005, f"100.64.0.{i % 250}", "gateway", "POST /api/login 403", 403) for i in range(900)]
+    logs = pl.DataFrame(before + refused).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    found = failed_logins(logs, None, start, start + timedelta(minutes=10))
+    assert found is not None and found.service == "auth"
+    assert found.failures == 1200  # the refusals still count: the attack goes on
+    # without any line that judges a login, the loudest service is all there is to go on
+    edge_only = pl.DataFrame(refused).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    found = failed_logins(edge_only, None, start, start + timedelta(minutes=10))
+    assert found is not None and found.service == "gateway"

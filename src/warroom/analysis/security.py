@@ -85,6 +85,9 @@ def _auth_rows(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
     result = attr("auth.result")
     status = attr_float("http.status_code")
+    # the service judged the credentials itself (it says so), not only passed a 401/403 on or
+    # refused the client for another reason (a gateway's block list answers 403 without a login)
+    judged = has_key("auth.result") | pl.col("message").str.contains(AUTH_LOG).fill_null(False)
     failed = (
         result.str.contains(AUTH_FAILED).fill_null(False)
         | status.is_in([401.0, 403.0]).fill_null(False)
@@ -95,6 +98,7 @@ def _auth_rows(frame: pl.LazyFrame) -> pl.LazyFrame:
         "service",
         "message",
         failed.alias("failed"),
+        judged.alias("judged"),
         attr("client.ip").alias("ip"),
         attr("user_id").alias("user"),
     )
@@ -119,7 +123,7 @@ class FailedLogins(BaseModel):
     new_ip_share: float  # failures from addresses the reference never saw
     top_ip_share: float
     targeted_users: int
-    service: str | None  # the service that logged most of them
+    service: str | None  # the service that judged most of them (else that logged most of them)
     top_sources: list[str] = Field(default_factory=list)  # addresses behind the failures, most first
     networks: AttackNetworks | None = None  # the blocks that hold them and no address the reference saw
     samples: list[str] = Field(default_factory=list)
@@ -166,7 +170,15 @@ def failed_logins(
     per_ip = fails.drop_nulls("ip").group_by("ip").len()
     counts = per_ip["len"].cast(pl.Float64)
     top_share = float(counts.max() or 0.0) / max(float(counts.sum()), 1.0) if per_ip.height else 0.0  # type: ignore[arg-type]
-    loudest = fails.group_by("service").len().sort(["len", "service"], descending=[True, False])
+    # The service that authenticates: the one whose lines judge the credentials, when any does (past
+    # a block, the edge's refusals of the same attackers outnumber the logins that still reach it).
+    judging = fails.filter(pl.col("judged"))
+    loudest = (
+        (judging if judging.height else fails)
+        .group_by("service")
+        .len()
+        .sort(["len", "service"], descending=[True, False])
+    )
     ranked = per_ip.sort(["len", "ip"], descending=[True, False])
     return FailedLogins(
         failures=fails.height,
