@@ -142,6 +142,14 @@ def test_json_requests_round_trip_and_bad_bodies_are_refused(receiver: tuple[str
     bad_id = httpx.post(f"{url}/v1/logs", json={"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]})
     assert bad_id.status_code == 400 and "hex" in bad_id.json()["message"]
     assert httpx.post(f"{url}/v1/logs", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+    # JSON of the wrong shape is the client's mistake (400 naming where), not a server error
+    for body, where in (
+        ({"resourceSpans": 5}, "resourceSpans"),
+        ({"resourceSpans": [{"scopeSpans": [{"spans": "all"}]}]}, "resourceSpans.scopeSpans.spans"),
+    ):
+        shaped = httpx.post(f"{url}/v1/traces", json=body)
+        assert shaped.status_code == 400, shaped.text
+        assert shaped.json()["message"] == f"{where} must be a list of objects in an OTLP/JSON export request"
     assert len(spooled(spool_dir, "traces")) == 2 and not (spool_dir / "logs").exists()
 
 

@@ -83,8 +83,12 @@ class OtlpRequestError(ValueError):
 def _items(document: dict[str, Any], path: tuple[str, ...]) -> Iterator[dict[str, Any]]:
     """Every object at the end of `path` (e.g. every span of every scope of every resource)."""
     level: list[dict[str, Any]] = [document]
-    for key in path:
-        level = [child for parent in level for child in parent.get(key, [])]
+    for depth, key in enumerate(path):
+        children = [parent.get(key, []) for parent in level]
+        if not all(isinstance(c, list) and all(isinstance(item, dict) for item in c) for c in children):
+            where = ".".join(path[: depth + 1])
+            raise OtlpRequestError(f"{where} must be a list of objects in an OTLP/JSON export request")
+        level = [child for items in children for child in items]
     yield from level
 
 
