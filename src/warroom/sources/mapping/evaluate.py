@@ -134,7 +134,8 @@ class Evaluator:
         if cache not in self._ranked:
             self._ranked[cache] = self._ranked_buckets(node, rule, evaluated)
         ranked_buckets = self._ranked[cache]
-        evaluated.problems.extend(f"{p}: {rule.record} not derived there" for p in ranked_buckets.problems)
+        # said once per histogram (every quantile of it has the same problem), not once per record
+        evaluated.problems.extend(f"{p}: no quantile of it derived there" for p in ranked_buckets.problems)
         values = quantile(node.q, ranked_buckets.buckets, ["key", "g"])
         return values.join(ranked_buckets.keys.lazy(), on="key").select(*KEYS, "g", "value")
 
