@@ -137,6 +137,24 @@ def test_a_malformed_export_is_one_line_naming_file_line_and_field(
     assert message.startswith(f"{tmp_path}/{expected}") and "\n" not in message, message
 
 
+@pytest.mark.parametrize(
+    ("name", "head"),
+    [
+        ("answer.json", b'{"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {"job": "'),
+        ("scrape.prom", b'# TYPE x counter\nx_total{job="'),
+    ],
+)
+def test_a_byte_that_is_not_utf8_in_a_prometheus_file_is_one_line(tmp_path: Path, name: str, head: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(head + b'a\xdfb"} 1 1716822000000\n')
+    with pytest.raises(BundleError) as error:
+        read(path)
+    line = 2 if name.endswith(".prom") else 1
+    assert error.value.one_line() == (
+        f"{path}:{line}: not UTF-8 text (byte 0xdf); expected UTF-8, or UTF-16 with a byte-order mark"
+    )
+
+
 def test_bundle_validate_exits_2_on_one_line_and_shows_warnings_per_file(tmp_path: Path) -> None:
     folder = tmp_path / "incident"
     folder.mkdir()

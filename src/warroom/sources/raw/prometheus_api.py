@@ -25,6 +25,7 @@ from warroom.sources.raw.compressed import content, head_text, suffix
 from warroom.sources.raw.labels import SERVICE_LABELS
 from warroom.sources.raw.prometheus_read import rule_sets, samples_read
 from warroom.sources.raw.reader import RawRead, ReadOptions
+from warroom.sources.raw.text import decoded
 from warroom.sources.tables import to_timestamp
 
 
@@ -33,7 +34,7 @@ def _result_item(item: Any) -> bool:
 
 
 def _json(path: Path) -> Any:
-    text = content(path).decode("utf-8", errors="strict")
+    text = decoded(content(path), path)
     try:
         return json.loads(text)
     except json.JSONDecodeError:

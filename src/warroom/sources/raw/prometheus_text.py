@@ -28,6 +28,7 @@ from warroom.sources.mapping.samples import SID, Samples, SeriesType, from_label
 from warroom.sources.raw.compressed import content, head_text, suffix
 from warroom.sources.raw.prometheus_read import samples_read
 from warroom.sources.raw.reader import RawRead, ReadOptions
+from warroom.sources.raw.text import decoded, decoded_head
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -97,10 +98,7 @@ def _bad_line(text: str) -> int | None:
 
 def text_samples(path: Path) -> tuple[Samples, str | None]:
     """The samples of an exposition file, and how the time of a scrape without timestamps was told."""
-    try:
-        text = content(path).decode("utf-8")
-    except UnicodeDecodeError:
-        raise BundleError("not UTF-8 text (expected a Prometheus text exposition)", file=path) from None
+    text = decoded(content(path), path)
     label_sets: list[dict[str, str]] = []
     index: dict[tuple[tuple[str, str], ...], int] = {}
     sids: list[int] = []
@@ -147,10 +145,8 @@ class PrometheusText:
     def sniff(self, path: Path, head: bytes) -> bool:
         if suffix(path) in SKIP_SUFFIXES:
             return False
-        try:
-            text = head_text(path, head).decode("utf-8")
-        except UnicodeDecodeError:
-            return False
+        # leniently: the head may end inside a character, and a bad byte is named when the file is read
+        text = decoded_head(head_text(path, head))
         lines = [line.strip() for line in text.splitlines()[:200] if line.strip()]
         if any(line.startswith(("# TYPE ", "# HELP ")) for line in lines):
             return True

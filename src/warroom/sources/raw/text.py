@@ -52,6 +52,12 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise BundleError(f"cannot be read ({exc.strerror or exc.__class__.__name__})", file=path) from None
+    return decoded(data, path)
+
+
+def decoded(data: bytes, path: Path) -> str:
+    """`data` (a file's content, decompressed) as text; a byte that is not in its encoding is a
+    one-line error naming the line."""
     encoding = encoding_of(data[:4])
     try:
         return data.decode(encoding)
