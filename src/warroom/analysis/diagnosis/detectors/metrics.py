@@ -172,7 +172,7 @@ def _counters(periods: Periods, result: DetectorResult) -> None:
     window = totals(metrics.lazy().filter(pl.col("timestamp").is_between(periods.start, periods.end)))
     if window.height == 0:
         return
-    parts = [metrics.lazy().filter(pl.col("timestamp") < periods.start)]
+    parts = [metrics.lazy().filter(pl.col("timestamp") < periods.reference_end)]
     if periods.baseline.metrics is not None:
         parts.append(periods.baseline.metrics.lazy())
     reference = totals(pl.concat(parts, how="diagonal_relaxed")).rename({"total": "ref_total", "steps": "ref_steps"})
