@@ -84,5 +84,15 @@ def test_agent_outputs_impact_over_the_user_facing_window() -> None:
     impact = report.outputs["impact"]
     assert impact["users_affected"]["value"] > 0 and impact["revenue"]["unit"] == "USD"
     assert impact["service"] == "gateway"
-    assert "first user-facing onset" in impact["window"]["basis"]
+    assert impact["window"]["basis"].startswith("from the first user-facing onset at gateway: ")
+    assert impact["window"]["basis"].endswith("; to the end of the incident window")
     assert report.findings[0].evidence and impact["evidence_ids"]
+
+
+def test_without_a_user_facing_onset_the_impact_window_opens_at_the_alert_and_says_so() -> None:
+    from datetime import UTC, datetime
+
+    from warroom.analysis.onset import impact_start
+
+    alert = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert impact_start([], "gateway", alert) == (alert, "from the alert (no user-facing signal left its baseline)")

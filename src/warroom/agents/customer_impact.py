@@ -57,7 +57,7 @@ class CustomerImpactAnalyst(Specialist):
         onsets = [o for o in signal_onsets(telemetry, [entry] if entry else []) if o.signal in USER_FACING]
         start, why = impact_start(onsets, entry, manifest.alert.fired_at)
         end = manifest.effective_window().end
-        window = Window(start=min(start, end), end=end, basis=f"from the {why}; to the end of the incident window")
+        window = Window(start=min(start, end), end=end, basis=f"{why}; to the end of the incident window")
         facts = analyse_impact(
             telemetry.current,
             telemetry.baseline,

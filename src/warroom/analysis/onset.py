@@ -225,5 +225,5 @@ def impact_start(onsets: list[SignalOnset], entry: str | None, fallback: datetim
     for group, where in ((at_entry, f"at {entry}"), (facing, "at any followed service")):
         if group:
             first = min(group, key=lambda o: o.at)
-            return first.at, f"first user-facing onset {where}: {first.signal} of {first.service} ({METHOD})"
-    return fallback, "no user-facing signal left its baseline: from the alert"
+            return first.at, f"from the first user-facing onset {where}: {first.signal} of {first.service} ({METHOD})"
+    return fallback, "from the alert (no user-facing signal left its baseline)"
