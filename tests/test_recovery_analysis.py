@@ -238,3 +238,26 @@ def test_symptoms_gone_but_the_fault_signature_left_is_not_recovered(tmp_path: P
     assert masked.verdict == Verdict.NOT_RECOVERED
     # Without the automatic fault signature, only the symptoms are judged.
     assert verify_after(bundle, "raise_pool_size", indicators=[]).verdict == Verdict.RECOVERED
+
+
+def test_a_bucket_of_spans_is_stamped_at_its_end_as_a_scraped_sample_is() -> None:
+    """A fault's first slow spans at 12:00:03 read as 'left its baseline at 12:00:05', not at 12:00:00
+    (before the deploy at 12:00:02 that caused them)."""
+    from warroom.analysis.recovery import trace_series
+
+    t0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    starts = [t0 + timedelta(seconds=3, milliseconds=100 * i) for i in range(10)]
+    spans = pl.DataFrame(
+        {
+            "trace_id": [f"t{i}" for i in range(10)],
+            "span_id": [f"s{i}" for i in range(10)],
+            "parent_span_id": [None] * 10,
+            "service": ["catalog"] * 10,
+            "operation": ["GET /"] * 10,
+            "start_time": starts,
+            "end_time": [s + timedelta(milliseconds=80) for s in starts],
+        },
+        schema_overrides={"parent_span_id": pl.String},
+    )
+    series = trace_series(spans, "latency_p99_ms", ["catalog"], timedelta(seconds=5))
+    assert series is not None and series.times == [t0 + timedelta(seconds=5)]

@@ -252,9 +252,12 @@ def bucket_size(*spans: tuple[datetime, datetime], target: int = 30) -> timedelt
 
 
 def _bucketed(frame: pl.DataFrame, bucket: timedelta, value: pl.Expr, min_count: int) -> pl.DataFrame:
+    """Events (spans, log lines) per bucket, each bucket stamped at its end as a scraped sample is
+    (the value is known once the bucket is over): stamped at its start, a fault's first bucket read
+    as an onset up to a bucket before the change that caused it."""
     every = f"{int(bucket.total_seconds())}s"
     return (
-        frame.with_columns(pl.col("t").dt.truncate(every))
+        frame.with_columns(pl.col("t").dt.truncate(every) + bucket)
         .group_by("t")
         .agg(value.alias("value"), pl.len().alias("n"))
         .filter(pl.col("n") >= min_count)
