@@ -140,7 +140,7 @@ def derive_metrics(record: RunRecord, facts: IncidentFacts | None = None) -> Met
             (second_phase_start, "start of the second phase"),
         ),
         "mitigated": _first(
-            (facts.mitigated_at, "first executed action (its recorded outcome)"),
+            (facts.mitigated_at, "first executed action (its executed audit step)"),
             (inc.mitigated_at, "incident.mitigated_at"),
         ),
         "resolved": _first(
