@@ -30,7 +30,7 @@ from warroom.sources.config import PrometheusConfig
 from warroom.sources.contract import Modality, Prerequisite, SourceQuery
 from warroom.sources.manifest import Alert
 from warroom.sources.mapping.plan import PlannedQuery, plan_records, plan_unmapped
-from warroom.sources.mapping.promql import duration
+from warroom.sources.mapping.promql import Ranges, duration
 from warroom.sources.mapping.resolution import quantile_bounds, with_resolution
 from warroom.sources.raw.folder import as_canonical
 from warroom.sources.raw.labels import SERVICE_LABELS
@@ -179,6 +179,7 @@ class PrometheusMetrics:
         step = self._step(start, end, limitations)
         start, end = _aligned(start, end, step)
         window = duration(int(self.config.window_delta().total_seconds() * 1e6))
+        ranges = Ranges(window, duration(int(step.total_seconds() * 1e6)))
         rules = rule_sets(self.options.mapping_rules)
         names = {s.metric for rs in rules for rule in rs.rules for s in rule.selectors()}
         candidates = (self.options.service_label,) if self.options.service_label else SERVICE_LABELS
@@ -189,7 +190,7 @@ class PrometheusMetrics:
             if answer.get("status") != "success" or not isinstance(answer.get("data"), list):
                 raise InputError(f"/api/v1/series: {answer.get('error', 'not a series answer')}", file=self.base)
             discovered = discovery_samples(answer["data"])
-            records, used = plan_records(discovered, rules, candidates, window)
+            records, used = plan_records(discovered, rules, candidates, ranges)
             unmapped = plan_unmapped(discovered, used, {q.name for q in records}, self.config.selectors, window)
             steps = int((end - start) / step) + 1
             planned = self._budget([*records, *unmapped], steps, limitations)

@@ -10,7 +10,7 @@ import polars as pl
 
 from warroom.sources.mapping.evaluate import Evaluated, Evaluator
 from warroom.sources.mapping.kinds import MetricKind, metric_kinds
-from warroom.sources.mapping.promql import alternative, duration, keys_for, record_query
+from warroom.sources.mapping.promql import Ranges, alternative, duration, keys_for, record_query
 from warroom.sources.mapping.resolution import quantile_bounds, with_resolution
 from warroom.sources.mapping.rules import Rule, RuleSet
 from warroom.sources.mapping.samples import Samples
@@ -96,7 +96,7 @@ def _first_alternative(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def _records(
-    evaluator: Evaluator, rule_sets: tuple[RuleSet, ...], candidates: tuple[str, ...], window: str
+    evaluator: Evaluator, rule_sets: tuple[RuleSet, ...], candidates: tuple[str, ...], ranges: Ranges
 ) -> tuple[list[DerivedRecord], set[str], list[str]]:
     """Every record some rule derived (the first alternative wins per service and time),
     the raw names those rules read, and their problems."""
@@ -113,7 +113,7 @@ def _records(
     for record, alternatives in found.items():
         frame = _first_alternative([e.frame for _, _, e in alternatives])
         queries = [
-            alternative(rule, keys_for(rule, label, rule.service_label or candidates), window)
+            alternative(rule, keys_for(rule, label, rule.service_label or candidates), ranges)
             for _, rule, evaluated in alternatives
             for label in evaluated.service_labels
         ]
@@ -157,7 +157,8 @@ def derive(
     grid = grid_of(samples)
     candidates = (service_label,) if service_label else SERVICE_LABELS
     evaluator = Evaluator(samples, grid, candidates, origin)
-    records, used, problems = _records(evaluator, rule_sets, candidates, duration(grid.window_us))
+    ranges = Ranges(duration(grid.window_us), duration(grid.step_us))
+    records, used, problems = _records(evaluator, rule_sets, candidates, ranges)
     bounds = quantile_bounds(samples.series, rule_sets, candidates)
     for record in records:
         record.frame = with_resolution(record.frame, bounds)

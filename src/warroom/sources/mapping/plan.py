@@ -16,6 +16,7 @@ from warroom.sources.mapping.evaluate import service_columns
 from warroom.sources.mapping.kinds import metric_kinds
 from warroom.sources.mapping.promql import (
     FINITE,
+    Ranges,
     alternative,
     keys_for,
     promql_labels,
@@ -56,7 +57,7 @@ def _rule_groups(discovered: Samples, rule: Rule, candidates: tuple[str, ...]) -
 
 
 def plan_records(
-    discovered: Samples, rule_sets: tuple[RuleSet, ...], candidates: tuple[str, ...], window: str
+    discovered: Samples, rule_sets: tuple[RuleSet, ...], candidates: tuple[str, ...], ranges: Ranges
 ) -> tuple[list[PlannedQuery], set[str]]:
     """One query per recorded series the discovered series allow, and the raw names they read."""
     present = set(discovered.series.get_column("metric").unique().to_list())
@@ -73,7 +74,7 @@ def plan_records(
     planned = []
     for record, alternatives in by_record.items():
         terms = [
-            alternative(rule, keys_for(rule, label, rule.service_label or candidates), window)
+            alternative(rule, keys_for(rule, label, rule.service_label or candidates), ranges)
             for _, rule, labels, _ in alternatives
             for label in labels
         ]

@@ -58,36 +58,55 @@ def keys_for(rule: Rule, service_label: str, candidates: tuple[str, ...]) -> Key
     return Keys(service_label, preferred, rule.instance_label)
 
 
+@dataclass(frozen=True)
+class Ranges:
+    """The ranges a query looks back over: a rate's window, and the evaluation step. An increase or a
+    count of changes is per step (the events of the interval ending at each point, so that the
+    points add up to the events), a rate is smoothed over the window."""
+
+    window: str
+    step: str
+
+
 def duration(us: int) -> str:
     """A PromQL duration: whole seconds as `15s`, else milliseconds."""
     return f"{us // 1_000_000}s" if us % 1_000_000 == 0 else f"{max(us // 1000, 1)}ms"
 
 
-def _series(series: Series, keys: Keys, window: str) -> str:
+def _series(series: Series, keys: Keys, ranges: Ranges) -> str:
     selector = series.selector.promql(keys.matchers())
-    text = selector if series.kind == "value" else f"{series.kind}({selector}[{window}])"
+    # per step from the sample a step before (a range function over one step holds one sample of a
+    # series scraped at that step, and nothing to compare it with); a drop is a counter's reset,
+    # after which its value is the increase
+    per_step = {
+        "value": selector,
+        "rate": f"rate({selector}[{ranges.window}])",
+        "changes": f"({selector} != bool ({selector} offset {ranges.step}))",
+        "increase": f"(({selector} - ({selector} offset {ranges.step})) >= 0 or {selector} * 1)",
+    }
+    text = per_step[series.kind]
     if keys.instance_label not in (None, "instance"):
         text = f'label_replace({text}, "instance", "$1", "{keys.instance_label}", "(.*)")'
     return text
 
 
-def _node(node: Node, keys: Keys, window: str) -> str:
+def _node(node: Node, keys: Keys, ranges: Ranges) -> str:
     if isinstance(node, Aggregate):
-        return f"{node.how} by ({keys.by()}) ({_series(node.of, keys, window)})"
+        return f"{node.how} by ({keys.by()}) ({_series(node.of, keys, ranges)})"
     if isinstance(node, Quantile):
-        buckets = _series(Series("rate", node.buckets), keys, window)
+        buckets = _series(Series("rate", node.buckets), keys, ranges)
         return f"histogram_quantile({node.q:g}, sum by ({keys.by('le')}) ({buckets}))"
     if isinstance(node, Ratio):
-        numerator, denominator = _node(node.numerator, keys, window), _node(node.denominator, keys, window)
+        numerator, denominator = _node(node.numerator, keys, ranges), _node(node.denominator, keys, ranges)
         if not node.absent_is_zero:
             return f"({numerator}) / ({denominator})"
         return f"(({numerator}) or ({denominator}) * 0) / ({denominator})"
-    return f"({_node(node.of, keys, window)}) * {node.factor:g}"
+    return f"({_node(node.of, keys, ranges)}) * {node.factor:g}"
 
 
-def alternative(rule: Rule, keys: Keys, window: str) -> str:
+def alternative(rule: Rule, keys: Keys, ranges: Ranges) -> str:
     """One rule over the series whose service is named by `keys.service_label`, keyed by `service`."""
-    text = _node(rule.expr, keys, window)
+    text = _node(rule.expr, keys, ranges)
     if keys.service_label == "service":
         return text
     by = "service" if keys.instance_label is None else "service, instance"

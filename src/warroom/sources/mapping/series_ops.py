@@ -7,8 +7,9 @@ Samples are placed on a grid of `step` (each at the end of the step it falls in)
   counter restarted from zero, so the increase is the new value), divided by the time those
   increments span: no extrapolation to the window's edges, so a rate is never more than the
   counter actually rose;
-- its increase is the rate times the window, as PromQL's increase() is;
-- changes are the number of times the value changed within the window.
+- its increase and a value's changes are per step: the events since the sample before, in the step
+  ending at each grid point, so that the points of a period add up to its events (over a rolling
+  window every restart was counted once per step it stayed in the window: four times).
 """
 
 from __future__ import annotations
@@ -120,8 +121,11 @@ def per_series(points: pl.LazyFrame, kind: SeriesKind, grid: Grid) -> pl.LazyFra
     """(sid, g, value) of one series operation over the grid."""
     if kind == "value":
         return gauge(points, grid.step_us)
+    # events per step (the points add up to the events), as the live query counts them
+    per_step = Grid(grid.step_us, grid.step_us, grid.measured)
     if kind == "changes":
-        return _windowed(points, grid, "changes").select("sid", "g", pl.col("amount").alias("value"))
+        return _windowed(points, per_step, "changes").select("sid", "g", pl.col("amount").alias("value"))
+    if kind == "increase":
+        return _windowed(points, per_step, "increase").select("sid", "g", pl.col("amount").alias("value"))
     rate = pl.col("amount") / (pl.col("span_us") / 1e6)
-    value = rate * grid.window_s if kind == "increase" else rate
-    return _windowed(points, grid, "increase").select("sid", "g", value.alias("value"))
+    return _windowed(points, grid, "increase").select("sid", "g", rate.alias("value"))
