@@ -60,6 +60,29 @@ def test_onset_detected_from_metrics() -> None:
     assert quiet == ONSET + timedelta(hours=1)
 
 
+def test_a_lone_early_hop_of_one_signal_is_not_the_onset() -> None:
+    """A low-traffic service's p99 over its threshold a minute before anything else moved (the ninth
+    live run's slow_dependency): the onset is where signals move together, not that hop."""
+    t0 = ONSET - timedelta(minutes=20)
+    rows = []
+    for i in range(300):  # every 5 s: 20 minutes before the onset, 5 after
+        t = t0 + timedelta(seconds=5 * i)
+        hop = ONSET - timedelta(seconds=65) <= t < ONSET - timedelta(seconds=50)  # three samples high
+        faulty = t >= ONSET
+        rows.append((t, "checkout", "latency_p99_ms", 500.0 if hop or faulty else 50.0 + (i % 3)))
+        rows.append((t, "payment", "latency_p99_ms", 900.0 if faulty else 20.0 + (i % 2)))
+        rows.append((t, "checkout", "db_pool_utilization", 1.0 if t >= ONSET + timedelta(seconds=10) else 0.1))
+    frame = pl.DataFrame(rows, schema=["timestamp", "service", "metric", "value"], orient="row")
+    found = detect_onset(frame, None, ONSET - timedelta(minutes=5), ONSET + timedelta(hours=1))
+    assert found == ONSET
+    # the hop alone, with nothing after it: then it is all the data shows
+    alone = frame.filter((pl.col("service") == "checkout") & (pl.col("metric") == "latency_p99_ms"))
+    alone = alone.filter(pl.col("timestamp") < ONSET)
+    assert detect_onset(alone, None, ONSET - timedelta(minutes=5), ONSET + timedelta(hours=1)) == ONSET - timedelta(
+        seconds=65
+    )
+
+
 def test_a_change_is_diffed_against_what_ran_before_it_a_rollback_included() -> None:
     """Live: checkout's leaky deploy was rolled back, then a revert of it deployed. Diffed against
     the leaky deploy (the last of its kind), the revert's diff showed the leak's lines removed and

@@ -136,7 +136,8 @@ def detect_onset(
     baseline: pl.DataFrame | None = None,
 ) -> datetime:
     """The earliest time a golden or saturation signal of the given services leaves its baseline for
-    three consecutive samples; `fallback` (usually the alert time) when the data cannot say."""
+    three consecutive samples, and another follows within moments (unless it is the only one);
+    `fallback` (usually the alert time) when the data cannot say."""
     if metrics is None or metrics.height == 0:
         return fallback
     wanted = list(services or [])
@@ -190,11 +191,34 @@ def detect_onset(
         .sort("service", "metric", "timestamp")
         .with_columns(pl.col("hi").cast(pl.Int8).rolling_min(3).shift(-2).over("service", "metric").alias("sustained"))
         .filter(pl.col("sustained") == 1)
-        .select(pl.col("timestamp").min())
+        .group_by("service", "metric")
+        .agg(pl.col("timestamp").min())
         .collect()
     )
-    first = flagged.item() if flagged.height else None
-    return first if isinstance(first, datetime) else fallback
+    within = max(CORROBORATION, CORROBORATION_STEPS * _sampling_interval(series))
+    return _corroborated(flagged.get_column("timestamp").sort().to_list(), within) or fallback
+
+
+# An incident moves several signals within moments of each other (the cause's, then its symptoms');
+# a low-traffic service's p99 that hops over its threshold a minute before anything else is noise,
+# and a window opened there compares a minute of health with the fault. Moments: half a minute, or
+# two samples of series sampled more coarsely (a minute-level export's signals move a sample apart).
+CORROBORATION = timedelta(seconds=30)
+CORROBORATION_STEPS = 2
+
+
+def _sampling_interval(series: pl.DataFrame) -> timedelta:
+    gaps = series.sort("timestamp").select(pl.col("timestamp").diff().over("service", "metric").median()).item()
+    return gaps if isinstance(gaps, timedelta) else timedelta(0)
+
+
+def _corroborated(firsts: list[datetime], within: timedelta) -> datetime | None:
+    """The earliest series' onset that another series' onset follows `within`; the earliest of all
+    when none does (one signal is all the incident shows)."""
+    for i, first in enumerate(firsts):
+        if any(later - first <= within for later in firsts[i + 1 :]):
+            return first
+    return firsts[0] if firsts else None
 
 
 def _opt(row: Mapping[str, object], key: str) -> str | None:
