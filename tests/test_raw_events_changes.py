@@ -192,3 +192,26 @@ def test_deploy_log_by_url_and_by_file(served: str, tmp_path: Path) -> None:
     assert by_url.responses[0].body == (FIXTURES / "deploys.yaml").read_bytes()
     with pytest.raises(DeployFeedError, match="answered 404"):
         deploy_log(DeployLogConfig(url=f"{served}/missing.jsonl"))
+
+
+def test_a_version_deployed_again_is_another_change_not_a_copy(tmp_path: Path) -> None:
+    """A deploy log that names a deploy by what it deployed repeats the id when the same version goes
+    out again (a rollback to it, later another): the later deploys are numbered, not dropped (the
+    lab's second rollback to checkout's first version was lost in replays, and with it the end of
+    the incident's period)."""
+    path = tmp_path / "deploys.jsonl"
+    path.write_text(
+        '{"id": "rollback-checkout-1.0", "time": "2024-05-27T15:00:00Z", "service": "checkout", "version": "1.0",'
+        ' "kind": "rollback"}\n'
+        '{"id": "deploy-checkout-1.1", "time": "2024-05-27T15:10:00Z", "service": "checkout", "version": "1.1"}\n'
+        '{"id": "rollback-checkout-1.0", "time": "2024-05-27T15:20:00Z", "service": "checkout", "version": "1.0",'
+        ' "kind": "rollback"}\n',
+        encoding="utf-8",
+    )
+    read = _read(path)
+    assert read.tables[0].frame.get_column("id").to_list() == [
+        "rollback-checkout-1.0",
+        "deploy-checkout-1.1",
+        "rollback-checkout-1.0#2",
+    ]
+    assert read.limitations == []

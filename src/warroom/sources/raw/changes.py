@@ -32,6 +32,22 @@ class Change:
     description: str | None = None
 
 
+def _distinct_ids(rows: list[tuple[Change, int]]) -> list[str]:
+    """Each change's id (its own, else kind-service-version): a log that names a deploy by what it
+    deployed repeats the id when the same version is deployed again (a rollback to it, a redeploy),
+    and those later deploys, at other times, are numbered (`id#2`) rather than dropped as copies."""
+    ids = [c.id or f"{c.kind}-{c.service}-{c.version or (c.commit or '')[:12] or c.line}" for c, _ in rows]
+    seen: dict[str, list[int]] = {}
+    out = []
+    for name, (_, micros) in zip(ids, rows, strict=True):
+        times = seen.setdefault(name, [])
+        if micros not in times:
+            times.append(micros)
+        n = times.index(micros) + 1
+        out.append(name if n == 1 else f"{name}#{n}")
+    return out
+
+
 def change_read(changes: list[Change], path: Path, skipped: Skipped, what: str, source: str = "bundle") -> RawRead:
     rows: list[tuple[Change, int]] = []
     for change in changes:
@@ -45,7 +61,7 @@ def change_read(changes: list[Change], path: Path, skipped: Skipped, what: str, 
     skipped.fail_if_nothing_left(len(rows), path, what)
     frame = pl.DataFrame(
         {
-            "id": [c.id or f"{c.kind}-{c.service}-{c.version or (c.commit or '')[:12] or c.line}" for c, _ in rows],
+            "id": _distinct_ids(rows),
             "time": pl.Series([m for _, m in rows], dtype=pl.Int64).cast(TS),
             "service": [c.service for c, _ in rows],
             "kind": [c.kind for c, _ in rows],
