@@ -189,3 +189,32 @@ def test_incident_time_of_a_replay_follows_the_first_alert(store: Store, router:
     alert_times = [e.at for e in store.timeline(incident.id) if e.kind.value == "alert"]
     # the second arrived seconds (engine time) after the first: the replay's clock moved that much
     assert alert_times[1] - alert_times[0] < timedelta(minutes=1)
+
+
+def test_a_group_firing_again_after_its_incident_went_quiet_opens_a_new_incident(store: Store, tmp_path: Path) -> None:
+    """An incident left open (its response failed and nobody closed it) must not swallow its group's
+    later alerts: once every alert of it has resolved and stayed quiet for `regroup_after_s`, the
+    group's next alert opens a new incident (the ninth live run's bad_config alert joined the
+    slow_dependency incident of 50 minutes before, and no incident opened for it)."""
+    quick = Router(
+        ServeConfig(replay=str(EXAMPLE), routes=[RouteConfig(name="pages", storm_window_s=0, regroup_after_s=0)])
+    )
+    patient = Router(ServeConfig(replay=str(EXAMPLE), routes=[RouteConfig(name="pages", storm_window_s=0)]))
+    group = '{}:{service="checkout"}'
+
+    def fire(router: Router, name: str, fingerprint: str, status: str = "firing") -> IntakeResult:
+        alerts = _received(name=name, fingerprint=fingerprint, status=status, group_key=group, service="checkout")
+        return _accept(store, router, tmp_path, alerts)
+
+    first = fire(quick, "DBPoolSaturated", "0000aaaa0000aaaa").incident_ids[0]
+    # still firing: a sibling of the group joins it
+    assert fire(quick, "HighLatencyP99", "0000bbbb0000bbbb").incident_ids == [first]
+    fire(quick, "DBPoolSaturated", "0000aaaa0000aaaa", "resolved")
+    fire(quick, "HighLatencyP99", "0000bbbb0000bbbb", "resolved")
+    # every alert resolved, but not yet quiet for the default half hour: the group's incident still
+    assert fire(patient, "HighErrorRatio", "0000cccc0000cccc").incident_ids == [first]
+    fire(patient, "HighErrorRatio", "0000cccc0000cccc", "resolved")
+    # quiet (here at once): the next alert of the group opens a new incident, and its group follows it
+    again = fire(quick, "HighErrorRatio", "0000dddd0000dddd")
+    assert again.alerts[0].outcome == "opened" and again.incident_ids != [first]
+    assert fire(quick, "HighLatencyP99", "0000eeee0000eeee").incident_ids == again.incident_ids

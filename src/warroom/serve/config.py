@@ -28,6 +28,10 @@ class RouteConfig(Strict):
     bundle: str | None = None  # the route's telemetry: a bundle replayed as if live (default: --replay)
     group_by: list[str] = Field(default_factory=lambda: ["alertname", "service"])  # alerts without a groupKey
     storm_window_s: float = Field(default=300.0, ge=0)  # new groups on this route join a fresh incident
+    # a group's incident whose alerts have all resolved and stayed quiet this long no longer takes the
+    # group's new alerts: they open a new incident (one left open after a failed response, never
+    # closed, would swallow every later alert of its group)
+    regroup_after_s: float = Field(default=1800.0, ge=0)
 
     @field_validator("matchers")
     @classmethod

@@ -3,8 +3,10 @@ run — all in one transaction, committed before the sender gets its 2xx.
 
 Grouping, in order: the same occurrence (fingerprint + start) stays with its incident; the same
 group (Alertmanager's groupKey, else the route's `group_by` labels) attaches to the group's open
-incident; a new group on a route that opened an incident less than `storm_window_s` ago joins that
-incident (a storm becomes one incident, not thousands); otherwise a new incident opens.
+incident, unless every alert of that incident resolved `regroup_after_s` ago or more (the group
+firing again after a quiet spell is a new incident); a new group on a route that opened an incident
+less than `storm_window_s` ago joins that incident (a storm becomes one incident, not thousands);
+otherwise a new incident opens.
 """
 
 from __future__ import annotations
@@ -129,6 +131,8 @@ class _Intake:
             self._outcome(row, "stored", "no route matches the alert's labels")
             return
         incident_id = self._group_incident(group_key)
+        if incident_id is not None and row.status == "firing" and self._quiet(incident_id, route):
+            incident_id = None  # the group fires again after its incident went quiet: a new incident
         detail = "same alert group"
         if incident_id is None and route.config.storm_window_s > 0:
             since = self.now - timedelta(seconds=route.config.storm_window_s)
@@ -145,6 +149,12 @@ class _Intake:
             self._outcome(row, "attached", detail)
             return
         self._open(row, alert, route, group_key)
+
+    def _quiet(self, incident_id: str, route: Route) -> bool:
+        """Every alert of the incident resolved, the last of them `regroup_after_s` ago or more."""
+        firing, changed = alert_store.alert_activity(self.session, incident_id)
+        quiet_since = self.now - timedelta(seconds=route.config.regroup_after_s)
+        return firing == 0 and changed is not None and changed <= quiet_since
 
     def _group_incident(self, group_key: str) -> str | None:
         if group_key not in self._groups:

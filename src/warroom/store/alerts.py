@@ -87,6 +87,9 @@ _STORM_INCIDENT = (
     .order_by(GROUPS.c.id.desc())
     .limit(1)
 )
+_ACTIVITY = select(func.count().filter(ALERTS.c.status == "firing"), func.max(ALERTS.c.updated_at)).where(
+    ALERTS.c.incident_id == bindparam("incident")
+)
 _LINK = insert(GROUPS)
 _FIRST = select(func.min(ALERTS.c.received_at)).where(ALERTS.c.incident_id == bindparam("incident"))
 _EVENTS = {
@@ -204,6 +207,12 @@ def settle_alert(session: Session, row: Occurrence, outcome: str, detail: str) -
 def open_incident_of_group(session: Session, group_key: str) -> str | None:
     """The incident an alert group currently feeds, unless that incident is resolved or closed."""
     return session.scalar(_GROUP_INCIDENT, {"key": group_digest(group_key)})
+
+
+def alert_activity(session: Session, incident_id: str) -> tuple[int, datetime | None]:
+    """How many of the incident's alerts still fire, and when any of them last changed."""
+    row = session.execute(_ACTIVITY, {"incident": incident_id}).one()
+    return int(row[0] or 0), _utc(row[1])
 
 
 def storm_incident(session: Session, route: str, since: datetime) -> str | None:
