@@ -82,13 +82,14 @@ def _redacted(mapping: dict[str, str]) -> dict[str, str]:
 @dataclass
 class _Memo:
     """What one transaction has looked up or decided: a group's incident, an incident's first
-    receipt, a route's storm incident. The group commit runs many requests in one transaction, and
-    they share it; a new transaction (the next batch, or a job run again alone) starts empty, so it
-    never holds what a rolled-back transaction saw."""
+    receipt, a route's storm incident, whether an incident had gone quiet. The group commit runs
+    many requests in one transaction, and they share it; a new transaction (the next batch, or a
+    job run again alone) starts empty, so it never holds what a rolled-back transaction saw."""
 
     groups: dict[str, str | None] = field(default_factory=dict)
     first: dict[str, datetime] = field(default_factory=dict)
     storms: dict[str, str | None] = field(default_factory=dict)
+    quiet: dict[str, bool] = field(default_factory=dict)
 
 
 class _Intake:
@@ -103,6 +104,7 @@ class _Intake:
         self._groups = memo.groups
         self._first = memo.first
         self._storms = memo.storms
+        self._quiet_of = memo.quiet
 
     def take(self, alert: ReceivedAlert) -> None:
         # Secrets in alert text (a URL with a password in an annotation) never reach the store.
@@ -151,10 +153,13 @@ class _Intake:
         self._open(row, alert, route, group_key)
 
     def _quiet(self, incident_id: str, route: Route) -> bool:
-        """Every alert of the incident resolved, the last of them `regroup_after_s` ago or more."""
-        firing, changed = alert_store.alert_activity(self.session, incident_id)
-        quiet_since = self.now - timedelta(seconds=route.config.regroup_after_s)
-        return firing == 0 and changed is not None and changed <= quiet_since
+        """Every alert of the incident resolved, the last of them `regroup_after_s` ago or more
+        (looked up once per incident and transaction: a storm's alerts share their group's)."""
+        if incident_id not in self._quiet_of:
+            firing, changed = alert_store.alert_activity(self.session, incident_id)
+            quiet_since = self.now - timedelta(seconds=route.config.regroup_after_s)
+            self._quiet_of[incident_id] = firing == 0 and changed is not None and changed <= quiet_since
+        return self._quiet_of[incident_id]
 
     def _group_incident(self, group_key: str) -> str | None:
         if group_key not in self._groups:
