@@ -111,3 +111,18 @@ def test_a_change_is_diffed_against_what_ran_before_it_a_rollback_included() -> 
     assert before["d3"] is not None and before["d3"]["id"] == "r1" and before["d3"]["commit"] == "aaa"
     assert before["c2"] is not None and before["c2"]["id"] == "c1"
     assert before["d1"] is None
+
+
+def test_minute_level_signals_a_sample_apart_corroborate_each_other() -> None:
+    """Series sampled once a minute move a sample apart: the first of them is the onset, not an
+    earlier lone hop (with half a minute, no coarse signal corroborates another and the hop wins)."""
+    t0 = ONSET - timedelta(minutes=40)
+    rows = []
+    for i in range(45):
+        t = t0 + timedelta(minutes=i)
+        rows.append((t, "checkout", "db_pool_utilization", 1.0 if t >= ONSET else 0.1 + 0.01 * (i % 3)))
+        rows.append((t, "gateway", "latency_p99_ms", 900.0 if t >= ONSET + timedelta(minutes=1) else 50.0 + (i % 3)))
+        hop = ONSET - timedelta(minutes=10) <= t < ONSET - timedelta(minutes=7)  # three samples, alone
+        rows.append((t, "catalog", "latency_p99_ms", 700.0 if hop else 40.0 + (i % 3)))
+    frame = pl.DataFrame(rows, schema=["timestamp", "service", "metric", "value"], orient="row")
+    assert detect_onset(frame, None, ONSET - timedelta(minutes=10), ONSET + timedelta(hours=1)) == ONSET

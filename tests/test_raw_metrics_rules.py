@@ -146,3 +146,51 @@ def test_a_bad_rule_file_is_one_line_naming_its_line(tmp_path: Path, body: str, 
         load_rule_set(path)
     assert error.value.one_line().startswith(f"{path}:{line}: field 'rules.0.")
     assert message in error.value.one_line() and "\n" not in error.value.one_line()
+
+
+def test_the_live_per_step_queries_count_each_event_once_in_prometheus(tmp_path: Path) -> None:
+    """The PromQL a live read sends for `increase` and `changes`, evaluated by Prometheus' own engine
+    (promtool's rule tests): one event per step, a counter reset read as its new value, as the
+    offline evaluation counts them (over a rolling window one restart counted four times)."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from warroom.sources.mapping.promql import Keys, Ranges, alternative
+    from warroom.sources.mapping.rules import Rule
+
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool (Debian package prometheus) is not installed: make test installs it")
+    keys, ranges = Keys("service", (), None), Ranges("1m", "15s")
+    increase = alternative(Rule(record="r", expr={"sum": {"increase": "restarts_total"}}), keys, ranges)
+    changes = alternative(Rule(record="r", expr={"sum": {"changes": "start_time"}}), keys, ranges)
+    cases = [
+        (increase, 30, 1),
+        (increase, 45, 0),
+        (increase, 60, 0),
+        (increase, 75, 2),
+        (changes, 30, 1),
+        (changes, 45, 0),
+    ]
+    (tmp_path / "rules.yml").write_text("groups: []\n")
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "15s",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [
+                    {"series": 'restarts_total{service="a"}', "values": "0 0 1 1 0 2 2"},  # a reset at 60 s
+                    {"series": 'start_time{service="a"}', "values": "100 100 200 200 200 300 300"},
+                ],
+                "promql_expr_test": [
+                    {"expr": expr, "eval_time": f"{t}s", "exp_samples": [{"labels": '{service="a"}', "value": v}]}
+                    for expr, t, v in cases
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    done = subprocess.run(["promtool", "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
